@@ -1,0 +1,89 @@
+# aichat - see README.md.  `make` leaves ./aichat at the root.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CC       ?= cc
+PKGS     := libcurl libcjson libmicrohttpd sqlite3
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -D_GNU_SOURCE -Iinclude -MMD -MP \
+            -DAICHAT_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(SAN)
+LDFLAGS  += $(SAN)
+LDLIBS   += $(PKG_LIBS) -lm
+
+ifeq ($(BUILD),build)
+BIN := aichat
+else
+BIN := $(BUILD)/aichat
+endif
+
+SRCS      := $(sort $(wildcard src/*/*.c))
+OBJS      := $(SRCS:%.c=$(BUILD)/%.o)
+MAIN_OBJ  := $(BUILD)/src/main.o
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FAKE      := $(BUILD)/tests/fake_upstream
+FAKE_SRCS := $(sort $(wildcard tests/fake/*.c))
+
+.PHONY: all check asan install uninstall clean deps demo bench
+all: $(BIN)
+
+$(BIN): $(MAIN_OBJ) $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(FAKE): $(FAKE_SRCS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lpthread
+
+check: $(BIN) $(UNIT_BINS) $(FAKE)
+	@AICHAT_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
+	    UNIT_DIR=$(abspath $(BUILD)/tests) tests/run.sh
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fno-omit-frame-pointer' \
+	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' check
+
+deps:
+	@sh tools/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@./aichat chat -m mock:echo "Hello from aichat: this reply streams word by word from the offline mock model."
+
+bench: $(BIN)
+	@bench/run.sh
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	    $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	    $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/aichat
+	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 completions/aichat.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/aichat
+	install -m 644 completions/_aichat $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_aichat
+	install -m 644 completions/aichat.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/aichat.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/aichat $(DESTDIR)$(PREFIX)/share/man/man1/aichat*.1 \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions/aichat \
+	    $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_aichat \
+	    $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/aichat.fish
+
+clean:
+	rm -rf build build-asan aichat
+
+-include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BINS:=.d)
