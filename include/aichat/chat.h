@@ -1,0 +1,77 @@
+/*
+ * chat.h - the chat service: one request to a model, streamed or not.
+ *
+ * Both faces use it: the CLI's `aichat chat` and, later, serve's /chat and
+ * /conversation.  A request is built from a JSON value already checked by
+ * schema_validate() (ChatRequest or ConversationRequest), so the service
+ * never sees an out-of-bounds field.  The service knows nothing of
+ * terminals or HTTP: deltas go to a callback, the result to another.
+ */
+#ifndef AICHAT_CHAT_H
+#define AICHAT_CHAT_H
+
+#include <cJSON.h>
+
+#include "aichat/buf.h"
+#include "aichat/config.h"
+#include "aichat/err.h"
+#include "aichat/provider.h"
+#include "aichat/transfer.h"
+
+struct chat_request {
+	char *model;                   /* NULL = configured default */
+	char *system;                  /* NULL = none */
+	double temperature;
+	int max_tokens;                /* 0 = provider default */
+	int stream;
+	struct chat_message *messages; /* roles and contents owned */
+	size_t nmessages;
+};
+
+/*
+ * Fills req from a validated ChatRequest (a "prompt" field) or
+ * ConversationRequest ("messages").  Strings are copied; release with
+ * chat_request_release().
+ */
+void chat_request_from_json(struct chat_request *req, const cJSON *obj);
+void chat_request_release(struct chat_request *req);
+
+struct chat_result {
+	struct buf content;            /* the whole answer (partial on error) */
+	char model[256];               /* "provider:model" */
+	long prompt_tokens, completion_tokens;
+	int have_usage;
+	char finish_reason[32];
+	struct err err;                /* ERR_OK on success */
+	int attempts;
+	int64_t first_token_ms, total_ms;
+};
+
+/* ChatResponse object (plus "error" when r->err is set); owned by caller. */
+cJSON *chat_result_json(const struct chat_result *r);
+
+struct chat_cbs {
+	void (*on_delta)(void *ud, const char *s, size_t n);
+	void (*on_retry)(void *ud, const struct err *why, int attempt,
+			 int64_t delay_ms);  /* may be NULL */
+	/* Once, unless cancelled; r is valid only during the call. */
+	void (*on_done)(void *ud, const struct chat_result *r);
+};
+
+struct chat;
+
+/*
+ * Resolves the model and starts the call on eng.  Returns NULL with e set
+ * when nothing could be sent: ERR_CONFIG (unknown provider, missing key) or
+ * ERR_INVALID_REQUEST (a bound the provider adds).  cfg, req and o are
+ * borrowed during the call only; cbs and ud until on_done.
+ */
+struct chat *chat_start(struct engine *eng, const struct config *cfg,
+			const struct chat_request *req, const struct llm_opts *o,
+			const struct chat_cbs *cbs, void *ud, struct err *e);
+/* Stops at once; no callback afterwards. */
+void chat_cancel(struct chat *c);
+/* The text received so far (valid until on_done or chat_cancel). */
+const struct buf *chat_partial(const struct chat *c);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * config.h - settings from the environment and an optional config file.
+ *
+ * The environment comes first; the JSON file ($AICHAT_CONFIG, else
+ * $XDG_CONFIG_HOME/aichat/config.json, else ~/.config/aichat/config.json)
+ * fills in what the environment leaves open:
+ *
+ *     { "default_model": "openai:gpt-4o-mini",
+ *       "aliases":   { "fast": "openai:gpt-4o-mini" },
+ *       "providers": { "groq": { "kind": "openai",
+ *                                "base_url": "https://api.groq.com/openai/v1",
+ *                                "api_key_env": "GROQ_API_KEY" } } }
+ *
+ * All strings in struct config are owned by it; config_release() frees them.
+ */
+#ifndef AICHAT_CONFIG_H
+#define AICHAT_CONFIG_H
+
+#include <stddef.h>
+
+#include "aichat/err.h"
+
+#define CONFIG_DEFAULT_MODEL "openai:gpt-4o-mini"
+
+struct provider_conf {
+	char *name;
+	char *kind;         /* "openai" | "anthropic" */
+	char *base_url;     /* NULL = the kind's default */
+	char *api_key_env;  /* NULL = no key sent */
+};
+
+struct alias {
+	char *name;
+	char *target;
+};
+
+struct config {
+	char *path;          /* file read, NULL if none */
+	char *default_model; /* from the file; AICHAT_MODEL wins over it */
+	struct alias *aliases;
+	size_t naliases;
+	struct provider_conf *providers;
+	size_t nproviders;
+};
+
+/*
+ * Reads the config file if there is one.  A file named by $AICHAT_CONFIG
+ * must exist; the default locations are optional.  Returns -1 with e
+ * (ERR_CONFIG) naming the file and the line:column of a syntax error, or
+ * the key of a bad value.
+ */
+int config_load(struct config *c, struct err *e);
+/* Same, from text (for tests and for a path already read). */
+int config_parse(struct config *c, const char *path, const char *text,
+		 size_t len, struct err *e);
+void config_release(struct config *c);
+
+/* The model to use when none is given: AICHAT_MODEL, the file, built-in. */
+const char *config_default_model(const struct config *c);
+/* Target of alias name, NULL if none. */
+const char *config_alias(const struct config *c, const char *name);
+/* Named provider from the file, NULL if none. */
+const struct provider_conf *config_provider(const struct config *c,
+					    const char *name);
+
+/* A non-empty environment variable, or NULL. */
+const char *env_get(const char *name);
+
+#endif

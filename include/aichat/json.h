@@ -1,0 +1,39 @@
+/*
+ * json.h - small cJSON helpers.
+ *
+ * Getters borrow: returned strings and nodes belong to the cJSON tree and
+ * live as long as it does.  Nothing here allocates except json_print().
+ */
+#ifndef AICHAT_JSON_H
+#define AICHAT_JSON_H
+
+#include <cJSON.h>
+#include <stddef.h>
+
+#include "aichat/buf.h"
+
+/* obj[key] as a string, or NULL when absent or not a string. */
+const char *json_str(const cJSON *obj, const char *key);
+/* obj[key] as a number into *out; -1 when absent or not a number. */
+int json_num(const cJSON *obj, const char *key, double *out);
+/* obj[key] as an object/array node, NULL when absent or another type. */
+const cJSON *json_obj(const cJSON *obj, const char *key);
+const cJSON *json_arr(const cJSON *obj, const char *key);
+/* Follows a dotted path ("error.message"); NULL when any step is missing. */
+const cJSON *json_path(const cJSON *obj, const char *path);
+/* Compact text of node; owned, free() it. */
+char *json_print(const cJSON *node);
+/* Appends s as a JSON string literal (with quotes) to b. */
+int json_quote(struct buf *b, const char *s, size_t n);
+/*
+ * 1-based line and column of position pos in text, for error messages
+ * that point at the place a parse failed.
+ */
+void json_position(const char *text, size_t pos, int *line, int *col);
+/*
+ * Parses len bytes of text.  On failure returns NULL and sets *err_pos to
+ * the byte offset cJSON stopped at.
+ */
+cJSON *json_parse(const char *text, size_t len, size_t *err_pos);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * loop.h - the one event loop: epoll file events and one-shot timers.
+ *
+ * Everything asynchronous in aichat runs on a loop: libcurl transfers (see
+ * transfer.h), the mock provider's timed tokens, signals in the CLI and,
+ * in serve mode, the HTTP server's sockets.  Callbacks run on the thread
+ * that called loop_run(); none of these functions is thread-safe.
+ * A callback may add or delete any fd or timer, including its own.
+ */
+#ifndef AICHAT_LOOP_H
+#define AICHAT_LOOP_H
+
+#include <stdint.h>
+
+enum { LOOP_READ = 1, LOOP_WRITE = 2 };
+
+struct loop;
+struct loop_timer;
+
+/* events is a mask of LOOP_READ / LOOP_WRITE (errors and hangups are
+ * reported as both, so the handler's read or write sees them). */
+typedef void (*loop_fd_fn)(struct loop *l, int fd, int events, void *data);
+typedef void (*loop_timer_fn)(struct loop *l, void *data);
+
+/* Owned loop; free with loop_free().  NULL (errno set) if epoll fails. */
+struct loop *loop_new(void);
+/* Frees the loop and any timers still pending (without calling them). */
+void loop_free(struct loop *l);
+
+/* Watches fd for the events in mask, replacing any earlier watch of fd. */
+int loop_add_fd(struct loop *l, int fd, int mask, loop_fd_fn fn, void *data);
+/* Stops watching fd (no-op when not watched). */
+void loop_del_fd(struct loop *l, int fd);
+
+/* Calls fn(l, data) once, after ms milliseconds (0 = next iteration).
+ * The handle is valid until the timer fires or is deleted. */
+struct loop_timer *loop_add_timer(struct loop *l, int64_t ms,
+				  loop_timer_fn fn, void *data);
+void loop_del_timer(struct loop *l, struct loop_timer *t);
+
+/* Runs until loop_stop() is called or nothing is left to wait for
+ * (no fd watched and no timer pending).  Returns 0, or -1 if epoll fails. */
+int loop_run(struct loop *l);
+void loop_stop(struct loop *l);
+
+/* Monotonic clock in milliseconds. */
+int64_t loop_now_ms(void);
+
+#endif

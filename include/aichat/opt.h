@@ -1,0 +1,53 @@
+/*
+ * opt.h - command-line options as tables.
+ *
+ * One table per command drives parsing, --help and (through a test) the
+ * completions and man pages.  Parsing is GNU-style: options and operands
+ * may mix, "--" ends options, "--name=value" and "-xVALUE" work, flags
+ * may be bundled ("-vh").
+ */
+#ifndef AICHAT_OPT_H
+#define AICHAT_OPT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "aichat/err.h"
+#include "aichat/schema.h"
+
+struct opt {
+	char short_name;        /* 0 = none */
+	const char *long_name;
+	const char *arg;        /* metavariable ("MODEL"); NULL = a flag */
+	const char *field;      /* schema field checked against, or NULL */
+	const char *help;
+};
+
+struct opt_result {
+	const char **values;    /* per option: last value given, or NULL */
+	int *seen;              /* per option: times given */
+	char **operands;        /* borrowed from argv */
+	int noperands;
+};
+
+/*
+ * Parses argv[0..argc) against opts[0..n).  cmd names the command in
+ * messages.  On an unknown option or a missing argument returns -1 with e
+ * (ERR_USAGE) naming it, with a "did you mean" hint when one is close.
+ * out's arrays are owned: opt_result_release().
+ */
+int opt_parse(const struct opt *opts, size_t n, int argc, char **argv,
+	      const char *cmd, struct opt_result *out, struct err *e);
+void opt_result_release(struct opt_result *r);
+
+/*
+ * Prints the options section of --help.  When s is given, an option tied
+ * to a field shows the field's bounds and default from the schema table.
+ */
+void opt_help(FILE *f, const struct opt *opts, size_t n,
+	      const struct schema *s);
+
+/* The long name closest to word (edit distance <= 2), or NULL. */
+const char *opt_suggest(const char *word, const char *const *names, size_t n);
+
+#endif

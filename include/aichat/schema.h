@@ -1,0 +1,74 @@
+/*
+ * schema.h - request contracts as data, and validation against them.
+ *
+ * Each request type is one table of fields (name, type, required, default,
+ * bounds, enum, help).  The same table validates CLI flags (exit 2) and
+ * HTTP bodies (422), and feeds --help, the man pages and OpenAPI.
+ * Validation runs before anything touches the network.
+ */
+#ifndef AICHAT_SCHEMA_H
+#define AICHAT_SCHEMA_H
+
+#include <cJSON.h>
+#include <stddef.h>
+
+enum field_type {
+	FIELD_STRING,
+	FIELD_NUMBER,
+	FIELD_INTEGER,
+	FIELD_BOOL,
+	FIELD_ARRAY,   /* of objects described by items */
+};
+
+#define FIELD_NO_BOUND (-1.0)
+
+struct schema;
+
+struct field {
+	const char *name;
+	enum field_type type;
+	int required;
+	const char *def;             /* default, as JSON text; NULL = none */
+	double min, max;             /* value, characters or items; -1 = none */
+	const char *const *enums;    /* allowed strings, NULL-terminated */
+	const struct schema *items;  /* FIELD_ARRAY element schema */
+	const char *help;
+};
+
+struct schema {
+	const char *name;            /* "ChatRequest" */
+	const struct field *fields;
+	size_t nfields;
+};
+
+extern const struct schema schema_chat_request;
+extern const struct schema schema_conversation_request;
+extern const struct schema schema_message;
+
+/* One failing field, in the shape FastAPI/Pydantic clients know. */
+struct verror {
+	char loc[160];       /* dotted path below the root: "messages.0.role" */
+	char field[64];      /* last path element: "role" */
+	char value[80];      /* the offending value, shortened; "" if missing */
+	char msg[160];       /* "must be <= 2" */
+	const char *type;    /* "less_than_equal", "missing", ... */
+};
+
+struct verrors {
+	struct verror *v;
+	size_t n;
+};
+
+/*
+ * Checks obj against s, appending one verror per failing field (all of
+ * them, not just the first) and filling in defaults of absent optional
+ * fields.  obj may be any JSON value; a non-object is one error.  Returns
+ * the number of errors added.  Unknown fields are left alone.
+ */
+size_t schema_validate(const struct schema *s, cJSON *obj, struct verrors *out);
+void verrors_release(struct verrors *v);
+const struct field *schema_field(const struct schema *s, const char *name);
+/* Number of UTF-8 characters in s. */
+size_t utf8_length(const char *s);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * transfer.h - HTTP calls as transfers on the event loop (libcurl multi).
+ *
+ * An engine couples one loop with one curl multi handle driven through
+ * CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION: no thread per call,
+ * no blocking perform.  Connections stay in the multi handle's pool and
+ * are reused by later transfers to the same host.
+ *
+ * A transfer delivers its 2xx body through on_data as it arrives; a non-2xx
+ * body is collected (capped) and handed to on_done in the result instead.
+ * Exactly one on_done call ends every transfer that was not cancelled;
+ * after transfer_cancel() no callback runs and the handle is gone.
+ */
+#ifndef AICHAT_TRANSFER_H
+#define AICHAT_TRANSFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aichat/buf.h"
+#include "aichat/err.h"
+#include "aichat/loop.h"
+
+struct engine;
+struct transfer;
+
+struct transfer_req {
+	const char *url;
+	const char *const *headers; /* "Name: value" strings, NULL-terminated */
+	const char *body;           /* POST body; NULL = GET */
+	size_t body_len;
+	int64_t connect_ms;         /* 0 = no limit (each of these) */
+	int64_t first_byte_ms;      /* until the first response byte */
+	int64_t idle_ms;            /* longest silence once bytes flow */
+	int64_t total_ms;
+};
+
+struct transfer_result {
+	long status;                /* HTTP status, 0 if none was received */
+	double retry_after;         /* seconds from Retry-After, -1 if absent */
+	const char *content_type;   /* "" if absent */
+	struct buf error_body;      /* body of a non-2xx answer (capped) */
+	struct err err;             /* transport failure; code ERR_OK if none */
+	int64_t first_byte_at;      /* loop_now_ms() of the first byte, 0 if none */
+};
+
+struct transfer_cbs {
+	/* 2xx body bytes; return non-zero to abort (then on_done reports
+	 * ERR_CANCELLED unless err was set by the callee via transfer_fail). */
+	int (*on_data)(void *ud, const char *p, size_t n);
+	void (*on_done)(void *ud, struct transfer_result *r);
+};
+
+/* Owned engine on loop l (borrowed, must outlive it); NULL on failure. */
+struct engine *engine_new(struct loop *l);
+/* Cancels every transfer still running, then frees the engine. */
+void engine_free(struct engine *eng);
+struct loop *engine_loop(struct engine *eng);
+
+/*
+ * Starts a transfer.  req and its strings are copied; cbs and ud are
+ * borrowed until on_done returns or the transfer is cancelled.
+ * Returns NULL with e filled if curl refuses the request.
+ */
+struct transfer *transfer_start(struct engine *eng,
+				const struct transfer_req *req,
+				const struct transfer_cbs *cbs, void *ud,
+				struct err *e);
+/* Stops the transfer at once; no callback runs afterwards. */
+void transfer_cancel(struct transfer *t);
+/*
+ * From inside on_data: ends the transfer with this error (e.g. a parse
+ * error); on_done follows with r->err set to it.  Returns non-zero so that
+ * `return transfer_fail(...)` aborts the write.
+ */
+int transfer_fail(struct transfer *t, const struct err *e);
+
+#endif

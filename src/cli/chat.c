@@ -1,0 +1,413 @@
+/*
+ * chat.c - `aichat chat`: one prompt, the answer streamed to stdout.
+ *
+ * Flags become a JSON ChatRequest checked by the same schema table serve
+ * uses, so a bad flag fails (exit 2) before any network request.  Deltas
+ * are written and flushed as they arrive; the output is the exact text of
+ * the answer plus a final newline, with no escape codes.  SIGINT/SIGTERM
+ * arrive through a signalfd on the loop: the call is cancelled, what was
+ * printed stays, exit 130.
+ */
+#include "aichat/chat.h"
+#include "aichat/cli.h"
+#include "aichat/json.h"
+#include "aichat/loop.h"
+#include "aichat/schema.h"
+#include "aichat/xalloc.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define STDIN_MAX (8u * 1024 * 1024)
+
+enum {
+	O_MODEL, O_SYSTEM, O_TEMPERATURE, O_MAX_TOKENS, O_NO_STREAM, O_JSON,
+	O_RETRIES, O_TIMEOUT, O_VERBOSE, O_HELP,
+};
+
+const struct opt chat_opts[] = {
+	[O_MODEL] = { 'm', "model", "MODEL", "model",
+		      "model as provider:model or an alias (default $AICHAT_MODEL, else " CONFIG_DEFAULT_MODEL ")" },
+	[O_SYSTEM] = { 's', "system", "TEXT", "system", "system prompt" },
+	[O_TEMPERATURE] = { 't', "temperature", "X", "temperature",
+			    "sampling temperature" },
+	[O_MAX_TOKENS] = { 0, "max-tokens", "N", "max_tokens",
+			   "upper bound on tokens generated" },
+	[O_NO_STREAM] = { 0, "no-stream", NULL, NULL,
+			  "wait for the whole answer instead of streaming it" },
+	[O_JSON] = { 0, "json", NULL, NULL,
+		     "print one JSON object: content, model, token counts, finish_reason" },
+	[O_RETRIES] = { 0, "retries", "N", "retries",
+			"retries of transient failures (429, 5xx, connection errors)" },
+	[O_TIMEOUT] = { 0, "timeout", "SECONDS", "timeout",
+			"give up after this many seconds in all" },
+	[O_VERBOSE] = { 'v', "verbose", NULL, NULL,
+			"print token usage and timings to stderr" },
+	[O_HELP] = { 'h', "help", NULL, NULL, "show this help and exit" },
+};
+const size_t chat_nopts = sizeof(chat_opts) / sizeof(chat_opts[0]);
+
+/* Flags that are not part of ChatRequest, checked the same way. */
+static const struct field cli_fields[] = {
+	{ "retries", FIELD_INTEGER, 0, "2", 0, 10, NULL, NULL, "retries" },
+	{ "timeout", FIELD_NUMBER, 0, "600", 0.001, 86400, NULL, NULL, "timeout" },
+};
+static const struct schema cli_schema = { "ChatOptions", cli_fields, 2 };
+
+static void usage(FILE *f)
+{
+	fputs("usage: aichat chat [options] [PROMPT...]\n"
+	      "\n"
+	      "Send PROMPT (the arguments joined by spaces) to a model and stream the\n"
+	      "answer to stdout.  When stdin is not a terminal, its content is read and\n"
+	      "appended after a blank line (or is the whole prompt without arguments).\n"
+	      "\n"
+	      "options:\n", f);
+	opt_help(f, chat_opts, chat_nopts, &schema_chat_request);
+	fputs("\n"
+	      "examples:\n"
+	      "  aichat chat -m mock:echo hello            offline, no key needed\n"
+	      "  aichat chat \"explain this\" < main.c\n"
+	      "  git diff | aichat chat -m anthropic:claude-sonnet-4-6 write a commit message\n"
+	      "  aichat chat --json -t 0 \"one word for joy\"\n"
+	      "\n"
+	      "See aichat-chat(1) for providers, environment and exit statuses.\n", f);
+}
+
+/* ---- turning flags into a validated request ---- */
+
+static cJSON *flag_value(const struct field *f, const char *v)
+{
+	char *end;
+	double d;
+
+	if (f->type == FIELD_NUMBER || f->type == FIELD_INTEGER) {
+		errno = 0;
+		d = strtod(v, &end);
+		if (*v && !*end && !errno && isfinite(d))
+			return cJSON_CreateNumber(d);
+	}
+	return cJSON_CreateString(v);
+}
+
+static int report(const struct verrors *ve, const struct schema *s,
+		  const struct opt_result *r)
+{
+	for (size_t i = 0; i < ve->n; i++) {
+		const struct verror *v = &ve->v[i];
+		const char *flag = NULL;
+		char name[64];
+
+		for (size_t k = 0; k < chat_nopts; k++)
+			if (chat_opts[k].field && !strcmp(chat_opts[k].field, v->field) &&
+			    r->seen[k])
+				flag = chat_opts[k].long_name;
+		if (flag)
+			snprintf(name, sizeof(name), "--%s", flag);
+		else
+			snprintf(name, sizeof(name), "%s", v->field);
+		fprintf(stderr, "aichat: chat: invalid value '%s' for '%s': %s\n",
+			v->value, name, v->msg);
+	}
+	(void)s;
+	return EXIT_USAGE;
+}
+
+static int read_stdin(struct buf *b, struct err *e)
+{
+	char tmp[65536];
+	ssize_t n;
+
+	for (;;) {
+		n = read(STDIN_FILENO, tmp, sizeof(tmp));
+		if (n == 0)
+			return 0;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EBADF)
+				return 0;  /* no stdin at all */
+			return err_set(e, ERR_IO, "cannot read stdin: %s",
+				       strerror(errno));
+		}
+		if (buf_append(b, tmp, (size_t)n) < 0)
+			return err_set(e, ERR_INVALID_REQUEST,
+				       "stdin is larger than %u MiB", STDIN_MAX >> 20);
+	}
+}
+
+/* The prompt: operands joined by spaces, then stdin after a blank line. */
+static int gather_prompt(const struct opt_result *r, struct buf *prompt,
+			 int *have, struct err *e)
+{
+	struct buf in;
+
+	*have = 0;
+	for (int i = 0; i < r->noperands; i++) {
+		if (i)
+			buf_putc(prompt, ' ');
+		buf_appends(prompt, r->operands[i]);
+		*have = 1;
+	}
+	if (isatty(STDIN_FILENO))
+		return 0;
+	buf_init(&in, STDIN_MAX);
+	if (read_stdin(&in, e) < 0) {
+		buf_release(&in);
+		return -1;
+	}
+	if (in.len) {
+		if (*have)
+			buf_appends(prompt, "\n\n");
+		buf_append(prompt, in.ptr, in.len);
+		*have = 1;
+	}
+	buf_release(&in);
+	return 0;
+}
+
+/* ---- running the call ---- */
+
+struct run {
+	struct loop *loop;
+	struct chat *chat;
+	int json, verbose;
+	int interrupted;
+	int done;
+	size_t printed;
+	char last;
+	struct chat_result res;  /* copy of the scalars; content freed */
+	char *content;           /* for --json */
+};
+
+static void on_delta(void *ud, const char *s, size_t n)
+{
+	struct run *r = ud;
+
+	if (r->json)
+		return;
+	fwrite(s, 1, n, stdout);
+	fflush(stdout);
+	r->printed += n;
+	r->last = s[n - 1];
+}
+
+static void on_retry(void *ud, const struct err *why, int attempt,
+		     int64_t delay_ms)
+{
+	(void)ud;
+	fprintf(stderr, "aichat: chat: %s; retrying in %.1f s (attempt %d)\n",
+		why->msg, delay_ms / 1000.0, attempt);
+}
+
+static void on_done(void *ud, const struct chat_result *res)
+{
+	struct run *r = ud;
+
+	r->chat = NULL;
+	r->done = 1;
+	r->res = *res;
+	buf_init(&r->res.content, 0);
+	if (r->json) {
+		cJSON *o = chat_result_json(res);
+		r->content = json_print(o);
+		cJSON_Delete(o);
+	}
+	loop_stop(r->loop);
+}
+
+static void on_signal(struct loop *l, int fd, int events, void *data)
+{
+	struct run *r = data;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	r->interrupted = (int)si.ssi_signo;
+	if (r->chat) {
+		if (r->json) {
+			/* Report what arrived before the interruption. */
+			struct chat_result part;
+			memset(&part, 0, sizeof(part));
+			part.content = *chat_partial(r->chat);
+			err_set(&part.err, ERR_CANCELLED, "interrupted");
+			cJSON *o = chat_result_json(&part);
+			cJSON_ReplaceItemInObject(o, "model", cJSON_CreateNull());
+			r->content = json_print(o);
+			cJSON_Delete(o);
+		}
+		chat_cancel(r->chat);
+		r->chat = NULL;
+	}
+	loop_stop(l);
+}
+
+static const struct chat_cbs run_cbs = {
+	.on_delta = on_delta,
+	.on_retry = on_retry,
+	.on_done = on_done,
+};
+
+static void verbose_report(const struct chat_result *res)
+{
+	if (res->have_usage)
+		fprintf(stderr, "aichat: %s: %ld prompt + %ld completion = %ld tokens",
+			res->model, res->prompt_tokens, res->completion_tokens,
+			res->prompt_tokens + res->completion_tokens);
+	else
+		fprintf(stderr, "aichat: %s: token usage not reported", res->model);
+	if (res->first_token_ms >= 0)
+		fprintf(stderr, "; first token %lld ms", (long long)res->first_token_ms);
+	fprintf(stderr, "; total %lld ms; %d attempt%s; finish %s\n",
+		(long long)res->total_ms, res->attempts,
+		res->attempts == 1 ? "" : "s",
+		res->finish_reason[0] ? res->finish_reason : "unknown");
+}
+
+static int run_chat(const struct config *cfg, const struct chat_request *req,
+		    const struct llm_opts *lo, int json, int verbose)
+{
+	struct run r = { .json = json, .verbose = verbose };
+	struct engine *eng = NULL;
+	struct err e;
+	sigset_t mask, old;
+	int sfd = -1, status;
+
+	err_clear(&e);
+	r.loop = loop_new();
+	if (!r.loop || !(eng = engine_new(r.loop))) {
+		err_set(&e, ERR_INTERNAL, "cannot start the event loop");
+		status = cli_fail("chat", &e);
+		goto cleanup;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd >= 0)
+		loop_add_fd(r.loop, sfd, LOOP_READ, on_signal, &r);
+
+	r.chat = chat_start(eng, cfg, req, lo, &run_cbs, &r, &e);
+	if (!r.chat) {
+		status = cli_fail("chat", &e);
+		goto cleanup;
+	}
+	loop_run(r.loop);
+
+	if (!json && r.printed && r.last != '\n')
+		fputc('\n', stdout);
+	else if (!json && !r.printed && r.done && r.res.err.code == ERR_OK)
+		fputc('\n', stdout);
+	if (json && r.content)
+		printf("%s\n", r.content);
+	fflush(stdout);
+	if (r.interrupted) {
+		fprintf(stderr, "aichat: chat: interrupted\n");
+		status = EXIT_INTERRUPTED;
+	} else if (r.res.err.code != ERR_OK) {
+		status = cli_fail("chat", &r.res.err);
+	} else {
+		status = EXIT_OK;
+	}
+	if (verbose && r.done)
+		verbose_report(&r.res);
+
+cleanup:
+	chat_cancel(r.chat);
+	free(r.content);
+	if (sfd >= 0) {
+		loop_del_fd(r.loop, sfd);
+		close(sfd);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
+	engine_free(eng);
+	loop_free(r.loop);
+	return status;
+}
+
+int cmd_chat(int argc, char **argv)
+{
+	struct opt_result r = { 0 };
+	struct verrors ve = { 0 };
+	struct config cfg = { 0 };
+	struct chat_request req = { 0 };
+	struct llm_opts lo;
+	struct buf prompt;
+	cJSON *body = NULL, *cli = NULL;
+	struct err e;
+	int have, status;
+
+	err_clear(&e);
+	buf_init(&prompt, 0);
+	if (opt_parse(chat_opts, chat_nopts, argc, argv, "chat", &r, &e) < 0) {
+		status = cli_fail("chat", &e);
+		goto cleanup;
+	}
+	if (r.seen[O_HELP]) {
+		usage(stdout);
+		status = EXIT_OK;
+		goto cleanup;
+	}
+	if (gather_prompt(&r, &prompt, &have, &e) < 0) {
+		status = cli_fail("chat", &e);
+		goto cleanup;
+	}
+	if (!have) {
+		fprintf(stderr, "aichat: chat: no prompt given: pass it as arguments or on stdin (see 'aichat chat --help')\n");
+		status = EXIT_USAGE;
+		goto cleanup;
+	}
+
+	body = cJSON_CreateObject();
+	cJSON_AddStringToObject(body, "prompt", prompt.ptr);
+	cli = cJSON_CreateObject();
+	for (size_t k = 0; k < chat_nopts; k++) {
+		const struct field *f;
+		const char *v = r.values[k];
+
+		if (!v || !chat_opts[k].field)
+			continue;
+		if ((f = schema_field(&schema_chat_request, chat_opts[k].field)))
+			cJSON_AddItemToObject(body, f->name, flag_value(f, v));
+		else if ((f = schema_field(&cli_schema, chat_opts[k].field)))
+			cJSON_AddItemToObject(cli, f->name, flag_value(f, v));
+	}
+	cJSON_AddBoolToObject(body, "stream", !r.seen[O_NO_STREAM]);
+	schema_validate(&schema_chat_request, body, &ve);
+	schema_validate(&cli_schema, cli, &ve);
+	if (ve.n) {
+		status = report(&ve, &schema_chat_request, &r);
+		goto cleanup;
+	}
+
+	if (config_load(&cfg, &e) < 0) {
+		status = cli_fail("chat", &e);
+		goto cleanup;
+	}
+	chat_request_from_json(&req, body);
+	llm_opts_default(&lo);
+	double d;
+	if (json_num(cli, "retries", &d) == 0)
+		lo.retries = (int)d;
+	if (r.values[O_TIMEOUT] && json_num(cli, "timeout", &d) == 0)
+		lo.total_ms = (int64_t)(d * 1000);
+	status = run_chat(&cfg, &req, &lo, r.seen[O_JSON] > 0, r.seen[O_VERBOSE] > 0);
+
+cleanup:
+	cJSON_Delete(body);
+	cJSON_Delete(cli);
+	chat_request_release(&req);
+	config_release(&cfg);
+	verrors_release(&ve);
+	buf_release(&prompt);
+	opt_result_release(&r);
+	return status;
+}

@@ -1,0 +1,177 @@
+/*
+ * chat.c - the chat service; see chat.h.
+ */
+#include "aichat/chat.h"
+#include "aichat/json.h"
+#include "aichat/xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct chat {
+	struct llm_call *call;
+	const struct chat_cbs *cbs;
+	void *ud;
+	struct chat_result res;
+};
+
+void chat_request_from_json(struct chat_request *req, const cJSON *obj)
+{
+	const char *s;
+	const cJSON *msgs, *m;
+	double d;
+
+	memset(req, 0, sizeof(*req));
+	if ((s = json_str(obj, "model")))
+		req->model = xstrdup(s);
+	if ((s = json_str(obj, "system")))
+		req->system = xstrdup(s);
+	req->temperature = json_num(obj, "temperature", &d) == 0 ? d : -1;
+	req->max_tokens = json_num(obj, "max_tokens", &d) == 0 ? (int)d : 0;
+	req->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "stream"));
+	if ((s = json_str(obj, "prompt"))) {
+		req->messages = xcalloc(1, sizeof(*req->messages));
+		req->messages[0].role = xstrdup("user");
+		req->messages[0].content = xstrdup(s);
+		req->nmessages = 1;
+	} else if ((msgs = json_arr(obj, "messages"))) {
+		size_t n = (size_t)cJSON_GetArraySize(msgs), i = 0;
+		req->messages = xcalloc(n ? n : 1, sizeof(*req->messages));
+		cJSON_ArrayForEach(m, msgs) {
+			req->messages[i].role = xstrdup(json_str(m, "role"));
+			req->messages[i].content = xstrdup(json_str(m, "content"));
+			i++;
+		}
+		req->nmessages = n;
+	}
+}
+
+void chat_request_release(struct chat_request *req)
+{
+	for (size_t i = 0; i < req->nmessages; i++) {
+		free((char *)req->messages[i].role);
+		free((char *)req->messages[i].content);
+	}
+	free(req->messages);
+	free(req->model);
+	free(req->system);
+	memset(req, 0, sizeof(*req));
+}
+
+cJSON *chat_result_json(const struct chat_result *r)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "content", r->content.ptr);
+	cJSON_AddStringToObject(o, "model", r->model);
+	if (r->have_usage) {
+		cJSON_AddNumberToObject(o, "prompt_tokens", (double)r->prompt_tokens);
+		cJSON_AddNumberToObject(o, "completion_tokens",
+					(double)r->completion_tokens);
+		cJSON_AddNumberToObject(o, "total_tokens",
+					(double)(r->prompt_tokens + r->completion_tokens));
+	} else {
+		cJSON_AddNullToObject(o, "prompt_tokens");
+		cJSON_AddNullToObject(o, "completion_tokens");
+		cJSON_AddNullToObject(o, "total_tokens");
+	}
+	if (r->finish_reason[0])
+		cJSON_AddStringToObject(o, "finish_reason", r->finish_reason);
+	else
+		cJSON_AddNullToObject(o, "finish_reason");
+	if (r->err.code != ERR_OK) {
+		cJSON *e = cJSON_AddObjectToObject(o, "error");
+		cJSON_AddStringToObject(e, "code", err_code_name(r->err.code));
+		cJSON_AddStringToObject(e, "message", r->err.msg);
+	}
+	return o;
+}
+
+static void on_delta(void *ud, const char *s, size_t n)
+{
+	struct chat *c = ud;
+
+	buf_append(&c->res.content, s, n);
+	c->cbs->on_delta(c->ud, s, n);
+}
+
+static void on_retry(void *ud, const struct err *why, int attempt,
+		     int64_t delay_ms)
+{
+	struct chat *c = ud;
+
+	if (c->cbs->on_retry)
+		c->cbs->on_retry(c->ud, why, attempt, delay_ms);
+}
+
+static void on_done(void *ud, const struct llm_result *r)
+{
+	struct chat *c = ud;
+
+	c->call = NULL;
+	c->res.err = r->err;
+	c->res.prompt_tokens = r->prompt_tokens;
+	c->res.completion_tokens = r->completion_tokens;
+	c->res.have_usage = r->have_usage;
+	memcpy(c->res.finish_reason, r->finish_reason, sizeof(c->res.finish_reason));
+	c->res.attempts = r->attempts;
+	c->res.first_token_ms = r->first_token_ms;
+	c->res.total_ms = r->total_ms;
+	c->cbs->on_done(c->ud, &c->res);
+	chat_cancel(c);
+}
+
+static const struct llm_cbs llm_cbs = {
+	.on_delta = on_delta,
+	.on_retry = on_retry,
+	.on_done = on_done,
+};
+
+struct chat *chat_start(struct engine *eng, const struct config *cfg,
+			const struct chat_request *req, const struct llm_opts *o,
+			const struct chat_cbs *cbs, void *ud, struct err *e)
+{
+	struct model_ref m;
+	struct chat_params p = {
+		.system = req->system,
+		.messages = req->messages,
+		.nmessages = req->nmessages,
+		.temperature = req->temperature,
+		.max_tokens = req->max_tokens,
+		.stream = req->stream,
+	};
+	struct chat *c;
+
+	if (model_resolve(cfg, req->model, &m, e) < 0) {
+		model_ref_release(&m);
+		return NULL;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->cbs = cbs;
+	c->ud = ud;
+	buf_init(&c->res.content, 0);
+	snprintf(c->res.model, sizeof(c->res.model), "%s", m.full);
+	c->call = llm_call_start(eng, &m, &p, o, &llm_cbs, c, e);
+	model_ref_release(&m);
+	if (!c->call) {
+		buf_release(&c->res.content);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void chat_cancel(struct chat *c)
+{
+	if (!c)
+		return;
+	llm_call_cancel(c->call);
+	buf_release(&c->res.content);
+	free(c);
+}
+
+const struct buf *chat_partial(const struct chat *c)
+{
+	return &c->res.content;
+}

@@ -1,0 +1,58 @@
+/*
+ * schema.c - the request tables.  Limits follow DESIGN.md: prompt
+ * 1..32000 characters, temperature 0..2 (default 0.7), max_tokens
+ * 1..16384, messages 1..50 with roles user/assistant/system.
+ */
+#include "aichat/schema.h"
+
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+#define NB FIELD_NO_BOUND
+
+static const char *const roles[] = { "user", "assistant", "system", NULL };
+
+static const struct field message_fields[] = {
+	{ "role", FIELD_STRING, 1, NULL, NB, NB, roles, NULL,
+	  "who wrote the message: user, assistant or system" },
+	{ "content", FIELD_STRING, 1, NULL, 1, 32000, NULL, NULL,
+	  "the message text" },
+};
+
+const struct schema schema_message = {
+	"Message", message_fields, NFIELDS(message_fields)
+};
+
+static const struct field chat_fields[] = {
+	{ "prompt", FIELD_STRING, 1, NULL, 1, 32000, NULL, NULL,
+	  "the prompt" },
+	{ "model", FIELD_STRING, 0, NULL, 1, 200, NULL, NULL,
+	  "provider:model, an alias, or a bare known name" },
+	{ "system", FIELD_STRING, 0, NULL, 1, 32000, NULL, NULL,
+	  "system prompt" },
+	{ "temperature", FIELD_NUMBER, 0, "0.7", 0, 2, NULL, NULL,
+	  "sampling temperature" },
+	{ "max_tokens", FIELD_INTEGER, 0, NULL, 1, 16384, NULL, NULL,
+	  "upper bound on tokens generated" },
+	{ "stream", FIELD_BOOL, 0, "false", NB, NB, NULL, NULL,
+	  "stream the answer as Server-Sent Events" },
+};
+
+const struct schema schema_chat_request = {
+	"ChatRequest", chat_fields, NFIELDS(chat_fields)
+};
+
+static const struct field conversation_fields[] = {
+	{ "messages", FIELD_ARRAY, 1, NULL, 1, 50, NULL, &schema_message,
+	  "the conversation so far, oldest first" },
+	{ "model", FIELD_STRING, 0, NULL, 1, 200, NULL, NULL,
+	  "provider:model, an alias, or a bare known name" },
+	{ "temperature", FIELD_NUMBER, 0, "0.7", 0, 2, NULL, NULL,
+	  "sampling temperature" },
+	{ "max_tokens", FIELD_INTEGER, 0, NULL, 1, 16384, NULL, NULL,
+	  "upper bound on tokens generated" },
+	{ "stream", FIELD_BOOL, 0, "true", NB, NB, NULL, NULL,
+	  "stream the answer as Server-Sent Events" },
+};
+
+const struct schema schema_conversation_request = {
+	"ConversationRequest", conversation_fields, NFIELDS(conversation_fields)
+};

@@ -1,0 +1,247 @@
+/*
+ * validate.c - checks JSON values against the schema tables.
+ *
+ * Every failing field is reported, so a client fixes all of them in one
+ * round.  Messages name the bound ("must be <= 2"); the caller adds the
+ * field and value in its own face's words.
+ */
+#include "aichat/schema.h"
+#include "aichat/xalloc.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t utf8_length(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+const struct field *schema_field(const struct schema *s, const char *name)
+{
+	for (size_t i = 0; i < s->nfields; i++)
+		if (!strcmp(s->fields[i].name, name))
+			return &s->fields[i];
+	return NULL;
+}
+
+void verrors_release(struct verrors *v)
+{
+	free(v->v);
+	v->v = NULL;
+	v->n = 0;
+}
+
+/* A short, printable rendering of the offending value. */
+static void show_value(const cJSON *n, char *dst, size_t cap)
+{
+	char *text = NULL;
+	const char *src;
+	size_t len, o = 0;
+
+	if (!n) {
+		dst[0] = '\0';
+		return;
+	}
+	if (cJSON_IsString(n))
+		src = n->valuestring;
+	else
+		src = text = cJSON_PrintUnformatted(n);
+	if (!src)
+		src = "";
+	len = strlen(src);
+	for (size_t i = 0; i < len && o + 4 < cap; i++) {
+		unsigned char c = (unsigned char)src[i];
+		/* Do not cut a UTF-8 sequence: stop before a lead byte that
+		 * would not fit with its continuation bytes. */
+		if (c >= 0xC0 && o + 4 + 4 >= cap)
+			break;
+		dst[o++] = c < 0x20 ? ' ' : (char)c;
+	}
+	if (o < len && o + 3 < cap) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = '\0';
+	free(text);
+}
+
+static void add(struct verrors *out, const char *prefix, const char *field,
+		const cJSON *value, const char *type, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+static void add(struct verrors *out, const char *prefix, const char *field,
+		const cJSON *value, const char *type, const char *fmt, ...)
+{
+	struct verror *e;
+	va_list ap;
+
+	out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+	e = &out->v[out->n++];
+	memset(e, 0, sizeof(*e));
+	if (*prefix)
+		snprintf(e->loc, sizeof(e->loc), "%s.%s", prefix, field);
+	else
+		snprintf(e->loc, sizeof(e->loc), "%s", field);
+	snprintf(e->field, sizeof(e->field), "%s", field);
+	show_value(value, e->value, sizeof(e->value));
+	e->type = type;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+}
+
+static const char *plural(double n, const char *word)
+{
+	static char tmp[32];
+	snprintf(tmp, sizeof(tmp), "%s%s", word, n == 1 ? "" : "s");
+	return tmp;
+}
+
+static size_t check(const struct schema *s, cJSON *obj, const char *prefix,
+		    struct verrors *out);
+
+static void check_field(const struct field *f, cJSON *obj, cJSON *n,
+			const char *prefix, struct verrors *out)
+{
+	switch (f->type) {
+	case FIELD_STRING: {
+		if (!cJSON_IsString(n)) {
+			add(out, prefix, f->name, n, "string_type", "must be a string");
+			return;
+		}
+		if (f->enums) {
+			struct { char s[120]; size_t n; } list = { "", 0 };
+			for (const char *const *e = f->enums; *e; e++) {
+				if (!strcmp(*e, n->valuestring))
+					return;
+				list.n += (size_t)snprintf(list.s + list.n,
+					sizeof(list.s) - list.n, "%s%s",
+					list.n ? ", " : "", *e);
+				if (list.n >= sizeof(list.s))
+					list.n = sizeof(list.s) - 1;
+			}
+			add(out, prefix, f->name, n, "literal_error",
+			    "must be one of: %s", list.s);
+			return;
+		}
+		size_t len = utf8_length(n->valuestring);
+		if (f->min >= 0 && (double)len < f->min)
+			add(out, prefix, f->name, n, "string_too_short",
+			    "must be at least %g %s", f->min, plural(f->min, "character"));
+		else if (f->max >= 0 && (double)len > f->max)
+			add(out, prefix, f->name, n, "string_too_long",
+			    "must be at most %g characters (got %zu)", f->max, len);
+		return;
+	}
+	case FIELD_NUMBER:
+	case FIELD_INTEGER: {
+		double v;
+		if (!cJSON_IsNumber(n)) {
+			add(out, prefix, f->name, n,
+			    f->type == FIELD_INTEGER ? "int_type" : "float_type",
+			    f->type == FIELD_INTEGER ? "must be an integer" :
+			    "must be a number");
+			return;
+		}
+		v = n->valuedouble;
+		if (f->type == FIELD_INTEGER && (v != floor(v) || fabs(v) > 1e15)) {
+			add(out, prefix, f->name, n, "int_type", "must be an integer");
+			return;
+		}
+		if (f->min != FIELD_NO_BOUND && v < f->min)
+			add(out, prefix, f->name, n, "greater_than_equal",
+			    "must be >= %g", f->min);
+		else if (f->max != FIELD_NO_BOUND && v > f->max)
+			add(out, prefix, f->name, n, "less_than_equal",
+			    "must be <= %g", f->max);
+		return;
+	}
+	case FIELD_BOOL:
+		if (!cJSON_IsBool(n))
+			add(out, prefix, f->name, n, "bool_type",
+			    "must be true or false");
+		return;
+	case FIELD_ARRAY: {
+		int count, i = 0;
+		cJSON *it;
+		if (!cJSON_IsArray(n)) {
+			add(out, prefix, f->name, n, "list_type", "must be an array");
+			return;
+		}
+		count = cJSON_GetArraySize(n);
+		if (f->min >= 0 && count < f->min) {
+			add(out, prefix, f->name, NULL, "too_short",
+			    "must have at least %g %s", f->min, plural(f->min, "item"));
+			return;
+		}
+		if (f->max >= 0 && count > f->max) {
+			add(out, prefix, f->name, NULL, "too_long",
+			    "must have at most %g items (got %d)", f->max, count);
+			return;
+		}
+		if (!f->items)
+			return;
+		cJSON_ArrayForEach(it, n) {
+			char sub[160];
+			if (*prefix)
+				snprintf(sub, sizeof(sub), "%s.%s.%d", prefix, f->name, i);
+			else
+				snprintf(sub, sizeof(sub), "%s.%d", f->name, i);
+			check(f->items, it, sub, out);
+			i++;
+		}
+		return;
+	}
+	}
+	(void)obj;
+}
+
+static size_t check(const struct schema *s, cJSON *obj, const char *prefix,
+		    struct verrors *out)
+{
+	size_t before = out->n;
+
+	if (!cJSON_IsObject(obj)) {
+		add(out, prefix, *prefix ? "" : "body", obj, "model_type",
+		    "must be a JSON object");
+		if (*prefix && out->n) {
+			/* loc is the element itself, not a field of it */
+			snprintf(out->v[out->n - 1].loc,
+				 sizeof(out->v[out->n - 1].loc), "%s", prefix);
+		}
+		return out->n - before;
+	}
+	for (size_t i = 0; i < s->nfields; i++) {
+		const struct field *f = &s->fields[i];
+		cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, f->name);
+
+		if (!n || (cJSON_IsNull(n) && !f->required)) {
+			if (f->required) {
+				add(out, prefix, f->name, NULL, "missing",
+				    "is required");
+			} else if (f->def) {
+				if (n)
+					cJSON_DeleteItemFromObjectCaseSensitive(obj, f->name);
+				cJSON_AddItemToObject(obj, f->name, cJSON_Parse(f->def));
+			} else if (n) {
+				cJSON_DeleteItemFromObjectCaseSensitive(obj, f->name);
+			}
+			continue;
+		}
+		check_field(f, obj, n, prefix, out);
+	}
+	return out->n - before;
+}
+
+size_t schema_validate(const struct schema *s, cJSON *obj, struct verrors *out)
+{
+	return check(s, obj, "", out);
+}

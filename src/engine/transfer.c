@@ -1,0 +1,453 @@
+/*
+ * transfer.c - libcurl multi on the loop.
+ *
+ * curl tells us which sockets to watch (socket callback) and when to call
+ * it back (timer callback); the loop tells curl when a socket is ready
+ * (curl_multi_socket_action).  Finished transfers are collected with
+ * curl_multi_info_read after every action.
+ *
+ * Each transfer also has a watchdog timer for the deadlines curl does not
+ * know: time to first byte and idle time between chunks.  The watchdog
+ * fires at the earliest deadline and re-arms itself when data arrived in
+ * the meantime, so data callbacks never touch the timer heap.
+ */
+#include "aichat/transfer.h"
+#include "aichat/xalloc.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define ERROR_BODY_MAX (64 * 1024)
+
+struct engine {
+	struct loop *loop;
+	CURLM *multi;
+	struct loop_timer *timer;
+	struct transfer *list;   /* running transfers, for engine_free */
+};
+
+struct transfer {
+	struct engine *eng;
+	CURL *easy;
+	struct curl_slist *headers;
+	char *body;
+	const struct transfer_cbs *cbs;
+	void *ud;
+	struct transfer_result res;
+	char content_type[128];
+	int64_t started, last_activity;
+	int64_t first_byte_ms, idle_ms;
+	struct loop_timer *watchdog;
+	struct err fail;          /* set by transfer_fail or the watchdog */
+	struct transfer *prev, *next;
+};
+
+static void check_done(struct engine *eng);
+
+/* ---- curl <-> loop glue ---- */
+
+static void on_socket_ready(struct loop *l, int fd, int events, void *data)
+{
+	struct engine *eng = data;
+	int running, mask = 0;
+
+	(void)l;
+	if (events & LOOP_READ)
+		mask |= CURL_CSELECT_IN;
+	if (events & LOOP_WRITE)
+		mask |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(eng->multi, fd, mask, &running);
+	check_done(eng);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
+		     void *socketp)
+{
+	struct engine *eng = userp;
+
+	(void)easy;
+	(void)socketp;
+	if (what == CURL_POLL_REMOVE) {
+		loop_del_fd(eng->loop, s);
+		return 0;
+	}
+	int mask = (what & CURL_POLL_IN ? LOOP_READ : 0) |
+		   (what & CURL_POLL_OUT ? LOOP_WRITE : 0);
+	loop_add_fd(eng->loop, s, mask, on_socket_ready, eng);
+	return 0;
+}
+
+static void on_curl_timer(struct loop *l, void *data)
+{
+	struct engine *eng = data;
+	int running;
+
+	(void)l;
+	eng->timer = NULL;
+	curl_multi_socket_action(eng->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(eng);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct engine *eng = userp;
+
+	(void)multi;
+	if (eng->timer) {
+		loop_del_timer(eng->loop, eng->timer);
+		eng->timer = NULL;
+	}
+	if (timeout_ms >= 0)
+		eng->timer = loop_add_timer(eng->loop, timeout_ms,
+					    on_curl_timer, eng);
+	return 0;
+}
+
+struct engine *engine_new(struct loop *l)
+{
+	static int global_done;
+	struct engine *eng;
+
+	if (!global_done) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return NULL;
+		global_done = 1;
+	}
+	eng = xcalloc(1, sizeof(*eng));
+	eng->loop = l;
+	eng->multi = curl_multi_init();
+	if (!eng->multi) {
+		free(eng);
+		return NULL;
+	}
+	curl_multi_setopt(eng->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(eng->multi, CURLMOPT_SOCKETDATA, eng);
+	curl_multi_setopt(eng->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(eng->multi, CURLMOPT_TIMERDATA, eng);
+	/* Keep connections for reuse; one per host is plenty for a CLI, and
+	 * serve/batch raise the total through the multi's own pool. */
+	curl_multi_setopt(eng->multi, CURLMOPT_MAXCONNECTS, 256L);
+	return eng;
+}
+
+struct loop *engine_loop(struct engine *eng)
+{
+	return eng->loop;
+}
+
+/* ---- one transfer ---- */
+
+static void transfer_free(struct transfer *t)
+{
+	struct engine *eng = t->eng;
+
+	if (t->watchdog)
+		loop_del_timer(eng->loop, t->watchdog);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		eng->list = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	curl_multi_remove_handle(eng->multi, t->easy);
+	curl_easy_cleanup(t->easy);
+	curl_slist_free_all(t->headers);
+	buf_release(&t->res.error_body);
+	free(t->body);
+	free(t);
+}
+
+void engine_free(struct engine *eng)
+{
+	if (!eng)
+		return;
+	while (eng->list)
+		transfer_free(eng->list);
+	if (eng->timer)
+		loop_del_timer(eng->loop, eng->timer);
+	curl_multi_cleanup(eng->multi);
+	free(eng);
+}
+
+static int is_2xx(long s)
+{
+	return s >= 200 && s < 300;
+}
+
+static void touch(struct transfer *t)
+{
+	t->last_activity = loop_now_ms();
+	if (!t->res.first_byte_at)
+		t->res.first_byte_at = t->last_activity;
+}
+
+static size_t write_cb(char *p, size_t size, size_t n, void *ud)
+{
+	struct transfer *t = ud;
+	size_t len = size * n;
+
+	touch(t);
+	if (!t->res.status)
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
+	if (!is_2xx(t->res.status)) {
+		/* Keep what fits of an error body; the rest is dropped. */
+		size_t room = ERROR_BODY_MAX - t->res.error_body.len;
+		buf_append(&t->res.error_body, p, len < room ? len : room);
+		return len;
+	}
+	if (t->cbs->on_data && t->cbs->on_data(t->ud, p, len) != 0) {
+		if (t->fail.code == ERR_OK)
+			err_set(&t->fail, ERR_CANCELLED, "transfer aborted");
+		return CURL_WRITEFUNC_ERROR;
+	}
+	return len;
+}
+
+/* Retry-After: delta seconds or an HTTP date. */
+static double parse_retry_after(const char *v)
+{
+	char *end;
+	double d;
+	struct tm tm;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	d = strtod(v, &end);
+	if (end != v && d >= 0) {
+		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+			end++;
+		if (*end == '\0')
+			return d;
+	}
+	memset(&tm, 0, sizeof(tm));
+	if (strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
+		time_t when = timegm(&tm), now = time(NULL);
+		return when > now ? (double)(when - now) : 0;
+	}
+	return -1;
+}
+
+static size_t header_cb(char *p, size_t size, size_t n, void *ud)
+{
+	struct transfer *t = ud;
+	size_t len = size * n;
+	char line[256];
+	size_t l = len < sizeof(line) - 1 ? len : sizeof(line) - 1;
+
+	touch(t);
+	memcpy(line, p, l);
+	line[l] = '\0';
+	while (l && (line[l - 1] == '\r' || line[l - 1] == '\n'))
+		line[--l] = '\0';
+	if (!strncmp(line, "HTTP/", 5)) {
+		/* A new response (after a 100 Continue or a redirect). */
+		t->res.retry_after = -1;
+		t->content_type[0] = '\0';
+	} else if (!strncasecmp(line, "retry-after:", 12)) {
+		t->res.retry_after = parse_retry_after(line + 12);
+	} else if (!strncasecmp(line, "content-type:", 13)) {
+		const char *v = line + 13;
+		while (*v == ' ')
+			v++;
+		snprintf(t->content_type, sizeof(t->content_type), "%.127s", v);
+	}
+	return len;
+}
+
+static void arm_watchdog(struct transfer *t);
+
+static void on_watchdog(struct loop *l, void *data)
+{
+	struct transfer *t = data;
+	int64_t now = loop_now_ms(), deadline;
+	struct transfer_result *r = &t->res;
+	const struct transfer_cbs *cbs;
+	void *ud;
+
+	(void)l;
+	t->watchdog = NULL;
+	if (!r->first_byte_at)
+		deadline = t->started + t->first_byte_ms;
+	else
+		deadline = t->last_activity + t->idle_ms;
+	if (now < deadline) {
+		arm_watchdog(t);
+		return;
+	}
+	if (!r->first_byte_at)
+		err_set(&r->err, ERR_UPSTREAM_TIMEOUT,
+			"no response within %.3g s", t->first_byte_ms / 1000.0);
+	else
+		err_set(&r->err, ERR_UPSTREAM_TIMEOUT,
+			"stream stalled: no data for %.3g s", t->idle_ms / 1000.0);
+	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->status);
+	r->content_type = t->content_type;
+	cbs = t->cbs;
+	ud = t->ud;
+	/* Detach from curl first so on_done may start new transfers. */
+	curl_multi_remove_handle(t->eng->multi, t->easy);
+	cbs->on_done(ud, r);
+	transfer_free(t);
+}
+
+static void arm_watchdog(struct transfer *t)
+{
+	int64_t deadline, now = loop_now_ms();
+
+	if (!t->res.first_byte_at) {
+		if (!t->first_byte_ms)
+			return;
+		deadline = t->started + t->first_byte_ms;
+	} else {
+		if (!t->idle_ms)
+			return;
+		deadline = t->last_activity + t->idle_ms;
+	}
+	t->watchdog = loop_add_timer(t->eng->loop, deadline - now, on_watchdog, t);
+}
+
+static void map_curl_error(struct transfer *t, CURLcode rc, const char *detail)
+{
+	struct err *e = &t->res.err;
+	const char *what = detail && *detail ? detail : curl_easy_strerror(rc);
+
+	if (t->fail.code != ERR_OK) {
+		*e = t->fail;
+		return;
+	}
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		if (!t->res.first_byte_at && t->res.status == 0)
+			err_set(e, ERR_UPSTREAM_TIMEOUT, "timed out: %s", what);
+		else
+			err_set(e, ERR_UPSTREAM_TIMEOUT, "timed out: %s", what);
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+		err_set(e, ERR_UPSTREAM_UNREACHABLE, "cannot connect: %s", what);
+		break;
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SEND_ERROR:
+		if (t->res.first_byte_at)
+			err_set(e, ERR_UPSTREAM_PROTOCOL,
+				"connection cut mid-response: %s", what);
+		else
+			err_set(e, ERR_UPSTREAM_UNREACHABLE,
+				"connection failed: %s", what);
+		break;
+	default:
+		err_set(e, ERR_UPSTREAM_ERROR, "%s", what);
+		break;
+	}
+}
+
+static void check_done(struct engine *eng)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(eng->multi, &left))) {
+		struct transfer *t = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		if (!t)
+			continue;
+		CURLcode rc = msg->data.result;
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
+		t->res.content_type = t->content_type;
+		if (rc != CURLE_OK)
+			map_curl_error(t, rc, NULL);
+		curl_multi_remove_handle(eng->multi, t->easy);
+		t->cbs->on_done(t->ud, &t->res);
+		transfer_free(t);
+	}
+}
+
+struct transfer *transfer_start(struct engine *eng,
+				const struct transfer_req *req,
+				const struct transfer_cbs *cbs, void *ud,
+				struct err *e)
+{
+	struct transfer *t = xcalloc(1, sizeof(*t));
+
+	t->eng = eng;
+	t->cbs = cbs;
+	t->ud = ud;
+	t->res.retry_after = -1;
+	t->res.content_type = t->content_type;
+	buf_init(&t->res.error_body, 0);
+	t->easy = curl_easy_init();
+	if (!t->easy) {
+		free(t);
+		err_set(e, ERR_INTERNAL, "cannot create a curl handle");
+		return NULL;
+	}
+	for (const char *const *h = req->headers; h && *h; h++)
+		t->headers = curl_slist_append(t->headers, *h);
+	/* Stream bodies must not wait for a 100-continue round trip. */
+	t->headers = curl_slist_append(t->headers, "Expect:");
+	curl_easy_setopt(t->easy, CURLOPT_URL, req->url);
+	curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+	if (req->body) {
+		t->body = xmalloc(req->body_len + 1);
+		memcpy(t->body, req->body, req->body_len);
+		t->body[req->body_len] = '\0';
+		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
+		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)req->body_len);
+	}
+	curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(t->easy, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "aichat/" AICHAT_VERSION);
+	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (req->connect_ms)
+		curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS,
+				 (long)req->connect_ms);
+	if (req->total_ms)
+		curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)req->total_ms);
+	t->first_byte_ms = req->first_byte_ms;
+	t->idle_ms = req->idle_ms;
+	t->started = t->last_activity = loop_now_ms();
+	if (curl_multi_add_handle(eng->multi, t->easy) != CURLM_OK) {
+		curl_easy_cleanup(t->easy);
+		curl_slist_free_all(t->headers);
+		free(t->body);
+		free(t);
+		err_set(e, ERR_INTERNAL, "cannot start the transfer");
+		return NULL;
+	}
+	t->next = eng->list;
+	if (eng->list)
+		eng->list->prev = t;
+	eng->list = t;
+	arm_watchdog(t);
+	return t;
+}
+
+void transfer_cancel(struct transfer *t)
+{
+	if (t)
+		transfer_free(t);
+}
+
+int transfer_fail(struct transfer *t, const struct err *e)
+{
+	t->fail = *e;
+	return 1;
+}

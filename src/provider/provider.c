@@ -1,0 +1,679 @@
+/*
+ * provider.c - model resolution and the retrying upstream call.
+ *
+ * One llm_call owns its wire request (url, headers, body built once) and
+ * replays it for each attempt.  An attempt ends in the transfer's on_done;
+ * there the call decides: success, retry after a backoff timer, or final
+ * failure.  Retrying is allowed only while no delta has been passed on.
+ */
+#include "aichat/provider.h"
+#include "aichat/json.h"
+#include "aichat/xalloc.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* ==== model resolution ==== */
+
+static const struct {
+	const char *prefix;
+	const char *provider;
+} bare_prefixes[] = {
+	{ "gpt-", "openai" }, { "chatgpt-", "openai" }, { "o1", "openai" },
+	{ "o3", "openai" }, { "o4", "openai" }, { "text-", "openai" },
+	{ "claude-", "anthropic" },
+};
+
+void model_ref_release(struct model_ref *m)
+{
+	free(m->provider);
+	free(m->model);
+	free(m->full);
+	free(m->base_url);
+	free(m->key_env);
+	free(m->api_key);
+	memset(m, 0, sizeof(*m));
+}
+
+static char *strip_slash(const char *url)
+{
+	size_t n = strlen(url);
+	while (n && url[n - 1] == '/')
+		n--;
+	return xstrndup(url, n);
+}
+
+static int set_provider(struct model_ref *m, const struct config *cfg,
+			const char *prov, struct err *e)
+{
+	const struct provider_conf *pc = config_provider(cfg, prov);
+	const char *base = NULL, *env = NULL;
+
+	if (pc) {
+		m->ops = !strcmp(pc->kind, "anthropic") ? &provider_anthropic
+							  : &provider_openai;
+		base = pc->base_url;
+		env = pc->api_key_env;
+		if (!base)
+			base = m->ops == &provider_anthropic ?
+				"https://api.anthropic.com" : "https://api.openai.com/v1";
+	} else if (!strcmp(prov, "openai")) {
+		m->ops = &provider_openai;
+		base = env_get("OPENAI_BASE_URL");
+		if (!base)
+			base = "https://api.openai.com/v1";
+		env = "OPENAI_API_KEY";
+	} else if (!strcmp(prov, "anthropic")) {
+		m->ops = &provider_anthropic;
+		base = env_get("ANTHROPIC_BASE_URL");
+		if (!base)
+			base = "https://api.anthropic.com";
+		env = "ANTHROPIC_API_KEY";
+	} else if (!strcmp(prov, "ollama")) {
+		const char *host = env_get("OLLAMA_HOST");
+		struct buf b;
+
+		m->ops = &provider_openai;
+		buf_init(&b, 0);
+		if (!host)
+			host = "http://localhost:11434";
+		if (!strstr(host, "://"))
+			buf_appends(&b, "http://");
+		buf_appends(&b, host);
+		while (b.len && b.ptr[b.len - 1] == '/')
+			buf_truncate(&b, b.len - 1);
+		buf_appends(&b, "/v1");
+		m->base_url = buf_detach(&b);
+	} else if (!strcmp(prov, "mock")) {
+		m->ops = &provider_mock;
+	} else {
+		return err_set(e, ERR_CONFIG,
+			       "unknown provider '%.64s' (known: openai, anthropic, ollama, mock%s)",
+			       prov, cfg->nproviders ? ", and those in the config file" : "");
+	}
+	m->provider = xstrdup(prov);
+	if (base)
+		m->base_url = strip_slash(base);
+	if (env) {
+		const char *key = env_get(env);
+		m->key_env = xstrdup(env);
+		if (!key)
+			return err_set(e, ERR_CONFIG,
+				       "no API key for provider %s: set %s%s", prov, env,
+				       strcmp(prov, "openai") ? "" :
+				       " (or try the offline model: -m mock:echo)");
+		m->api_key = xstrdup(key);
+	}
+	return 0;
+}
+
+int model_resolve(const struct config *cfg, const char *name,
+		  struct model_ref *out, struct err *e)
+{
+	const char *colon, *alias;
+	char *prov = NULL;
+	int depth = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!name || !*name)
+		name = config_default_model(cfg);
+	/* Aliases may point at other aliases; stop at a small depth. */
+	while ((alias = config_alias(cfg, name)) && depth++ < 8)
+		name = alias;
+	colon = strchr(name, ':');
+	if (colon) {
+		prov = xstrndup(name, (size_t)(colon - name));
+		out->model = xstrdup(colon + 1);
+	} else {
+		for (size_t i = 0; i < sizeof(bare_prefixes) / sizeof(*bare_prefixes); i++)
+			if (!strncmp(name, bare_prefixes[i].prefix,
+				     strlen(bare_prefixes[i].prefix))) {
+				prov = xstrdup(bare_prefixes[i].provider);
+				break;
+			}
+		if (!prov)
+			return err_set(e, ERR_CONFIG,
+				       "unknown model '%.128s': name it as provider:model (e.g. openai:gpt-4o-mini, anthropic:claude-sonnet-4-6, ollama:llama3.2, mock:echo)",
+				       name);
+		out->model = xstrdup(name);
+	}
+	if (!*prov || !*out->model) {
+		free(prov);
+		model_ref_release(out);
+		return err_set(e, ERR_CONFIG,
+			       "invalid model name '%.128s': expected provider:model", name);
+	}
+	if (set_provider(out, cfg, prov, e) < 0) {
+		free(prov);
+		return -1;
+	}
+	free(prov);
+	struct buf full;
+	buf_init(&full, 0);
+	buf_printf(&full, "%s:%s", out->provider, out->model);
+	out->full = buf_detach(&full);
+	if (out->ops == &provider_mock && strcmp(out->model, "echo"))
+		return err_set(e, ERR_CONFIG,
+			       "unknown mock model '%.64s' (available: mock:echo)",
+			       out->model);
+	return 0;
+}
+
+int model_check_params(const struct model_ref *m, const struct chat_params *p,
+		       struct err *e)
+{
+	if (m->ops == &provider_anthropic && p->temperature > 1)
+		return err_set(e, ERR_INVALID_REQUEST,
+			       "invalid value '%g' for 'temperature': must be <= 1 for anthropic models",
+			       p->temperature);
+	return 0;
+}
+
+/* ==== options ==== */
+
+static int64_t env_ms(const char *name, int64_t def)
+{
+	const char *v = env_get(name);
+	char *end;
+	double d;
+
+	if (!v)
+		return def;
+	d = strtod(v, &end);
+	if (end == v || *end || d < 0)
+		return def;
+	return (int64_t)(d * 1000);
+}
+
+void llm_opts_default(struct llm_opts *o)
+{
+	o->retries = 2;
+	o->connect_ms = env_ms("AICHAT_CONNECT_TIMEOUT", 10000);
+	o->first_byte_ms = env_ms("AICHAT_FIRST_BYTE_TIMEOUT", 120000);
+	o->idle_ms = env_ms("AICHAT_IDLE_TIMEOUT", 60000);
+	o->total_ms = env_ms("AICHAT_TIMEOUT", 600000);
+	o->retry_base_ms = env_ms("AICHAT_RETRY_BASE", 500);
+}
+
+/* ==== the call ==== */
+
+struct llm_call {
+	struct engine *eng;
+	struct model_ref m;           /* own copy */
+	struct llm_opts o;
+	const struct llm_cbs *cbs;
+	void *ud;
+	int stream;
+	char *url;
+	char **headers;               /* NULL-terminated */
+	struct buf body;
+	struct transfer *tr;
+	struct loop_timer *retry_timer;
+	struct loop_timer *local_timer;
+	struct sse_parser sse;
+	struct buf whole;             /* non-stream answer body */
+	struct llm_result res;
+	int64_t started;
+	int complete;
+	void *local;                  /* offline provider state */
+	void (*local_free)(void *);
+};
+
+const struct model_ref *llm_model(const struct llm_call *c)
+{
+	return &c->m;
+}
+
+struct loop *llm_loop(const struct llm_call *c)
+{
+	return engine_loop(c->eng);
+}
+
+void llm_emit(struct llm_call *c, const char *s, size_t n)
+{
+	if (!n)
+		return;
+	if (c->res.first_token_ms < 0)
+		c->res.first_token_ms = loop_now_ms() - c->started;
+	c->res.delta_bytes += n;
+	c->cbs->on_delta(c->ud, s, n);
+}
+
+void llm_set_usage(struct llm_call *c, long prompt, long completion)
+{
+	if (prompt >= 0)
+		c->res.prompt_tokens = prompt;
+	if (completion >= 0)
+		c->res.completion_tokens = completion;
+	c->res.have_usage = 1;
+}
+
+void llm_set_finish(struct llm_call *c, const char *reason)
+{
+	snprintf(c->res.finish_reason, sizeof(c->res.finish_reason), "%s",
+		 reason);
+}
+
+void llm_mark_complete(struct llm_call *c)
+{
+	c->complete = 1;
+}
+
+static void free_headers(char **h)
+{
+	for (char **p = h; p && *p; p++)
+		free(*p);
+	free(h);
+}
+
+static void call_free(struct llm_call *c)
+{
+	if (c->tr)
+		transfer_cancel(c->tr);
+	if (c->retry_timer)
+		loop_del_timer(engine_loop(c->eng), c->retry_timer);
+	if (c->local_free)
+		c->local_free(c->local);
+	model_ref_release(&c->m);
+	free(c->url);
+	free_headers(c->headers);
+	buf_release(&c->body);
+	buf_release(&c->whole);
+	sse_release(&c->sse);
+	free(c);
+}
+
+void llm_call_cancel(struct llm_call *c)
+{
+	if (c)
+		call_free(c);
+}
+
+static void finish(struct llm_call *c)
+{
+	const struct llm_cbs *cbs = c->cbs;
+	void *ud = c->ud;
+	struct llm_result res = c->res;
+
+	res.total_ms = loop_now_ms() - c->started;
+	call_free(c);
+	cbs->on_done(ud, &res);
+}
+
+void llm_local_done(struct llm_call *c, const struct err *err)
+{
+	if (err)
+		c->res.err = *err;
+	finish(c);
+}
+
+/* ---- error text ---- */
+
+void llm_clean_message(const struct model_ref *m, char *dst, size_t cap,
+		       const char *src, size_t len)
+{
+	size_t o = 0, klen = m->api_key ? strlen(m->api_key) : 0;
+
+	for (size_t i = 0; i < len && o + 1 < cap; i++) {
+		unsigned char ch = (unsigned char)src[i];
+
+		if (klen >= 8 && i + klen <= len &&
+		    !memcmp(src + i, m->api_key, klen)) {
+			const char *mask = "[redacted]";
+			for (const char *q = mask; *q && o + 1 < cap; q++)
+				dst[o++] = *q;
+			i += klen - 1;
+			continue;
+		}
+		if (ch < 0x20 || ch == 0x7f)
+			ch = ' ';
+		if (ch == ' ' && o > 0 && dst[o - 1] == ' ')
+			continue;
+		dst[o++] = (char)ch;
+	}
+	while (o > 0 && dst[o - 1] == ' ')
+		o--;
+	dst[o] = '\0';
+}
+
+/* The <title> of an HTML page, or its first text. */
+static void html_summary(const struct model_ref *m, const char *body,
+			 size_t len, char *dst, size_t cap)
+{
+	const char *t = NULL, *end = NULL;
+
+	for (size_t i = 0; i + 7 <= len; i++)
+		if (!strncasecmp(body + i, "<title>", 7)) {
+			t = body + i + 7;
+			break;
+		}
+	if (t) {
+		for (const char *p = t; p < body + len; p++)
+			if (*p == '<') {
+				end = p;
+				break;
+			}
+	}
+	if (t && end && end > t)
+		llm_clean_message(m, dst, cap, t, (size_t)(end - t));
+	else
+		snprintf(dst, cap, "no details");
+}
+
+static int looks_html(const char *ct, const char *body, size_t len)
+{
+	while (len && isspace((unsigned char)*body)) {
+		body++;
+		len--;
+	}
+	return (ct && strstr(ct, "html")) || (len && *body == '<');
+}
+
+void llm_http_error(const struct model_ref *m, long status,
+		    const char *content_type, const char *body, size_t len,
+		    struct err *e)
+{
+	char msg[200] = "";
+	const char *etype = NULL, *ecode = NULL;
+	cJSON *j = NULL;
+	enum err_code code;
+
+	if (looks_html(content_type, body, len)) {
+		char title[120];
+		html_summary(m, body, len, title, sizeof(title));
+		snprintf(msg, sizeof(msg), "HTML error page: %s", title);
+	} else if ((j = json_parse(body, len, NULL))) {
+		const cJSON *err = json_obj(j, "error");
+		const char *text = NULL;
+
+		if (err) {
+			text = json_str(err, "message");
+			etype = json_str(err, "type");
+			ecode = json_str(err, "code");
+		} else {
+			text = json_str(j, "message");
+			if (!text)
+				text = json_str(j, "detail");
+			if (!text)
+				text = json_str(j, "error");
+		}
+		if (text)
+			llm_clean_message(m, msg, sizeof(msg), text, strlen(text));
+	} else if (len) {
+		llm_clean_message(m, msg, sizeof(msg), body, len > 160 ? 160 : len);
+	}
+
+	if (status == 401 || status == 403) {
+		if (m->key_env)
+			err_set(e, ERR_UPSTREAM_AUTH,
+				"authentication failed for provider %s (check %s)",
+				m->provider, m->key_env);
+		else
+			err_set(e, ERR_UPSTREAM_AUTH,
+				"authentication failed for provider %s", m->provider);
+		cJSON_Delete(j);
+		return;
+	}
+	if (status == 429 && ((ecode && !strcmp(ecode, "insufficient_quota")) ||
+			      (etype && !strcmp(etype, "insufficient_quota"))))
+		code = ERR_QUOTA;
+	else if (status == 429)
+		code = ERR_RATE_LIMITED;
+	else if (status == 408 || status == 504)
+		code = ERR_UPSTREAM_TIMEOUT;
+	else if (status == 503 || status == 529)
+		code = ERR_OVERLOADED;
+	else
+		code = ERR_UPSTREAM_ERROR;
+	if (code == ERR_QUOTA)
+		err_set(e, code, "%s: insufficient quota (HTTP 429)%s%s",
+			m->provider, *msg ? ": " : "", msg);
+	else if (code == ERR_RATE_LIMITED)
+		err_set(e, code, "rate limited by %s (HTTP 429)%s%s", m->provider,
+			*msg ? ": " : "", msg);
+	else
+		err_set(e, code, "%s returned HTTP %ld%s%s", m->provider, status,
+			*msg ? ": " : "", msg);
+	cJSON_Delete(j);
+}
+
+/* ---- attempts ---- */
+
+static void start_attempt(struct llm_call *c);
+
+static int retryable(const struct llm_call *c, long status)
+{
+	switch (c->res.err.code) {
+	case ERR_UPSTREAM_UNREACHABLE:
+	case ERR_RATE_LIMITED:
+	case ERR_OVERLOADED:
+		return 1;
+	case ERR_UPSTREAM_TIMEOUT:
+		return status == 408 || status == 504;
+	case ERR_UPSTREAM_ERROR:
+		return status == 500 || status == 502;
+	default:
+		return 0;
+	}
+}
+
+static void on_retry_timer(struct loop *l, void *data)
+{
+	struct llm_call *c = data;
+
+	(void)l;
+	c->retry_timer = NULL;
+	start_attempt(c);
+}
+
+/* Ends the attempt: succeed, schedule a retry or fail for good. */
+static void attempt_over(struct llm_call *c, long status, double retry_after)
+{
+	int64_t delay, left;
+
+	if (c->res.err.code == ERR_OK) {
+		finish(c);
+		return;
+	}
+	if (c->res.delta_bytes || c->res.attempts > c->o.retries ||
+	    !retryable(c, status)) {
+		finish(c);
+		return;
+	}
+	if (retry_after >= 0) {
+		delay = (int64_t)(retry_after * 1000);
+		if (delay > 60000)
+			delay = 60000;
+	} else {
+		double base = (double)c->o.retry_base_ms *
+			      pow(2, c->res.attempts - 1);
+		/* Jitter: 50% to 100% of the step. */
+		delay = (int64_t)(base * (0.5 + 0.5 * ((double)rand() / RAND_MAX)));
+	}
+	left = c->o.total_ms ? c->started + c->o.total_ms - loop_now_ms() : INT64_MAX;
+	if (delay >= left) {
+		finish(c);
+		return;
+	}
+	if (c->cbs->on_retry)
+		c->cbs->on_retry(c->ud, &c->res.err, c->res.attempts + 1, delay);
+	err_clear(&c->res.err);
+	c->retry_timer = loop_add_timer(engine_loop(c->eng), delay,
+					on_retry_timer, c);
+}
+
+static int on_sse_event(void *ud, const struct sse_event *ev)
+{
+	struct llm_call *c = ud;
+	struct err e;
+
+	err_clear(&e);
+	if (c->m.ops->stream_event(c, ev, &e) < 0) {
+		c->res.err = e;
+		return 1;
+	}
+	return 0;
+}
+
+static int on_data(void *ud, const char *p, size_t n)
+{
+	struct llm_call *c = ud;
+	struct err e;
+	int rc;
+
+	if (!c->stream) {
+		if (buf_append(&c->whole, p, n) < 0) {
+			err_set(&e, ERR_UPSTREAM_PROTOCOL,
+				"%s answer larger than %zu bytes", c->m.provider,
+				c->whole.max);
+			return transfer_fail(c->tr, &e);
+		}
+		return 0;
+	}
+	err_clear(&e);
+	rc = sse_feed(&c->sse, p, n, on_sse_event, c, &e);
+	if (rc < 0) {
+		err_set(&e, ERR_UPSTREAM_PROTOCOL, "%s stream: %s", c->m.provider,
+			e.msg);
+		return transfer_fail(c->tr, &e);
+	}
+	if (rc > 0)
+		return transfer_fail(c->tr, &c->res.err);
+	return 0;
+}
+
+static void on_transfer_done(void *ud, struct transfer_result *r)
+{
+	struct llm_call *c = ud;
+	struct err e;
+
+	c->tr = NULL;
+	err_clear(&e);
+	if (r->err.code != ERR_OK) {
+		if (c->res.err.code == ERR_OK) {
+			c->res.err = r->err;
+			/* Say whose connection failed. */
+			char tmp[sizeof(e.msg)];
+			snprintf(tmp, sizeof(tmp), "%s", r->err.msg);
+			snprintf(c->res.err.msg, sizeof(c->res.err.msg), "%.40s: %.200s",
+				 c->m.provider, tmp);
+		}
+	} else if (r->status < 200 || r->status >= 300) {
+		llm_http_error(&c->m, r->status, r->content_type,
+			       r->error_body.ptr, r->error_body.len, &c->res.err);
+	} else if (c->stream) {
+		if (sse_finish(&c->sse, on_sse_event, c, &e) < 0 &&
+		    c->res.err.code == ERR_OK)
+			c->res.err = e;
+		if (c->res.err.code == ERR_OK && !c->complete &&
+		    !c->res.finish_reason[0])
+			err_set(&c->res.err, ERR_UPSTREAM_PROTOCOL,
+				"%s stream ended before the answer was complete",
+				c->m.provider);
+	} else {
+		if (c->m.ops->parse_body(c, c->whole.ptr, c->whole.len, &e) < 0)
+			c->res.err = e;
+	}
+	attempt_over(c, r->status, r->retry_after);
+}
+
+static const struct transfer_cbs transfer_cbs = {
+	.on_data = on_data,
+	.on_done = on_transfer_done,
+};
+
+static void start_attempt(struct llm_call *c)
+{
+	struct transfer_req req = { 0 };
+	int64_t left = 0;
+
+	c->res.attempts++;
+	c->complete = 0;
+	c->res.finish_reason[0] = '\0';
+	c->res.have_usage = 0;
+	c->res.prompt_tokens = c->res.completion_tokens = 0;
+	sse_release(&c->sse);
+	sse_init(&c->sse, 0);
+	buf_clear(&c->whole);
+	if (c->o.total_ms) {
+		left = c->started + c->o.total_ms - loop_now_ms();
+		if (left < 1)
+			left = 1;
+	}
+	req.url = c->url;
+	req.headers = (const char *const *)c->headers;
+	req.body = c->body.ptr;
+	req.body_len = c->body.len;
+	req.connect_ms = c->o.connect_ms;
+	req.first_byte_ms = c->o.first_byte_ms;
+	req.idle_ms = c->o.idle_ms;
+	req.total_ms = left;
+	c->tr = transfer_start(c->eng, &req, &transfer_cbs, c, &c->res.err);
+	if (!c->tr)
+		attempt_over(c, 0, -1);
+}
+
+struct llm_call *llm_call_start(struct engine *eng, const struct model_ref *m,
+				const struct chat_params *p,
+				const struct llm_opts *o,
+				const struct llm_cbs *cbs, void *ud,
+				struct err *e)
+{
+	struct llm_call *c = xcalloc(1, sizeof(*c));
+	struct buf url;
+
+	c->eng = eng;
+	c->m.ops = m->ops;
+	c->m.provider = xstrdup(m->provider);
+	c->m.model = xstrdup(m->model);
+	c->m.full = xstrdup(m->full);
+	c->m.base_url = m->base_url ? xstrdup(m->base_url) : NULL;
+	c->m.key_env = m->key_env ? xstrdup(m->key_env) : NULL;
+	c->m.api_key = m->api_key ? xstrdup(m->api_key) : NULL;
+	c->o = *o;
+	c->cbs = cbs;
+	c->ud = ud;
+	c->stream = p->stream;
+	c->started = loop_now_ms();
+	c->res.first_token_ms = -1;
+	buf_init(&c->body, 0);
+	buf_init(&c->whole, 16 * 1024 * 1024);
+	sse_init(&c->sse, 0);
+	if (model_check_params(m, p, e) < 0) {
+		call_free(c);
+		return NULL;
+	}
+	if (m->ops->run_local) {
+		c->res.attempts = 1;
+		if (m->ops->run_local(c, p, e) < 0) {
+			call_free(c);
+			return NULL;
+		}
+		return c;
+	}
+	buf_init(&url, 0);
+	if (m->ops->build(c, p, &url, &c->body, &c->headers, e) < 0) {
+		buf_release(&url);
+		call_free(c);
+		return NULL;
+	}
+	c->url = buf_detach(&url);
+	srand((unsigned)(time(NULL) ^ (uintptr_t)c));
+	/* The first attempt starts on the loop, so that every outcome,
+	 * even a handle curl refuses, reaches on_done and never re-enters
+	 * the caller from inside llm_call_start. */
+	c->res.attempts = 0;
+	c->retry_timer = loop_add_timer(engine_loop(eng), 0, on_retry_timer, c);
+	return c;
+}
+
+void llm_set_local(struct llm_call *c, void *state, void (*fn)(void *))
+{
+	c->local = state;
+	c->local_free = fn;
+}

@@ -1,0 +1,253 @@
+/*
+ * config.c - environment first, then the JSON config file.
+ *
+ * The file is small and read whole.  Validation is strict so that a typo
+ * shows up as an error naming the key instead of a silently ignored field.
+ */
+#include "aichat/config.h"
+#include "aichat/buf.h"
+#include "aichat/json.h"
+#include "aichat/xalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_MAX (1024 * 1024)
+
+const char *env_get(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+static char *default_path(void)
+{
+	const char *x = env_get("XDG_CONFIG_HOME"), *home = env_get("HOME");
+	struct buf b;
+
+	buf_init(&b, 0);
+	if (x)
+		buf_printf(&b, "%s/aichat/config.json", x);
+	else if (home)
+		buf_printf(&b, "%s/.config/aichat/config.json", home);
+	else
+		return NULL;
+	return buf_detach(&b);
+}
+
+static int read_file(const char *path, struct buf *out, struct err *e)
+{
+	FILE *f = fopen(path, "rb");
+	char tmp[8192];
+	size_t n;
+
+	if (!f)
+		return err_set(e, ERR_CONFIG, "cannot read config file '%s': %s",
+			       path, strerror(errno));
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+		if (buf_append(out, tmp, n) < 0) {
+			fclose(f);
+			return err_set(e, ERR_CONFIG,
+				       "config file '%s' is larger than 1 MiB", path);
+		}
+	}
+	if (ferror(f)) {
+		fclose(f);
+		return err_set(e, ERR_CONFIG, "cannot read config file '%s': %s",
+			       path, strerror(errno));
+	}
+	fclose(f);
+	return 0;
+}
+
+static int want_string(const char *path, const cJSON *n, const char *key,
+		       struct err *e)
+{
+	if (!cJSON_IsString(n) || !*n->valuestring)
+		return err_set(e, ERR_CONFIG,
+			       "config file '%s': '%s' must be a non-empty string",
+			       path, key);
+	return 0;
+}
+
+static int parse_provider(struct config *c, const char *path,
+			  const cJSON *p, struct err *e)
+{
+	struct provider_conf pc = { 0 };
+	char key[160];
+	const cJSON *f;
+
+	snprintf(key, sizeof(key), "providers.%.64s", p->string);
+	if (!cJSON_IsObject(p))
+		return err_set(e, ERR_CONFIG,
+			       "config file '%s': '%s' must be an object", path, key);
+	cJSON_ArrayForEach(f, p) {
+		char fk[240];
+		snprintf(fk, sizeof(fk), "%s.%.32s", key, f->string);
+		if (strcmp(f->string, "kind") && strcmp(f->string, "base_url") &&
+		    strcmp(f->string, "api_key_env"))
+			return err_set(e, ERR_CONFIG,
+				       "config file '%s': unknown key '%s' (expected kind, base_url, api_key_env)",
+				       path, fk);
+		if (want_string(path, f, fk, e) < 0)
+			return -1;
+	}
+	const char *kind = json_str(p, "kind");
+	if (!kind || (strcmp(kind, "openai") && strcmp(kind, "anthropic")))
+		return err_set(e, ERR_CONFIG,
+			       "config file '%s': '%s.kind' must be \"openai\" or \"anthropic\"",
+			       path, key);
+	pc.name = xstrdup(p->string);
+	pc.kind = xstrdup(kind);
+	if (json_str(p, "base_url"))
+		pc.base_url = xstrdup(json_str(p, "base_url"));
+	if (json_str(p, "api_key_env"))
+		pc.api_key_env = xstrdup(json_str(p, "api_key_env"));
+	c->providers = xrealloc(c->providers,
+				(c->nproviders + 1) * sizeof(*c->providers));
+	c->providers[c->nproviders++] = pc;
+	return 0;
+}
+
+int config_parse(struct config *c, const char *path, const char *text,
+		 size_t len, struct err *e)
+{
+	size_t pos = 0;
+	cJSON *root = json_parse(text, len, &pos);
+	const cJSON *n;
+	int line, col, rc = -1;
+
+	memset(c, 0, sizeof(*c));
+	c->path = xstrdup(path);
+	if (!root) {
+		json_position(text, pos, &line, &col);
+		return err_set(e, ERR_CONFIG,
+			       "config file '%s': invalid JSON at line %d, column %d",
+			       path, line, col);
+	}
+	if (!cJSON_IsObject(root)) {
+		err_set(e, ERR_CONFIG, "config file '%s': must be a JSON object",
+			path);
+		goto cleanup;
+	}
+	cJSON_ArrayForEach(n, root) {
+		const char *k = n->string;
+		const cJSON *a;
+
+		if (!strcmp(k, "default_model")) {
+			if (want_string(path, n, k, e) < 0)
+				goto cleanup;
+			c->default_model = xstrdup(n->valuestring);
+		} else if (!strcmp(k, "aliases")) {
+			if (!cJSON_IsObject(n)) {
+				err_set(e, ERR_CONFIG,
+					"config file '%s': 'aliases' must be an object", path);
+				goto cleanup;
+			}
+			cJSON_ArrayForEach(a, n) {
+				char ak[100];
+				snprintf(ak, sizeof(ak), "aliases.%.64s", a->string);
+				if (want_string(path, a, ak, e) < 0)
+					goto cleanup;
+				c->aliases = xrealloc(c->aliases,
+						      (c->naliases + 1) * sizeof(*c->aliases));
+				c->aliases[c->naliases].name = xstrdup(a->string);
+				c->aliases[c->naliases].target = xstrdup(a->valuestring);
+				c->naliases++;
+			}
+		} else if (!strcmp(k, "providers")) {
+			if (!cJSON_IsObject(n)) {
+				err_set(e, ERR_CONFIG,
+					"config file '%s': 'providers' must be an object", path);
+				goto cleanup;
+			}
+			cJSON_ArrayForEach(a, n)
+				if (parse_provider(c, path, a, e) < 0)
+					goto cleanup;
+		} else {
+			err_set(e, ERR_CONFIG,
+				"config file '%s': unknown key '%.64s' (expected default_model, aliases, providers)",
+				path, k);
+			goto cleanup;
+		}
+	}
+	rc = 0;
+cleanup:
+	cJSON_Delete(root);
+	return rc;
+}
+
+int config_load(struct config *c, struct err *e)
+{
+	const char *explicit = env_get("AICHAT_CONFIG");
+	char *path = explicit ? xstrdup(explicit) : default_path();
+	struct buf text;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if (!path)
+		return 0;
+	if (!explicit) {
+		FILE *f = fopen(path, "rb");
+		if (!f && errno == ENOENT) {
+			free(path);
+			return 0;
+		}
+		if (f)
+			fclose(f);
+	}
+	buf_init(&text, CONFIG_MAX);
+	rc = read_file(path, &text, e);
+	if (rc == 0)
+		rc = config_parse(c, path, text.ptr, text.len, e);
+	buf_release(&text);
+	free(path);
+	return rc;
+}
+
+void config_release(struct config *c)
+{
+	for (size_t i = 0; i < c->naliases; i++) {
+		free(c->aliases[i].name);
+		free(c->aliases[i].target);
+	}
+	for (size_t i = 0; i < c->nproviders; i++) {
+		free(c->providers[i].name);
+		free(c->providers[i].kind);
+		free(c->providers[i].base_url);
+		free(c->providers[i].api_key_env);
+	}
+	free(c->aliases);
+	free(c->providers);
+	free(c->default_model);
+	free(c->path);
+	memset(c, 0, sizeof(*c));
+}
+
+const char *config_default_model(const struct config *c)
+{
+	const char *m = env_get("AICHAT_MODEL");
+
+	if (m)
+		return m;
+	return c->default_model ? c->default_model : CONFIG_DEFAULT_MODEL;
+}
+
+const char *config_alias(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->naliases; i++)
+		if (!strcmp(c->aliases[i].name, name))
+			return c->aliases[i].target;
+	return NULL;
+}
+
+const struct provider_conf *config_provider(const struct config *c,
+					    const char *name)
+{
+	for (size_t i = 0; i < c->nproviders; i++)
+		if (!strcmp(c->providers[i].name, name))
+			return &c->providers[i];
+	return NULL;
+}

@@ -1,0 +1,188 @@
+# tests/helpers.bash - shared by every bats file (`load helpers`).
+#
+# A test runs aichat against the fake upstream (tests/fake/) and checks both
+# what aichat printed and what the fake received.  Typical use:
+#
+#   setup()    { aichat_env; }
+#   teardown() { fake_stop; }
+#
+#   @test "..." {
+#       fake_start '{"status":429,"headers":{"Retry-After":"1"}}' '{}'
+#       run aichat chat --base-url "$FAKE_URL/v1" ...
+#       [ "$(fake_count)" -eq 2 ]
+#       [ "$(fake_field 1 body.model)" = gpt-4o-mini ]
+#   }
+#
+# AICHAT_BIN and FAKE_UPSTREAM come from the environment (`make check` sets
+# them); unset, they default to ./aichat and build/tests/fake_upstream of
+# this tree.  Script lines are response specs, documented in
+# tests/fake/fake_answer.c and tests/fake/fake_script.c.
+
+AICHAT_ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+: "${AICHAT_BIN:=$AICHAT_ROOT/aichat}"
+: "${FAKE_UPSTREAM:=$AICHAT_ROOT/build/tests/fake_upstream}"
+export AICHAT_BIN FAKE_UPSTREAM
+
+# Runs the aichat under test.
+aichat() {
+	"$AICHAT_BIN" "$@"
+}
+
+# Isolates the test from the user's environment: a fresh HOME and XDG
+# directories under $BATS_TEST_TMPDIR, no API keys, base URLs, model or
+# config from outside, no proxy, NO_COLOR unset.  Call it from setup().
+aichat_env() {
+	local v
+	export HOME="$BATS_TEST_TMPDIR/home"
+	export XDG_CONFIG_HOME="$HOME/.config"
+	export XDG_DATA_HOME="$HOME/.local/share"
+	export XDG_CACHE_HOME="$HOME/.cache"
+	export XDG_STATE_HOME="$HOME/.local/state"
+	mkdir -p "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_STATE_HOME"
+	unset OPENAI_API_KEY ANTHROPIC_API_KEY OPENAI_BASE_URL ANTHROPIC_BASE_URL \
+		AICHAT_MODEL AICHAT_CONFIG NO_COLOR \
+		http_proxy https_proxy all_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY
+	# Any other AICHAT_* setting of the user's, but not the binary under test.
+	for v in $(compgen -e AICHAT_); do
+		[ "$v" = AICHAT_BIN ] || unset "$v"
+	done
+}
+
+# Writes the script lines (one JSONL line per argument) atomically, so the
+# running fake never reads half a file.
+_fake_write_script() {
+	local file="$BATS_TEST_TMPDIR/fake.script"
+	if [ $# -gt 0 ]; then
+		printf '%s\n' "$@" >"$file.tmp"
+	else
+		: >"$file.tmp"
+	fi
+	mv -f "$file.tmp" "$file"
+}
+
+# fake_start [LINE...]: starts the fake upstream with these script lines
+# (none: every request gets the default answer) and waits up to ~5 s for
+# it to listen.  Exports FAKE_PID, FAKE_PORT, FAKE_URL (http://127.0.0.1:PORT,
+# no trailing slash) and FAKE_LOG.  The log starts empty.
+fake_start() {
+	local dir="$BATS_TEST_TMPDIR" i
+	fake_stop
+	_fake_write_script "$@"
+	export FAKE_LOG="$dir/fake.log"
+	rm -f "$FAKE_LOG" "$dir/fake.port"
+	# fd 3 closed: bats waits for whoever holds it open.
+	"$FAKE_UPSTREAM" --port-file "$dir/fake.port" --log "$FAKE_LOG" \
+		--script "$dir/fake.script" </dev/null >"$dir/fake.stderr" 2>&1 3>&- &
+	export FAKE_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$dir/fake.port" ] && break
+		if ! kill -0 "$FAKE_PID" 2>/dev/null; then
+			echo "fake_start: fake upstream exited:" >&2
+			cat "$dir/fake.stderr" >&2
+			unset FAKE_PID
+			return 1
+		fi
+		sleep 0.05
+	done
+	if [ ! -s "$dir/fake.port" ]; then
+		echo "fake_start: fake upstream did not start within 5 s" >&2
+		fake_stop
+		return 1
+	fi
+	export FAKE_PORT=$(<"$dir/fake.port")
+	export FAKE_URL="http://127.0.0.1:$FAKE_PORT"
+}
+
+# fake_script LINE...: replaces the script of the running fake.  The next
+# request reads it; its sequence starts again from its first line.
+fake_script() {
+	_fake_write_script "$@"
+}
+
+# fake_stop: stops the fake started by fake_start (by its PID) and waits for
+# it to exit.  Does nothing when none is running.
+fake_stop() {
+	local pid=${FAKE_PID:-} i
+	[ -n "$pid" ] || return 0
+	unset FAKE_PID
+	kill "$pid" 2>/dev/null || return 0
+	# wait works only for our own child; otherwise poll.
+	wait "$pid" 2>/dev/null && return 0
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null
+	return 0
+}
+
+# fake_count: prints how many requests the fake has logged (0 without a log).
+fake_count() {
+	local log=${FAKE_LOG:-$BATS_TEST_TMPDIR/fake.log}
+	if [ -f "$log" ]; then
+		wc -l <"$log" | tr -d ' '
+	else
+		echo 0
+	fi
+}
+
+# fake_wait_count N [SECONDS]: waits (default up to 5 s) until the fake has
+# logged at least N requests; fails if it has not by then.
+fake_wait_count() {
+	local want=$1 tries=$((${2:-5} * 20))
+	while [ "$(fake_count)" -lt "$want" ]; do
+		((tries-- > 0)) || return 1
+		sleep 0.05
+	done
+}
+
+# Prints field PATH of log line N (see fake_field) or the whole line.
+_fake_json() {
+	python3 - "${FAKE_LOG:-$BATS_TEST_TMPDIR/fake.log}" "$@" <<'EOF'
+import json, re, sys
+
+log, n = sys.argv[1], int(sys.argv[2])
+path = sys.argv[3] if len(sys.argv) > 3 else None
+try:
+    with open(log, encoding="utf-8") as f:
+        lines = [l for l in f.read().split("\n") if l]
+except FileNotFoundError:
+    lines = []
+try:
+    line = lines[n - 1 if n > 0 else n]
+except IndexError:
+    sys.exit("fake: no request %d (%d logged)" % (n, len(lines)))
+if path is None:
+    print(line)
+    sys.exit(0)
+v = json.loads(line)
+for key in re.findall(r"[^.\[\]]+", path):
+    if isinstance(v, list) and re.fullmatch(r"-?\d+", key):
+        i = int(key)
+        if not -len(v) <= i < len(v):
+            sys.exit(1)
+        v = v[i]
+    elif isinstance(v, dict) and key in v:
+        v = v[key]
+    else:
+        sys.exit(1)
+print(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, separators=(",", ":")))
+EOF
+}
+
+# fake_req N [PATH]: prints the Nth logged request (1-based; -1 is the last)
+# as its JSON line, or only field PATH of it like fake_field.
+fake_req() {
+	_fake_json "$@"
+}
+
+# fake_field N PATH: prints one field of the Nth logged request.  PATH is
+# dotted keys, numbers index arrays (negative from the end):
+#   fake_field 1 body.model               gpt-4o-mini
+#   fake_field 1 headers.authorization    Bearer sk-test
+#   fake_field -1 body.messages.0.role    system   (also messages[0].role)
+# Strings print unquoted, anything else as compact JSON; a missing field
+# prints nothing and fails.  Keys: n conn method path headers body.
+fake_field() {
+	_fake_json "$1" "$2"
+}
