@@ -41,11 +41,12 @@ int opt_parse(const struct opt *opts, size_t n, int argc, char **argv,
 void opt_result_release(struct opt_result *r);
 
 /*
- * Prints the options section of --help.  When s is given, an option tied
- * to a field shows the field's bounds and default from the schema table.
+ * Prints the options section of --help.  An option tied to a field of one
+ * of the schemas (a NULL-terminated list, may be NULL) shows the field's
+ * bounds and default from that table.
  */
 void opt_help(FILE *f, const struct opt *opts, size_t n,
-	      const struct schema *s);
+	      const struct schema *const *schemas);
 
 /* The long name closest to word (edit distance <= 2), or NULL. */
 const char *opt_suggest(const char *word, const char *const *names, size_t n);

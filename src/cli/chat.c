@@ -33,7 +33,7 @@ enum {
 
 const struct opt chat_opts[] = {
 	[O_MODEL] = { 'm', "model", "MODEL", "model",
-		      "model as provider:model or an alias (default $AICHAT_MODEL, else " CONFIG_DEFAULT_MODEL ")" },
+		      "provider:model or an alias (default: $AICHAT_MODEL, else " CONFIG_DEFAULT_MODEL ")" },
 	[O_SYSTEM] = { 's', "system", "TEXT", "system", "system prompt" },
 	[O_TEMPERATURE] = { 't', "temperature", "X", "temperature",
 			    "sampling temperature" },
@@ -44,7 +44,7 @@ const struct opt chat_opts[] = {
 	[O_JSON] = { 0, "json", NULL, NULL,
 		     "print one JSON object: content, model, token counts, finish_reason" },
 	[O_RETRIES] = { 0, "retries", "N", "retries",
-			"retries of transient failures (429, 5xx, connection errors)" },
+			"retries after 429, 5xx or a failed connection" },
 	[O_TIMEOUT] = { 0, "timeout", "SECONDS", "timeout",
 			"give up after this many seconds in all" },
 	[O_VERBOSE] = { 'v', "verbose", NULL, NULL,
@@ -69,7 +69,11 @@ static void usage(FILE *f)
 	      "appended after a blank line (or is the whole prompt without arguments).\n"
 	      "\n"
 	      "options:\n", f);
-	opt_help(f, chat_opts, chat_nopts, &schema_chat_request);
+	const struct schema *const schemas[] = {
+		&schema_chat_request, &cli_schema, NULL
+	};
+
+	opt_help(f, chat_opts, chat_nopts, schemas);
 	fputs("\n"
 	      "examples:\n"
 	      "  aichat chat -m mock:echo hello            offline, no key needed\n"

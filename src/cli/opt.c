@@ -163,7 +163,8 @@ static void bounds(struct buf *b, const struct field *f)
 		buf_printf(b, ", default %s", f->def);
 }
 
-void opt_help(FILE *f, const struct opt *opts, size_t n, const struct schema *s)
+void opt_help(FILE *f, const struct opt *opts, size_t n,
+	      const struct schema *const *schemas)
 {
 	struct buf left, right;
 
@@ -171,7 +172,10 @@ void opt_help(FILE *f, const struct opt *opts, size_t n, const struct schema *s)
 	buf_init(&right, 0);
 	for (size_t i = 0; i < n; i++) {
 		const struct opt *o = &opts[i];
-		const struct field *fd = s && o->field ? schema_field(s, o->field) : NULL;
+		const struct field *fd = NULL;
+
+		for (const struct schema *const *s = schemas; s && *s && !fd && o->field; s++)
+			fd = schema_field(*s, o->field);
 
 		buf_clear(&left);
 		buf_clear(&right);
