@@ -9,10 +9,10 @@ VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -Wall -Wextra -D_GNU_SOURCE -Iinclude -MMD -MP \
+OPT      ?= -O2 -g
+override CFLAGS += $(OPT) -std=c11 -Wall -Wextra -D_GNU_SOURCE -Iinclude -MMD -MP \
             -DAICHAT_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(SAN)
-LDFLAGS  += $(SAN)
+override LDFLAGS += $(SAN)
 LDLIBS   += $(PKG_LIBS) -lm
 
 ifeq ($(BUILD),build)
@@ -43,9 +43,9 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(FAKE): $(FAKE_SRCS)
+$(FAKE): $(FAKE_SRCS) $(wildcard tests/fake/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lpthread
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(FAKE_SRCS) $(LDLIBS) -lpthread
 
 check: $(BIN) $(UNIT_BINS) $(FAKE)
 	@AICHAT_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
@@ -53,7 +53,7 @@ check: $(BIN) $(UNIT_BINS) $(FAKE)
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:
-	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fno-omit-frame-pointer' \
+	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' check
 
 deps:

@@ -177,11 +177,20 @@ static int is_2xx(long s)
 	return s >= 200 && s < 300;
 }
 
+static void arm_watchdog(struct transfer *t);
+
 static void touch(struct transfer *t)
 {
 	t->last_activity = loop_now_ms();
-	if (!t->res.first_byte_at)
+	if (!t->res.first_byte_at) {
+		/* From now on the idle deadline applies, which may be
+		 * earlier than the first-byte one the watchdog waits for. */
 		t->res.first_byte_at = t->last_activity;
+		if (t->watchdog)
+			loop_del_timer(t->eng->loop, t->watchdog);
+		t->watchdog = NULL;
+		arm_watchdog(t);
+	}
 }
 
 static size_t write_cb(char *p, size_t size, size_t n, void *ud)
@@ -256,8 +265,6 @@ static size_t header_cb(char *p, size_t size, size_t n, void *ud)
 	}
 	return len;
 }
-
-static void arm_watchdog(struct transfer *t);
 
 static void on_watchdog(struct loop *l, void *data)
 {

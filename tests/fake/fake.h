@@ -79,7 +79,8 @@ struct reply {
 	struct fbuf *events;    /* owned array of nevents buffers */
 	size_t nevents;
 	long delay_ms;          /* pause between events */
-	long stall_ms, stall_at;/* pause before event stall_at (-1: status line) */
+	long stall_ms;          /* pause before event stall_at ... */
+	long stall_at;          /* ... (-1: before the status line) */
 	long cut_after_events;  /* close abruptly after this many events */
 	long cut_after_bytes;   /* close abruptly after this many body bytes */
 	long split;             /* body written in pieces of 1..split bytes */

@@ -112,10 +112,12 @@ static size_t count_words(const char *s)
 	int in_word = 0;
 
 	for (; *s; s++) {
-		if (isspace((unsigned char)*s))
+		if (isspace((unsigned char)*s)) {
 			in_word = 0;
-		else if (!in_word && ++n)
+		} else if (!in_word) {
 			in_word = 1;
+			n++;
+		}
 	}
 	return n;
 }
