@@ -41,7 +41,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 $(FAKE): $(FAKE_SRCS) $(wildcard tests/fake/*.h)
 	@mkdir -p $(dir $@)

@@ -18,12 +18,6 @@ const struct cli_command cli_commands[] = {
 };
 const size_t cli_ncommands = sizeof(cli_commands) / sizeof(cli_commands[0]);
 
-int cli_fail(const char *cmd, const struct err *e)
-{
-	fprintf(stderr, "aichat: %s: %s\n", cmd, e->msg);
-	return err_exit_status(e->code);
-}
-
 static void usage(FILE *f)
 {
 	fputs("usage: aichat [--help] [--version] COMMAND [ARGS...]\n"

@@ -2,11 +2,18 @@
  * opt.c - table-driven option parsing and help; see opt.h.
  */
 #include "aichat/opt.h"
+#include "aichat/cli.h"
 #include "aichat/buf.h"
 #include "aichat/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+int cli_fail(const char *cmd, const struct err *e)
+{
+	fprintf(stderr, "aichat: %s: %s\n", cmd, e->msg);
+	return err_exit_status(e->code);
+}
 
 void opt_result_release(struct opt_result *r)
 {

@@ -1,0 +1,19 @@
+#!/bin/sh
+# tools/deps.sh - installs the Debian packages that building and testing
+# aichat need, when they are missing.  Uses sudo when not root.
+set -e
+pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev
+libmicrohttpd-dev libsqlite3-dev bats tmux python3 curl"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing:$missing" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
