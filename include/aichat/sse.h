@@ -10,7 +10,8 @@
  * when a blank line ends it and its data buffer was touched by at least one
  * data line (so `data:` alone dispatches an event with empty data, which
  * callers skip); sse_finish() dispatches a last event that had no trailing
- * blank line.  A line longer than the parser's cap is an error.
+ * blank line.  A line longer than the parser's cap is an error, and so is
+ * an event whose joined data would pass it.
  *
  * The parser owns its internal buffers; sse_release() frees them.  Event
  * strings passed to the callback are borrowed and valid only during it.
@@ -55,7 +56,8 @@ void sse_release(struct sse_parser *p);
 /*
  * Parses n bytes.  Returns 0 when all bytes were consumed, the callback's
  * non-zero value if it asked to stop, or -1 with e filled
- * (ERR_UPSTREAM_PROTOCOL) when a line passes max_line.
+ * (ERR_UPSTREAM_PROTOCOL) when a line or an event passes max_line.  A
+ * stop or an error ends the stream: the rest of that feed is not parsed.
  */
 int sse_feed(struct sse_parser *p, const char *s, size_t n,
 	     sse_event_fn fn, void *ud, struct err *e);

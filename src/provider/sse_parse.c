@@ -129,7 +129,7 @@ static void sse_retry(struct sse_parser *p, const char *v, size_t n)
 
 /* One line without its terminator; l need not be NUL-terminated. */
 static int sse_line(struct sse_parser *p, const char *l, size_t n,
-		    sse_event_fn fn, void *ud)
+		    sse_event_fn fn, void *ud, struct err *e)
 {
 	const char *colon, *v;
 	size_t name_len, vn;
@@ -154,6 +154,16 @@ static int sse_line(struct sse_parser *p, const char *l, size_t n,
 	}
 	/* Data, event and id fit: each is part of a line below max_line. */
 	if (FIELD_IS("data", l, name_len)) {
+		/* Many short data lines must not grow one event without
+		 * bound either: the event shares the line cap. */
+		if (p->data.len + 1 + vn > p->max_line) {
+			buf_clear(&p->data);
+			buf_clear(&p->event);
+			p->has_data = 0;
+			return err_set(e, ERR_UPSTREAM_PROTOCOL,
+				       "event-stream event larger than %zu bytes",
+				       p->max_line);
+		}
 		if (p->has_data)
 			buf_putc(&p->data, '\n');
 		buf_append(&p->data, v, vn);
@@ -221,12 +231,12 @@ int sse_feed(struct sse_parser *p, const char *s, size_t n,
 		if (p->line.len) {
 			if (sse_line_add(p, s + i, len, e) < 0)
 				return -1;
-			rc = sse_line(p, p->line.ptr, p->line.len, fn, ud);
+			rc = sse_line(p, p->line.ptr, p->line.len, fn, ud, e);
 			buf_clear(&p->line);
 		} else {
 			if (len > p->max_line)
 				return sse_too_long(p, e);
-			rc = sse_line(p, s + i, len, fn, ud);
+			rc = sse_line(p, s + i, len, fn, ud, e);
 		}
 		p->cr = s[eol] == '\r';
 		i = eol + 1;
@@ -245,7 +255,7 @@ int sse_finish(struct sse_parser *p, sse_event_fn fn, void *ud,
 	    sse_line_add(p, (const char *)bom_bytes, p->bom, e) < 0)
 		rc = -1;
 	if (!rc && p->line.len)
-		rc = sse_line(p, p->line.ptr, p->line.len, fn, ud);
+		rc = sse_line(p, p->line.ptr, p->line.len, fn, ud, e);
 	if (!rc)
 		rc = sse_dispatch(p, fn, ud);
 	sse_reset(p);

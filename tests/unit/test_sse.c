@@ -554,6 +554,23 @@ static void test_edges(void)
 	guard_free(&g);
 }
 
+/* Many short data lines cannot grow one event past the cap. */
+static void test_event_cap(void)
+{
+	struct sse_parser p;
+	struct err e;
+	int n = 0, rc = 0;
+
+	sse_init(&p, 64);
+	for (int i = 0; i < 40 && rc == 0; i++)
+		rc = sse_feed(&p, "data: 0123456789\n", 17, count_event, &n, &e);
+	is_int(rc, -1, "an event of many data lines past the cap fails");
+	is_int(e.code, ERR_UPSTREAM_PROTOCOL, "as a protocol error");
+	is_str(e.msg, "event-stream event larger than 64 bytes", "saying why");
+	is_int(n, 0, "nothing dispatched");
+	sse_release(&p);
+}
+
 int main(void)
 {
 	size_t i;
@@ -570,5 +587,6 @@ int main(void)
 			0, "\n\n", 4, 1 << 20, 65536);
 	test_is_done();
 	test_edges();
+	test_event_cap();
 	return tap_done();
 }
