@@ -11,7 +11,7 @@
  * data line (so `data:` alone dispatches an event with empty data, which
  * callers skip); sse_finish() dispatches a last event that had no trailing
  * blank line.  A line longer than the parser's cap is an error, and so is
- * an event whose joined data would pass it.
+ * an event whose joined data would pass SSE_EVENT_LINES times that cap.
  *
  * The parser owns its internal buffers; sse_release() frees them.  Event
  * strings passed to the callback are borrowed and valid only during it.
@@ -25,6 +25,8 @@
 #include "aichat/err.h"
 
 #define SSE_DEFAULT_MAX_LINE (4u * 1024 * 1024)
+/* An event's joined data may be this many times max_line. */
+#define SSE_EVENT_LINES 4
 
 struct sse_event {
 	const char *event;   /* "" when no event: field was seen ("message") */

@@ -155,14 +155,14 @@ static int sse_line(struct sse_parser *p, const char *l, size_t n,
 	/* Data, event and id fit: each is part of a line below max_line. */
 	if (FIELD_IS("data", l, name_len)) {
 		/* Many short data lines must not grow one event without
-		 * bound either: the event shares the line cap. */
-		if (p->data.len + 1 + vn > p->max_line) {
+		 * bound either: an event is capped at four lines' worth. */
+		if (p->data.len + 1 + vn > SSE_EVENT_LINES * p->max_line) {
 			buf_clear(&p->data);
 			buf_clear(&p->event);
 			p->has_data = 0;
 			return err_set(e, ERR_UPSTREAM_PROTOCOL,
 				       "event-stream event larger than %zu bytes",
-				       p->max_line);
+				       SSE_EVENT_LINES * p->max_line);
 		}
 		if (p->has_data)
 			buf_putc(&p->data, '\n');

@@ -566,7 +566,7 @@ static void test_event_cap(void)
 		rc = sse_feed(&p, "data: 0123456789\n", 17, count_event, &n, &e);
 	is_int(rc, -1, "an event of many data lines past the cap fails");
 	is_int(e.code, ERR_UPSTREAM_PROTOCOL, "as a protocol error");
-	is_str(e.msg, "event-stream event larger than 64 bytes", "saying why");
+	is_str(e.msg, "event-stream event larger than 256 bytes", "saying why");
 	is_int(n, 0, "nothing dispatched");
 	sse_release(&p);
 }
