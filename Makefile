@@ -61,7 +61,8 @@ deps:
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@./aichat chat -m mock:echo "Hello from aichat: this reply streams word by word from the offline mock model."
+	@AICHAT_MOCK_DELAY_MS=60 ./$(BIN) chat -m mock:echo \
+	    "Hello from aichat: this reply streams word by word from the offline mock model, no key and no network needed."
 
 bench: $(BIN)
 	@bench/run.sh

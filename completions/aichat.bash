@@ -1,0 +1,193 @@
+# bash completion for aichat                                 -*- shell-script -*-
+#
+# Installed as share/bash-completion/completions/aichat, or sourced from
+# ~/.bashrc.  Works without the bash-completion package.
+#
+# tests/docs.bats reads the _aichat_* word lists below and fails when they
+# disagree with `aichat --help` and `aichat chat --help`: keep one option
+# per word, short and long names, and list in *_argopts every option that
+# takes a value.
+
+_aichat_commands='chat'
+_aichat_global_opts='-h --help -V --version'
+_aichat_chat_opts='-m --model -s --system -t --temperature --max-tokens --no-stream --json --retries --timeout -v --verbose -h --help'
+_aichat_chat_argopts='-m --model -s --system -t --temperature --max-tokens --retries --timeout'
+_aichat_models='mock:echo openai:gpt-4o-mini openai:gpt-4o anthropic:claude-sonnet-4-6 anthropic:claude-haiku-4-5 ollama:llama3.2'
+
+# Prints the alias names of the config file, one per line.  A light scan of
+# the JSON, not a parser: enough for the usual "aliases": {...} object.
+_aichat_config_aliases()
+{
+	local f=${AICHAT_CONFIG:-${XDG_CONFIG_HOME:-$HOME/.config}/aichat/config.json}
+	local text body re_obj re_key
+	[[ -f $f && -r $f ]] || return 0
+	text=$(<"$f") || return 0
+	text=${text//$'\n'/ }
+	re_obj='"aliases"[[:space:]]*:[[:space:]]*\{([^}]*)\}'
+	[[ $text =~ $re_obj ]] || return 0
+	body=${BASH_REMATCH[1]}
+	re_key='^[^"]*"([^"]+)"[[:space:]]*:[[:space:]]*"[^"]*"(.*)$'
+	while [[ $body =~ $re_key ]]; do
+		printf '%s\n' "${BASH_REMATCH[1]}"
+		body=${BASH_REMATCH[2]}
+	done
+}
+
+# Sets COMPREPLY to the words of $2 that start with $1, less what bash
+# already holds before the last word-break character of $1 (':' in
+# "openai:gpt", '=' in "--model=x"), since bash replaces only what follows.
+_aichat_reply()
+{
+	local full=$1 pre='' c i
+	local IFS=$'\n'
+	COMPREPLY=($(compgen -W "$2" -- "$full"))
+	for ((i = ${#full} - 1; i >= 0; i--)); do
+		c=${full:i:1}
+		if [[ ${COMP_WORDBREAKS-:=} == *"$c"* ]]; then
+			pre=${full:0:i+1}
+			break
+		fi
+	done
+	if [[ -n $pre ]]; then
+		COMPREPLY=("${COMPREPLY[@]#"$pre"}")
+	fi
+}
+
+# Completes the value of chat option $1; $2 is the text typed so far
+# including any "--model=" or "-m" prefix, $3 the value part of it.
+_aichat_value()
+{
+	local opt=$1 full=$2 value=$3 prefix=${2%"$3"} w words=''
+	case $opt in
+	-m | --model)
+		words="$_aichat_models $(_aichat_config_aliases)"
+		;;
+	*)
+		# TEXT, X, N, SECONDS: nothing to offer, and no file names.
+		COMPREPLY=()
+		return
+		;;
+	esac
+	local list=''
+	for w in $words; do
+		list+="$prefix$w"$'\n'
+	done
+	_aichat_reply "$full" "$list"
+}
+
+# Succeeds when chat option $1 (a short or long name) takes a value.
+_aichat_takes_value()
+{
+	[[ " $_aichat_chat_argopts " == *" $1 "* ]]
+}
+
+_aichat()
+{
+	local -a words
+	local cword cur prev i cmd='' w
+
+	# The words up to the cursor.  From COMP_LINE, split at blanks only, so
+	# that "--model=openai:gpt" stays one word; COMP_WORDS alone (tests,
+	# other callers) is used as is.
+	if [[ -n ${COMP_LINE-} ]]; then
+		local line=${COMP_LINE:0:${COMP_POINT:-${#COMP_LINE}}}
+		read -r -a words <<<"$line"
+		[[ $line == *[[:space:]] || ${#words[@]} -eq 0 ]] && words+=('')
+	else
+		words=("${COMP_WORDS[@]:0:COMP_CWORD+1}")
+	fi
+	cword=$((${#words[@]} - 1))
+	cur=${words[cword]}
+	prev=''
+	((cword > 0)) && prev=${words[cword - 1]}
+
+	# The command is the first word after "aichat" that is not an option.
+	for ((i = 1; i < cword; i++)); do
+		case ${words[i]} in
+		-*) ;;
+		*) cmd=${words[i]}; break ;;
+		esac
+	done
+
+	if [[ -z $cmd ]]; then
+		case $prev in
+		-h | --help | -V | --version) COMPREPLY=(); return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			_aichat_reply "$cur" "$_aichat_global_opts"
+		else
+			_aichat_reply "$cur" "$_aichat_commands"
+		fi
+		return
+	fi
+
+	case $cmd in
+	chat) ;;
+	*) COMPREPLY=(); return ;;
+	esac
+
+	# After "--", everything is prompt text; so is the value of an option.
+	local skip=0
+	for ((i = i + 1; i < cword; i++)); do
+		w=${words[i]}
+		if ((skip)); then
+			skip=0
+			continue
+		fi
+		case $w in
+		--) COMPREPLY=(); return ;;
+		--*=*) ;;
+		--*) _aichat_takes_value "$w" && skip=1 ;;
+		-?*)
+			# Bundled short options: a value-taking one ends the bundle.
+			local k c
+			for ((k = 1; k < ${#w}; k++)); do
+				c=-${w:k:1}
+				if _aichat_takes_value "$c"; then
+					((k == ${#w} - 1)) && skip=1
+					break
+				fi
+			done
+			;;
+		esac
+	done
+	if ((skip)); then
+		_aichat_value "$prev" "$cur" "$cur"
+		return
+	fi
+
+	case $cur in
+	--*=*)
+		local opt=${cur%%=*}
+		if _aichat_takes_value "$opt"; then
+			_aichat_value "$opt" "$cur" "${cur#*=}"
+		else
+			COMPREPLY=()
+		fi
+		;;
+	--*)
+		_aichat_reply "$cur" "$_aichat_chat_opts"
+		;;
+	-?*)
+		# "-m" alone: offer the option itself; "-vmopen": a value.
+		local k c
+		for ((k = 1; k < ${#cur} - 1; k++)); do
+			c=-${cur:k:1}
+			if _aichat_takes_value "$c"; then
+				_aichat_value "$c" "$cur" "${cur:k+1}"
+				return
+			fi
+		done
+		_aichat_reply "$cur" "$_aichat_chat_opts"
+		;;
+	-)
+		_aichat_reply "$cur" "$_aichat_chat_opts"
+		;;
+	*)
+		# Prompt words: nothing to complete.
+		COMPREPLY=()
+		;;
+	esac
+}
+
+complete -F _aichat aichat
