@@ -12,7 +12,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT      ?= -O2 -g
 override CFLAGS += $(OPT) -std=c11 -Wall -Wextra -D_GNU_SOURCE -Iinclude -MMD -MP \
             -DAICHAT_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(SAN)
-override LDFLAGS += $(SAN)
+override LDFLAGS += -Wl,--as-needed -Wl,-O1 $(SAN)
 LDLIBS   += $(PKG_LIBS) -lm
 
 ifeq ($(BUILD),build)

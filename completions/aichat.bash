@@ -39,8 +39,7 @@ _aichat_config_aliases()
 _aichat_reply()
 {
 	local full=$1 pre='' c i
-	local IFS=$'\n'
-	COMPREPLY=($(compgen -W "$2" -- "$full"))
+	mapfile -t COMPREPLY < <(compgen -W "$2" -- "$full")
 	for ((i = ${#full} - 1; i >= 0; i--)); do
 		c=${full:i:1}
 		if [[ ${COMP_WORDBREAKS-:=} == *"$c"* ]]; then
@@ -70,7 +69,7 @@ _aichat_value()
 	esac
 	local list=''
 	for w in $words; do
-		list+="$prefix$w"$'\n'
+		list+="$prefix$w "
 	done
 	_aichat_reply "$full" "$list"
 }
@@ -152,6 +151,8 @@ _aichat()
 		esac
 	done
 	if ((skip)); then
+		# prev is "--model", "-m" or a bundle ending in "m".
+		[[ $prev == --* ]] || prev=-${prev: -1}
 		_aichat_value "$prev" "$cur" "$cur"
 		return
 	fi

@@ -51,7 +51,8 @@ struct transfer_cbs {
 	void (*on_done)(void *ud, struct transfer_result *r);
 };
 
-/* Owned engine on loop l (borrowed, must outlive it); NULL on failure. */
+/* Owned engine on loop l (borrowed, must outlive it).  libcurl itself is
+ * initialised on the first transfer. */
 struct engine *engine_new(struct loop *l);
 /* Cancels every transfer still running, then frees the engine. */
 void engine_free(struct engine *eng);

@@ -108,29 +108,39 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 struct engine *engine_new(struct loop *l)
 {
-	static int global_done;
-	struct engine *eng;
+	struct engine *eng = xcalloc(1, sizeof(*eng));
 
+	eng->loop = l;
+	return eng;
+}
+
+/*
+ * libcurl (and the TLS library under it) is set up on the first transfer,
+ * so work that never touches the network -- the mock model, a usage
+ * error -- does not pay for it.
+ */
+static int engine_ready(struct engine *eng)
+{
+	static int global_done;
+
+	if (eng->multi)
+		return 0;
 	if (!global_done) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return NULL;
+			return -1;
 		global_done = 1;
 	}
-	eng = xcalloc(1, sizeof(*eng));
-	eng->loop = l;
 	eng->multi = curl_multi_init();
-	if (!eng->multi) {
-		free(eng);
-		return NULL;
-	}
+	if (!eng->multi)
+		return -1;
 	curl_multi_setopt(eng->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(eng->multi, CURLMOPT_SOCKETDATA, eng);
 	curl_multi_setopt(eng->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(eng->multi, CURLMOPT_TIMERDATA, eng);
-	/* Keep connections for reuse; one per host is plenty for a CLI, and
-	 * serve/batch raise the total through the multi's own pool. */
+	/* Connections stay in the multi's pool for reuse by later
+	 * transfers to the same host. */
 	curl_multi_setopt(eng->multi, CURLMOPT_MAXCONNECTS, 256L);
-	return eng;
+	return 0;
 }
 
 struct loop *engine_loop(struct engine *eng)
@@ -168,7 +178,8 @@ void engine_free(struct engine *eng)
 		transfer_free(eng->list);
 	if (eng->timer)
 		loop_del_timer(eng->loop, eng->timer);
-	curl_multi_cleanup(eng->multi);
+	if (eng->multi)
+		curl_multi_cleanup(eng->multi);
 	free(eng);
 }
 
@@ -384,8 +395,13 @@ struct transfer *transfer_start(struct engine *eng,
 				const struct transfer_cbs *cbs, void *ud,
 				struct err *e)
 {
-	struct transfer *t = xcalloc(1, sizeof(*t));
+	struct transfer *t;
 
+	if (engine_ready(eng) < 0) {
+		err_set(e, ERR_INTERNAL, "cannot initialise libcurl");
+		return NULL;
+	}
+	t = xcalloc(1, sizeof(*t));
 	t->eng = eng;
 	t->cbs = cbs;
 	t->ud = ud;

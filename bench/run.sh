@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# bench/run.sh - benchmarks; each reports a ratio to a baseline measured in
+# the same run.  Not a test: numbers depend on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p build/bench
+cc -O2 -Wall -Wextra -o build/bench/startup bench/startup.c
+echo "== startup: aichat chat -m mock:echo hello vs /bin/true (500 runs each) =="
+env -i PATH=/usr/bin:/bin HOME="$(mktemp -d)" build/bench/startup 500 -- /bin/true -- \
+	"$PWD/aichat" chat -m mock:echo hello
