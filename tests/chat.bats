@@ -331,12 +331,13 @@ anthropic_fake() {
 	[ "$(fake_count)" -eq 1 ]
 }
 
-@test "500 then success: retried exactly once" {
+@test "500 then success: retried exactly once, on the same kept-alive connection" {
 	openai_fake '{"status":500}' '{}'
 	run --separate-stderr aichat chat -m openai:gpt-4o-mini "second time lucky"
 	[ "$status" -eq 0 ]
 	[ "$output" = "second time lucky" ]
 	[ "$(fake_count)" -eq 2 ]
+	[ "$(fake_field 2 conn)" = "$(fake_field 1 conn)" ]
 }
 
 @test "--retries 0 disables retries; --retries N makes N+1 attempts" {
