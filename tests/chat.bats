@@ -53,6 +53,14 @@ anthropic_fake() {
 	printf 'plain words\n' | cmp - "$BATS_TEST_TMPDIR/out"
 }
 
+@test "stdout that cannot be written is an error, not silence" {
+	run aichat chat -m mock:echo hi
+	[ "$status" -eq 0 ]
+	run bash -c '"$AICHAT_BIN" chat -m mock:echo hi >/dev/full'
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"aichat: cannot write to stdout: No space left on device"* ]]
+}
+
 @test "stdin is appended after a blank line; alone it is the whole prompt" {
 	openai_fake
 	run --separate-stderr aichat chat summarize <<<"file content"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bats
+# aichat chat on a real terminal (a tmux pane), as a person runs it.
+# CI has no terminal, so each test makes one on its own tmux socket.
+
+load helpers
+
+setup() {
+	aichat_env
+	command -v tmux >/dev/null || skip "tmux is not installed"
+	SOCK="aichat-test-$$-$BATS_TEST_NUMBER"
+	DONE="$BATS_TEST_TMPDIR/done"
+}
+
+teardown() {
+	tmux -L "$SOCK" kill-server 2>/dev/null || true
+	fake_stop
+}
+
+# Runs a shell command in a fresh pane; its exit status lands in $DONE.
+pane_run() {
+	tmux -L "$SOCK" -f /dev/null new-session -d -x 100 -y 20 \
+		"env HOME='$HOME' XDG_CONFIG_HOME='$XDG_CONFIG_HOME' $1; echo \$? >'$DONE'; sleep 30"
+}
+
+pane_wait() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$DONE" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+@test "on a terminal with no prompt: usage error at once, never waits for input" {
+	pane_run "'$AICHAT_BIN' chat -m mock:echo"
+	pane_wait
+	[ "$(cat "$DONE")" -eq 2 ]
+	screen=$(tmux -L "$SOCK" capture-pane -p)
+	[[ "$screen" == *"aichat: chat: no prompt given"* ]]
+}
+
+@test "on a terminal the answer is plain text: no escape codes" {
+	pane_run "'$AICHAT_BIN' chat -m mock:echo 'plain on a tty' >'$BATS_TEST_TMPDIR/out' 2>&1 </dev/tty"
+	pane_wait
+	[ "$(cat "$DONE")" -eq 0 ]
+	printf 'plain on a tty\n' | cmp - "$BATS_TEST_TMPDIR/out"
+	tmux -L "$SOCK" kill-server
+	rm -f "$DONE"
+	pane_run "'$AICHAT_BIN' chat -m mock:echo 'seen on screen'"
+	pane_wait
+	[ "$(cat "$DONE")" -eq 0 ]
+	screen=$(tmux -L "$SOCK" capture-pane -p -e)
+	[[ "$screen" == *"seen on screen"* ]]
+	[[ "$screen" != *$'\e['*"seen"* ]]
+}
+
+@test "Ctrl-C typed on the terminal stops the reply, keeps what was shown, exit 130" {
+	pane_run "AICHAT_MOCK_DELAY_MS=200 '$AICHAT_BIN' chat -m mock:echo one two three four five six seven eight nine ten"
+	for i in $(seq 60); do
+		tmux -L "$SOCK" capture-pane -p | grep -q three && break
+		sleep 0.05
+	done
+	tmux -L "$SOCK" send-keys C-c
+	pane_wait
+	[ "$(cat "$DONE")" -eq 130 ]
+	screen=$(tmux -L "$SOCK" capture-pane -p)
+	[[ "$screen" == *"one two three"* ]]
+	[[ "$screen" != *"ten"* ]]
+	[[ "$screen" == *"aichat: chat: interrupted"* ]]
+}
