@@ -331,6 +331,18 @@ anthropic_fake() {
 	[[ "$stderr" == *"rate limited by openai (HTTP 429): Rate limit reached; retrying in 1.0 s (attempt 2)" ]]
 }
 
+@test "Retry-After as an HTTP date is honoured too" {
+	when=$(LC_ALL=C TZ=GMT date -d '+2 seconds' '+%a, %d %b %Y %H:%M:%S GMT')
+	openai_fake "{\"status\":503,\"headers\":{\"Retry-After\":\"$when\"}}" '{}'
+	start=$(date +%s%N)
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini "dated"
+	elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+	[ "$status" -eq 0 ]
+	[ "$output" = dated ]
+	[ "$(fake_count)" -eq 2 ]
+	[ "$elapsed" -ge 900 ]
+}
+
 @test "429 insufficient_quota is not retried" {
 	openai_fake '{"status":429,"body":"{\"error\":{\"message\":\"You exceeded your current quota\",\"type\":\"insufficient_quota\",\"code\":\"insufficient_quota\"}}"}' '{}'
 	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
