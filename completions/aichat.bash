@@ -56,7 +56,7 @@ _aichat_reply()
 # including any "--model=" or "-m" prefix, $3 the value part of it.
 _aichat_value()
 {
-	local opt=$1 full=$2 value=$3 prefix=${2%"$3"} w words=''
+	local opt=$1 full=$2 prefix=${2%"$3"} w words=''
 	case $opt in
 	-m | --model)
 		words="$_aichat_models $(_aichat_config_aliases)"

@@ -28,9 +28,9 @@ end
 complete -c aichat -f
 
 # aichat [--help] [--version] COMMAND
-complete -c aichat -n __fish_use_subcommand -s h -l help -d 'show this help and exit'
-complete -c aichat -n __fish_use_subcommand -s V -l version -d 'show the version and exit'
-complete -c aichat -n __fish_use_subcommand -a chat -d 'chat with a model (one-shot; streams the answer)'
+complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -s h -l help -d 'show this help and exit'
+complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -s V -l version -d 'show the version and exit'
+complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a chat -d 'chat with a model (one-shot; streams the answer)'
 
 # aichat chat [options] [PROMPT...]
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s m -l model -x -a '(__aichat_models)' -d 'provider:model or an alias'
