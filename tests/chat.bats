@@ -431,6 +431,19 @@ anthropic_fake() {
 	[ "$(cat "$out.err")" = "aichat: chat: interrupted" ]
 }
 
+@test "SIGTERM stops the generation too, exit 143; --json reports the partial answer" {
+	export AICHAT_MOCK_DELAY_MS=200
+	out=$BATS_TEST_TMPDIR/out
+	"$AICHAT_BIN" chat -m mock:echo --json one two three four five six seven >"$out" 2>"$out.err" &
+	pid=$!
+	sleep 0.5
+	kill -TERM "$pid"
+	wait "$pid" && rc=0 || rc=$?
+	[ "$rc" -eq 143 ]
+	[[ "$(cat "$out")" == '{"content":"one two'*'","model":"mock:echo",'*'"error":{"code":"cancelled","message":"interrupted"}}' ]]
+	[[ "$(cat "$out")" != *seven* ]]
+}
+
 # ---- verbose, config ----
 
 @test "-v prints usage and timings to stderr, stdout unchanged" {

@@ -71,7 +71,8 @@ struct chat *chat_start(struct engine *eng, const struct config *cfg,
 			const struct chat_cbs *cbs, void *ud, struct err *e);
 /* Stops at once; no callback afterwards. */
 void chat_cancel(struct chat *c);
-/* The text received so far (valid until on_done or chat_cancel). */
-const struct buf *chat_partial(const struct chat *c);
+/* The result so far: text received, model (valid until on_done or
+ * chat_cancel; counts and finish_reason are filled in only by on_done). */
+const struct chat_result *chat_progress(const struct chat *c);
 
 #endif

@@ -33,7 +33,7 @@ enum {
 
 const struct opt chat_opts[] = {
 	[O_MODEL] = { 'm', "model", "MODEL", "model",
-		      "provider:model or an alias (default: $AICHAT_MODEL, else " CONFIG_DEFAULT_MODEL ")" },
+		      "provider:model or an alias (default: $AICHAT_MODEL, then the config file, then " CONFIG_DEFAULT_MODEL ")" },
 	[O_SYSTEM] = { 's', "system", "TEXT", "system", "system prompt" },
 	[O_TEMPERATURE] = { 't', "temperature", "X", "temperature",
 			    "sampling temperature" },
@@ -44,7 +44,7 @@ const struct opt chat_opts[] = {
 	[O_JSON] = { 0, "json", NULL, NULL,
 		     "print one JSON object: content, model, token counts, finish_reason" },
 	[O_RETRIES] = { 0, "retries", "N", "retries",
-			"retries after 429, 5xx or a failed connection" },
+			"retries after a failed connection, 408, 429, 500, 502-504 or 529" },
 	[O_TIMEOUT] = { 0, "timeout", "SECONDS", "timeout",
 			"give up after this many seconds in all" },
 	[O_VERBOSE] = { 'v', "verbose", NULL, NULL,
@@ -238,12 +238,9 @@ static void on_signal(struct loop *l, int fd, int events, void *data)
 	if (r->chat) {
 		if (r->json) {
 			/* Report what arrived before the interruption. */
-			struct chat_result part;
-			memset(&part, 0, sizeof(part));
-			part.content = *chat_partial(r->chat);
+			struct chat_result part = *chat_progress(r->chat);
 			err_set(&part.err, ERR_CANCELLED, "interrupted");
 			cJSON *o = chat_result_json(&part);
-			cJSON_ReplaceItemInObject(o, "model", cJSON_CreateNull());
 			r->content = json_print(o);
 			cJSON_Delete(o);
 		}
@@ -315,7 +312,9 @@ static int run_chat(const struct config *cfg, const struct chat_request *req,
 	fflush(stdout);
 	if (r.interrupted) {
 		fprintf(stderr, "aichat: chat: interrupted\n");
-		status = EXIT_INTERRUPTED;
+		/* 130 for Ctrl-C, 143 for SIGTERM: the shell's convention. */
+		status = r.interrupted == SIGINT ? EXIT_INTERRUPTED :
+			 128 + r.interrupted;
 	} else if (r.res.err.code != ERR_OK) {
 		status = cli_fail("chat", &r.res.err);
 	} else {

@@ -171,7 +171,7 @@ void chat_cancel(struct chat *c)
 	free(c);
 }
 
-const struct buf *chat_partial(const struct chat *c)
+const struct chat_result *chat_progress(const struct chat *c)
 {
-	return &c->res.content;
+	return &c->res;
 }
