@@ -17,8 +17,9 @@ enum { LOOP_READ = 1, LOOP_WRITE = 2 };
 struct loop;
 struct loop_timer;
 
-/* events is a mask of LOOP_READ / LOOP_WRITE (errors and hangups are
- * reported as both, so the handler's read or write sees them). */
+/* events is a mask of LOOP_READ / LOOP_WRITE.  Errors and hangups are
+ * reported as the events the fd is watched for, so the handler's own read
+ * or write sees them. */
 typedef void (*loop_fd_fn)(struct loop *l, int fd, int events, void *data);
 typedef void (*loop_timer_fn)(struct loop *l, void *data);
 

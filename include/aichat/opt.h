@@ -48,7 +48,8 @@ void opt_result_release(struct opt_result *r);
 void opt_help(FILE *f, const struct opt *opts, size_t n,
 	      const struct schema *const *schemas);
 
-/* The long name closest to word (edit distance <= 2), or NULL. */
+/* The name closest to word (edit distance <= 2, or one that word is a
+ * prefix of, for words of 3 or more characters), or NULL. */
 const char *opt_suggest(const char *word, const char *const *names, size_t n);
 
 #endif

@@ -165,6 +165,8 @@ static void bounds(struct buf *b, const struct field *f)
 			buf_printf(b, ", %g..%g", f->min, f->max);
 		else if (lo)
 			buf_printf(b, ", >= %g", f->min);
+		else if (hi)
+			buf_printf(b, ", <= %g", f->max);
 	}
 	if (f->def && strcmp(f->def, "false") && strcmp(f->def, "true"))
 		buf_printf(b, ", default %s", f->def);

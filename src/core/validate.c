@@ -152,7 +152,9 @@ static void check_field(const struct field *f, cJSON *obj, cJSON *n,
 			return;
 		}
 		v = n->valuedouble;
-		if (f->type == FIELD_INTEGER && (v != floor(v) || fabs(v) > 1e15)) {
+		/* A whole number out of range is a bound error, not a type
+		 * error: every integer field has bounds that keep it in int. */
+		if (f->type == FIELD_INTEGER && v != floor(v)) {
 			add(out, prefix, f->name, n, "int_type", "must be an integer");
 			return;
 		}
@@ -178,12 +180,12 @@ static void check_field(const struct field *f, cJSON *obj, cJSON *n,
 		}
 		count = cJSON_GetArraySize(n);
 		if (f->min >= 0 && count < f->min) {
-			add(out, prefix, f->name, NULL, "too_short",
+			add(out, prefix, f->name, n, "too_short",
 			    "must have at least %g %s", f->min, plural(f->min, "item"));
 			return;
 		}
 		if (f->max >= 0 && count > f->max) {
-			add(out, prefix, f->name, NULL, "too_long",
+			add(out, prefix, f->name, n, "too_long",
 			    "must have at most %g items (got %d)", f->max, count);
 			return;
 		}
@@ -214,8 +216,11 @@ static size_t check(const struct schema *s, cJSON *obj, const char *prefix,
 		    "must be a JSON object");
 		if (*prefix && out->n) {
 			/* loc is the element itself, not a field of it */
-			snprintf(out->v[out->n - 1].loc,
-				 sizeof(out->v[out->n - 1].loc), "%s", prefix);
+			struct verror *v = &out->v[out->n - 1];
+			const char *last = strrchr(prefix, '.');
+			snprintf(v->loc, sizeof(v->loc), "%s", prefix);
+			snprintf(v->field, sizeof(v->field), "%s",
+				 last ? last + 1 : prefix);
 		}
 		return out->n - before;
 	}

@@ -78,6 +78,8 @@ static int set_provider(struct model_ref *m, const struct config *cfg,
 		const char *host = env_get("OLLAMA_HOST");
 		struct buf b;
 
+		const char *hostpart;
+
 		m->ops = &provider_openai;
 		buf_init(&b, 0);
 		if (!host)
@@ -87,6 +89,11 @@ static int set_provider(struct model_ref *m, const struct config *cfg,
 		buf_appends(&b, host);
 		while (b.len && b.ptr[b.len - 1] == '/')
 			buf_truncate(&b, b.len - 1);
+		/* Like ollama itself: a host without a port means 11434. */
+		hostpart = strstr(b.ptr, "://") + 3;
+		if (!strchr(hostpart, ':') && !strchr(hostpart, ']') &&
+		    !strchr(hostpart, '/'))
+			buf_appends(&b, ":11434");
 		buf_appends(&b, "/v1");
 		m->base_url = buf_detach(&b);
 	} else if (!strcmp(prov, "mock")) {
@@ -322,12 +329,13 @@ void llm_clean_message(const struct model_ref *m, char *dst, size_t cap,
 	for (size_t i = 0; i < len && o + 1 < cap; i++) {
 		unsigned char ch = (unsigned char)src[i];
 
-		if (klen >= 8 && i + klen <= len &&
-		    !memcmp(src + i, m->api_key, klen)) {
+		/* The key, or its beginning where the text was cut short. */
+		size_t rest = len - i < klen ? len - i : klen;
+		if (klen >= 8 && rest >= 4 && !memcmp(src + i, m->api_key, rest)) {
 			const char *mask = "[redacted]";
 			for (const char *q = mask; *q && o + 1 < cap; q++)
 				dst[o++] = *q;
-			i += klen - 1;
+			i += rest - 1;
 			continue;
 		}
 		if (ch < 0x20 || ch == 0x7f)
@@ -405,7 +413,9 @@ void llm_http_error(const struct model_ref *m, long status,
 		if (text)
 			llm_clean_message(m, msg, sizeof(msg), text, strlen(text));
 	} else if (len) {
-		llm_clean_message(m, msg, sizeof(msg), body, len > 160 ? 160 : len);
+		/* Clean the whole text, then cut, so a key is never halved
+		 * before redaction sees it. */
+		llm_clean_message(m, msg, sizeof(msg), body, len);
 	}
 
 	if (status == 401 || status == 403) {

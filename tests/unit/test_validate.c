@@ -428,6 +428,28 @@ next:
 		cJSON_Delete(body);
 		free(s);
 	}
+
+	/* A long non-string value is rendered as compact JSON, shortened. */
+	{
+		cJSON *body = cJSON_CreateObject();
+		cJSON *arr = cJSON_AddArrayToObject(body, "temperature");
+		struct verrors v = { 0 };
+
+		cJSON_AddStringToObject(body, "prompt", "x");
+		for (int k = 0; k < 100; k++)
+			cJSON_AddItemToArray(arr, cJSON_CreateNumber(k));
+		schema_validate(CHAT, body, &v);
+		if (ok(v.n == 1, "shortened array: one error")) {
+			const char *val = v.v[0].value;
+
+			ok(!strncmp(val, "[0,1,2,3,4,5,6,7,8,9,10,", 24) &&
+			   !strcmp(val + strlen(val) - 3, "..."),
+			   "shortened array: '%s'", val);
+			is_str(v.v[0].type, "float_type", "shortened array: type");
+		}
+		verrors_release(&v);
+		cJSON_Delete(body);
+	}
 }
 
 static void test_many_messages(void)
