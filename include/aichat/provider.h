@@ -147,6 +147,10 @@ void llm_local_done(struct llm_call *c, const struct err *err);
 void llm_http_error(const struct model_ref *m, long status,
 		    const char *content_type, const char *body, size_t len,
 		    struct err *e);
+/* ERR_UPSTREAM_PROTOCOL "malformed WHAT from PROVIDER: 'snippet...'";
+ * returns -1. */
+int llm_malformed(struct llm_call *c, const char *what, const char *data,
+		  size_t len, struct err *e);
 /* Copies a provider message into dst, dropping control characters and any
  * occurrence of the API key. */
 void llm_clean_message(const struct model_ref *m, char *dst, size_t cap,

@@ -128,15 +128,8 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 	if (ev->data_len == 0)
 		return 0;
 	root = json_parse(ev->data, ev->data_len, NULL);
-	if (!root) {
-		char snippet[64];
-		llm_clean_message(llm_model(c), snippet, sizeof(snippet), ev->data,
-				  ev->data_len > 48 ? 48 : ev->data_len);
-		return err_set(e, ERR_UPSTREAM_PROTOCOL,
-			       "malformed JSON in stream from %s: '%s%s'",
-			       llm_model(c)->provider, snippet,
-			       ev->data_len > 48 ? "..." : "");
-	}
+	if (!root)
+		return llm_malformed(c, "JSON in stream", ev->data, ev->data_len, e);
 	type = *ev->event ? ev->event : json_str(root, "type");
 	if (!type)
 		type = "";
@@ -171,18 +164,14 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 	int rc = -1;
 
 	if (!root)
-		return err_set(e, ERR_UPSTREAM_PROTOCOL,
-			       "malformed JSON answer from %s",
-			       llm_model(c)->provider);
+		return llm_malformed(c, "JSON answer", body, len, e);
 	if (json_obj(root, "error")) {
 		error_event(c, root, e);
 		goto cleanup;
 	}
 	content = json_arr(root, "content");
 	if (!content) {
-		err_set(e, ERR_UPSTREAM_PROTOCOL,
-			"malformed answer from %s (no content)",
-			llm_model(c)->provider);
+		llm_malformed(c, "answer (no content)", body, len, e);
 		goto cleanup;
 	}
 	cJSON_ArrayForEach(blk, content) {

@@ -106,17 +106,6 @@ static int error_object(struct llm_call *c, const cJSON *root, struct err *e)
 		       llm_model(c)->provider, *clean ? clean : "unknown error");
 }
 
-static int malformed(struct llm_call *c, const char *what, const char *data,
-		     size_t len, struct err *e)
-{
-	char snippet[64];
-
-	llm_clean_message(llm_model(c), snippet, sizeof(snippet), data,
-			  len > 48 ? 48 : len);
-	return err_set(e, ERR_UPSTREAM_PROTOCOL, "malformed %s from %s: '%s%s'",
-		       what, llm_model(c)->provider, snippet, len > 48 ? "..." : "");
-}
-
 static int stream_event(struct llm_call *c, const struct sse_event *ev,
 			struct err *e)
 {
@@ -132,7 +121,7 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 	}
 	root = json_parse(ev->data, ev->data_len, NULL);
 	if (!root)
-		return malformed(c, "JSON in stream", ev->data, ev->data_len, e);
+		return llm_malformed(c, "JSON in stream", ev->data, ev->data_len, e);
 	if (!strcmp(ev->event, "error") || error_object(c, root, e) < 0) {
 		if (e->code == ERR_OK)
 			err_set(e, ERR_UPSTREAM_ERROR, "%s stream error",
@@ -167,14 +156,14 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 	int rc = -1;
 
 	if (!root)
-		return malformed(c, "JSON answer", body, len, e);
+		return llm_malformed(c, "JSON answer", body, len, e);
 	if (error_object(c, root, e) < 0)
 		goto cleanup;
 	choices = json_arr(root, "choices");
 	ch = choices ? cJSON_GetArrayItem(choices, 0) : NULL;
 	msg = ch ? json_obj(ch, "message") : NULL;
 	if (!msg) {
-		malformed(c, "answer (no choices[0].message)", body, len, e);
+		llm_malformed(c, "answer (no choices[0].message)", body, len, e);
 		goto cleanup;
 	}
 	text = json_str(msg, "content");

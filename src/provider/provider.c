@@ -349,6 +349,17 @@ void llm_clean_message(const struct model_ref *m, char *dst, size_t cap,
 	dst[o] = '\0';
 }
 
+int llm_malformed(struct llm_call *c, const char *what, const char *data,
+		  size_t len, struct err *e)
+{
+	char snippet[64];
+
+	llm_clean_message(&c->m, snippet, sizeof(snippet), data,
+			  len > 48 ? 48 : len);
+	return err_set(e, ERR_UPSTREAM_PROTOCOL, "malformed %s from %s: '%s%s'",
+		       what, c->m.provider, snippet, len > 48 ? "..." : "");
+}
+
 /* The <title> of an HTML page, or its first text. */
 static void html_summary(const struct model_ref *m, const char *body,
 			 size_t len, char *dst, size_t cap)
