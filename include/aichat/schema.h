@@ -18,6 +18,7 @@ enum field_type {
 	FIELD_INTEGER,
 	FIELD_BOOL,
 	FIELD_ARRAY,   /* of objects described by items */
+	FIELD_OBJECT,  /* an object described by items */
 };
 
 #define FIELD_NO_BOUND (-1.0)
@@ -31,7 +32,7 @@ struct field {
 	const char *def;             /* default, as JSON text; NULL = none */
 	double min, max;             /* value, characters or items; -1 = none */
 	const char *const *enums;    /* allowed strings, NULL-terminated */
-	const struct schema *items;  /* FIELD_ARRAY element schema */
+	const struct schema *items;  /* FIELD_ARRAY element / FIELD_OBJECT schema */
 	const char *help;
 };
 
@@ -44,6 +45,10 @@ struct schema {
 extern const struct schema schema_chat_request;
 extern const struct schema schema_conversation_request;
 extern const struct schema schema_message;
+extern const struct schema schema_batch_request;
+extern const struct schema schema_batch_item;
+extern const struct schema schema_openai_chat_request;
+extern const struct schema schema_openai_stream_options;
 
 /* One failing field, in the shape FastAPI/Pydantic clients know. */
 struct verror {

@@ -171,6 +171,20 @@ static void check_field(const struct field *f, cJSON *obj, cJSON *n,
 			add(out, prefix, f->name, n, "bool_type",
 			    "must be true or false");
 		return;
+	case FIELD_OBJECT: {
+		char sub[160];
+		if (!cJSON_IsObject(n)) {
+			add(out, prefix, f->name, n, "model_type",
+			    "must be a JSON object");
+			return;
+		}
+		if (*prefix)
+			snprintf(sub, sizeof(sub), "%s.%s", prefix, f->name);
+		else
+			snprintf(sub, sizeof(sub), "%s", f->name);
+		check(f->items, n, sub, out);
+		return;
+	}
 	case FIELD_ARRAY: {
 		int count, i = 0;
 		cJSON *it;

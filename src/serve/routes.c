@@ -1,0 +1,28 @@
+/*
+ * routes.c - the route table of serve.  The server dispatches on it; the
+ * OpenAPI document is generated from it.
+ */
+#include "aichat/serve.h"
+
+const struct route_info serve_routes[] = {
+	{ "POST", "/chat", "one prompt, one answer (JSON, or SSE with stream: true)",
+	  &schema_chat_request, RESP_CHAT, 1, 1 },
+	{ "POST", "/conversation", "answer the next turn of a conversation",
+	  &schema_conversation_request, RESP_CHAT, 1, 1 },
+	{ "POST", "/batch", "many prompts at once, answered in input order",
+	  &schema_batch_request, RESP_BATCH, 1, 0 },
+	{ "POST", "/v1/chat/completions", "OpenAI-compatible chat completions",
+	  &schema_openai_chat_request, RESP_OPENAI_CHAT, 1, 1 },
+	{ "GET", "/v1/models", "OpenAI-compatible model list",
+	  NULL, RESP_OPENAI_MODELS, 1, 0 },
+	{ "GET", "/health", "liveness: always 200 while the server runs",
+	  NULL, RESP_HEALTH, 0, 0 },
+	{ "GET", "/metrics", "Prometheus metrics",
+	  NULL, RESP_METRICS, 1, 0 },
+	{ "GET", "/openapi.json", "this API as an OpenAPI 3.1 document",
+	  NULL, RESP_OPENAPI, 0, 0 },
+	{ "GET", "/docs", "human-readable API documentation",
+	  NULL, RESP_HTML, 0, 0 },
+};
+
+const size_t serve_nroutes = sizeof(serve_routes) / sizeof(serve_routes[0]);
