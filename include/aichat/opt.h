@@ -15,6 +15,8 @@
 #include "aichat/err.h"
 #include "aichat/schema.h"
 
+#include <cJSON.h>
+
 struct opt {
 	char short_name;        /* 0 = none */
 	const char *long_name;
@@ -23,11 +25,19 @@ struct opt {
 	const char *help;
 };
 
+struct opt_given {
+	size_t opt;             /* index into the table */
+	const char *value;      /* borrowed from argv; NULL for a flag */
+};
+
 struct opt_result {
 	const char **values;    /* per option: last value given, or NULL */
 	int *seen;              /* per option: times given */
 	char **operands;        /* borrowed from argv */
 	int noperands;
+	struct opt_given *given;/* every option in command-line order, for
+				 * options that may repeat */
+	size_t ngiven;
 };
 
 /*
@@ -39,6 +49,17 @@ struct opt_result {
 int opt_parse(const struct opt *opts, size_t n, int argc, char **argv,
 	      const char *cmd, struct opt_result *out, struct err *e);
 void opt_result_release(struct opt_result *r);
+
+/*
+ * Adds the value of every option tied to a field of s to obj (numbers
+ * as JSON numbers when they parse, else as the string, so validation
+ * names the type error), then validates obj against s.  Every failure is
+ * printed as "aichat: CMD: invalid value 'V' for '--flag': MSG".
+ * Returns the number of failures.
+ */
+size_t opt_validate(const struct opt *opts, size_t n,
+		    const struct opt_result *r, const struct schema *s,
+		    cJSON *obj, const char *cmd);
 
 /*
  * Prints the options section of --help.  An option tied to a field of one

@@ -84,45 +84,6 @@ static void usage(FILE *f)
 	      "See aichat-chat(1) for providers, environment and exit statuses.\n", f);
 }
 
-/* ---- turning flags into a validated request ---- */
-
-static cJSON *flag_value(const struct field *f, const char *v)
-{
-	char *end;
-	double d;
-
-	if (f->type == FIELD_NUMBER || f->type == FIELD_INTEGER) {
-		errno = 0;
-		d = strtod(v, &end);
-		if (*v && !*end && !errno && isfinite(d))
-			return cJSON_CreateNumber(d);
-	}
-	return cJSON_CreateString(v);
-}
-
-static int report(const struct verrors *ve, const struct schema *s,
-		  const struct opt_result *r)
-{
-	for (size_t i = 0; i < ve->n; i++) {
-		const struct verror *v = &ve->v[i];
-		const char *flag = NULL;
-		char name[64];
-
-		for (size_t k = 0; k < chat_nopts; k++)
-			if (chat_opts[k].field && !strcmp(chat_opts[k].field, v->field) &&
-			    r->seen[k])
-				flag = chat_opts[k].long_name;
-		if (flag)
-			snprintf(name, sizeof(name), "--%s", flag);
-		else
-			snprintf(name, sizeof(name), "%s", v->field);
-		fprintf(stderr, "aichat: chat: invalid value '%s' for '%s': %s\n",
-			v->value, name, v->msg);
-	}
-	(void)s;
-	return EXIT_USAGE;
-}
-
 static int read_stdin(struct buf *b, struct err *e)
 {
 	char tmp[65536];
@@ -339,7 +300,6 @@ cleanup:
 int cmd_chat(int argc, char **argv)
 {
 	struct opt_result r = { 0 };
-	struct verrors ve = { 0 };
 	struct config cfg = { 0 };
 	struct chat_request req = { 0 };
 	struct llm_opts lo;
@@ -371,23 +331,12 @@ int cmd_chat(int argc, char **argv)
 
 	body = cJSON_CreateObject();
 	cJSON_AddStringToObject(body, "prompt", prompt.ptr);
-	cli = cJSON_CreateObject();
-	for (size_t k = 0; k < chat_nopts; k++) {
-		const struct field *f;
-		const char *v = r.values[k];
-
-		if (!v || !chat_opts[k].field)
-			continue;
-		if ((f = schema_field(&schema_chat_request, chat_opts[k].field)))
-			cJSON_AddItemToObject(body, f->name, flag_value(f, v));
-		else if ((f = schema_field(&cli_schema, chat_opts[k].field)))
-			cJSON_AddItemToObject(cli, f->name, flag_value(f, v));
-	}
 	cJSON_AddBoolToObject(body, "stream", !r.seen[O_NO_STREAM]);
-	schema_validate(&schema_chat_request, body, &ve);
-	schema_validate(&cli_schema, cli, &ve);
-	if (ve.n) {
-		status = report(&ve, &schema_chat_request, &r);
+	cli = cJSON_CreateObject();
+	/* Both tables are checked, so every bad flag is reported at once. */
+	if (opt_validate(chat_opts, chat_nopts, &r, &schema_chat_request, body, "chat") +
+	    opt_validate(chat_opts, chat_nopts, &r, &cli_schema, cli, "chat")) {
+		status = EXIT_USAGE;
 		goto cleanup;
 	}
 
@@ -409,7 +358,6 @@ cleanup:
 	cJSON_Delete(cli);
 	chat_request_release(&req);
 	config_release(&cfg);
-	verrors_release(&ve);
 	buf_release(&prompt);
 	opt_result_release(&r);
 	return status;

@@ -6,6 +6,8 @@
 #include "aichat/buf.h"
 #include "aichat/xalloc.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,7 @@ void opt_result_release(struct opt_result *r)
 	free(r->values);
 	free(r->seen);
 	free(r->operands);
+	free(r->given);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -79,6 +82,14 @@ static int unknown(const struct opt *opts, size_t n, const char *cmd,
 		       arg, cmd);
 }
 
+/* At most one entry per argv word, so the array sized argc never fills. */
+static void give(struct opt_result *r, size_t k, const char *value)
+{
+	r->given[r->ngiven].opt = k;
+	r->given[r->ngiven].value = value;
+	r->ngiven++;
+}
+
 int opt_parse(const struct opt *opts, size_t n, int argc, char **argv,
 	      const char *cmd, struct opt_result *out, struct err *e)
 {
@@ -88,6 +99,8 @@ int opt_parse(const struct opt *opts, size_t n, int argc, char **argv,
 	out->seen = xcalloc(n ? n : 1, sizeof(*out->seen));
 	out->operands = xcalloc((size_t)argc + 1, sizeof(*out->operands));
 	out->noperands = 0;
+	out->given = xcalloc((size_t)argc + 1, sizeof(*out->given));
+	out->ngiven = 0;
 	for (int i = 0; i < argc; i++) {
 		char *a = argv[i];
 
@@ -115,6 +128,7 @@ int opt_parse(const struct opt *opts, size_t n, int argc, char **argv,
 				if (eq)
 					return err_set(e, ERR_USAGE,
 						       "option '--%s' takes no value", opts[k].long_name);
+				give(out, k, NULL);
 				continue;
 			}
 			if (eq) {
@@ -126,6 +140,7 @@ int opt_parse(const struct opt *opts, size_t n, int argc, char **argv,
 					       "option '--%s' needs a value (%s)",
 					       opts[k].long_name, opts[k].arg);
 			}
+			give(out, k, out->values[k]);
 			continue;
 		}
 		/* Short options, possibly bundled. */
@@ -139,8 +154,10 @@ int opt_parse(const struct opt *opts, size_t n, int argc, char **argv,
 				return unknown(opts, n, cmd, tmp, e);
 			}
 			out->seen[k]++;
-			if (!opts[k].arg)
+			if (!opts[k].arg) {
+				give(out, k, NULL);
 				continue;
+			}
 			if (p[1]) {
 				out->values[k] = p + 1;
 			} else if (i + 1 < argc) {
@@ -150,10 +167,60 @@ int opt_parse(const struct opt *opts, size_t n, int argc, char **argv,
 					       "option '-%c' needs a value (%s)", *p,
 					       opts[k].arg);
 			}
+			give(out, k, out->values[k]);
 			break;
 		}
 	}
 	return 0;
+}
+
+static cJSON *flag_value(const struct field *f, const char *v)
+{
+	char *end;
+	double d;
+
+	if (f->type == FIELD_NUMBER || f->type == FIELD_INTEGER) {
+		errno = 0;
+		d = strtod(v, &end);
+		if (*v && !*end && !errno && isfinite(d))
+			return cJSON_CreateNumber(d);
+	}
+	if (f->type == FIELD_BOOL && (!strcmp(v, "true") || !strcmp(v, "false")))
+		return cJSON_CreateBool(!strcmp(v, "true"));
+	return cJSON_CreateString(v);
+}
+
+size_t opt_validate(const struct opt *opts, size_t n,
+		    const struct opt_result *r, const struct schema *s,
+		    cJSON *obj, const char *cmd)
+{
+	struct verrors ve = { 0 };
+	size_t nerr;
+
+	for (size_t k = 0; k < n; k++) {
+		const struct field *f;
+
+		if (!r->values[k] || !opts[k].field ||
+		    !(f = schema_field(s, opts[k].field)))
+			continue;
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, f->name);
+		cJSON_AddItemToObject(obj, f->name, flag_value(f, r->values[k]));
+	}
+	nerr = schema_validate(s, obj, &ve);
+	for (size_t i = 0; i < ve.n; i++) {
+		const struct verror *v = &ve.v[i];
+		char name[80];
+
+		snprintf(name, sizeof(name), "%s", v->field);
+		for (size_t k = 0; k < n; k++)
+			if (opts[k].field && !strcmp(opts[k].field, v->field) &&
+			    r->seen[k])
+				snprintf(name, sizeof(name), "--%s", opts[k].long_name);
+		fprintf(stderr, "aichat: %s: invalid value '%s' for '%s': %s\n",
+			cmd, v->value, name, v->msg);
+	}
+	verrors_release(&ve);
+	return nerr;
 }
 
 static void bounds(struct buf *b, const struct field *f)
