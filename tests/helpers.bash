@@ -186,3 +186,55 @@ fake_req() {
 fake_field() {
 	_fake_json "$1" "$2"
 }
+
+# serve_start [ARGS...]: starts `aichat serve --port 0 ARGS` in the
+# background, waits (up to ~5 s) for its "listening on" line and exports
+# SERVE_PID, SERVE_URL and SERVE_LOG (its stderr: the request log).
+serve_start() {
+	local i line
+	serve_stop
+	export SERVE_LOG="$BATS_TEST_TMPDIR/serve.log"
+	: >"$SERVE_LOG"
+	"$AICHAT_BIN" serve --port 0 "$@" </dev/null >"$BATS_TEST_TMPDIR/serve.out" \
+		2>"$SERVE_LOG" 3>&- &
+	export SERVE_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		line=$(grep -m1 -o 'listening on http://[^ ]*' "$SERVE_LOG" 2>/dev/null) && break
+		if ! kill -0 "$SERVE_PID" 2>/dev/null; then
+			echo "serve_start: aichat serve exited:" >&2
+			cat "$SERVE_LOG" >&2
+			unset SERVE_PID
+			return 1
+		fi
+		sleep 0.05
+	done
+	[ -n "$line" ] || { echo "serve_start: not listening after 5 s" >&2; serve_stop; return 1; }
+	export SERVE_URL=${line#listening on }
+}
+
+# serve_stop: SIGTERM to the server started by serve_start, then waits
+# (SIGKILL after ~5 s).  Sets SERVE_STATUS to its exit status.
+serve_stop() {
+	local pid=${SERVE_PID:-} i
+	[ -n "$pid" ] || return 0
+	unset SERVE_PID
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	SERVE_STATUS=0
+	wait "$pid" 2>/dev/null || SERVE_STATUS=$?
+}
+
+# jq-like field of a JSON document on stdin: json_get PATH
+json_get() {
+	python3 -c '
+import json, re, sys
+v = json.load(sys.stdin)
+for k in re.findall(r"[^.\[\]]+", sys.argv[1]):
+    v = v[int(k)] if isinstance(v, list) else v[k]
+print(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, separators=(",", ":")))
+' "$1"
+}

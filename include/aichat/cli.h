@@ -14,6 +14,7 @@
 #include "aichat/opt.h"
 
 int cmd_chat(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Prints "aichat: cmd: msg" to stderr and returns the exit status. */
 int cli_fail(const char *cmd, const struct err *e);
@@ -32,5 +33,7 @@ extern const size_t cli_ncommands;
 
 extern const struct opt chat_opts[];
 extern const size_t chat_nopts;
+extern const struct opt serve_opts[];
+extern const size_t serve_nopts;
 
 #endif

@@ -1,0 +1,53 @@
+/*
+ * server.h - `aichat serve`: libmicrohttpd on the engine's event loop.
+ *
+ * MHD runs with no thread of its own: its epoll fd is one fd of the loop,
+ * MHD_run() is called when it is ready and MHD_get_timeout() feeds a loop
+ * timer.  Upstream calls are transfers on the same loop.  A request that
+ * waits (for an answer, or for the next token of a stream) is suspended,
+ * never polled; it is resumed when its data arrives.
+ */
+#ifndef AICHAT_SERVER_H
+#define AICHAT_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aichat/config.h"
+#include "aichat/err.h"
+
+struct server_opts {
+	const char *host;            /* bind address, "127.0.0.1" */
+	int port;                    /* 0 = any free port */
+	const char *const *api_keys; /* accepted keys (borrowed), may be empty */
+	size_t nkeys;
+	int insecure_no_auth;        /* allow a non-loopback bind without keys */
+	double rate_per_second;      /* per client; 0 = no limit */
+	double rate_burst;
+	int max_upstream;            /* concurrent upstream calls; 0 = no bound */
+	int max_queue;               /* requests waiting for an upstream slot */
+	const char *cors_origin;     /* NULL = no CORS headers */
+	size_t max_body;             /* request body cap in bytes */
+	int64_t upstream_timeout_ms; /* non-streaming calls */
+	int64_t drain_ms;            /* SIGTERM: time given to in-flight work */
+	int64_t keepalive_ms;        /* SSE comment while waiting for a token */
+	unsigned max_connections;
+	unsigned client_timeout_s;   /* idle or slow clients are dropped */
+	int log_text;                /* log lines for people instead of JSON */
+	size_t cache_size;           /* entries; 0 = no cache */
+	int64_t cache_ttl_ms;
+	int batch_concurrency;
+	int retries;
+};
+
+void server_opts_default(struct server_opts *o);
+
+/*
+ * Binds, prints "aichat: listening on http://HOST:PORT" to stderr and
+ * serves until SIGTERM or SIGINT, then drains.  Returns 0 after a clean
+ * shutdown, -1 with e when the server cannot start.
+ */
+int server_run(const struct server_opts *o, const struct config *cfg,
+	       struct err *e);
+
+#endif

@@ -1,0 +1,237 @@
+/*
+ * serve.c - `aichat serve`: options in, server_run() out.
+ *
+ * The options are checked against a table like every other input; the
+ * server itself lives in src/serve/.
+ */
+#include "aichat/cli.h"
+#include "aichat/json.h"
+#include "aichat/ratelimit.h"
+#include "aichat/server.h"
+#include "aichat/xalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	O_HOST, O_PORT, O_API_KEY, O_API_KEY_FILE, O_INSECURE, O_RATE_LIMIT,
+	O_MAX_UPSTREAM, O_MAX_QUEUE, O_CORS, O_MAX_BODY, O_TIMEOUT, O_DRAIN,
+	O_MAX_CONN, O_CLIENT_TIMEOUT, O_LOG_FORMAT, O_CACHE_TTL, O_CACHE_SIZE,
+	O_BATCH_CONC, O_RETRIES, O_HELP,
+};
+
+const struct opt serve_opts[] = {
+	[O_HOST] = { 0, "host", "HOST", "host", "address to listen on" },
+	[O_PORT] = { 'p', "port", "PORT", "port", "port to listen on; 0 picks a free one" },
+	[O_API_KEY] = { 0, "api-key", "KEY", NULL,
+			"accept this API key (repeatable; also $AICHAT_API_KEYS, comma-separated)" },
+	[O_API_KEY_FILE] = { 0, "api-key-file", "FILE", NULL,
+			     "accept the API keys in FILE, one per line" },
+	[O_INSECURE] = { 0, "insecure-no-auth", NULL, NULL,
+			 "allow a non-loopback address without any API key" },
+	[O_RATE_LIMIT] = { 0, "rate-limit", "RATE", NULL,
+			   "requests per client, e.g. 10/minute (keyed by API key, else address)" },
+	[O_MAX_UPSTREAM] = { 0, "max-upstream", "N", "max_upstream",
+			     "concurrent upstream calls; 0 = no bound" },
+	[O_MAX_QUEUE] = { 0, "max-queue", "N", "max_queue",
+			  "requests waiting for an upstream slot before 503" },
+	[O_CORS] = { 0, "cors-origin", "ORIGIN", NULL,
+		     "allow browser calls from ORIGIN (or *); off by default" },
+	[O_MAX_BODY] = { 0, "max-body", "BYTES", "max_body", "largest request body; larger is 413" },
+	[O_TIMEOUT] = { 0, "timeout", "SECONDS", "timeout",
+			"upstream time limit for non-streaming calls; then 504" },
+	[O_DRAIN] = { 0, "drain-timeout", "SECONDS", "drain_timeout",
+		      "on SIGTERM, time given to requests in flight" },
+	[O_MAX_CONN] = { 0, "max-connections", "N", "max_connections",
+			 "simultaneous client connections" },
+	[O_CLIENT_TIMEOUT] = { 0, "client-timeout", "SECONDS", "client_timeout",
+			       "drop a client idle or slower than this" },
+	[O_LOG_FORMAT] = { 0, "log-format", "FORMAT", "log_format",
+			   "request log on stderr: json or text" },
+	[O_CACHE_TTL] = { 0, "cache-ttl", "SECONDS", "cache_ttl", "lifetime of a cached answer" },
+	[O_CACHE_SIZE] = { 0, "cache-size", "N", "cache_size",
+			   "answers kept in the cache; 0 turns it off" },
+	[O_BATCH_CONC] = { 0, "batch-concurrency", "N", "batch_concurrency",
+			   "upstream calls at once for one POST /batch" },
+	[O_RETRIES] = { 0, "retries", "N", "retries",
+			"retries after a failed connection, 408, 429, 500, 502-504 or 529" },
+	[O_HELP] = { 'h', "help", NULL, NULL, "show this help and exit" },
+};
+const size_t serve_nopts = sizeof(serve_opts) / sizeof(serve_opts[0]);
+
+static const char *const log_formats[] = { "json", "text", NULL };
+
+static const struct field serve_fields[] = {
+	{ "host", FIELD_STRING, 0, "\"127.0.0.1\"", 1, 255, NULL, NULL, "host" },
+	{ "port", FIELD_INTEGER, 0, "8000", 0, 65535, NULL, NULL, "port" },
+	{ "max_upstream", FIELD_INTEGER, 0, "0", 0, 1000000, NULL, NULL, "" },
+	{ "max_queue", FIELD_INTEGER, 0, "100", 0, 1000000, NULL, NULL, "" },
+	{ "max_body", FIELD_INTEGER, 0, "1048576", 1, 1073741824, NULL, NULL, "" },
+	{ "timeout", FIELD_NUMBER, 0, "30", 0.001, 86400, NULL, NULL, "" },
+	{ "drain_timeout", FIELD_NUMBER, 0, "30", 0, 3600, NULL, NULL, "" },
+	{ "max_connections", FIELD_INTEGER, 0, "10000", 1, 1000000, NULL, NULL, "" },
+	{ "client_timeout", FIELD_INTEGER, 0, "30", 1, 3600, NULL, NULL, "" },
+	{ "log_format", FIELD_STRING, 0, "\"json\"", FIELD_NO_BOUND, FIELD_NO_BOUND,
+	  log_formats, NULL, "" },
+	{ "cache_ttl", FIELD_NUMBER, 0, "300", 0, 86400, NULL, NULL, "" },
+	{ "cache_size", FIELD_INTEGER, 0, "1000", 0, 1000000, NULL, NULL, "" },
+	{ "batch_concurrency", FIELD_INTEGER, 0, "10", 1, 100, NULL, NULL, "" },
+	{ "retries", FIELD_INTEGER, 0, "2", 0, 10, NULL, NULL, "" },
+};
+static const struct schema serve_schema = {
+	"ServeOptions", serve_fields, sizeof(serve_fields) / sizeof(serve_fields[0])
+};
+
+static void usage(FILE *f)
+{
+	const struct schema *const schemas[] = { &serve_schema, NULL };
+
+	fputs("usage: aichat serve [options]\n"
+	      "\n"
+	      "Serve chat, conversations, batches and an OpenAI-compatible API over HTTP\n"
+	      "(JSON and Server-Sent Events), on one event loop.  Listens on 127.0.0.1:8000\n"
+	      "unless told otherwise; API docs at /docs, OpenAPI at /openapi.json.\n"
+	      "\n"
+	      "options:\n", f);
+	opt_help(f, serve_opts, serve_nopts, schemas);
+	fputs("\n"
+	      "examples:\n"
+	      "  aichat serve --port 8080\n"
+	      "  AICHAT_API_KEYS=k1,k2 aichat serve --host 0.0.0.0 --rate-limit 60/minute\n"
+	      "  curl -s localhost:8000/chat -d '{\"prompt\":\"hi\",\"model\":\"mock:echo\"}'\n"
+	      "\n"
+	      "See aichat-serve(1) for every route, the SSE format and the log format.\n", f);
+}
+
+/* Keys from --api-key, $AICHAT_API_KEYS and --api-key-file, owned. */
+struct keys {
+	char **v;
+	size_t n;
+};
+
+static void keys_add(struct keys *k, const char *s, size_t len)
+{
+	while (len && (*s == ' ' || *s == '\t')) {
+		s++;
+		len--;
+	}
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' ||
+		       s[len - 1] == '\r' || s[len - 1] == '\n'))
+		len--;
+	if (!len)
+		return;
+	k->v = xrealloc(k->v, (k->n + 1) * sizeof(*k->v));
+	k->v[k->n++] = xstrndup(s, len);
+}
+
+static void keys_add_list(struct keys *k, const char *list, char sep)
+{
+	while (*list) {
+		const char *end = strchr(list, sep);
+		size_t n = end ? (size_t)(end - list) : strlen(list);
+		keys_add(k, list, n);
+		list += n + (end ? 1 : 0);
+	}
+}
+
+static int keys_load_file(struct keys *k, const char *path, struct err *e)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+
+	if (!f)
+		return err_set(e, ERR_CONFIG, "cannot read API key file '%s': %s",
+			       path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (line[0] != '#')
+			keys_add(k, line, strlen(line));
+	fclose(f);
+	return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct opt_result r = { 0 };
+	struct server_opts so;
+	struct config cfg = { 0 };
+	struct keys keys = { 0 };
+	cJSON *o = NULL;
+	struct err e;
+	double d;
+	int status;
+
+	err_clear(&e);
+	if (opt_parse(serve_opts, serve_nopts, argc, argv, "serve", &r, &e) < 0) {
+		status = cli_fail("serve", &e);
+		goto cleanup;
+	}
+	if (r.seen[O_HELP]) {
+		usage(stdout);
+		status = EXIT_OK;
+		goto cleanup;
+	}
+	if (r.noperands) {
+		fprintf(stderr, "aichat: serve: unexpected argument '%.64s' (see 'aichat serve --help')\n",
+			r.operands[0]);
+		status = EXIT_USAGE;
+		goto cleanup;
+	}
+	o = cJSON_CreateObject();
+	if (opt_validate(serve_opts, serve_nopts, &r, &serve_schema, o, "serve")) {
+		status = EXIT_USAGE;
+		goto cleanup;
+	}
+	server_opts_default(&so);
+	so.host = json_str(o, "host");
+	json_num(o, "port", &d), so.port = (int)d;
+	json_num(o, "max_upstream", &d), so.max_upstream = (int)d;
+	json_num(o, "max_queue", &d), so.max_queue = (int)d;
+	json_num(o, "max_body", &d), so.max_body = (size_t)d;
+	json_num(o, "timeout", &d), so.upstream_timeout_ms = (int64_t)(d * 1000);
+	json_num(o, "drain_timeout", &d), so.drain_ms = (int64_t)(d * 1000);
+	json_num(o, "max_connections", &d), so.max_connections = (unsigned)d;
+	json_num(o, "client_timeout", &d), so.client_timeout_s = (unsigned)d;
+	json_num(o, "cache_ttl", &d), so.cache_ttl_ms = (int64_t)(d * 1000);
+	json_num(o, "cache_size", &d), so.cache_size = (size_t)d;
+	json_num(o, "batch_concurrency", &d), so.batch_concurrency = (int)d;
+	json_num(o, "retries", &d), so.retries = (int)d;
+	so.log_text = !strcmp(json_str(o, "log_format"), "text");
+	so.insecure_no_auth = r.seen[O_INSECURE] > 0;
+	so.cors_origin = r.values[O_CORS];
+	if (env_get("AICHAT_SSE_KEEPALIVE_MS"))
+		so.keepalive_ms = atol(env_get("AICHAT_SSE_KEEPALIVE_MS"));
+	if (r.values[O_RATE_LIMIT] &&
+	    ratelimit_parse(r.values[O_RATE_LIMIT], &so.rate_per_second,
+			    &so.rate_burst, &e) < 0) {
+		status = cli_fail("serve", &e);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < r.ngiven; i++)
+		if (r.given[i].opt == O_API_KEY)
+			keys_add(&keys, r.given[i].value, strlen(r.given[i].value));
+	if (env_get("AICHAT_API_KEYS"))
+		keys_add_list(&keys, env_get("AICHAT_API_KEYS"), ',');
+	if (r.values[O_API_KEY_FILE] &&
+	    keys_load_file(&keys, r.values[O_API_KEY_FILE], &e) < 0) {
+		status = cli_fail("serve", &e);
+		goto cleanup;
+	}
+	so.api_keys = (const char *const *)keys.v;
+	so.nkeys = keys.n;
+	if (config_load(&cfg, &e) < 0) {
+		status = cli_fail("serve", &e);
+		goto cleanup;
+	}
+	status = server_run(&so, &cfg, &e) < 0 ? cli_fail("serve", &e) : EXIT_OK;
+
+cleanup:
+	for (size_t i = 0; i < keys.n; i++)
+		free(keys.v[i]);
+	free(keys.v);
+	cJSON_Delete(o);
+	config_release(&cfg);
+	opt_result_release(&r);
+	return status;
+}
