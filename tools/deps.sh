@@ -3,12 +3,16 @@
 # aichat need, when they are missing.  Uses sudo when not root.
 set -e
 pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev
-libmicrohttpd-dev libsqlite3-dev bats tmux python3 curl"
+libmicrohttpd-dev libsqlite3-dev bats tmux python3 curl iproute2"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing="$missing $p"
 done
+# The SDK test runs the official openai npm package: node and npm from
+# Debian unless some node is already there.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 echo "deps: installing:$missing" >&2
 sudo=""

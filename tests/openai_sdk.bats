@@ -1,0 +1,75 @@
+#!/usr/bin/env bats
+# The official openai npm package against `aichat serve`: streaming and
+# non-streaming chat completions through /v1 with the base URL changed
+# and nothing else.  The package is installed from the npm registry by
+# setup_file into build/ (once; reused by later runs).
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup_file() {
+	command -v node >/dev/null || skip "node is not installed"
+	SDK_DIR="$AICHAT_ROOT/build/sdk"
+	if [ ! -f "$SDK_DIR/node_modules/openai/package.json" ]; then
+		mkdir -p "$SDK_DIR"
+		(cd "$SDK_DIR" && npm install --no-audit --no-fund --silent \
+			--prefix "$SDK_DIR" openai@5 >/dev/null 2>&1) ||
+			{ echo "npm install openai failed" >&2; return 1; }
+	fi
+	cp "$BATS_TEST_DIRNAME/sdk/openai_client.mjs" "$SDK_DIR/"
+	export SDK_DIR
+}
+
+setup() {
+	aichat_env
+}
+
+teardown() {
+	serve_stop
+	fake_stop
+}
+
+sdk() {
+	node "$SDK_DIR/openai_client.mjs" "$SERVE_URL/v1" "$@"
+}
+
+@test "openai SDK: non-streaming completion through an openai upstream" {
+	fake_start '{"usage":{"prompt_tokens":6,"completion_tokens":3}}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run --separate-stderr sdk openai:gpt-4o-mini plain
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "plain through the sdk" ]
+	[ "${lines[1]}" = "usage 6 3" ]
+	[ "$(fake_field 1 body.messages.0.role)" = system ]
+}
+
+@test "openai SDK: streaming with include_usage through an anthropic upstream" {
+	fake_start '{"usage":{"input_tokens":7,"output_tokens":4}}'
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start
+	run --separate-stderr sdk anthropic:claude-haiku-4-5 stream
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "streamed through the sdk" ]
+	[ "${lines[1]}" = "usage 7 4" ]
+	[ "$(fake_field 1 path)" = /v1/messages ]
+}
+
+@test "openai SDK: mock model streams offline; a bad request is a 400 the SDK understands" {
+	serve_start
+	run --separate-stderr sdk mock:echo stream
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "streamed through the sdk" ]
+	run --separate-stderr sdk mock:echo error
+	[ "$status" -eq 3 ]
+	[ "$output" = "error 400 invalid_request_error" ]
+}
+
+@test "openai SDK: the server's API key goes in as the SDK's apiKey" {
+	serve_start --api-key sdk-secret
+	run --separate-stderr sdk mock:echo plain
+	[ "$output" = "error 401 authentication_error" ]
+	SDK_KEY=sdk-secret run --separate-stderr sdk mock:echo plain
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "plain through the sdk" ]
+}
