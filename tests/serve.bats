@@ -470,3 +470,59 @@ except ConnectionResetError:
 	run hcurl "$SERVE_URL/health"
 	[ "$(status_line)" = 200 ]
 }
+
+@test "SSE keep-alive comments while waiting for the first token" {
+	with_openai_fake '{"stall_ms":700,"stall_at":0,"deltas":["late"]}'
+	AICHAT_SSE_KEEPALIVE_MS=200 serve_start
+	run hcurl -N "$SERVE_URL/chat" -d '{"prompt":"x","model":"openai:gpt-4o-mini","stream":true}'
+	[ "$(status_line)" = 200 ]
+	[[ "$output" == ': keep-alive'$'\n\n'': keep-alive'* ]]
+	[[ "$output" == *'data: {"content":"late"}'* ]]
+	[ "$(grep -c 'keep-alive' <<<"$output")" -le 4 ]
+}
+
+@test "CORS: off by default; --cors-origin answers preflight and tags responses" {
+	serve_start
+	run hcurl "$SERVE_URL/health" -H 'Origin: http://app.test'
+	[ -z "$(hdr Access-Control-Allow-Origin)" ]
+	serve_stop
+	serve_start --cors-origin http://app.test
+	run hcurl -X OPTIONS "$SERVE_URL/chat" -H 'Origin: http://app.test' -H 'Access-Control-Request-Method: POST'
+	[ "$(status_line)" = 204 ]
+	[ "$(hdr Access-Control-Allow-Origin)" = http://app.test ]
+	[[ "$(hdr Access-Control-Allow-Headers)" == *Authorization* ]]
+	run hcurl "$SERVE_URL/chat" -H 'Origin: http://app.test' -d '{"prompt":"x","model":"mock:echo"}'
+	[ "$(hdr Access-Control-Allow-Origin)" = http://app.test ]
+}
+
+@test "--log-format text writes one readable line per request" {
+	serve_start --log-format text
+	hcurl "$SERVE_URL/chat" -H 'X-Request-ID: text-log-1' -d '{"prompt":"a b","model":"mock:echo"}' >/dev/null
+	sleep 0.1
+	line=$(grep ' text-log-1 ' "$SERVE_LOG")
+	[[ "$line" =~ ^[0-9-]+T[0-9:.]+Z\ text-log-1\ POST\ /chat\ 200\ [0-9]+ms\ model=mock:echo ]]
+	[[ "$line" == *"tokens=2+2 client=127.0.0.1"* ]]
+}
+
+@test "cache opt-in with X-AIChat-Cache: 1 at any temperature; streams never cached" {
+	with_openai_fake
+	serve_start
+	for i in 1 2; do
+		run hcurl "$SERVE_URL/chat" -H 'X-AIChat-Cache: 1' -d '{"prompt":"opt in","model":"openai:gpt-4o-mini","temperature":0.9}'
+	done
+	[ "$(hdr X-Cache)" = HIT ]
+	[ "$(fake_count)" -eq 1 ]
+	for i in 1 2; do
+		hcurl -N "$SERVE_URL/chat" -d '{"prompt":"s","model":"openai:gpt-4o-mini","temperature":0,"stream":true}' >/dev/null
+	done
+	[ "$(fake_count)" -eq 3 ]
+	run hcurl "$SERVE_URL/metrics"
+	[[ "$output" == *"aichat_cache_hits_total 1"* ]]
+}
+
+@test "keep-alive: several requests on one client connection" {
+	serve_start
+	run curl -sS "$SERVE_URL/health" "$SERVE_URL/health" -w '%{num_connects}\n'
+	[ "${lines[0]}" = '{"status":"ok"}1' ]
+	[ "${lines[1]}" = '{"status":"ok"}0' ]
+}
