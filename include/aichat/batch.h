@@ -1,9 +1,11 @@
 /*
  * batch.h - many chat requests on one engine, at most N at a time.
  *
- * Items start in input order and the pool is refilled as each finishes;
- * one item's failure is reported for that item only and never stops the
- * others.  Used by serve's POST /batch (and by `aichat batch`).
+ * The caller is the source: the batch pulls the next request whenever a
+ * slot is free (a refill-to-N loop), so a source may stream millions of
+ * items in constant memory, or throttle (rate limits) by answering "not
+ * yet".  One item's failure is reported for that item only and never
+ * stops the others.  Used by serve's POST /batch and by `aichat batch`.
  */
 #ifndef AICHAT_BATCH_H
 #define AICHAT_BATCH_H
@@ -14,22 +16,42 @@
 
 struct batch;
 
+enum batch_next { BATCH_ITEM = 1, BATCH_END = 0, BATCH_LATER = -1 };
+
 struct batch_cbs {
-	/* Item i finished (success or error); r valid during the call. */
-	void (*on_item)(void *ud, size_t i, const struct chat_result *r);
-	/* Every item finished.  The batch frees itself after this returns. */
+	/*
+	 * The next request: BATCH_ITEM with *req set (borrowed until that
+	 * item's on_item returns) and *item an opaque tag for it; BATCH_END
+	 * when there are no more; BATCH_LATER when none is ready yet (the
+	 * source calls batch_refill() when one is).
+	 */
+	enum batch_next (*next)(void *ud, void **item,
+				const struct chat_request **req);
+	/* The item finished (success or error); r valid during the call. */
+	void (*on_item)(void *ud, void *item, const struct chat_result *r);
+	/* A failed attempt of the item will be retried (may be NULL). */
+	void (*on_retry)(void *ud, void *item, const struct err *why,
+			 int attempt, int64_t delay_ms);
+	/* The source ended and every item finished.  The batch frees itself
+	 * after this returns. */
 	void (*on_done)(void *ud);
 };
 
 /*
- * Starts n requests, at most concurrency at once.  reqs, cfg and o are
- * borrowed until on_done (or batch_cancel); nothing runs until the loop
- * does, so no callback comes from inside batch_start.
+ * Starts pulling on the next loop iteration (no callback comes from
+ * inside batch_start).  cfg and o are borrowed until on_done or
+ * batch_cancel.
  */
 struct batch *batch_start(struct engine *eng, const struct config *cfg,
-			  const struct chat_request *reqs, size_t n,
 			  int concurrency, const struct llm_opts *o,
 			  const struct batch_cbs *cbs, void *ud);
+/* The source has items again after BATCH_LATER. */
+void batch_refill(struct batch *b);
+/* Changes how many items may run at once (1..the starting value);
+ * running items are not stopped, fewer are started. */
+void batch_set_concurrency(struct batch *b, int n);
+/* Items running now. */
+int batch_running(const struct batch *b);
 /* Stops every running item; no callback afterwards. */
 void batch_cancel(struct batch *b);
 

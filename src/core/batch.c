@@ -1,9 +1,11 @@
 /*
  * batch.c - bounded-concurrency runs of chat requests; see batch.h.
  *
- * A refill-to-N loop: start items until N run, and start the next one
- * whenever one finishes.  An item that cannot even start (unknown model)
- * is an error result for that item, like any other failure.
+ * A refill-to-N loop over a pulled source: start items until the limit
+ * runs, start the next whenever one finishes.  An item that cannot even
+ * start (unknown model) is an error result for that item, like any other
+ * failure.  The loop is iterative, so a long run of such items cannot
+ * exhaust the stack.
  */
 #include "aichat/batch.h"
 #include "aichat/xalloc.h"
@@ -14,24 +16,22 @@
 
 struct slot {
 	struct batch *b;
-	size_t index;
+	void *item;
 	struct chat *chat;
 };
 
 struct batch {
 	struct engine *eng;
 	const struct config *cfg;
-	const struct chat_request *reqs;
-	size_t n, next, done;
-	int concurrency;
+	int max, limit, running;
+	int ended;                  /* the source said BATCH_END */
+	int in_refill;
 	struct llm_opts o;
 	const struct batch_cbs *cbs;
 	void *ud;
 	struct slot *slots;
 	struct loop_timer *kick;
 };
-
-static void refill(struct batch *b);
 
 static void on_delta(void *ud, const char *s, size_t n)
 {
@@ -40,13 +40,19 @@ static void on_delta(void *ud, const char *s, size_t n)
 	(void)n;
 }
 
-/* Reports item s's result; returns 1 when that was the last item (the
- * batch is gone then). */
-static int report(struct batch *b, size_t index, const struct chat_result *r)
+static void on_retry(void *ud, const struct err *why, int attempt,
+		     int64_t delay_ms)
 {
-	b->done++;
-	b->cbs->on_item(b->ud, index, r);
-	if (b->done < b->n)
+	struct slot *s = ud;
+
+	if (s->b->cbs->on_retry)
+		s->b->cbs->on_retry(s->b->ud, s->item, why, attempt, delay_ms);
+}
+
+/* Returns 1 when the batch is finished (and gone). */
+static int maybe_done(struct batch *b)
+{
+	if (!b->ended || b->running)
 		return 0;
 	const struct batch_cbs *cbs = b->cbs;
 	void *ud = b->ud;
@@ -59,44 +65,59 @@ static void on_done(void *ud, const struct chat_result *r)
 {
 	struct slot *s = ud;
 	struct batch *b = s->b;
+	void *item = s->item;
 
 	s->chat = NULL;
-	if (!report(b, s->index, r))
-		refill(b);
+	s->item = NULL;
+	b->running--;
+	b->cbs->on_item(b->ud, item, r);
+	batch_refill(b);
 }
 
 static const struct chat_cbs item_cbs = {
 	.on_delta = on_delta,
+	.on_retry = on_retry,
 	.on_done = on_done,
 };
 
-/* Fills free slots in input order.  An item that cannot start is
- * reported at once and its slot reused: a loop, not recursion, so a
- * long run of bad items cannot exhaust the stack. */
-static void refill(struct batch *b)
+void batch_refill(struct batch *b)
 {
-	int k = 0;
-
-	while (k < b->concurrency && b->next < b->n) {
+	/* on_item may call back into here through the source; one level
+	 * of refill at a time is enough. */
+	if (b->in_refill)
+		return;
+	b->in_refill = 1;
+	for (int k = 0; k < b->max && b->running < b->limit && !b->ended; k++) {
 		struct slot *s = &b->slots[k];
+		const struct chat_request *req;
 		struct chat_result r;
+		enum batch_next n;
 
-		if (s->chat) {
-			k++;
+		if (s->chat)
 			continue;
+		n = b->cbs->next(b->ud, &s->item, &req);
+		if (n == BATCH_END) {
+			b->ended = 1;
+			break;
 		}
-		s->index = b->next++;
+		if (n == BATCH_LATER)
+			break;
 		memset(&r, 0, sizeof(r));
 		buf_init(&r.content, 0);
-		s->chat = chat_start(b->eng, b->cfg, &b->reqs[s->index], &b->o,
-				     &item_cbs, s, &r.err);
-		if (!s->chat) {
-			const char *m = b->reqs[s->index].model;
-			snprintf(r.model, sizeof(r.model), "%s", m ? m : "");
-			if (report(b, s->index, &r))
-				return;
+		s->chat = chat_start(b->eng, b->cfg, req, &b->o, &item_cbs, s, &r.err);
+		if (s->chat) {
+			b->running++;
+			continue;
 		}
+		snprintf(r.model, sizeof(r.model), "%s", req->model ? req->model : "");
+		r.first_token_ms = -1;
+		void *item = s->item;
+		s->item = NULL;
+		b->cbs->on_item(b->ud, item, &r);
+		k--;            /* the slot is free again */
 	}
+	b->in_refill = 0;
+	maybe_done(b);
 }
 
 static void on_kick(struct loop *l, void *data)
@@ -105,11 +126,10 @@ static void on_kick(struct loop *l, void *data)
 
 	(void)l;
 	b->kick = NULL;
-	refill(b);
+	batch_refill(b);
 }
 
 struct batch *batch_start(struct engine *eng, const struct config *cfg,
-			  const struct chat_request *reqs, size_t n,
 			  int concurrency, const struct llm_opts *o,
 			  const struct batch_cbs *cbs, void *ud)
 {
@@ -117,24 +137,32 @@ struct batch *batch_start(struct engine *eng, const struct config *cfg,
 
 	b->eng = eng;
 	b->cfg = cfg;
-	b->reqs = reqs;
-	b->n = n;
-	b->concurrency = concurrency > 0 ? concurrency : 1;
+	b->max = b->limit = concurrency > 0 ? concurrency : 1;
 	b->o = *o;
 	b->cbs = cbs;
 	b->ud = ud;
-	b->slots = xcalloc((size_t)b->concurrency, sizeof(*b->slots));
-	for (int k = 0; k < b->concurrency; k++)
+	b->slots = xcalloc((size_t)b->max, sizeof(*b->slots));
+	for (int k = 0; k < b->max; k++)
 		b->slots[k].b = b;
 	b->kick = loop_add_timer(engine_loop(eng), 0, on_kick, b);
 	return b;
+}
+
+void batch_set_concurrency(struct batch *b, int n)
+{
+	b->limit = n < 1 ? 1 : n > b->max ? b->max : n;
+}
+
+int batch_running(const struct batch *b)
+{
+	return b->running;
 }
 
 void batch_cancel(struct batch *b)
 {
 	if (!b)
 		return;
-	for (int k = 0; k < b->concurrency; k++)
+	for (int k = 0; k < b->max; k++)
 		chat_cancel(b->slots[k].chat);
 	if (b->kick)
 		loop_del_timer(engine_loop(b->eng), b->kick);

@@ -28,6 +28,7 @@
 #include "aichat/xalloc.h"
 
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -123,7 +124,7 @@ struct req {
 	struct chat *chat;
 	struct batch *batch;
 	struct chat_request *breqs;
-	size_t nbreqs;
+	size_t nbreqs, bnext;
 	cJSON *bresults;
 	enum stream_kind kind;
 	struct stream *st;
@@ -790,10 +791,22 @@ static void start_chat(struct req *r)
 
 /* ==== batch ==== */
 
-static void on_batch_item(void *ud, size_t i, const struct chat_result *res)
+static enum batch_next batch_next_item(void *ud, void **item,
+				       const struct chat_request **req)
 {
 	struct req *r = ud;
-	cJSON *item = cJSON_GetArrayItem(r->bresults, (int)i);
+
+	if (r->bnext >= r->nbreqs)
+		return BATCH_END;
+	*item = (void *)(uintptr_t)r->bnext;
+	*req = &r->breqs[r->bnext++];
+	return BATCH_ITEM;
+}
+
+static void on_batch_item(void *ud, void *tag, const struct chat_result *res)
+{
+	struct req *r = ud;
+	cJSON *item = cJSON_GetArrayItem(r->bresults, (int)(uintptr_t)tag);
 
 	if (res->err.code == ERR_OK) {
 		cJSON_ReplaceItemInObject(item, "content",
@@ -828,6 +841,7 @@ static void on_batch_done(void *ud)
 }
 
 static const struct batch_cbs batch_cbs = {
+	.next = batch_next_item,
 	.on_item = on_batch_item,
 	.on_done = on_batch_done,
 };
@@ -861,7 +875,7 @@ static void start_batch(struct req *r)
 		cJSON_AddItemToArray(r->bresults, res);
 	}
 	llm_opts_for(r, &lo, 0);
-	r->batch = batch_start(r->srv->eng, r->srv->cfg, r->breqs, r->nbreqs,
+	r->batch = batch_start(r->srv->eng, r->srv->cfg,
 			       r->srv->o->batch_concurrency, &lo, &batch_cbs, r);
 	if (r->in_handler)
 		req_suspend(r);
