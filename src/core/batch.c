@@ -70,7 +70,11 @@ static void on_done(void *ud, const struct chat_result *r)
 	s->chat = NULL;
 	s->item = NULL;
 	b->running--;
+	/* A refill asked for from inside on_item waits for the one below,
+	 * which may free the batch. */
+	b->in_refill = 1;
 	b->cbs->on_item(b->ud, item, r);
+	b->in_refill = 0;
 	batch_refill(b);
 }
 
