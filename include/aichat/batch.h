@@ -55,4 +55,12 @@ int batch_running(const struct batch *b);
 /* Stops every running item; no callback afterwards. */
 void batch_cancel(struct batch *b);
 
+/*
+ * The result line of one item, as `aichat batch` and background jobs
+ * write it: {"id", "content", "error", "model", "prompt_tokens",
+ * "completion_tokens", "latency_ms", "attempts"}.  id is JSON text.
+ * Owned.
+ */
+cJSON *batch_result_json(const char *id, const struct chat_result *r);
+
 #endif

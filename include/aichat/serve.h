@@ -20,11 +20,15 @@ enum route_response {
 	RESP_METRICS,       /* Prometheus text */
 	RESP_OPENAPI,       /* this document */
 	RESP_HTML,          /* the /docs page */
+	RESP_JOB_SUBMIT,    /* 202 job status */
+	RESP_JOB_STATUS,    /* job status */
+	RESP_JOB_RESULTS,   /* JSONL of finished items */
+	RESP_JOB_CANCEL,    /* job status after cancelling */
 };
 
 struct route_info {
-	const char *method;          /* "GET" | "POST" */
-	const char *path;
+	const char *method;          /* "GET" | "POST" | "DELETE" */
+	const char *path;            /* "{id}" matches one path segment */
 	const char *summary;
 	const struct schema *request; /* JSON body schema, NULL = none */
 	enum route_response response;

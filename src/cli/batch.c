@@ -223,35 +223,9 @@ static void finish(struct run *r, struct item *it)
 
 static void set_result(struct item *it, const struct chat_result *res)
 {
-	cJSON *o = cJSON_CreateObject();
-	char *text;
+	cJSON *o = batch_result_json(it->id, res);
+	char *text = json_print(o);
 
-	cJSON_AddItemToObject(o, "id", cJSON_Parse(it->id));
-	if (res->err.code == ERR_OK) {
-		cJSON_AddStringToObject(o, "content", res->content.ptr);
-		cJSON_AddNullToObject(o, "error");
-	} else {
-		cJSON *e = cJSON_CreateObject();
-		cJSON_AddNullToObject(o, "content");
-		cJSON_AddStringToObject(e, "code", err_code_name(res->err.code));
-		cJSON_AddStringToObject(e, "message", res->err.msg);
-		cJSON_AddItemToObject(o, "error", e);
-	}
-	if (res->model[0])
-		cJSON_AddStringToObject(o, "model", res->model);
-	else
-		cJSON_AddNullToObject(o, "model");
-	if (res->have_usage) {
-		cJSON_AddNumberToObject(o, "prompt_tokens", (double)res->prompt_tokens);
-		cJSON_AddNumberToObject(o, "completion_tokens",
-					(double)res->completion_tokens);
-	} else {
-		cJSON_AddNullToObject(o, "prompt_tokens");
-		cJSON_AddNullToObject(o, "completion_tokens");
-	}
-	cJSON_AddNumberToObject(o, "latency_ms", (double)res->total_ms);
-	cJSON_AddNumberToObject(o, "attempts", res->attempts);
-	text = json_print(o);
 	cJSON_Delete(o);
 	it->result = xmalloc(strlen(text) + 2);
 	sprintf(it->result, "%s\n", text);

@@ -173,3 +173,36 @@ void batch_cancel(struct batch *b)
 	free(b->slots);
 	free(b);
 }
+
+cJSON *batch_result_json(const char *id, const struct chat_result *res)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *idn = cJSON_Parse(id);
+
+	cJSON_AddItemToObject(o, "id", idn ? idn : cJSON_CreateString(id));
+	if (res->err.code == ERR_OK) {
+		cJSON_AddStringToObject(o, "content", res->content.ptr);
+		cJSON_AddNullToObject(o, "error");
+	} else {
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddNullToObject(o, "content");
+		cJSON_AddStringToObject(e, "code", err_code_name(res->err.code));
+		cJSON_AddStringToObject(e, "message", res->err.msg);
+		cJSON_AddItemToObject(o, "error", e);
+	}
+	if (res->model[0])
+		cJSON_AddStringToObject(o, "model", res->model);
+	else
+		cJSON_AddNullToObject(o, "model");
+	if (res->have_usage) {
+		cJSON_AddNumberToObject(o, "prompt_tokens", (double)res->prompt_tokens);
+		cJSON_AddNumberToObject(o, "completion_tokens",
+					(double)res->completion_tokens);
+	} else {
+		cJSON_AddNullToObject(o, "prompt_tokens");
+		cJSON_AddNullToObject(o, "completion_tokens");
+	}
+	cJSON_AddNumberToObject(o, "latency_ms", (double)res->total_ms);
+	cJSON_AddNumberToObject(o, "attempts", res->attempts);
+	return o;
+}

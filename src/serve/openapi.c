@@ -161,6 +161,40 @@ static const struct schema schema_health_response = {
 	"HealthResponse", health_fields, NFIELDS(health_fields)
 };
 
+/* ---- background jobs ---- */
+
+static const char *const job_states[] = {
+	"queued", "running", "done", "failed", "cancelled", NULL
+};
+
+static const struct field job_counts_fields[] = {
+	{ "total", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL, "items in the job" },
+	{ "done", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL, "items finished" },
+	{ "succeeded", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL, "items answered" },
+	{ "failed", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL, "items that failed" },
+	{ "pending", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL, "items not finished" },
+};
+
+static const struct schema schema_job_counts = {
+	"JobCounts", job_counts_fields, NFIELDS(job_counts_fields)
+};
+
+static const struct field job_status_fields[] = {
+	{ "id", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "job_ and 16 hex digits" },
+	{ "status", FIELD_STRING, 1, NULL, NB, NB, job_states, NULL,
+	  "done: every item finished (some may have failed); failed: every item failed" },
+	{ "model", FIELD_STRING, 1, NULLABLE, NB, NB, NULL, NULL, "the model asked for" },
+	{ "concurrency", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL, "items run at once" },
+	{ "counts", FIELD_OBJECT, 1, NULL, NB, NB, NULL, &schema_job_counts, "progress" },
+	{ "created_at", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "UTC, ISO 8601" },
+	{ "started_at", FIELD_STRING, 1, NULLABLE, NB, NB, NULL, NULL, "UTC, ISO 8601" },
+	{ "finished_at", FIELD_STRING, 1, NULLABLE, NB, NB, NULL, NULL, "UTC, ISO 8601" },
+};
+
+static const struct schema schema_job_status = {
+	"JobStatus", job_status_fields, NFIELDS(job_status_fields)
+};
+
 /* ---- the OpenAI shapes, as far as aichat produces them ---- */
 
 static const char *const openai_error_types[] = {
@@ -523,6 +557,10 @@ static const struct schema *ok_schema(const struct route_info *r)
 	case RESP_OPENAI_CHAT: return &schema_completion;
 	case RESP_OPENAI_MODELS: return &schema_model_list;
 	case RESP_HEALTH: return &schema_health_response;
+	case RESP_JOB_SUBMIT:
+	case RESP_JOB_STATUS:
+	case RESP_JOB_CANCEL: return &schema_job_status;
+	case RESP_JOB_RESULTS:
 	case RESP_METRICS:
 	case RESP_OPENAPI:
 	case RESP_HTML:
@@ -639,6 +677,18 @@ static void add_ok(cJSON *responses, const struct route_info *r)
 		add_text_content(cJSON_AddObjectToObject(resp, "content"),
 				 "text/html", NULL);
 		return;
+	case RESP_JOB_RESULTS:
+		resp = response_new(responses, "200", "one JSON line per finished "
+				    "item, in input order: {id, content, error, model, "
+				    "prompt_tokens, completion_tokens, latency_ms, attempts}");
+		add_text_content(cJSON_AddObjectToObject(resp, "content"),
+				 "application/x-ndjson", NULL);
+		return;
+	case RESP_JOB_SUBMIT:
+		resp = response_new(responses, "202", "the job is queued");
+		add_json_content(cJSON_AddObjectToObject(resp, "content"),
+				 ref_new(schema_job_status.name));
+		return;
 	default:
 		break;
 	}
@@ -690,6 +740,18 @@ static cJSON *operation_new(const struct route_info *r)
 		cJSON_AddItemToArray(sec, any);
 		cJSON_AddArrayToObject(any, "apiKey");
 	}
+	if (strstr(r->path, "{id}")) {
+		cJSON *params = cJSON_AddArrayToObject(op, "parameters");
+		cJSON *pm = cJSON_CreateObject(), *ps;
+		cJSON_AddItemToArray(params, pm);
+		cJSON_AddStringToObject(pm, "name", "id");
+		cJSON_AddStringToObject(pm, "in", "path");
+		cJSON_AddBoolToObject(pm, "required", 1);
+		cJSON_AddStringToObject(pm, "description", "the job's id");
+		ps = cJSON_AddObjectToObject(pm, "schema");
+		cJSON_AddStringToObject(ps, "type", "string");
+		cJSON_AddStringToObject(ps, "pattern", "^job_[0-9a-f]{16}$");
+	}
 	if (r->request) {
 		rb = cJSON_AddObjectToObject(op, "requestBody");
 		cJSON_AddBoolToObject(rb, "required", 1);
@@ -706,6 +768,9 @@ static cJSON *operation_new(const struct route_info *r)
 	if (r->auth)
 		error_response(responses, r, "401", "no API key, or not one of "
 			       "the server's keys");
+	if (strstr(r->path, "{id}"))
+		error_response(responses, r, "404", "no job with this id (or not "
+			       "an id at all)");
 	if (r->request)
 		error_response(responses, r, "413", "the body is larger than the "
 			       "server's limit (--max-body)");

@@ -2,6 +2,7 @@
  * routes.c - the route table of serve.  The server dispatches on it; the
  * OpenAPI document is generated from it.
  */
+#include "aichat/jobs.h"
 #include "aichat/serve.h"
 
 const struct route_info serve_routes[] = {
@@ -15,6 +16,14 @@ const struct route_info serve_routes[] = {
 	  &schema_openai_chat_request, RESP_OPENAI_CHAT, 1, 1 },
 	{ "GET", "/v1/models", "OpenAI-compatible model list",
 	  NULL, RESP_OPENAI_MODELS, 1, 0 },
+	{ "POST", "/jobs", "queue a background batch job (up to 10,000 items)",
+	  &schema_job_request, RESP_JOB_SUBMIT, 1, 0 },
+	{ "GET", "/jobs/{id}", "a job's status, counts and timestamps",
+	  NULL, RESP_JOB_STATUS, 1, 0 },
+	{ "GET", "/jobs/{id}/results", "a job's finished results as JSONL, in input order",
+	  NULL, RESP_JOB_RESULTS, 1, 0 },
+	{ "DELETE", "/jobs/{id}", "cancel a queued or running job",
+	  NULL, RESP_JOB_CANCEL, 1, 0 },
 	{ "GET", "/health", "liveness: always 200 while the server runs",
 	  NULL, RESP_HEALTH, 0, 0 },
 	{ "GET", "/metrics", "Prometheus metrics",

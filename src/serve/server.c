@@ -19,8 +19,10 @@
 #include "aichat/batch.h"
 #include "aichat/cache.h"
 #include "aichat/chat.h"
+#include "aichat/jobs.h"
 #include "aichat/json.h"
 #include "aichat/metrics.h"
+#include "aichat/store.h"
 #include "aichat/openapi.h"
 #include "aichat/ratelimit.h"
 #include "aichat/serve.h"
@@ -74,6 +76,8 @@ struct server {
 	struct metrics *metrics;
 	struct ratelimit *rl;
 	struct cache *cache;
+	sqlite3 *db;
+	struct jobs *jobs;
 	struct req *reqs;            /* every request in flight */
 	size_t active;
 	int upstream_active;
@@ -102,6 +106,7 @@ struct req {
 	const struct route_info *route;
 	char method[8];
 	char path[128];
+	char path_id[72];            /* the {id} of /jobs/{id} */
 	char id[72];
 	char client[72];             /* key id ("key:2") or client address */
 	int64_t started;
@@ -990,12 +995,33 @@ static void stop_work(struct req *r)
 
 /* ==== routing ==== */
 
-static const struct route_info *find_route(const char *path, const char *method,
+/* Does path match the template ("{id}" is one non-empty segment)?  The
+ * segment is copied to id. */
+static int path_match(const char *tpl, const char *path, char *id, size_t cap)
+{
+	while (*tpl && *path) {
+		if (!strncmp(tpl, "{id}", 4)) {
+			size_t n = strcspn(path, "/");
+			if (!n)
+				return 0;
+			snprintf(id, cap, "%.*s", (int)n, path);
+			tpl += 4;
+			path += n;
+			continue;
+		}
+		if (*tpl++ != *path++)
+			return 0;
+	}
+	return !*tpl && !*path;
+}
+
+static const struct route_info *find_route(struct req *r, const char *method,
 					   int *path_known)
 {
 	*path_known = 0;
 	for (size_t i = 0; i < serve_nroutes; i++) {
-		if (strcmp(serve_routes[i].path, path))
+		if (!path_match(serve_routes[i].path, r->path, r->path_id,
+				sizeof(r->path_id)))
 			continue;
 		*path_known = 1;
 		if (!strcmp(serve_routes[i].method, method))
@@ -1089,6 +1115,37 @@ static int check_rate(struct req *r)
 	return -1;
 }
 
+/* GET and DELETE on /jobs/{id}. */
+static void route_job(struct req *r)
+{
+	struct err e;
+	cJSON *o;
+
+	err_clear(&e);
+	if (!r->srv->jobs) {
+		reply_error_status(r, 503, ERR_OVERLOADED,
+				   "background jobs are unavailable: the database could not be opened");
+		return;
+	}
+	if (r->route->response == RESP_JOB_RESULTS) {
+		struct buf b;
+		buf_init(&b, 0);
+		if (jobs_results(r->srv->jobs, r->path_id, &b, &e) < 0)
+			reply_error(r, &e);
+		else
+			reply(r, 200, "application/x-ndjson", b.ptr, b.len);
+		buf_release(&b);
+		return;
+	}
+	o = r->route->response == RESP_JOB_CANCEL ?
+	    jobs_cancel(r->srv->jobs, r->path_id, &e) :
+	    jobs_status(r->srv->jobs, r->path_id, &e);
+	if (!o)
+		reply_error(r, &e);
+	else
+		reply_json(r, 200, o);
+}
+
 static void route_simple(struct req *r)
 {
 	struct buf b;
@@ -1114,6 +1171,11 @@ static void route_simple(struct req *r)
 		reply(r, 200, "text/html; charset=utf-8", html, strlen(html));
 		return;
 	}
+	case RESP_JOB_STATUS:
+	case RESP_JOB_CANCEL:
+	case RESP_JOB_RESULTS:
+		route_job(r);
+		return;
 	case RESP_OPENAI_MODELS: {
 		cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
 		const struct config *cfg = r->srv->cfg;
@@ -1235,6 +1297,22 @@ static void route_body(struct req *r)
 			cJSON_AddNumberToObject(j, "max_tokens", d);
 		r->include_usage = cJSON_IsTrue(json_path(j, "stream_options.include_usage"));
 	}
+	if (r->route->response == RESP_JOB_SUBMIT) {
+		struct err e;
+		cJSON *o;
+		err_clear(&e);
+		if (!r->srv->jobs) {
+			reply_error_status(r, 503, ERR_OVERLOADED,
+					   "background jobs are unavailable: the database could not be opened");
+			return;
+		}
+		o = jobs_submit(r->srv->jobs, j, &e);
+		if (o)
+			reply_json(r, 202, o);
+		else
+			reply_error(r, &e);
+		return;
+	}
 	if (r->route->response != RESP_BATCH) {
 		chat_request_from_json(&r->creq, j);
 		if (try_cache(r))
@@ -1267,14 +1345,14 @@ static int early_checks(struct req *r, const char *method)
 	if (!strcmp(method, "OPTIONS") && r->srv->o->cors_origin) {
 		struct MHD_Response *resp = make_response("text/plain", "", 0);
 		MHD_add_response_header(resp, "Access-Control-Allow-Methods",
-					"GET, POST, OPTIONS");
+					"GET, POST, DELETE, OPTIONS");
 		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
 					"Authorization, Content-Type, X-API-Key, X-Request-ID, X-AIChat-Cache");
 		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
 		send_response(r, 204, resp);
 		return -1;
 	}
-	r->route = find_route(r->path, method, &known);
+	r->route = find_route(r, method, &known);
 	if (!r->route) {
 		char msg[200];
 		if (known) {
@@ -1603,6 +1681,18 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 		srv.rl = ratelimit_new(o->rate_per_second, o->rate_burst, 100000);
 	if (o->cache_size)
 		srv.cache = cache_new(o->cache_size, o->cache_ttl_ms);
+	{
+		struct err dbe;
+		struct llm_opts lo;
+		llm_opts_default(&lo);
+		lo.retries = o->retries;
+		if (store_open(NULL, &srv.db, &dbe) == 0) {
+			srv.jobs = jobs_new(srv.eng, cfg, srv.db, 2, &lo);
+			jobs_resume(srv.jobs);
+		} else {
+			fprintf(stderr, "aichat: serve: background jobs off: %s\n", dbe.msg);
+		}
+	}
 	srv.d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, &srv,
 		MHD_OPTION_SOCK_ADDR, sa,
 		MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
@@ -1649,6 +1739,8 @@ cleanup:
 		loop_del_timer(srv.loop, srv.drain_timer);
 	if (srv.mhd_timer)
 		loop_del_timer(srv.loop, srv.mhd_timer);
+	jobs_free(srv.jobs);
+	store_close(srv.db);
 	engine_free(srv.eng);
 	metrics_free(srv.metrics);
 	ratelimit_free(srv.rl);

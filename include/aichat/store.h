@@ -1,0 +1,25 @@
+/*
+ * store.h - the embedded SQLite database under $AICHAT_HOME.
+ *
+ * One file, aichat.db, in WAL mode with a busy timeout, so several aichat
+ * processes may use it at once.  The schema carries a version
+ * (PRAGMA user_version) and store_open() migrates older files forward.
+ * Every statement is prepared; nothing is built from strings.
+ */
+#ifndef AICHAT_STORE_H
+#define AICHAT_STORE_H
+
+#include <sqlite3.h>
+
+#include "aichat/err.h"
+
+/* $AICHAT_HOME, else $XDG_DATA_HOME/aichat, else ~/.local/share/aichat;
+ * owned, free() it.  NULL when no home can be found. */
+char *store_home(void);
+
+/* Opens (creating the directory and file) and migrates the database at
+ * path, or at store_home()/aichat.db when path is NULL.  -1 with e. */
+int store_open(const char *path, sqlite3 **db, struct err *e);
+void store_close(sqlite3 *db);
+
+#endif

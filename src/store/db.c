@@ -1,0 +1,160 @@
+/*
+ * db.c - opening and migrating the database; see store.h.
+ */
+#include "aichat/buf.h"
+#include "aichat/config.h"
+#include "aichat/store.h"
+#include "aichat/xalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Each entry moves the schema from version i to i + 1. */
+static const char *const migrations[] = {
+	/* 1: background jobs */
+	"CREATE TABLE jobs ("
+	"  id TEXT PRIMARY KEY,"
+	"  status TEXT NOT NULL,"
+	"  model TEXT,"
+	"  temperature REAL,"
+	"  max_tokens INTEGER,"
+	"  concurrency INTEGER NOT NULL,"
+	"  callback_url TEXT,"
+	"  total INTEGER NOT NULL,"
+	"  succeeded INTEGER NOT NULL DEFAULT 0,"
+	"  failed INTEGER NOT NULL DEFAULT 0,"
+	"  created_at TEXT NOT NULL,"
+	"  started_at TEXT,"
+	"  finished_at TEXT);"
+	"CREATE TABLE job_items ("
+	"  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  idx INTEGER NOT NULL,"
+	"  item_id TEXT NOT NULL,"
+	"  prompt TEXT NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'queued',"
+	"  result TEXT,"
+	"  PRIMARY KEY (job_id, idx));"
+	"CREATE INDEX jobs_status ON jobs(status, created_at);",
+};
+
+char *store_home(void)
+{
+	const char *h = env_get("AICHAT_HOME"), *x = env_get("XDG_DATA_HOME");
+	const char *home = env_get("HOME");
+	struct buf b;
+
+	buf_init(&b, 0);
+	if (h)
+		buf_appends(&b, h);
+	else if (x)
+		buf_printf(&b, "%s/aichat", x);
+	else if (home)
+		buf_printf(&b, "%s/.local/share/aichat", home);
+	else
+		return NULL;
+	return buf_detach(&b);
+}
+
+/* mkdir -p for the directories above a file. */
+static int make_parents(const char *path)
+{
+	char *p = xstrdup(path);
+
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+			free(p);
+			return -1;
+		}
+		*s = '/';
+	}
+	free(p);
+	return 0;
+}
+
+static int exec(sqlite3 *db, const char *sql, const char *path, struct err *e)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	err_set(e, ERR_IO, "database '%s': %s", path, msg ? msg : "error");
+	sqlite3_free(msg);
+	return -1;
+}
+
+int store_open(const char *path, sqlite3 **out, struct err *e)
+{
+	char *owned = NULL;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st;
+	int version = 0, n = (int)(sizeof(migrations) / sizeof(migrations[0]));
+
+	*out = NULL;
+	if (!path) {
+		char *home = store_home();
+		struct buf b;
+		if (!home)
+			return err_set(e, ERR_CONFIG,
+				       "no data directory: set AICHAT_HOME or HOME");
+		buf_init(&b, 0);
+		buf_printf(&b, "%s/aichat.db", home);
+		free(home);
+		path = owned = buf_detach(&b);
+	}
+	if (make_parents(path) < 0) {
+		err_set(e, ERR_IO, "cannot create the directory of '%s': %s", path,
+			strerror(errno));
+		goto fail;
+	}
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+		err_set(e, ERR_IO, "cannot open database '%s': %s", path,
+			db ? sqlite3_errmsg(db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	if (exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+		 "PRAGMA foreign_keys=ON;", path, e) < 0)
+		goto fail;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			version = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (version > n) {
+		err_set(e, ERR_CONFIG,
+			"database '%s' is from a newer aichat (schema %d, this one knows %d)",
+			path, version, n);
+		goto fail;
+	}
+	for (; version < n; version++) {
+		char pragma[64];
+		/* One transaction per step: a crash leaves a whole version. */
+		if (exec(db, "BEGIN IMMEDIATE", path, e) < 0)
+			goto fail;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", version + 1);
+		if (exec(db, migrations[version], path, e) < 0 ||
+		    exec(db, pragma, path, e) < 0 || exec(db, "COMMIT", path, e) < 0) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			goto fail;
+		}
+	}
+	free(owned);
+	*out = db;
+	return 0;
+fail:
+	sqlite3_close(db);
+	free(owned);
+	return -1;
+}
+
+void store_close(sqlite3 *db)
+{
+	sqlite3_close(db);
+}

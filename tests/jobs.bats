@@ -1,0 +1,158 @@
+#!/usr/bin/env bats
+# Background jobs in aichat serve: POST /jobs, GET /jobs/{id},
+# GET /jobs/{id}/results, DELETE /jobs/{id}; kept in SQLite under
+# AICHAT_HOME, so they survive a restart.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+KEY=sk-test-0123456789abcdef
+
+setup() {
+	aichat_env
+	export AICHAT_HOME="$BATS_TEST_TMPDIR/home/aichat"
+	export AICHAT_RETRY_BASE=0.05
+}
+
+teardown() {
+	serve_stop
+	fake_stop
+}
+
+with_openai_fake() {
+	fake_start "$@"
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+}
+
+items() { # items N [PREFIX]: a JSON array of N items
+	python3 -c 'import json,sys; n=int(sys.argv[1]); p=sys.argv[2]
+print(json.dumps([{"id": "%s%d" % (p, i), "prompt": "%s%d" % (p, i)} for i in range(1, n + 1)]))' "$1" "${2:-p}"
+}
+
+submit() { # submit BODY: prints the job id
+	curl -sS "$SERVE_URL/jobs" -d "$1" | json_get id
+}
+
+wait_status() { # wait_status ID STATUS [SECONDS]
+	local i tries=$(( ${3:-10} * 20 ))
+	for ((i = 0; i < tries; i++)); do
+		[ "$(curl -sS "$SERVE_URL/jobs/$1" | json_get status)" = "$2" ] && return 0
+		sleep 0.05
+	done
+	curl -sS "$SERVE_URL/jobs/$1" >&2
+	return 1
+}
+
+@test "a job's life: 202 queued, then done, counts, timestamps, results in order" {
+	serve_start
+	run curl -sS -w '\n%{http_code}' "$SERVE_URL/jobs" -d "{\"model\":\"mock:echo\",\"items\":$(items 5)}"
+	[ "${lines[1]}" = 202 ]
+	id=$(echo "${lines[0]}" | json_get id)
+	[[ "$id" =~ ^job_[0-9a-f]{16}$ ]]
+	[ "$(echo "${lines[0]}" | json_get status)" = queued ]
+	[ "$(echo "${lines[0]}" | json_get counts.total)" = 5 ]
+	wait_status "$id" done
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(echo "$output" | json_get counts.succeeded)" = 5 ]
+	[ "$(echo "$output" | json_get counts.failed)" = 0 ]
+	[ "$(echo "$output" | json_get counts.pending)" = 0 ]
+	[[ "$(echo "$output" | json_get created_at)" =~ ^20[0-9-]+T[0-9:]+Z$ ]]
+	[[ "$(echo "$output" | json_get finished_at)" =~ ^20[0-9-]+T[0-9:]+Z$ ]]
+	run curl -sS -D "$BATS_TEST_TMPDIR/h" "$SERVE_URL/jobs/$id/results"
+	grep -qi '^Content-Type: application/x-ndjson' "$BATS_TEST_TMPDIR/h"
+	[ "${#lines[@]}" -eq 5 ]
+	[ "$(echo "${lines[0]}" | json_get id)" = p1 ]
+	[ "$(echo "${lines[4]}" | json_get id)" = p5 ]
+	[ "$(echo "${lines[2]}" | json_get content)" = p3 ]
+	[ "$(echo "${lines[2]}" | json_get attempts)" = 1 ]
+}
+
+@test "items that fail upstream fail alone; the job is done with its counts" {
+	with_openai_fake '{"match":"p2","status":400,"body":"{\"error\":{\"message\":\"bad\"}}"}' '{}'
+	serve_start
+	id=$(submit "{\"model\":\"openai:gpt-4o-mini\",\"items\":$(items 3)}")
+	wait_status "$id" done
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(echo "$output" | json_get counts.succeeded)" = 2 ]
+	[ "$(echo "$output" | json_get counts.failed)" = 1 ]
+	run curl -sS "$SERVE_URL/jobs/$id/results"
+	[ "$(echo "${lines[1]}" | json_get error.code)" = upstream_error ]
+	[ "$(echo "${lines[2]}" | json_get content)" = p3 ]
+}
+
+@test "bad job ids: 404, never a path trick" {
+	serve_start
+	for path in /jobs/job_0123456789abcdef /jobs/nope /jobs/job_0123456789ABCDEF \
+		"/jobs/job_0123456789abcdef'%20OR%201=1" /jobs/..%2F..%2Fetc%2Fpasswd \
+		/jobs/job_0123456789abcdef/results; do
+		run curl -sS --path-as-is -w '\n%{http_code}' "$SERVE_URL$path"
+		[ "${lines[-1]}" = 404 ]
+		[ "$(echo "${lines[0]}" | json_get error.code)" = not_found ]
+	done
+	run curl -sS -X DELETE -w '\n%{http_code}' "$SERVE_URL/jobs/x;DROP%20TABLE%20jobs"
+	[ "${lines[-1]}" = 404 ]
+	run curl -sS --path-as-is -w '\n%{http_code}' "$SERVE_URL/jobs/../health"
+	[ "${lines[-1]}" = 404 ]
+}
+
+@test "invalid job bodies: 422, nothing stored" {
+	serve_start
+	run curl -sS -w '\n%{http_code}' "$SERVE_URL/jobs" -d '{"items":[]}'
+	[ "${lines[-1]}" = 422 ]
+	echo "{\"items\":$(items 10001)}" >"$BATS_TEST_TMPDIR/big.json"
+	run curl -sS -w '\n%{http_code}' "$SERVE_URL/jobs" -d @"$BATS_TEST_TMPDIR/big.json"
+	[ "${lines[-1]}" = 422 ]
+	[ "$(echo "${lines[0]}" | json_get detail.0.type)" = too_long ]
+	run curl -sS -w '\n%{http_code}' "$SERVE_URL/jobs" -d '{"items":[{"id":"a","prompt":"x"}],"concurrency":0}'
+	[ "${lines[-1]}" = 422 ]
+	[ "$(sqlite3 "$AICHAT_HOME/aichat.db" 'SELECT count(*) FROM jobs')" -eq 0 ]
+}
+
+@test "DELETE cancels a running job: no more upstream calls" {
+	with_openai_fake '{"stall_ms":300}'
+	serve_start
+	id=$(submit "{\"model\":\"openai:gpt-4o-mini\",\"concurrency\":1,\"items\":$(items 20)}")
+	wait_status "$id" running
+	fake_wait_count 1
+	run curl -sS -X DELETE "$SERVE_URL/jobs/$id"
+	[ "$(echo "$output" | json_get status)" = cancelled ]
+	calls=$(fake_count)
+	sleep 0.8
+	[ "$(fake_count)" -eq "$calls" ]
+	[ "$(curl -sS "$SERVE_URL/jobs/$id" | json_get status)" = cancelled ]
+}
+
+@test "a restart mid-job continues it without redoing finished items" {
+	with_openai_fake '{"stall_ms":150}'
+	serve_start
+	id=$(submit "{\"model\":\"openai:gpt-4o-mini\",\"concurrency\":2,\"items\":$(items 16)}")
+	for i in $(seq 100); do
+		[ "$(curl -sS "$SERVE_URL/jobs/$id" | json_get counts.done)" -ge 4 ] && break
+		sleep 0.05
+	done
+	kill -9 "$SERVE_PID"
+	wait "$SERVE_PID" 2>/dev/null || true
+	unset SERVE_PID
+	done_before=$(sqlite3 "$AICHAT_HOME/aichat.db" "SELECT count(*) FROM job_items WHERE result IS NOT NULL")
+	[ "$done_before" -ge 4 ]
+	serve_start
+	wait_status "$id" done 20
+	run curl -sS "$SERVE_URL/jobs/$id/results"
+	[ "${#lines[@]}" -eq 16 ]
+	[ "$(printf '%s\n' "${lines[@]}" | python3 -c 'import json,sys; print(len({json.loads(l)["id"] for l in sys.stdin}))')" -eq 16 ]
+	# at most the two items in flight at the kill were asked twice
+	[ "$(fake_count)" -le 18 ]
+}
+
+@test "callback_url receives the final status" {
+	with_openai_fake
+	serve_start
+	id=$(submit "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 2)}")
+	wait_status "$id" done
+	fake_wait_count 1
+	[ "$(fake_field 1 path)" = /hook ]
+	[ "$(fake_field 1 method)" = POST ]
+	[ "$(fake_field 1 body.id)" = "$id" ]
+	[ "$(fake_field 1 body.status)" = done ]
+	[ "$(fake_field 1 body.counts.succeeded)" = 2 ]
+}
