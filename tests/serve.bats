@@ -425,7 +425,11 @@ with_openai_fake() {
 	client=$!
 	fake_wait_count 1
 	kill -TERM "$SERVE_PID"
-	sleep 0.2
+	# new connections are refused from now on
+	for i in $(seq 60); do
+		curl -s --max-time 1 "$SERVE_URL/health" >/dev/null || break
+		sleep 0.05
+	done
 	run curl -s --max-time 2 "$SERVE_URL/health"
 	[ "$status" -ne 0 ]
 	wait "$client"
