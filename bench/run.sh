@@ -8,3 +8,6 @@ cc -O2 -Wall -Wextra -o build/bench/startup bench/startup.c
 echo "== startup: aichat chat -m mock:echo hello vs /bin/true (500 runs each) =="
 env -i PATH=/usr/bin:/bin HOME="$(mktemp -d)" build/bench/startup 500 -- /bin/true -- \
 	"$PWD/aichat" chat -m mock:echo hello
+echo
+echo "== serve: aichat serve under load vs the same load straight to a mock upstream =="
+bench/serve.sh

@@ -530,3 +530,35 @@ except ConnectionResetError:
 	[ "${lines[0]}" = '{"status":"ok"}1' ]
 	[ "${lines[1]}" = '{"status":"ok"}0' ]
 }
+
+@test "a client that leaves a non-streaming request: upstream cancelled, logged 499, no busy loop" {
+	with_openai_fake '{"stall_ms":3000}'
+	serve_start
+	curl -s --max-time 0.3 "$SERVE_URL/chat" -d '{"prompt":"x","model":"openai:gpt-4o-mini"}' >/dev/null || true
+	for i in $(seq 40); do
+		grep -q '"status":499' "$SERVE_LOG" && break
+		sleep 0.05
+	done
+	grep -q '"path":"/chat","status":499' "$SERVE_LOG"
+	grep -q '"client_disconnected":true' "$SERVE_LOG"
+	[ "$(ss -Htn state established "( dport = :$FAKE_PORT )" | wc -l)" -eq 0 ]
+	# idle afterwards: under 0.2 s of CPU in a whole second
+	before=$(awk '{print $14 + $15}' "/proc/$SERVE_PID/stat")
+	sleep 1
+	after=$(awk '{print $14 + $15}' "/proc/$SERVE_PID/stat")
+	[ $((after - before)) -lt 20 ]
+	run curl -sS "$SERVE_URL/health"
+	[ "$output" = '{"status":"ok"}' ]
+}
+
+@test "a drain that times out ends cleanly (exit 0, no crash)" {
+	with_openai_fake '{"stall_ms":10000}'
+	serve_start --drain-timeout 0.2
+	curl -s --max-time 5 "$SERVE_URL/chat" -d '{"prompt":"x","model":"openai:gpt-4o-mini"}' >"$BATS_TEST_TMPDIR/out" &
+	client=$!
+	fake_wait_count 1
+	serve_stop
+	[ "$SERVE_STATUS" -eq 0 ]
+	wait "$client" || true
+	[ "$(json_get error.code <"$BATS_TEST_TMPDIR/out")" = overloaded ]
+}

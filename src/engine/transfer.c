@@ -436,6 +436,9 @@ struct transfer *transfer_start(struct engine *eng,
 	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(t->easy, CURLOPT_TCP_NODELAY, 1L);
+	/* LLM answers arrive in small pieces: 4 KiB per transfer instead
+	 * of 16 matters when a server holds thousands of streams. */
+	curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, 4096L);
 	curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "aichat/" AICHAT_VERSION);
 	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -118,7 +118,8 @@ struct req {
 	int pending_status;
 	int status;
 	int suspended;
-	int watch_fd;                /* socket watched while suspended, -1 */
+	int watch_fd;                /* client socket watched by the loop, -1 */
+	int watch_given_up;          /* the client sent more: MHD's to read */
 	int client_gone;
 	int holds_upstream;          /* owns one of --max-upstream slots */
 	struct req *wait_next;       /* in the upstream wait queue */
@@ -138,6 +139,7 @@ struct req {
 	int got_token;
 	char *cache_key;
 	int cacheable;
+	char *chunk_prefix;          /* OpenAI chunk up to the content */
 	/* for the log line */
 	char model[256];
 	char provider[64];
@@ -421,6 +423,7 @@ static void reply_validation(struct req *r, const struct verrors *ve)
 /* ==== suspend, resume, and noticing a client that left ==== */
 
 static void on_client_fd(struct loop *l, int fd, int events, void *data);
+static void mhd_run_soon(struct server *srv);
 
 static void req_suspend(struct req *r)
 {
@@ -430,20 +433,21 @@ static void req_suspend(struct req *r)
 		return;
 	MHD_suspend_connection(r->conn);
 	r->suspended = 1;
-	ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (ci && loop_add_fd(r->srv->loop, ci->connect_fd, LOOP_READ,
-			      on_client_fd, r) == 0)
-		r->watch_fd = ci->connect_fd;
+	/* MHD does not watch a suspended socket, so the loop does, from the
+	 * first suspend to the end of the request: adding and removing it
+	 * at every token would cost two epoll_ctl calls a token. */
+	if (r->watch_fd < 0 && !r->watch_given_up) {
+		ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci && loop_add_fd(r->srv->loop, ci->connect_fd, LOOP_READ,
+				      on_client_fd, r) == 0)
+			r->watch_fd = ci->connect_fd;
+	}
 }
 
 static void req_resume(struct req *r)
 {
 	if (!r->suspended)
 		return;
-	if (r->watch_fd >= 0) {
-		loop_del_fd(r->srv->loop, r->watch_fd);
-		r->watch_fd = -1;
-	}
 	r->suspended = 0;
 	MHD_resume_connection(r->conn);
 	/* In external polling mode nothing wakes MHD for a resume: run it on
@@ -454,8 +458,8 @@ static void req_resume(struct req *r)
 
 static void stop_work(struct req *r);
 
-/* A suspended client's socket became readable: either it sent more (a
- * pipelined request: leave it to MHD) or it hung up. */
+/* The client's socket became readable: either it sent more (a pipelined
+ * request: leave it to MHD, and stop watching) or it hung up. */
 static void on_client_fd(struct loop *l, int fd, int events, void *data)
 {
 	struct req *r = data;
@@ -468,13 +472,18 @@ static void on_client_fd(struct loop *l, int fd, int events, void *data)
 		return;
 	loop_del_fd(l, fd);
 	r->watch_fd = -1;
-	if (n > 0)
+	if (n > 0) {
+		r->watch_given_up = 1;
 		return;
+	}
 	r->client_gone = 1;
 	stop_work(r);
 	if (r->st)
 		r->st->finished = 1;
-	req_resume(r);
+	if (r->suspended)
+		req_resume(r);
+	else
+		mhd_run_soon(r->srv);
 }
 
 /* ==== SSE streams ==== */
@@ -548,7 +557,7 @@ static void start_stream(struct req *r, enum stream_kind kind)
 	buf_init(&st->out, 0);
 	r->st = st;
 	r->kind = kind;
-	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 2048,
 						 stream_read, st, stream_free_cb);
 	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
 	MHD_add_response_header(resp, "Cache-Control", "no-cache");
@@ -630,23 +639,39 @@ static void push_data(struct req *r, const char *event, cJSON *obj)
 	cJSON_Delete(obj);
 }
 
+/*
+ * One delta, framed straight into the stream's buffer: the hot path of
+ * serve, so no JSON tree and no allocation once the buffer has grown.
+ * The OpenAI chunk's fixed part is the same for every token of a stream.
+ */
 static void on_chat_delta(void *ud, const char *s, size_t n)
 {
 	struct req *r = ud;
-	char *text;
+	struct buf *out;
 
-	if (!r->st)
+	if (!r->st || r->st->finished)
 		return;
 	r->got_token = 1;
-	text = xstrndup(s, n);
+	out = &r->st->out;
 	if (r->kind == STREAM_OPENAI) {
-		push_data(r, NULL, openai_chunk(r, text, 0, NULL));
+		if (!r->chunk_prefix) {
+			struct buf p;
+			buf_init(&p, 0);
+			buf_printf(&p, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\","
+				   "\"created\":%lld,\"model\":", r->id, (long long)time(NULL));
+			json_quote(&p, r->model, strlen(r->model));
+			buf_appends(&p, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+			r->chunk_prefix = buf_detach(&p);
+		}
+		buf_appends(out, r->chunk_prefix);
+		json_quote(out, s, n);
+		buf_appends(out, "},\"finish_reason\":null}]}\n\n");
 	} else {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "content", text);
-		push_data(r, NULL, o);
+		buf_appends(out, "data: {\"content\":");
+		json_quote(out, s, n);
+		buf_appends(out, "}\n\n");
 	}
-	free(text);
+	req_resume(r);
 }
 
 static cJSON *usage_object(const struct chat_result *res, int openai)
@@ -1439,6 +1464,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 	} else if (!r->queued && !r->client_gone) {
 		/* Resumed with nothing to send yet (a queue slot opened). */
 		req_suspend(r);
+	} else if (!r->queued) {
+		/* The client left before its answer: close the connection. */
+		r->in_handler = 0;
+		return MHD_NO;
 	}
 	r->in_handler = 0;
 	return MHD_YES;
@@ -1531,6 +1560,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	}
 	if (r->pending)
 		MHD_destroy_response(r->pending);
+	if (!r->status && (r->client_gone || why != MHD_REQUEST_TERMINATED_COMPLETED_OK))
+		r->status = 499;   /* the client closed the request (nginx's code) */
 	metrics_request(srv->metrics, route, r->method, r->status,
 			(loop_now_ms() - r->started) / 1000.0);
 	log_request(r, why);
@@ -1541,6 +1572,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 		chat_request_release(&r->breqs[i]);
 	free(r->breqs);
 	free(r->cache_key);
+	free(r->chunk_prefix);
 	buf_release(&r->body);
 	if (r->prev)
 		r->prev->next = r->next;
@@ -1558,7 +1590,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 
 static void hard_stop(struct loop *l, void *data)
 {
-	(void)data;
+	struct server *srv = data;
+
+	srv->drain_timer = NULL;
 	loop_stop(l);
 }
 
@@ -1585,7 +1619,7 @@ static void on_drain_timeout(struct loop *l, void *data)
 		}
 	}
 	/* Give MHD a moment to flush those, then stop regardless. */
-	srv->drain_timer = loop_add_timer(srv->loop, 2000, hard_stop, NULL);
+	srv->drain_timer = loop_add_timer(srv->loop, 2000, hard_stop, srv);
 }
 
 static void on_signal(struct loop *l, int fd, int events, void *data)
@@ -1640,7 +1674,9 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 	struct sockaddr_in sin = { 0 };
 	struct sockaddr_in6 sin6 = { 0 };
 	struct sockaddr *sa;
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	/* No MHD_USE_ERROR_LOG: stderr carries one line per request, and a
+	 * client that leaves mid-stream is already in its line. */
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
 	const union MHD_DaemonInfo *di;
 	const char *host = !strcmp(o->host, "localhost") ? "127.0.0.1" : o->host;
 	sigset_t mask, old;
@@ -1697,7 +1733,7 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 		MHD_OPTION_SOCK_ADDR, sa,
 		MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, o->client_timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
 		MHD_OPTION_END);
