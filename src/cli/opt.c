@@ -229,11 +229,11 @@ static void bounds(struct buf *b, const struct field *f)
 
 	if (f->type == FIELD_NUMBER || f->type == FIELD_INTEGER) {
 		if (lo && hi)
-			buf_printf(b, ", %g..%g", f->min, f->max);
+			buf_printf(b, ", %.15g..%.15g", f->min, f->max);
 		else if (lo)
-			buf_printf(b, ", >= %g", f->min);
+			buf_printf(b, ", >= %.15g", f->min);
 		else if (hi)
-			buf_printf(b, ", <= %g", f->max);
+			buf_printf(b, ", <= %.15g", f->max);
 	}
 	if (f->def && strcmp(f->def, "false") && strcmp(f->def, "true"))
 		buf_printf(b, ", default %s", f->def);
@@ -276,7 +276,7 @@ void opt_help(FILE *f, const struct opt *opts, size_t n,
 				buf_putc(&right, ')');
 			}
 		}
-		if (left.len < 26)
+		if (left.len < 25)   /* at least two spaces before the help */
 			fprintf(f, "%-26s%s\n", left.ptr, right.ptr);
 		else
 			fprintf(f, "%s\n%-26s%s\n", left.ptr, "", right.ptr);
