@@ -11,3 +11,6 @@ env -i PATH=/usr/bin:/bin HOME="$(mktemp -d)" build/bench/startup 500 -- /bin/tr
 echo
 echo "== serve: aichat serve under load vs the same load straight to a mock upstream =="
 bench/serve.sh
+echo
+echo "== batch: aichat batch against a 50 ms mock upstream vs the ideal wall time =="
+bench/batch.sh
