@@ -4,14 +4,18 @@
 # ~/.bashrc.  Works without the bash-completion package.
 #
 # tests/docs.bats reads the _aichat_* word lists below and fails when they
-# disagree with `aichat --help` and `aichat chat --help`: keep one option
-# per word, short and long names, and list in *_argopts every option that
-# takes a value.
+# disagree with `aichat --help` and `aichat CMD --help` for each command:
+# keep one option per word, short and long names, and list in
+# _aichat_CMD_argopts every option that takes a value.
 
-_aichat_commands='chat'
+_aichat_commands='batch chat serve'
 _aichat_global_opts='-h --help -V --version'
 _aichat_chat_opts='-m --model -s --system -t --temperature --max-tokens --no-stream --json --retries --timeout -v --verbose -h --help'
 _aichat_chat_argopts='-m --model -s --system -t --temperature --max-tokens --retries --timeout'
+_aichat_batch_opts='-o --output --resume -j --concurrency -m --model -s --system -t --temperature --max-tokens --text --unordered --rate --tokens-per-minute --retries --timeout -h --help'
+_aichat_batch_argopts='-o --output -j --concurrency -m --model -s --system -t --temperature --max-tokens --rate --tokens-per-minute --retries --timeout'
+_aichat_serve_opts='--host -p --port --api-key --api-key-file --insecure-no-auth --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --client-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries -h --help'
+_aichat_serve_argopts='--host -p --port --api-key --api-key-file --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --client-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries'
 _aichat_models='mock:echo openai:gpt-4o-mini openai:gpt-4o anthropic:claude-sonnet-4-6 anthropic:claude-haiku-4-5 ollama:llama3.2'
 
 # Prints the alias names of the config file, one per line.  A light scan of
@@ -52,14 +56,22 @@ _aichat_reply()
 	fi
 }
 
-# Completes the value of chat option $1; $2 is the text typed so far
-# including any "--model=" or "-m" prefix, $3 the value part of it.
+# Completes the value of option $1 of command $_aichat_cmd; $2 is the
+# text typed so far including any "--model=" or "-m" prefix, $3 the value
+# part of it.
 _aichat_value()
 {
 	local opt=$1 full=$2 prefix=${2%"$3"} w words=''
-	case $opt in
-	-m | --model)
+	case $_aichat_cmd:$opt in
+	*:-m | *:--model)
 		words="$_aichat_models $(_aichat_config_aliases)"
+		;;
+	serve:--log-format)
+		words='json text'
+		;;
+	batch:-o | batch:--output | serve:--api-key-file)
+		mapfile -t COMPREPLY < <(compgen -f -- "$3")
+		return
 		;;
 	*)
 		# TEXT, X, N, SECONDS: nothing to offer, and no file names.
@@ -74,10 +86,12 @@ _aichat_value()
 	_aichat_reply "$full" "$list"
 }
 
-# Succeeds when chat option $1 (a short or long name) takes a value.
+# Succeeds when option $1 (a short or long name) of command $_aichat_cmd
+# takes a value.
 _aichat_takes_value()
 {
-	[[ " $_aichat_chat_argopts " == *" $1 "* ]]
+	local v=_aichat_${_aichat_cmd}_argopts
+	[[ " ${!v} " == *" $1 "* ]]
 }
 
 _aichat()
@@ -121,9 +135,11 @@ _aichat()
 	fi
 
 	case $cmd in
-	chat) ;;
+	chat | batch | serve) ;;
 	*) COMPREPLY=(); return ;;
 	esac
+	_aichat_cmd=$cmd
+	local optsvar=_aichat_${cmd}_opts
 
 	# After "--", everything is prompt text; so is the value of an option.
 	local skip=0
@@ -134,7 +150,7 @@ _aichat()
 			continue
 		fi
 		case $w in
-		--) COMPREPLY=(); return ;;
+		--) [[ $cmd == batch ]] && mapfile -t COMPREPLY < <(compgen -f -- "$cur") || COMPREPLY=(); return ;;
 		--*=*) ;;
 		--*) _aichat_takes_value "$w" && skip=1 ;;
 		-?*)
@@ -167,7 +183,7 @@ _aichat()
 		fi
 		;;
 	--*)
-		_aichat_reply "$cur" "$_aichat_chat_opts"
+		_aichat_reply "$cur" "${!optsvar}"
 		;;
 	-?*)
 		# "-m" alone: offer the option itself; "-vmopen": a value.
@@ -179,14 +195,18 @@ _aichat()
 				return
 			fi
 		done
-		_aichat_reply "$cur" "$_aichat_chat_opts"
+		_aichat_reply "$cur" "${!optsvar}"
 		;;
 	-)
-		_aichat_reply "$cur" "$_aichat_chat_opts"
+		_aichat_reply "$cur" "${!optsvar}"
 		;;
 	*)
-		# Prompt words: nothing to complete.
-		COMPREPLY=()
+		# chat: prompt words, nothing to complete; batch: the input file.
+		if [[ $cmd == batch ]]; then
+			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+		else
+			COMPREPLY=()
+		fi
 		;;
 	esac
 }

@@ -2,7 +2,7 @@
 # Installed as share/fish/vendor_completions.d/aichat.fish.
 #
 # tests/docs.bats reads the `complete` lines below and fails when they
-# disagree with `aichat --help` and `aichat chat --help`: write options as
+# disagree with `aichat --help` and `aichat CMD --help`: write options as
 # `-s X` and `-l NAME` (one `complete` line per option), and mark every
 # option that takes a value with -x (a value, no file names).
 
@@ -30,16 +30,57 @@ complete -c aichat -f
 # aichat [--help] [--version] COMMAND
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -s h -l help -d 'show this help and exit'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -s V -l version -d 'show the version and exit'
+complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a batch -d 'run many prompts from JSONL, several at a time, one result per line'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a chat -d 'chat with a model (one-shot; streams the answer)'
+complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a serve -d 'serve the same features over HTTP (JSON, SSE, OpenAI-compatible)'
 
 # aichat chat [options] [PROMPT...]
-complete -c aichat -n '__fish_seen_subcommand_from chat' -s m -l model -x -a '(__aichat_models)' -d 'provider:model or an alias'
+complete -c aichat -n '__fish_seen_subcommand_from chat' -s m -l model -x -a '(__aichat_models)' -d 'provider:model or an alias (default: $AICHAT_MODEL, then the config file, then openai:gpt-4o-mini)'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s s -l system -x -d 'system prompt'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s t -l temperature -x -d 'sampling temperature (0..2, default 0.7)'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -l max-tokens -x -d 'upper bound on tokens generated (1..16384)'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -l no-stream -d 'wait for the whole answer instead of streaming it'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -l json -d 'print one JSON object: content, model, token counts, finish_reason'
-complete -c aichat -n '__fish_seen_subcommand_from chat' -l retries -x -d 'retries after 429, 5xx or a failed connection (0..10, default 2)'
+complete -c aichat -n '__fish_seen_subcommand_from chat' -l retries -x -d 'retries after a failed connection, 408, 429, 500, 502-504 or 529 (0..10, default 2)'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -l timeout -x -d 'give up after this many seconds in all (0.001..86400, default 600)'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s v -l verbose -d 'print token usage and timings to stderr'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s h -l help -d 'show this help and exit'
+
+# aichat batch [options] [FILE|-]
+complete -c aichat -n '__fish_seen_subcommand_from batch' -s o -l output -r -F -d 'write results to FILE instead of stdout'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -l resume -d 'with -o: skip ids already answered in FILE, retry the failed ones'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -s j -l concurrency -x -d 'items in flight at once (1..1000, default 10)'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -s m -l model -x -a '(__aichat_models)' -d 'model for items that name none (default: as for chat)'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -s s -l system -x -d 'system prompt for items that have none'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -s t -l temperature -x -d 'temperature for items that set none (0..2, default 0.7)'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -l max-tokens -x -d 'max_tokens for items that set none (1..16384)'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -l text -d 'each input line is a prompt; its line number is its id'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -l unordered -d 'write results as they finish instead of in input order'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -l rate -x -d 'start at most this many requests, e.g. 60/minute'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -l tokens-per-minute -x -d 'pause starting items while the last minute used more tokens (1..100000000)'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -l retries -x -d 'retries per item after a failed connection, 408, 429, 500, 502-504 or 529 (0..10, default 2)'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -l timeout -x -d 'give up on an item after this many seconds (0.001..86400, default 600)'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -s h -l help -d 'show this help and exit'
+complete -c aichat -n '__fish_seen_subcommand_from batch' -F
+
+# aichat serve [options]
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l host -x -d 'address to listen on (default "127.0.0.1")'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -s p -l port -x -d 'port to listen on; 0 picks a free one (0..65535, default 8000)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l api-key -x -d 'accept this API key (repeatable; also $AICHAT_API_KEYS, comma-separated)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l api-key-file -r -F -d 'accept the API keys in FILE, one per line'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l insecure-no-auth -d 'allow a non-loopback address without any API key'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l rate-limit -x -d 'requests per client, e.g. 10/minute (keyed by API key, else address)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-upstream -x -d 'concurrent upstream calls; 0 = no bound (0..1000000, default 0)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-queue -x -d 'requests waiting for an upstream slot before 503 (0..1000000, default 100)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l cors-origin -x -d 'allow browser calls from ORIGIN (or *); off by default'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-body -x -d 'largest request body; larger is 413 (1..1073741824, default 1048576)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l timeout -x -d 'upstream time limit for non-streaming calls; then 504 (0.001..86400, default 30)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l drain-timeout -x -d 'on SIGTERM, time given to requests in flight (0..3600, default 30)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-connections -x -d 'simultaneous client connections (1..1000000, default 10000)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l client-timeout -x -d 'drop a client idle or slower than this (1..3600, default 30)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l log-format -x -a 'json text' -d 'request log on stderr: json or text (default "json")'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l cache-ttl -x -d 'lifetime of a cached answer (0..86400, default 300)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l cache-size -x -d 'answers kept in the cache; 0 turns it off (0..1000000, default 1000)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l batch-concurrency -x -d 'upstream calls at once for one POST /batch (1..100, default 10)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l retries -x -d 'retries after a failed connection, 408, 429, 500, 502-504 or 529 (0..10, default 2)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -s h -l help -d 'show this help and exit'

@@ -1,9 +1,9 @@
 #!/usr/bin/env bats
 # tests/docs.bats - --help, the man pages and the shell completions agree.
 #
-# The source of truth is the binary: the options of `aichat chat --help`
-# (lines under "options:" like "  -m, --model MODEL   help" or
-# "      --json   help") and the commands and global options of
+# The source of truth is the binary: the options of `aichat CMD --help`
+# for every command (lines under "options:" like "  -m, --model MODEL   help"
+# or "      --json   help") and the commands and global options of
 # `aichat --help`.  Each completion file and man page must name every one
 # of them and no other, and agree on which options take a value.  The
 # checks are functions, so that the last tests can show that each of them
@@ -51,20 +51,32 @@ help_commands() {
 	done <<<"$1"
 }
 
-# Loads CHAT_OPTS (all names, short and long), CHAT_ARGOPTS (names of
-# options taking a value), CHAT_HELP (the --help lines), TOP_OPTS and
-# COMMANDS from the binary.
+# Loads, from the binary, COMMANDS, TOP_OPTS and per command C:
+# OPTS[C] (all names, short and long), ARGOPTS[C] (names of options taking
+# a value), HELP[C] (parsed --help lines) and TEXT[C] (the --help text);
+# ALL_OPTS is every option of every command.  CHAT_* are chat's.
 load_help() {
-	local chat top
-	chat=$("$AICHAT_BIN" chat --help) || return 1
+	local top c text
+	declare -gA OPTS ARGOPTS HELP TEXT
 	top=$("$AICHAT_BIN" --help) || return 1
-	CHAT_HELP=$(help_options "$chat")
-	CHAT_OPTS=$(awk '{ print $1; if ($2 != "-") print $2 }' <<<"$CHAT_HELP" | sort -u)
-	CHAT_ARGOPTS=$(awk '$3 != "-" { print $1; if ($2 != "-") print $2 }' <<<"$CHAT_HELP" | sort -u)
 	TOP_OPTS=$(help_options "$top" | awk '{ print $1; if ($2 != "-") print $2 }' | sort -u)
 	COMMANDS=$(help_commands "$top" | sort -u)
-	CHAT_TEXT=$chat
-	# A parse that finds nothing would make every check pass.
+	ALL_OPTS=$TOP_OPTS
+	for c in $COMMANDS; do
+		text=$("$AICHAT_BIN" "$c" --help) || return 1
+		TEXT[$c]=$text
+		HELP[$c]=$(help_options "$text")
+		OPTS[$c]=$(awk '{ print $1; if ($2 != "-") print $2 }' <<<"${HELP[$c]}" | sort -u)
+		ARGOPTS[$c]=$(awk '$3 != "-" { print $1; if ($2 != "-") print $2 }' <<<"${HELP[$c]}" | sort -u)
+		ALL_OPTS="$ALL_OPTS ${OPTS[$c]}"
+		# A parse that finds nothing would make every check pass.
+		[ "$(wc -l <<<"${HELP[$c]}")" -ge 2 ] ||
+			{ echo "cannot read the options of 'aichat $c --help'" >&2; return 1; }
+	done
+	CHAT_HELP=${HELP[chat]}
+	CHAT_OPTS=${OPTS[chat]}
+	CHAT_ARGOPTS=${ARGOPTS[chat]}
+	CHAT_TEXT=${TEXT[chat]}
 	[ "$(wc -l <<<"$CHAT_HELP")" -ge 5 ] || { echo "cannot read the options of 'aichat chat --help'" >&2; return 1; }
 	grep -qx -- --help <<<"$TOP_OPTS" || { echo "cannot read the options of 'aichat --help'" >&2; return 1; }
 	grep -qx chat <<<"$COMMANDS" || { echo "cannot read the commands of 'aichat --help'" >&2; return 1; }
@@ -112,16 +124,18 @@ bash_words() { # bash_words FILE VAR
 }
 
 check_bash() {
-	local f=$1 arms
-	same_set "$f: _aichat_chat_opts" "$CHAT_OPTS" "$(bash_words "$f" _aichat_chat_opts)" || return 1
-	same_set "$f: _aichat_chat_argopts (options taking a value)" "$CHAT_ARGOPTS" \
-		"$(bash_words "$f" _aichat_chat_argopts)" || return 1
+	local f=$1 arms c
+	for c in $COMMANDS; do
+		same_set "$f: _aichat_${c}_opts" "${OPTS[$c]}" "$(bash_words "$f" "_aichat_${c}_opts")" || return 1
+		same_set "$f: _aichat_${c}_argopts (options taking a value)" "${ARGOPTS[$c]}" \
+			"$(bash_words "$f" "_aichat_${c}_argopts")" || return 1
+	done
 	same_set "$f: _aichat_global_opts" "$TOP_OPTS" "$(bash_words "$f" _aichat_global_opts)" || return 1
 	same_set "$f: _aichat_commands" "$COMMANDS" "$(bash_words "$f" _aichat_commands)" || return 1
-	arms=$(grep -E '^[[:space:]]*-[-A-Za-z0-9 |]*\)' "$f" | sed 's/).*//' | tr '|' '\n' |
-		tr -d ' \t' | grep -E '^--?[A-Za-z][A-Za-z0-9-]*$')
-	subset "$f: case arms" "$CHAT_OPTS $TOP_OPTS" "$arms" || return 1
-	subset "$f" "$CHAT_OPTS $TOP_OPTS" "$(long_options_in "$f")"
+	arms=$(grep -E '^[[:space:]]*[a-z*]*:?-[-A-Za-z0-9 |:*]*\)' "$f" | sed 's/).*//' | tr '|' '\n' |
+		sed 's/^[[:space:]]*[a-z*]*://' | tr -d ' \t' | grep -E '^--?[A-Za-z][A-Za-z0-9-]*$')
+	subset "$f: case arms" "$ALL_OPTS" "$arms" || return 1
+	subset "$f" "$ALL_OPTS" "$(long_options_in "$f")"
 }
 
 # zsh: the specs of the arrays chat_opts and top_opts (one option name per
@@ -139,17 +153,19 @@ zsh_specs() { # zsh_specs FILE ARRAY: prints "NAME VALUE?" per spec
 }
 
 check_zsh() {
-	local f=$1 specs cmds
-	specs=$(zsh_specs "$f" chat_opts)
-	same_set "$f: chat_opts" "$CHAT_OPTS" "$(awk '{ print $1 }' <<<"$specs")" || return 1
-	same_set "$f: chat_opts taking a value" "$CHAT_ARGOPTS" \
-		"$(awk '$2 == "value" { print $1 }' <<<"$specs")" || return 1
+	local f=$1 specs cmds c
+	for c in $COMMANDS; do
+		specs=$(zsh_specs "$f" "${c}_opts")
+		same_set "$f: ${c}_opts" "${OPTS[$c]}" "$(awk '{ print $1 }' <<<"$specs")" || return 1
+		same_set "$f: ${c}_opts taking a value" "${ARGOPTS[$c]}" \
+			"$(awk '$2 == "value" { print $1 }' <<<"$specs")" || return 1
+	done
 	same_set "$f: top_opts" "$TOP_OPTS" "$(zsh_specs "$f" top_opts | awk '{ print $1 }')" || return 1
 	cmds=$(awk -v q="'" '/^[ \t]*_aichat_commands=\($/ { on = 1; next }
 		on && /^[ \t]*\)/ { on = 0 }
 		on { sub("^[ \t]*" q, ""); sub(/:.*/, ""); print }' "$f")
 	same_set "$f: _aichat_commands" "$COMMANDS" "$cmds" || return 1
-	subset "$f" "$CHAT_OPTS $TOP_OPTS" "$(long_options_in "$f")"
+	subset "$f" "$ALL_OPTS" "$(long_options_in "$f")"
 }
 
 # fish: `complete -c aichat` lines; those with
@@ -184,15 +200,17 @@ fish_opts() { # fish_opts FILE CONDITION: prints "NAME value|flag|cmd"
 }
 
 check_fish() {
-	local f=$1 chat top
-	chat=$(fish_opts "$f" "__fish_seen_subcommand_from chat")
+	local f=$1 opts top c
+	for c in $COMMANDS; do
+		opts=$(fish_opts "$f" "__fish_seen_subcommand_from $c'")
+		same_set "$f: $c options" "${OPTS[$c]}" "$(awk '$2 != "cmd" { print $1 }' <<<"$opts")" || return 1
+		same_set "$f: $c options taking a value (-x)" "${ARGOPTS[$c]}" \
+			"$(awk '$2 == "value" { print $1 }' <<<"$opts")" || return 1
+	done
 	top=$(fish_opts "$f" "__fish_use_subcommand")
-	same_set "$f: chat options" "$CHAT_OPTS" "$(awk '$2 != "cmd" { print $1 }' <<<"$chat")" || return 1
-	same_set "$f: chat options taking a value (-x)" "$CHAT_ARGOPTS" \
-		"$(awk '$2 == "value" { print $1 }' <<<"$chat")" || return 1
 	same_set "$f: top-level options" "$TOP_OPTS" "$(awk '$2 != "cmd" { print $1 }' <<<"$top")" || return 1
 	same_set "$f: commands" "$COMMANDS" "$(awk '$2 == "cmd" { print $1 }' <<<"$top")" || return 1
-	subset "$f" "$CHAT_OPTS $TOP_OPTS" "$(long_options_in "$f")"
+	subset "$f" "$ALL_OPTS" "$(long_options_in "$f")"
 }
 
 # ---- man pages ----
@@ -231,10 +249,14 @@ invoked_options() { # invoked_options FILE CMD
 # defaults that --help shows in parentheses, word for word; and no other
 # option named anywhere outside examples, nor in examples of "aichat chat".
 check_man_chat() {
-	local f=$1 t names body long short arg paren tagline prose
+	check_man_cmd "$1" chat
+}
+
+check_man_cmd() {
+	local f=$1 c=$2 t names body long short arg paren tagline prose
 	t=$(tags "$f" OPTIONS)
 	names=$(grep -oE -- '(^|[ \t])--?[A-Za-z][A-Za-z0-9-]*' <<<"$t" | tr -d ' \t')
-	same_set "$f: OPTIONS" "$CHAT_OPTS" "$names" || return 1
+	same_set "$f: OPTIONS" "${OPTS[$c]}" "$names" || return 1
 	body=$(section "$f" OPTIONS | unroff | sed -E 's/^\.[A-Z]+[ \t]*//; s/"//g' | tr '\n' ' ' | tr -s ' ')
 	while read -r long short arg; do
 		tagline=$(grep -E -- "(^|[ \t])$long([ \t]|\$)" <<<"$t" | head -1)
@@ -250,17 +272,17 @@ check_man_chat() {
 			echo "$f: OPTIONS: $long takes no value, yet shows one: '$tagline'" >&2
 			return 1
 		fi
-		paren=$(grep -E -- "^ *(-[A-Za-z], )?$long( |\$)" <<<"$CHAT_TEXT" |
-			grep -oE '\([^()]*\)$' || true)
+		paren=$(grep -A1 -E -- "^ *(-[A-Za-z], )?$long( |\$)" <<<"${TEXT[$c]}" |
+			grep -oE '\([^()]*\)$' | head -1 || true)
 		if [ -n "$paren" ] && ! grep -qF -- "$paren" <<<"$body"; then
 			echo "$f: OPTIONS: $long lacks '$paren' of --help" >&2
 			return 1
 		fi
-	done <<<"$CHAT_HELP"
+	done <<<"${HELP[$c]}"
 	awk '/^\.EX/ { ex = 1 } /^\.EE/ { ex = 0; next } !ex' "$f" | unroff >"$BATS_TEST_TMPDIR/prose"
 	prose=$(long_options_in "$BATS_TEST_TMPDIR/prose")
-	subset "$f: text" "$CHAT_OPTS" "$prose" || return 1
-	subset "$f: 'aichat chat' command lines" "$CHAT_OPTS" "$(invoked_options "$f" chat)"
+	subset "$f: text" "${OPTS[$c]} $TOP_OPTS" "$prose" || return 1
+	subset "$f: 'aichat $c' command lines" "${OPTS[$c]}" "$(invoked_options "$f" "$c")"
 }
 
 # aichat(1): OPTIONS are the global options; the Commands subsection has
@@ -324,9 +346,12 @@ check_man_top() {
 	check_fish "$ROOT/completions/aichat.fish"
 }
 
-@test "aichat-chat(1) OPTIONS document exactly the options of --help" {
+@test "aichat-CMD(1) OPTIONS document exactly the options of each command's --help" {
+	local c
 	load_help
-	check_man_chat "$ROOT/man/aichat-chat.1"
+	for c in $COMMANDS; do
+		check_man_cmd "$ROOT/man/aichat-$c.1" "$c"
+	done
 }
 
 @test "aichat(1) documents the commands and global options of --help" {
@@ -339,7 +364,7 @@ check_man_top() {
 
 @test "man pages have every required section" {
 	local f s
-	for f in "$ROOT"/man/aichat.1 "$ROOT"/man/aichat-chat.1; do
+	for f in "$ROOT"/man/*.1; do
 		for s in NAME SYNOPSIS DESCRIPTION OPTIONS ENVIRONMENT FILES \
 			"EXIT STATUS" EXAMPLES "SEE ALSO"; do
 			grep -qE "^\.SH[ \t]+\"?$s\"?[ \t]*\$" "$f" ||
@@ -366,8 +391,10 @@ check_man_top() {
 	run complete_bash 2 aichat chat --mo
 	[ "$status" -eq 0 ]
 	[ "$output" = --model ]
-	run complete_bash 2 aichat chat -
-	same_set "bash completion of 'aichat chat -'" "$CHAT_OPTS" "$output"
+	for c in $COMMANDS; do
+		run complete_bash 2 aichat "$c" -
+		same_set "bash completion of 'aichat $c -'" "${OPTS[$c]}" "$output"
+	done
 	run complete_bash 1 aichat -
 	same_set "bash completion of 'aichat -'" "$TOP_OPTS" "$output"
 	run complete_bash 1 aichat ''

@@ -235,8 +235,14 @@ static void bounds(struct buf *b, const struct field *f)
 		else if (hi)
 			buf_printf(b, ", <= %.15g", f->max);
 	}
-	if (f->def && strcmp(f->def, "false") && strcmp(f->def, "true"))
-		buf_printf(b, ", default %s", f->def);
+	if (f->def && strcmp(f->def, "false") && strcmp(f->def, "true")) {
+		size_t n = strlen(f->def);
+		/* A string default reads better without its JSON quotes. */
+		if (n >= 2 && f->def[0] == '"')
+			buf_printf(b, ", default %.*s", (int)(n - 2), f->def + 1);
+		else
+			buf_printf(b, ", default %s", f->def);
+	}
 }
 
 void opt_help(FILE *f, const struct opt *opts, size_t n,
