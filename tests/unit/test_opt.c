@@ -310,7 +310,7 @@ static void test_help(void)
 		"  -v, --verbose           say more",
 		"  -l, --limit N           how many (<= 77)",
 		"      --offset N          where to start (>= 0, default 5)",
-		"      --name NAME         who (default \"bob\")",
+		"      --name NAME         who (default bob)",
 		"      --a-rather-long-option VALUE",
 		"                          long one",
 		"      --unknown-field X   field in no schema",
