@@ -68,3 +68,22 @@ pane_wait() {
 	[[ "$screen" != *"ten"* ]]
 	[[ "$screen" == *"aichat: chat: interrupted"* ]]
 }
+
+@test "batch on a terminal: a progress line on stderr, results untouched, summary at the end" {
+	for i in $(seq 1 8); do echo "{\"id\":$i,\"prompt\":\"word$i\"}"; done >"$BATS_TEST_TMPDIR/in.jsonl"
+	pane_run "AICHAT_MOCK_DELAY_MS=150 '$AICHAT_BIN' batch -m mock:echo -j 2 '$BATS_TEST_TMPDIR/in.jsonl' >'$BATS_TEST_TMPDIR/out.jsonl'"
+	seen=
+	for i in $(seq 60); do
+		screen=$(tmux -L "$SOCK" capture-pane -p)
+		if [[ "$screen" =~ [0-9]+/8\ done\ +0\ failed ]]; then seen=1; break; fi
+		sleep 0.05
+	done
+	[ -n "$seen" ]
+	[[ "$screen" == *"req/s"* ]]
+	pane_wait
+	[ "$(cat "$DONE")" -eq 0 ]
+	screen=$(tmux -L "$SOCK" capture-pane -p)
+	[[ "$screen" == *"aichat: batch: 8 items, 8 ok, 0 failed"* ]]
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/out.jsonl")" -eq 8 ]
+	! grep -q $'\e' "$BATS_TEST_TMPDIR/out.jsonl"
+}
