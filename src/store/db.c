@@ -38,6 +38,36 @@ static const char *const migrations[] = {
 	"  result TEXT,"
 	"  PRIMARY KEY (job_id, idx));"
 	"CREATE INDEX jobs_status ON jobs(status, created_at);",
+	/* 2: the conversation log */
+	"CREATE TABLE conversations ("
+	"  id TEXT PRIMARY KEY,"
+	"  created_at TEXT NOT NULL,"
+	"  updated_at TEXT NOT NULL,"
+	"  model TEXT,"
+	"  title TEXT);"
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY,"
+	"  conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL,"
+	"  role TEXT NOT NULL,"
+	"  content TEXT NOT NULL,"
+	"  model TEXT,"
+	"  prompt_tokens INTEGER,"
+	"  completion_tokens INTEGER,"
+	"  ttft_ms INTEGER,"
+	"  latency_ms INTEGER,"
+	"  created_at TEXT NOT NULL);"
+	"CREATE INDEX messages_conversation ON messages(conversation_id, seq);"
+	"CREATE INDEX conversations_updated ON conversations(updated_at);"
+	"CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages',"
+	"  content_rowid='id');"
+	"CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN"
+	"  INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END;"
+	"CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
+	"  INSERT INTO messages_fts(messages_fts, rowid, content)"
+	"  VALUES ('delete', old.id, old.content); END;",
+	/* New migrations go below, one array entry each, never edited
+	 * once landed. */
 };
 
 char *store_home(void)
