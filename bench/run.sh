@@ -5,9 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/bench
 cc -O2 -Wall -Wextra -o build/bench/startup bench/startup.c
+home=$(mktemp -d)
 echo "== startup: aichat chat -m mock:echo hello vs /bin/true (500 runs each) =="
-env -i PATH=/usr/bin:/bin HOME="$(mktemp -d)" build/bench/startup 500 -- /bin/true -- \
+echo "-- with the conversation log (the default): opens SQLite, records the exchange"
+env -i PATH=/usr/bin:/bin HOME="$home" build/bench/startup 500 -- /bin/true -- \
 	"$PWD/aichat" chat -m mock:echo hello
+echo "-- with --no-log"
+env -i PATH=/usr/bin:/bin HOME="$home" build/bench/startup 500 -- /bin/true -- \
+	"$PWD/aichat" chat --no-log -m mock:echo hello
+rm -rf "$home"
 echo
 echo "== serve: aichat serve under load vs the same load straight to a mock upstream =="
 bench/serve.sh

@@ -17,6 +17,8 @@ const struct cli_command cli_commands[] = {
 	  chat_opts, 0 },
 	{ "batch", cmd_batch, "run many prompts from JSONL, several at a time, one result per line",
 	  batch_opts, 0 },
+	{ "history", cmd_history, "list, show, search and remove logged conversations",
+	  history_opts, 0 },
 	{ "serve", cmd_serve, "serve the same features over HTTP (JSON, SSE, OpenAI-compatible)",
 	  serve_opts, 0 },
 };

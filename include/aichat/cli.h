@@ -16,6 +16,7 @@
 int cmd_chat(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
+int cmd_history(int argc, char **argv);
 
 /* Prints "aichat: cmd: msg" to stderr and returns the exit status. */
 int cli_fail(const char *cmd, const struct err *e);
@@ -34,6 +35,8 @@ extern const size_t cli_ncommands;
 
 extern const struct opt chat_opts[];
 extern const size_t chat_nopts;
+extern const struct opt history_opts[];
+extern const size_t history_nopts;
 extern const struct opt batch_opts[];
 extern const size_t batch_nopts;
 extern const struct opt serve_opts[];

@@ -7,6 +7,7 @@
  *
  *     { "default_model": "openai:gpt-4o-mini",
  *       "aliases":   { "fast": "openai:gpt-4o-mini" },
+ *       "log": true,
  *       "providers": { "groq": { "kind": "openai",
  *                                "base_url": "https://api.groq.com/openai/v1",
  *                                "api_key_env": "GROQ_API_KEY" } } }
@@ -41,6 +42,7 @@ struct config {
 	size_t naliases;
 	struct provider_conf *providers;
 	size_t nproviders;
+	int log;             /* record exchanges in the conversation log */
 };
 
 /*

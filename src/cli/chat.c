@@ -10,6 +10,8 @@
  */
 #include "aichat/chat.h"
 #include "aichat/cli.h"
+#include "aichat/convlog.h"
+#include "aichat/store.h"
 #include "aichat/json.h"
 #include "aichat/loop.h"
 #include "aichat/schema.h"
@@ -28,7 +30,7 @@
 
 enum {
 	O_MODEL, O_SYSTEM, O_TEMPERATURE, O_MAX_TOKENS, O_NO_STREAM, O_JSON,
-	O_RETRIES, O_TIMEOUT, O_VERBOSE, O_HELP,
+	O_RETRIES, O_TIMEOUT, O_CONTINUE, O_CID, O_NO_LOG, O_VERBOSE, O_HELP,
 };
 
 const struct opt chat_opts[] = {
@@ -47,6 +49,12 @@ const struct opt chat_opts[] = {
 			"retries after a failed connection, 408, 429, 500, 502-504 or 529" },
 	[O_TIMEOUT] = { 0, "timeout", "SECONDS", "timeout",
 			"give up after this many seconds in all" },
+	[O_CONTINUE] = { 'c', "continue", NULL, NULL,
+			 "continue the last conversation of the log" },
+	[O_CID] = { 0, "cid", "ID", NULL,
+		    "continue conversation ID (see 'aichat history list')" },
+	[O_NO_LOG] = { 0, "no-log", NULL, NULL,
+		       "do not record this exchange in the conversation log" },
 	[O_VERBOSE] = { 'v', "verbose", NULL, NULL,
 			"print token usage and timings to stderr" },
 	[O_HELP] = { 'h', "help", NULL, NULL, "show this help and exit" },
@@ -147,7 +155,7 @@ struct run {
 	int done;
 	size_t printed;
 	char last;
-	struct chat_result res;  /* copy of the scalars; content freed */
+	struct chat_result res;  /* the result, content included */
 	char *content;           /* for --json */
 };
 
@@ -179,6 +187,7 @@ static void on_done(void *ud, const struct chat_result *res)
 	r->done = 1;
 	r->res = *res;
 	buf_init(&r->res.content, 0);
+	buf_append(&r->res.content, res->content.ptr, res->content.len);
 	if (r->json) {
 		cJSON *o = chat_result_json(res);
 		r->content = json_print(o);
@@ -197,6 +206,12 @@ static void on_signal(struct loop *l, int fd, int events, void *data)
 		return;
 	r->interrupted = (int)si.ssi_signo;
 	if (r->chat) {
+		/* Keep what arrived: it was shown, so it is logged too. */
+		const struct chat_result *part = chat_progress(r->chat);
+		r->res = *part;
+		buf_init(&r->res.content, 0);
+		buf_append(&r->res.content, part->content.ptr, part->content.len);
+		err_set(&r->res.err, ERR_CANCELLED, "interrupted");
 		if (r->json) {
 			/* Report what arrived before the interruption. */
 			struct chat_result part = *chat_progress(r->chat);
@@ -233,8 +248,14 @@ static void verbose_report(const struct chat_result *res)
 		res->finish_reason[0] ? res->finish_reason : "unknown");
 }
 
+/*
+ * Runs one request on a fresh loop, printing as it streams.  The result
+ * (partial when interrupted) is left in *out for the log: the caller
+ * releases out->content.
+ */
 static int run_chat(const struct config *cfg, const struct chat_request *req,
-		    const struct llm_opts *lo, int json, int verbose)
+		    const struct llm_opts *lo, int json, int verbose,
+		    struct chat_result *out)
 {
 	struct run r = { .json = json, .verbose = verbose };
 	struct engine *eng = NULL;
@@ -257,6 +278,7 @@ static int run_chat(const struct config *cfg, const struct chat_request *req,
 	if (sfd >= 0)
 		loop_add_fd(r.loop, sfd, LOOP_READ, on_signal, &r);
 
+	buf_init(&r.res.content, 0);
 	r.chat = chat_start(eng, cfg, req, lo, &run_cbs, &r, &e);
 	if (!r.chat) {
 		status = cli_fail("chat", &e);
@@ -283,8 +305,11 @@ static int run_chat(const struct config *cfg, const struct chat_request *req,
 	}
 	if (verbose && r.done)
 		verbose_report(&r.res);
+	*out = r.res;
+	buf_init(&r.res.content, 0);
 
 cleanup:
+	buf_release(&r.res.content);
 	chat_cancel(r.chat);
 	free(r.content);
 	if (sfd >= 0) {
@@ -297,6 +322,45 @@ cleanup:
 	return status;
 }
 
+/*
+ * -c / --cid: the logged messages go before the new prompt, and the
+ * exchange is recorded in that conversation.
+ */
+static int continue_conversation(struct chat_request *req,
+				 const struct opt_result *r,
+				 char cid[CONVLOG_ID_MAX], sqlite3 **db,
+				 struct err *e)
+{
+	struct chat_request past = { 0 };
+
+	if (r->seen[O_CONTINUE] && r->values[O_CID])
+		return err_set(e, ERR_USAGE, "give either --continue or --cid, not both");
+	if (store_open(NULL, db, e) < 0)
+		return -1;
+	if (r->values[O_CID]) {
+		/* convlog_load refuses a malformed id with the usual message. */
+		if (!convlog_valid_id(r->values[O_CID]))
+			return convlog_load(*db, r->values[O_CID], &past, e);
+		snprintf(cid, CONVLOG_ID_MAX, "%s", r->values[O_CID]);
+	} else if (convlog_last(*db, cid, e) < 0) {
+		return -1;
+	}
+	if (convlog_load(*db, cid, &past, e) < 0)
+		return -1;
+	/* past's messages, then the new prompt. */
+	past.messages = xrealloc(past.messages,
+				 (past.nmessages + req->nmessages) * sizeof(*past.messages));
+	memcpy(past.messages + past.nmessages, req->messages,
+	       req->nmessages * sizeof(*req->messages));
+	free(req->messages);
+	req->messages = past.messages;
+	req->nmessages += past.nmessages;
+	past.messages = NULL;
+	past.nmessages = 0;
+	chat_request_release(&past);
+	return 0;
+}
+
 int cmd_chat(int argc, char **argv)
 {
 	struct opt_result r = { 0 };
@@ -304,7 +368,10 @@ int cmd_chat(int argc, char **argv)
 	struct chat_request req = { 0 };
 	struct llm_opts lo;
 	struct buf prompt;
+	struct chat_result res;
 	cJSON *body = NULL, *cli = NULL;
+	sqlite3 *db = NULL;
+	char cid[CONVLOG_ID_MAX] = "";
 	struct err e;
 	int have, status;
 
@@ -345,15 +412,37 @@ int cmd_chat(int argc, char **argv)
 		goto cleanup;
 	}
 	chat_request_from_json(&req, body);
+	if ((r.seen[O_CONTINUE] || r.values[O_CID]) &&
+	    continue_conversation(&req, &r, cid, &db, &e) < 0) {
+		status = cli_fail("chat", &e);
+		goto cleanup;
+	}
+	if (!db && !r.seen[O_NO_LOG] && cfg.log) {
+		/* The log is a convenience: a chat still runs without it. */
+		if (store_open(NULL, &db, &e) < 0)
+			fprintf(stderr, "aichat: chat: not logging this exchange: %s\n", e.msg);
+	}
 	llm_opts_default(&lo);
 	double d;
 	if (json_num(cli, "retries", &d) == 0)
 		lo.retries = (int)d;
 	if (r.values[O_TIMEOUT] && json_num(cli, "timeout", &d) == 0)
 		lo.total_ms = (int64_t)(d * 1000);
-	status = run_chat(&cfg, &req, &lo, r.seen[O_JSON] > 0, r.seen[O_VERBOSE] > 0);
+	memset(&res, 0, sizeof(res));
+	buf_init(&res.content, 0);
+	status = run_chat(&cfg, &req, &lo, r.seen[O_JSON] > 0, r.seen[O_VERBOSE] > 0, &res);
+	if (db && !r.seen[O_NO_LOG] && res.model[0] &&
+	    (res.err.code == ERR_OK || res.content.len)) {
+		if (convlog_record(db, cid, req.system && !r.seen[O_CONTINUE] && !r.values[O_CID] ?
+				   req.system : NULL, prompt.ptr, &res, &e) < 0)
+			fprintf(stderr, "aichat: chat: could not log this exchange: %s\n", e.msg);
+		else if (r.seen[O_VERBOSE])
+			fprintf(stderr, "aichat: conversation %s\n", cid);
+	}
+	buf_release(&res.content);
 
 cleanup:
+	store_close(db);
 	cJSON_Delete(body);
 	cJSON_Delete(cli);
 	chat_request_release(&req);

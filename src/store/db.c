@@ -163,17 +163,30 @@ int store_open(const char *path, sqlite3 **out, struct err *e)
 			path, version, n);
 		goto fail;
 	}
-	for (; version < n; version++) {
+	while (version < n) {
 		char pragma[64];
-		/* One transaction per step: a crash leaves a whole version. */
+		int now = 0;
+		/* One transaction per step, and the version read again inside
+		 * it: another process may have migrated meanwhile. */
 		if (exec(db, "BEGIN IMMEDIATE", path, e) < 0)
 			goto fail;
+		if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+			if (sqlite3_step(st) == SQLITE_ROW)
+				now = sqlite3_column_int(st, 0);
+			sqlite3_finalize(st);
+		}
+		if (now != version) {
+			exec(db, "COMMIT", path, e);
+			version = now;
+			continue;
+		}
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", version + 1);
 		if (exec(db, migrations[version], path, e) < 0 ||
 		    exec(db, pragma, path, e) < 0 || exec(db, "COMMIT", path, e) < 0) {
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 			goto fail;
 		}
+		version++;
 	}
 	free(owned);
 	*out = db;

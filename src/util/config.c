@@ -120,6 +120,7 @@ int config_parse(struct config *c, const char *path, const char *text,
 	int line, col, rc = -1;
 
 	memset(c, 0, sizeof(*c));
+	c->log = 1;
 	c->path = xstrdup(path);
 	if (!root) {
 		json_position(text, pos, &line, &col);
@@ -140,6 +141,13 @@ int config_parse(struct config *c, const char *path, const char *text,
 			if (want_string(path, n, k, e) < 0)
 				goto cleanup;
 			c->default_model = xstrdup(n->valuestring);
+		} else if (!strcmp(k, "log")) {
+			if (!cJSON_IsBool(n)) {
+				err_set(e, ERR_CONFIG,
+					"config file '%s': 'log' must be true or false", path);
+				goto cleanup;
+			}
+			c->log = cJSON_IsTrue(n);
 		} else if (!strcmp(k, "aliases")) {
 			if (!cJSON_IsObject(n)) {
 				err_set(e, ERR_CONFIG,
@@ -168,7 +176,7 @@ int config_parse(struct config *c, const char *path, const char *text,
 					goto cleanup;
 		} else {
 			err_set(e, ERR_CONFIG,
-				"config file '%s': unknown key '%.64s' (expected default_model, aliases, providers)",
+				"config file '%s': unknown key '%.64s' (expected default_model, aliases, providers, log)",
 				path, k);
 			goto cleanup;
 		}
@@ -187,12 +195,14 @@ int config_load(struct config *c, struct err *e)
 	int rc;
 
 	memset(c, 0, sizeof(*c));
+	c->log = 1;
 	if (!path)
 		return 0;
 	if (!explicit) {
 		FILE *f = fopen(path, "rb");
 		if (!f && errno == ENOENT) {
 			free(path);
+			c->log = 1;
 			return 0;
 		}
 		if (f)

@@ -1,0 +1,122 @@
+#!/usr/bin/env bats
+# The conversation log: every `aichat chat` exchange recorded in SQLite,
+# continued with -c / --cid, browsed with `aichat history`.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	aichat_env
+	export AICHAT_HOME="$BATS_TEST_TMPDIR/data"
+}
+
+teardown() {
+	fake_stop
+}
+
+last_id() {
+	aichat history list --json | json_get 0.id
+}
+
+@test "every exchange is logged with model, usage and timings" {
+	run aichat chat -m mock:echo -s "be terse" "first question here"
+	[ "$status" -eq 0 ]
+	id=$(last_id)
+	[[ "$id" =~ ^conv_[0-9a-f]{16}$ ]]
+	run aichat history show --json "$id"
+	[ "$(echo "$output" | json_get model)" = mock:echo ]
+	[ "$(echo "$output" | json_get title)" = "first question here" ]
+	[ "$(echo "$output" | json_get transcript.0.role)" = system ]
+	[ "$(echo "$output" | json_get transcript.1.content)" = "first question here" ]
+	[ "$(echo "$output" | json_get transcript.2.role)" = assistant ]
+	[ "$(echo "$output" | json_get transcript.2.completion_tokens)" = 3 ]
+	echo "$output" | json_get transcript.2.latency_ms
+}
+
+@test "-c continues the last conversation: the upstream gets the whole history" {
+	fake_start
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	aichat chat -m openai:gpt-4o-mini "my name is Ada" >/dev/null
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini -c -v "what is my name"
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 2 body.messages.0.content)" = "my name is Ada" ]
+	[ "$(fake_field 2 body.messages.1.role)" = assistant ]
+	[ "$(fake_field 2 body.messages.1.content)" = "my name is Ada" ]
+	[ "$(fake_field 2 body.messages.2.content)" = "what is my name" ]
+	[[ "$stderr" == *"aichat: conversation $(last_id)"* ]]
+	[ "$(aichat history list --json | json_get 0.messages)" = 4 ]
+	[ "$(aichat history list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ]
+}
+
+@test "--cid continues a given conversation; a bad or unknown id is a clear error, nothing sent" {
+	aichat chat -m mock:echo "one" >/dev/null
+	first=$(last_id)
+	aichat chat -m mock:echo "two" >/dev/null
+	run aichat chat -m mock:echo --cid "$first" "one more"
+	[ "$status" -eq 0 ]
+	[ "$(aichat history show --json "$first" | json_get transcript.3.content)" = "one more" ]
+	fake_start
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	for bad in conv_0000000000000000 "x'; DROP TABLE messages; --" ../../etc/passwd; do
+		run --separate-stderr aichat chat -m openai:gpt-4o-mini --cid "$bad" hi
+		[ "$status" -eq 1 ]
+		[[ "$stderr" == "aichat: chat: no conversation '"* ]]
+	done
+	[ "$(fake_count)" -eq 0 ]
+	run --separate-stderr aichat chat -m mock:echo -c --cid "$first" hi
+	[ "$status" -eq 2 ]
+}
+
+@test "--no-log and \"log\": false record nothing" {
+	aichat chat -m mock:echo --no-log "secret one" >/dev/null
+	mkdir -p "$XDG_CONFIG_HOME/aichat"
+	echo '{"log": false}' >"$XDG_CONFIG_HOME/aichat/config.json"
+	aichat chat -m mock:echo "secret two" >/dev/null
+	run aichat history list --json
+	[ "$output" = "[]" ]
+}
+
+@test "history search finds a conversation by its words (FTS5); syntax in the text is only text" {
+	aichat chat -m mock:echo "the quick brown fox" >/dev/null
+	aichat chat -m mock:echo "lazy dogs sleep" >/dev/null
+	run aichat history search fox
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 2 ]
+	[[ "${lines[0]}" == *"the quick brown fox"* ]]
+	[[ "${lines[1]}" == *"[fox]"* ]]
+	run aichat history search --json 'NEAR( "dogs' 'OR*'
+	[ "$status" -eq 0 ]
+	[ "$output" = "[]" ]
+	run aichat history search --json lazy
+	[ "$(echo "$output" | json_get 0.title)" = "lazy dogs sleep" ]
+}
+
+@test "history rm removes a conversation and its search entries" {
+	aichat chat -m mock:echo "remove me please" >/dev/null
+	id=$(last_id)
+	run aichat history rm "$id"
+	[ "$status" -eq 0 ]
+	[ "$(aichat history list --json)" = "[]" ]
+	[ "$(aichat history search --json remove)" = "[]" ]
+	run --separate-stderr aichat history rm "$id"
+	[ "$status" -eq 1 ]
+	run --separate-stderr aichat history frobnicate
+	[ "$status" -eq 2 ]
+}
+
+@test "eight parallel chats never fail on a locked database" {
+	seq 1 8 | xargs -P 8 -I{} "$AICHAT_BIN" chat -m mock:echo "parallel {}" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err"
+	[ ! -s "$BATS_TEST_TMPDIR/err" ]
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/out")" -eq 8 ]
+	[ "$(aichat history list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -eq 8 ]
+}
+
+@test "an interrupted chat logs what was shown" {
+	AICHAT_MOCK_DELAY_MS=200 "$AICHAT_BIN" chat -m mock:echo one two three four five six >"$BATS_TEST_TMPDIR/out" &
+	pid=$!
+	sleep 0.5
+	kill -INT "$pid"
+	wait "$pid" || true
+	shown=$(cat "$BATS_TEST_TMPDIR/out")
+	[ "$(aichat history show --json "$(last_id)" | json_get transcript.1.content)" = "$shown" ]
+}
