@@ -71,10 +71,13 @@ anthropic_fake() {
 	[ "$(fake_field 2 body.messages.0.content)" = "only stdin" ]
 }
 
-@test "no prompt at all is a usage error, not a hang" {
+@test "no prompt at all is a usage error, not a hang; -i needs a terminal" {
 	run --separate-stderr timeout 5 "$AICHAT_BIN" chat -m mock:echo </dev/null
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"no prompt given"* ]]
+	run --separate-stderr timeout 5 "$AICHAT_BIN" chat -i -m mock:echo </dev/null
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: --interactive needs a terminal on stdin" ]
 }
 
 # ---- OpenAI-compatible streams ----

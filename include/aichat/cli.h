@@ -10,13 +10,35 @@
 
 #include <stddef.h>
 
+#include "aichat/chat.h"
+#include "aichat/convlog.h"
 #include "aichat/err.h"
 #include "aichat/opt.h"
 
 int cmd_chat(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
+int cmd_rag(int argc, char **argv);
 int cmd_history(int argc, char **argv);
+
+/*
+ * One chat request on a fresh loop, streamed to stdout (or as one JSON
+ * object), SIGINT/SIGTERM stopping it.  The result, partial when
+ * interrupted, is left in *out (content owned by the caller).  Returns the
+ * exit status.  Shared by `aichat chat` and the interactive chat.
+ */
+int cli_chat_once(const struct config *cfg, const struct chat_request *req,
+		  const struct llm_opts *lo, int json, int verbose,
+		  struct chat_result *out);
+
+/*
+ * The interactive chat on the terminal, starting from conv (its model,
+ * system, temperature and any earlier messages; taken over and emptied).
+ * Exchanges are logged in conversation cid when db is not NULL.
+ */
+int repl_run(const struct config *cfg, struct chat_request *conv,
+	     const struct llm_opts *lo, sqlite3 *db, char cid[CONVLOG_ID_MAX],
+	     int verbose);
 
 /* Prints "aichat: cmd: msg" to stderr and returns the exit status. */
 int cli_fail(const char *cmd, const struct err *e);
@@ -41,5 +63,7 @@ extern const struct opt batch_opts[];
 extern const size_t batch_nopts;
 extern const struct opt serve_opts[];
 extern const size_t serve_nopts;
+extern const struct opt rag_opts[];
+extern const size_t rag_nopts;
 
 #endif

@@ -30,7 +30,8 @@
 
 enum {
 	O_MODEL, O_SYSTEM, O_TEMPERATURE, O_MAX_TOKENS, O_NO_STREAM, O_JSON,
-	O_RETRIES, O_TIMEOUT, O_CONTINUE, O_CID, O_NO_LOG, O_VERBOSE, O_HELP,
+	O_RETRIES, O_TIMEOUT, O_CONTINUE, O_CID, O_NO_LOG, O_INTERACTIVE,
+	O_VERBOSE, O_HELP,
 };
 
 const struct opt chat_opts[] = {
@@ -55,6 +56,8 @@ const struct opt chat_opts[] = {
 		    "continue conversation ID (see 'aichat history list')" },
 	[O_NO_LOG] = { 0, "no-log", NULL, NULL,
 		       "do not record this exchange in the conversation log" },
+	[O_INTERACTIVE] = { 'i', "interactive", NULL, NULL,
+			    "chat interactively (the default on a terminal with no prompt)" },
 	[O_VERBOSE] = { 'v', "verbose", NULL, NULL,
 			"print token usage and timings to stderr" },
 	[O_HELP] = { 'h', "help", NULL, NULL, "show this help and exit" },
@@ -253,9 +256,9 @@ static void verbose_report(const struct chat_result *res)
  * (partial when interrupted) is left in *out for the log: the caller
  * releases out->content.
  */
-static int run_chat(const struct config *cfg, const struct chat_request *req,
-		    const struct llm_opts *lo, int json, int verbose,
-		    struct chat_result *out)
+int cli_chat_once(const struct config *cfg, const struct chat_request *req,
+		  const struct llm_opts *lo, int json, int verbose,
+		  struct chat_result *out)
 {
 	struct run r = { .json = json, .verbose = verbose };
 	struct engine *eng = NULL;
@@ -322,6 +325,16 @@ cleanup:
 	return status;
 }
 
+/* The interactive chat starts with no message of its own. */
+static void chat_request_drop_messages(struct chat_request *req)
+{
+	for (size_t i = 0; i < req->nmessages; i++) {
+		free((char *)req->messages[i].role);
+		free((char *)req->messages[i].content);
+	}
+	req->nmessages = 0;
+}
+
 /*
  * -c / --cid: the logged messages go before the new prompt, and the
  * exchange is recorded in that conversation.
@@ -373,7 +386,7 @@ int cmd_chat(int argc, char **argv)
 	sqlite3 *db = NULL;
 	char cid[CONVLOG_ID_MAX] = "";
 	struct err e;
-	int have, status;
+	int have, status, interactive = 0;
 
 	err_clear(&e);
 	buf_init(&prompt, 0);
@@ -386,7 +399,17 @@ int cmd_chat(int argc, char **argv)
 		status = EXIT_OK;
 		goto cleanup;
 	}
-	if (gather_prompt(&r, &prompt, &have, &e) < 0) {
+	if (r.seen[O_INTERACTIVE] || (!r.noperands && isatty(STDIN_FILENO) &&
+				       isatty(STDOUT_FILENO))) {
+		if (!isatty(STDIN_FILENO)) {
+			fprintf(stderr, "aichat: chat: --interactive needs a terminal on stdin\n");
+			status = EXIT_USAGE;
+			goto cleanup;
+		}
+		interactive = 1;
+		buf_appends(&prompt, "x");   /* validated, never sent */
+		have = 1;
+	} else if (gather_prompt(&r, &prompt, &have, &e) < 0) {
 		status = cli_fail("chat", &e);
 		goto cleanup;
 	}
@@ -412,6 +435,8 @@ int cmd_chat(int argc, char **argv)
 		goto cleanup;
 	}
 	chat_request_from_json(&req, body);
+	if (interactive)
+		chat_request_drop_messages(&req);
 	if ((r.seen[O_CONTINUE] || r.values[O_CID]) &&
 	    continue_conversation(&req, &r, cid, &db, &e) < 0) {
 		status = cli_fail("chat", &e);
@@ -428,9 +453,14 @@ int cmd_chat(int argc, char **argv)
 		lo.retries = (int)d;
 	if (r.values[O_TIMEOUT] && json_num(cli, "timeout", &d) == 0)
 		lo.total_ms = (int64_t)(d * 1000);
+	if (interactive) {
+		status = repl_run(&cfg, &req, &lo, r.seen[O_NO_LOG] ? NULL : db, cid,
+				  r.seen[O_VERBOSE] > 0);
+		goto cleanup;
+	}
 	memset(&res, 0, sizeof(res));
 	buf_init(&res.content, 0);
-	status = run_chat(&cfg, &req, &lo, r.seen[O_JSON] > 0, r.seen[O_VERBOSE] > 0, &res);
+	status = cli_chat_once(&cfg, &req, &lo, r.seen[O_JSON] > 0, r.seen[O_VERBOSE] > 0, &res);
 	if (db && !r.seen[O_NO_LOG] && res.model[0] &&
 	    (res.err.code == ERR_OK || res.content.len)) {
 		if (convlog_record(db, cid, req.system && !r.seen[O_CONTINUE] && !r.values[O_CID] ?
