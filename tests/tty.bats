@@ -91,3 +91,28 @@ pane_wait() {
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/out.jsonl")" -eq 8 ]
 	! grep -q $'\e' "$BATS_TEST_TMPDIR/out.jsonl"
 }
+
+@test "markdown on a terminal: styled while it streams, not one character lost" {
+	printf '# Title here\nsome **bold** and *soft* and `code` words\n- item one\n* item two\n> quoted\n```c\nint x = 2 * 3;\n```\nafter the fence é 😀\n' >"$BATS_TEST_TMPDIR/md"
+	pane_run "AICHAT_MOCK_DELAY_MS=5 '$AICHAT_BIN' chat --no-log -m mock:echo <'$BATS_TEST_TMPDIR/md'"
+	pane_wait
+	[ "$(cat "$DONE")" -eq 0 ]
+	# the text on screen is the text, exactly
+	diff <(tmux -L "$SOCK" capture-pane -p | sed '/^$/d') <(sed '/^$/d' "$BATS_TEST_TMPDIR/md")
+	# and it was styled
+	styled=$(tmux -L "$SOCK" capture-pane -p -e)
+	[[ "$styled" == *$'\e['* ]]
+}
+
+@test "--raw and NO_COLOR on a terminal: the bytes exactly as streamed" {
+	printf 'some **bold** and `code`\n' >"$BATS_TEST_TMPDIR/md"
+	pane_run "'$AICHAT_BIN' chat --raw --no-log -m mock:echo <'$BATS_TEST_TMPDIR/md'"
+	pane_wait
+	[[ "$(tmux -L "$SOCK" capture-pane -p -e)" != *$'\e['*bold* ]]
+	[[ "$(tmux -L "$SOCK" capture-pane -p)" == *'some **bold** and `code`'* ]]
+	rm -f "$DONE"
+	tmux -L "$SOCK" kill-server
+	pane_run "NO_COLOR=1 '$AICHAT_BIN' chat --no-log -m mock:echo <'$BATS_TEST_TMPDIR/md'"
+	pane_wait
+	[[ "$(tmux -L "$SOCK" capture-pane -p -e)" != *$'\e['*bold* ]]
+}

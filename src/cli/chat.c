@@ -14,6 +14,7 @@
 #include "aichat/store.h"
 #include "aichat/json.h"
 #include "aichat/loop.h"
+#include "aichat/render.h"
 #include "aichat/schema.h"
 #include "aichat/xalloc.h"
 
@@ -31,8 +32,11 @@
 enum {
 	O_MODEL, O_SYSTEM, O_TEMPERATURE, O_MAX_TOKENS, O_NO_STREAM, O_JSON,
 	O_RETRIES, O_TIMEOUT, O_CONTINUE, O_CID, O_NO_LOG, O_INTERACTIVE,
-	O_VERBOSE, O_HELP,
+	O_RAW, O_VERBOSE, O_HELP,
 };
+
+/* Markdown styles on a terminal; --raw turns them off. */
+static int cli_styles = 1;
 
 const struct opt chat_opts[] = {
 	[O_MODEL] = { 'm', "model", "MODEL", "model",
@@ -58,6 +62,8 @@ const struct opt chat_opts[] = {
 		       "do not record this exchange in the conversation log" },
 	[O_INTERACTIVE] = { 'i', "interactive", NULL, NULL,
 			    "chat interactively (the default on a terminal with no prompt)" },
+	[O_RAW] = { 0, "raw", NULL, NULL,
+		    "print the answer exactly as streamed, without markdown styles" },
 	[O_VERBOSE] = { 'v', "verbose", NULL, NULL,
 			"print token usage and timings to stderr" },
 	[O_HELP] = { 'h', "help", NULL, NULL, "show this help and exit" },
@@ -160,6 +166,8 @@ struct run {
 	char last;
 	struct chat_result res;  /* the result, content included */
 	char *content;           /* for --json */
+	int styled;              /* markdown styles on a terminal */
+	struct render md;
 };
 
 static void on_delta(void *ud, const char *s, size_t n)
@@ -168,7 +176,10 @@ static void on_delta(void *ud, const char *s, size_t n)
 
 	if (r->json)
 		return;
-	fwrite(s, 1, n, stdout);
+	if (r->styled)
+		render_feed(&r->md, s, n);
+	else
+		fwrite(s, 1, n, stdout);
 	fflush(stdout);
 	r->printed += n;
 	r->last = s[n - 1];
@@ -261,6 +272,11 @@ int cli_chat_once(const struct config *cfg, const struct chat_request *req,
 		  struct chat_result *out)
 {
 	struct run r = { .json = json, .verbose = verbose };
+
+	/* Styles only for a person at a terminal: piped output, --raw and
+	 * NO_COLOR get the bytes exactly as streamed. */
+	r.styled = !json && cli_styles && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	render_init(&r.md, stdout);
 	struct engine *eng = NULL;
 	struct err e;
 	sigset_t mask, old;
@@ -289,6 +305,8 @@ int cli_chat_once(const struct config *cfg, const struct chat_request *req,
 	}
 	loop_run(r.loop);
 
+	if (r.styled)
+		render_finish(&r.md);
 	if (!json && r.printed && r.last != '\n')
 		fputc('\n', stdout);
 	else if (!json && !r.printed && r.done && r.res.err.code == ERR_OK)
@@ -399,6 +417,8 @@ int cmd_chat(int argc, char **argv)
 		status = EXIT_OK;
 		goto cleanup;
 	}
+	if (r.seen[O_RAW])
+		cli_styles = 0;
 	if (r.seen[O_INTERACTIVE] || (!r.noperands && isatty(STDIN_FILENO) &&
 				       isatty(STDOUT_FILENO))) {
 		if (!isatty(STDIN_FILENO)) {
