@@ -364,11 +364,12 @@ with_openai_fake() {
 	[ "$(hdr Content-Type)" = text/event-stream ]
 	chunks=$(echo "$output" | grep '^data: {' | sed 's/^data: //')
 	[ "$(echo "$chunks" | sed -n 1p | json_get object)" = chat.completion.chunk ]
-	[ "$(echo "$chunks" | sed -n 1p | json_get choices.0.delta.content)" = hi ]
-	[ "$(echo "$chunks" | sed -n 2p | json_get choices.0.delta.content)" = " there" ]
-	[ "$(echo "$chunks" | sed -n 3p | json_get choices.0.finish_reason)" = stop ]
-	[ "$(echo "$chunks" | sed -n 4p | json_get choices)" = "[]" ]
-	[ "$(echo "$chunks" | sed -n 4p | json_get usage.total_tokens)" = 4 ]
+	[ "$(echo "$chunks" | sed -n 1p | json_get choices.0.delta.role)" = assistant ]
+	[ "$(echo "$chunks" | sed -n 2p | json_get choices.0.delta.content)" = hi ]
+	[ "$(echo "$chunks" | sed -n 3p | json_get choices.0.delta.content)" = " there" ]
+	[ "$(echo "$chunks" | sed -n 4p | json_get choices.0.finish_reason)" = stop ]
+	[ "$(echo "$chunks" | sed -n 5p | json_get choices)" = "[]" ]
+	[ "$(echo "$chunks" | sed -n 5p | json_get usage.total_tokens)" = 4 ]
 	[[ "$output" == *'data: [DONE]' ]]
 }
 

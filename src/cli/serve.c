@@ -200,8 +200,17 @@ int cmd_serve(int argc, char **argv)
 	so.log_text = !strcmp(json_str(o, "log_format"), "text");
 	so.insecure_no_auth = r.seen[O_INSECURE] > 0;
 	so.cors_origin = r.values[O_CORS];
-	if (env_get("AICHAT_SSE_KEEPALIVE_MS"))
-		so.keepalive_ms = atol(env_get("AICHAT_SSE_KEEPALIVE_MS"));
+	if (env_get("AICHAT_SSE_KEEPALIVE_MS")) {
+		/* Below 100 ms a keep-alive is a flood, not a keep-alive. */
+		long ms = atol(env_get("AICHAT_SSE_KEEPALIVE_MS"));
+		if (ms < 100) {
+			fprintf(stderr, "aichat: serve: invalid value '%.32s' for 'AICHAT_SSE_KEEPALIVE_MS': must be >= 100\n",
+				env_get("AICHAT_SSE_KEEPALIVE_MS"));
+			status = EXIT_CONFIG;
+			goto cleanup;
+		}
+		so.keepalive_ms = ms;
+	}
 	if (r.values[O_RATE_LIMIT] &&
 	    ratelimit_parse(r.values[O_RATE_LIMIT], &so.rate_per_second,
 			    &so.rate_burst, &e) < 0) {

@@ -135,10 +135,10 @@ static void check_field(const struct field *f, cJSON *obj, cJSON *n,
 		size_t len = utf8_length(n->valuestring);
 		if (f->min >= 0 && (double)len < f->min)
 			add(out, prefix, f->name, n, "string_too_short",
-			    "must be at least %g %s", f->min, plural(f->min, "character"));
+			    "must be at least %.15g %s", f->min, plural(f->min, "character"));
 		else if (f->max >= 0 && (double)len > f->max)
 			add(out, prefix, f->name, n, "string_too_long",
-			    "must be at most %g characters (got %zu)", f->max, len);
+			    "must be at most %.15g characters (got %zu)", f->max, len);
 		return;
 	}
 	case FIELD_NUMBER:
@@ -160,10 +160,10 @@ static void check_field(const struct field *f, cJSON *obj, cJSON *n,
 		}
 		if (f->min != FIELD_NO_BOUND && v < f->min)
 			add(out, prefix, f->name, n, "greater_than_equal",
-			    "must be >= %g", f->min);
+			    "must be >= %.15g", f->min);
 		else if (f->max != FIELD_NO_BOUND && v > f->max)
 			add(out, prefix, f->name, n, "less_than_equal",
-			    "must be <= %g", f->max);
+			    "must be <= %.15g", f->max);
 		return;
 	}
 	case FIELD_BOOL:
@@ -195,12 +195,12 @@ static void check_field(const struct field *f, cJSON *obj, cJSON *n,
 		count = cJSON_GetArraySize(n);
 		if (f->min >= 0 && count < f->min) {
 			add(out, prefix, f->name, n, "too_short",
-			    "must have at least %g %s", f->min, plural(f->min, "item"));
+			    "must have at least %.15g %s", f->min, plural(f->min, "item"));
 			return;
 		}
 		if (f->max >= 0 && count > f->max) {
 			add(out, prefix, f->name, n, "too_long",
-			    "must have at most %g items (got %d)", f->max, count);
+			    "must have at most %.15g items (got %d)", f->max, count);
 			return;
 		}
 		if (!f->items)

@@ -812,9 +812,15 @@ static void start_chat(struct req *r)
 		return;
 	}
 	snprintf(r->model, sizeof(r->model), "%s", chat_progress(r->chat)->model);
-	if (r->creq.stream)
+	if (r->creq.stream) {
 		start_stream(r, r->route->response == RESP_OPENAI_CHAT ?
 			     STREAM_OPENAI : STREAM_AICHAT);
+		/* OpenAI streams open with the assistant's role. */
+		if (r->kind == STREAM_OPENAI) {
+			cJSON *o = openai_chunk(r, "", 1, NULL);
+			push_data(r, NULL, o);
+		}
+	}
 	else if (r->in_handler)
 		req_suspend(r);
 }
@@ -1399,7 +1405,17 @@ static int early_checks(struct req *r, const char *method)
 		return -1;
 	}
 	if (r->srv->draining && r->route->request) {
-		reply_error_status(r, 503, ERR_OVERLOADED, "server is shutting down");
+		cJSON *obj = is_openai_route(r) ?
+			openai_error_object(ERR_OVERLOADED, "server is shutting down", NULL) :
+			error_object("overloaded", "server is shutting down");
+		char *text = json_print(obj);
+		struct MHD_Response *resp = make_response("application/json", text,
+							  strlen(text));
+		cJSON_Delete(obj);
+		free(text);
+		snprintf(r->err_code, sizeof(r->err_code), "overloaded");
+		MHD_add_response_header(resp, "Retry-After", "5");
+		send_response(r, 503, resp);
 		return -1;
 	}
 	return 0;
