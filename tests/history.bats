@@ -120,3 +120,20 @@ last_id() {
 	shown=$(cat "$BATS_TEST_TMPDIR/out")
 	[ "$(aichat history show --json "$(last_id)" | json_get transcript.1.content)" = "$shown" ]
 }
+
+@test "past the context budget the oldest turns are dropped, the system prompt kept, with a notice" {
+	fake_start
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	long=$(head -c 400 /dev/zero | tr '\0' a)
+	aichat chat -m openai:gpt-4o-mini -s "stay brief" "first $long" >/dev/null
+	aichat chat -m openai:gpt-4o-mini -c "second $long" >/dev/null
+	AICHAT_CONTEXT_BUDGET=260 run --separate-stderr aichat chat -m openai:gpt-4o-mini -c "third"
+	[ "$status" -eq 0 ]
+	[ "$stderr" = "aichat: chat: the conversation is past the 260-token budget of openai:gpt-4o-mini: dropped the 2 oldest messages (the system prompt stays)" ]
+	[ "$(fake_field 3 body.messages.0.content)" = "stay brief" ]
+	[ "$(fake_field 3 body.messages.1.content)" = "second $long" ]
+	[ "$(fake_field 3 body.messages.-1.content)" = third ]
+	# within budget: nothing dropped, nothing said
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini -c "fourth"
+	[ "$stderr" = "" ]
+}

@@ -47,6 +47,14 @@ struct chat_result {
 	int64_t first_token_ms, total_ms;
 };
 
+/*
+ * Keeps the conversation within budget tokens (estimated at four bytes
+ * a token, the usual rule of thumb) by dropping its oldest messages;
+ * system messages and the last message stay.  Returns how many messages
+ * were dropped.
+ */
+size_t chat_fit_budget(struct chat_request *req, long budget);
+
 /* ChatResponse object (plus "error" when r->err is set); owned by caller. */
 cJSON *chat_result_json(const struct chat_result *r);
 

@@ -40,6 +40,10 @@ int repl_run(const struct config *cfg, struct chat_request *conv,
 	     const struct llm_opts *lo, sqlite3 *db, char cid[CONVLOG_ID_MAX],
 	     int verbose);
 
+/* Drops the oldest messages of req past the model's context budget and
+ * says so on stderr. */
+void cli_fit_budget(const struct config *cfg, struct chat_request *req);
+
 /* Prints "aichat: cmd: msg" to stderr and returns the exit status. */
 int cli_fail(const char *cmd, const struct err *e);
 

@@ -43,7 +43,14 @@ struct config {
 	struct provider_conf *providers;
 	size_t nproviders;
 	int log;             /* record exchanges in the conversation log */
+	struct alias *budgets; /* "context_budget": model -> tokens (as text) */
+	size_t nbudgets;
 };
+
+/* The input budget in tokens for model full_name ("provider:model"):
+ * $AICHAT_CONTEXT_BUDGET, else the file's "context_budget" entry for the
+ * model (or its "default"), else 100000. */
+long config_context_budget(const struct config *c, const char *full_name);
 
 /*
  * Reads the config file if there is one.  A file named by $AICHAT_CONFIG

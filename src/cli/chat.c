@@ -343,6 +343,22 @@ cleanup:
 	return status;
 }
 
+void cli_fit_budget(const struct config *cfg, struct chat_request *req)
+{
+	const char *model = req->model ? req->model : config_default_model(cfg);
+	const char *alias = config_alias(cfg, model);
+	long budget;
+	size_t dropped;
+
+	if (alias)
+		model = alias;
+	budget = config_context_budget(cfg, model);
+	dropped = chat_fit_budget(req, budget);
+	if (dropped)
+		fprintf(stderr, "aichat: chat: the conversation is past the %ld-token budget of %s: dropped the %zu oldest message%s (the system prompt stays)\n",
+			budget, model, dropped, dropped == 1 ? "" : "s");
+}
+
 /* The interactive chat starts with no message of its own. */
 static void chat_request_drop_messages(struct chat_request *req)
 {
@@ -462,6 +478,7 @@ int cmd_chat(int argc, char **argv)
 		status = cli_fail("chat", &e);
 		goto cleanup;
 	}
+	cli_fit_budget(&cfg, &req);
 	if (!db && !r.seen[O_NO_LOG] && cfg.log) {
 		/* The log is a convenience: a chat still runs without it. */
 		if (store_open(NULL, &db, &e) < 0)

@@ -152,6 +152,8 @@ static void ask(struct repl *r)
 
 	memset(&res, 0, sizeof(res));
 	buf_init(&res.content, 0);
+	cli_fit_budget(r->cfg, &r->conv);
+	user = r->conv.messages[r->conv.nmessages - 1].content;
 	cli_chat_once(r->cfg, &r->conv, r->lo, 0, r->verbose, &res);
 	if (res.err.code == ERR_OK || res.content.len) {
 		push(&r->conv, "assistant", res.content.ptr);

@@ -175,3 +175,34 @@ const struct chat_result *chat_progress(const struct chat *c)
 {
 	return &c->res;
 }
+
+static long estimate_tokens(const char *s)
+{
+	return s ? (long)(strlen(s) + 3) / 4 + 4 : 0;
+}
+
+size_t chat_fit_budget(struct chat_request *req, long budget)
+{
+	long total = estimate_tokens(req->system);
+	size_t dropped = 0, i = 0;
+
+	if (budget <= 0)
+		return 0;
+	for (size_t k = 0; k < req->nmessages; k++)
+		total += estimate_tokens(req->messages[k].content);
+	/* Oldest first, never a system message nor the last message. */
+	while (total > budget && i + 1 < req->nmessages) {
+		struct chat_message *m = &req->messages[i];
+		if (!strcmp(m->role, "system")) {
+			i++;
+			continue;
+		}
+		total -= estimate_tokens(m->content);
+		free((char *)m->role);
+		free((char *)m->content);
+		memmove(m, m + 1, (req->nmessages - i - 1) * sizeof(*m));
+		req->nmessages--;
+		dropped++;
+	}
+	return dropped;
+}

@@ -148,6 +148,27 @@ int config_parse(struct config *c, const char *path, const char *text,
 				goto cleanup;
 			}
 			c->log = cJSON_IsTrue(n);
+		} else if (!strcmp(k, "context_budget")) {
+			if (!cJSON_IsObject(n)) {
+				err_set(e, ERR_CONFIG,
+					"config file '%s': 'context_budget' must be an object of model: tokens", path);
+				goto cleanup;
+			}
+			cJSON_ArrayForEach(a, n) {
+				char num[32];
+				if (!cJSON_IsNumber(a) || a->valuedouble < 1) {
+					err_set(e, ERR_CONFIG,
+						"config file '%s': 'context_budget.%.64s' must be a positive number of tokens",
+						path, a->string);
+					goto cleanup;
+				}
+				snprintf(num, sizeof(num), "%.0f", a->valuedouble);
+				c->budgets = xrealloc(c->budgets,
+						      (c->nbudgets + 1) * sizeof(*c->budgets));
+				c->budgets[c->nbudgets].name = xstrdup(a->string);
+				c->budgets[c->nbudgets].target = xstrdup(num);
+				c->nbudgets++;
+			}
 		} else if (!strcmp(k, "aliases")) {
 			if (!cJSON_IsObject(n)) {
 				err_set(e, ERR_CONFIG,
@@ -176,7 +197,7 @@ int config_parse(struct config *c, const char *path, const char *text,
 					goto cleanup;
 		} else {
 			err_set(e, ERR_CONFIG,
-				"config file '%s': unknown key '%.64s' (expected default_model, aliases, providers, log)",
+				"config file '%s': unknown key '%.64s' (expected default_model, aliases, providers, log, context_budget)",
 				path, k);
 			goto cleanup;
 		}
@@ -229,6 +250,11 @@ void config_release(struct config *c)
 		free(c->providers[i].base_url);
 		free(c->providers[i].api_key_env);
 	}
+	for (size_t i = 0; i < c->nbudgets; i++) {
+		free(c->budgets[i].name);
+		free(c->budgets[i].target);
+	}
+	free(c->budgets);
 	free(c->aliases);
 	free(c->providers);
 	free(c->default_model);
@@ -260,4 +286,20 @@ const struct provider_conf *config_provider(const struct config *c,
 		if (!strcmp(c->providers[i].name, name))
 			return &c->providers[i];
 	return NULL;
+}
+
+long config_context_budget(const struct config *c, const char *full_name)
+{
+	const char *v = env_get("AICHAT_CONTEXT_BUDGET");
+	const char *def = NULL;
+
+	if (v && atol(v) > 0)
+		return atol(v);
+	for (size_t i = 0; i < c->nbudgets; i++) {
+		if (!strcmp(c->budgets[i].name, full_name))
+			return atol(c->budgets[i].target);
+		if (!strcmp(c->budgets[i].name, "default"))
+			def = c->budgets[i].target;
+	}
+	return def ? atol(def) : 100000;
 }
