@@ -61,8 +61,11 @@ deps:
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@AICHAT_MOCK_DELAY_MS=60 ./$(BIN) chat -m mock:echo \
+	@AICHAT_HOME=$(abspath $(BUILD))/demo-home AICHAT_MOCK_DELAY_MS=60 ./$(BIN) chat -m mock:echo \
 	    "Hello from aichat: this reply streams word by word from the offline mock model, no key and no network needed."
+	@AICHAT_HOME=$(abspath $(BUILD))/demo-home ./$(BIN) rag index -c aichat-docs README.md man 2>/dev/null
+	@AICHAT_HOME=$(abspath $(BUILD))/demo-home ./$(BIN) rag query -c aichat-docs -k 3 -m mock:echo \
+	    "how do I resume a batch"
 
 bench: $(BIN)
 	@bench/run.sh

@@ -8,14 +8,20 @@
 # keep one option per word, short and long names, and list in
 # _aichat_CMD_argopts every option that takes a value.
 
-_aichat_commands='batch chat serve'
+_aichat_commands='batch chat history rag serve'
 _aichat_global_opts='-h --help -V --version'
-_aichat_chat_opts='-m --model -s --system -t --temperature --max-tokens --no-stream --json --retries --timeout -v --verbose -h --help'
-_aichat_chat_argopts='-m --model -s --system -t --temperature --max-tokens --retries --timeout'
+_aichat_chat_opts='-m --model -s --system -t --temperature --max-tokens --no-stream --json --retries --timeout -c --continue --cid --no-log -i --interactive --raw -v --verbose -h --help'
+_aichat_chat_argopts='-m --model -s --system -t --temperature --max-tokens --retries --timeout --cid'
 _aichat_batch_opts='-o --output --resume -j --concurrency -m --model -s --system -t --temperature --max-tokens --text --unordered --rate --tokens-per-minute --retries --timeout -h --help'
 _aichat_batch_argopts='-o --output -j --concurrency -m --model -s --system -t --temperature --max-tokens --rate --tokens-per-minute --retries --timeout'
 _aichat_serve_opts='--host -p --port --api-key --api-key-file --insecure-no-auth --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --client-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries -h --help'
 _aichat_serve_argopts='--host -p --port --api-key --api-key-file --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --client-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries'
+_aichat_history_opts='-n --limit --json -h --help'
+_aichat_history_argopts='-n --limit'
+_aichat_history_actions='list show search rm'
+_aichat_rag_opts='-c --collection --chunk-size --overlap --include --exclude --prune -k --top-k -m --model --no-stream --json -h --help'
+_aichat_rag_argopts='-c --collection --chunk-size --overlap --include --exclude -k --top-k -m --model'
+_aichat_rag_subcommands='index search query list info rm'
 _aichat_models='mock:echo openai:gpt-4o-mini openai:gpt-4o anthropic:claude-sonnet-4-6 anthropic:claude-haiku-4-5 ollama:llama3.2'
 
 # Prints the alias names of the config file, one per line.  A light scan of
@@ -135,14 +141,15 @@ _aichat()
 	fi
 
 	case $cmd in
-	chat | batch | serve) ;;
+	chat | batch | history | rag | serve) ;;
 	*) COMPREPLY=(); return ;;
 	esac
 	_aichat_cmd=$cmd
 	local optsvar=_aichat_${cmd}_opts
 
 	# After "--", everything is prompt text; so is the value of an option.
-	local skip=0
+	# nops counts the other words: operands such as history's action.
+	local skip=0 nops=0 ci=$i
 	for ((i = i + 1; i < cword; i++)); do
 		w=${words[i]}
 		if ((skip)); then
@@ -153,6 +160,7 @@ _aichat()
 		--) [[ $cmd == batch ]] && mapfile -t COMPREPLY < <(compgen -f -- "$cur") || COMPREPLY=(); return ;;
 		--*=*) ;;
 		--*) _aichat_takes_value "$w" && skip=1 ;;
+		-) ((nops++)) ;;
 		-?*)
 			# Bundled short options: a value-taking one ends the bundle.
 			local k c
@@ -164,6 +172,7 @@ _aichat()
 				fi
 			done
 			;;
+		*) ((nops++)) ;;
 		esac
 	done
 	if ((skip)); then
@@ -201,8 +210,15 @@ _aichat()
 		_aichat_reply "$cur" "${!optsvar}"
 		;;
 	*)
-		# chat: prompt words, nothing to complete; batch: the input file.
+		# chat: prompt words, nothing to complete; batch: the input file;
+		# history: the action, then ids or words.
 		if [[ $cmd == batch ]]; then
+			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+		elif [[ $cmd == history ]] && ((nops == 0)); then
+			_aichat_reply "$cur" "$_aichat_history_actions"
+		elif [[ $cmd == rag ]] && ((nops == 0)); then
+			_aichat_reply "$cur" "$_aichat_rag_subcommands"
+		elif [[ $cmd == rag && ${words[ci + 1]-} == index ]]; then
 			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		else
 			COMPREPLY=()

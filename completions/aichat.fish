@@ -32,6 +32,8 @@ complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h 
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -s V -l version -d 'show the version and exit'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a batch -d 'run many prompts from JSONL, several at a time, one result per line'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a chat -d 'chat with a model (one-shot; streams the answer)'
+complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a history -d 'list, show, search and remove logged conversations'
+complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a rag -d 'index local documents, search them, answer with sources'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a serve -d 'serve the same features over HTTP (JSON, SSE, OpenAI-compatible)'
 
 # aichat chat [options] [PROMPT...]
@@ -43,6 +45,11 @@ complete -c aichat -n '__fish_seen_subcommand_from chat' -l no-stream -d 'wait f
 complete -c aichat -n '__fish_seen_subcommand_from chat' -l json -d 'print one JSON object: content, model, token counts, finish_reason'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -l retries -x -d 'retries after a failed connection, 408, 429, 500, 502-504 or 529 (0..10, default 2)'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -l timeout -x -d 'give up after this many seconds in all (0.001..86400, default 600)'
+complete -c aichat -n '__fish_seen_subcommand_from chat' -s c -l continue -d 'continue the last conversation of the log'
+complete -c aichat -n '__fish_seen_subcommand_from chat' -l cid -x -d "continue conversation ID (see 'aichat history list')"
+complete -c aichat -n '__fish_seen_subcommand_from chat' -l no-log -d 'do not record this exchange in the conversation log'
+complete -c aichat -n '__fish_seen_subcommand_from chat' -s i -l interactive -d 'chat interactively (the default on a terminal with no prompt)'
+complete -c aichat -n '__fish_seen_subcommand_from chat' -l raw -d 'print the answer exactly as streamed, without markdown styles'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s v -l verbose -d 'print token usage and timings to stderr'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s h -l help -d 'show this help and exit'
 
@@ -63,8 +70,29 @@ complete -c aichat -n '__fish_seen_subcommand_from batch' -l timeout -x -d 'give
 complete -c aichat -n '__fish_seen_subcommand_from batch' -s h -l help -d 'show this help and exit'
 complete -c aichat -n '__fish_seen_subcommand_from batch' -F
 
+# aichat history list|show|search|rm [options] [ID...|TEXT...]
+complete -c aichat -n '__fish_seen_subcommand_from history; and not __fish_seen_subcommand_from list show search rm' -a 'list show search rm'
+complete -c aichat -n '__fish_seen_subcommand_from history' -s n -l limit -x -d 'show at most N conversations (1..100000, default 20)'
+complete -c aichat -n '__fish_seen_subcommand_from history' -l json -d 'print JSON instead of text'
+complete -c aichat -n '__fish_seen_subcommand_from history' -s h -l help -d 'show this help and exit'
+
+# aichat rag SUBCOMMAND [options] [ARGS...]
+complete -c aichat -n '__fish_seen_subcommand_from rag; and not __fish_seen_subcommand_from index search query list info rm' -a 'index search query list info rm' -d 'subcommand'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -s c -l collection -x -d 'the collection: 1..64 of A-Z a-z 0-9 . _ - (default default)'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -l chunk-size -x -d 'index: bytes per chunk, for a new collection or to re-chunk (100..100000, default 1000)'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -l overlap -x -d 'index: bytes a chunk repeats of the one before (0..10000, default 100)'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -l include -x -d 'index: only files whose name or path matches (repeatable)'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -l exclude -x -d 'index: skip files and directories that match (repeatable)'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -l prune -d 'index: forget documents whose file is gone'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -s k -l top-k -x -d 'passages to retrieve (1..20, default 5)'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -s m -l model -x -a '(__aichat_models)' -d 'query: provider:model or an alias (default: as for chat)'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -l no-stream -d 'query: wait for the whole answer instead of streaming it'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -l json -d 'print JSON for scripts'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -s h -l help -d 'show this help and exit'
+complete -c aichat -n '__fish_seen_subcommand_from index' -F
+
 # aichat serve [options]
-complete -c aichat -n '__fish_seen_subcommand_from serve' -l host -x -d 'address to listen on (default "127.0.0.1")'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l host -x -d 'address to listen on (default 127.0.0.1)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -s p -l port -x -d 'port to listen on; 0 picks a free one (0..65535, default 8000)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l api-key -x -d 'accept this API key (repeatable; also $AICHAT_API_KEYS, comma-separated)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l api-key-file -r -F -d 'accept the API keys in FILE, one per line'
@@ -78,7 +106,7 @@ complete -c aichat -n '__fish_seen_subcommand_from serve' -l timeout -x -d 'upst
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l drain-timeout -x -d 'on SIGTERM, time given to requests in flight (0..3600, default 30)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-connections -x -d 'simultaneous client connections (1..1000000, default 10000)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l client-timeout -x -d 'drop a client idle or slower than this (1..3600, default 30)'
-complete -c aichat -n '__fish_seen_subcommand_from serve' -l log-format -x -a 'json text' -d 'request log on stderr: json or text (default "json")'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l log-format -x -a 'json text' -d 'request log on stderr: json or text (default json)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l cache-ttl -x -d 'lifetime of a cached answer (0..86400, default 300)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l cache-size -x -d 'answers kept in the cache; 0 turns it off (0..1000000, default 1000)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l batch-concurrency -x -d 'upstream calls at once for one POST /batch (1..100, default 10)'

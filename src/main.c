@@ -15,6 +15,8 @@
 const struct cli_command cli_commands[] = {
 	{ "chat", cmd_chat, "chat with a model (one-shot; streams the answer)",
 	  chat_opts, 0 },
+	{ "rag", cmd_rag, "index local documents, search them, answer with sources",
+	  rag_opts, 0 },
 	{ "batch", cmd_batch, "run many prompts from JSONL, several at a time, one result per line",
 	  batch_opts, 0 },
 	{ "history", cmd_history, "list, show, search and remove logged conversations",

@@ -454,7 +454,8 @@ anthropic_fake() {
 	run --separate-stderr aichat chat -m openai:gpt-4o-mini -v "a b"
 	[ "$status" -eq 0 ]
 	[ "$output" = "a b" ]
-	[[ "$stderr" == "aichat: openai:gpt-4o-mini: 7 prompt + 2 completion = 9 tokens; first token "*" ms; total "*" ms; 1 attempt; finish stop" ]]
+	[[ "${stderr_lines[0]}" == "aichat: openai:gpt-4o-mini: 7 prompt + 2 completion = 9 tokens; first token "*" ms; total "*" ms; 1 attempt; finish stop" ]]
+	[[ "${stderr_lines[1]}" =~ ^aichat:\ conversation\ conv_[0-9a-f]{16}$ ]]
 }
 
 @test "config file: aliases, named providers with their own key variable" {

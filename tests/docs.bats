@@ -69,9 +69,16 @@ load_help() {
 		OPTS[$c]=$(awk '{ print $1; if ($2 != "-") print $2 }' <<<"${HELP[$c]}" | sort -u)
 		ARGOPTS[$c]=$(awk '$3 != "-" { print $1; if ($2 != "-") print $2 }' <<<"${HELP[$c]}" | sort -u)
 		ALL_OPTS="$ALL_OPTS ${OPTS[$c]}"
-		# A parse that finds nothing would make every check pass.
+		# A parse that finds nothing would make every check pass, and
+		# one that skips a line would leave that option unchecked: every
+		# line under "options:" that starts with a dash must be read.
 		[ "$(wc -l <<<"${HELP[$c]}")" -ge 2 ] ||
 			{ echo "cannot read the options of 'aichat $c --help'" >&2; return 1; }
+		[ "$(wc -l <<<"${HELP[$c]}")" -eq \
+			"$(sed -n '/^options:$/,/^$/p' <<<"$text" | grep -cE '^ +-')" ] ||
+			{ echo "cannot read every option line of 'aichat $c --help'" >&2; return 1; }
+		grep -qx -- --help <<<"${OPTS[$c]}" ||
+			{ echo "'aichat $c --help' does not list --help" >&2; return 1; }
 	done
 	CHAT_HELP=${HELP[chat]}
 	CHAT_OPTS=${OPTS[chat]}
@@ -236,24 +243,28 @@ tags() {
 		unroff | sed -E 's/^\.[A-Z]+[ \t]*//; s/"//g; s/,/ /g'
 }
 
-# The options of the lines that run "aichat chat" (examples and text):
-# the words after "aichat chat", up to a pipe, a redirection or "--".
+# The options of the lines that run "aichat CMD" (examples and text):
+# the words after "aichat CMD", up to a pipe, a redirection or "--" on
+# that line (a "--" ends the options of its own line only).
 invoked_options() { # invoked_options FILE CMD
 	unroff <"$1" | grep -F "aichat $2" | sed "s/.*aichat $2//; s/[|;<>].*//" |
-		sed -E "s/\"[^\"]*\"//g; s/'[^']*'//g" | tr -s ' \t' '\n' |
-		awk '$0 == "--" { exit } 1' | grep -oE -- '^--?[A-Za-z][A-Za-z0-9-]*' | sort -u
+		sed -E "s/\"[^\"]*\"//g; s/'[^']*'//g; s/(^|[ \t])--([ \t].*)?\$//" |
+		tr -s ' \t' '\n' | grep -oE -- '^--?[A-Za-z][A-Za-z0-9-]*' | sort -u
 }
 
-# The aichat-chat(1) OPTIONS: one .TP entry per option, its tag naming the
+# The aichat-CMD(1) OPTIONS: one .TP entry per option, its tag naming the
 # short and long names and the metavariable of --help; the bounds and
 # defaults that --help shows in parentheses, word for word; and no other
-# option named anywhere outside examples, nor in examples of "aichat chat".
+# option named anywhere outside examples, nor in examples of "aichat CMD".
+# The text may show another command's line ("aichat chat --cid ID" in
+# aichat-history(1)): such a line is left out here, and checked against
+# that command's options by the test of every 'aichat CMD' line.
 check_man_chat() {
 	check_man_cmd "$1" chat
 }
 
 check_man_cmd() {
-	local f=$1 c=$2 t names body long short arg paren tagline prose
+	local f=$1 c=$2 t names body long short arg paren tagline prose other others=''
 	t=$(tags "$f" OPTIONS)
 	names=$(grep -oE -- '(^|[ \t])--?[A-Za-z][A-Za-z0-9-]*' <<<"$t" | tr -d ' \t')
 	same_set "$f: OPTIONS" "${OPTS[$c]}" "$names" || return 1
@@ -279,7 +290,11 @@ check_man_cmd() {
 			return 1
 		fi
 	done <<<"${HELP[$c]}"
-	awk '/^\.EX/ { ex = 1 } /^\.EE/ { ex = 0; next } !ex' "$f" | unroff >"$BATS_TEST_TMPDIR/prose"
+	for other in $COMMANDS; do
+		[ "$other" = "$c" ] || others+="s/aichat $other([^|;<>]*)//g;"
+	done
+	awk '/^\.EX/ { ex = 1 } /^\.EE/ { ex = 0; next } !ex' "$f" | unroff |
+		sed -E "$others" >"$BATS_TEST_TMPDIR/prose"
 	prose=$(long_options_in "$BATS_TEST_TMPDIR/prose")
 	subset "$f: text" "${OPTS[$c]} $TOP_OPTS" "$prose" || return 1
 	subset "$f: 'aichat $c' command lines" "${OPTS[$c]}" "$(invoked_options "$f" "$c")"
@@ -299,23 +314,29 @@ check_man_top() {
 		section "$f" "SEE ALSO" | unroff | grep -q "aichat-$c" ||
 			{ echo "$f: SEE ALSO lacks aichat-$c(1)" >&2; return 1; }
 	done
-	subset "$f: 'aichat chat' command lines" "$CHAT_OPTS" "$(invoked_options "$f" chat)"
+	for c in $COMMANDS; do
+		subset "$f: 'aichat $c' command lines" "${OPTS[$c]}" "$(invoked_options "$f" "$c")" || return 1
+	done
 }
 
 # ---- the tests ----
 
-@test "aichat --help and aichat chat --help print to stdout and exit 0" {
+@test "aichat --help and aichat CMD --help print to stdout and exit 0" {
+	local c
 	run --separate-stderr aichat --help
 	[ "$status" -eq 0 ]
 	[ -z "$stderr" ]
 	[[ $output == usage:\ aichat* ]]
-	run --separate-stderr aichat chat --help
-	[ "$status" -eq 0 ]
-	[ -z "$stderr" ]
-	[[ $output == usage:\ aichat\ chat* ]]
-	run --separate-stderr aichat chat -h
-	[ "$status" -eq 0 ]
-	[[ $output == usage:\ aichat\ chat* ]]
+	load_help
+	for c in $COMMANDS; do
+		run --separate-stderr aichat "$c" --help
+		[ "$status" -eq 0 ]
+		[ -z "$stderr" ]
+		[[ $output == "usage: aichat $c"* ]]
+		run --separate-stderr aichat "$c" -h
+		[ "$status" -eq 0 ]
+		[[ $output == "usage: aichat $c"* ]]
+	done
 }
 
 @test "aichat --version and -V print 'aichat X.Y.Z'" {
@@ -359,6 +380,17 @@ check_man_top() {
 	check_man_top "$ROOT/man/aichat.1"
 	for c in $COMMANDS; do
 		[ -f "$ROOT/man/aichat-$c.1" ] || { echo "no man page man/aichat-$c.1" >&2; false; }
+	done
+}
+
+@test "man pages and README use only existing options on 'aichat CMD' lines" {
+	local f c
+	load_help
+	for f in "$ROOT"/man/*.1 "$ROOT/README.md"; do
+		for c in $COMMANDS; do
+			subset "${f##*/}: 'aichat $c' command lines" "${OPTS[$c]}" \
+				"$(invoked_options "$f" "$c")"
+		done
 	done
 }
 
@@ -407,6 +439,24 @@ check_man_top() {
 	[ -z "$output" ]
 	run complete_bash 3 aichat chat -t ''
 	[ -z "$output" ]
+	# serve: a fixed list, file names, or nothing.
+	run complete_bash 3 aichat serve --log-format ''
+	same_set "bash completion of 'aichat serve --log-format '" "json text" "$output"
+	run complete_bash 2 aichat serve --log-format=t
+	[ "$output" = text ]
+	run complete_bash 3 aichat serve --host ''
+	[ -z "$output" ]
+	run complete_bash 3 aichat serve --port ''
+	[ -z "$output" ]
+	mkdir "$BATS_TEST_TMPDIR/keys.d" && touch "$BATS_TEST_TMPDIR/keys.d/keys.txt"
+	run complete_bash 3 aichat serve --api-key-file "$BATS_TEST_TMPDIR/keys.d/k"
+	[ "$output" = "$BATS_TEST_TMPDIR/keys.d/keys.txt" ]
+	if grep -qx history <<<"$COMMANDS"; then
+		run complete_bash 2 aichat history ''
+		same_set "bash completion of 'aichat history '" "list show search rm" "$output"
+		run complete_bash 3 aichat history show ''
+		[ -z "$output" ]
+	fi
 }
 
 @test "bash completion offers the aliases of the config file" {
@@ -420,7 +470,7 @@ check_man_top() {
 }
 
 @test "zsh and fish completions parse and fish completes the options (when installed)" {
-	local ran=0
+	local ran=0 c
 	load_help
 	if command -v zsh >/dev/null; then
 		zsh -n "$ROOT/completions/_aichat"
@@ -428,10 +478,13 @@ check_man_top() {
 	fi
 	if command -v fish >/dev/null; then
 		fish -n "$ROOT/completions/aichat.fish"
-		# shellcheck disable=SC2016 # fish expands $argv
-		run fish -N -c 'source $argv[1]; complete -C "aichat chat -"' "$ROOT/completions/aichat.fish"
-		[ "$status" -eq 0 ]
-		same_set "fish completion of 'aichat chat -'" "$CHAT_OPTS" "$(cut -f1 <<<"$output")"
+		for c in $COMMANDS; do
+			# shellcheck disable=SC2016 # fish expands $argv
+			run fish -N -c 'source $argv[1]; complete -C "aichat $argv[2] -"' \
+				"$ROOT/completions/aichat.fish" "$c"
+			[ "$status" -eq 0 ]
+			same_set "fish completion of 'aichat $c -'" "${OPTS[$c]}" "$(cut -f1 <<<"$output")"
+		done
 		ran=1
 	fi
 	[ "$ran" -eq 1 ] || skip "neither zsh nor fish is installed"
@@ -527,4 +580,85 @@ complete -c aichat -n '__fish_seen_subcommand_from chat' -s F -l frobnicate -d '
 	mutate "$ROOT/man/aichat-chat.1" "$d/chat.1" 's/^aichat chat \\-m mock:echo hello$/aichat chat \\-\\-frobnicate hello/'
 	run check_man_chat "$d/chat.1"
 	[ "$status" -ne 0 ]
+}
+
+# The same for every command, not only chat: an option added to or removed
+# from one command's list, or a command dropped, must make each check fail
+# and name what differs.
+@test "the checks fail on a disagreement about any command's options" {
+	local d=$BATS_TEST_TMPDIR c long
+	load_help
+	for c in $COMMANDS; do
+		# A long option of c that takes a value, other than --help.
+		long=$(awk '$1 != "--help" && $3 != "-" { print $1; exit }' <<<"${HELP[$c]}")
+		[ -n "$long" ]
+		mutate "$ROOT/completions/aichat.bash" "$d/a.bash" \
+			"s/^_aichat_${c}_opts='/_aichat_${c}_opts='--frobnicate /"
+		run check_bash "$d/a.bash"
+		[ "$status" -ne 0 ]
+		[[ $output == *--frobnicate* ]]
+		mutate "$ROOT/completions/aichat.bash" "$d/a.bash" \
+			"/^_aichat_${c}_opts=/s/\\([ ']\\)$long\\([ ']\\)/\\1\\2/"
+		run check_bash "$d/a.bash"
+		[ "$status" -ne 0 ]
+		[[ $output == *"$long"* ]]
+		mutate "$ROOT/completions/aichat.bash" "$d/a.bash" \
+			"/^_aichat_${c}_argopts=/s/\\([ ']\\)$long\\([ ']\\)/\\1\\2/"
+		run check_bash "$d/a.bash"
+		[ "$status" -ne 0 ]
+		[[ $output == *"$long"* ]]
+		mutate "$ROOT/completions/_aichat" "$d/_aichat" \
+			"/^[[:space:]]*${c}_opts=(\$/a\\
+		'--frobnicate[make it so]'"
+		run check_zsh "$d/_aichat"
+		[ "$status" -ne 0 ]
+		[[ $output == *--frobnicate* ]]
+		mutate "$ROOT/completions/_aichat" "$d/_aichat" \
+			"/^[[:space:]]*${c}_opts=(\$/,/^[[:space:]]*)/{/^[[:space:]]*'\\(([^)]*)\\)\\{0,1\\}$long[=[]/d;}"
+		run check_zsh "$d/_aichat"
+		[ "$status" -ne 0 ]
+		[[ $output == *"$long"* ]]
+		mutate "$ROOT/completions/aichat.fish" "$d/a.fish" \
+			"\$a\\
+complete -c aichat -n '__fish_seen_subcommand_from $c' -l frobnicate -d 'make it so'"
+		run check_fish "$d/a.fish"
+		[ "$status" -ne 0 ]
+		[[ $output == *--frobnicate* ]]
+		mutate "$ROOT/completions/aichat.fish" "$d/a.fish" \
+			"/__fish_seen_subcommand_from $c'.* -l ${long#--} /d"
+		run check_fish "$d/a.fish"
+		[ "$status" -ne 0 ]
+		[[ $output == *"$long"* ]]
+		mutate "$ROOT/completions/aichat.fish" "$d/a.fish" \
+			"/__fish_seen_subcommand_from $c'.* -l ${long#--} /s/ -[xr] / /"
+		run check_fish "$d/a.fish"
+		[ "$status" -ne 0 ]
+		[[ $output == *"$long"* ]]
+		# The man page: the .TP tag of the option gone.
+		mutate "$ROOT/man/aichat-$c.1" "$d/c.1" \
+			"/^\\.TP\$/{n;/$(sed 's/-/\\\\-/g' <<<"$long")/d;}"
+		run check_man_cmd "$d/c.1" "$c"
+		[ "$status" -ne 0 ]
+		[[ $output == *"$long"* ]]
+		# A command line of the man page with an unknown option.
+		printf '.SH EXAMPLES\n.EX\naichat %s \\-\\-frobnicate\n.EE\n' "$c" >"$d/ex"
+		cat "$ROOT/man/aichat-$c.1" "$d/ex" >"$d/c.1"
+		run check_man_cmd "$d/c.1" "$c"
+		[ "$status" -ne 0 ]
+		[[ $output == *--frobnicate* ]]
+		# The command missing from each command list.
+		mutate "$ROOT/completions/aichat.bash" "$d/a.bash" \
+			"/^_aichat_commands=/{s/'$c /'/;s/ $c'/'/;s/ $c / /;}"
+		run check_bash "$d/a.bash"
+		[ "$status" -ne 0 ]
+		mutate "$ROOT/completions/_aichat" "$d/_aichat" "/^[[:space:]]*'$c:/d"
+		run check_zsh "$d/_aichat"
+		[ "$status" -ne 0 ]
+		mutate "$ROOT/completions/aichat.fish" "$d/a.fish" "/__fish_use_subcommand.* -a $c /d"
+		run check_fish "$d/a.fish"
+		[ "$status" -ne 0 ]
+		mutate "$ROOT/man/aichat.1" "$d/top.1" "/^\\.SS Commands/,/^\\.S[HS]/{/^\\.B $c\$/d;}"
+		run check_man_top "$d/top.1"
+		[ "$status" -ne 0 ]
+	done
 }

@@ -114,3 +114,22 @@ static const struct field openai_chat_fields[] = {
 const struct schema schema_openai_chat_request = {
 	"ChatCompletionRequest", openai_chat_fields, NFIELDS(openai_chat_fields)
 };
+
+/* RAGRequest: DESIGN.md's query 1..2000 characters, top_k 1..20 (default
+ * 5).  A collection name is further checked by rag_name_check(). */
+static const struct field rag_fields[] = {
+	{ "query", FIELD_STRING, 1, NULL, 1, 2000, NULL, NULL,
+	  "the question or search words" },
+	{ "top_k", FIELD_INTEGER, 0, "5", 1, 20, NULL, NULL,
+	  "passages to retrieve" },
+	{ "collection", FIELD_STRING, 0, "\"default\"", 1, 64, NULL, NULL,
+	  "the collection to search" },
+	{ "model", FIELD_STRING, 0, NULL, 1, 200, NULL, NULL,
+	  "provider:model, an alias, or a bare known name" },
+	{ "stream", FIELD_BOOL, 0, "false", NB, NB, NULL, NULL,
+	  "stream the answer as Server-Sent Events" },
+};
+
+const struct schema schema_rag_request = {
+	"RAGRequest", rag_fields, NFIELDS(rag_fields)
+};

@@ -1,0 +1,149 @@
+/*
+ * rag.h - the RAG service: collections of local documents, chunked and
+ * indexed by SQLite FTS5, searched with bm25(), and the prompt that asks a
+ * model to answer from numbered sources.
+ *
+ * Both faces use it: `aichat rag` now, serve's /rag routes later.  The
+ * service knows nothing of terminals or HTTP.  Every statement is prepared;
+ * user text never becomes SQL, and query text never reaches FTS5 except
+ * through rag_fts_query().  Each file is indexed in one BEGIN IMMEDIATE
+ * transaction, so several processes may index into one store at once and
+ * a killed index leaves every document whole (old or new, never half).
+ */
+#ifndef AICHAT_RAG_H
+#define AICHAT_RAG_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aichat/buf.h"
+#include "aichat/err.h"
+
+#define RAG_NAME_MAX 64
+#define RAG_DEFAULT_CHUNK_SIZE 1000
+#define RAG_DEFAULT_OVERLAP 100
+/* Files larger than this are skipped (they are read whole to chunk). */
+#define RAG_FILE_MAX (64u * 1024 * 1024)
+
+/* ---- pure helpers (no database; unit-tested) ---- */
+
+/* 0 when name is 1..64 characters of [A-Za-z0-9._-]; else -1 with e
+ * (ERR_INVALID_REQUEST) quoting a bounded, sanitized copy of name. */
+int rag_name_check(const char *name, struct err *e);
+
+/*
+ * The FTS5 query for user text: its words (runs of letters, digits and
+ * non-ASCII bytes; everything else, FTS5 syntax included, separates words)
+ * each double-quoted, joined by " OR ", at most 64 of them.  Owned, free()
+ * it; NULL when text has no word at all.
+ */
+char *rag_fts_query(const char *text);
+
+/* A chunk of a text: bytes [off, off + len), lines first..last (1-based). */
+struct rag_span {
+	size_t off, len;
+	int line_first, line_last;
+};
+
+/*
+ * Splits text[0..len) into chunks of at most about size bytes: first at
+ * markdown headings, then at blank-line paragraphs, then at sentence ends,
+ * then at spaces; a fenced ``` code block stays whole when it fits in
+ * size.  Each chunk after the first starts up to overlap bytes earlier, at
+ * a word boundary, repeating the end of the one before.  Chunks hold no
+ * leading or trailing blank space; a text of blanks has none.  *out is
+ * owned (free() it); returns the number of chunks.
+ */
+size_t rag_chunk(const char *text, size_t len, size_t size, size_t overlap,
+		 struct rag_span **out);
+
+/* FNV-1a 64 over n bytes, continuing from h (start with RAG_HASH_INIT). */
+#define RAG_HASH_INIT 0xcbf29ce484222325ull
+uint64_t rag_hash(uint64_t h, const void *p, size_t n);
+
+/* ---- collections ---- */
+
+struct rag_collection {
+	int64_t id;
+	char name[RAG_NAME_MAX + 1];
+	char created_at[32];
+	int chunk_size, overlap;
+	long documents, chunks;
+	int64_t bytes;                 /* sum of the documents' sizes */
+};
+
+/* The collection named name into *c, with its counts.  ERR_NOT_FOUND when
+ * there is none. */
+int rag_collection_get(sqlite3 *db, const char *name, struct rag_collection *c,
+		       struct err *e);
+/* Gets the collection, creating it with these chunk settings when it does
+ * not exist (another process creating it at the same time is fine). */
+int rag_collection_ensure(sqlite3 *db, const char *name, int chunk_size,
+			  int overlap, struct rag_collection *c, struct err *e);
+/* Stores new chunk settings for c (used by documents indexed from now on). */
+int rag_collection_set_chunking(sqlite3 *db, struct rag_collection *c,
+				int chunk_size, int overlap, struct err *e);
+/* Every collection, by name; *out owned (free() it). */
+int rag_collection_list(sqlite3 *db, struct rag_collection **out, size_t *n,
+			struct err *e);
+/* Deletes a collection with its documents and chunks.  ERR_NOT_FOUND when
+ * there is none. */
+int rag_collection_rm(sqlite3 *db, const char *name, struct err *e);
+
+/* ---- indexing ---- */
+
+enum rag_outcome {
+	RAG_ADDED,
+	RAG_UPDATED,
+	RAG_UNCHANGED,
+	RAG_SKIPPED,        /* binary, empty, too large or not a regular file;
+			     * the reason is in e (code ERR_OK) */
+};
+
+/*
+ * Indexes the file at path (stored as given: pass an absolute path) into
+ * c: reads it in pieces, hashes it, and when the hash differs from the
+ * stored one (or force) re-chunks it and replaces its chunks in one
+ * transaction.  *outcome says what happened, *nchunks how many chunks were
+ * written.  -1 with e (ERR_IO) when the file cannot be read or the store
+ * cannot be written; the store is then unchanged for this file.
+ */
+int rag_index_file(sqlite3 *db, const struct rag_collection *c,
+		   const char *path, int force, enum rag_outcome *outcome,
+		   size_t *nchunks, struct err *e);
+
+/* Removes the documents of c whose file no longer exists; *removed says
+ * how many.  One transaction. */
+int rag_prune(sqlite3 *db, const struct rag_collection *c, size_t *removed,
+	      struct err *e);
+
+/* ---- retrieval ---- */
+
+struct rag_hit {
+	int rank;                      /* 1-based */
+	double score;                  /* -bm25(): higher is better */
+	char *path;
+	int line_first, line_last;
+	char *snippet;                 /* one line, a few words around a match */
+	char *text;                    /* the whole chunk */
+};
+
+/*
+ * The k best chunks of collection for query, best first, ranked by FTS5's
+ * bm25().  ERR_NOT_FOUND for an unknown collection, ERR_CONFIG for one
+ * with no documents, ERR_INVALID_REQUEST for a query without words.
+ * Zero hits is success.  *hits owned: rag_hits_free().
+ */
+int rag_search(sqlite3 *db, const char *collection, const char *query, int k,
+	       struct rag_hit **hits, size_t *n, struct err *e);
+void rag_hits_free(struct rag_hit *hits, size_t n);
+
+/*
+ * Appends to b the prompt that asks a model to answer question from the
+ * hits, numbered [1]..[n] with their paths and lines, and to cite them.
+ */
+void rag_prompt(struct buf *b, const char *question, const struct rag_hit *hits,
+		size_t n);
+
+#endif

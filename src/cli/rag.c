@@ -1,0 +1,981 @@
+/*
+ * rag.c - `aichat rag`: index local files, search them, answer from them.
+ *
+ * Subcommands index, search, query, list, info and rm, each with its own
+ * option table; `aichat rag --help` shows their union (rag_opts, which
+ * the docs test checks against the man page and the completions).  The
+ * work is done by the RAG service (core/rag.c) and, for query, the chat
+ * service, run on the event loop exactly as `aichat chat` runs it:
+ * deltas flushed as they arrive, SIGINT/SIGTERM through a signalfd.
+ * Per-file problems of index go to stderr and the other files are still
+ * indexed; stdout carries only results.
+ */
+#include "aichat/chat.h"
+#include "aichat/cli.h"
+#include "aichat/json.h"
+#include "aichat/loop.h"
+#include "aichat/rag.h"
+#include "aichat/schema.h"
+#include "aichat/store.h"
+#include "aichat/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ==== options ==== */
+
+#define O_COLLECTION { 'c', "collection", "NAME", "collection", \
+	"the collection: 1..64 of A-Z a-z 0-9 . _ -" }
+#define O_CHUNK_SIZE { 0, "chunk-size", "N", "chunk_size", \
+	"index: bytes per chunk, for a new collection or to re-chunk" }
+#define O_OVERLAP { 0, "overlap", "N", "overlap", \
+	"index: bytes a chunk repeats of the one before" }
+#define O_INCLUDE { 0, "include", "GLOB", NULL, \
+	"index: only files whose name or path matches (repeatable)" }
+#define O_EXCLUDE { 0, "exclude", "GLOB", NULL, \
+	"index: skip files and directories that match (repeatable)" }
+#define O_PRUNE { 0, "prune", NULL, NULL, \
+	"index: forget documents whose file is gone" }
+#define O_TOP_K { 'k', "top-k", "N", "top_k", "passages to retrieve" }
+#define O_MODEL { 'm', "model", "MODEL", "model", \
+	"query: provider:model or an alias (default: as for chat)" }
+#define O_NO_STREAM { 0, "no-stream", NULL, NULL, \
+	"query: wait for the whole answer instead of streaming it" }
+#define O_JSON { 0, "json", NULL, NULL, "print JSON for scripts" }
+#define O_HELP { 'h', "help", NULL, NULL, "show this help and exit" }
+
+const struct opt rag_opts[] = {
+	O_COLLECTION, O_CHUNK_SIZE, O_OVERLAP, O_INCLUDE, O_EXCLUDE, O_PRUNE,
+	O_TOP_K, O_MODEL, O_NO_STREAM, O_JSON, O_HELP,
+};
+const size_t rag_nopts = sizeof(rag_opts) / sizeof(rag_opts[0]);
+
+static const struct opt index_opts[] = {
+	O_COLLECTION, O_CHUNK_SIZE, O_OVERLAP, O_INCLUDE, O_EXCLUDE, O_PRUNE, O_HELP,
+};
+static const struct opt search_opts[] = { O_COLLECTION, O_TOP_K, O_JSON, O_HELP };
+static const struct opt query_opts[] = {
+	O_COLLECTION, O_TOP_K, O_MODEL, O_NO_STREAM, O_JSON, O_HELP,
+};
+static const struct opt list_opts[] = { O_JSON, O_HELP };
+static const struct opt info_opts[] = { O_JSON, O_HELP };
+static const struct opt rm_opts[] = { O_HELP };
+
+/* Flags of index that are not part of RAGRequest, checked the same way. */
+static const struct field index_fields[] = {
+	{ "chunk_size", FIELD_INTEGER, 0, "1000", 100, 100000, NULL, NULL,
+	  "bytes per chunk" },
+	{ "overlap", FIELD_INTEGER, 0, "100", 0, 10000, NULL, NULL,
+	  "bytes a chunk repeats of the one before" },
+	{ "collection", FIELD_STRING, 0, "\"default\"", 1, 64, NULL, NULL,
+	  "the collection" },
+};
+static const struct schema index_schema = { "RAGIndexOptions", index_fields, 3 };
+
+static const struct schema *const help_schemas[] = {
+	&schema_rag_request, &index_schema, NULL
+};
+
+struct sub {
+	const char *name;
+	int (*run)(const struct opt_result *r, const struct opt *o, size_t n);
+	const struct opt *opts;
+	size_t nopts;
+	const char *synopsis;
+	const char *summary;
+};
+
+/* Index of the option named long_name in o[0..n). */
+static size_t find(const struct opt *o, size_t n, const char *long_name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(o[i].long_name, long_name))
+			return i;
+	return n;
+}
+
+static int seen(const struct opt_result *r, const struct opt *o, size_t n,
+		const char *name)
+{
+	size_t i = find(o, n, name);
+	return i < n && r->seen[i];
+}
+
+static const char *value(const struct opt_result *r, const struct opt *o,
+			 size_t n, const char *name)
+{
+	size_t i = find(o, n, name);
+	return i < n ? r->values[i] : NULL;
+}
+
+/* ==== shared ==== */
+
+static int open_store(sqlite3 **db)
+{
+	struct err e;
+
+	err_clear(&e);
+	if (store_open(NULL, db, &e) < 0)
+		return cli_fail("rag", &e);
+	return 0;
+}
+
+/* A failure of the service: an unknown collection is a bad argument. */
+static int rag_fail(const struct err *e)
+{
+	int status = cli_fail("rag", e);
+	return e->code == ERR_NOT_FOUND ? EXIT_USAGE : status;
+}
+
+/* path relative to the working directory when it lies below it. */
+static const char *shown_path(const char *path)
+{
+	static char cwd[PATH_MAX];
+	static int have = -1;
+	size_t n;
+
+	if (have < 0)
+		have = getcwd(cwd, sizeof(cwd)) != NULL;
+	n = have ? strlen(cwd) : 0;
+	if (n > 1 && !strncmp(path, cwd, n) && path[n] == '/')
+		return path + n + 1;
+	return path;
+}
+
+static void join_operands(const struct opt_result *r, int from, struct buf *b)
+{
+	for (int i = from; i < r->noperands; i++) {
+		if (i > from)
+			buf_putc(b, ' ');
+		buf_appends(b, r->operands[i]);
+	}
+}
+
+/* ==== index ==== */
+
+struct indexer {
+	sqlite3 *db;
+	struct rag_collection coll;
+	const struct opt_result *r;
+	const struct opt *o;
+	size_t n;
+	char **files;
+	size_t nfiles, cap;
+	int failed;
+};
+
+/* Does name or path match one of the values given to --include/--exclude? */
+static int matches(const struct indexer *ix, const char *opt, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	size_t k = find(ix->o, ix->n, opt);
+
+	base = base ? base + 1 : path;
+	for (size_t i = 0; i < ix->r->ngiven; i++) {
+		const char *g = ix->r->given[i].value;
+		if (ix->r->given[i].opt != k)
+			continue;
+		if (!fnmatch(g, base, 0) || !fnmatch(g, path, 0))
+			return 1;
+	}
+	return 0;
+}
+
+static void add_file(struct indexer *ix, const char *path)
+{
+	char *abs;
+
+	if (matches(ix, "exclude", path))
+		return;
+	if (seen(ix->r, ix->o, ix->n, "include") && !matches(ix, "include", path))
+		return;
+	if (!(abs = realpath(path, NULL))) {
+		fprintf(stderr, "aichat: rag: cannot index '%s': %s\n", path,
+			strerror(errno));
+		ix->failed++;
+		return;
+	}
+	if (ix->nfiles == ix->cap) {
+		ix->cap = ix->cap ? 2 * ix->cap : 64;
+		ix->files = xrealloc(ix->files, ix->cap * sizeof(*ix->files));
+	}
+	ix->files[ix->nfiles++] = abs;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Hidden entries (.git, .hg, .svn included) and other VCS directories. */
+static int ignored(const char *name)
+{
+	return name[0] == '.' || !strcmp(name, "CVS") || !strcmp(name, "_darcs");
+}
+
+static void walk(struct indexer *ix, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!d) {
+		fprintf(stderr, "aichat: rag: cannot read directory '%s': %s\n", dir,
+			strerror(errno));
+		ix->failed++;
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (ignored(de->d_name))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 32;
+			names = xrealloc(names, cap * sizeof(*names));
+		}
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	if (n)
+		qsort(names, n, sizeof(*names), by_name);
+	for (size_t i = 0; i < n; i++) {
+		struct buf p;
+		struct stat sb;
+
+		buf_init(&p, 0);
+		buf_printf(&p, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
+			   names[i]);
+		/* Symbolic links to files count; to directories they do not,
+		 * so a link loop cannot run forever. */
+		if (lstat(p.ptr, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+			if (!matches(ix, "exclude", p.ptr))
+				walk(ix, p.ptr);
+		} else if (stat(p.ptr, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			add_file(ix, p.ptr);
+		}
+		buf_release(&p);
+		free(names[i]);
+	}
+	free(names);
+}
+
+static void add_operand(struct indexer *ix, const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0) {
+		fprintf(stderr, "aichat: rag: cannot index '%s': %s\n", path,
+			strerror(errno));
+		ix->failed++;
+	} else if (S_ISDIR(sb.st_mode)) {
+		walk(ix, path);
+	} else {
+		add_file(ix, path);
+	}
+}
+
+static void add_stdin_paths(struct indexer *ix)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+
+	while ((len = getline(&line, &cap, stdin)) > 0) {
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len)
+			add_operand(ix, line);
+	}
+	free(line);
+}
+
+static void progress(size_t done, size_t total, int64_t *last, int final)
+{
+	int64_t now = loop_now_ms();
+
+	if (final) {
+		fputs("\r\033[K", stderr);
+		return;
+	}
+	if (now - *last < 100)
+		return;
+	*last = now;
+	fprintf(stderr, "\raichat: rag: indexing %zu/%zu files (%d%%)\033[K", done,
+		total, total ? (int)(done * 100 / total) : 100);
+}
+
+static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
+{
+	struct indexer ix = { .r = r, .o = o, .n = n };
+	cJSON *opts = cJSON_CreateObject();
+	struct err e;
+	const char *name = value(r, o, n, "collection");
+	size_t counts[4] = { 0 }, chunks = 0;
+	int64_t start = loop_now_ms(), last = 0;
+	int chunk_size, overlap, force = 0, tty = isatty(STDERR_FILENO), status;
+	double d;
+
+	err_clear(&e);
+	if (opt_validate(o, n, r, &index_schema, opts, "rag")) {
+		status = EXIT_USAGE;
+		goto cleanup;
+	}
+	name = json_str(opts, "collection");
+	chunk_size = json_num(opts, "chunk_size", &d) == 0 ? (int)d : RAG_DEFAULT_CHUNK_SIZE;
+	overlap = json_num(opts, "overlap", &d) == 0 ? (int)d : RAG_DEFAULT_OVERLAP;
+	if (overlap * 2 > chunk_size) {
+		fprintf(stderr, "aichat: rag: invalid value '%d' for '--overlap': must be at most half of --chunk-size (%d)\n",
+			overlap, chunk_size);
+		status = EXIT_USAGE;
+		goto cleanup;
+	}
+	if (rag_name_check(name, &e) < 0) {
+		status = cli_fail("rag", &e);
+		goto cleanup;
+	}
+	if (!r->noperands) {
+		fprintf(stderr, "aichat: rag: no path given: name files or directories, or '-' to read paths from stdin (see 'aichat rag index --help')\n");
+		status = EXIT_USAGE;
+		goto cleanup;
+	}
+	if ((status = open_store(&ix.db)))
+		goto cleanup;
+	if (rag_collection_ensure(ix.db, name, chunk_size, overlap, &ix.coll, &e) < 0) {
+		status = rag_fail(&e);
+		goto cleanup;
+	}
+	/* New chunk settings apply to every file indexed now. */
+	if ((seen(r, o, n, "chunk-size") && ix.coll.chunk_size != chunk_size) ||
+	    (seen(r, o, n, "overlap") && ix.coll.overlap != overlap)) {
+		if (!seen(r, o, n, "chunk-size"))
+			chunk_size = ix.coll.chunk_size;
+		if (!seen(r, o, n, "overlap"))
+			overlap = ix.coll.overlap;
+		if (overlap * 2 > chunk_size) {
+			fprintf(stderr, "aichat: rag: invalid value '%d' for '--overlap': must be at most half of the chunk size (%d)\n",
+				overlap, chunk_size);
+			status = EXIT_USAGE;
+			goto cleanup;
+		}
+		if (rag_collection_set_chunking(ix.db, &ix.coll, chunk_size, overlap, &e) < 0) {
+			status = rag_fail(&e);
+			goto cleanup;
+		}
+		force = 1;
+	}
+
+	for (int i = 0; i < r->noperands; i++) {
+		if (!strcmp(r->operands[i], "-"))
+			add_stdin_paths(&ix);
+		else
+			add_operand(&ix, r->operands[i]);
+	}
+	for (size_t i = 0; i < ix.nfiles; i++) {
+		enum rag_outcome out;
+		size_t nc;
+
+		if (tty)
+			progress(i, ix.nfiles, &last, 0);
+		err_clear(&e);
+		if (rag_index_file(ix.db, &ix.coll, ix.files[i], force, &out, &nc, &e) < 0) {
+			if (tty)
+				progress(0, 0, &last, 1);
+			fprintf(stderr, "aichat: rag: %s\n", e.msg);
+			ix.failed++;
+			continue;
+		}
+		if (out == RAG_SKIPPED) {
+			if (tty)
+				progress(0, 0, &last, 1);
+			fprintf(stderr, "aichat: rag: %s\n", e.msg);
+		}
+		counts[out]++;
+		chunks += nc;
+	}
+	if (tty && ix.nfiles)
+		progress(0, 0, &last, 1);
+	if (seen(r, o, n, "prune")) {
+		size_t removed;
+		if (rag_prune(ix.db, &ix.coll, &removed, &e) < 0) {
+			fprintf(stderr, "aichat: rag: %s\n", e.msg);
+			ix.failed++;
+		} else {
+			fprintf(stderr, "aichat: rag: pruned %zu file%s that %s gone\n",
+				removed, removed == 1 ? "" : "s",
+				removed == 1 ? "is" : "are");
+		}
+	}
+	fprintf(stderr, "aichat: rag: %zu files added, %zu updated, %zu unchanged, %zu skipped, %zu chunks, %.1f s\n",
+		counts[RAG_ADDED], counts[RAG_UPDATED], counts[RAG_UNCHANGED],
+		counts[RAG_SKIPPED], chunks, (loop_now_ms() - start) / 1000.0);
+	status = ix.failed ? EXIT_RUNTIME : EXIT_OK;
+
+cleanup:
+	for (size_t i = 0; i < ix.nfiles; i++)
+		free(ix.files[i]);
+	free(ix.files);
+	cJSON_Delete(opts);
+	store_close(ix.db);
+	return status;
+}
+
+/* ==== search and query ==== */
+
+/*
+ * Validates the question and flags as a RAGRequest into body, then
+ * retrieves.  Returns -1 and sets *status on any failure (nothing sent).
+ */
+static int retrieve(const struct opt_result *r, const struct opt *o, size_t n,
+		    const char *what, cJSON *body, struct rag_hit **hits,
+		    size_t *nhits, int64_t *latency_ms, int *status)
+{
+	struct buf q;
+	struct err e;
+	sqlite3 *db = NULL;
+	double d;
+	int64_t t0;
+	int rc = -1;
+
+	err_clear(&e);
+	buf_init(&q, 0);
+	*hits = NULL;
+	*nhits = 0;
+	if (!r->noperands) {
+		fprintf(stderr, "aichat: rag: no %s given (see 'aichat rag %s --help')\n",
+			what, !strcmp(what, "query") ? "search" : "query");
+		*status = EXIT_USAGE;
+		goto cleanup;
+	}
+	join_operands(r, 0, &q);
+	cJSON_AddStringToObject(body, "query", q.ptr);
+	if (opt_validate(o, n, r, &schema_rag_request, body, "rag")) {
+		*status = EXIT_USAGE;
+		goto cleanup;
+	}
+	if (rag_name_check(json_str(body, "collection"), &e) < 0) {
+		*status = cli_fail("rag", &e);
+		goto cleanup;
+	}
+	if ((*status = open_store(&db)))
+		goto cleanup;
+	t0 = loop_now_ms();
+	if (rag_search(db, json_str(body, "collection"), q.ptr,
+		       json_num(body, "top_k", &d) == 0 ? (int)d : 5, hits, nhits,
+		       &e) < 0) {
+		*status = rag_fail(&e);
+		goto cleanup;
+	}
+	*latency_ms = loop_now_ms() - t0;
+	for (size_t i = 0; i < *nhits; i++) {
+		char *p = xstrdup(shown_path((*hits)[i].path));
+		free((*hits)[i].path);
+		(*hits)[i].path = p;
+	}
+	rc = 0;
+cleanup:
+	store_close(db);
+	buf_release(&q);
+	return rc;
+}
+
+static cJSON *lines_json(const struct rag_hit *h)
+{
+	cJSON *a = cJSON_CreateArray();
+
+	cJSON_AddItemToArray(a, cJSON_CreateNumber(h->line_first));
+	cJSON_AddItemToArray(a, cJSON_CreateNumber(h->line_last));
+	return a;
+}
+
+static int rag_search_cmd(const struct opt_result *r, const struct opt *o, size_t n)
+{
+	cJSON *body = cJSON_CreateObject();
+	struct rag_hit *hits;
+	size_t nhits;
+	int64_t ms;
+	int status = EXIT_OK;
+
+	if (retrieve(r, o, n, "query", body, &hits, &nhits, &ms, &status) < 0)
+		goto cleanup;
+	if (seen(r, o, n, "json")) {
+		cJSON *a = cJSON_CreateArray();
+		for (size_t i = 0; i < nhits; i++) {
+			cJSON *h = cJSON_CreateObject();
+			cJSON_AddItemToArray(a, h);
+			cJSON_AddNumberToObject(h, "rank", hits[i].rank);
+			cJSON_AddNumberToObject(h, "score", hits[i].score);
+			cJSON_AddStringToObject(h, "path", hits[i].path);
+			cJSON_AddItemToObject(h, "lines", lines_json(&hits[i]));
+			cJSON_AddStringToObject(h, "snippet", hits[i].snippet);
+		}
+		char *s = json_print(a);
+		printf("%s\n", s);
+		free(s);
+		cJSON_Delete(a);
+	} else {
+		for (size_t i = 0; i < nhits; i++)
+			printf("%2d  %6.2f  %s:%d-%d  %s\n", hits[i].rank, hits[i].score,
+			       hits[i].path, hits[i].line_first, hits[i].line_last,
+			       hits[i].snippet);
+		if (!nhits)
+			fprintf(stderr, "aichat: rag: no passage matches\n");
+	}
+	rag_hits_free(hits, nhits);
+cleanup:
+	cJSON_Delete(body);
+	return status;
+}
+
+struct run {
+	struct loop *loop;
+	struct chat *chat;
+	int json, interrupted, done;
+	size_t printed;
+	char last;
+	struct chat_result res;  /* scalars; content kept for --json */
+	char *answer;
+};
+
+static void on_delta(void *ud, const char *s, size_t n)
+{
+	struct run *r = ud;
+
+	if (r->json)
+		return;
+	fwrite(s, 1, n, stdout);
+	fflush(stdout);
+	r->printed += n;
+	r->last = s[n - 1];
+}
+
+static void on_retry(void *ud, const struct err *why, int attempt,
+		     int64_t delay_ms)
+{
+	(void)ud;
+	fprintf(stderr, "aichat: rag: %s; retrying in %.1f s (attempt %d)\n",
+		why->msg, delay_ms / 1000.0, attempt);
+}
+
+static void on_done(void *ud, const struct chat_result *res)
+{
+	struct run *r = ud;
+
+	r->chat = NULL;
+	r->done = 1;
+	r->res = *res;
+	r->answer = xstrdup(res->content.ptr);
+	buf_init(&r->res.content, 0);
+	loop_stop(r->loop);
+}
+
+static void on_signal(struct loop *l, int fd, int events, void *data)
+{
+	struct run *r = data;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	r->interrupted = (int)si.ssi_signo;
+	chat_cancel(r->chat);
+	r->chat = NULL;
+	loop_stop(l);
+}
+
+static const struct chat_cbs run_cbs = {
+	.on_delta = on_delta,
+	.on_retry = on_retry,
+	.on_done = on_done,
+};
+
+/* Runs the chat call on a loop of its own; 0 or the failing exit status. */
+static int ask(const struct chat_request *req, struct run *r)
+{
+	struct config cfg = { 0 };
+	struct engine *eng = NULL;
+	struct llm_opts lo;
+	struct err e;
+	sigset_t mask, old;
+	int sfd = -1, status = EXIT_OK;
+
+	err_clear(&e);
+	if (config_load(&cfg, &e) < 0) {
+		config_release(&cfg);
+		return cli_fail("rag", &e);
+	}
+	llm_opts_default(&lo);
+	r->loop = loop_new();
+	if (!r->loop || !(eng = engine_new(r->loop))) {
+		err_set(&e, ERR_INTERNAL, "cannot start the event loop");
+		status = cli_fail("rag", &e);
+		goto cleanup;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd >= 0)
+		loop_add_fd(r->loop, sfd, LOOP_READ, on_signal, r);
+	if (!(r->chat = chat_start(eng, &cfg, req, &lo, &run_cbs, r, &e))) {
+		status = cli_fail("rag", &e);
+		goto cleanup;
+	}
+	loop_run(r->loop);
+	if (!r->json && r->printed && r->last != '\n')
+		fputc('\n', stdout);
+	fflush(stdout);
+	if (r->interrupted) {
+		fprintf(stderr, "aichat: rag: interrupted\n");
+		status = r->interrupted == SIGINT ? EXIT_INTERRUPTED :
+			 128 + r->interrupted;
+	} else if (r->res.err.code != ERR_OK) {
+		status = cli_fail("rag", &r->res.err);
+	}
+cleanup:
+	chat_cancel(r->chat);
+	r->chat = NULL;
+	if (sfd >= 0) {
+		loop_del_fd(r->loop, sfd);
+		close(sfd);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
+	engine_free(eng);
+	loop_free(r->loop);
+	r->loop = NULL;
+	config_release(&cfg);
+	return status;
+}
+
+static int rag_query(const struct opt_result *r, const struct opt *o, size_t n)
+{
+	cJSON *body = cJSON_CreateObject();
+	struct chat_request req = { 0 };
+	struct chat_message msg;
+	struct run run = { .json = seen(r, o, n, "json") };
+	struct rag_hit *hits = NULL;
+	struct buf prompt;
+	size_t nhits = 0;
+	int64_t ms = 0;
+	int status = EXIT_OK;
+
+	buf_init(&prompt, 0);
+	if (retrieve(r, o, n, "question", body, &hits, &nhits, &ms, &status) < 0)
+		goto cleanup;
+	if (!nhits) {
+		fprintf(stderr, "aichat: rag: no passage of collection '%s' matches the question; nothing was sent\n",
+			json_str(body, "collection"));
+		status = EXIT_RUNTIME;
+		goto cleanup;
+	}
+	rag_prompt(&prompt, json_str(body, "query"), hits, nhits);
+	memset(&msg, 0, sizeof(msg));
+	msg.role = "user";
+	msg.content = prompt.ptr;
+	req.model = (char *)json_str(body, "model");
+	req.temperature = -1;
+	req.stream = !seen(r, o, n, "no-stream");
+	req.messages = &msg;
+	req.nmessages = 1;
+	if ((status = ask(&req, &run)))
+		goto cleanup;
+	if (run.json) {
+		cJSON *out = cJSON_CreateObject(), *src = cJSON_CreateArray();
+		cJSON_AddStringToObject(out, "answer", run.answer ? run.answer : "");
+		cJSON_AddItemToObject(out, "sources", src);
+		for (size_t i = 0; i < nhits; i++) {
+			cJSON *s = cJSON_CreateObject();
+			cJSON_AddItemToArray(src, s);
+			cJSON_AddNumberToObject(s, "n", (double)(i + 1));
+			cJSON_AddStringToObject(s, "path", hits[i].path);
+			cJSON_AddItemToObject(s, "lines", lines_json(&hits[i]));
+			cJSON_AddNumberToObject(s, "score", hits[i].score);
+		}
+		cJSON_AddNumberToObject(out, "retrieval_latency_ms", (double)ms);
+		cJSON_AddStringToObject(out, "model", run.res.model);
+		if (run.res.have_usage) {
+			cJSON_AddNumberToObject(out, "prompt_tokens",
+						(double)run.res.prompt_tokens);
+			cJSON_AddNumberToObject(out, "completion_tokens",
+						(double)run.res.completion_tokens);
+		} else {
+			cJSON_AddNullToObject(out, "prompt_tokens");
+			cJSON_AddNullToObject(out, "completion_tokens");
+		}
+		char *s = json_print(out);
+		printf("%s\n", s);
+		free(s);
+		cJSON_Delete(out);
+	} else {
+		printf("\nSources:\n");
+		for (size_t i = 0; i < nhits; i++)
+			printf("[%zu] %s:%d-%d\n", i + 1, hits[i].path,
+			       hits[i].line_first, hits[i].line_last);
+	}
+cleanup:
+	free(run.answer);
+	rag_hits_free(hits, nhits);
+	buf_release(&prompt);
+	cJSON_Delete(body);
+	return status;
+}
+
+/* ==== list, info, rm ==== */
+
+static void human_size(char *out, size_t size, int64_t bytes)
+{
+	const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, size, "%lld B", (long long)bytes);
+	else
+		snprintf(out, size, "%.1f %s", v, units[u]);
+}
+
+static cJSON *collection_json(const struct rag_collection *c)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "name", c->name);
+	cJSON_AddNumberToObject(o, "documents", (double)c->documents);
+	cJSON_AddNumberToObject(o, "chunks", (double)c->chunks);
+	cJSON_AddNumberToObject(o, "bytes", (double)c->bytes);
+	cJSON_AddNumberToObject(o, "chunk_size", c->chunk_size);
+	cJSON_AddNumberToObject(o, "overlap", c->overlap);
+	cJSON_AddNullToObject(o, "embed_model");
+	cJSON_AddStringToObject(o, "created_at", c->created_at);
+	return o;
+}
+
+static void print_json(cJSON *v)
+{
+	char *s = json_print(v);
+
+	printf("%s\n", s);
+	free(s);
+	cJSON_Delete(v);
+}
+
+static int rag_list(const struct opt_result *r, const struct opt *o, size_t n)
+{
+	struct rag_collection *c = NULL;
+	size_t nc = 0;
+	sqlite3 *db = NULL;
+	struct err e;
+	int status;
+
+	err_clear(&e);
+	if (r->noperands) {
+		fprintf(stderr, "aichat: rag: list takes no argument (see 'aichat rag list --help')\n");
+		return EXIT_USAGE;
+	}
+	if ((status = open_store(&db)))
+		return status;
+	if (rag_collection_list(db, &c, &nc, &e) < 0) {
+		status = rag_fail(&e);
+	} else if (seen(r, o, n, "json")) {
+		cJSON *a = cJSON_CreateArray();
+		for (size_t i = 0; i < nc; i++)
+			cJSON_AddItemToArray(a, collection_json(&c[i]));
+		print_json(a);
+	} else if (nc) {
+		printf("%-24s %10s %10s %12s\n", "NAME", "DOCUMENTS", "CHUNKS", "SIZE");
+		for (size_t i = 0; i < nc; i++) {
+			char sz[32];
+			human_size(sz, sizeof(sz), c[i].bytes);
+			printf("%-24s %10ld %10ld %12s\n", c[i].name, c[i].documents,
+			       c[i].chunks, sz);
+		}
+	} else {
+		fprintf(stderr, "aichat: rag: no collections yet (create one with 'aichat rag index PATH')\n");
+	}
+	free(c);
+	store_close(db);
+	return status;
+}
+
+/* The one NAME operand of info and rm. */
+static const char *one_name(const struct opt_result *r, const char *sub)
+{
+	if (r->noperands == 1)
+		return r->operands[0];
+	fprintf(stderr, "aichat: rag: %s takes one collection name (see 'aichat rag %s --help')\n",
+		sub, sub);
+	return NULL;
+}
+
+static int rag_info(const struct opt_result *r, const struct opt *o, size_t n)
+{
+	struct rag_collection c;
+	const char *name = one_name(r, "info");
+	sqlite3 *db = NULL;
+	struct err e;
+	int status;
+
+	err_clear(&e);
+	if (!name)
+		return EXIT_USAGE;
+	if (rag_name_check(name, &e) < 0)
+		return cli_fail("rag", &e);
+	if ((status = open_store(&db)))
+		return status;
+	if (rag_collection_get(db, name, &c, &e) < 0) {
+		status = rag_fail(&e);
+	} else if (seen(r, o, n, "json")) {
+		print_json(collection_json(&c));
+	} else {
+		char sz[32];
+		human_size(sz, sizeof(sz), c.bytes);
+		printf("name:            %s\n"
+		       "created:         %s\n"
+		       "documents:       %ld\n"
+		       "chunks:          %ld\n"
+		       "size:            %s (%lld bytes)\n"
+		       "chunk size:      %d\n"
+		       "overlap:         %d\n"
+		       "embedding model: none (keyword search, BM25)\n",
+		       c.name, c.created_at, c.documents, c.chunks, sz,
+		       (long long)c.bytes, c.chunk_size, c.overlap);
+	}
+	store_close(db);
+	return status;
+}
+
+static int rag_rm(const struct opt_result *r, const struct opt *o, size_t n)
+{
+	const char *name = one_name(r, "rm");
+	sqlite3 *db = NULL;
+	struct err e;
+	int status;
+
+	(void)o;
+	(void)n;
+	err_clear(&e);
+	if (!name)
+		return EXIT_USAGE;
+	if (rag_name_check(name, &e) < 0)
+		return cli_fail("rag", &e);
+	if ((status = open_store(&db)))
+		return status;
+	if (rag_collection_rm(db, name, &e) < 0)
+		status = rag_fail(&e);
+	else
+		fprintf(stderr, "aichat: rag: removed collection '%s'\n", name);
+	store_close(db);
+	return status;
+}
+
+/* ==== dispatch ==== */
+
+#define SUB(name, fn, opts, syn, sum) \
+	{ name, fn, opts, sizeof(opts) / sizeof(opts[0]), syn, sum }
+
+static const struct sub subs[] = {
+	SUB("index", rag_index, index_opts,
+	    "[-c NAME] [--chunk-size N] [--overlap N] [--include GLOB] [--exclude GLOB] [--prune] PATH...",
+	    "index files and directories (recursively; '-' reads paths from stdin)"),
+	SUB("search", rag_search_cmd, search_opts, "[-c NAME] [-k N] [--json] QUERY...",
+	    "the passages that best match QUERY (BM25), best first"),
+	SUB("query", rag_query, query_opts,
+	    "[-c NAME] [-k N] [-m MODEL] [--no-stream] [--json] QUESTION...",
+	    "answer QUESTION from the best passages, citing them as [n]"),
+	SUB("list", rag_list, list_opts, "[--json]",
+	    "collections with their documents, chunks and size"),
+	SUB("info", rag_info, info_opts, "[--json] NAME", "one collection in detail"),
+	SUB("rm", rag_rm, rm_opts, "NAME", "delete a collection and its index"),
+};
+static const size_t nsubs = sizeof(subs) / sizeof(subs[0]);
+
+static void usage(FILE *f)
+{
+	fputs("usage: aichat rag SUBCOMMAND [options] [ARGS...]\n"
+	      "\n"
+	      "Index local documents, search them, and answer questions from them with\n"
+	      "numbered sources.  Keyword search (BM25) works offline.\n"
+	      "\n"
+	      "subcommands:\n", f);
+	for (size_t i = 0; i < nsubs; i++)
+		fprintf(f, "  %-8s%s\n", subs[i].name, subs[i].summary);
+	fputs("\n"
+	      "options:\n", f);
+	opt_help(f, rag_opts, rag_nopts, help_schemas);
+	fputs("\n"
+	      "examples:\n"
+	      "  aichat rag index -c notes ~/notes\n"
+	      "  find . -name '*.md' | aichat rag index -\n"
+	      "  aichat rag search -c notes backup schedule\n"
+	      "  aichat rag query -c notes -m mock:echo \"when do backups run?\"\n"
+	      "\n"
+	      "Run 'aichat rag SUBCOMMAND --help' for the options of one subcommand;\n"
+	      "see aichat-rag(1) for more.\n", f);
+}
+
+static void sub_usage(FILE *f, const struct sub *s)
+{
+	fprintf(f, "usage: aichat rag %s %s\n\n%c%s.\n\noptions:\n", s->name,
+		s->synopsis, s->summary[0] - 'a' + 'A', s->summary + 1);
+	opt_help(f, s->opts, s->nopts, help_schemas);
+}
+
+int cmd_rag(int argc, char **argv)
+{
+	struct opt_result r = { 0 };
+	const struct sub *s = NULL;
+	const char *names[16];
+	struct err e;
+	int status;
+
+	err_clear(&e);
+	if (argc < 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help") ||
+	    !strcmp(argv[0], "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < nsubs; i++) {
+		names[i] = subs[i].name;
+		if (!strcmp(argv[0], subs[i].name))
+			s = &subs[i];
+	}
+	if (!s) {
+		const char *hint = argv[0][0] != '-' ? opt_suggest(argv[0], names, nsubs) : NULL;
+		if (hint)
+			fprintf(stderr, "aichat: rag: unknown subcommand '%.64s' (did you mean '%s'? see 'aichat rag --help')\n",
+				argv[0], hint);
+		else
+			fprintf(stderr, "aichat: rag: %s '%.64s' (see 'aichat rag --help')\n",
+				argv[0][0] == '-' ? "expected a subcommand before" :
+				"unknown subcommand", argv[0]);
+		return EXIT_USAGE;
+	}
+	char cmd[32];
+	snprintf(cmd, sizeof(cmd), "rag %s", s->name);
+	if (opt_parse(s->opts, s->nopts, argc - 1, argv + 1, cmd, &r, &e) < 0) {
+		status = cli_fail("rag", &e);
+	} else if (seen(&r, s->opts, s->nopts, "help")) {
+		sub_usage(stdout, s);
+		status = EXIT_OK;
+	} else {
+		status = s->run(&r, s->opts, s->nopts);
+	}
+	opt_result_release(&r);
+	return status;
+}

@@ -1,0 +1,873 @@
+/*
+ * rag.c - the RAG service; see rag.h.
+ *
+ * Invariants: every chunk row belongs to one document of one collection,
+ * and chunks_fts mirrors the chunks table through the triggers of
+ * migration 3, so deleting a document (or a collection, by cascade)
+ * removes its text from the index.  A document's chunks are only ever
+ * replaced all at once, inside the transaction that updates its hash.
+ */
+#include "aichat/rag.h"
+#include "aichat/xalloc.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ==== pure helpers ==== */
+
+int rag_name_check(const char *name, struct err *e)
+{
+	size_t n = strlen(name), i;
+	char shown[40];
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+			break;
+	}
+	if (n >= 1 && n <= RAG_NAME_MAX && i == n)
+		return 0;
+	/* Quote a short, printable copy: the name may be anything. */
+	for (i = 0; i < n && i < sizeof(shown) - 4; i++)
+		shown[i] = isprint((unsigned char)name[i]) ? name[i] : '?';
+	shown[i] = '\0';
+	if (i < n)
+		strcpy(shown + i, "...");
+	return err_set(e, ERR_INVALID_REQUEST,
+		       "invalid collection name '%s': use 1..%d characters of A-Z a-z 0-9 . _ -",
+		       shown, RAG_NAME_MAX);
+}
+
+static int is_word_byte(unsigned char c)
+{
+	return isalnum(c) || c >= 0x80;
+}
+
+char *rag_fts_query(const char *text)
+{
+	struct buf b;
+	const unsigned char *p = (const unsigned char *)text;
+	int words = 0;
+
+	buf_init(&b, 0);
+	while (*p && words < 64) {
+		const unsigned char *s;
+		if (!is_word_byte(*p)) {
+			p++;
+			continue;
+		}
+		for (s = p; *p && is_word_byte(*p); p++)
+			;
+		/* Only letters, digits and UTF-8 inside the quotes: no syntax. */
+		buf_printf(&b, "%s\"%.*s\"", words ? " OR " : "",
+			   (int)(p - s > 100 ? 100 : p - s), (const char *)s);
+		words++;
+	}
+	if (!words) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_detach(&b);
+}
+
+uint64_t rag_hash(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* ==== chunking ==== */
+
+struct atom {
+	size_t start, end;
+	int brk;                       /* a heading: start a new chunk here */
+};
+
+struct atoms {
+	struct atom *v;
+	size_t n, cap;
+	int pending_brk;               /* a break whose atom was blank */
+};
+
+static int is_blank(int c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' ||
+	       c == '\v';
+}
+
+static void add_atom(struct atoms *a, const char *t, size_t s, size_t e, int brk)
+{
+	while (s < e && is_blank((unsigned char)t[s]))
+		s++;
+	while (e > s && is_blank((unsigned char)t[e - 1]))
+		e--;
+	brk |= a->pending_brk;
+	if (s == e) {
+		a->pending_brk = brk;
+		return;
+	}
+	a->pending_brk = 0;
+	if (a->n == a->cap) {
+		a->cap = a->cap ? 2 * a->cap : 64;
+		a->v = xrealloc(a->v, a->cap * sizeof(*a->v));
+	}
+	a->v[a->n].start = s;
+	a->v[a->n].end = e;
+	a->v[a->n].brk = brk;
+	a->n++;
+}
+
+/* Pieces of at most size bytes, cut at spaces, else at a UTF-8 boundary. */
+static void split_hard(struct atoms *a, const char *t, size_t s, size_t e,
+		       size_t size, int brk)
+{
+	while (e - s > size) {
+		size_t cut = s + size, w = cut;
+		while (w > s && !is_blank((unsigned char)t[w]))
+			w--;
+		if (w > s) {
+			cut = w;
+		} else {
+			while (cut > s + 1 && ((unsigned char)t[cut] & 0xC0) == 0x80)
+				cut--;
+		}
+		add_atom(a, t, s, cut, brk);
+		brk = 0;
+		s = cut;
+		while (s < e && is_blank((unsigned char)t[s]))
+			s++;
+	}
+	add_atom(a, t, s, e, brk);
+}
+
+/* Sentences (ending at . ! or ? before a blank) of a paragraph; code
+ * (sentences = 0) splits at line ends instead. */
+static void split_units(struct atoms *a, const char *t, size_t s, size_t e,
+			size_t size, int brk, int sentences)
+{
+	size_t u = s;
+
+	for (size_t i = s; i < e; i++) {
+		int end = sentences ?
+			  (strchr(".!?", t[i]) && i + 1 < e && is_blank((unsigned char)t[i + 1])) :
+			  t[i] == '\n';
+		if (!end)
+			continue;
+		if (i + 1 - u > size)
+			split_hard(a, t, u, i + 1, size, brk);
+		else
+			add_atom(a, t, u, i + 1, brk);
+		brk = 0;
+		u = i + 1;
+	}
+	if (e - u > size)
+		split_hard(a, t, u, e, size, brk);
+	else
+		add_atom(a, t, u, e, brk);
+}
+
+/* A block (paragraph, heading or fenced code) as atoms. */
+static void add_block(struct atoms *a, const char *t, size_t s, size_t e,
+		      size_t size, int brk, int code)
+{
+	if (e - s <= size)
+		add_atom(a, t, s, e, brk);
+	else
+		split_units(a, t, s, e, size, brk, !code);
+}
+
+/* Indentation of up to three spaces, then the rest of the line. */
+static const char *line_body(const char *p, const char *end)
+{
+	for (int i = 0; i < 3 && p < end && *p == ' '; i++)
+		p++;
+	return p;
+}
+
+static int is_fence(const char *p, const char *end)
+{
+	p = line_body(p, end);
+	return end - p >= 3 && (!strncmp(p, "```", 3) || !strncmp(p, "~~~", 3));
+}
+
+static int is_heading(const char *p, const char *end)
+{
+	int n = 0;
+
+	p = line_body(p, end);
+	while (p < end && *p == '#' && n < 7) {
+		p++;
+		n++;
+	}
+	return n >= 1 && n <= 6 && (p == end || *p == ' ' || *p == '\t');
+}
+
+static int is_blank_line(const char *p, const char *end)
+{
+	for (; p < end; p++)
+		if (!is_blank((unsigned char)*p))
+			return 0;
+	return 1;
+}
+
+/* 1-based line of offset off, given the sorted offsets of the newlines. */
+static int line_of(const size_t *nl, size_t nnl, size_t off)
+{
+	size_t lo = 0, hi = nnl;
+
+	while (lo < hi) {       /* newlines before off */
+		size_t mid = (lo + hi) / 2;
+		if (nl[mid] < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (int)lo + 1;
+}
+
+size_t rag_chunk(const char *t, size_t len, size_t size, size_t overlap,
+		 struct rag_span **out)
+{
+	struct atoms a = { 0 };
+	struct rag_span *v = NULL;
+	size_t *nl = NULL, nnl = 0, n = 0, cap = 0;
+	size_t para = (size_t)-1, fence = (size_t)-1, pos = 0;
+	size_t cur_s = 0, cur_e = 0, prev_s = 0;
+	int have = 0, cur_brk = 0, para_brk = 0;
+
+	if (size < 1)
+		size = 1;
+	/* Blocks, line by line. */
+	while (pos < len) {
+		const char *p = t + pos, *nlp = memchr(p, '\n', len - pos);
+		size_t eol = nlp ? (size_t)(nlp - t) : len;
+		const char *end = t + eol;
+
+		if (fence != (size_t)-1) {
+			if (is_fence(p, end)) {
+				add_block(&a, t, fence, eol, size, 0, 1);
+				fence = (size_t)-1;
+			}
+		} else if (is_fence(p, end) || is_heading(p, end) ||
+			   is_blank_line(p, end)) {
+			if (para != (size_t)-1)
+				add_block(&a, t, para, pos, size, para_brk, 0);
+			para = (size_t)-1;
+			para_brk = 0;
+			if (is_fence(p, end))
+				fence = pos;
+			else if (is_heading(p, end))
+				add_atom(&a, t, pos, eol, 1);
+		} else if (para == (size_t)-1) {
+			para = pos;
+		}
+		pos = eol + 1;
+	}
+	if (fence != (size_t)-1)
+		add_block(&a, t, fence, len, size, 0, 1);
+	if (para != (size_t)-1)
+		add_block(&a, t, para, len, size, para_brk, 0);
+
+	for (size_t i = 0; i < len; i++) {
+		if (t[i] != '\n')
+			continue;
+		if (nnl % 1024 == 0)
+			nl = xrealloc(nl, (nnl + 1024) * sizeof(*nl));
+		nl[nnl++] = i;
+	}
+
+	/* Pack atoms into chunks; a heading starts a new one. */
+	for (size_t i = 0; i <= a.n; i++) {
+		int flush = i == a.n ||
+			    (have && (a.v[i].brk || a.v[i].end - cur_s > size));
+		if (flush && have) {
+			size_t s = cur_s;
+			if (n > 0 && overlap > 0 && !cur_brk) {
+				size_t o = s > overlap ? s - overlap : 0;
+				if (o <= prev_s)
+					o = prev_s + 1;
+				/* Start on a word, not inside one. */
+				while (o < s && o > 0 && !is_blank((unsigned char)t[o - 1]))
+					o++;
+				while (o < s && is_blank((unsigned char)t[o]))
+					o++;
+				s = o;
+			}
+			if (n == cap) {
+				cap = cap ? 2 * cap : 16;
+				v = xrealloc(v, cap * sizeof(*v));
+			}
+			v[n].off = s;
+			v[n].len = cur_e - s;
+			v[n].line_first = line_of(nl, nnl, s);
+			v[n].line_last = line_of(nl, nnl, cur_e - 1);
+			n++;
+			prev_s = cur_s;
+			have = 0;
+		}
+		if (i == a.n)
+			break;
+		if (!have) {
+			cur_s = a.v[i].start;
+			cur_brk = a.v[i].brk;
+			have = 1;
+		}
+		cur_e = a.v[i].end;
+	}
+	free(a.v);
+	free(nl);
+	*out = v;
+	return n;
+}
+
+/* ==== the store ==== */
+
+static int db_fail(sqlite3 *db, const char *what, struct err *e)
+{
+	return err_set(e, ERR_IO, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct err *e)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
+		return 0;
+	*st = NULL;
+	return db_fail(db, "database", e);
+}
+
+static int run(sqlite3 *db, const char *sql, struct err *e)
+{
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	return db_fail(db, "database", e);
+}
+
+#define COLLECTION_COLUMNS \
+	"SELECT id, name, created_at, chunk_size, overlap," \
+	" (SELECT count(*) FROM documents d WHERE d.collection_id = c.id)," \
+	" (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id)," \
+	" (SELECT coalesce(sum(size), 0) FROM documents d WHERE d.collection_id = c.id)" \
+	" FROM collections c"
+
+static void collection_row(sqlite3_stmt *st, struct rag_collection *c)
+{
+	const unsigned char *s;
+
+	memset(c, 0, sizeof(*c));
+	c->id = sqlite3_column_int64(st, 0);
+	if ((s = sqlite3_column_text(st, 1)))
+		snprintf(c->name, sizeof(c->name), "%s", (const char *)s);
+	if ((s = sqlite3_column_text(st, 2)))
+		snprintf(c->created_at, sizeof(c->created_at), "%s", (const char *)s);
+	c->chunk_size = sqlite3_column_int(st, 3);
+	c->overlap = sqlite3_column_int(st, 4);
+	c->documents = (long)sqlite3_column_int64(st, 5);
+	c->chunks = (long)sqlite3_column_int64(st, 6);
+	c->bytes = sqlite3_column_int64(st, 7);
+}
+
+int rag_collection_get(sqlite3 *db, const char *name, struct rag_collection *c,
+		       struct err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (rag_name_check(name, e) < 0)
+		return -1;
+	if (prep(db, COLLECTION_COLUMNS " WHERE name = ?1", &st, e) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		collection_row(st, c);
+	else if (rc == SQLITE_DONE)
+		err_set(e, ERR_NOT_FOUND,
+			"no collection '%s' (see 'aichat rag list'; create one with 'aichat rag index -c %s PATH')",
+			name, name);
+	else
+		db_fail(db, "database", e);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int rag_collection_ensure(sqlite3 *db, const char *name, int chunk_size,
+			  int overlap, struct rag_collection *c, struct err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (rag_name_check(name, e) < 0)
+		return -1;
+	if (prep(db, "INSERT INTO collections (name, created_at, chunk_size, overlap)"
+		 " VALUES (?1, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?2, ?3)"
+		 " ON CONFLICT (name) DO NOTHING", &st, e) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, chunk_size);
+	sqlite3_bind_int(st, 3, overlap);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, "cannot create the collection", e);
+	return rag_collection_get(db, name, c, e);
+}
+
+int rag_collection_set_chunking(sqlite3 *db, struct rag_collection *c,
+				int chunk_size, int overlap, struct err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (prep(db, "UPDATE collections SET chunk_size = ?1, overlap = ?2 WHERE id = ?3",
+		 &st, e) < 0)
+		return -1;
+	sqlite3_bind_int(st, 1, chunk_size);
+	sqlite3_bind_int(st, 2, overlap);
+	sqlite3_bind_int64(st, 3, c->id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, "cannot update the collection", e);
+	c->chunk_size = chunk_size;
+	c->overlap = overlap;
+	return 0;
+}
+
+int rag_collection_list(sqlite3 *db, struct rag_collection **out, size_t *n,
+			struct err *e)
+{
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (prep(db, COLLECTION_COLUMNS " ORDER BY name", &st, e) < 0)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 8;
+			*out = xrealloc(*out, cap * sizeof(**out));
+		}
+		collection_row(st, &(*out)[(*n)++]);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, "database", e);
+	return 0;
+}
+
+int rag_collection_rm(sqlite3 *db, const char *name, struct err *e)
+{
+	struct rag_collection c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (rag_collection_get(db, name, &c, e) < 0)
+		return -1;
+	if (prep(db, "DELETE FROM collections WHERE id = ?1", &st, e) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, c.id);
+	if (run(db, "BEGIN IMMEDIATE", e) < 0) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		db_fail(db, "cannot remove the collection", e);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return run(db, "COMMIT", e);
+}
+
+/* ==== indexing ==== */
+
+/* Invalid UTF-8 bytes of b, each replaced by '?' so the store and JSON
+ * output hold valid text. */
+static size_t utf8_repair(char *p, size_t n)
+{
+	size_t bad = 0, i = 0;
+
+	while (i < n) {
+		unsigned char c = (unsigned char)p[i];
+		size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 && c >= 0xC2 ? 2 :
+			   (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 && c <= 0xF4 ? 4 : 0;
+		size_t j;
+
+		for (j = 1; k && j < k; j++)
+			if (i + j >= n || ((unsigned char)p[i + j] & 0xC0) != 0x80)
+				k = 0;
+		if (!k) {
+			p[i++] = '?';
+			bad++;
+			continue;
+		}
+		i += k;
+	}
+	return bad;
+}
+
+/* Fills e with why a file is skipped (code ERR_OK: not a failure); 1. */
+static int skip(struct err *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int skip(struct err *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e) {
+		e->code = ERR_OK;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+	}
+	return 1;
+}
+
+/* Reads the file whole into b (in pieces), hashing it.  1 = skipped
+ * (reason in e, code ERR_OK), 0 = read, -1 = error. */
+static int read_file(const char *path, struct buf *b, uint64_t *hash,
+		     struct stat *sb, struct err *e)
+{
+	char piece[65536];
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = 0;
+	ssize_t r;
+
+	*hash = RAG_HASH_INIT;
+	if (fd < 0)
+		return err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+	if (fstat(fd, sb) < 0) {
+		rc = err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+		goto cleanup;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		rc = skip(e, "'%s' is not a regular file, skipped", path);
+		goto cleanup;
+	}
+	if ((uint64_t)sb->st_size > RAG_FILE_MAX) {
+		rc = skip(e, "'%s' is larger than %u MiB, skipped", path,
+			  RAG_FILE_MAX >> 20);
+		goto cleanup;
+	}
+	while ((r = read(fd, piece, sizeof(piece))) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = err_set(e, ERR_IO, "cannot read '%s': %s", path,
+				     strerror(errno));
+			goto cleanup;
+		}
+		if (memchr(piece, '\0', (size_t)r)) {
+			rc = skip(e, "'%s' looks binary, skipped", path);
+			goto cleanup;
+		}
+		if (buf_append(b, piece, (size_t)r) < 0) {
+			rc = skip(e, "'%s' is larger than %u MiB, skipped", path,
+				  RAG_FILE_MAX >> 20);
+			goto cleanup;
+		}
+		*hash = rag_hash(*hash, piece, (size_t)r);
+	}
+	/* More than one byte in 16 not UTF-8: not text. */
+	if (utf8_repair(b->ptr, b->len) * 16 > b->len) {
+		rc = skip(e, "'%s' looks binary, skipped", path);
+	}
+cleanup:
+	close(fd);
+	return rc;
+}
+
+/* The stored hash of path in c into hash (empty when none). */
+static int stored_hash(sqlite3 *db, const struct rag_collection *c,
+		       const char *path, char *hash, size_t size, struct err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	hash[0] = '\0';
+	if (prep(db, "SELECT hash FROM documents WHERE collection_id = ?1 AND path = ?2",
+		 &st, e) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->id);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(hash, size, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, "database", e);
+	return 0;
+}
+
+/* Replaces the document and its chunks, in one transaction. */
+static int store_document(sqlite3 *db, const struct rag_collection *c,
+			  const char *path, const char *hash,
+			  const struct stat *sb, const char *text,
+			  const struct rag_span *spans, size_t n, struct err *e)
+{
+	sqlite3_stmt *doc = NULL, *del = NULL, *ins = NULL;
+	int64_t id = 0;
+	int rc = -1;
+
+	if (prep(db, "INSERT INTO documents (collection_id, path, hash, size, mtime, indexed_at)"
+		 " VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))"
+		 " ON CONFLICT (collection_id, path) DO UPDATE SET hash = excluded.hash,"
+		 " size = excluded.size, mtime = excluded.mtime, indexed_at = excluded.indexed_at"
+		 " RETURNING id", &doc, e) < 0 ||
+	    prep(db, "DELETE FROM chunks WHERE document_id = ?1", &del, e) < 0 ||
+	    prep(db, "INSERT INTO chunks (document_id, collection_id, seq, text, line_first,"
+		 " line_last) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &ins, e) < 0)
+		goto cleanup;
+	if (run(db, "BEGIN IMMEDIATE", e) < 0)
+		goto cleanup;
+	sqlite3_bind_int64(doc, 1, c->id);
+	sqlite3_bind_text(doc, 2, path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(doc, 3, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(doc, 4, (sqlite3_int64)sb->st_size);
+	sqlite3_bind_int64(doc, 5, (sqlite3_int64)sb->st_mtime);
+	if (sqlite3_step(doc) != SQLITE_ROW)
+		goto rollback;
+	id = sqlite3_column_int64(doc, 0);
+	sqlite3_reset(doc);
+	sqlite3_bind_int64(del, 1, id);
+	if (sqlite3_step(del) != SQLITE_DONE)
+		goto rollback;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, id);
+		sqlite3_bind_int64(ins, 2, c->id);
+		sqlite3_bind_int64(ins, 3, (sqlite3_int64)i);
+		sqlite3_bind_text(ins, 4, text + spans[i].off, (int)spans[i].len,
+				  SQLITE_STATIC);
+		sqlite3_bind_int(ins, 5, spans[i].line_first);
+		sqlite3_bind_int(ins, 6, spans[i].line_last);
+		if (sqlite3_step(ins) != SQLITE_DONE)
+			goto rollback;
+	}
+	if (run(db, "COMMIT", e) < 0)
+		goto rollback_quiet;
+	rc = 0;
+	goto cleanup;
+rollback:
+	db_fail(db, "cannot store the chunks", e);
+rollback_quiet:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+cleanup:
+	sqlite3_finalize(doc);
+	sqlite3_finalize(del);
+	sqlite3_finalize(ins);
+	return rc;
+}
+
+int rag_index_file(sqlite3 *db, const struct rag_collection *c,
+		   const char *path, int force, enum rag_outcome *outcome,
+		   size_t *nchunks, struct err *e)
+{
+	struct buf text;
+	struct rag_span *spans = NULL;
+	struct stat sb;
+	uint64_t h;
+	char hash[40], old[64];
+	size_t n = 0;
+	int rc;
+
+	*nchunks = 0;
+	*outcome = RAG_SKIPPED;
+	buf_init(&text, RAG_FILE_MAX);
+	rc = read_file(path, &text, &h, &sb, e);
+	if (rc != 0) {
+		rc = rc > 0 ? 0 : -1;
+		goto cleanup;
+	}
+	snprintf(hash, sizeof(hash), "fnv1a64:%016llx", (unsigned long long)h);
+	if ((rc = stored_hash(db, c, path, old, sizeof(old), e)) < 0)
+		goto cleanup;
+	if (old[0] && !strcmp(old, hash) && !force) {
+		*outcome = RAG_UNCHANGED;
+		goto cleanup;
+	}
+	n = rag_chunk(text.ptr, text.len, (size_t)c->chunk_size,
+		      (size_t)c->overlap, &spans);
+	if ((rc = store_document(db, c, path, hash, &sb, text.ptr, spans, n, e)) < 0) {
+		char why[sizeof(e->msg)];
+		if (e) {
+			memcpy(why, e->msg, sizeof(why));
+			err_set(e, ERR_IO, "cannot index '%s': %s", path, why);
+		}
+		goto cleanup;
+	}
+	*outcome = old[0] ? RAG_UPDATED : RAG_ADDED;
+	*nchunks = n;
+cleanup:
+	free(spans);
+	buf_release(&text);
+	return rc;
+}
+
+int rag_prune(sqlite3 *db, const struct rag_collection *c, size_t *removed,
+	      struct err *e)
+{
+	sqlite3_stmt *sel = NULL, *del = NULL;
+	int64_t *gone = NULL;
+	size_t n = 0, cap = 0;
+	int rc = -1, r;
+
+	*removed = 0;
+	if (prep(db, "SELECT id, path FROM documents WHERE collection_id = ?1", &sel, e) < 0 ||
+	    prep(db, "DELETE FROM documents WHERE id = ?1", &del, e) < 0)
+		goto cleanup;
+	sqlite3_bind_int64(sel, 1, c->id);
+	while ((r = sqlite3_step(sel)) == SQLITE_ROW) {
+		struct stat sb;
+		const char *p = (const char *)sqlite3_column_text(sel, 1);
+		if (stat(p, &sb) == 0 || errno != ENOENT)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			gone = xrealloc(gone, cap * sizeof(*gone));
+		}
+		gone[n++] = sqlite3_column_int64(sel, 0);
+	}
+	if (r != SQLITE_DONE) {
+		db_fail(db, "database", e);
+		goto cleanup;
+	}
+	if (!n) {
+		rc = 0;
+		goto cleanup;
+	}
+	if (run(db, "BEGIN IMMEDIATE", e) < 0)
+		goto cleanup;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, gone[i]);
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			db_fail(db, "cannot prune", e);
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			goto cleanup;
+		}
+	}
+	if (run(db, "COMMIT", e) < 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		goto cleanup;
+	}
+	*removed = n;
+	rc = 0;
+cleanup:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del);
+	free(gone);
+	return rc;
+}
+
+/* ==== retrieval ==== */
+
+/* One line: runs of blanks become one space. */
+static char *one_line(const char *s)
+{
+	struct buf b;
+	int space = 0;
+
+	buf_init(&b, 0);
+	for (; s && *s; s++) {
+		if (is_blank((unsigned char)*s)) {
+			space = b.len > 0;
+			continue;
+		}
+		if (space)
+			buf_putc(&b, ' ');
+		space = 0;
+		buf_putc(&b, *s);
+	}
+	return buf_detach(&b);
+}
+
+int rag_search(sqlite3 *db, const char *collection, const char *query, int k,
+	       struct rag_hit **hits, size_t *n, struct err *e)
+{
+	struct rag_collection c;
+	sqlite3_stmt *st = NULL;
+	char *fq = NULL;
+	int rc = -1, r;
+
+	*hits = NULL;
+	*n = 0;
+	if (rag_collection_get(db, collection, &c, e) < 0)
+		return -1;
+	if (c.chunks == 0)
+		return err_set(e, ERR_CONFIG,
+			       "collection '%s' is empty: index some files first ('aichat rag index -c %s PATH')",
+			       c.name, c.name);
+	if (!(fq = rag_fts_query(query)))
+		return err_set(e, ERR_INVALID_REQUEST,
+			       "the query has no words to search for");
+	if (prep(db, "SELECT d.path, k.line_first, k.line_last, bm25(chunks_fts),"
+		 " snippet(chunks_fts, 0, '', '', '...', 16), k.text"
+		 " FROM chunks_fts JOIN chunks k ON k.id = chunks_fts.rowid"
+		 " JOIN documents d ON d.id = k.document_id"
+		 " WHERE chunks_fts MATCH ?1 AND k.collection_id = ?2"
+		 " ORDER BY bm25(chunks_fts) LIMIT ?3", &st, e) < 0)
+		goto cleanup;
+	sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c.id);
+	sqlite3_bind_int(st, 3, k);
+	*hits = xcalloc((size_t)(k > 0 ? k : 1), sizeof(**hits));
+	while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)k) {
+		struct rag_hit *h = &(*hits)[*n];
+		h->rank = (int)++*n;
+		h->path = xstrdup((const char *)sqlite3_column_text(st, 0));
+		h->line_first = sqlite3_column_int(st, 1);
+		h->line_last = sqlite3_column_int(st, 2);
+		h->score = -sqlite3_column_double(st, 3);
+		h->snippet = one_line((const char *)sqlite3_column_text(st, 4));
+		h->text = xstrdup((const char *)sqlite3_column_text(st, 5));
+	}
+	if (r != SQLITE_ROW && r != SQLITE_DONE) {
+		db_fail(db, "search failed", e);
+		rag_hits_free(*hits, *n);
+		*hits = NULL;
+		*n = 0;
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	sqlite3_finalize(st);
+	free(fq);
+	return rc;
+}
+
+void rag_hits_free(struct rag_hit *hits, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(hits[i].path);
+		free(hits[i].snippet);
+		free(hits[i].text);
+	}
+	free(hits);
+}
+
+void rag_prompt(struct buf *b, const char *question, const struct rag_hit *hits,
+		size_t n)
+{
+	buf_appends(b, "Answer the question using only the numbered sources below. "
+		    "Cite the sources you use as [n] right after the statements they "
+		    "support. If the sources do not hold the answer, say so.\n\n"
+		    "Sources:\n\n");
+	for (size_t i = 0; i < n; i++)
+		buf_printf(b, "[%zu] %s:%d-%d\n%s\n\n", i + 1, hits[i].path,
+			   hits[i].line_first, hits[i].line_last, hits[i].text);
+	buf_printf(b, "Question: %s\n", question);
+}

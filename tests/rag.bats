@@ -1,0 +1,337 @@
+#!/usr/bin/env bats
+# aichat rag: index a generated tree, search it, answer from it with the
+# offline mock model.  Each test checks what the user sees (stdout,
+# stderr, exit status); nothing here touches the network.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	aichat_env
+	export AICHAT_HOME="$BATS_TEST_TMPDIR/aichat-home"
+	T="$BATS_TEST_TMPDIR/tree"
+	mkdir -p "$T/docs/sub" "$T/docs/.hidden" "$T/docs/.git"
+	cat >"$T/docs/guide.md" <<'EOF'
+# Installing
+
+Run make to build the binary, then make install.
+
+## Resuming a batch
+
+Use the resume flag with an output file to resume a batch after a crash.
+Finished ids are skipped.
+
+```sh
+aichat batch -o out.jsonl in.jsonl
+```
+EOF
+	printf 'The quokka lives on Rottnest Island.\n\nIt is small and friendly.\n' >"$T/docs/animals.txt"
+	printf 'int main(void)\n{\n\treturn zebrafish();\n}\n' >"$T/docs/sub/code.c"
+	printf 'hiddenword lives here\n' >"$T/docs/.hidden/secret.md"
+	printf '[core]\n\tgitword = 1\n' >"$T/docs/.git/config"
+	printf 'binaryword\0\1\2\3' >"$T/docs/blob.bin"
+	cd "$T" || return 1
+}
+
+index() {
+	run --separate-stderr aichat rag index "$@"
+}
+
+@test "index a tree: text files in, hidden, VCS and binary files out, a summary" {
+	index docs
+	[ "$status" -eq 0 ]
+	[ "$output" = "" ]
+	[[ $stderr == *"'$T/docs/blob.bin' looks binary, skipped"* ]]
+	[[ $stderr =~ aichat:\ rag:\ 3\ files\ added,\ 0\ updated,\ 0\ unchanged,\ 1\ skipped,\ [0-9]+\ chunks,\ [0-9]+\.[0-9]\ s ]]
+	run --separate-stderr aichat rag search hiddenword
+	[ "$output" = "" ]
+	run --separate-stderr aichat rag search gitword
+	[ "$output" = "" ]
+	run --separate-stderr aichat rag search binaryword
+	[ "$output" = "" ]
+}
+
+@test "search finds the file that holds the words, with its lines" {
+	index docs
+	run --separate-stderr aichat rag search quokka island
+	[ "$status" -eq 0 ]
+	[[ ${lines[0]} =~ ^\ 1\ +[0-9.]+\ +docs/animals.txt:1-[0-9]+\ +The\ quokka ]]
+	run --separate-stderr aichat rag search zebrafish
+	[[ ${lines[0]} == *docs/sub/code.c:1-4* ]]
+	run --separate-stderr aichat rag search resume crash
+	[[ ${lines[0]} == *docs/guide.md:5-* ]]
+}
+
+@test "search --json is an array of rank, score, path, lines, snippet" {
+	index docs
+	run --separate-stderr aichat rag search --json -k 1 zebrafish
+	[ "$status" -eq 0 ]
+	[ "$(json_get 0.path <<<"$output")" = docs/sub/code.c ]
+	[ "$(json_get 0.rank <<<"$output")" = 1 ]
+	[ "$(json_get 0.lines <<<"$output")" = "[1,4]" ]
+	[[ $(json_get 0.snippet <<<"$output") == *zebrafish* ]]
+	python3 -c 'import json,sys; v=json.load(sys.stdin); assert len(v)==1 and v[0]["score"] > 0' <<<"$output"
+	run --separate-stderr aichat rag search --json nosuchwordanywhere
+	[ "$status" -eq 0 ]
+	[ "$output" = "[]" ]
+}
+
+@test "re-index: unchanged skipped, changed updated, --prune forgets deleted files" {
+	index docs
+	index docs
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"0 files added, 0 updated, 3 unchanged, 1 skipped, 0 chunks"* ]]
+	printf 'The wombat digs burrows.\n' >"$T/docs/animals.txt"
+	rm "$T/docs/sub/code.c"
+	index docs
+	[[ $stderr == *"0 files added, 1 updated, 1 unchanged, 1 skipped, 1 chunks"* ]]
+	run --separate-stderr aichat rag search quokka
+	[ "$output" = "" ]
+	run aichat rag search wombat
+	[[ $output == *docs/animals.txt* ]]
+	# Without --prune the deleted file is still there; with it, gone.
+	run aichat rag search zebrafish
+	[[ $output == *code.c* ]]
+	index --prune docs
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"pruned 1 file that is gone"* ]]
+	run --separate-stderr aichat rag search zebrafish
+	[ "$output" = "" ]
+	run aichat rag info --json default
+	[ "$(json_get documents <<<"$output")" = 2 ]
+}
+
+@test "'-' reads the paths to index from stdin" {
+	run --separate-stderr aichat rag index -c piped - <<<"$(printf 'docs/animals.txt\ndocs/sub/code.c\n')"
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"2 files added"* ]]
+	run aichat rag search -c piped quokka
+	[[ $output == *docs/animals.txt* ]]
+}
+
+@test "a missing path is reported, the others are indexed, exit 1" {
+	index docs/animals.txt nope.md docs/sub
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"aichat: rag: cannot index 'nope.md': No such file or directory"* ]]
+	[[ $stderr == *"2 files added"* ]]
+	run aichat rag search zebrafish
+	[[ $output == *code.c* ]]
+}
+
+@test "an unreadable file is reported, the others are indexed, exit 1" {
+	[ "$(id -u)" -ne 0 ] || skip "root can read a chmod 000 file"
+	printf 'locked words\n' >"$T/docs/locked.md"
+	chmod 000 "$T/docs/locked.md"
+	index docs
+	chmod 644 "$T/docs/locked.md"
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"cannot read '$T/docs/locked.md': Permission denied"* ]]
+	[[ $stderr == *"3 files added"* ]]
+}
+
+@test "a file whose read fails is reported, even for root, the others indexed" {
+	# /proc/self/mem is a regular file whose read at offset 0 fails (EIO).
+	[ -e /proc/self/mem ] || skip "no /proc"
+	index /proc/self/mem docs/animals.txt
+	[ "$status" -eq 1 ]
+	[[ $stderr =~ aichat:\ rag:\ cannot\ read\ \'/proc/[0-9]+/mem\':\  ]]
+	[[ $stderr == *"1 files added"* ]]
+}
+
+@test "an unreadable directory is reported, the others are indexed, exit 1" {
+	[ "$(id -u)" -ne 0 ] || skip "root can read a chmod 000 directory"
+	mkdir "$T/docs/closed"
+	chmod 000 "$T/docs/closed"
+	index docs
+	chmod 755 "$T/docs/closed"
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"cannot read directory 'docs/closed': Permission denied"* ]]
+}
+
+@test "a fifo named on the command line is skipped, not waited on" {
+	mkfifo "$T/docs/pipe"
+	run --separate-stderr timeout 5 "$AICHAT_BIN" rag index docs/pipe docs/animals.txt
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"is not a regular file, skipped"* ]]
+	[[ $stderr == *"1 files added"* ]]
+}
+
+@test "--include and --exclude select files by name" {
+	index --include '*.md' docs
+	[[ $stderr == *"1 files added, 0 updated, 0 unchanged, 0 skipped"* ]]
+	index -c other --exclude sub --exclude '*.md' docs
+	[[ $stderr == *"1 files added, 0 updated, 0 unchanged, 1 skipped"* ]]
+	run --separate-stderr aichat rag search -c other zebrafish
+	[ "$output" = "" ]
+}
+
+@test "an unknown collection is exit 2, an empty one exit 3; nothing is created" {
+	run --separate-stderr aichat rag search -c nope words
+	[ "$status" -eq 2 ]
+	[[ $stderr == "aichat: rag: no collection 'nope' (see 'aichat rag list'; create one with 'aichat rag index -c nope PATH')" ]]
+	printf '\n\n' >"$T/blank.md"
+	index -c empty blank.md
+	[ "$status" -eq 0 ]
+	run --separate-stderr aichat rag query -c empty -m mock:echo words
+	[ "$status" -eq 3 ]
+	[[ $stderr == *"collection 'empty' is empty"* ]]
+	run aichat rag list
+	[[ $output != *nope* ]]
+}
+
+@test "a query of 2001 characters is exit 2; 2000 is fine" {
+	index docs
+	run --separate-stderr aichat rag search "$(printf 'a%.0s' {1..2001})"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"invalid value"*"for 'query': "* ]]
+	run --separate-stderr aichat rag query -m mock:echo "$(printf 'a%.0s' {1..2001})"
+	[ "$status" -eq 2 ]
+	run --separate-stderr aichat rag search "$(printf 'a%.0s' {1..2000})"
+	[ "$status" -eq 0 ]
+	run --separate-stderr aichat rag search -k 21 quokka
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"for '-k'"* || $stderr == *"for '--top-k'"* ]]
+}
+
+@test "collection names with quotes, slashes or SQL are refused clearly" {
+	local name
+	for name in "x'y" 'a"b' ../etc a/b "x; DROP TABLE chunks; --" "" \
+		"$(printf 'n%.0s' {1..65})" "sp ace"; do
+		run --separate-stderr aichat rag index -c "$name" docs
+		[ "$status" -eq 2 ]
+		# The name check, or for "" and 65 characters the schema's bounds.
+		[[ $stderr == "aichat: rag: invalid collection name '"*"': use 1..64 characters of A-Z a-z 0-9 . _ -" ||
+			$stderr == "aichat: rag: invalid value '"*"' for '--collection': "* ]]
+		run --separate-stderr aichat rag search -c "$name" words
+		[ "$status" -eq 2 ]
+		run --separate-stderr aichat rag rm "$name"
+		[ "$status" -eq 2 ]
+	done
+	index -c ok.name_1-x docs
+	[ "$status" -eq 0 ]
+}
+
+@test "FTS5 syntax in a query is plain words, never an error" {
+	index docs
+	local q
+	for q in '"foo" OR bar*' 'NEAR(' 'quokka AND' '"unbalanced' 'col:quokka' '^start' \
+		'a - b' 'NOT quokka' "it's" 'quokka)' '{a b}' '+x'; do
+		run --separate-stderr aichat rag search "$q"
+		[ "$status" -eq 0 ] || { echo "query '$q': $stderr" >&2; false; }
+	done
+	run --separate-stderr aichat rag search 'NEAR(quokka'
+	[[ $output == *animals.txt* ]]
+	run --separate-stderr aichat rag search '*** ((('
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"the query has no words to search for"* ]]
+}
+
+@test "query streams the answer from mock:echo, then lists the sources" {
+	index docs
+	run --separate-stderr aichat rag query -m mock:echo "where does the quokka live"
+	[ "$status" -eq 0 ]
+	[[ $output == *"[1] docs/animals.txt:1-3"* ]]
+	[[ $output == *"The quokka lives on Rottnest Island."* ]]
+	[[ $output == *"Question: where does the quokka live"* ]]
+	[[ $output == *"Cite the sources"* ]]
+	[[ $output == *$'\nSources:\n[1] docs/animals.txt:1-3'* ]]
+	[ "$stderr" = "" ]
+	run --separate-stderr aichat rag query --no-stream -m mock:echo quokka
+	[ "$status" -eq 0 ]
+	[[ $output == *$'\nSources:\n[1] docs/animals.txt:1-3'* ]]
+}
+
+@test "query --json: answer, sources, latency, model, token counts" {
+	index docs
+	run --separate-stderr aichat rag query --json -m mock:echo quokka zebrafish
+	[ "$status" -eq 0 ]
+	[[ $(json_get answer <<<"$output") == *"Question: quokka zebrafish"* ]]
+	[ "$(json_get model <<<"$output")" = mock:echo ]
+	[ "$(json_get sources.0.n <<<"$output")" = 1 ]
+	[[ $(json_get sources.0.path <<<"$output") == docs/* ]]
+	python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+assert set(v) == {"answer", "sources", "retrieval_latency_ms", "model", "prompt_tokens", "completion_tokens"}, v
+assert len(v["sources"]) == 2
+assert set(v["sources"][0]) == {"n", "path", "lines", "score"}
+assert isinstance(v["retrieval_latency_ms"], (int, float)) and v["prompt_tokens"] > 0
+' <<<"$output"
+}
+
+@test "query with no matching passage sends nothing, exit 1" {
+	index docs
+	run --separate-stderr aichat rag query -m mock:echo nosuchwordanywhere
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"no passage of collection 'default' matches the question; nothing was sent"* ]]
+}
+
+@test "8 parallel index processes into one collection never hit 'database is locked'" {
+	local i
+	mkdir -p "$T/many"
+	for i in $(seq 1 40); do
+		printf '# File %d\n\nword%d appears in file %d only.\n' "$i" "$i" "$i" >"$T/many/f$i.md"
+	done
+	run bash -c 'ls many/*.md | xargs -P 8 -n 5 "$AICHAT_BIN" rag index -c par 2>&1; echo "rc=$?"'
+	[[ $output == *rc=0 ]] || { echo "$output" >&2; false; }
+	[[ $output != *locked* ]]
+	run aichat rag info --json par
+	[ "$(json_get documents <<<"$output")" = 40 ]
+	run aichat rag search -c par word17
+	[[ ${lines[0]} == *many/f17.md* ]]
+}
+
+@test "list, info and rm" {
+	index docs
+	index -c second docs/animals.txt
+	run --separate-stderr aichat rag list
+	[ "$status" -eq 0 ]
+	[[ ${lines[0]} == NAME*DOCUMENTS*CHUNKS*SIZE ]]
+	[[ ${lines[1]} =~ ^default\ +3\ +[0-9]+\ +[0-9.]+\ (B|KiB)$ ]]
+	[[ ${lines[2]} =~ ^second\ +1\  ]]
+	run aichat rag list --json
+	[ "$(json_get 1.name <<<"$output")" = second ]
+	[ "$(json_get 1.documents <<<"$output")" = 1 ]
+	run --separate-stderr aichat rag info second
+	[ "$status" -eq 0 ]
+	[[ $output == *"documents:       1"* ]]
+	run --separate-stderr aichat rag rm second
+	[ "$status" -eq 0 ]
+	[ "$stderr" = "aichat: rag: removed collection 'second'" ]
+	run --separate-stderr aichat rag info second
+	[ "$status" -eq 2 ]
+	run --separate-stderr aichat rag rm second
+	[ "$status" -eq 2 ]
+	run aichat rag list --json
+	[ "$(json_get 0.name <<<"$output")" = default ]
+	[[ $output != *second* ]]
+}
+
+@test "help: rag --help lists the subcommands; each has its own options" {
+	local help s
+	run --separate-stderr aichat rag --help
+	[ "$status" -eq 0 ]
+	[[ $output == "usage: aichat rag SUBCOMMAND"* ]]
+	help=$output
+	for s in index search query list info rm; do
+		[[ $help == *"  $s "* ]]
+		run --separate-stderr aichat rag "$s" --help
+		[ "$status" -eq 0 ]
+		[[ $output == "usage: aichat rag $s"* ]]
+	done
+	run --separate-stderr aichat rag index --help
+	[[ $output == *--chunk-size* && $output != *--top-k* ]]
+	run --separate-stderr aichat rag search --chunk-size 5 words
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"unknown option '--chunk-size'"* ]]
+	run --separate-stderr aichat rag serach words
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"did you mean 'search'?"* ]]
+	run --separate-stderr aichat rag
+	[ "$status" -eq 2 ]
+	run --separate-stderr aichat rag index
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"no path given"* ]]
+	run --separate-stderr aichat rag index --chunk-size 200 --overlap 150 docs
+	[ "$status" -eq 2 ]
+}
