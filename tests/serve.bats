@@ -563,3 +563,24 @@ except ConnectionResetError:
 	wait "$client" || true
 	[ "$(json_get error.code <"$BATS_TEST_TMPDIR/out")" = overloaded ]
 }
+
+@test "--log-conversations records each /conversation in the log; off by default" {
+	export AICHAT_HOME="$BATS_TEST_TMPDIR/data"
+	serve_start
+	curl -s "$SERVE_URL/conversation" -d '{"model":"mock:echo","stream":false,"messages":[{"role":"user","content":"not logged"}]}' >/dev/null
+	serve_stop
+	[ "$(aichat history list --json)" = "[]" ]
+	serve_start --log-conversations
+	curl -s "$SERVE_URL/conversation" -d '{"model":"mock:echo","stream":false,"messages":[{"role":"system","content":"sys"},{"role":"user","content":"hi"},{"role":"assistant","content":"hello"},{"role":"user","content":"logged now"}]}' >/dev/null
+	curl -sN "$SERVE_URL/conversation" -d '{"model":"mock:echo","messages":[{"role":"user","content":"streamed too"}]}' >/dev/null
+	curl -s "$SERVE_URL/chat" -d '{"model":"mock:echo","prompt":"chat is not"}' >/dev/null
+	serve_stop
+	run aichat history list --json
+	[ "$(echo "$output" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ]
+	id=$(aichat history search --json logged | json_get 0.id)
+	run aichat history show --json "$id"
+	[ "$(echo "$output" | json_get transcript.0.content)" = sys ]
+	[ "$(echo "$output" | json_get transcript.3.content)" = "logged now" ]
+	[ "$(echo "$output" | json_get transcript.4.role)" = assistant ]
+	[ "$(echo "$output" | json_get transcript.4.content)" = "logged now" ]
+}

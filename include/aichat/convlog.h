@@ -39,6 +39,15 @@ int convlog_record(sqlite3 *db, char id[CONVLOG_ID_MAX], const char *system,
 		   const char *user, const struct chat_result *res,
 		   struct err *e);
 
+/*
+ * Records a whole conversation as a new one: req's system prompt and
+ * messages, then the answer.  For serve's /conversation, whose clients
+ * send the full conversation each time.  The new id goes to id.
+ */
+int convlog_record_all(sqlite3 *db, char id[CONVLOG_ID_MAX],
+		       const struct chat_request *req,
+		       const struct chat_result *res, struct err *e);
+
 /* `aichat history`: a JSON array of conversations, newest first. */
 cJSON *convlog_list(sqlite3 *db, int limit, struct err *e);
 /* One conversation with its messages; NULL with e when missing. */

@@ -38,6 +38,7 @@ struct server_opts {
 	int64_t cache_ttl_ms;
 	int batch_concurrency;
 	int retries;
+	int log_conversations;       /* record /conversation in the log */
 };
 
 void server_opts_default(struct server_opts *o);

@@ -19,7 +19,7 @@ enum {
 	O_HOST, O_PORT, O_API_KEY, O_API_KEY_FILE, O_INSECURE, O_RATE_LIMIT,
 	O_MAX_UPSTREAM, O_MAX_QUEUE, O_CORS, O_MAX_BODY, O_TIMEOUT, O_DRAIN,
 	O_MAX_CONN, O_CLIENT_TIMEOUT, O_LOG_FORMAT, O_CACHE_TTL, O_CACHE_SIZE,
-	O_BATCH_CONC, O_RETRIES, O_HELP,
+	O_BATCH_CONC, O_RETRIES, O_LOG_CONV, O_HELP,
 };
 
 const struct opt serve_opts[] = {
@@ -57,6 +57,8 @@ const struct opt serve_opts[] = {
 			   "upstream calls at once for one POST /batch" },
 	[O_RETRIES] = { 0, "retries", "N", "retries",
 			"retries after a failed connection, 408, 429, 500, 502-504 or 529" },
+	[O_LOG_CONV] = { 0, "log-conversations", NULL, NULL,
+			 "record each POST /conversation in the conversation log" },
 	[O_HELP] = { 'h', "help", NULL, NULL, "show this help and exit" },
 };
 const size_t serve_nopts = sizeof(serve_opts) / sizeof(serve_opts[0]);
@@ -199,6 +201,7 @@ int cmd_serve(int argc, char **argv)
 	json_num(o, "retries", &d), so.retries = (int)d;
 	so.log_text = !strcmp(json_str(o, "log_format"), "text");
 	so.insecure_no_auth = r.seen[O_INSECURE] > 0;
+	so.log_conversations = r.seen[O_LOG_CONV] > 0;
 	so.cors_origin = r.values[O_CORS];
 	if (env_get("AICHAT_SSE_KEEPALIVE_MS")) {
 		/* Below 100 ms a keep-alive is a flood, not a keep-alive. */

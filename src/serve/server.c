@@ -19,6 +19,7 @@
 #include "aichat/batch.h"
 #include "aichat/cache.h"
 #include "aichat/chat.h"
+#include "aichat/convlog.h"
 #include "aichat/jobs.h"
 #include "aichat/json.h"
 #include "aichat/metrics.h"
@@ -711,6 +712,22 @@ static cJSON *openai_completion(struct req *r, const struct chat_result *res)
 
 static void release_upstream(struct req *r);
 
+/* --log-conversations: /conversation exchanges go to the same log as
+ * the CLI's, each request as one conversation. */
+static void log_conversation(struct req *r, const struct chat_result *res)
+{
+	char id[CONVLOG_ID_MAX];
+	struct err e;
+
+	if (!r->srv->o->log_conversations || !r->srv->db ||
+	    strcmp(r->route->path, "/conversation") ||
+	    (res->err.code != ERR_OK && !res->content.len))
+		return;
+	if (convlog_record_all(r->srv->db, id, &r->creq, res, &e) < 0)
+		fprintf(stderr, "aichat: serve: could not log request %s: %s\n",
+			r->id, e.msg);
+}
+
 static void on_chat_done(void *ud, const struct chat_result *res)
 {
 	struct req *r = ud;
@@ -718,6 +735,7 @@ static void on_chat_done(void *ud, const struct chat_result *res)
 	r->chat = NULL;
 	note_result(r, res);
 	release_upstream(r);
+	log_conversation(r, res);
 	if (r->st) {
 		if (res->err.code != ERR_OK) {
 			if (r->kind == STREAM_OPENAI)

@@ -154,72 +154,123 @@ static void new_id(char id[CONVLOG_ID_MAX])
 	id[21] = '\0';
 }
 
+/* Inserts a new conversation row titled by the start of text. */
+static int new_conversation(sqlite3 *db, char id[CONVLOG_ID_MAX],
+			    const char *text, const char *model, const char *when)
+{
+	char title[81];
+	size_t n = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	/* The title: the start of the first prompt, on one line, never
+	 * cutting a character. */
+	for (const char *p = text; *p && n < sizeof(title) - 1; p++)
+		title[n++] = (*p == '\n' || *p == '\t' || *p == '\r') ? ' ' : *p;
+	if (text[n] && n) {
+		while (n && ((unsigned char)title[n - 1] & 0xC0) == 0x80)
+			n--;
+		if (n && ((unsigned char)title[n - 1] & 0x80))
+			n--;
+	}
+	title[n] = '\0';
+	new_id(id);
+	if (sqlite3_prepare_v2(db, "INSERT INTO conversations (id, created_at,"
+			       " updated_at, model, title) VALUES (?, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, when, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, when, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, model, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, title, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Next seq of conversation id, and its updated_at and model refreshed. */
+static int touch_conversation(sqlite3 *db, const char *id, const char *model,
+			      const char *when, int *seq)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*seq = 0;
+	if (sqlite3_prepare_v2(db, "SELECT coalesce(max(seq) + 1, 0) FROM messages"
+			       " WHERE conversation_id = ?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*seq = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "UPDATE conversations SET updated_at = ?, model = ?"
+			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, when, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int convlog_record(sqlite3 *db, char id[CONVLOG_ID_MAX], const char *system,
 		   const char *user, const struct chat_result *res,
 		   struct err *e)
 {
 	char when[40];
-	sqlite3_stmt *st = NULL;
 	int seq = 0;
 
 	now_iso(when, sizeof(when));
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(db, e);
 	if (!id[0]) {
-		char title[81];
-		size_t n = 0;
-		/* The title: the start of the first prompt, on one line. */
-		for (const char *p = user; *p && n < sizeof(title) - 1; p++)
-			title[n++] = (*p == '\n' || *p == '\t' || *p == '\r') ? ' ' : *p;
-		while (n && ((unsigned char)title[n - 1] & 0xC0) == 0x80)
-			n--;      /* never cut a character */
-		if (n && ((unsigned char)title[n - 1] & 0x80))
-			n--;
-		title[n] = '\0';
-		new_id(id);
-		if (sqlite3_prepare_v2(db, "INSERT INTO conversations (id, created_at,"
-				       " updated_at, model, title) VALUES (?, ?, ?, ?, ?)",
-				       -1, &st, NULL) != SQLITE_OK)
+		if (new_conversation(db, id, user, res->model, when) < 0 ||
+		    (system && insert_message(db, id, seq++, "system", system, NULL, when) < 0))
 			goto fail;
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, when, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, when, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, res->model, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, title, -1, SQLITE_TRANSIENT);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			goto fail;
-		sqlite3_finalize(st);
-		st = NULL;
-		if (system && insert_message(db, id, seq++, "system", system, NULL, when) < 0)
-			goto fail;
-	} else {
-		if (sqlite3_prepare_v2(db, "SELECT coalesce(max(seq) + 1, 0) FROM messages"
-				       " WHERE conversation_id = ?", -1, &st, NULL) != SQLITE_OK)
-			goto fail;
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			seq = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-		if (sqlite3_prepare_v2(db, "UPDATE conversations SET updated_at = ?, model = ?"
-				       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-			goto fail;
-		sqlite3_bind_text(st, 1, when, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, res->model, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			goto fail;
-		sqlite3_finalize(st);
-		st = NULL;
+	} else if (touch_conversation(db, id, res->model, when, &seq) < 0) {
+		goto fail;
 	}
 	if (insert_message(db, id, seq++, "user", user, NULL, when) < 0 ||
-	    insert_message(db, id, seq++, "assistant", res->content.ptr, res, when) < 0)
-		goto fail;
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+	    insert_message(db, id, seq++, "assistant", res->content.ptr, res, when) < 0 ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	return 0;
 fail:
 	db_fail(db, e);
-	sqlite3_finalize(st);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+int convlog_record_all(sqlite3 *db, char id[CONVLOG_ID_MAX],
+		       const struct chat_request *req,
+		       const struct chat_result *res, struct err *e)
+{
+	char when[40];
+	const char *first = "";
+	int seq = 0;
+
+	now_iso(when, sizeof(when));
+	for (size_t i = 0; i < req->nmessages && !*first; i++)
+		if (!strcmp(req->messages[i].role, "user"))
+			first = req->messages[i].content;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(db, e);
+	if (new_conversation(db, id, first, res->model, when) < 0 ||
+	    (req->system && insert_message(db, id, seq++, "system", req->system,
+					   NULL, when) < 0))
+		goto fail;
+	for (size_t i = 0; i < req->nmessages; i++)
+		if (insert_message(db, id, seq++, req->messages[i].role,
+				   req->messages[i].content, NULL, when) < 0)
+			goto fail;
+	if (insert_message(db, id, seq++, "assistant", res->content.ptr, res, when) < 0 ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	return 0;
+fail:
+	db_fail(db, e);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }
