@@ -155,3 +155,14 @@ type_line() {
 	run aichat history show --json "$(aichat history list --json | json_get 0.id)"
 	[ "$(echo "$output" | json_get transcript.2.content)" = $'block a\nblock b' ]
 }
+
+@test "Tab completes commands and model names" {
+	start
+	tmux -L "$SOCK" send-keys -l "/mod"
+	tmux -L "$SOCK" send-keys Tab
+	sleep 0.2
+	tmux -L "$SOCK" send-keys -l "anthropic:claude-hai"
+	tmux -L "$SOCK" send-keys Tab
+	sleep 0.2
+	screen | grep -v '^$' | tail -1 | grep -qx 'mock:echo> /model anthropic:claude-haiku-4-5 *'
+}
