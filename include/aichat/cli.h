@@ -21,15 +21,21 @@ int cmd_batch(int argc, char **argv);
 int cmd_rag(int argc, char **argv);
 int cmd_history(int argc, char **argv);
 
+enum cli_output {
+	CLI_STREAM,   /* the answer to stdout as it arrives (styled on a tty) */
+	CLI_JSON,     /* one ChatResponse object at the end */
+	CLI_QUIET,    /* nothing: the caller prints from *out */
+};
+
 /*
- * One chat request on a fresh loop, streamed to stdout (or as one JSON
- * object), SIGINT/SIGTERM stopping it.  The result, partial when
- * interrupted, is left in *out (content owned by the caller).  Returns the
- * exit status.  Shared by `aichat chat` and the interactive chat.
+ * One chat request on a fresh loop, SIGINT/SIGTERM stopping it; messages
+ * on stderr as "aichat: CMD: ...".  The result, partial when interrupted,
+ * is left in *out (content owned by the caller).  Returns the exit status.
+ * Shared by `aichat chat`, the interactive chat and `aichat rag query`.
  */
-int cli_chat_once(const struct config *cfg, const struct chat_request *req,
-		  const struct llm_opts *lo, int json, int verbose,
-		  struct chat_result *out);
+int cli_chat_once(const char *cmd, const struct config *cfg,
+		  const struct chat_request *req, const struct llm_opts *lo,
+		  enum cli_output mode, int verbose, struct chat_result *out);
 
 /*
  * The interactive chat on the terminal, starting from conv (its model,

@@ -167,6 +167,7 @@ struct run {
 	struct chat_result res;  /* the result, content included */
 	char *content;           /* for --json */
 	int styled;              /* markdown styles on a terminal */
+	const char *cmd;         /* for messages: "chat", "rag" */
 	struct render md;
 };
 
@@ -188,9 +189,10 @@ static void on_delta(void *ud, const char *s, size_t n)
 static void on_retry(void *ud, const struct err *why, int attempt,
 		     int64_t delay_ms)
 {
-	(void)ud;
-	fprintf(stderr, "aichat: chat: %s; retrying in %.1f s (attempt %d)\n",
-		why->msg, delay_ms / 1000.0, attempt);
+	struct run *r = ud;
+
+	fprintf(stderr, "aichat: %s: %s; retrying in %.1f s (attempt %d)\n",
+		r->cmd, why->msg, delay_ms / 1000.0, attempt);
 }
 
 static void on_done(void *ud, const struct chat_result *res)
@@ -267,11 +269,12 @@ static void verbose_report(const struct chat_result *res)
  * (partial when interrupted) is left in *out for the log: the caller
  * releases out->content.
  */
-int cli_chat_once(const struct config *cfg, const struct chat_request *req,
-		  const struct llm_opts *lo, int json, int verbose,
-		  struct chat_result *out)
+int cli_chat_once(const char *cmd, const struct config *cfg,
+		  const struct chat_request *req, const struct llm_opts *lo,
+		  enum cli_output mode, int verbose, struct chat_result *out)
 {
-	struct run r = { .json = json, .verbose = verbose };
+	int json = mode != CLI_STREAM;
+	struct run r = { .json = json, .verbose = verbose, .cmd = cmd };
 
 	/* Styles only for a person at a terminal: piped output, --raw and
 	 * NO_COLOR get the bytes exactly as streamed. */
@@ -286,7 +289,7 @@ int cli_chat_once(const struct config *cfg, const struct chat_request *req,
 	r.loop = loop_new();
 	if (!r.loop || !(eng = engine_new(r.loop))) {
 		err_set(&e, ERR_INTERNAL, "cannot start the event loop");
-		status = cli_fail("chat", &e);
+		status = cli_fail(cmd, &e);
 		goto cleanup;
 	}
 	sigemptyset(&mask);
@@ -300,7 +303,7 @@ int cli_chat_once(const struct config *cfg, const struct chat_request *req,
 	buf_init(&r.res.content, 0);
 	r.chat = chat_start(eng, cfg, req, lo, &run_cbs, &r, &e);
 	if (!r.chat) {
-		status = cli_fail("chat", &e);
+		status = cli_fail(cmd, &e);
 		goto cleanup;
 	}
 	loop_run(r.loop);
@@ -311,16 +314,16 @@ int cli_chat_once(const struct config *cfg, const struct chat_request *req,
 		fputc('\n', stdout);
 	else if (!json && !r.printed && r.done && r.res.err.code == ERR_OK)
 		fputc('\n', stdout);
-	if (json && r.content)
+	if (mode == CLI_JSON && r.content)
 		printf("%s\n", r.content);
 	fflush(stdout);
 	if (r.interrupted) {
-		fprintf(stderr, "aichat: chat: interrupted\n");
+		fprintf(stderr, "aichat: %s: interrupted\n", cmd);
 		/* 130 for Ctrl-C, 143 for SIGTERM: the shell's convention. */
 		status = r.interrupted == SIGINT ? EXIT_INTERRUPTED :
 			 128 + r.interrupted;
 	} else if (r.res.err.code != ERR_OK) {
-		status = cli_fail("chat", &r.res.err);
+		status = cli_fail(cmd, &r.res.err);
 	} else {
 		status = EXIT_OK;
 	}
@@ -497,7 +500,8 @@ int cmd_chat(int argc, char **argv)
 	}
 	memset(&res, 0, sizeof(res));
 	buf_init(&res.content, 0);
-	status = cli_chat_once(&cfg, &req, &lo, r.seen[O_JSON] > 0, r.seen[O_VERBOSE] > 0, &res);
+	status = cli_chat_once("chat", &cfg, &req, &lo, r.seen[O_JSON] ? CLI_JSON : CLI_STREAM,
+			       r.seen[O_VERBOSE] > 0, &res);
 	if (db && !r.seen[O_NO_LOG] && res.model[0] &&
 	    (res.err.code == ERR_OK || res.content.len)) {
 		if (convlog_record(db, cid, req.system && !r.seen[O_CONTINUE] && !r.values[O_CID] ?

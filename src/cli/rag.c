@@ -13,7 +13,6 @@
 #include "aichat/chat.h"
 #include "aichat/cli.h"
 #include "aichat/json.h"
-#include "aichat/loop.h"
 #include "aichat/rag.h"
 #include "aichat/schema.h"
 #include "aichat/store.h"
@@ -23,11 +22,9 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -536,76 +533,20 @@ cleanup:
 }
 
 struct run {
-	struct loop *loop;
-	struct chat *chat;
-	int json, interrupted, done;
-	size_t printed;
-	char last;
-	struct chat_result res;  /* scalars; content kept for --json */
+	int json;
+	struct chat_result res;  /* scalars of the answer */
 	char *answer;
 };
 
-static void on_delta(void *ud, const char *s, size_t n)
-{
-	struct run *r = ud;
-
-	if (r->json)
-		return;
-	fwrite(s, 1, n, stdout);
-	fflush(stdout);
-	r->printed += n;
-	r->last = s[n - 1];
-}
-
-static void on_retry(void *ud, const struct err *why, int attempt,
-		     int64_t delay_ms)
-{
-	(void)ud;
-	fprintf(stderr, "aichat: rag: %s; retrying in %.1f s (attempt %d)\n",
-		why->msg, delay_ms / 1000.0, attempt);
-}
-
-static void on_done(void *ud, const struct chat_result *res)
-{
-	struct run *r = ud;
-
-	r->chat = NULL;
-	r->done = 1;
-	r->res = *res;
-	r->answer = xstrdup(res->content.ptr);
-	buf_init(&r->res.content, 0);
-	loop_stop(r->loop);
-}
-
-static void on_signal(struct loop *l, int fd, int events, void *data)
-{
-	struct run *r = data;
-	struct signalfd_siginfo si;
-
-	(void)events;
-	if (read(fd, &si, sizeof(si)) != sizeof(si))
-		return;
-	r->interrupted = (int)si.ssi_signo;
-	chat_cancel(r->chat);
-	r->chat = NULL;
-	loop_stop(l);
-}
-
-static const struct chat_cbs run_cbs = {
-	.on_delta = on_delta,
-	.on_retry = on_retry,
-	.on_done = on_done,
-};
-
-/* Runs the chat call on a loop of its own; 0 or the failing exit status. */
+/* Asks the model through the same path as `aichat chat`; the answer
+ * streams to stdout unless --json.  0 or the failing exit status. */
 static int ask(const struct chat_request *req, struct run *r)
 {
 	struct config cfg = { 0 };
-	struct engine *eng = NULL;
 	struct llm_opts lo;
+	struct chat_result res;
 	struct err e;
-	sigset_t mask, old;
-	int sfd = -1, status = EXIT_OK;
+	int status;
 
 	err_clear(&e);
 	if (config_load(&cfg, &e) < 0) {
@@ -613,45 +554,14 @@ static int ask(const struct chat_request *req, struct run *r)
 		return cli_fail("rag", &e);
 	}
 	llm_opts_default(&lo);
-	r->loop = loop_new();
-	if (!r->loop || !(eng = engine_new(r->loop))) {
-		err_set(&e, ERR_INTERNAL, "cannot start the event loop");
-		status = cli_fail("rag", &e);
-		goto cleanup;
-	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, &old);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd >= 0)
-		loop_add_fd(r->loop, sfd, LOOP_READ, on_signal, r);
-	if (!(r->chat = chat_start(eng, &cfg, req, &lo, &run_cbs, r, &e))) {
-		status = cli_fail("rag", &e);
-		goto cleanup;
-	}
-	loop_run(r->loop);
-	if (!r->json && r->printed && r->last != '\n')
-		fputc('\n', stdout);
-	fflush(stdout);
-	if (r->interrupted) {
-		fprintf(stderr, "aichat: rag: interrupted\n");
-		status = r->interrupted == SIGINT ? EXIT_INTERRUPTED :
-			 128 + r->interrupted;
-	} else if (r->res.err.code != ERR_OK) {
-		status = cli_fail("rag", &r->res.err);
-	}
-cleanup:
-	chat_cancel(r->chat);
-	r->chat = NULL;
-	if (sfd >= 0) {
-		loop_del_fd(r->loop, sfd);
-		close(sfd);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-	}
-	engine_free(eng);
-	loop_free(r->loop);
-	r->loop = NULL;
+	memset(&res, 0, sizeof(res));
+	buf_init(&res.content, 0);
+	status = cli_chat_once("rag", &cfg, req, &lo, r->json ? CLI_QUIET : CLI_STREAM,
+			       0, &res);
+	r->res = res;
+	r->answer = xstrdup(res.content.ptr);
+	buf_release(&res.content);
+	buf_init(&r->res.content, 0);
 	config_release(&cfg);
 	return status;
 }

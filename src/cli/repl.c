@@ -154,7 +154,7 @@ static void ask(struct repl *r)
 	buf_init(&res.content, 0);
 	cli_fit_budget(r->cfg, &r->conv);
 	user = r->conv.messages[r->conv.nmessages - 1].content;
-	cli_chat_once(r->cfg, &r->conv, r->lo, 0, r->verbose, &res);
+	cli_chat_once("chat", r->cfg, &r->conv, r->lo, CLI_STREAM, r->verbose, &res);
 	if (res.err.code == ERR_OK || res.content.len) {
 		push(&r->conv, "assistant", res.content.ptr);
 		if (r->db && res.model[0] &&
