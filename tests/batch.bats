@@ -204,6 +204,8 @@ with open(sys.argv[1], "w") as f:
 	/usr/bin/time -f '%M' -o "$BATS_TEST_TMPDIR/rss" "$AICHAT_BIN" batch -m mock:echo -j 50 "$IN" >"$OUT" 2>/dev/null
 	[ "$(wc -l <"$OUT")" -eq 200000 ]
 	[ "$(tail -1 "$OUT" | json_get id)" = 199999 ]
-	# peak RSS in KiB: far below the 200k results' size
-	[ "$(tail -1 "$BATS_TEST_TMPDIR/rss")" -lt 30000 ]
+	# peak RSS in KiB: far below the 200k results' size (AddressSanitizer's
+	# shadow memory makes any RSS figure meaningless, so not under asan)
+	[[ "$AICHAT_BIN" == */build-asan/* ]] ||
+		[ "$(tail -1 "$BATS_TEST_TMPDIR/rss")" -lt 30000 ]
 }
