@@ -436,6 +436,9 @@ with_openai_fake() {
 	wait "$client"
 	grep -q 'data: {"content":" four"}' "$BATS_TEST_TMPDIR/out"
 	grep -q 'data: \[DONE\]' "$BATS_TEST_TMPDIR/out"
+	# it exits by itself once the stream is done
+	for i in $(seq 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.05; done
+	! kill -0 "$SERVE_PID" 2>/dev/null
 	serve_stop
 	[ "$SERVE_STATUS" -eq 0 ]
 	grep -q "draining 1 request" "$SERVE_LOG"
