@@ -364,14 +364,29 @@ static int is_openai_route(const struct req *r)
 			    r->route->response == RESP_OPENAI_MODELS);
 }
 
+/*
+ * An error answer in the route's shape (OpenAI's on /v1, aichat's
+ * elsewhere), not yet sent, so that the caller may add headers.
+ */
+static struct MHD_Response *error_response(struct req *r, enum err_code code,
+					   const char *msg)
+{
+	cJSON *obj = is_openai_route(r) ? openai_error_object(code, msg, NULL) :
+		     error_object(err_code_name(code), msg);
+	char *text = json_print(obj);
+	struct MHD_Response *resp = make_response("application/json", text,
+						  strlen(text));
+
+	cJSON_Delete(obj);
+	free(text);
+	snprintf(r->err_code, sizeof(r->err_code), "%s", err_code_name(code));
+	return resp;
+}
+
 static void reply_error_status(struct req *r, int status, enum err_code code,
 			       const char *msg)
 {
-	snprintf(r->err_code, sizeof(r->err_code), "%s", err_code_name(code));
-	if (is_openai_route(r))
-		reply_json(r, status, openai_error_object(code, msg, NULL));
-	else
-		reply_json(r, status, error_object(err_code_name(code), msg));
+	send_response(r, status, error_response(r, code, msg));
 }
 
 static void reply_error(struct req *r, const struct err *e)
@@ -999,17 +1014,9 @@ static void acquire_upstream(struct req *r)
 		return;
 	}
 	if (srv->waiting >= (size_t)o->max_queue) {
-		struct MHD_Response *resp;
-		const char *msg = "server busy: too many upstream calls in flight, try again";
-		cJSON *obj = is_openai_route(r) ?
-			openai_error_object(ERR_OVERLOADED, msg, NULL) :
-			error_object("overloaded", msg);
-		char *text = json_print(obj);
+		struct MHD_Response *resp = error_response(r, ERR_OVERLOADED,
+			"server busy: too many upstream calls in flight, try again");
 
-		cJSON_Delete(obj);
-		snprintf(r->err_code, sizeof(r->err_code), "overloaded");
-		resp = make_response("application/json", text, strlen(text));
-		free(text);
 		MHD_add_response_header(resp, "Retry-After", "1");
 		send_response(r, 503, resp);
 		return;
@@ -1113,18 +1120,10 @@ static int check_auth(struct req *r)
 		snprintf(r->client, sizeof(r->client), "key:%d", match + 1);
 		return 0;
 	}
-	struct MHD_Response *resp;
-	const char *msg = given ? "invalid API key" :
-		"missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'";
-	cJSON *obj = is_openai_route(r) ?
-		openai_error_object(ERR_UNAUTHORIZED, msg, NULL) :
-		error_object("unauthorized", msg);
-	char *text = json_print(obj);
+	struct MHD_Response *resp = error_response(r, ERR_UNAUTHORIZED, given ?
+		"invalid API key" :
+		"missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'");
 
-	cJSON_Delete(obj);
-	snprintf(r->err_code, sizeof(r->err_code), "unauthorized");
-	resp = make_response("application/json", text, strlen(text));
-	free(text);
 	MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
 	send_response(r, 401, resp);
 	return -1;
@@ -1142,16 +1141,9 @@ static int check_rate(struct req *r)
 	if (d.allowed)
 		return 0;
 	metrics_rate_limited(r->srv->metrics, r->route->path);
-	const char *msg = "rate limit exceeded, try again later";
-	cJSON *obj = is_openai_route(r) ?
-		openai_error_object(ERR_RATE_LIMITED, msg, NULL) :
-		error_object("rate_limited", msg);
-	char *text = json_print(obj);
-	struct MHD_Response *resp = make_response("application/json", text,
-						  strlen(text));
-	cJSON_Delete(obj);
-	free(text);
-	snprintf(r->err_code, sizeof(r->err_code), "rate_limited");
+	struct MHD_Response *resp = error_response(r, ERR_RATE_LIMITED,
+		"rate limit exceeded, try again later");
+
 	snprintf(v, sizeof(v), "%ld", (long)(d.retry_after_s + 0.999));
 	MHD_add_response_header(resp, "Retry-After", v);
 	snprintf(v, sizeof(v), "%ld", d.limit);
@@ -1423,15 +1415,9 @@ static int early_checks(struct req *r, const char *method)
 		return -1;
 	}
 	if (r->srv->draining && r->route->request) {
-		cJSON *obj = is_openai_route(r) ?
-			openai_error_object(ERR_OVERLOADED, "server is shutting down", NULL) :
-			error_object("overloaded", "server is shutting down");
-		char *text = json_print(obj);
-		struct MHD_Response *resp = make_response("application/json", text,
-							  strlen(text));
-		cJSON_Delete(obj);
-		free(text);
-		snprintf(r->err_code, sizeof(r->err_code), "overloaded");
+		struct MHD_Response *resp = error_response(r, ERR_OVERLOADED,
+							   "server is shutting down");
+
 		MHD_add_response_header(resp, "Retry-After", "5");
 		send_response(r, 503, resp);
 		return -1;
