@@ -5,42 +5,36 @@
  * adds what the elapsed time refilled (capped at the burst), so nothing
  * runs between requests and the clock is never read here: the caller
  * passes monotonic milliseconds, which keeps the tests deterministic.
- * Buckets live in a chained hash table (a seeded hash, as keys come from
- * clients) and on an LRU list, most recent first; past max_keys the tail
- * is dropped, and a dropped key comes back with a full bucket.
+ * Buckets live in an lru_map (util/lru.c: a seeded hash, as keys come
+ * from clients, in most-recently-used order); past max_keys the oldest is
+ * dropped, and a dropped key comes back with a full bucket.
  *
  * Tokens are doubles: a rate such as 10/minute is not exact in binary, so
  * comparisons allow EPS of a token, and the times handed back are rounded
  * up to whole milliseconds, the clock's own resolution.
  */
+#include "aichat/lru.h"
 #include "aichat/ratelimit.h"
 #include "aichat/xalloc.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define EPS 1e-6
 #define N_MAX 1000000
 
 struct bucket {
-	struct bucket *hnext;           /* hash chain */
-	struct bucket *prev, *next;     /* LRU list, head most recent */
-	uint64_t hash;
+	struct lru_node node;           /* first: a node is its bucket */
 	double tokens;
 	int64_t last_ms;                /* when tokens was counted */
-	char key[];
 };
 
 struct ratelimit {
 	double rate;                    /* tokens per second, > 0 */
 	double burst;                   /* >= 1 */
-	size_t max_keys, count;
-	struct bucket **table;          /* mask + 1 chains, a power of two */
-	size_t mask;
-	struct bucket *head, *tail;
-	uint64_t seed;
+	size_t max_keys;
+	struct lru_map map;
 };
 
 int ratelimit_parse(const char *spec, double *per_second, double *burst,
@@ -85,22 +79,6 @@ bad:
 
 /* ==== the table ==== */
 
-/* FNV-1a from a random basis, then MurmurHash3's finaliser so that the
- * chain index depends on every bit of the state. */
-static uint64_t key_hash(uint64_t seed, const char *key)
-{
-	uint64_t h = 14695981039346656037u ^ seed;
-
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-		h = (h ^ *p) * 1099511628211u;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdu;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53u;
-	h ^= h >> 33;
-	return h;
-}
-
 struct ratelimit *ratelimit_new(double per_second, double burst,
 				size_t max_keys)
 {
@@ -111,107 +89,37 @@ struct ratelimit *ratelimit_new(double per_second, double burst,
 	rl->rate = per_second > 1e-9 ? per_second : 1e-9;
 	rl->burst = burst >= 1 ? burst : 1;
 	rl->max_keys = max_keys;
-	rl->mask = 63;
-	rl->table = xcalloc(rl->mask + 1, sizeof(*rl->table));
-	if (getrandom(&rl->seed, sizeof(rl->seed), GRND_NONBLOCK) !=
-	    (ssize_t)sizeof(rl->seed))
-		rl->seed = (uint64_t)(uintptr_t)rl;
+	lru_init(&rl->map);
 	return rl;
+}
+
+static void bucket_free(struct lru_node *n)
+{
+	free(n);
 }
 
 void ratelimit_free(struct ratelimit *rl)
 {
-	struct bucket *b, *next;
-
 	if (!rl)
 		return;
-	for (b = rl->head; b; b = next) {
-		next = b->next;
-		free(b);
-	}
-	free(rl->table);
+	lru_release(&rl->map, bucket_free);
 	free(rl);
 }
 
-static void lru_unlink(struct ratelimit *rl, struct bucket *b)
-{
-	if (b->prev)
-		b->prev->next = b->next;
-	else
-		rl->head = b->next;
-	if (b->next)
-		b->next->prev = b->prev;
-	else
-		rl->tail = b->prev;
-	b->prev = b->next = NULL;
-}
-
-static void lru_push(struct ratelimit *rl, struct bucket *b)
-{
-	b->prev = NULL;
-	b->next = rl->head;
-	if (rl->head)
-		rl->head->prev = b;
-	else
-		rl->tail = b;
-	rl->head = b;
-}
-
-static void table_grow(struct ratelimit *rl)
-{
-	size_t mask = rl->mask * 2 + 1;
-	struct bucket **t = xcalloc(mask + 1, sizeof(*t));
-
-	for (struct bucket *b = rl->head; b; b = b->next) {
-		b->hnext = t[b->hash & mask];
-		t[b->hash & mask] = b;
-	}
-	free(rl->table);
-	rl->table = t;
-	rl->mask = mask;
-}
-
-/* Drops the least recently used bucket. */
-static void evict(struct ratelimit *rl)
-{
-	struct bucket *b = rl->tail, **pp;
-
-	for (pp = &rl->table[b->hash & rl->mask]; *pp != b; pp = &(*pp)->hnext)
-		;
-	*pp = b->hnext;
-	lru_unlink(rl, b);
-	free(b);
-	rl->count--;
-}
-
-static struct bucket *bucket_find(struct ratelimit *rl, const char *key,
-				  uint64_t h)
-{
-	for (struct bucket *b = rl->table[h & rl->mask]; b; b = b->hnext)
-		if (b->hash == h && strcmp(b->key, key) == 0)
-			return b;
-	return NULL;
-}
-
 static struct bucket *bucket_add(struct ratelimit *rl, const char *key,
-				 uint64_t h, int64_t now_ms)
+				 int64_t now_ms)
 {
-	size_t n = strlen(key);
-	struct bucket *b;
+	struct bucket *b = xcalloc(1, sizeof(*b));
 
-	while (rl->count >= rl->max_keys)
-		evict(rl);
-	if (rl->count >= rl->mask + 1)
-		table_grow(rl);
-	b = xmalloc(sizeof(*b) + n + 1);
-	memcpy(b->key, key, n + 1);
-	b->hash = h;
 	b->tokens = rl->burst;
 	b->last_ms = now_ms;
-	b->hnext = rl->table[h & rl->mask];
-	rl->table[h & rl->mask] = b;
-	lru_push(rl, b);
-	rl->count++;
+	lru_insert(&rl->map, &b->node, key, strlen(key));
+	/* Past max_keys, the least recently used is forgotten. */
+	while (rl->map.count > rl->max_keys) {
+		struct lru_node *old = lru_oldest(&rl->map);
+		lru_remove(&rl->map, old);
+		bucket_free(old);
+	}
 	return b;
 }
 
@@ -262,7 +170,6 @@ void ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms,
 {
 	struct bucket *b;
 	double full;
-	uint64_t h;
 
 	if (rl->max_keys == 0) {
 		/* Nothing is kept: every request meets a full bucket. */
@@ -270,14 +177,12 @@ void ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms,
 		decide(rl, &full, d);
 		return;
 	}
-	h = key_hash(rl->seed, key);
-	b = bucket_find(rl, key, h);
+	b = (struct bucket *)lru_find(&rl->map, key, strlen(key));
 	if (b) {
 		refill(rl, b, now_ms);
-		lru_unlink(rl, b);
-		lru_push(rl, b);
+		lru_touch(&rl->map, &b->node);
 	} else {
-		b = bucket_add(rl, key, h, now_ms);
+		b = bucket_add(rl, key, now_ms);
 	}
 	decide(rl, &b->tokens, d);
 }
