@@ -587,3 +587,60 @@ except ConnectionResetError:
 	[ "$(echo "$output" | json_get transcript.4.role)" = assistant ]
 	[ "$(echo "$output" | json_get transcript.4.content)" = "logged now" ]
 }
+
+# ---- rag ----
+
+rag_setup() {
+	export AICHAT_HOME="$BATS_TEST_TMPDIR/data"
+	mkdir -p "$BATS_TEST_TMPDIR/docs"
+	printf '# Kettles\nThe kettle boils water for tea in three minutes.\n' >"$BATS_TEST_TMPDIR/docs/kettle.md"
+	printf '# Bicycles\nA bicycle chain needs oil every month.\n' >"$BATS_TEST_TMPDIR/docs/bike.md"
+	aichat rag index -c home "$BATS_TEST_TMPDIR/docs" >/dev/null 2>&1
+}
+
+@test "POST /rag/search ranks the passages of a collection" {
+	rag_setup
+	serve_start
+	run hcurl "$SERVE_URL/rag/search" -d '{"query":"how long does the kettle take","collection":"home","top_k":2}'
+	[ "$(status_line)" = 200 ]
+	[[ "$(echo "$output" | json_get results.0.path)" == *kettle.md ]]
+	[ "$(echo "$output" | json_get results.0.n)" = 1 ]
+	[ "$(echo "$output" | json_get results.0.lines)" = "[1,2]" ]
+	echo "$output" | json_get retrieval_latency_ms
+}
+
+@test "POST /rag/query answers with numbered sources; streaming sends metadata first" {
+	rag_setup
+	serve_start
+	run hcurl "$SERVE_URL/rag/query" -d '{"query":"bicycle chain oil","collection":"home","model":"mock:echo"}'
+	[ "$(status_line)" = 200 ]
+	[[ "$(echo "$output" | json_get sources.0.path)" == *bike.md ]]
+	[[ "$(echo "$output" | json_get answer)" == *"[1]"*"bike.md"* ]]
+	[ "$(echo "$output" | json_get model)" = mock:echo ]
+	run hcurl -N "$SERVE_URL/rag/query" -d '{"query":"bicycle chain oil","collection":"home","model":"mock:echo","stream":true}'
+	[ "$(status_line)" = 200 ]
+	[[ "${lines[0]}" == "event: metadata" ]]
+	[[ "${lines[1]}" == 'data: {"sources":[{"n":1,"path":"'*'bike.md"'* ]]
+	[[ "$output" == *'data: {"content":'* ]]
+	[[ "$output" == *'data: [DONE]' ]]
+}
+
+@test "rag routes: bad input gets a clear error and nothing is sent" {
+	rag_setup
+	with_openai_fake
+	serve_start
+	long=$(head -c 2001 /dev/zero | tr '\0' q)
+	run hcurl "$SERVE_URL/rag/query" -d "{\"query\":\"$long\",\"collection\":\"home\",\"model\":\"openai:gpt-4o-mini\"}"
+	[ "$(status_line)" = 422 ]
+	[ "$(echo "$output" | json_get detail.0.loc)" = '["body","query"]' ]
+	run hcurl "$SERVE_URL/rag/query" -d '{"query":"x","top_k":21,"collection":"home"}'
+	[ "$(status_line)" = 422 ]
+	run hcurl "$SERVE_URL/rag/search" -d '{"query":"kettle","collection":"nope"}'
+	[ "$(status_line)" = 404 ]
+	[ "$(echo "$output" | json_get error.code)" = not_found ]
+	run hcurl "$SERVE_URL/rag/search" -d "{\"query\":\"kettle\",\"collection\":\"x'; DROP TABLE chunks; --\"}"
+	[ "$(status_line)" = 422 ]
+	run hcurl "$SERVE_URL/rag/query" -d '{"query":"zebra giraffe","collection":"home","model":"openai:gpt-4o-mini"}'
+	[ "$(status_line)" = 404 ]
+	[ "$(fake_count)" -eq 0 ]
+}

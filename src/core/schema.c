@@ -133,3 +133,17 @@ static const struct field rag_fields[] = {
 const struct schema schema_rag_request = {
 	"RAGRequest", rag_fields, NFIELDS(rag_fields)
 };
+
+/* RAGSearchRequest: retrieval only, the same bounds. */
+static const struct field rag_search_fields[] = {
+	{ "query", FIELD_STRING, 1, NULL, 1, 2000, NULL, NULL,
+	  "the search words" },
+	{ "top_k", FIELD_INTEGER, 0, "5", 1, 20, NULL, NULL,
+	  "passages to return" },
+	{ "collection", FIELD_STRING, 0, "\"default\"", 1, 64, NULL, NULL,
+	  "the collection to search" },
+};
+
+const struct schema schema_rag_search_request = {
+	"RAGSearchRequest", rag_search_fields, NFIELDS(rag_search_fields)
+};

@@ -195,6 +195,50 @@ static const struct schema schema_job_status = {
 	"JobStatus", job_status_fields, NFIELDS(job_status_fields)
 };
 
+/* ---- rag ---- */
+
+static const char *const json_integer[] = { "integer", NULL };
+
+static const struct field rag_source_fields[] = {
+	{ "n", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL, "the number the answer cites: [n]" },
+	{ "path", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "the document" },
+	{ "lines", FIELD_ARRAY, 1, NULL, 2, 2, json_integer, NULL,
+	  "first and last line of the passage" },
+	{ "score", FIELD_NUMBER, 1, NULL, NB, NB, NULL, NULL, "relevance, higher is better" },
+	{ "snippet", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "words around the match" },
+};
+
+static const struct schema schema_rag_source = {
+	"RAGSource", rag_source_fields, NFIELDS(rag_source_fields)
+};
+
+static const struct field rag_response_fields[] = {
+	{ "answer", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "the model's answer" },
+	{ "sources", FIELD_ARRAY, 1, NULL, NB, NB, NULL, &schema_rag_source,
+	  "the passages the answer was given, numbered" },
+	{ "retrieval_latency_ms", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL,
+	  "time spent finding the passages" },
+	{ "model", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "provider:model" },
+	{ "prompt_tokens", FIELD_INTEGER, 1, NULLABLE, NB, NB, NULL, NULL, "as reported" },
+	{ "completion_tokens", FIELD_INTEGER, 1, NULLABLE, NB, NB, NULL, NULL, "as reported" },
+};
+
+static const struct schema schema_rag_response = {
+	"RAGResponse", rag_response_fields, NFIELDS(rag_response_fields)
+};
+
+static const struct field rag_search_response_fields[] = {
+	{ "results", FIELD_ARRAY, 1, NULL, NB, NB, NULL, &schema_rag_source,
+	  "the best passages, best first" },
+	{ "retrieval_latency_ms", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL,
+	  "time spent finding them" },
+};
+
+static const struct schema schema_rag_search_response = {
+	"RAGSearchResponse", rag_search_response_fields,
+	NFIELDS(rag_search_response_fields)
+};
+
 /* ---- the OpenAI shapes, as far as aichat produces them ---- */
 
 static const char *const openai_error_types[] = {
@@ -539,14 +583,15 @@ static int is_openai(const struct route_info *r)
 static int calls_upstream(const struct route_info *r)
 {
 	return r->response == RESP_CHAT || r->response == RESP_BATCH ||
-	       r->response == RESP_OPENAI_CHAT;
+	       r->response == RESP_OPENAI_CHAT || r->response == RESP_RAG_QUERY;
 }
 
 /* Routes whose answer is one upstream answer, so its failure is the
  * route's (a batch reports failures per item instead). */
 static int answers_upstream(const struct route_info *r)
 {
-	return r->response == RESP_CHAT || r->response == RESP_OPENAI_CHAT;
+	return r->response == RESP_CHAT || r->response == RESP_OPENAI_CHAT ||
+	       r->response == RESP_RAG_QUERY;
 }
 
 static const struct schema *ok_schema(const struct route_info *r)
@@ -560,6 +605,8 @@ static const struct schema *ok_schema(const struct route_info *r)
 	case RESP_JOB_SUBMIT:
 	case RESP_JOB_STATUS:
 	case RESP_JOB_CANCEL: return &schema_job_status;
+	case RESP_RAG_QUERY: return &schema_rag_response;
+	case RESP_RAG_SEARCH: return &schema_rag_search_response;
 	case RESP_JOB_RESULTS:
 	case RESP_METRICS:
 	case RESP_OPENAPI:
@@ -625,6 +672,14 @@ static const char sse_aichat[] =
 	"(ChatStreamUsage), then `data: [DONE]`.  A failure after the stream "
 	"has started is `event: error` with `data: {\"error\":{\"code\":\"...\","
 	"\"message\":\"...\"}}` (ErrorResponse), and ends the stream.";
+
+static const char sse_rag[] =
+	"Server-Sent Events: first `event: metadata` with `data: {\"sources\":"
+	"[...],\"retrieval_latency_ms\":N}` (the numbered sources the answer "
+	"cites), then as for /chat: each piece of the answer one `data: "
+	"{\"content\":\"...\"}`, `event: usage`, `data: [DONE]`; a failure after "
+	"the start is `event: error` with `data: {\"error\":{\"code\":\"...\","
+	"\"message\":\"...\"}}`.";
 
 static const char sse_openai[] =
 	"Server-Sent Events in OpenAI's format: one `data: {...}` per "
@@ -710,7 +765,7 @@ static void add_ok(cJSON *responses, const struct route_info *r)
 	if (r->streams)
 		add_text_content(content, "text/event-stream",
 				 r->response == RESP_OPENAI_CHAT ? sse_openai :
-				 sse_aichat);
+				 r->response == RESP_RAG_QUERY ? sse_rag : sse_aichat);
 }
 
 static cJSON *operation_new(const struct route_info *r)

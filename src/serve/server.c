@@ -25,6 +25,7 @@
 #include "aichat/metrics.h"
 #include "aichat/store.h"
 #include "aichat/openapi.h"
+#include "aichat/rag.h"
 #include "aichat/ratelimit.h"
 #include "aichat/serve.h"
 #include "aichat/server.h"
@@ -141,6 +142,8 @@ struct req {
 	char *cache_key;
 	int cacheable;
 	char *chunk_prefix;          /* OpenAI chunk up to the content */
+	cJSON *rag_sources;          /* /rag/query: the numbered sources */
+	int64_t retrieval_ms;
 	/* for the log line */
 	char model[256];
 	char provider[64];
@@ -743,6 +746,25 @@ static void log_conversation(struct req *r, const struct chat_result *res)
 			r->id, e.msg);
 }
 
+/* RAGResponse: the answer, its numbered sources, timings and usage. */
+static cJSON *rag_response(struct req *r, const struct chat_result *res)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "answer", res->content.ptr);
+	cJSON_AddItemToObject(o, "sources", cJSON_Duplicate(r->rag_sources, 1));
+	cJSON_AddNumberToObject(o, "retrieval_latency_ms", (double)r->retrieval_ms);
+	cJSON_AddStringToObject(o, "model", res->model);
+	if (res->have_usage) {
+		cJSON_AddNumberToObject(o, "prompt_tokens", (double)res->prompt_tokens);
+		cJSON_AddNumberToObject(o, "completion_tokens", (double)res->completion_tokens);
+	} else {
+		cJSON_AddNullToObject(o, "prompt_tokens");
+		cJSON_AddNullToObject(o, "completion_tokens");
+	}
+	return o;
+}
+
 static void on_chat_done(void *ud, const struct chat_result *res)
 {
 	struct req *r = ud;
@@ -781,8 +803,9 @@ static void on_chat_done(void *ud, const struct chat_result *res)
 		reply_error(r, &res->err);
 		return;
 	}
-	cJSON *o = r->route->response == RESP_OPENAI_CHAT ?
-		   openai_completion(r, res) : chat_result_json(res);
+	cJSON *o = r->route->response == RESP_OPENAI_CHAT ? openai_completion(r, res) :
+		   r->route->response == RESP_RAG_QUERY ? rag_response(r, res) :
+		   chat_result_json(res);
 	if (r->cacheable && r->srv->cache) {
 		char *text = json_print(o);
 		cache_put(r->srv->cache, r->cache_key, strlen(r->cache_key), text,
@@ -852,6 +875,14 @@ static void start_chat(struct req *r)
 		if (r->kind == STREAM_OPENAI) {
 			cJSON *o = openai_chunk(r, "", 1, NULL);
 			push_data(r, NULL, o);
+		}
+		/* A RAG answer says where it comes from before it starts. */
+		if (r->route->response == RESP_RAG_QUERY) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddItemToObject(o, "sources", cJSON_Duplicate(r->rag_sources, 1));
+			cJSON_AddNumberToObject(o, "retrieval_latency_ms",
+						(double)r->retrieval_ms);
+			push_data(r, "metadata", o);
 		}
 	}
 	else if (r->in_handler)
@@ -1291,6 +1322,99 @@ static int try_cache(struct req *r)
 	return 1;
 }
 
+/* The search of /rag/search and /rag/query may not run longer than this;
+ * SQLite checks it through its progress handler. */
+#define RAG_SEARCH_MS 2000
+
+static int search_deadline(void *data)
+{
+	return loop_now_ms() > *(int64_t *)data;
+}
+
+/*
+ * Retrieval for the rag routes: /rag/search answers here; /rag/query gets
+ * its sources and its prompt in r->creq, and -> 0 to go on to the model.
+ */
+static int route_rag(struct req *r, cJSON *j)
+{
+	const char *collection = json_str(j, "collection");
+	struct rag_hit *hits = NULL;
+	size_t n = 0;
+	struct err e;
+	double k = 5;
+	int64_t t0 = loop_now_ms(), deadline = t0 + RAG_SEARCH_MS;
+	int rc;
+
+	err_clear(&e);
+	json_num(j, "top_k", &k);
+	if (!r->srv->db) {
+		reply_error_status(r, 503, ERR_OVERLOADED,
+				   "document search is unavailable: the database could not be opened");
+		return -1;
+	}
+	if (rag_name_check(collection, &e) < 0) {
+		reply_error_status(r, 422, ERR_INVALID_REQUEST, e.msg);
+		return -1;
+	}
+	sqlite3_progress_handler(r->srv->db, 1000, search_deadline, &deadline);
+	rc = rag_search(r->srv->db, collection, json_str(j, "query"), (int)k,
+			&hits, &n, &e);
+	sqlite3_progress_handler(r->srv->db, 0, NULL, NULL);
+	r->retrieval_ms = loop_now_ms() - t0;
+	if (rc < 0) {
+		if (sqlite3_errcode(r->srv->db) == SQLITE_INTERRUPT)
+			reply_error_status(r, 504, ERR_UPSTREAM_TIMEOUT,
+					   "document search took longer than 2 s");
+		else
+			reply_error_status(r, e.code == ERR_NOT_FOUND ? 404 : 422,
+					   e.code == ERR_NOT_FOUND ? ERR_NOT_FOUND :
+					   ERR_INVALID_REQUEST, e.msg);
+		return -1;
+	}
+	r->rag_sources = cJSON_CreateArray();
+	for (size_t i = 0; i < n; i++) {
+		cJSON *src = cJSON_CreateObject(), *lines = cJSON_CreateArray();
+		cJSON_AddNumberToObject(src, "n", (double)(i + 1));
+		cJSON_AddStringToObject(src, "path", hits[i].path);
+		cJSON_AddItemToArray(lines, cJSON_CreateNumber(hits[i].line_first));
+		cJSON_AddItemToArray(lines, cJSON_CreateNumber(hits[i].line_last));
+		cJSON_AddItemToObject(src, "lines", lines);
+		cJSON_AddNumberToObject(src, "score", hits[i].score);
+		cJSON_AddStringToObject(src, "snippet", hits[i].snippet);
+		cJSON_AddItemToArray(r->rag_sources, src);
+	}
+	if (r->route->response == RESP_RAG_SEARCH) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "results", r->rag_sources);
+		r->rag_sources = NULL;
+		cJSON_AddNumberToObject(o, "retrieval_latency_ms", (double)r->retrieval_ms);
+		rag_hits_free(hits, n);
+		reply_json(r, 200, o);
+		return 0;
+	}
+	if (!n) {
+		rag_hits_free(hits, n);
+		reply_error_status(r, 404, ERR_NOT_FOUND,
+				   "no passage of the collection matches the question; nothing was sent");
+		return -1;
+	}
+	/* The question with its numbered sources, as `aichat rag query`. */
+	struct buf prompt;
+	buf_init(&prompt, 0);
+	rag_prompt(&prompt, json_str(j, "query"), hits, n);
+	rag_hits_free(hits, n);
+	memset(&r->creq, 0, sizeof(r->creq));
+	if (json_str(j, "model"))
+		r->creq.model = xstrdup(json_str(j, "model"));
+	r->creq.temperature = -1;
+	r->creq.stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "stream"));
+	r->creq.messages = xcalloc(1, sizeof(*r->creq.messages));
+	r->creq.messages[0].role = xstrdup("user");
+	r->creq.messages[0].content = buf_detach(&prompt);
+	r->creq.nmessages = 1;
+	return 0;
+}
+
 /* The body is complete: parse, validate, run. */
 static void route_body(struct req *r)
 {
@@ -1352,6 +1476,17 @@ static void route_body(struct req *r)
 			reply_json(r, 202, o);
 		else
 			reply_error(r, &e);
+		return;
+	}
+	if (r->route->response == RESP_RAG_QUERY ||
+	    r->route->response == RESP_RAG_SEARCH) {
+		if (route_rag(r, j) < 0)
+			return;
+		if (r->route->response == RESP_RAG_SEARCH)
+			return;
+	}
+	if (r->route->response == RESP_RAG_QUERY) {
+		acquire_upstream(r);
 		return;
 	}
 	if (r->route->response != RESP_BATCH) {
@@ -1593,6 +1728,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	free(r->breqs);
 	free(r->cache_key);
 	free(r->chunk_prefix);
+	cJSON_Delete(r->rag_sources);
 	buf_release(&r->body);
 	if (r->prev)
 		r->prev->next = r->next;
