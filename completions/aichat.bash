@@ -19,8 +19,8 @@ _aichat_serve_argopts='--host -p --port --api-key --api-key-file --rate-limit --
 _aichat_history_opts='-n --limit --json -h --help'
 _aichat_history_argopts='-n --limit'
 _aichat_history_actions='list show search rm'
-_aichat_rag_opts='-c --collection --chunk-size --overlap --include --exclude --prune -k --top-k -m --model --no-stream --json -h --help'
-_aichat_rag_argopts='-c --collection --chunk-size --overlap --include --exclude -k --top-k -m --model'
+_aichat_rag_opts='-c --collection --chunk-size --overlap --include --exclude --prune --embed-model -k --top-k -m --model --no-stream --json -h --help'
+_aichat_rag_argopts='-c --collection --chunk-size --overlap --include --exclude --embed-model -k --top-k -m --model'
 _aichat_rag_subcommands='index search query list info rm'
 _aichat_models='mock:echo openai:gpt-4o-mini openai:gpt-4o anthropic:claude-sonnet-4-6 anthropic:claude-haiku-4-5 ollama:llama3.2'
 
@@ -71,6 +71,9 @@ _aichat_value()
 	case $_aichat_cmd:$opt in
 	*:-m | *:--model)
 		words="$_aichat_models $(_aichat_config_aliases)"
+		;;
+	rag:--embed-model)
+		words="mock:embed openai:text-embedding-3-small openai:text-embedding-3-large ollama:nomic-embed-text $(_aichat_config_aliases)"
 		;;
 	serve:--log-format)
 		words='json text'

@@ -33,6 +33,10 @@ EOF
 	cd "$T" || return 1
 }
 
+teardown() {
+	fake_stop
+}
+
 index() {
 	run --separate-stderr aichat rag index "$@"
 }
@@ -252,7 +256,8 @@ index() {
 	python3 -c '
 import json, sys
 v = json.load(sys.stdin)
-assert set(v) == {"answer", "sources", "retrieval_latency_ms", "model", "prompt_tokens", "completion_tokens"}, v
+assert set(v) == {"answer", "sources", "retrieval_latency_ms", "retrieval", "model", "prompt_tokens", "completion_tokens"}, v
+assert v["retrieval"] == "bm25"
 assert len(v["sources"]) == 2
 assert set(v["sources"][0]) == {"n", "path", "lines", "score"}
 assert isinstance(v["retrieval_latency_ms"], (int, float)) and v["prompt_tokens"] > 0
@@ -334,4 +339,142 @@ assert isinstance(v["retrieval_latency_ms"], (int, float)) and v["prompt_tokens"
 	[[ $stderr == *"no path given"* ]]
 	run --separate-stderr aichat rag index --chunk-size 200 --overlap 150 docs
 	[ "$status" -eq 2 ]
+}
+
+# ---- embeddings and hybrid search ----
+
+# Chunks of collection $1 with a vector of $2 bytes, as "with/all".
+vectors() {
+	sqlite3 "$AICHAT_HOME/aichat.db" "SELECT sum(length(k.embedding) = $2) || '/' || count(*)
+		FROM chunks k JOIN collections c ON c.id = k.collection_id WHERE c.name = '$1'"
+}
+
+# The fake upstream as the openai provider; retries without long waits.
+use_fake() {
+	fake_start "$@"
+	export OPENAI_BASE_URL="$FAKE_URL/v1" OPENAI_API_KEY=sk-test AICHAT_RETRY_BASE=0.01
+}
+
+@test "--embed-model mock:embed stores a float32 vector per chunk and the model" {
+	command -v sqlite3 >/dev/null || skip "no sqlite3 command"
+	index --embed-model mock:embed docs
+	[ "$status" -eq 0 ]
+	[[ $stderr =~ 3\ files\ added,\ 0\ updated,\ 0\ unchanged,\ 1\ skipped,\ ([0-9]+)\ chunks,\ ([0-9]+)\ vectors,\ [0-9.]+\ s$ ]]
+	[ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[2]}" ]
+	[ "$(vectors default 256)" = "${BASH_REMATCH[1]}/${BASH_REMATCH[1]}" ]
+	run aichat rag info --json default
+	[ "$(json_get embed_model <<<"$output")" = mock:embed ]
+	[ "$(json_get dim <<<"$output")" = 64 ]
+	# A rerun without the option keeps embedding new chunks with it.
+	printf 'The wombat digs burrows.\n' >"$T/docs/wombat.txt"
+	index docs
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"1 files added, 0 updated, 3 unchanged, 1 skipped, 1 chunks, 1 vectors,"* ]]
+	run aichat rag info default
+	[[ $output == *"embedding model: mock:embed (64 dimensions; "*" chunks have vectors; hybrid search)"* ]]
+}
+
+@test "hybrid search finds a file by a word form that BM25 alone misses" {
+	index -c plain docs
+	run --separate-stderr aichat rag search -c plain quokkas
+	[ "$status" -eq 0 ]
+	[ "$output" = "" ]
+	index -c dense --embed-model mock:embed docs
+	run --separate-stderr aichat rag search -c dense quokkas
+	[ "$status" -eq 0 ]
+	[[ ${lines[0]} =~ ^\ 1\ +0\.[0-9]+\ +docs/animals.txt:1-3\ +The\ quokka ]]
+	[ "$stderr" = "" ]
+	run --separate-stderr aichat rag search -c dense --json -k 2 resume crash
+	[ "$(json_get 0.path <<<"$output")" = docs/guide.md ]
+	[ "$(json_get 0.retrieval <<<"$output")" = hybrid ]
+	python3 -c 'import json,sys; v=json.load(sys.stdin); assert abs(v[0]["score"] - 2/61) < 1e-9, v' <<<"$output"
+	run --separate-stderr aichat rag search -c plain --json quokka
+	[ "$(json_get 0.retrieval <<<"$output")" = bm25 ]
+	run --separate-stderr aichat rag query -c dense --json -m mock:echo quokkas
+	[ "$(json_get retrieval <<<"$output")" = hybrid ]
+	[ "$(json_get sources.0.path <<<"$output")" = docs/animals.txt ]
+}
+
+@test "embeddings go in batches of 64 to {base}/embeddings with the key" {
+	local i
+	mkdir -p "$T/many"
+	for i in $(seq 1 100); do
+		printf 'word%d appears in file %d only.\n' "$i" "$i" >"$T/many/f$i.md"
+	done
+	use_fake
+	index --embed-model openai:text-embedding-3-small many
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"100 chunks, 100 vectors,"* ]]
+	[ "$(fake_count)" -eq 2 ]
+	[ "$(fake_field 1 path)" = /v1/embeddings ]
+	[ "$(fake_field 1 headers.authorization)" = "Bearer sk-test" ]
+	[ "$(fake_field 1 body.model)" = text-embedding-3-small ]
+	[ "$(python3 -c 'import json,sys; print(sorted(len(json.loads(l)["body"]["input"]) for l in open(sys.argv[1])))' "$FAKE_LOG")" = "[36, 64]" ]
+	run aichat rag info --json default
+	[ "$(json_get vectors <<<"$output")" = 100 ]
+	[ "$(json_get dim <<<"$output")" = 8 ]
+	# The query is embedded by the same model: one more request.
+	run --separate-stderr aichat rag search --json word17
+	[ "$(json_get 0.path <<<"$output")" = many/f17.md ]
+	[ "$(json_get 0.retrieval <<<"$output")" = hybrid ]
+	[ "$(fake_field 3 body.input.0)" = word17 ]
+}
+
+@test "another embedding model, or another dimension, is a clear error naming both" {
+	index --embed-model mock:embed docs
+	use_fake
+	index --embed-model openai:text-embedding-3-small docs
+	[ "$status" -eq 2 ]
+	[[ $stderr == "aichat: rag: collection 'default' uses embedding model 'mock:embed', not 'openai:text-embedding-3-small'"* ]]
+	[ "$(fake_count)" -eq 0 ]
+	# The same model name, now answering with 3 dimensions instead of 8.
+	index -c dims --embed-model openai:text-embedding-3-small docs
+	[ "$status" -eq 0 ]
+	fake_script '{"body":{"data":[{"index":0,"embedding":[0.1,0.2,0.3]}]}}'
+	printf 'The wombat digs burrows.\n' >"$T/docs/animals.txt"
+	index -c dims docs
+	[ "$status" -eq 3 ]
+	[[ $stderr == *"aichat: rag: embedding model 'openai:text-embedding-3-small' returned 3-dimension vectors but collection 'dims' holds 8-dimension vectors"* ]]
+	[[ $stderr == *"1 updated"*"1 chunks without vectors, "* ]]
+	# The text part is there all the same.
+	run --separate-stderr aichat rag search -c dims wombat
+	[[ ${lines[0]} == *docs/animals.txt* ]]
+	[[ $stderr == *"searching with BM25 only: cannot embed the query: "*"3-dimension"* ]]
+	ANTHROPIC_API_KEY=k run --separate-stderr aichat rag index -c other --embed-model anthropic:claude-x docs
+	[ "$status" -eq 3 ]
+	[[ $stderr == *"'anthropic:claude-x' has no embeddings API"* ]]
+}
+
+@test "provider down: BM25 kept and said, search falls back and says so, a rerun fills the vectors" {
+	command -v sqlite3 >/dev/null || skip "no sqlite3 command"
+	use_fake '{"status":500}'
+	index --embed-model openai:text-embedding-3-small docs
+	[ "$status" -eq 4 ]
+	[[ $stderr == *"aichat: rag: indexed without vectors: openai returned HTTP 500: fake error"* ]]
+	[[ $stderr =~ 3\ files\ added,\ 0\ updated,\ 0\ unchanged,\ 1\ skipped,\ ([0-9]+)\ chunks,\ 0\ vectors,\ ([0-9]+)\ chunks\ without\ vectors ]]
+	[ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[2]}" ]
+	# One batch, tried three times (two retries).
+	[ "$(fake_count)" -eq 3 ]
+	run --separate-stderr aichat rag search quokka
+	[ "$status" -eq 0 ]
+	[[ ${lines[0]} == *docs/animals.txt* ]]
+	fake_script '{}'
+	index docs
+	[ "$status" -eq 0 ]
+	[[ $stderr == *" 0 chunks, "*" vectors, "* && $stderr != *without* ]]
+	local v
+	v=$(vectors default 32)
+	[ "${v%/*}" = "${v#*/}" ] && [ "${v%/*}" -gt 0 ]
+	# Connection refused, once the vectors are there.
+	fake_stop
+	run --separate-stderr aichat rag search --json quokka
+	[ "$status" -eq 0 ]
+	[[ $stderr == "aichat: rag: searching with BM25 only: cannot embed the query: openai: cannot connect: "* ]]
+	[ "$(json_get 0.path <<<"$output")" = docs/animals.txt ]
+	[ "$(json_get 0.retrieval <<<"$output")" = bm25 ]
+	printf 'The wombat digs burrows.\n' >"$T/docs/wombat.txt"
+	index docs
+	[ "$status" -eq 4 ]
+	[[ $stderr == *"indexed without vectors: openai: cannot connect: "* ]]
+	[[ $stderr == *"1 files added"*", 0 vectors, 1 chunks without vectors (run the index again to add them), "* ]]
 }

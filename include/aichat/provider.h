@@ -95,6 +95,16 @@ struct llm_opts {
 /* Defaults, with AICHAT_*_TIMEOUT overrides from the environment. */
 void llm_opts_default(struct llm_opts *o);
 
+/* Whether a failure with this code (and HTTP status, 0 if none) is worth
+ * another attempt: connection errors, 429 (not insufficient_quota),
+ * 500, 502, 503, 504, 408 and 529. */
+int llm_retryable(enum err_code code, long status);
+/* The wait before attempt number attempt + 1 (attempt >= 1): Retry-After
+ * when given (retry_after >= 0, at most 60 s), else exponential backoff
+ * from o->retry_base_ms with 50..100% jitter. */
+int64_t llm_backoff_ms(const struct llm_opts *o, int attempt,
+		       double retry_after);
+
 struct llm_result {
 	struct err err;          /* ERR_OK on success */
 	long prompt_tokens, completion_tokens;

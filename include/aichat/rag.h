@@ -71,6 +71,9 @@ struct rag_collection {
 	int chunk_size, overlap;
 	long documents, chunks;
 	int64_t bytes;                 /* sum of the documents' sizes */
+	char embed_model[256];         /* "" when the collection has none */
+	int dim;                       /* 0 until the first vector is stored */
+	long vectors;                  /* chunks that have their vector */
 };
 
 /* The collection named name into *c, with its counts.  ERR_NOT_FOUND when
@@ -138,6 +141,83 @@ struct rag_hit {
 int rag_search(sqlite3 *db, const char *collection, const char *query, int k,
 	       struct rag_hit **hits, size_t *n, struct err *e);
 void rag_hits_free(struct rag_hit *hits, size_t n);
+
+/* ---- vectors and hybrid retrieval ---- */
+
+/*
+ * A chunk's vector is stored as dim native float32 values (a BLOB of
+ * 4 * dim bytes in chunks.embedding), scaled to unit length so that a dot
+ * product is the cosine.  A collection's embedding model is set by the
+ * first index that names one and its dimension by the first vector
+ * stored; neither changes afterwards.
+ */
+
+/* The reciprocal rank fusion constant. */
+#define RAG_RRF_K 60
+
+/* Cosine similarity of a and b (0 when either is all zeros). */
+double rag_cosine(const float *a, const float *b, int dim);
+/* Scales v to unit length in place (an all-zero v stays so). */
+void rag_normalize(float *v, int dim);
+
+/*
+ * Reciprocal rank fusion of two ranked lists of ids (best first, no id
+ * twice in one list): each id scores the sum over the lists holding it of
+ * 1 / (k + rank), rank 1-based.  Writes the union, best first, to ids and
+ * scores (room for na + nb each) and returns its size.  Ties go to the
+ * id with the better single rank, then to the one first in a.
+ */
+size_t rag_rrf(const int64_t *a, size_t na, const int64_t *b, size_t nb,
+	       int k, int64_t *ids, double *scores);
+
+/*
+ * Records model as c's embedding model, or checks that it is the one
+ * already recorded: ERR_INVALID_REQUEST naming both when it differs.
+ */
+int rag_collection_set_embed_model(sqlite3 *db, struct rag_collection *c,
+				   const char *model, struct err *e);
+
+/* A chunk still without its vector. */
+struct rag_pending {
+	int64_t id;
+	char *text;
+};
+
+/* Up to max chunks of c without a vector whose id is above after, by id.
+ * *out owned: rag_pending_free(). */
+int rag_missing_vectors(sqlite3 *db, const struct rag_collection *c,
+			int64_t after, size_t max, struct rag_pending **out,
+			size_t *n, struct err *e);
+void rag_pending_free(struct rag_pending *p, size_t n);
+/* How many chunks of c have no vector, into *missing. */
+int rag_count_missing(sqlite3 *db, const struct rag_collection *c,
+		      long *missing, struct err *e);
+
+/*
+ * Stores the vectors of chunks ids[i] whose ok[i] is set (vecs holds n
+ * rows of dim floats, unit length) in one transaction, recording dim as
+ * c's dimension when it has none.  ERR_CONFIG naming model and both
+ * dimensions when dim differs from the collection's (nothing stored).
+ * Chunks replaced meanwhile are passed over.  *stored says how many
+ * vectors were written.
+ */
+int rag_store_vectors(sqlite3 *db, struct rag_collection *c, const char *model,
+		      int dim, const int64_t *ids, const float *vecs,
+		      const unsigned char *ok, size_t n, size_t *stored,
+		      struct err *e);
+
+/*
+ * Hybrid retrieval: the best chunks of collection by bm25() and the best
+ * by cosine similarity of their vectors to qvec (dim values, the query
+ * embedded by the collection's model; positive similarities only), each
+ * list up to max(50, 4k) long, merged by reciprocal rank fusion
+ * (RAG_RRF_K); score is the fused score.  A NULL qvec is rag_search().
+ * Errors as rag_search(), plus ERR_INVALID_REQUEST when dim is not the
+ * collection's dimension.  *hits owned: rag_hits_free().
+ */
+int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
+		      const float *qvec, int dim, int k, struct rag_hit **hits,
+		      size_t *n, struct err *e);
 
 /*
  * Appends to b the prompt that asks a model to answer question from the

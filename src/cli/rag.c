@@ -12,6 +12,7 @@
  */
 #include "aichat/chat.h"
 #include "aichat/cli.h"
+#include "aichat/embed.h"
 #include "aichat/json.h"
 #include "aichat/rag.h"
 #include "aichat/schema.h"
@@ -42,6 +43,8 @@
 	"index: skip files and directories that match (repeatable)" }
 #define O_PRUNE { 0, "prune", NULL, NULL, \
 	"index: forget documents whose file is gone" }
+#define O_EMBED_MODEL { 0, "embed-model", "MODEL", NULL, \
+	"index: provider:model that embeds chunks for hybrid search (fixed per collection)" }
 #define O_TOP_K { 'k', "top-k", "N", "top_k", "passages to retrieve" }
 #define O_MODEL { 'm', "model", "MODEL", "model", \
 	"query: provider:model or an alias (default: as for chat)" }
@@ -52,12 +55,13 @@
 
 const struct opt rag_opts[] = {
 	O_COLLECTION, O_CHUNK_SIZE, O_OVERLAP, O_INCLUDE, O_EXCLUDE, O_PRUNE,
-	O_TOP_K, O_MODEL, O_NO_STREAM, O_JSON, O_HELP,
+	O_EMBED_MODEL, O_TOP_K, O_MODEL, O_NO_STREAM, O_JSON, O_HELP,
 };
 const size_t rag_nopts = sizeof(rag_opts) / sizeof(rag_opts[0]);
 
 static const struct opt index_opts[] = {
-	O_COLLECTION, O_CHUNK_SIZE, O_OVERLAP, O_INCLUDE, O_EXCLUDE, O_PRUNE, O_HELP,
+	O_COLLECTION, O_CHUNK_SIZE, O_OVERLAP, O_INCLUDE, O_EXCLUDE, O_PRUNE,
+	O_EMBED_MODEL, O_HELP,
 };
 static const struct opt search_opts[] = { O_COLLECTION, O_TOP_K, O_JSON, O_HELP };
 static const struct opt query_opts[] = {
@@ -310,13 +314,89 @@ static void progress(size_t done, size_t total, int64_t *last, int final)
 		total, total ? (int)(done * 100 / total) : 100);
 }
 
+/* Chunks read from the store per round of embedding: a few batches
+ * each for the EMBED_PARALLEL transfers, and bounded memory. */
+#define EMBED_ROUND (EMBED_BATCH * EMBED_PARALLEL * 4)
+
+/*
+ * Gives every chunk of the collection that has no vector one, round after
+ * round; stops at the first round that leaves some without (the provider
+ * is down or refusing: asking again at once would not help).  *added
+ * says how many vectors were stored.  -1 with e when the store refuses
+ * them (another dimension) or cannot be written; 1 with e when the
+ * provider failed; 0 when none is missing any more.
+ */
+static int embed_missing(struct indexer *ix, const struct embed_model *em,
+			 int tty, size_t *added, struct err *e)
+{
+	struct llm_opts lo;
+	int64_t after = 0, last = 0;
+	long todo = 0;
+	int rc = 0;
+
+	*added = 0;
+	llm_opts_default(&lo);
+	if (rag_count_missing(ix->db, &ix->coll, &todo, e) < 0)
+		return -1;
+	for (;;) {
+		struct rag_pending *p = NULL;
+		struct embed_result res;
+		const char **texts;
+		int64_t *ids;
+		size_t np = 0, stored = 0;
+
+		if (rag_missing_vectors(ix->db, &ix->coll, after, EMBED_ROUND, &p, &np, e) < 0) {
+			rag_pending_free(p, np);
+			return -1;
+		}
+		if (!np) {
+			rag_pending_free(p, np);
+			break;
+		}
+		if (tty)
+			fprintf(stderr, "\raichat: rag: embedding %zu/%ld chunks\033[K",
+				*added, todo);
+		texts = xmalloc(np * sizeof(*texts));
+		ids = xmalloc(np * sizeof(*ids));
+		for (size_t i = 0; i < np; i++) {
+			texts[i] = p[i].text;
+			ids[i] = p[i].id;
+		}
+		after = p[np - 1].id;
+		embed_run(em, texts, np, &lo, &res);
+		if (res.dim && rag_store_vectors(ix->db, &ix->coll, embed_model_name(em),
+						 res.dim, ids, res.vecs, res.ok, np,
+						 &stored, e) < 0)
+			rc = -1;
+		*added += stored;
+		if (!rc && res.failed) {
+			*e = res.err;
+			rc = 1;
+		}
+		embed_result_release(&res);
+		free(texts);
+		free(ids);
+		rag_pending_free(p, np);
+		if (rc)
+			break;
+	}
+	if (tty)
+		progress(0, 0, &last, 1);
+	return rc;
+}
+
 static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 {
 	struct indexer ix = { .r = r, .o = o, .n = n };
 	cJSON *opts = cJSON_CreateObject();
-	struct err e;
+	struct config cfg = { 0 };
+	struct embed_model em = { 0 };
+	struct err e, eerr;
 	const char *name = value(r, o, n, "collection");
-	size_t counts[4] = { 0 }, chunks = 0;
+	const char *embed = value(r, o, n, "embed-model");
+	size_t counts[4] = { 0 }, chunks = 0, vectors = 0;
+	long missing = 0;
+	int have_em = 0, embed_rc = 0;
 	int64_t start = loop_now_ms(), last = 0;
 	int chunk_size, overlap, force = 0, tty = isatty(STDERR_FILENO), status;
 	double d;
@@ -344,6 +424,18 @@ static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 		status = EXIT_USAGE;
 		goto cleanup;
 	}
+	if (embed && !*embed) {
+		fprintf(stderr, "aichat: rag: invalid value '' for '--embed-model': expected provider:model\n");
+		status = EXIT_USAGE;
+		goto cleanup;
+	}
+	/* A model named on the command line must work before anything is
+	 * indexed; one recorded by an earlier run is resolved below. */
+	if (embed && (config_load(&cfg, &e) < 0 || embed_resolve(&cfg, embed, &em, &e) < 0)) {
+		status = cli_fail("rag", &e);
+		goto cleanup;
+	}
+	have_em = embed != NULL;
 	if ((status = open_store(&ix.db)))
 		goto cleanup;
 	if (rag_collection_ensure(ix.db, name, chunk_size, overlap, &ix.coll, &e) < 0) {
@@ -368,6 +460,18 @@ static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 			goto cleanup;
 		}
 		force = 1;
+	}
+	err_clear(&eerr);
+	if (have_em && rag_collection_set_embed_model(ix.db, &ix.coll,
+						      embed_model_name(&em), &e) < 0) {
+		status = rag_fail(&e);
+		goto cleanup;
+	} else if (!have_em && ix.coll.embed_model[0]) {
+		if (config_load(&cfg, &eerr) == 0 &&
+		    embed_resolve(&cfg, ix.coll.embed_model, &em, &eerr) == 0)
+			have_em = 1;
+		else
+			embed_rc = 1;
 	}
 
 	for (int i = 0; i < r->noperands; i++) {
@@ -411,16 +515,42 @@ static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 				removed == 1 ? "is" : "are");
 		}
 	}
-	fprintf(stderr, "aichat: rag: %zu files added, %zu updated, %zu unchanged, %zu skipped, %zu chunks, %.1f s\n",
+	if (have_em) {
+		embed_rc = embed_missing(&ix, &em, tty, &vectors, &eerr);
+		if (embed_rc < 0)
+			status = cli_fail("rag", &eerr);
+	}
+	if (embed_rc > 0)
+		fprintf(stderr, "aichat: rag: indexed without vectors: %s\n", eerr.msg);
+	if (ix.coll.embed_model[0] && rag_count_missing(ix.db, &ix.coll, &missing, &e) < 0) {
+		fprintf(stderr, "aichat: rag: %s\n", e.msg);
+		ix.failed++;
+	}
+	fprintf(stderr, "aichat: rag: %zu files added, %zu updated, %zu unchanged, %zu skipped, %zu chunks, ",
 		counts[RAG_ADDED], counts[RAG_UPDATED], counts[RAG_UNCHANGED],
-		counts[RAG_SKIPPED], chunks, (loop_now_ms() - start) / 1000.0);
-	status = ix.failed ? EXIT_RUNTIME : EXIT_OK;
+		counts[RAG_SKIPPED], chunks);
+	if (ix.coll.embed_model[0])
+		fprintf(stderr, "%zu vectors, ", vectors);
+	if (missing > 0)
+		fprintf(stderr, "%ld chunks without vectors%s, ", missing,
+			embed_rc > 0 ? " (run the index again to add them)" : "");
+	fprintf(stderr, "%.1f s\n", (loop_now_ms() - start) / 1000.0);
+	if (ix.failed)
+		status = EXIT_RUNTIME;
+	else if (embed_rc < 0)
+		; /* the status of the store's refusal, set above */
+	else if (missing > 0)
+		status = EXIT_PROVIDER;
+	else
+		status = EXIT_OK;
 
 cleanup:
 	for (size_t i = 0; i < ix.nfiles; i++)
 		free(ix.files[i]);
 	free(ix.files);
 	cJSON_Delete(opts);
+	embed_model_release(&em);
+	config_release(&cfg);
 	store_close(ix.db);
 	return status;
 }
@@ -428,19 +558,72 @@ cleanup:
 /* ==== search and query ==== */
 
 /*
+ * The query embedded by the collection's model into *vec (owned) and
+ * *dim; -1 with e when that cannot be done (no model, provider down, a
+ * vector of another dimension).
+ */
+/* Whether text has a word to search for (else rag_search says so). */
+static int has_words(const char *text)
+{
+	char *fq = rag_fts_query(text);
+	int yes = fq != NULL;
+
+	free(fq);
+	return yes;
+}
+
+static int embed_query(const struct rag_collection *c, const char *query,
+		       float **vec, int *dim, struct err *e)
+{
+	struct config cfg = { 0 };
+	struct embed_model em = { 0 };
+	struct embed_result res = { 0 };
+	struct llm_opts lo;
+	int rc = -1;
+
+	*vec = NULL;
+	*dim = 0;
+	llm_opts_default(&lo);
+	if (config_load(&cfg, e) < 0 || embed_resolve(&cfg, c->embed_model, &em, e) < 0)
+		goto cleanup;
+	if (embed_run(&em, &query, 1, &lo, &res) < 0) {
+		*e = res.err;
+		goto cleanup;
+	}
+	if (res.dim != c->dim) {
+		err_set(e, ERR_CONFIG,
+			"embedding model '%s' returned %d-dimension vectors but collection '%s' holds %d-dimension vectors",
+			c->embed_model, res.dim, c->name, c->dim);
+		goto cleanup;
+	}
+	*vec = res.vecs;
+	*dim = res.dim;
+	res.vecs = NULL;
+	rc = 0;
+cleanup:
+	embed_result_release(&res);
+	embed_model_release(&em);
+	config_release(&cfg);
+	return rc;
+}
+
+/*
  * Validates the question and flags as a RAGRequest into body, then
  * retrieves.  Returns -1 and sets *status on any failure (nothing sent).
  */
 static int retrieve(const struct opt_result *r, const struct opt *o, size_t n,
 		    const char *what, cJSON *body, struct rag_hit **hits,
-		    size_t *nhits, int64_t *latency_ms, int *status)
+		    size_t *nhits, int64_t *latency_ms, const char **retrieval,
+		    int *status)
 {
+	struct rag_collection c;
 	struct buf q;
 	struct err e;
 	sqlite3 *db = NULL;
+	float *qvec = NULL;
 	double d;
 	int64_t t0;
-	int rc = -1;
+	int rc = -1, dim = 0, k;
 
 	err_clear(&e);
 	buf_init(&q, 0);
@@ -465,9 +648,20 @@ static int retrieve(const struct opt_result *r, const struct opt *o, size_t n,
 	if ((*status = open_store(&db)))
 		goto cleanup;
 	t0 = loop_now_ms();
-	if (rag_search(db, json_str(body, "collection"), q.ptr,
-		       json_num(body, "top_k", &d) == 0 ? (int)d : 5, hits, nhits,
-		       &e) < 0) {
+	k = json_num(body, "top_k", &d) == 0 ? (int)d : 5;
+	*retrieval = "bm25";
+	/* Errors of the collection itself are rag_search's to report. */
+	if (rag_collection_get(db, json_str(body, "collection"), &c, &e) == 0 &&
+	    c.chunks > 0 && c.vectors > 0 && c.embed_model[0] && has_words(q.ptr)) {
+		if (embed_query(&c, q.ptr, &qvec, &dim, &e) == 0)
+			*retrieval = "hybrid";
+		else
+			fprintf(stderr, "aichat: rag: searching with BM25 only: cannot embed the query: %s\n",
+				e.msg);
+	}
+	err_clear(&e);
+	if (rag_search_hybrid(db, json_str(body, "collection"), q.ptr, qvec, dim, k,
+			      hits, nhits, &e) < 0) {
 		*status = rag_fail(&e);
 		goto cleanup;
 	}
@@ -479,6 +673,7 @@ static int retrieve(const struct opt_result *r, const struct opt *o, size_t n,
 	}
 	rc = 0;
 cleanup:
+	free(qvec);
 	store_close(db);
 	buf_release(&q);
 	return rc;
@@ -498,10 +693,11 @@ static int rag_search_cmd(const struct opt_result *r, const struct opt *o, size_
 	cJSON *body = cJSON_CreateObject();
 	struct rag_hit *hits;
 	size_t nhits;
+	const char *how = "bm25";
 	int64_t ms;
 	int status = EXIT_OK;
 
-	if (retrieve(r, o, n, "query", body, &hits, &nhits, &ms, &status) < 0)
+	if (retrieve(r, o, n, "query", body, &hits, &nhits, &ms, &how, &status) < 0)
 		goto cleanup;
 	if (seen(r, o, n, "json")) {
 		cJSON *a = cJSON_CreateArray();
@@ -513,6 +709,7 @@ static int rag_search_cmd(const struct opt_result *r, const struct opt *o, size_
 			cJSON_AddStringToObject(h, "path", hits[i].path);
 			cJSON_AddItemToObject(h, "lines", lines_json(&hits[i]));
 			cJSON_AddStringToObject(h, "snippet", hits[i].snippet);
+			cJSON_AddStringToObject(h, "retrieval", how);
 		}
 		char *s = json_print(a);
 		printf("%s\n", s);
@@ -575,11 +772,12 @@ static int rag_query(const struct opt_result *r, const struct opt *o, size_t n)
 	struct rag_hit *hits = NULL;
 	struct buf prompt;
 	size_t nhits = 0;
+	const char *how = "bm25";
 	int64_t ms = 0;
 	int status = EXIT_OK;
 
 	buf_init(&prompt, 0);
-	if (retrieve(r, o, n, "question", body, &hits, &nhits, &ms, &status) < 0)
+	if (retrieve(r, o, n, "question", body, &hits, &nhits, &ms, &how, &status) < 0)
 		goto cleanup;
 	if (!nhits) {
 		fprintf(stderr, "aichat: rag: no passage of collection '%s' matches the question; nothing was sent\n",
@@ -611,6 +809,7 @@ static int rag_query(const struct opt_result *r, const struct opt *o, size_t n)
 			cJSON_AddNumberToObject(s, "score", hits[i].score);
 		}
 		cJSON_AddNumberToObject(out, "retrieval_latency_ms", (double)ms);
+		cJSON_AddStringToObject(out, "retrieval", how);
 		cJSON_AddStringToObject(out, "model", run.res.model);
 		if (run.res.have_usage) {
 			cJSON_AddNumberToObject(out, "prompt_tokens",
@@ -667,7 +866,15 @@ static cJSON *collection_json(const struct rag_collection *c)
 	cJSON_AddNumberToObject(o, "bytes", (double)c->bytes);
 	cJSON_AddNumberToObject(o, "chunk_size", c->chunk_size);
 	cJSON_AddNumberToObject(o, "overlap", c->overlap);
-	cJSON_AddNullToObject(o, "embed_model");
+	if (c->embed_model[0])
+		cJSON_AddStringToObject(o, "embed_model", c->embed_model);
+	else
+		cJSON_AddNullToObject(o, "embed_model");
+	if (c->dim)
+		cJSON_AddNumberToObject(o, "dim", c->dim);
+	else
+		cJSON_AddNullToObject(o, "dim");
+	cJSON_AddNumberToObject(o, "vectors", (double)c->vectors);
 	cJSON_AddStringToObject(o, "created_at", c->created_at);
 	return o;
 }
@@ -757,10 +964,17 @@ static int rag_info(const struct opt_result *r, const struct opt *o, size_t n)
 		       "chunks:          %ld\n"
 		       "size:            %s (%lld bytes)\n"
 		       "chunk size:      %d\n"
-		       "overlap:         %d\n"
-		       "embedding model: none (keyword search, BM25)\n",
+		       "overlap:         %d\n",
 		       c.name, c.created_at, c.documents, c.chunks, sz,
 		       (long long)c.bytes, c.chunk_size, c.overlap);
+		if (!c.embed_model[0])
+			printf("embedding model: none (keyword search, BM25)\n");
+		else if (!c.dim)
+			printf("embedding model: %s (no vectors yet; BM25 search)\n",
+			       c.embed_model);
+		else
+			printf("embedding model: %s (%d dimensions; %ld of %ld chunks have vectors; hybrid search)\n",
+			       c.embed_model, c.dim, c.vectors, c.chunks);
 	}
 	store_close(db);
 	return status;
@@ -797,10 +1011,10 @@ static int rag_rm(const struct opt_result *r, const struct opt *o, size_t n)
 
 static const struct sub subs[] = {
 	SUB("index", rag_index, index_opts,
-	    "[-c NAME] [--chunk-size N] [--overlap N] [--include GLOB] [--exclude GLOB] [--prune] PATH...",
+	    "[-c NAME] [--chunk-size N] [--overlap N] [--include GLOB] [--exclude GLOB] [--prune] [--embed-model MODEL] PATH...",
 	    "index files and directories (recursively; '-' reads paths from stdin)"),
 	SUB("search", rag_search_cmd, search_opts, "[-c NAME] [-k N] [--json] QUERY...",
-	    "the passages that best match QUERY (BM25), best first"),
+	    "the passages that best match QUERY (BM25, hybrid with vectors), best first"),
 	SUB("query", rag_query, query_opts,
 	    "[-c NAME] [-k N] [-m MODEL] [--no-stream] [--json] QUESTION...",
 	    "answer QUESTION from the best passages, citing them as [n]"),
@@ -816,7 +1030,8 @@ static void usage(FILE *f)
 	fputs("usage: aichat rag SUBCOMMAND [options] [ARGS...]\n"
 	      "\n"
 	      "Index local documents, search them, and answer questions from them with\n"
-	      "numbered sources.  Keyword search (BM25) works offline.\n"
+	      "numbered sources.  Keyword search (BM25) works offline; a collection\n"
+	      "indexed with --embed-model is searched by BM25 and vectors together.\n"
 	      "\n"
 	      "subcommands:\n", f);
 	for (size_t i = 0; i < nsubs; i++)
@@ -828,6 +1043,7 @@ static void usage(FILE *f)
 	      "examples:\n"
 	      "  aichat rag index -c notes ~/notes\n"
 	      "  find . -name '*.md' | aichat rag index -\n"
+	      "  aichat rag index -c notes --embed-model openai:text-embedding-3-small ~/notes\n"
 	      "  aichat rag search -c notes backup schedule\n"
 	      "  aichat rag query -c notes -m mock:echo \"when do backups run?\"\n"
 	      "\n"

@@ -6,11 +6,14 @@
  * migration 3, so deleting a document (or a collection, by cascade)
  * removes its text from the index.  A document's chunks are only ever
  * replaced all at once, inside the transaction that updates its hash.
+ * Vectors are filled in afterwards (migration 4's chunks.embedding), so a
+ * chunk may lack one: BM25 never depends on them.
  */
 #include "aichat/rag.h"
 #include "aichat/xalloc.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -358,7 +361,10 @@ static int run(sqlite3 *db, const char *sql, struct err *e)
 	"SELECT id, name, created_at, chunk_size, overlap," \
 	" (SELECT count(*) FROM documents d WHERE d.collection_id = c.id)," \
 	" (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id)," \
-	" (SELECT coalesce(sum(size), 0) FROM documents d WHERE d.collection_id = c.id)" \
+	" (SELECT coalesce(sum(size), 0) FROM documents d WHERE d.collection_id = c.id)," \
+	" coalesce(embed_model, ''), coalesce(dim, 0)," \
+	" (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id" \
+	"  AND k.embedding IS NOT NULL)" \
 	" FROM collections c"
 
 static void collection_row(sqlite3_stmt *st, struct rag_collection *c)
@@ -376,6 +382,10 @@ static void collection_row(sqlite3_stmt *st, struct rag_collection *c)
 	c->documents = (long)sqlite3_column_int64(st, 5);
 	c->chunks = (long)sqlite3_column_int64(st, 6);
 	c->bytes = sqlite3_column_int64(st, 7);
+	if ((s = sqlite3_column_text(st, 8)))
+		snprintf(c->embed_model, sizeof(c->embed_model), "%s", (const char *)s);
+	c->dim = sqlite3_column_int(st, 9);
+	c->vectors = (long)sqlite3_column_int64(st, 10);
 }
 
 int rag_collection_get(sqlite3 *db, const char *name, struct rag_collection *c,
@@ -870,4 +880,441 @@ void rag_prompt(struct buf *b, const char *question, const struct rag_hit *hits,
 		buf_printf(b, "[%zu] %s:%d-%d\n%s\n\n", i + 1, hits[i].path,
 			   hits[i].line_first, hits[i].line_last, hits[i].text);
 	buf_printf(b, "Question: %s\n", question);
+}
+
+/* ==== vectors ==== */
+
+double rag_cosine(const float *a, const float *b, int dim)
+{
+	double ab = 0, aa = 0, bb = 0;
+
+	for (int i = 0; i < dim; i++) {
+		ab += (double)a[i] * b[i];
+		aa += (double)a[i] * a[i];
+		bb += (double)b[i] * b[i];
+	}
+	if (aa <= 0 || bb <= 0)
+		return 0;
+	return ab / (sqrt(aa) * sqrt(bb));
+}
+
+void rag_normalize(float *v, int dim)
+{
+	double norm = 0;
+
+	for (int i = 0; i < dim; i++)
+		norm += (double)v[i] * v[i];
+	if (norm <= 0)
+		return;
+	norm = sqrt(norm);
+	for (int i = 0; i < dim; i++)
+		v[i] = (float)(v[i] / norm);
+}
+
+size_t rag_rrf(const int64_t *a, size_t na, const int64_t *b, size_t nb,
+	       int k, int64_t *ids, double *scores)
+{
+	size_t n = 0, *best = xmalloc((na + nb + 1) * sizeof(*best));
+
+	/* The lists are short (tens of ids): a linear look-up is enough. */
+	for (size_t i = 0; i < na; i++) {
+		ids[n] = a[i];
+		scores[n] = 1.0 / (k + (double)(i + 1));
+		best[n++] = i + 1;
+	}
+	for (size_t i = 0; i < nb; i++) {
+		size_t j;
+		for (j = 0; j < n && ids[j] != b[i]; j++)
+			;
+		if (j == n) {
+			ids[n] = b[i];
+			scores[n] = 0;
+			best[n++] = i + 1;
+		} else if (i + 1 < best[j]) {
+			best[j] = i + 1;
+		}
+		scores[j] += 1.0 / (k + (double)(i + 1));
+	}
+	/* Insertion sort, stable: ties keep a's order after the best rank. */
+	for (size_t i = 1; i < n; i++) {
+		int64_t id = ids[i];
+		double sc = scores[i];
+		size_t br = best[i], j = i;
+		while (j > 0 && (scores[j - 1] < sc ||
+				 (scores[j - 1] == sc && best[j - 1] > br))) {
+			ids[j] = ids[j - 1];
+			scores[j] = scores[j - 1];
+			best[j] = best[j - 1];
+			j--;
+		}
+		ids[j] = id;
+		scores[j] = sc;
+		best[j] = br;
+	}
+	free(best);
+	return n;
+}
+
+int rag_collection_set_embed_model(sqlite3 *db, struct rag_collection *c,
+				   const char *model, struct err *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!c->embed_model[0]) {
+		if (prep(db, "UPDATE collections SET embed_model = ?1"
+			 " WHERE id = ?2 AND embed_model IS NULL", &st, e) < 0)
+			return -1;
+		sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, c->id);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return db_fail(db, "cannot update the collection", e);
+		/* Read back: another process may have set another model. */
+		char name[sizeof(c->name)];
+		memcpy(name, c->name, sizeof(name));
+		if (rag_collection_get(db, name, c, e) < 0)
+			return -1;
+	}
+	if (strcmp(c->embed_model, model))
+		return err_set(e, ERR_INVALID_REQUEST,
+			       "collection '%s' uses embedding model '%s', not '%.128s': its vectors cannot be mixed (index into another collection, or remove this one with 'aichat rag rm %s')",
+			       c->name, c->embed_model, model, c->name);
+	return 0;
+}
+
+int rag_missing_vectors(sqlite3 *db, const struct rag_collection *c,
+			int64_t after, size_t max, struct rag_pending **out,
+			size_t *n, struct err *e)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*out = xcalloc(max ? max : 1, sizeof(**out));
+	*n = 0;
+	if (prep(db, "SELECT id, text FROM chunks WHERE collection_id = ?1"
+		 " AND embedding IS NULL AND id > ?2 ORDER BY id LIMIT ?3", &st, e) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->id);
+	sqlite3_bind_int64(st, 2, after);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+		(*out)[*n].id = sqlite3_column_int64(st, 0);
+		(*out)[*n].text = xstrdup((const char *)sqlite3_column_text(st, 1));
+		++*n;
+	}
+	sqlite3_finalize(st);
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		return db_fail(db, "database", e);
+	return 0;
+}
+
+void rag_pending_free(struct rag_pending *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(p[i].text);
+	free(p);
+}
+
+int rag_count_missing(sqlite3 *db, const struct rag_collection *c,
+		      long *missing, struct err *e)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*missing = 0;
+	if (prep(db, "SELECT count(*) FROM chunks WHERE collection_id = ?1"
+		 " AND embedding IS NULL", &st, e) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->id);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		*missing = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return r == SQLITE_ROW ? 0 : db_fail(db, "database", e);
+}
+
+int rag_store_vectors(sqlite3 *db, struct rag_collection *c, const char *model,
+		      int dim, const int64_t *ids, const float *vecs,
+		      const unsigned char *ok, size_t n, size_t *stored,
+		      struct err *e)
+{
+	sqlite3_stmt *get = NULL, *set = NULL, *upd = NULL;
+	int rc = -1, have = 0;
+	char have_model[256] = "";
+
+	*stored = 0;
+	if (prep(db, "SELECT coalesce(embed_model, ''), coalesce(dim, 0)"
+		 " FROM collections WHERE id = ?1", &get, e) < 0 ||
+	    prep(db, "UPDATE collections SET embed_model = ?1, dim = ?2 WHERE id = ?3",
+		 &set, e) < 0 ||
+	    prep(db, "UPDATE chunks SET embedding = ?1 WHERE id = ?2"
+		 " AND collection_id = ?3", &upd, e) < 0)
+		goto cleanup;
+	if (run(db, "BEGIN IMMEDIATE", e) < 0)
+		goto cleanup;
+	/* Checked inside the transaction: another process may have stored
+	 * the first vectors meanwhile. */
+	sqlite3_bind_int64(get, 1, c->id);
+	if (sqlite3_step(get) != SQLITE_ROW)
+		goto rollback;
+	snprintf(have_model, sizeof(have_model), "%s",
+		 (const char *)sqlite3_column_text(get, 0));
+	have = sqlite3_column_int(get, 1);
+	if (have_model[0] && strcmp(have_model, model)) {
+		err_set(e, ERR_INVALID_REQUEST,
+			"collection '%s' uses embedding model '%s', not '%.128s'",
+			c->name, have_model, model);
+		goto rollback_quiet;
+	}
+	if (have && have != dim) {
+		err_set(e, ERR_CONFIG,
+			"embedding model '%.128s' returned %d-dimension vectors but collection '%s' holds %d-dimension vectors: index into another collection",
+			model, dim, c->name, have);
+		goto rollback_quiet;
+	}
+	if (!have || !have_model[0]) {
+		sqlite3_bind_text(set, 1, model, -1, SQLITE_STATIC);
+		sqlite3_bind_int(set, 2, dim);
+		sqlite3_bind_int64(set, 3, c->id);
+		if (sqlite3_step(set) != SQLITE_DONE)
+			goto rollback;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!ok[i])
+			continue;
+		sqlite3_reset(upd);
+		sqlite3_bind_blob(upd, 1, vecs + i * (size_t)dim,
+				  (int)(dim * sizeof(float)), SQLITE_STATIC);
+		sqlite3_bind_int64(upd, 2, ids[i]);
+		sqlite3_bind_int64(upd, 3, c->id);
+		if (sqlite3_step(upd) != SQLITE_DONE)
+			goto rollback;
+		*stored += (size_t)sqlite3_changes(db);
+	}
+	if (run(db, "COMMIT", e) < 0)
+		goto rollback_quiet;
+	snprintf(c->embed_model, sizeof(c->embed_model), "%s", model);
+	c->dim = dim;
+	c->vectors += (long)*stored;
+	rc = 0;
+	goto cleanup;
+rollback:
+	db_fail(db, "cannot store the vectors", e);
+rollback_quiet:
+	*stored = 0;
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+cleanup:
+	sqlite3_finalize(get);
+	sqlite3_finalize(set);
+	sqlite3_finalize(upd);
+	return rc;
+}
+
+/* ==== hybrid retrieval ==== */
+
+struct scored {
+	int64_t id;
+	float sim;
+};
+
+/* Keeps the best max similarities in top[0..*n), best first. */
+static void keep_best(struct scored *top, size_t *n, size_t max, int64_t id,
+		      float sim)
+{
+	size_t j;
+
+	if (*n == max && sim <= top[max - 1].sim)
+		return;
+	j = *n < max ? (*n)++ : max - 1;
+	while (j > 0 && top[j - 1].sim < sim) {
+		top[j] = top[j - 1];
+		j--;
+	}
+	top[j].id = id;
+	top[j].sim = sim;
+}
+
+/* The ids of the pool best chunks of c by bm25(), best first. */
+static int bm25_ids(sqlite3 *db, const struct rag_collection *c, const char *fq,
+		    size_t pool, int64_t *ids, size_t *n, struct err *e)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*n = 0;
+	if (prep(db, "SELECT k.id FROM chunks_fts JOIN chunks k ON k.id = chunks_fts.rowid"
+		 " WHERE chunks_fts MATCH ?1 AND k.collection_id = ?2"
+		 " ORDER BY bm25(chunks_fts) LIMIT ?3", &st, e) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->id);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)pool);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < pool)
+		ids[(*n)++] = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		return db_fail(db, "search failed", e);
+	return 0;
+}
+
+/* The ids of the pool chunks of c most similar to q (unit length), best
+ * first: brute force over every stored vector. */
+static int dense_ids(sqlite3 *db, const struct rag_collection *c, const float *q,
+		     int dim, size_t pool, int64_t *ids, size_t *n, struct err *e)
+{
+	struct scored *top = xcalloc(pool, sizeof(*top));
+	float *v = xmalloc((size_t)dim * sizeof(*v));
+	sqlite3_stmt *st;
+	size_t ntop = 0;
+	int r, rc = -1;
+
+	*n = 0;
+	if (prep(db, "SELECT id, embedding FROM chunks WHERE collection_id = ?1"
+		 " AND embedding IS NOT NULL", &st, e) < 0)
+		goto cleanup;
+	sqlite3_bind_int64(st, 1, c->id);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *blob = sqlite3_column_blob(st, 1);
+		double dot = 0;
+		if ((size_t)sqlite3_column_bytes(st, 1) != (size_t)dim * sizeof(float))
+			continue;
+		/* The blob need not be aligned for floats. */
+		memcpy(v, blob, (size_t)dim * sizeof(float));
+		for (int i = 0; i < dim; i++)
+			dot += (double)q[i] * v[i];
+		if (dot > 0)
+			keep_best(top, &ntop, pool, sqlite3_column_int64(st, 0), (float)dot);
+	}
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE) {
+		db_fail(db, "search failed", e);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < ntop; i++)
+		ids[i] = top[i].id;
+	*n = ntop;
+	rc = 0;
+cleanup:
+	free(top);
+	free(v);
+	return rc;
+}
+
+/* The first words of text, as a snippet like FTS5's. */
+static char *lead_snippet(const char *text)
+{
+	char *line = one_line(text);
+	size_t words = 0, i;
+
+	for (i = 0; line[i]; i++)
+		if (line[i] == ' ' && ++words == 16)
+			break;
+	if (line[i]) {
+		strcpy(line + i, "...");
+	}
+	return line;
+}
+
+/* Fills h from chunk id: its document, lines, text and a snippet (FTS5's
+ * when the query's words are in it). */
+static int fill_hit(sqlite3 *db, int64_t id, const char *fq, struct rag_hit *h,
+		    struct err *e)
+{
+	sqlite3_stmt *st = NULL, *sn = NULL;
+	int r;
+
+	if (prep(db, "SELECT d.path, k.line_first, k.line_last, k.text FROM chunks k"
+		 " JOIN documents d ON d.id = k.document_id WHERE k.id = ?1", &st, e) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if ((r = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		/* Gone meanwhile (re-indexed by another process): skip it. */
+		return r == SQLITE_DONE ? 1 : db_fail(db, "search failed", e);
+	}
+	h->path = xstrdup((const char *)sqlite3_column_text(st, 0));
+	h->line_first = sqlite3_column_int(st, 1);
+	h->line_last = sqlite3_column_int(st, 2);
+	h->text = xstrdup((const char *)sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	if (prep(db, "SELECT snippet(chunks_fts, 0, '', '', '...', 16) FROM chunks_fts"
+		 " WHERE chunks_fts MATCH ?1 AND rowid = ?2", &sn, NULL) == 0) {
+		sqlite3_bind_text(sn, 1, fq, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(sn, 2, id);
+		if (sqlite3_step(sn) == SQLITE_ROW)
+			h->snippet = one_line((const char *)sqlite3_column_text(sn, 0));
+		sqlite3_finalize(sn);
+	}
+	if (!h->snippet)
+		h->snippet = lead_snippet(h->text);
+	return 0;
+}
+
+int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
+		      const float *qvec, int dim, int k, struct rag_hit **hits,
+		      size_t *n, struct err *e)
+{
+	struct rag_collection c;
+	int64_t *bm = NULL, *dn = NULL, *fused = NULL;
+	double *scores = NULL;
+	float *q = NULL;
+	size_t pool, nbm = 0, ndn = 0, nf;
+	char *fq = NULL;
+	int rc = -1;
+
+	if (!qvec)
+		return rag_search(db, collection, query, k, hits, n, e);
+	*hits = NULL;
+	*n = 0;
+	if (rag_collection_get(db, collection, &c, e) < 0)
+		return -1;
+	if (c.chunks == 0)
+		return err_set(e, ERR_CONFIG,
+			       "collection '%s' is empty: index some files first ('aichat rag index -c %s PATH')",
+			       c.name, c.name);
+	if (dim != c.dim)
+		return err_set(e, ERR_INVALID_REQUEST,
+			       "the query vector has %d dimensions, collection '%s' %d",
+			       dim, c.name, c.dim);
+	if (!(fq = rag_fts_query(query)))
+		return err_set(e, ERR_INVALID_REQUEST,
+			       "the query has no words to search for");
+	pool = k > 0 && (size_t)k * 4 > 50 ? (size_t)k * 4 : 50;
+	bm = xmalloc(pool * sizeof(*bm));
+	dn = xmalloc(pool * sizeof(*dn));
+	fused = xmalloc(2 * pool * sizeof(*fused));
+	scores = xmalloc(2 * pool * sizeof(*scores));
+	q = xmalloc((size_t)dim * sizeof(*q));
+	memcpy(q, qvec, (size_t)dim * sizeof(*q));
+	rag_normalize(q, dim);
+	if (bm25_ids(db, &c, fq, pool, bm, &nbm, e) < 0 ||
+	    dense_ids(db, &c, q, dim, pool, dn, &ndn, e) < 0)
+		goto cleanup;
+	nf = rag_rrf(bm, nbm, dn, ndn, RAG_RRF_K, fused, scores);
+	*hits = xcalloc((size_t)(k > 0 ? k : 1), sizeof(**hits));
+	for (size_t i = 0; i < nf && *n < (size_t)k; i++) {
+		struct rag_hit *h = &(*hits)[*n];
+		int r = fill_hit(db, fused[i], fq, h, e);
+		if (r < 0) {
+			rag_hits_free(*hits, *n + 1);
+			*hits = NULL;
+			*n = 0;
+			goto cleanup;
+		}
+		if (r > 0)
+			continue;
+		h->rank = (int)++*n;
+		h->score = scores[i];
+	}
+	rc = 0;
+cleanup:
+	free(bm);
+	free(dn);
+	free(fused);
+	free(scores);
+	free(q);
+	free(fq);
+	return rc;
 }

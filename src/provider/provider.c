@@ -467,9 +467,9 @@ void llm_http_error(const struct model_ref *m, long status,
 
 static void start_attempt(struct llm_call *c);
 
-static int retryable(const struct llm_call *c, long status)
+int llm_retryable(enum err_code code, long status)
 {
-	switch (c->res.err.code) {
+	switch (code) {
 	case ERR_UPSTREAM_UNREACHABLE:
 	case ERR_RATE_LIMITED:
 	case ERR_OVERLOADED:
@@ -481,6 +481,20 @@ static int retryable(const struct llm_call *c, long status)
 	default:
 		return 0;
 	}
+}
+
+int64_t llm_backoff_ms(const struct llm_opts *o, int attempt,
+		       double retry_after)
+{
+	double base;
+
+	if (retry_after >= 0) {
+		int64_t d = (int64_t)(retry_after * 1000);
+		return d > 60000 ? 60000 : d;
+	}
+	base = (double)o->retry_base_ms * pow(2, attempt - 1);
+	/* Jitter: 50% to 100% of the step. */
+	return (int64_t)(base * (0.5 + 0.5 * ((double)rand() / RAND_MAX)));
 }
 
 static void on_retry_timer(struct loop *l, void *data)
@@ -502,20 +516,11 @@ static void attempt_over(struct llm_call *c, long status, double retry_after)
 		return;
 	}
 	if (c->res.delta_bytes || c->res.attempts > c->o.retries ||
-	    !retryable(c, status)) {
+	    !llm_retryable(c->res.err.code, status)) {
 		finish(c);
 		return;
 	}
-	if (retry_after >= 0) {
-		delay = (int64_t)(retry_after * 1000);
-		if (delay > 60000)
-			delay = 60000;
-	} else {
-		double base = (double)c->o.retry_base_ms *
-			      pow(2, c->res.attempts - 1);
-		/* Jitter: 50% to 100% of the step. */
-		delay = (int64_t)(base * (0.5 + 0.5 * ((double)rand() / RAND_MAX)));
-	}
+	delay = llm_backoff_ms(&c->o, c->res.attempts, retry_after);
 	left = c->o.total_ms ? c->started + c->o.total_ms - loop_now_ms() : INT64_MAX;
 	if (delay >= left) {
 		finish(c);

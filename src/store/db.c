@@ -103,6 +103,8 @@ static const char *const migrations[] = {
 	"  VALUES ('delete', old.id, old.text); END;",
 	/* New migrations go below, one array entry each, never edited
 	 * once landed. */
+	/* 4: a chunk's embedding: dim native float32 values, unit length */
+	"ALTER TABLE chunks ADD COLUMN embedding BLOB;",
 };
 
 char *store_home(void)

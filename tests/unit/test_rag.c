@@ -3,11 +3,15 @@
  * (src/core/rag.c): the FTS5 query sanitizer, collection names, and the
  * chunker.  Table-driven; the chunker's invariants (every chunk within its
  * bounds, no blank edges, lines consistent with the offsets) are checked
- * for every case, then what each case is about.
+ * for every case, then what each case is about.  Then the vector
+ * helpers: cosine, normalization, reciprocal rank fusion, and mock:embed's
+ * vectors (close for shared words, unit length, deterministic).
  */
+#include "aichat/embed.h"
 #include "aichat/rag.h"
 #include "tap.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +138,78 @@ static void test_chunker(void)
 	free(v);
 }
 
+static int near(double a, double b)
+{
+	return fabs(a - b) < 1e-6;
+}
+
+static const struct {
+	const int64_t a[4], b[4];
+	size_t na, nb;
+	const int64_t want[8];
+	size_t nwant;
+	const char *what;
+} rrf_cases[] = {
+	{ { 1, 2, 3 }, { 3, 2, 1 }, 3, 3, { 1, 3, 2 }, 3,
+	  "the same ids reversed: first and last tie (a's order), above the middle" },
+	{ { 1, 2 }, { 3, 4 }, 2, 2, { 1, 3, 2, 4 }, 4,
+	  "disjoint lists interleave by rank, a first on ties" },
+	{ { 5, 6, 7 }, { 7 }, 3, 1, { 7, 5, 6 }, 3,
+	  "an id in both lists beats one in a single list" },
+	{ { 0 }, { 9, 8 }, 0, 2, { 9, 8 }, 2, "a empty: b as it is" },
+	{ { 4 }, { 0 }, 1, 0, { 4 }, 1, "b empty: a as it is" },
+	{ { 0 }, { 0 }, 0, 0, { 0 }, 0, "both empty" },
+};
+
+static void test_vectors(void)
+{
+	float a[3] = { 1, 0, 0 }, b[3] = { 0, 2, 0 }, c[3] = { 3, 4, 0 };
+	float z[3] = { 0, 0, 0 }, m[3] = { -2, 0, 0 };
+	int64_t ids[8];
+	double sc[8];
+
+	ok(near(rag_cosine(a, a, 3), 1), "cosine of a vector with itself is 1");
+	ok(near(rag_cosine(a, b, 3), 0), "orthogonal vectors: 0");
+	ok(near(rag_cosine(a, m, 3), -1), "opposite vectors: -1");
+	ok(near(rag_cosine(a, c, 3), 0.6), "cosine ignores length: 3/5");
+	ok(near(rag_cosine(a, z, 3), 0), "a zero vector: 0, not NaN");
+	rag_normalize(c, 3);
+	ok(near(c[0], 0.6) && near(c[1], 0.8), "normalize scales to unit length");
+	rag_normalize(z, 3);
+	ok(z[0] == 0 && z[1] == 0 && z[2] == 0, "normalize leaves zeros alone");
+
+	for (size_t i = 0; i < sizeof(rrf_cases) / sizeof(rrf_cases[0]); i++) {
+		size_t n = rag_rrf(rrf_cases[i].a, rrf_cases[i].na, rrf_cases[i].b,
+				   rrf_cases[i].nb, RAG_RRF_K, ids, sc);
+		int same = n == rrf_cases[i].nwant;
+		for (size_t j = 0; same && j < n; j++)
+			same = ids[j] == rrf_cases[i].want[j] && (j == 0 || sc[j] <= sc[j - 1]);
+		ok(same, "rrf: %s", rrf_cases[i].what);
+	}
+	rag_rrf(rrf_cases[0].a, 3, rrf_cases[0].b, 3, RAG_RRF_K, ids, sc);
+	ok(near(sc[0], 1.0 / 61 + 1.0 / 63) && sc[0] == sc[1] && near(sc[2], 2.0 / 62),
+	   "rrf scores are sums of 1 / (60 + rank)");
+
+	float q[EMBED_MOCK_DIM], d1[EMBED_MOCK_DIM], d2[EMBED_MOCK_DIM], d3[EMBED_MOCK_DIM];
+	double norm = 0;
+	embed_mock("quokkas", q);
+	embed_mock("The quokka lives on Rottnest Island.", d1);
+	embed_mock("int main(void) { return zebrafish(); }", d2);
+	embed_mock("the QUOKKA lives on rottnest island", d3);
+	for (int i = 0; i < EMBED_MOCK_DIM; i++)
+		norm += (double)d1[i] * d1[i];
+	ok(near(norm, 1), "mock:embed vectors have unit length");
+	ok(rag_cosine(q, d1, EMBED_MOCK_DIM) > rag_cosine(q, d2, EMBED_MOCK_DIM),
+	   "mock:embed: a word form is closer to its word than to other text");
+	ok(near(rag_cosine(d1, d3, EMBED_MOCK_DIM), 1),
+	   "mock:embed ignores case and punctuation");
+	embed_mock("", q);
+	norm = 0;
+	for (int i = 0; i < EMBED_MOCK_DIM; i++)
+		norm += fabs(q[i]);
+	ok(norm == 0, "mock:embed of no words is the zero vector");
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < sizeof(fts_cases) / sizeof(fts_cases[0]); i++) {
@@ -164,5 +240,6 @@ int main(void)
 	ok(rag_hash(RAG_HASH_INIT, "a", 1) == 0xaf63dc4c8601ec8cull, "fnv1a64 of 'a'");
 
 	test_chunker();
+	test_vectors();
 	return tap_done();
 }
