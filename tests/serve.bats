@@ -644,3 +644,28 @@ rag_setup() {
 	[ "$(status_line)" = 404 ]
 	[ "$(fake_count)" -eq 0 ]
 }
+
+@test "rag routes search hybrid when the collection has vectors, and fall back to BM25 saying why" {
+	export AICHAT_HOME="$BATS_TEST_TMPDIR/data"
+	mkdir -p "$BATS_TEST_TMPDIR/docs"
+	printf '# Quokkas\nQuokkas live on Rottnest Island.\n' >"$BATS_TEST_TMPDIR/docs/q.md"
+	printf '# Kettles\nThe kettle boils water.\n' >"$BATS_TEST_TMPDIR/docs/k.md"
+	aichat rag index -c vec --embed-model mock:embed "$BATS_TEST_TMPDIR/docs" >/dev/null 2>&1
+	serve_start
+	run hcurl "$SERVE_URL/rag/search" -d '{"query":"where do quokka live","collection":"vec"}'
+	[ "$(status_line)" = 200 ]
+	[ "$(echo "$output" | json_get retrieval)" = hybrid ]
+	[[ "$(echo "$output" | json_get results.0.path)" == *q.md ]]
+	serve_stop
+	# a collection embedded through a provider that is now gone
+	fake_start
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	aichat rag index -c remote --embed-model openai:text-embedding-3-small "$BATS_TEST_TMPDIR/docs" >/dev/null 2>&1
+	fake_stop
+	serve_start
+	run hcurl "$SERVE_URL/rag/query" -d '{"query":"kettle water","collection":"remote","model":"mock:echo"}'
+	[ "$(status_line)" = 200 ]
+	[ "$(echo "$output" | json_get retrieval)" = bm25 ]
+	[[ "$(echo "$output" | json_get warning)" == "searched with BM25 only: "* ]]
+	[[ "$(echo "$output" | json_get sources.0.path)" == *k.md ]]
+}

@@ -212,8 +212,14 @@ static const struct schema schema_rag_source = {
 	"RAGSource", rag_source_fields, NFIELDS(rag_source_fields)
 };
 
+static const char *const retrievals[] = { "hybrid", "bm25", NULL };
+
 static const struct field rag_response_fields[] = {
 	{ "answer", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "the model's answer" },
+	{ "retrieval", FIELD_STRING, 1, NULL, NB, NB, retrievals, NULL,
+	  "hybrid (BM25 and vectors, fused) or bm25" },
+	{ "warning", FIELD_STRING, 0, NULL, NB, NB, NULL, NULL,
+	  "why hybrid search was not possible, when it was not" },
 	{ "sources", FIELD_ARRAY, 1, NULL, NB, NB, NULL, &schema_rag_source,
 	  "the passages the answer was given, numbered" },
 	{ "retrieval_latency_ms", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL,
@@ -230,6 +236,10 @@ static const struct schema schema_rag_response = {
 static const struct field rag_search_response_fields[] = {
 	{ "results", FIELD_ARRAY, 1, NULL, NB, NB, NULL, &schema_rag_source,
 	  "the best passages, best first" },
+	{ "retrieval", FIELD_STRING, 1, NULL, NB, NB, retrievals, NULL,
+	  "hybrid (BM25 and vectors, fused) or bm25" },
+	{ "warning", FIELD_STRING, 0, NULL, NB, NB, NULL, NULL,
+	  "why hybrid search was not possible, when it was not" },
 	{ "retrieval_latency_ms", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL,
 	  "time spent finding them" },
 };

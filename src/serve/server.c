@@ -24,6 +24,7 @@
 #include "aichat/json.h"
 #include "aichat/metrics.h"
 #include "aichat/store.h"
+#include "aichat/embed.h"
 #include "aichat/openapi.h"
 #include "aichat/rag.h"
 #include "aichat/ratelimit.h"
@@ -143,7 +144,10 @@ struct req {
 	int cacheable;
 	char *chunk_prefix;          /* OpenAI chunk up to the content */
 	cJSON *rag_sources;          /* /rag/query: the numbered sources */
-	int64_t retrieval_ms;
+	int64_t rag_started, retrieval_ms;
+	char retrieval[8];           /* "hybrid" | "bm25" */
+	char retrieval_warning[240];
+	struct embed_job *embed;     /* the query being embedded */
 	/* for the log line */
 	char model[256];
 	char provider[64];
@@ -754,6 +758,9 @@ static cJSON *rag_response(struct req *r, const struct chat_result *res)
 	cJSON_AddStringToObject(o, "answer", res->content.ptr);
 	cJSON_AddItemToObject(o, "sources", cJSON_Duplicate(r->rag_sources, 1));
 	cJSON_AddNumberToObject(o, "retrieval_latency_ms", (double)r->retrieval_ms);
+	cJSON_AddStringToObject(o, "retrieval", r->retrieval);
+	if (r->retrieval_warning[0])
+		cJSON_AddStringToObject(o, "warning", r->retrieval_warning);
 	cJSON_AddStringToObject(o, "model", res->model);
 	if (res->have_usage) {
 		cJSON_AddNumberToObject(o, "prompt_tokens", (double)res->prompt_tokens);
@@ -882,6 +889,9 @@ static void start_chat(struct req *r)
 			cJSON_AddItemToObject(o, "sources", cJSON_Duplicate(r->rag_sources, 1));
 			cJSON_AddNumberToObject(o, "retrieval_latency_ms",
 						(double)r->retrieval_ms);
+			cJSON_AddStringToObject(o, "retrieval", r->retrieval);
+			if (r->retrieval_warning[0])
+				cJSON_AddStringToObject(o, "warning", r->retrieval_warning);
 			push_data(r, "metadata", o);
 		}
 	}
@@ -1074,6 +1084,11 @@ static void stop_work(struct req *r)
 	if (r->batch) {
 		batch_cancel(r->batch);
 		r->batch = NULL;
+		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
+	}
+	if (r->embed) {
+		embed_cancel(r->embed);
+		r->embed = NULL;
 		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
 	}
 	unqueue(r);
@@ -1325,6 +1340,8 @@ static int try_cache(struct req *r)
 /* The search of /rag/search and /rag/query may not run longer than this;
  * SQLite checks it through its progress handler. */
 #define RAG_SEARCH_MS 2000
+/* ... and embedding the query may take this long. */
+#define RAG_EMBED_MS 5000
 
 static int search_deadline(void *data)
 {
@@ -1332,35 +1349,30 @@ static int search_deadline(void *data)
 }
 
 /*
- * Retrieval for the rag routes: /rag/search answers here; /rag/query gets
- * its sources and its prompt in r->creq, and -> 0 to go on to the model.
+ * Retrieval for the rag routes, once the query vector is known (qvec NULL:
+ * BM25 alone; why, when not NULL, says why hybrid search was not
+ * possible).  /rag/search answers here; /rag/query builds its prompt and
+ * goes on to the model.
  */
-static int route_rag(struct req *r, cJSON *j)
+static void rag_continue(struct req *r, const float *qvec, int dim,
+			 const char *why)
 {
+	cJSON *j = r->json;
 	const char *collection = json_str(j, "collection");
 	struct rag_hit *hits = NULL;
 	size_t n = 0;
 	struct err e;
 	double k = 5;
-	int64_t t0 = loop_now_ms(), deadline = t0 + RAG_SEARCH_MS;
+	int64_t deadline = loop_now_ms() + RAG_SEARCH_MS;
 	int rc;
 
 	err_clear(&e);
 	json_num(j, "top_k", &k);
-	if (!r->srv->db) {
-		reply_error_status(r, 503, ERR_OVERLOADED,
-				   "document search is unavailable: the database could not be opened");
-		return -1;
-	}
-	if (rag_name_check(collection, &e) < 0) {
-		reply_error_status(r, 422, ERR_INVALID_REQUEST, e.msg);
-		return -1;
-	}
 	sqlite3_progress_handler(r->srv->db, 1000, search_deadline, &deadline);
-	rc = rag_search(r->srv->db, collection, json_str(j, "query"), (int)k,
-			&hits, &n, &e);
+	rc = rag_search_hybrid(r->srv->db, collection, json_str(j, "query"), qvec,
+			       dim, (int)k, &hits, &n, &e);
 	sqlite3_progress_handler(r->srv->db, 0, NULL, NULL);
-	r->retrieval_ms = loop_now_ms() - t0;
+	r->retrieval_ms = loop_now_ms() - r->rag_started;
 	if (rc < 0) {
 		if (sqlite3_errcode(r->srv->db) == SQLITE_INTERRUPT)
 			reply_error_status(r, 504, ERR_UPSTREAM_TIMEOUT,
@@ -1369,7 +1381,7 @@ static int route_rag(struct req *r, cJSON *j)
 			reply_error_status(r, e.code == ERR_NOT_FOUND ? 404 : 422,
 					   e.code == ERR_NOT_FOUND ? ERR_NOT_FOUND :
 					   ERR_INVALID_REQUEST, e.msg);
-		return -1;
+		return;
 	}
 	r->rag_sources = cJSON_CreateArray();
 	for (size_t i = 0; i < n; i++) {
@@ -1383,20 +1395,27 @@ static int route_rag(struct req *r, cJSON *j)
 		cJSON_AddStringToObject(src, "snippet", hits[i].snippet);
 		cJSON_AddItemToArray(r->rag_sources, src);
 	}
+	snprintf(r->retrieval, sizeof(r->retrieval), "%s", qvec ? "hybrid" : "bm25");
+	if (why)
+		snprintf(r->retrieval_warning, sizeof(r->retrieval_warning),
+			 "searched with BM25 only: %.200s", why);
 	if (r->route->response == RESP_RAG_SEARCH) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddItemToObject(o, "results", r->rag_sources);
 		r->rag_sources = NULL;
 		cJSON_AddNumberToObject(o, "retrieval_latency_ms", (double)r->retrieval_ms);
+		cJSON_AddStringToObject(o, "retrieval", r->retrieval);
+		if (why)
+			cJSON_AddStringToObject(o, "warning", r->retrieval_warning);
 		rag_hits_free(hits, n);
 		reply_json(r, 200, o);
-		return 0;
+		return;
 	}
 	if (!n) {
 		rag_hits_free(hits, n);
 		reply_error_status(r, 404, ERR_NOT_FOUND,
 				   "no passage of the collection matches the question; nothing was sent");
-		return -1;
+		return;
 	}
 	/* The question with its numbered sources, as `aichat rag query`. */
 	struct buf prompt;
@@ -1412,7 +1431,68 @@ static int route_rag(struct req *r, cJSON *j)
 	r->creq.messages[0].role = xstrdup("user");
 	r->creq.messages[0].content = buf_detach(&prompt);
 	r->creq.nmessages = 1;
-	return 0;
+	acquire_upstream(r);
+}
+
+static void on_query_embedded(void *ud, const struct embed_result *res)
+{
+	struct req *r = ud;
+
+	r->embed = NULL;
+	if (res->dim > 0 && !res->failed)
+		rag_continue(r, res->vecs, res->dim, NULL);
+	else
+		rag_continue(r, NULL, 0, res->err.code != ERR_OK ? res->err.msg :
+			     "the query could not be embedded");
+}
+
+/*
+ * The rag routes: a collection with vectors has the query embedded first
+ * (on the loop, within 5 s), then hybrid search; otherwise BM25 at once.
+ * An embedding provider that fails means BM25, and the answer says so.
+ */
+static void route_rag(struct req *r)
+{
+	const char *collection = json_str(r->json, "collection");
+	struct rag_collection c;
+	struct embed_model m;
+	struct llm_opts lo;
+	struct err e;
+	const char *q;
+
+	err_clear(&e);
+	r->rag_started = loop_now_ms();
+	if (!r->srv->db) {
+		reply_error_status(r, 503, ERR_OVERLOADED,
+				   "document search is unavailable: the database could not be opened");
+		return;
+	}
+	if (rag_name_check(collection, &e) < 0) {
+		reply_error_status(r, 422, ERR_INVALID_REQUEST, e.msg);
+		return;
+	}
+	if (rag_collection_get(r->srv->db, collection, &c, &e) < 0 || !c.embed_model[0]) {
+		/* rag_search says what is wrong with a missing collection. */
+		rag_continue(r, NULL, 0, NULL);
+		return;
+	}
+	if (embed_resolve(r->srv->cfg, c.embed_model, &m, &e) < 0) {
+		embed_model_release(&m);
+		rag_continue(r, NULL, 0, e.msg);
+		return;
+	}
+	llm_opts_default(&lo);
+	lo.retries = 0;
+	lo.total_ms = RAG_EMBED_MS;
+	q = json_str(r->json, "query");
+	r->embed = embed_start(r->srv->eng, &m, &q, 1, &lo, on_query_embedded, r, &e);
+	embed_model_release(&m);
+	if (!r->embed) {
+		rag_continue(r, NULL, 0, e.msg);
+		return;
+	}
+	if (r->in_handler)
+		req_suspend(r);
 }
 
 /* The body is complete: parse, validate, run. */
@@ -1480,13 +1560,7 @@ static void route_body(struct req *r)
 	}
 	if (r->route->response == RESP_RAG_QUERY ||
 	    r->route->response == RESP_RAG_SEARCH) {
-		if (route_rag(r, j) < 0)
-			return;
-		if (r->route->response == RESP_RAG_SEARCH)
-			return;
-	}
-	if (r->route->response == RESP_RAG_QUERY) {
-		acquire_upstream(r);
+		route_rag(r);
 		return;
 	}
 	if (r->route->response != RESP_BATCH) {
@@ -1614,7 +1688,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 		r->pending = NULL;
 		r->queued = 1;
 	} else if (!r->queued && !r->chat && !r->batch && !r->waiting &&
-		   !r->client_gone) {
+		   !r->embed && !r->client_gone) {
 		route(r);
 	} else if (!r->queued && !r->client_gone) {
 		/* Resumed with nothing to send yet (a queue slot opened). */
@@ -1700,7 +1774,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 		return;
 	*con_cls = NULL;
 	if (why != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->client_gone &&
-	    (r->chat || r->batch || r->st))
+	    (r->chat || r->batch || r->embed || r->st))
 		r->client_gone = 1;
 	stop_work(r);
 	if (r->watch_fd >= 0)
