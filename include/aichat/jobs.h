@@ -19,8 +19,6 @@
 #include "aichat/provider.h"
 #include "aichat/transfer.h"
 
-extern const struct schema schema_job_request;
-
 struct jobs;
 
 /* A runner on eng using db (both borrowed); at most max_running jobs run

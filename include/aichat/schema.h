@@ -51,6 +51,7 @@ extern const struct schema schema_openai_chat_request;
 extern const struct schema schema_openai_stream_options;
 extern const struct schema schema_rag_request;
 extern const struct schema schema_rag_search_request;
+extern const struct schema schema_job_request;
 
 /* One failing field, in the shape FastAPI/Pydantic clients know. */
 struct verror {

@@ -22,4 +22,13 @@ char *store_home(void);
 int store_open(const char *path, sqlite3 **db, struct err *e);
 void store_close(sqlite3 *db);
 
+/*
+ * The FTS5 query for user text: its words (runs of letters, digits and
+ * non-ASCII bytes; everything else, FTS5 syntax included, separates
+ * words) each double-quoted, at most 64, joined by joiner (" OR " for
+ * any word, " " for all of them).  Owned, free() it; NULL when text has
+ * no word at all.
+ */
+char *store_fts_query(const char *text, const char *joiner);
+
 #endif

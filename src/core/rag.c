@@ -10,6 +10,7 @@
  * chunk may lack one: BM25 never depends on them.
  */
 #include "aichat/rag.h"
+#include "aichat/store.h"
 #include "aichat/xalloc.h"
 
 #include <ctype.h>
@@ -48,36 +49,9 @@ int rag_name_check(const char *name, struct err *e)
 		       shown, RAG_NAME_MAX);
 }
 
-static int is_word_byte(unsigned char c)
-{
-	return isalnum(c) || c >= 0x80;
-}
-
 char *rag_fts_query(const char *text)
 {
-	struct buf b;
-	const unsigned char *p = (const unsigned char *)text;
-	int words = 0;
-
-	buf_init(&b, 0);
-	while (*p && words < 64) {
-		const unsigned char *s;
-		if (!is_word_byte(*p)) {
-			p++;
-			continue;
-		}
-		for (s = p; *p && is_word_byte(*p); p++)
-			;
-		/* Only letters, digits and UTF-8 inside the quotes: no syntax. */
-		buf_printf(&b, "%s\"%.*s\"", words ? " OR " : "",
-			   (int)(p - s > 100 ? 100 : p - s), (const char *)s);
-		words++;
-	}
-	if (!words) {
-		buf_release(&b);
-		return NULL;
-	}
-	return buf_detach(&b);
+	return store_fts_query(text, " OR ");
 }
 
 uint64_t rag_hash(uint64_t h, const void *p, size_t n)

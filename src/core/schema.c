@@ -147,3 +147,23 @@ static const struct field rag_search_fields[] = {
 const struct schema schema_rag_search_request = {
 	"RAGSearchRequest", rag_search_fields, NFIELDS(rag_search_fields)
 };
+
+/* JobRequest: a background batch of up to 10,000 items. */
+static const struct field job_fields[] = {
+	{ "items", FIELD_ARRAY, 1, NULL, 1, 10000, NULL, &schema_batch_item,
+	  "the prompts; results keep their order" },
+	{ "model", FIELD_STRING, 0, NULL, 1, 200, NULL, NULL,
+	  "provider:model, an alias, or a bare known name" },
+	{ "concurrency", FIELD_INTEGER, 0, "10", 1, 100, NULL, NULL,
+	  "upstream calls at once for this job" },
+	{ "temperature", FIELD_NUMBER, 0, NULL, 0, 2, NULL, NULL,
+	  "sampling temperature" },
+	{ "max_tokens", FIELD_INTEGER, 0, NULL, 1, 16384, NULL, NULL,
+	  "upper bound on tokens generated per item" },
+	{ "callback_url", FIELD_STRING, 0, NULL, 1, 2000, NULL, NULL,
+	  "receives a POST of the job's status when it ends" },
+};
+
+const struct schema schema_job_request = {
+	"JobRequest", job_fields, sizeof(job_fields) / sizeof(job_fields[0])
+};

@@ -2,7 +2,6 @@
  * routes.c - the route table of serve.  The server dispatches on it; the
  * OpenAPI document is generated from it.
  */
-#include "aichat/jobs.h"
 #include "aichat/serve.h"
 
 const struct route_info serve_routes[] = {

@@ -6,6 +6,7 @@
 #include "aichat/store.h"
 #include "aichat/xalloc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,4 +238,36 @@ fail:
 void store_close(sqlite3 *db)
 {
 	sqlite3_close(db);
+}
+
+static int is_word_byte(unsigned char c)
+{
+	return isalnum(c) || c >= 0x80;
+}
+
+char *store_fts_query(const char *text, const char *joiner)
+{
+	struct buf b;
+	const unsigned char *p = (const unsigned char *)text;
+	int words = 0;
+
+	buf_init(&b, 0);
+	while (*p && words < 64) {
+		const unsigned char *s;
+		if (!is_word_byte(*p)) {
+			p++;
+			continue;
+		}
+		for (s = p; *p && is_word_byte(*p); p++)
+			;
+		/* Only letters, digits and UTF-8 inside the quotes: no syntax. */
+		buf_printf(&b, "%s\"%.*s\"", words ? joiner : "",
+			   (int)(p - s > 100 ? 100 : p - s), (const char *)s);
+		words++;
+	}
+	if (!words) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_detach(&b);
 }

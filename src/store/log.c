@@ -7,6 +7,7 @@
  */
 #include "aichat/convlog.h"
 #include "aichat/json.h"
+#include "aichat/store.h"
 #include "aichat/xalloc.h"
 
 #include <stdio.h>
@@ -367,40 +368,14 @@ cJSON *convlog_show(sqlite3 *db, const char *id, struct err *e)
 	return o;
 }
 
-/* The user's words as an FTS5 query: each word quoted (so no word can be
- * FTS5 syntax), all of them required. */
-static char *fts_query(const char *text)
-{
-	struct buf b;
-	const char *p = text;
-
-	buf_init(&b, 0);
-	while (*p) {
-		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-			p++;
-		if (!*p)
-			break;
-		if (b.len)
-			buf_putc(&b, ' ');
-		buf_putc(&b, '"');
-		for (; *p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r'; p++) {
-			if (*p == '"')
-				buf_putc(&b, '"');
-			buf_putc(&b, *p);
-		}
-		buf_putc(&b, '"');
-	}
-	return buf_detach(&b);
-}
-
 cJSON *convlog_search(sqlite3 *db, const char *text, int limit, struct err *e)
 {
 	sqlite3_stmt *st;
 	cJSON *arr;
-	char *q = fts_query(text);
+	/* All the words, each only a word: FTS5 syntax is just text. */
+	char *q = store_fts_query(text, " ");
 
-	if (!*q) {
-		free(q);
+	if (!q) {
 		err_set(e, ERR_USAGE, "nothing to search for");
 		return NULL;
 	}
