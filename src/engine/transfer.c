@@ -338,10 +338,7 @@ static void map_curl_error(struct transfer *t, CURLcode rc, const char *detail)
 	}
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
-		if (!t->res.first_byte_at && t->res.status == 0)
-			err_set(e, ERR_UPSTREAM_TIMEOUT, "timed out: %s", what);
-		else
-			err_set(e, ERR_UPSTREAM_TIMEOUT, "timed out: %s", what);
+		err_set(e, ERR_UPSTREAM_TIMEOUT, "timed out: %s", what);
 		break;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
