@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "aichat/buf.h"
 #include "aichat/err.h"
@@ -23,8 +24,8 @@
 #define RAG_NAME_MAX 64
 #define RAG_DEFAULT_CHUNK_SIZE 1000
 #define RAG_DEFAULT_OVERLAP 100
-/* Files larger than this are skipped (they are read whole to chunk). */
-#define RAG_FILE_MAX (64u * 1024 * 1024)
+/* Files are read and chunked in windows of this many bytes. */
+#define RAG_WINDOW (1u << 20)
 
 /* ---- pure helpers (no database; unit-tested) ---- */
 
@@ -57,6 +58,29 @@ struct rag_span {
  */
 size_t rag_chunk(const char *text, size_t len, size_t size, size_t overlap,
 		 struct rag_span **out);
+
+/* Reads up to n bytes into p: how many, 0 at the end, -1 with errno. */
+typedef ssize_t (*rag_read_fn)(void *ctx, char *p, size_t n);
+/* Takes one chunk: its text (valid during the call) and lines; -1 stops. */
+typedef int (*rag_emit_fn)(void *ctx, const char *text, size_t len,
+			   int line_first, int line_last);
+
+#define RAG_STREAM_READ (-1)   /* rd failed (errno says why) */
+#define RAG_STREAM_EMIT (-2)   /* emit returned -1 */
+
+/*
+ * rag_chunk() over a text read through rd, in windows of win bytes, so
+ * memory stays bounded whatever the text's size.  A window ends after its
+ * last blank line outside a fenced block (else after its last line), and
+ * keeps up to overlap bytes of its end for the next one's overlap; line
+ * numbers run on across windows.  Bytes that are not UTF-8 become '?'.
+ * Each chunk goes to emit as it is made.  *hash is the FNV-1a 64 of the
+ * bytes read, *nchunks how many chunks were made.  0, 1 when the text
+ * holds a NUL byte (binary: stops there), or RAG_STREAM_READ/EMIT.
+ */
+int rag_chunk_stream(rag_read_fn rd, void *rctx, size_t win, size_t size,
+		     size_t overlap, rag_emit_fn emit, void *ectx,
+		     uint64_t *hash, size_t *nchunks);
 
 /* FNV-1a 64 over n bytes, continuing from h (start with RAG_HASH_INIT). */
 #define RAG_HASH_INIT 0xcbf29ce484222325ull
@@ -100,7 +124,7 @@ enum rag_outcome {
 	RAG_ADDED,
 	RAG_UPDATED,
 	RAG_UNCHANGED,
-	RAG_SKIPPED,        /* binary, empty, too large or not a regular file;
+	RAG_SKIPPED,        /* binary or not a regular file;
 			     * the reason is in e (code ERR_OK) */
 };
 

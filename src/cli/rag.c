@@ -438,6 +438,8 @@ static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 	have_em = embed != NULL;
 	if ((status = open_store(&ix.db)))
 		goto cleanup;
+	/* Another indexer may hold the store for a whole large file. */
+	sqlite3_busy_timeout(ix.db, 300000);
 	if (rag_collection_ensure(ix.db, name, chunk_size, overlap, &ix.coll, &e) < 0) {
 		status = rag_fail(&e);
 		goto cleanup;

@@ -214,14 +214,23 @@ static int line_of(const size_t *nl, size_t nnl, size_t off)
 	return (int)lo + 1;
 }
 
-size_t rag_chunk(const char *t, size_t len, size_t size, size_t overlap,
-		 struct rag_span **out)
+/*
+ * Chunks t[from, len): the bytes before from are context, already chunked
+ * (a window of a streamed file keeps the end of the one before, for the
+ * overlap).  have_prev says a chunk came before; *prev_start is where it
+ * began (its start before the overlap, or -1 when outside t) and on return
+ * where the last chunk here began.  *fence says t[from] is inside a fenced
+ * block; on return whether len is.
+ */
+static size_t chunk_range(const char *t, size_t len, size_t from, int have_prev,
+			  long *prev_start, int *fence_open, size_t size,
+			  size_t overlap, struct rag_span **out)
 {
 	struct atoms a = { 0 };
 	struct rag_span *v = NULL;
 	size_t *nl = NULL, nnl = 0, n = 0, cap = 0;
-	size_t para = (size_t)-1, fence = (size_t)-1, pos = 0;
-	size_t cur_s = 0, cur_e = 0, prev_s = 0;
+	size_t para = (size_t)-1, fence = *fence_open ? from : (size_t)-1, pos = from;
+	size_t cur_s = 0, cur_e = 0, lo = *prev_start >= 0 ? (size_t)*prev_start + 1 : 0;
 	int have = 0, cur_brk = 0, para_brk = 0;
 
 	if (size < 1)
@@ -252,6 +261,7 @@ size_t rag_chunk(const char *t, size_t len, size_t size, size_t overlap,
 		}
 		pos = eol + 1;
 	}
+	*fence_open = fence != (size_t)-1;
 	if (fence != (size_t)-1)
 		add_block(&a, t, fence, len, size, 0, 1);
 	if (para != (size_t)-1)
@@ -271,10 +281,10 @@ size_t rag_chunk(const char *t, size_t len, size_t size, size_t overlap,
 			    (have && (a.v[i].brk || a.v[i].end - cur_s > size));
 		if (flush && have) {
 			size_t s = cur_s;
-			if (n > 0 && overlap > 0 && !cur_brk) {
+			if ((n > 0 || have_prev) && overlap > 0 && !cur_brk) {
 				size_t o = s > overlap ? s - overlap : 0;
-				if (o <= prev_s)
-					o = prev_s + 1;
+				if (o < lo)
+					o = lo;
 				/* Start on a word, not inside one. */
 				while (o < s && o > 0 && !is_blank((unsigned char)t[o - 1]))
 					o++;
@@ -291,7 +301,8 @@ size_t rag_chunk(const char *t, size_t len, size_t size, size_t overlap,
 			v[n].line_first = line_of(nl, nnl, s);
 			v[n].line_last = line_of(nl, nnl, cur_e - 1);
 			n++;
-			prev_s = cur_s;
+			lo = cur_s + 1;
+			*prev_start = (long)cur_s;
 			have = 0;
 		}
 		if (i == a.n)
@@ -307,6 +318,15 @@ size_t rag_chunk(const char *t, size_t len, size_t size, size_t overlap,
 	free(nl);
 	*out = v;
 	return n;
+}
+
+size_t rag_chunk(const char *t, size_t len, size_t size, size_t overlap,
+		 struct rag_span **out)
+{
+	long prev = -1;
+	int fence = 0;
+
+	return chunk_range(t, len, 0, 0, &prev, &fence, size, overlap, out);
 }
 
 /* ==== the store ==== */
@@ -480,29 +500,39 @@ int rag_collection_rm(sqlite3 *db, const char *name, struct err *e)
 
 /* ==== indexing ==== */
 
-/* Invalid UTF-8 bytes of b, each replaced by '?' so the store and JSON
- * output hold valid text. */
-static size_t utf8_repair(char *p, size_t n)
+/*
+ * Counts in *bad the bytes of p[0, n) that are not UTF-8 and, when fix,
+ * replaces each with '?'.  Returns how many bytes it looked at: all of
+ * them when final, else it stops before a sequence the end cuts short
+ * (the next read completes it).
+ */
+static size_t utf8_fix(char *p, size_t n, int final, int fix, size_t *bad)
 {
-	size_t bad = 0, i = 0;
+	size_t i = 0;
 
 	while (i < n) {
 		unsigned char c = (unsigned char)p[i];
 		size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 && c >= 0xC2 ? 2 :
 			   (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 && c <= 0xF4 ? 4 : 0;
-		size_t j;
 
-		for (j = 1; k && j < k; j++)
-			if (i + j >= n || ((unsigned char)p[i + j] & 0xC0) != 0x80)
+		for (size_t j = 1; k && j < k; j++) {
+			if (i + j >= n) {
+				if (!final)
+					return i;
 				k = 0;
+			} else if (((unsigned char)p[i + j] & 0xC0) != 0x80) {
+				k = 0;
+			}
+		}
 		if (!k) {
-			p[i++] = '?';
-			bad++;
-			continue;
+			if (fix)
+				p[i] = '?';
+			++*bad;
+			k = 1;
 		}
 		i += k;
 	}
-	return bad;
+	return i;
 }
 
 /* Fills e with why a file is skipped (code ERR_OK: not a failure); 1. */
@@ -521,56 +551,131 @@ static int skip(struct err *e, const char *fmt, ...)
 	return 1;
 }
 
-/* Reads the file whole into b (in pieces), hashing it.  1 = skipped
- * (reason in e, code ERR_OK), 0 = read, -1 = error. */
-static int read_file(const char *path, struct buf *b, uint64_t *hash,
-		     struct stat *sb, struct err *e)
+static ssize_t read_fd(void *ctx, char *p, size_t n)
 {
-	char piece[65536];
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = 0;
+	ssize_t r;
+
+	while ((r = read(*(int *)ctx, p, n)) < 0 && errno == EINTR)
+		;
+	return r;
+}
+
+/* Pass one, in pieces: the hash of the file, and whether it is text (no
+ * NUL byte, at most one byte in 16 not UTF-8).  1 = binary (reason in e,
+ * code ERR_OK), 0 = text, -1 = error. */
+static int scan_file(int fd, const char *path, uint64_t *hash, struct err *e)
+{
+	char piece[65536 + 4];
+	size_t carry = 0, bad = 0, total = 0, done;
 	ssize_t r;
 
 	*hash = RAG_HASH_INIT;
-	if (fd < 0)
-		return err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(errno));
-	if (fstat(fd, sb) < 0) {
-		rc = err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(errno));
-		goto cleanup;
+	while ((r = read_fd(&fd, piece + carry, sizeof(piece) - 4)) != 0) {
+		if (r < 0)
+			return err_set(e, ERR_IO, "cannot read '%s': %s", path,
+				       strerror(errno));
+		if (memchr(piece + carry, '\0', (size_t)r))
+			return skip(e, "'%s' looks binary, skipped", path);
+		*hash = rag_hash(*hash, piece + carry, (size_t)r);
+		total += (size_t)r;
+		carry += (size_t)r;
+		done = utf8_fix(piece, carry, 0, 0, &bad);
+		memmove(piece, piece + done, carry - done);
+		carry -= done;
 	}
-	if (!S_ISREG(sb->st_mode)) {
-		rc = skip(e, "'%s' is not a regular file, skipped", path);
-		goto cleanup;
+	utf8_fix(piece, carry, 1, 0, &bad);
+	if (bad * 16 > total)
+		return skip(e, "'%s' looks binary, skipped", path);
+	return 0;
+}
+
+/* Where to end a window of w[from, end) (a UTF-8 boundary), *fence
+ * telling whether from is inside a fenced block: after the last blank line
+ * outside a fence in the second half, else after the last line, else
+ * after any blank line, else at end. */
+static size_t window_cut(const char *w, size_t from, size_t end, int fence)
+{
+	size_t pos = from, para = 0, line = 0;
+
+	while (pos < end) {
+		const char *p = w + pos, *nl = memchr(p, '\n', end - pos);
+		if (!nl)
+			break;
+		if (is_fence(p, nl))
+			fence = !fence;
+		else if (!fence && is_blank_line(p, nl))
+			para = (size_t)(nl - w) + 1;
+		line = pos = (size_t)(nl - w) + 1;
 	}
-	if ((uint64_t)sb->st_size > RAG_FILE_MAX) {
-		rc = skip(e, "'%s' is larger than %u MiB, skipped", path,
-			  RAG_FILE_MAX >> 20);
-		goto cleanup;
-	}
-	while ((r = read(fd, piece, sizeof(piece))) != 0) {
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = err_set(e, ERR_IO, "cannot read '%s': %s", path,
-				     strerror(errno));
-			goto cleanup;
+	if (para && para - from > (end - from) / 2)
+		return para;
+	return line ? line : para ? para : end;
+}
+
+int rag_chunk_stream(rag_read_fn rd, void *rctx, size_t win, size_t size,
+		     size_t overlap, rag_emit_fn emit, void *ectx,
+		     uint64_t *hash, size_t *nchunks)
+{
+	size_t wlen = 0, fixed = 0, from = 0, bad = 0;
+	long prev = -1, line_base = 0;
+	int have_prev = 0, fence = 0, eof = 0, rc = 0;
+	char *w;
+
+	/* Room for the kept context and a good deal more. */
+	if (win < 4 * overlap + 256)
+		win = 4 * overlap + 256;
+	w = xmalloc(win);
+	*hash = RAG_HASH_INIT;
+	*nchunks = 0;
+	for (;;) {
+		struct rag_span *spans = NULL;
+		size_t cut, keep, n;
+
+		while (!eof && wlen < win) {
+			ssize_t r = rd(rctx, w + wlen, win - wlen);
+			if (r < 0) {
+				rc = RAG_STREAM_READ;
+				goto cleanup;
+			}
+			if (r == 0) {
+				eof = 1;
+				break;
+			}
+			if (memchr(w + wlen, '\0', (size_t)r)) {
+				rc = 1;
+				goto cleanup;
+			}
+			*hash = rag_hash(*hash, w + wlen, (size_t)r);
+			wlen += (size_t)r;
 		}
-		if (memchr(piece, '\0', (size_t)r)) {
-			rc = skip(e, "'%s' looks binary, skipped", path);
-			goto cleanup;
-		}
-		if (buf_append(b, piece, (size_t)r) < 0) {
-			rc = skip(e, "'%s' is larger than %u MiB, skipped", path,
-				  RAG_FILE_MAX >> 20);
-			goto cleanup;
-		}
-		*hash = rag_hash(*hash, piece, (size_t)r);
-	}
-	/* More than one byte in 16 not UTF-8: not text. */
-	if (utf8_repair(b->ptr, b->len) * 16 > b->len) {
-		rc = skip(e, "'%s' looks binary, skipped", path);
+		fixed += utf8_fix(w + fixed, wlen - fixed, eof, 1, &bad);
+		cut = eof ? wlen : window_cut(w, from, fixed, fence);
+		n = chunk_range(w, cut, from, have_prev, &prev, &fence, size,
+				overlap, &spans);
+		for (size_t i = 0; i < n && rc == 0; i++)
+			if (emit(ectx, w + spans[i].off, spans[i].len,
+				 (int)line_base + spans[i].line_first,
+				 (int)line_base + spans[i].line_last) < 0)
+				rc = RAG_STREAM_EMIT;
+		free(spans);
+		*nchunks += n;
+		have_prev |= n > 0;
+		if (rc < 0 || (eof && cut == wlen))
+			break;
+		/* Keep up to overlap bytes before the cut, from a word start. */
+		keep = cut > overlap ? cut - overlap : 0;
+		while (keep < cut && keep > 0 && !is_blank((unsigned char)w[keep - 1]))
+			keep++;
+		for (size_t i = 0; i < keep; i++)
+			line_base += w[i] == '\n';
+		prev = prev >= (long)keep ? prev - (long)keep : -1;
+		memmove(w, w + keep, wlen - keep);
+		wlen -= keep;
+		fixed -= keep;
+		from = cut - keep;
 	}
 cleanup:
-	close(fd);
+	free(w);
 	return rc;
 }
 
@@ -596,15 +701,49 @@ static int stored_hash(sqlite3 *db, const struct rag_collection *c,
 	return 0;
 }
 
-/* Replaces the document and its chunks, in one transaction. */
-static int store_document(sqlite3 *db, const struct rag_collection *c,
-			  const char *path, const char *hash,
-			  const struct stat *sb, const char *text,
-			  const struct rag_span *spans, size_t n, struct err *e)
+static void hash_text(char *out, size_t size, uint64_t h)
 {
-	sqlite3_stmt *doc = NULL, *del = NULL, *ins = NULL;
-	int64_t id = 0;
-	int rc = -1;
+	snprintf(out, size, "fnv1a64:%016llx", (unsigned long long)h);
+}
+
+/* Where the chunks of a streamed document go. */
+struct chunk_sink {
+	sqlite3_stmt *ins;
+	int64_t doc, coll, seq;
+};
+
+static int insert_chunk(void *ctx, const char *text, size_t len, int first,
+			int last)
+{
+	struct chunk_sink *k = ctx;
+
+	sqlite3_reset(k->ins);
+	sqlite3_bind_int64(k->ins, 1, k->doc);
+	sqlite3_bind_int64(k->ins, 2, k->coll);
+	sqlite3_bind_int64(k->ins, 3, k->seq++);
+	sqlite3_bind_text(k->ins, 4, text, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int(k->ins, 5, first);
+	sqlite3_bind_int(k->ins, 6, last);
+	return sqlite3_step(k->ins) == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Pass two: replaces the document and its chunks in one transaction,
+ * chunking fd window by window as it is read (memory stays bounded
+ * whatever the file's size).  The hash stored is that of the bytes read
+ * here, in case the file changed since pass one.  1 = it turned binary
+ * meanwhile (nothing stored); -2 = it could not be read (e says so); -1 =
+ * the store failed.
+ */
+static int store_document(sqlite3 *db, const struct rag_collection *c,
+			  const char *path, const char *hash, int fd,
+			  const struct stat *sb, size_t *nchunks, struct err *e)
+{
+	sqlite3_stmt *doc = NULL, *del = NULL, *upd = NULL;
+	struct chunk_sink sink = { 0 };
+	uint64_t h;
+	char now[40];
+	int rc = -1, r;
 
 	if (prep(db, "INSERT INTO documents (collection_id, path, hash, size, mtime, indexed_at)"
 		 " VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))"
@@ -612,8 +751,9 @@ static int store_document(sqlite3 *db, const struct rag_collection *c,
 		 " size = excluded.size, mtime = excluded.mtime, indexed_at = excluded.indexed_at"
 		 " RETURNING id", &doc, e) < 0 ||
 	    prep(db, "DELETE FROM chunks WHERE document_id = ?1", &del, e) < 0 ||
+	    prep(db, "UPDATE documents SET hash = ?1 WHERE id = ?2", &upd, e) < 0 ||
 	    prep(db, "INSERT INTO chunks (document_id, collection_id, seq, text, line_first,"
-		 " line_last) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &ins, e) < 0)
+		 " line_last) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &sink.ins, e) < 0)
 		goto cleanup;
 	if (run(db, "BEGIN IMMEDIATE", e) < 0)
 		goto cleanup;
@@ -624,21 +764,31 @@ static int store_document(sqlite3 *db, const struct rag_collection *c,
 	sqlite3_bind_int64(doc, 5, (sqlite3_int64)sb->st_mtime);
 	if (sqlite3_step(doc) != SQLITE_ROW)
 		goto rollback;
-	id = sqlite3_column_int64(doc, 0);
+	sink.doc = sqlite3_column_int64(doc, 0);
+	sink.coll = c->id;
 	sqlite3_reset(doc);
-	sqlite3_bind_int64(del, 1, id);
+	sqlite3_bind_int64(del, 1, sink.doc);
 	if (sqlite3_step(del) != SQLITE_DONE)
 		goto rollback;
-	for (size_t i = 0; i < n; i++) {
-		sqlite3_reset(ins);
-		sqlite3_bind_int64(ins, 1, id);
-		sqlite3_bind_int64(ins, 2, c->id);
-		sqlite3_bind_int64(ins, 3, (sqlite3_int64)i);
-		sqlite3_bind_text(ins, 4, text + spans[i].off, (int)spans[i].len,
-				  SQLITE_STATIC);
-		sqlite3_bind_int(ins, 5, spans[i].line_first);
-		sqlite3_bind_int(ins, 6, spans[i].line_last);
-		if (sqlite3_step(ins) != SQLITE_DONE)
+	r = rag_chunk_stream(read_fd, &fd, RAG_WINDOW, (size_t)c->chunk_size,
+			     (size_t)c->overlap, insert_chunk, &sink, &h, nchunks);
+	if (r > 0) {
+		rc = skip(e, "'%s' looks binary, skipped", path);
+		goto rollback_quiet;
+	}
+	if (r == RAG_STREAM_READ) {
+		err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		rc = -2;
+		goto cleanup;
+	}
+	if (r < 0)
+		goto rollback;
+	hash_text(now, sizeof(now), h);
+	if (strcmp(now, hash)) {
+		sqlite3_bind_text(upd, 1, now, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(upd, 2, sink.doc);
+		if (sqlite3_step(upd) != SQLITE_DONE)
 			goto rollback;
 	}
 	if (run(db, "COMMIT", e) < 0)
@@ -652,7 +802,8 @@ rollback_quiet:
 cleanup:
 	sqlite3_finalize(doc);
 	sqlite3_finalize(del);
-	sqlite3_finalize(ins);
+	sqlite3_finalize(upd);
+	sqlite3_finalize(sink.ins);
 	return rc;
 }
 
@@ -660,44 +811,58 @@ int rag_index_file(sqlite3 *db, const struct rag_collection *c,
 		   const char *path, int force, enum rag_outcome *outcome,
 		   size_t *nchunks, struct err *e)
 {
-	struct buf text;
-	struct rag_span *spans = NULL;
 	struct stat sb;
 	uint64_t h;
 	char hash[40], old[64];
-	size_t n = 0;
-	int rc;
+	int fd, rc;
 
 	*nchunks = 0;
 	*outcome = RAG_SKIPPED;
-	buf_init(&text, RAG_FILE_MAX);
-	rc = read_file(path, &text, &h, &sb, e);
-	if (rc != 0) {
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+	if (fstat(fd, &sb) < 0) {
+		rc = err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+		goto cleanup;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = skip(e, "'%s' is not a regular file, skipped", path) - 1;
+		goto cleanup;
+	}
+	if ((rc = scan_file(fd, path, &h, e)) != 0) {
 		rc = rc > 0 ? 0 : -1;
 		goto cleanup;
 	}
-	snprintf(hash, sizeof(hash), "fnv1a64:%016llx", (unsigned long long)h);
+	hash_text(hash, sizeof(hash), h);
 	if ((rc = stored_hash(db, c, path, old, sizeof(old), e)) < 0)
 		goto cleanup;
 	if (old[0] && !strcmp(old, hash) && !force) {
 		*outcome = RAG_UNCHANGED;
 		goto cleanup;
 	}
-	n = rag_chunk(text.ptr, text.len, (size_t)c->chunk_size,
-		      (size_t)c->overlap, &spans);
-	if ((rc = store_document(db, c, path, hash, &sb, text.ptr, spans, n, e)) < 0) {
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		rc = err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+		goto cleanup;
+	}
+	rc = store_document(db, c, path, hash, fd, &sb, nchunks, e);
+	if (rc > 0) {
+		*nchunks = 0;
+		rc = 0;
+		goto cleanup;
+	}
+	if (rc < 0) {
 		char why[sizeof(e->msg)];
-		if (e) {
+		*nchunks = 0;
+		if (e && rc == -1) {
 			memcpy(why, e->msg, sizeof(why));
 			err_set(e, ERR_IO, "cannot index '%s': %s", path, why);
 		}
+		rc = -1;
 		goto cleanup;
 	}
 	*outcome = old[0] ? RAG_UPDATED : RAG_ADDED;
-	*nchunks = n;
 cleanup:
-	free(spans);
-	buf_release(&text);
+	close(fd);
 	return rc;
 }
 

@@ -3,7 +3,8 @@
  * (src/core/rag.c): the FTS5 query sanitizer, collection names, and the
  * chunker.  Table-driven; the chunker's invariants (every chunk within its
  * bounds, no blank edges, lines consistent with the offsets) are checked
- * for every case, then what each case is about.  Then the vector
+ * for every case, then what each case is about; the streamed chunker
+ * against it, window by window.  Then the vector
  * helpers: cosine, normalization, reciprocal rank fusion, and mock:embed's
  * vectors (close for shared words, unit length, deterministic).
  */
@@ -210,6 +211,172 @@ static void test_vectors(void)
 	ok(norm == 0, "mock:embed of no words is the zero vector");
 }
 
+/* ---- the streamed chunker ---- */
+
+struct mem_reader {
+	const char *p;
+	size_t len, pos, step;         /* step: at most this many bytes a read */
+	int fail_at;                   /* > 0: the read that starts there fails */
+};
+
+static ssize_t mem_read(void *ctx, char *p, size_t n)
+{
+	struct mem_reader *r = ctx;
+
+	if (r->fail_at > 0 && r->pos >= (size_t)r->fail_at)
+		return -1;
+	if (n > r->step)
+		n = r->step;
+	if (n > r->len - r->pos)
+		n = r->len - r->pos;
+	memcpy(p, r->p + r->pos, n);
+	r->pos += n;
+	return (ssize_t)n;
+}
+
+struct collected {
+	struct rag_span *v;            /* off unused: text kept in texts */
+	char **texts;
+	size_t n, stop_after;
+};
+
+static int collect(void *ctx, const char *text, size_t len, int first, int last)
+{
+	struct collected *c = ctx;
+
+	if (c->stop_after && c->n == c->stop_after)
+		return -1;
+	c->v = realloc(c->v, (c->n + 1) * sizeof(*c->v));
+	c->texts = realloc(c->texts, (c->n + 1) * sizeof(*c->texts));
+	c->v[c->n].len = len;
+	c->v[c->n].line_first = first;
+	c->v[c->n].line_last = last;
+	c->texts[c->n] = strndup(text, len);
+	c->n++;
+	return 0;
+}
+
+static void collected_free(struct collected *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->texts[i]);
+	free(c->texts);
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Lines first..last of t, joined as in t. */
+static char *lines_of(const char *t, int first, int last)
+{
+	const char *s = t, *e;
+	int line = 1;
+
+	while (line < first && (s = strchr(s, '\n')))
+		s++, line++;
+	if (!s)
+		return strdup("");
+	for (e = s; *e && (line < last || *e != '\n'); e++)
+		line += *e == '\n';
+	return strndup(s, (size_t)(e - s));
+}
+
+static void test_stream(void)
+{
+	struct collected c = { 0 };
+	struct mem_reader r;
+	struct rag_span *whole;
+	char *text = calloc(1, 20000), *p;
+	uint64_t h;
+	size_t n, nw;
+	int rc;
+
+	/* A text of sections, paragraphs and a code block that a small window
+	 * must cut through; UTF-8 characters everywhere, so 1-byte reads
+	 * split them. */
+	p = text;
+	for (int i = 0; i < 40; i++) {
+		p += sprintf(p, "## Section %d\n\nCaf\xc3\xa9 paragraph %d has some words. "
+			     "It has a second sentence, na\xc3\xafve and long enough.\n\n", i, i);
+		if (i == 20)
+			p += sprintf(p, "```\nint f(void)\n{\n\treturn 20;\n}\n```\n\n");
+	}
+
+	/* A window larger than the text: exactly rag_chunk(). */
+	r = (struct mem_reader){ text, strlen(text), 0, 7, 0 };
+	rc = rag_chunk_stream(mem_read, &r, 1 << 20, 120, 30, collect, &c, &h, &n);
+	nw = rag_chunk(text, strlen(text), 120, 30, &whole);
+	int same = rc == 0 && n == nw && c.n == nw;
+	for (size_t i = 0; same && i < nw; i++)
+		same = c.v[i].len == whole[i].len &&
+		       !memcmp(c.texts[i], text + whole[i].off, whole[i].len) &&
+		       c.v[i].line_first == whole[i].line_first &&
+		       c.v[i].line_last == whole[i].line_last;
+	ok(same, "one window gives what rag_chunk gives (%zu chunks)", nw);
+	ok(h == rag_hash(RAG_HASH_INIT, text, strlen(text)), "the hash is of every byte read");
+	free(whole);
+	collected_free(&c);
+
+	/* Small windows, read a byte at a time. */
+	r = (struct mem_reader){ text, strlen(text), 0, 1, 0 };
+	rc = rag_chunk_stream(mem_read, &r, 300, 120, 30, collect, &c, &h, &n);
+	is_int(rc, 0, "small windows: done");
+	int at_lines = c.n > 0, sized = 1, code_whole = 0, no_bad = 1;
+	for (size_t i = 0; i < c.n; i++) {
+		char *l = lines_of(text, c.v[i].line_first, c.v[i].line_last);
+		if (!strstr(l, c.texts[i]) || strncmp(l, c.texts[i], 1) > 0)
+			at_lines = 0;
+		if (c.v[i].len > 120 + 30)
+			sized = 0;
+		if (strstr(c.texts[i], "```\nint f(void)\n{\n\treturn 20;\n}\n```"))
+			code_whole = 1;
+		if (strchr(c.texts[i], '?'))
+			no_bad = 0;
+		free(l);
+	}
+	ok(at_lines, "every chunk's text is at the lines it names");
+	ok(sized, "no chunk over size + overlap");
+	ok(code_whole, "the code block stays whole across windows");
+	ok(no_bad, "UTF-8 split between reads is kept, not replaced");
+	int covered = 1;
+	for (int i = 0; i < 40; i++) {
+		char want[40];
+		snprintf(want, sizeof(want), "paragraph %d has", i);
+		int found = 0;
+		for (size_t j = 0; j < c.n && !found; j++)
+			found = strstr(c.texts[j], want) != NULL;
+		covered &= found;
+	}
+	ok(covered, "no paragraph is lost between windows");
+	ok(c.n > 0 && c.v[c.n - 1].line_last == 40 * 4 + 6,
+	   "lines run on across windows: the last paragraph is on line 166 (%d)",
+	   c.n ? c.v[c.n - 1].line_last : 0);
+	collected_free(&c);
+
+	/* Binary, a failing read, a failing sink. */
+	memcpy(text + 5000, "\0\0", 2);
+	r = (struct mem_reader){ text, 6000, 0, 4096, 0 };
+	is_int(rag_chunk_stream(mem_read, &r, 300, 120, 30, collect, &c, &h, &n), 1,
+	       "a NUL byte: binary");
+	collected_free(&c);
+	r = (struct mem_reader){ text, 4000, 0, 100, 2000 };
+	is_int(rag_chunk_stream(mem_read, &r, 300, 120, 30, collect, &c, &h, &n),
+	       RAG_STREAM_READ, "a read that fails");
+	collected_free(&c);
+	c.stop_after = 3;
+	r = (struct mem_reader){ text, 4000, 0, 100, 0 };
+	is_int(rag_chunk_stream(mem_read, &r, 300, 120, 30, collect, &c, &h, &n),
+	       RAG_STREAM_EMIT, "a sink that fails stops the stream");
+	is_int(c.n, 3, "after three chunks");
+	collected_free(&c);
+
+	/* Bytes that are not UTF-8 become '?'. */
+	r = (struct mem_reader){ "ok \xff\xfe text", 10, 0, 3, 0 };
+	rag_chunk_stream(mem_read, &r, 300, 120, 30, collect, &c, &h, &n);
+	ok(c.n == 1 && !strcmp(c.texts[0], "ok ?? text"), "invalid bytes become '?'");
+	collected_free(&c);
+	free(text);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < sizeof(fts_cases) / sizeof(fts_cases[0]); i++) {
@@ -240,6 +407,7 @@ int main(void)
 	ok(rag_hash(RAG_HASH_INIT, "a", 1) == 0xaf63dc4c8601ec8cull, "fnv1a64 of 'a'");
 
 	test_chunker();
+	test_stream();
 	test_vectors();
 	return tap_done();
 }
