@@ -100,10 +100,14 @@ struct rag_collection {
 	long vectors;                  /* chunks that have their vector */
 };
 
-/* The collection named name into *c, with its counts.  ERR_NOT_FOUND when
- * there is none. */
+/* The collection named name into *c, without counting: chunks and
+ * vectors are 1 when it has any, else 0; documents and bytes are 0.
+ * ERR_NOT_FOUND when there is none. */
 int rag_collection_get(sqlite3 *db, const char *name, struct rag_collection *c,
 		       struct err *e);
+/* The same with every count (a scan of the collection's index entries). */
+int rag_collection_count(sqlite3 *db, const char *name,
+			 struct rag_collection *c, struct err *e);
 /* Gets the collection, creating it with these chunk settings when it does
  * not exist (another process creating it at the same time is fine). */
 int rag_collection_ensure(sqlite3 *db, const char *name, int chunk_size,
@@ -157,10 +161,29 @@ struct rag_hit {
 };
 
 /*
+ * A search reads the postings of every word it ranks by, at about a
+ * microsecond each: a word in most chunks of a million-chunk store would
+ * cost a second.  So the words are taken rarest first while their
+ * postings (chunks holding them, every collection counted) add up to at
+ * most this many; the words left out are those found nearly everywhere,
+ * which bm25() weighs least.  The rarest word is always kept.
+ */
+#define RAG_BM25_POSTINGS 10000
+
+/*
+ * The FTS5 query that ranks user text by bm25(): its words (as
+ * rag_fts_query(), each once whatever its case) that fit
+ * RAG_BM25_POSTINGS, joined by OR.  Owned; NULL with e
+ * (ERR_INVALID_REQUEST) when text has no word.
+ */
+char *rag_bm25_query(sqlite3 *db, const char *text, struct err *e);
+
+/*
  * The k best chunks of collection for query, best first, ranked by FTS5's
- * bm25().  ERR_NOT_FOUND for an unknown collection, ERR_CONFIG for one
- * with no documents, ERR_INVALID_REQUEST for a query without words.
- * Zero hits is success.  *hits owned: rag_hits_free().
+ * bm25() over rag_bm25_query()'s words.  ERR_NOT_FOUND for an unknown
+ * collection, ERR_CONFIG for one with no documents, ERR_INVALID_REQUEST
+ * for a query without words.  Zero hits is success.  *hits owned:
+ * rag_hits_free().
  */
 int rag_search(sqlite3 *db, const char *collection, const char *query, int k,
 	       struct rag_hit **hits, size_t *n, struct err *e);
@@ -229,6 +252,28 @@ int rag_store_vectors(sqlite3 *db, struct rag_collection *c, const char *model,
 		      int dim, const int64_t *ids, const float *vecs,
 		      const unsigned char *ok, size_t n, size_t *stored,
 		      struct err *e);
+
+/* A collection's vectors in memory: n rows of dim floats, row i the
+ * (unit length) vector of chunk ids[i]. */
+struct rag_vectors {
+	int dim;
+	size_t n;
+	int64_t *ids;
+	float *v;
+};
+
+/* The dot product of a and b (dim floats each), unrolled for the vector
+ * unit: over rows in memory it runs at about the speed of reading them. */
+float rag_dot(const float *a, const float *b, int dim);
+/* Every stored vector of c into *vs (owned: rag_vectors_free()). */
+int rag_vectors_load(sqlite3 *db, const struct rag_collection *c,
+		     struct rag_vectors *vs, struct err *e);
+void rag_vectors_free(struct rag_vectors *vs);
+/* The up to pool rows most similar to q (unit length; positive
+ * similarities only), best first: their ids, and similarities when sims
+ * is not NULL.  Brute force, one pass over the rows. */
+size_t rag_vectors_top(const struct rag_vectors *vs, const float *q,
+		       size_t pool, int64_t *ids, float *sims);
 
 /*
  * Hybrid retrieval: the best chunks of collection by bm25() and the best

@@ -559,11 +559,6 @@ cleanup:
 
 /* ==== search and query ==== */
 
-/*
- * The query embedded by the collection's model into *vec (owned) and
- * *dim; -1 with e when that cannot be done (no model, provider down, a
- * vector of another dimension).
- */
 /* Whether text has a word to search for (else rag_search says so). */
 static int has_words(const char *text)
 {
@@ -574,6 +569,11 @@ static int has_words(const char *text)
 	return yes;
 }
 
+/*
+ * The query embedded by the collection's model into *vec (owned) and
+ * *dim; -1 with e when that cannot be done (no model, provider down, a
+ * vector of another dimension).
+ */
 static int embed_query(const struct rag_collection *c, const char *query,
 		       float **vec, int *dim, struct err *e)
 {
@@ -953,7 +953,7 @@ static int rag_info(const struct opt_result *r, const struct opt *o, size_t n)
 		return cli_fail("rag", &e);
 	if ((status = open_store(&db)))
 		return status;
-	if (rag_collection_get(db, name, &c, &e) < 0) {
+	if (rag_collection_count(db, name, &c, &e) < 0) {
 		status = rag_fail(&e);
 	} else if (seen(r, o, n, "json")) {
 		print_json(collection_json(&c));

@@ -351,14 +351,25 @@ static int run(sqlite3 *db, const char *sql, struct err *e)
 	return db_fail(db, "database", e);
 }
 
+/* Every count: what list and info show. */
 #define COLLECTION_COLUMNS \
 	"SELECT id, name, created_at, chunk_size, overlap," \
 	" (SELECT count(*) FROM documents d WHERE d.collection_id = c.id)," \
 	" (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id)," \
 	" (SELECT coalesce(sum(size), 0) FROM documents d WHERE d.collection_id = c.id)," \
 	" coalesce(embed_model, ''), coalesce(dim, 0)," \
-	" (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id" \
-	"  AND k.embedding IS NOT NULL)" \
+	" (SELECT count(*) FROM chunks k INDEXED BY chunks_vectors" \
+	"  WHERE k.collection_id = c.id AND k.embedding IS NOT NULL)" \
+	" FROM collections c"
+
+/* Whether there are chunks and vectors, not how many: counting a
+ * million chunks would cost a search more than the search. */
+#define COLLECTION_HEAD \
+	"SELECT id, name, created_at, chunk_size, overlap, 0," \
+	" EXISTS (SELECT 1 FROM chunks k WHERE k.collection_id = c.id), 0," \
+	" coalesce(embed_model, ''), coalesce(dim, 0)," \
+	" EXISTS (SELECT 1 FROM chunks k INDEXED BY chunks_vectors" \
+	"  WHERE k.collection_id = c.id AND k.embedding IS NOT NULL)" \
 	" FROM collections c"
 
 static void collection_row(sqlite3_stmt *st, struct rag_collection *c)
@@ -382,15 +393,16 @@ static void collection_row(sqlite3_stmt *st, struct rag_collection *c)
 	c->vectors = (long)sqlite3_column_int64(st, 10);
 }
 
-int rag_collection_get(sqlite3 *db, const char *name, struct rag_collection *c,
-		       struct err *e)
+static int collection_get(sqlite3 *db, const char *name, int counts,
+			  struct rag_collection *c, struct err *e)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	if (rag_name_check(name, e) < 0)
 		return -1;
-	if (prep(db, COLLECTION_COLUMNS " WHERE name = ?1", &st, e) < 0)
+	if (prep(db, counts ? COLLECTION_COLUMNS " WHERE name = ?1" :
+		 COLLECTION_HEAD " WHERE name = ?1", &st, e) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -404,6 +416,18 @@ int rag_collection_get(sqlite3 *db, const char *name, struct rag_collection *c,
 		db_fail(db, "database", e);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int rag_collection_get(sqlite3 *db, const char *name, struct rag_collection *c,
+		       struct err *e)
+{
+	return collection_get(db, name, 0, c, e);
+}
+
+int rag_collection_count(sqlite3 *db, const char *name,
+			 struct rag_collection *c, struct err *e)
+{
+	return collection_get(db, name, 1, c, e);
 }
 
 int rag_collection_ensure(sqlite3 *db, const char *name, int chunk_size,
@@ -944,60 +968,6 @@ static char *one_line(const char *s)
 	return buf_detach(&b);
 }
 
-int rag_search(sqlite3 *db, const char *collection, const char *query, int k,
-	       struct rag_hit **hits, size_t *n, struct err *e)
-{
-	struct rag_collection c;
-	sqlite3_stmt *st = NULL;
-	char *fq = NULL;
-	int rc = -1, r;
-
-	*hits = NULL;
-	*n = 0;
-	if (rag_collection_get(db, collection, &c, e) < 0)
-		return -1;
-	if (c.chunks == 0)
-		return err_set(e, ERR_CONFIG,
-			       "collection '%s' is empty: index some files first ('aichat rag index -c %s PATH')",
-			       c.name, c.name);
-	if (!(fq = rag_fts_query(query)))
-		return err_set(e, ERR_INVALID_REQUEST,
-			       "the query has no words to search for");
-	if (prep(db, "SELECT d.path, k.line_first, k.line_last, bm25(chunks_fts),"
-		 " snippet(chunks_fts, 0, '', '', '...', 16), k.text"
-		 " FROM chunks_fts JOIN chunks k ON k.id = chunks_fts.rowid"
-		 " JOIN documents d ON d.id = k.document_id"
-		 " WHERE chunks_fts MATCH ?1 AND k.collection_id = ?2"
-		 " ORDER BY bm25(chunks_fts) LIMIT ?3", &st, e) < 0)
-		goto cleanup;
-	sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, c.id);
-	sqlite3_bind_int(st, 3, k);
-	*hits = xcalloc((size_t)(k > 0 ? k : 1), sizeof(**hits));
-	while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)k) {
-		struct rag_hit *h = &(*hits)[*n];
-		h->rank = (int)++*n;
-		h->path = xstrdup((const char *)sqlite3_column_text(st, 0));
-		h->line_first = sqlite3_column_int(st, 1);
-		h->line_last = sqlite3_column_int(st, 2);
-		h->score = -sqlite3_column_double(st, 3);
-		h->snippet = one_line((const char *)sqlite3_column_text(st, 4));
-		h->text = xstrdup((const char *)sqlite3_column_text(st, 5));
-	}
-	if (r != SQLITE_ROW && r != SQLITE_DONE) {
-		db_fail(db, "search failed", e);
-		rag_hits_free(*hits, *n);
-		*hits = NULL;
-		*n = 0;
-		goto cleanup;
-	}
-	rc = 0;
-cleanup:
-	sqlite3_finalize(st);
-	free(fq);
-	return rc;
-}
-
 void rag_hits_free(struct rag_hit *hits, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -1251,7 +1221,210 @@ cleanup:
 	return rc;
 }
 
+/* ==== BM25 retrieval ==== */
+
+/* A word of the query and the chunks that hold it. */
+struct term {
+	char *quoted;                  /* "word", as FTS5 takes it */
+	int64_t df;
+};
+
+static int by_df(const void *a, const void *b)
+{
+	const struct term *x = a, *y = b;
+
+	return (x->df > y->df) - (x->df < y->df);
+}
+
+/* How many chunks (of every collection) hold the word, counted up to
+ * cap: the cost of a count is its result. */
+static int term_df(sqlite3 *db, struct term *t, int64_t cap, struct err *e)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (prep(db, "SELECT count(*) FROM (SELECT 1 FROM chunks_fts"
+		 " WHERE chunks_fts MATCH ?1 LIMIT ?2)", &st, e) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, t->quoted, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, cap);
+	t->df = 0;
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		t->df = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		return db_fail(db, "search failed", e);
+	return 0;
+}
+
+char *rag_bm25_query(sqlite3 *db, const char *query, struct err *e)
+{
+	char *list = store_fts_query(query, "\n"), *save = NULL, *w;
+	struct term *t = NULL;
+	size_t n = 0, keep = 0;
+	int64_t total = 0;
+	struct buf b;
+
+	if (!list) {
+		err_set(e, ERR_INVALID_REQUEST, "the query has no words to search for");
+		return NULL;
+	}
+	for (w = strtok_r(list, "\n", &save); w; w = strtok_r(NULL, "\n", &save)) {
+		size_t j;
+		for (j = 0; j < n && strcasecmp(t[j].quoted, w); j++)
+			;
+		if (j < n)
+			continue;
+		t = xrealloc(t, (n + 1) * sizeof(*t));
+		t[n].quoted = w;
+		if (term_df(db, &t[n], RAG_BM25_POSTINGS + 1, e) < 0) {
+			free(t);
+			free(list);
+			return NULL;
+		}
+		n++;
+	}
+	qsort(t, n, sizeof(*t), by_df);
+	/* Rarest first, while their postings fit the budget; the rarest
+	 * word that is anywhere always. */
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].df == 0 && i + 1 < n)
+			continue;
+		if (keep > 0 && total + t[i].df > RAG_BM25_POSTINGS) {
+			break;
+		}
+		total += t[i].df;
+		t[keep++] = t[i];
+	}
+	buf_init(&b, 0);
+	for (size_t i = 0; i < keep; i++)
+		buf_printf(&b, "%s%s", i ? " OR " : "", t[i].quoted);
+	free(t);
+	free(list);
+	return buf_detach(&b);
+}
+
+/* The ids (and -bm25() scores, when scores) of the pool best chunks of c
+ * for the FTS5 query fq, best first.  FTS5 ranks the matches of every
+ * collection; the subquery's limit grows until pool of them are c's or
+ * there are no more. */
+static int bm25_ids(sqlite3 *db, const struct rag_collection *c, const char *fq,
+		    size_t pool, int64_t *ids, double *scores, size_t *n,
+		    struct err *e)
+{
+	sqlite3_stmt *st;
+	int64_t limit = (int64_t)pool;
+	int r;
+
+	*n = 0;
+	if (prep(db, "SELECT f.rowid, f.rank, k.collection_id = ?2 FROM"
+		 " (SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ?1"
+		 "  ORDER BY rank LIMIT ?3) f"
+		 " LEFT JOIN chunks k ON k.id = f.rowid ORDER BY f.rank", &st, e) < 0)
+		return -1;
+	sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->id);
+	for (;;) {
+		int64_t rows = 0;
+		sqlite3_bind_int64(st, 3, limit);
+		*n = 0;
+		while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+			rows++;
+			if (!sqlite3_column_int(st, 2) || *n == pool)
+				continue;
+			if (scores)
+				scores[*n] = -sqlite3_column_double(st, 1);
+			ids[(*n)++] = sqlite3_column_int64(st, 0);
+		}
+		sqlite3_reset(st);
+		if ((r != SQLITE_DONE) || *n == pool || rows < limit)
+			break;
+		limit *= 8;
+	}
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE)
+		return db_fail(db, "search failed", e);
+	return 0;
+}
+
 /* ==== hybrid retrieval ==== */
+
+/* ==== vectors in memory ==== */
+
+typedef float v4f __attribute__((vector_size(16)));
+
+float rag_dot(const float *a, const float *b, int dim)
+{
+	v4f s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
+	int i = 0;
+	float r;
+
+	/* Four independent sums of four lanes: the loads, not the adds,
+	 * set the pace.  memcpy is an unaligned load, whatever dim is. */
+	for (; i + 16 <= dim; i += 16) {
+		v4f a0, a1, a2, a3, b0, b1, b2, b3;
+		memcpy(&a0, a + i, 16);
+		memcpy(&a1, a + i + 4, 16);
+		memcpy(&a2, a + i + 8, 16);
+		memcpy(&a3, a + i + 12, 16);
+		memcpy(&b0, b + i, 16);
+		memcpy(&b1, b + i + 4, 16);
+		memcpy(&b2, b + i + 8, 16);
+		memcpy(&b3, b + i + 12, 16);
+		s0 += a0 * b0;
+		s1 += a1 * b1;
+		s2 += a2 * b2;
+		s3 += a3 * b3;
+	}
+	s0 = (s0 + s1) + (s2 + s3);
+	r = (s0[0] + s0[1]) + (s0[2] + s0[3]);
+	for (; i < dim; i++)
+		r += a[i] * b[i];
+	return r;
+}
+
+int rag_vectors_load(sqlite3 *db, const struct rag_collection *c,
+		     struct rag_vectors *vs, struct err *e)
+{
+	sqlite3_stmt *st;
+	size_t cap = 0, row = (size_t)c->dim * sizeof(float);
+	int r;
+
+	memset(vs, 0, sizeof(*vs));
+	vs->dim = c->dim;
+	if (c->dim <= 0)
+		return 0;
+	if (prep(db, "SELECT id, embedding FROM chunks INDEXED BY chunks_vectors"
+		 " WHERE collection_id = ?1 AND embedding IS NOT NULL", &st, e) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->id);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((size_t)sqlite3_column_bytes(st, 1) != row)
+			continue;
+		if (vs->n == cap) {
+			cap = cap ? 2 * cap : 1024;
+			vs->ids = xrealloc(vs->ids, cap * sizeof(*vs->ids));
+			vs->v = xrealloc(vs->v, cap * row);
+		}
+		vs->ids[vs->n] = sqlite3_column_int64(st, 0);
+		memcpy(vs->v + vs->n * (size_t)c->dim, sqlite3_column_blob(st, 1), row);
+		vs->n++;
+	}
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE) {
+		rag_vectors_free(vs);
+		return db_fail(db, "search failed", e);
+	}
+	return 0;
+}
+
+void rag_vectors_free(struct rag_vectors *vs)
+{
+	free(vs->ids);
+	free(vs->v);
+	memset(vs, 0, sizeof(*vs));
+}
 
 struct scored {
 	int64_t id;
@@ -1275,70 +1448,42 @@ static void keep_best(struct scored *top, size_t *n, size_t max, int64_t id,
 	top[j].sim = sim;
 }
 
-/* The ids of the pool best chunks of c by bm25(), best first. */
-static int bm25_ids(sqlite3 *db, const struct rag_collection *c, const char *fq,
-		    size_t pool, int64_t *ids, size_t *n, struct err *e)
+size_t rag_vectors_top(const struct rag_vectors *vs, const float *q,
+		       size_t pool, int64_t *ids, float *sims)
 {
-	sqlite3_stmt *st;
-	int r;
+	struct scored *top;
+	size_t n = 0;
 
-	*n = 0;
-	if (prep(db, "SELECT k.id FROM chunks_fts JOIN chunks k ON k.id = chunks_fts.rowid"
-		 " WHERE chunks_fts MATCH ?1 AND k.collection_id = ?2"
-		 " ORDER BY bm25(chunks_fts) LIMIT ?3", &st, e) < 0)
-		return -1;
-	sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, c->id);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)pool);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < pool)
-		ids[(*n)++] = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
-		return db_fail(db, "search failed", e);
-	return 0;
+	if (!pool)
+		return 0;
+	top = xcalloc(pool, sizeof(*top));
+	for (size_t i = 0; i < vs->n; i++) {
+		float dot = rag_dot(q, vs->v + i * (size_t)vs->dim, vs->dim);
+		if (dot > 0 && (n < pool || dot > top[pool - 1].sim))
+			keep_best(top, &n, pool, vs->ids[i], dot);
+	}
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = top[i].id;
+		if (sims)
+			sims[i] = top[i].sim;
+	}
+	free(top);
+	return n;
 }
 
 /* The ids of the pool chunks of c most similar to q (unit length), best
- * first: brute force over every stored vector. */
+ * first. */
 static int dense_ids(sqlite3 *db, const struct rag_collection *c, const float *q,
-		     int dim, size_t pool, int64_t *ids, size_t *n, struct err *e)
+		     size_t pool, int64_t *ids, size_t *n, struct err *e)
 {
-	struct scored *top = xcalloc(pool, sizeof(*top));
-	float *v = xmalloc((size_t)dim * sizeof(*v));
-	sqlite3_stmt *st;
-	size_t ntop = 0;
-	int r, rc = -1;
+	struct rag_vectors vs;
 
 	*n = 0;
-	if (prep(db, "SELECT id, embedding FROM chunks WHERE collection_id = ?1"
-		 " AND embedding IS NOT NULL", &st, e) < 0)
-		goto cleanup;
-	sqlite3_bind_int64(st, 1, c->id);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		const void *blob = sqlite3_column_blob(st, 1);
-		double dot = 0;
-		if ((size_t)sqlite3_column_bytes(st, 1) != (size_t)dim * sizeof(float))
-			continue;
-		/* The blob need not be aligned for floats. */
-		memcpy(v, blob, (size_t)dim * sizeof(float));
-		for (int i = 0; i < dim; i++)
-			dot += (double)q[i] * v[i];
-		if (dot > 0)
-			keep_best(top, &ntop, pool, sqlite3_column_int64(st, 0), (float)dot);
-	}
-	sqlite3_finalize(st);
-	if (r != SQLITE_DONE) {
-		db_fail(db, "search failed", e);
-		goto cleanup;
-	}
-	for (size_t i = 0; i < ntop; i++)
-		ids[i] = top[i].id;
-	*n = ntop;
-	rc = 0;
-cleanup:
-	free(top);
-	free(v);
-	return rc;
+	if (rag_vectors_load(db, c, &vs, e) < 0)
+		return -1;
+	*n = rag_vectors_top(&vs, q, pool, ids, NULL);
+	rag_vectors_free(&vs);
+	return 0;
 }
 
 /* The first words of text, as a snippet like FTS5's. */
@@ -1391,6 +1536,12 @@ static int fill_hit(sqlite3 *db, int64_t id, const char *fq, struct rag_hit *h,
 	return 0;
 }
 
+int rag_search(sqlite3 *db, const char *collection, const char *query, int k,
+	       struct rag_hit **hits, size_t *n, struct err *e)
+{
+	return rag_search_hybrid(db, collection, query, NULL, 0, k, hits, n, e);
+}
+
 int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
 		      const float *qvec, int dim, int k, struct rag_hit **hits,
 		      size_t *n, struct err *e)
@@ -1403,8 +1554,6 @@ int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
 	char *fq = NULL;
 	int rc = -1;
 
-	if (!qvec)
-		return rag_search(db, collection, query, k, hits, n, e);
 	*hits = NULL;
 	*n = 0;
 	if (rag_collection_get(db, collection, &c, e) < 0)
@@ -1413,25 +1562,32 @@ int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
 		return err_set(e, ERR_CONFIG,
 			       "collection '%s' is empty: index some files first ('aichat rag index -c %s PATH')",
 			       c.name, c.name);
-	if (dim != c.dim)
+	if (qvec && dim != c.dim)
 		return err_set(e, ERR_INVALID_REQUEST,
 			       "the query vector has %d dimensions, collection '%s' %d",
 			       dim, c.name, c.dim);
-	if (!(fq = rag_fts_query(query)))
-		return err_set(e, ERR_INVALID_REQUEST,
-			       "the query has no words to search for");
-	pool = k > 0 && (size_t)k * 4 > 50 ? (size_t)k * 4 : 50;
+	if (!(fq = rag_bm25_query(db, query, e)))
+		return -1;
+	/* BM25 alone: k best.  Hybrid: a deeper pool of each for the fusion. */
+	pool = !qvec ? (size_t)(k > 0 ? k : 1) :
+	       k > 0 && (size_t)k * 4 > 50 ? (size_t)k * 4 : 50;
 	bm = xmalloc(pool * sizeof(*bm));
 	dn = xmalloc(pool * sizeof(*dn));
 	fused = xmalloc(2 * pool * sizeof(*fused));
 	scores = xmalloc(2 * pool * sizeof(*scores));
-	q = xmalloc((size_t)dim * sizeof(*q));
-	memcpy(q, qvec, (size_t)dim * sizeof(*q));
-	rag_normalize(q, dim);
-	if (bm25_ids(db, &c, fq, pool, bm, &nbm, e) < 0 ||
-	    dense_ids(db, &c, q, dim, pool, dn, &ndn, e) < 0)
+	if (bm25_ids(db, &c, fq, pool, bm, qvec ? NULL : scores, &nbm, e) < 0)
 		goto cleanup;
-	nf = rag_rrf(bm, nbm, dn, ndn, RAG_RRF_K, fused, scores);
+	if (qvec) {
+		q = xmalloc((size_t)dim * sizeof(*q));
+		memcpy(q, qvec, (size_t)dim * sizeof(*q));
+		rag_normalize(q, dim);
+		if (dense_ids(db, &c, q, pool, dn, &ndn, e) < 0)
+			goto cleanup;
+		nf = rag_rrf(bm, nbm, dn, ndn, RAG_RRF_K, fused, scores);
+	} else {
+		memcpy(fused, bm, nbm * sizeof(*bm));
+		nf = nbm;
+	}
 	*hits = xcalloc((size_t)(k > 0 ? k : 1), sizeof(**hits));
 	for (size_t i = 0; i < nf && *n < (size_t)k; i++) {
 		struct rag_hit *h = &(*hits)[*n];

@@ -106,6 +106,9 @@ static const char *const migrations[] = {
 	 * once landed. */
 	/* 4: a chunk's embedding: dim native float32 values, unit length */
 	"ALTER TABLE chunks ADD COLUMN embedding BLOB;",
+	/* 5: the chunks that have a vector, found without a scan */
+	"CREATE INDEX chunks_vectors ON chunks(collection_id)"
+	"  WHERE embedding IS NOT NULL;",
 };
 
 char *store_home(void)

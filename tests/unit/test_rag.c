@@ -6,10 +6,13 @@
  * for every case, then what each case is about; the streamed chunker
  * against it, window by window.  Then the vector
  * helpers: cosine, normalization, reciprocal rank fusion, and mock:embed's
- * vectors (close for shared words, unit length, deterministic).
+ * vectors (close for shared words, unit length, deterministic); the
+ * in-memory dot product and top-k; and, on a real store, which words a
+ * search ranks by.
  */
 #include "aichat/embed.h"
 #include "aichat/rag.h"
+#include "aichat/store.h"
 #include "tap.h"
 
 #include <math.h>
@@ -377,6 +380,87 @@ static void test_stream(void)
 	free(text);
 }
 
+/* The in-memory kernel against a plain loop, and brute-force top-k. */
+static void test_dense(void)
+{
+	static float a[1541], b[1541];
+	struct rag_vectors vs = { 0 };
+	int64_t ids[3];
+	float sims[3];
+	double want = 0;
+	size_t n;
+
+	for (int i = 0; i < 1541; i++) {
+		a[i] = (float)((i * 37) % 101 - 50) / 50.0f;
+		b[i] = (float)((i * 53) % 89 - 44) / 44.0f;
+		want += (double)a[i] * b[i];
+	}
+	ok(fabs(rag_dot(a, b, 1541) - want) < 1e-3, "dot of 1541 values, tail included (%f vs %f)",
+	   rag_dot(a, b, 1541), want);
+	ok(fabs(rag_dot(a, b, 3) - (a[0] * b[0] + a[1] * b[1] + a[2] * b[2])) < 1e-6,
+	   "dot of fewer values than one step");
+
+	/* Five 2-d rows; the query points along x. */
+	float rows[] = { 0, 1,  1, 0,  0.6f, 0.8f,  -1, 0,  0.8f, 0.6f };
+	int64_t rid[] = { 10, 11, 12, 13, 14 };
+	float q[] = { 1, 0 };
+	vs.dim = 2;
+	vs.n = 5;
+	vs.ids = rid;
+	vs.v = rows;
+	n = rag_vectors_top(&vs, q, 3, ids, sims);
+	ok(n == 3 && ids[0] == 11 && ids[1] == 14 && ids[2] == 12,
+	   "top 3 by similarity, best first");
+	ok(n == 3 && sims[0] == 1.0f && fabs(sims[1] - 0.8f) < 1e-6, "with their similarities");
+	n = rag_vectors_top(&vs, q, 10, ids, NULL);
+	is_int(n, 3, "orthogonal and opposite rows are not similar");
+}
+
+/* Which words a search ranks by, on a store that holds them. */
+static void test_bm25_words(void)
+{
+	char dir[] = "/tmp/aichat-test-XXXXXX", path[64];
+	struct rag_collection c;
+	struct err e;
+	sqlite3 *db;
+	char *q;
+
+	if (!mkdtemp(dir)) {
+		ok(0, "temporary directory");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	ok(store_open(path, &db, &e) == 0, "store opens");
+	rag_collection_ensure(db, "c", 1000, 100, &c, &e);
+	sqlite3_exec(db, "BEGIN;"
+		     "INSERT INTO documents VALUES (1, 1, 'd', 'h', 1, 1, 'now');"
+		     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10005)"
+		     " INSERT INTO chunks (document_id, collection_id, seq, text, line_first, line_last)"
+		     " SELECT 1, 1, i, 'everywhere ' || CASE WHEN i % 2 THEN 'often' ELSE '' END ||"
+		     "  CASE WHEN i = 77 THEN ' quokka' ELSE '' END, i, i FROM n;"
+		     "COMMIT;", NULL, NULL, NULL);
+	q = rag_bm25_query(db, "Quokka EVERYWHERE quokka often", &e);
+	is_str(q, "\"Quokka\" OR \"often\"",
+	       "a word in more chunks than the budget left is left out; each word once");
+	free(q);
+	q = rag_bm25_query(db, "everywhere", &e);
+	is_str(q, "\"everywhere\"", "the rarest word stays, however common");
+	free(q);
+	q = rag_bm25_query(db, "nowhere everywhere", &e);
+	is_str(q, "\"everywhere\"", "a word in no chunk is left out");
+	free(q);
+	q = rag_bm25_query(db, "*** ((", &e);
+	ok(q == NULL && e.code == ERR_INVALID_REQUEST, "no words: invalid request");
+	struct rag_hit *hits;
+	size_t n;
+	ok(rag_search(db, "c", "everywhere quokka", 3, &hits, &n, &e) == 0 && n == 1 &&
+	   hits[0].line_first == 77, "the chunk with the rare word is found");
+	rag_hits_free(hits, n);
+	store_close(db);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	ok(system(path) == 0, "cleaned up");
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < sizeof(fts_cases) / sizeof(fts_cases[0]); i++) {
@@ -409,5 +493,7 @@ int main(void)
 	test_chunker();
 	test_stream();
 	test_vectors();
+	test_dense();
+	test_bm25_words();
 	return tap_done();
 }
