@@ -67,8 +67,13 @@ demo: deps
 	@AICHAT_HOME=$(abspath $(BUILD))/demo-home ./$(BIN) rag query -c aichat-docs -k 3 -m mock:echo \
 	    "how do I resume a batch"
 
-bench: $(BIN)
+bench: $(BIN) $(BUILD)/bench/ragbench
 	@bench/run.sh
+
+# Times rag's own search code in one process (bench/rag.sh).
+$(BUILD)/bench/ragbench: bench/ragbench.c $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

@@ -7,9 +7,10 @@
  * files of about FILE_KB KiB: headings, paragraphs of sentences, and now
  * and then a fenced code block.  Words come from a vocabulary of 60,000
  * made-up words drawn with a Zipf law (as in natural text: a few words are
- * everywhere, most are rare).  It also prints NQUERIES queries, one per
- * line, to stdout: four to six words taken from one random sentence of the
- * corpus, so each has a document that holds all of its words.
+ * everywhere, most are rare).  It also prints NQUERIES queries to stdout,
+ * one per line: the file a random sentence is in, a tab, and four to six
+ * consecutive words of that sentence, so each query has a file that holds
+ * all of its words.
  */
 #include <errno.h>
 #include <math.h>
@@ -163,7 +164,10 @@ int main(int argc, char **argv)
 						strcat(qs, j ? " " : "");
 						strcat(qs, words[w[start + j]]);
 					}
-					queries[q++] = strdup(qs);
+					char line[600];
+					snprintf(line, sizeof(line), "d%02ld/f%05ld.md\t%s",
+						 files / 1000, files, qs);
+					queries[q++] = strdup(line);
 				}
 			}
 			size += (size_t)fprintf(f, "\n\n");
@@ -173,7 +177,7 @@ int main(int argc, char **argv)
 		files++;
 	}
 	for (q = 0; q < nq; q++)
-		printf("%s\n", queries[q] ? queries[q] : "kalo");
+		printf("%s\n", queries[q] ? queries[q] : "-\tkalo");
 	fprintf(stderr, "ragcorpus: %ld files, %.1f MiB\n", files, written / 1048576.0);
 	return 0;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - benchmarks; each reports a ratio to a baseline measured in
-# the same run.  Not a test: numbers depend on the machine.
+# the same run, or a figure against its target.  Not a test: numbers
+# depend on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/bench
@@ -20,3 +21,6 @@ bench/serve.sh
 echo
 echo "== batch: aichat batch against a 50 ms mock upstream vs the ideal wall time =="
 bench/batch.sh
+echo
+echo "== rag: index 100 MB, BM25 search at a million chunks, dense brute force vs reading memory =="
+bench/rag.sh

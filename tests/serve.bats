@@ -656,6 +656,14 @@ rag_setup() {
 	[ "$(status_line)" = 200 ]
 	[ "$(echo "$output" | json_get retrieval)" = hybrid ]
 	[[ "$(echo "$output" | json_get results.0.path)" == *q.md ]]
+	# A file indexed while serve runs is found at once: the vectors it
+	# keeps in memory are read again when the collection's change.
+	# ("wombat" is not a word of the file: only its vector can match.)
+	printf '# Wombats\nWombats dig burrows.\n' >"$BATS_TEST_TMPDIR/docs/w.md"
+	aichat rag index -c vec "$BATS_TEST_TMPDIR/docs" >/dev/null 2>&1
+	run hcurl "$SERVE_URL/rag/search" -d '{"query":"wombat","collection":"vec"}'
+	[ "$(status_line)" = 200 ]
+	[[ "$(echo "$output" | json_get results.0.path)" == *w.md ]]
 	serve_stop
 	# a collection embedded through a provider that is now gone
 	fake_start

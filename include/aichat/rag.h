@@ -168,7 +168,9 @@ struct rag_hit {
  * most this many; the words left out are those found nearly everywhere,
  * which bm25() weighs least.  The rarest word is always kept.
  */
-#define RAG_BM25_POSTINGS 10000
+#ifndef RAG_BM25_POSTINGS   /* bench/rag.sh builds one without it */
+#define RAG_BM25_POSTINGS 20000
+#endif
 
 /*
  * The FTS5 query that ranks user text by bm25(): its words (as
@@ -274,6 +276,9 @@ void rag_vectors_free(struct rag_vectors *vs);
  * is not NULL.  Brute force, one pass over the rows. */
 size_t rag_vectors_top(const struct rag_vectors *vs, const float *q,
 		       size_t pool, int64_t *ids, float *sims);
+/* Hybrid search keeps the last collection's vectors in memory (read
+ * again when they change); this frees them. */
+void rag_vectors_release(void);
 
 /*
  * Hybrid retrieval: the best chunks of collection by bm25() and the best

@@ -677,6 +677,7 @@ static int retrieve(const struct opt_result *r, const struct opt *o, size_t n,
 cleanup:
 	free(qvec);
 	store_close(db);
+	rag_vectors_release();
 	buf_release(&q);
 	return rc;
 }

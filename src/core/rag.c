@@ -1236,23 +1236,18 @@ static int by_df(const void *a, const void *b)
 	return (x->df > y->df) - (x->df < y->df);
 }
 
-/* How many chunks (of every collection) hold the word, counted up to
- * cap: the cost of a count is its result. */
-static int term_df(sqlite3 *db, struct term *t, int64_t cap, struct err *e)
+/* How many chunks (of every collection) hold the word, counted by st up
+ * to its limit: the cost of a count is its result. */
+static int term_df(sqlite3 *db, sqlite3_stmt *st, struct term *t, struct err *e)
 {
-	sqlite3_stmt *st;
 	int r;
 
-	if (prep(db, "SELECT count(*) FROM (SELECT 1 FROM chunks_fts"
-		 " WHERE chunks_fts MATCH ?1 LIMIT ?2)", &st, e) < 0)
-		return -1;
+	sqlite3_reset(st);
 	sqlite3_bind_text(st, 1, t->quoted, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, cap);
 	t->df = 0;
 	r = sqlite3_step(st);
 	if (r == SQLITE_ROW)
 		t->df = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 	if (r != SQLITE_ROW && r != SQLITE_DONE)
 		return db_fail(db, "search failed", e);
 	return 0;
@@ -1262,6 +1257,7 @@ char *rag_bm25_query(sqlite3 *db, const char *query, struct err *e)
 {
 	char *list = store_fts_query(query, "\n"), *save = NULL, *w;
 	struct term *t = NULL;
+	sqlite3_stmt *st;
 	size_t n = 0, keep = 0;
 	int64_t total = 0;
 	struct buf b;
@@ -1270,6 +1266,12 @@ char *rag_bm25_query(sqlite3 *db, const char *query, struct err *e)
 		err_set(e, ERR_INVALID_REQUEST, "the query has no words to search for");
 		return NULL;
 	}
+	if (prep(db, "SELECT count(*) FROM (SELECT 1 FROM chunks_fts"
+		 " WHERE chunks_fts MATCH ?1 LIMIT ?2)", &st, e) < 0) {
+		free(list);
+		return NULL;
+	}
+	sqlite3_bind_int64(st, 2, RAG_BM25_POSTINGS + 1);
 	for (w = strtok_r(list, "\n", &save); w; w = strtok_r(NULL, "\n", &save)) {
 		size_t j;
 		for (j = 0; j < n && strcasecmp(t[j].quoted, w); j++)
@@ -1278,13 +1280,15 @@ char *rag_bm25_query(sqlite3 *db, const char *query, struct err *e)
 			continue;
 		t = xrealloc(t, (n + 1) * sizeof(*t));
 		t[n].quoted = w;
-		if (term_df(db, &t[n], RAG_BM25_POSTINGS + 1, e) < 0) {
+		if (term_df(db, st, &t[n], e) < 0) {
+			sqlite3_finalize(st);
 			free(t);
 			free(list);
 			return NULL;
 		}
 		n++;
 	}
+	sqlite3_finalize(st);
 	qsort(t, n, sizeof(*t), by_df);
 	/* Rarest first, while their postings fit the budget; the rarest
 	 * word that is anywhere always. */
@@ -1471,18 +1475,59 @@ size_t rag_vectors_top(const struct rag_vectors *vs, const float *q,
 	return n;
 }
 
+/*
+ * The last collection's vectors stay in memory, so that a long-lived
+ * process (serve) reads them from the store once, not per search.  They
+ * are read again when the collection's vectors change: their count, and
+ * the largest and the sum of their chunk ids, taken from the index of
+ * chunks with vectors (a re-indexed file gets new chunk ids).  One
+ * collection at a time bounds the memory.
+ */
+static struct {
+	int64_t coll, count, max, sum;
+	struct rag_vectors vs;
+} cached;
+
+void rag_vectors_release(void)
+{
+	rag_vectors_free(&cached.vs);
+	memset(&cached, 0, sizeof(cached));
+}
+
 /* The ids of the pool chunks of c most similar to q (unit length), best
  * first. */
 static int dense_ids(sqlite3 *db, const struct rag_collection *c, const float *q,
 		     size_t pool, int64_t *ids, size_t *n, struct err *e)
 {
-	struct rag_vectors vs;
+	sqlite3_stmt *st;
+	int64_t count = 0, max = 0, sum = 0;
+	int r;
 
 	*n = 0;
-	if (rag_vectors_load(db, c, &vs, e) < 0)
+	if (prep(db, "SELECT count(*), coalesce(max(id), 0), coalesce(sum(id), 0)"
+		 " FROM chunks INDEXED BY chunks_vectors"
+		 " WHERE collection_id = ?1 AND embedding IS NOT NULL", &st, e) < 0)
 		return -1;
-	*n = rag_vectors_top(&vs, q, pool, ids, NULL);
-	rag_vectors_free(&vs);
+	sqlite3_bind_int64(st, 1, c->id);
+	if ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		count = sqlite3_column_int64(st, 0);
+		max = sqlite3_column_int64(st, 1);
+		sum = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (r != SQLITE_ROW)
+		return db_fail(db, "search failed", e);
+	if (cached.coll != c->id || cached.count != count || cached.max != max ||
+	    cached.sum != sum || cached.vs.dim != c->dim) {
+		rag_vectors_release();
+		if (rag_vectors_load(db, c, &cached.vs, e) < 0)
+			return -1;
+		cached.coll = c->id;
+		cached.count = count;
+		cached.max = max;
+		cached.sum = sum;
+	}
+	*n = rag_vectors_top(&cached.vs, q, pool, ids, NULL);
 	return 0;
 }
 

@@ -2007,6 +2007,7 @@ cleanup:
 		loop_del_timer(srv.loop, srv.mhd_timer);
 	jobs_free(srv.jobs);
 	store_close(srv.db);
+	rag_vectors_release();
 	engine_free(srv.eng);
 	metrics_free(srv.metrics);
 	ratelimit_free(srv.rl);

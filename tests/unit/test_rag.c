@@ -434,7 +434,7 @@ static void test_bm25_words(void)
 	rag_collection_ensure(db, "c", 1000, 100, &c, &e);
 	sqlite3_exec(db, "BEGIN;"
 		     "INSERT INTO documents VALUES (1, 1, 'd', 'h', 1, 1, 'now');"
-		     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10005)"
+		     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20005)"
 		     " INSERT INTO chunks (document_id, collection_id, seq, text, line_first, line_last)"
 		     " SELECT 1, 1, i, 'everywhere ' || CASE WHEN i % 2 THEN 'often' ELSE '' END ||"
 		     "  CASE WHEN i = 77 THEN ' quokka' ELSE '' END, i, i FROM n;"
