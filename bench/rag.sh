@@ -37,19 +37,19 @@ echo "   the same $MB MB as one file: wall $secs s, peak RSS $rss MiB (read and 
 rm -f "$W/one.md"
 rm -rf "$W/home-one"
 
-echo "-- 2. BM25 search at a million chunks (the same corpus, chunk size 100, no overlap)"
-AICHAT_HOME="$W/home" timed ./aichat rag index -c m --chunk-size 100 --overlap 0 "$W/corpus" 2>/dev/null
-chunks=$(AICHAT_HOME="$W/home" ./aichat rag info --json m |
+echo "-- 2. BM25 search at a million chunks (the same corpus in a store of its own, chunk size 100, no overlap)"
+AICHAT_HOME="$W/home-m" timed ./aichat rag index -c m --chunk-size 100 --overlap 0 "$W/corpus" 2>/dev/null
+chunks=$(AICHAT_HOME="$W/home-m" ./aichat rag info --json m |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["chunks"])')
 echo "   $chunks chunks, indexed in $secs s"
 echo -n "   in one process, as serve runs it: "
-AICHAT_HOME="$W/home" "$B/ragbench" search m "$W/queries.tsv" 5
+AICHAT_HOME="$W/home-m" "$B/ragbench" search m "$W/queries.tsv" 5
 echo "   (target: p50 <= 20 ms)"
 # The whole command, process start and store open included.
 cut -f2 "$W/queries.tsv" | head -50 >"$W/q50"
 while read -r q; do
 	s=$(date +%s%N)
-	AICHAT_HOME="$W/home" ./aichat rag search -c m -k 5 "$q" >/dev/null
+	AICHAT_HOME="$W/home-m" ./aichat rag search -c m -k 5 "$q" >/dev/null
 	echo $((($(date +%s%N) - s) / 1000))
 done <"$W/q50" | sort -n >"$W/cli.us"
 echo "   aichat rag search as a command (50 queries): p50 $(sed -n 25p "$W/cli.us" | awk '{printf "%.1f", $1/1000}') ms"
@@ -57,9 +57,9 @@ echo "   aichat rag search as a command (50 queries): p50 $(sed -n 25p "$W/cli.u
 make -s BUILD="$B/exact" OPT='-O2 -DRAG_BM25_POSTINGS=2000000000' "$B/exact/bench/ragbench" >/dev/null
 head -50 "$W/queries.tsv" >"$W/q50.tsv"
 echo -n "   reference, every word ranked (50 queries): "
-AICHAT_HOME="$W/home" "$B/exact/bench/ragbench" search m "$W/q50.tsv" 5
+AICHAT_HOME="$W/home-m" "$B/exact/bench/ragbench" search m "$W/q50.tsv" 5
 echo -n "   the same 50 queries as shipped:            "
-AICHAT_HOME="$W/home" "$B/ragbench" search m "$W/q50.tsv" 5
+AICHAT_HOME="$W/home-m" "$B/ragbench" search m "$W/q50.tsv" 5
 
 echo "-- 3. dense brute force, 100,000 x 1536 float32 vectors in memory"
 echo -n "   "

@@ -153,7 +153,7 @@ int rag_prune(sqlite3 *db, const struct rag_collection *c, size_t *removed,
 
 struct rag_hit {
 	int rank;                      /* 1-based */
-	double score;                  /* -bm25(): higher is better */
+	double score;                  /* higher is better: -bm25() (see rag_search()) */
 	char *path;
 	int line_first, line_last;
 	char *snippet;                 /* one line, a few words around a match */
@@ -171,6 +171,9 @@ struct rag_hit {
 #ifndef RAG_BM25_POSTINGS   /* bench/rag.sh builds one without it */
 #define RAG_BM25_POSTINGS 20000
 #endif
+/* When words were left out, this many of the best chunks by the others
+ * are ordered by how many of the query's words they hold, then by BM25. */
+#define RAG_COORD_POOL 200
 
 /*
  * The FTS5 query that ranks user text by bm25(): its words (as
@@ -182,7 +185,10 @@ char *rag_bm25_query(sqlite3 *db, const char *text, struct err *e);
 
 /*
  * The k best chunks of collection for query, best first, ranked by FTS5's
- * bm25() over rag_bm25_query()'s words.  ERR_NOT_FOUND for an unknown
+ * bm25() over rag_bm25_query()'s words (when it left words out, the best
+ * RAG_COORD_POOL of those are ordered by how many of all the words they
+ * hold first; score is then that count plus s / (1 + s), s the BM25
+ * score).  ERR_NOT_FOUND for an unknown
  * collection, ERR_CONFIG for one with no documents, ERR_INVALID_REQUEST
  * for a query without words.  Zero hits is success.  *hits owned:
  * rag_hits_free().

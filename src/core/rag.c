@@ -1020,47 +1020,67 @@ void rag_normalize(float *v, int dim)
 		v[i] = (float)(v[i] / norm);
 }
 
+/* An id to order: by key descending, then by tie ascending, then as
+ * given (pos). */
+struct ranked {
+	int64_t id;
+	double score, key, tie;
+	size_t pos;
+};
+
+static int by_rank(const void *a, const void *b)
+{
+	const struct ranked *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? 1 : -1;
+	if (x->tie != y->tie)
+		return x->tie > y->tie ? 1 : -1;
+	return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Sorts r[0..n) by by_rank() and writes the ids and scores in order. */
+static void sort_ranked(struct ranked *r, size_t n, int64_t *ids, double *scores)
+{
+	qsort(r, n, sizeof(*r), by_rank);
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = r[i].id;
+		scores[i] = r[i].score;
+	}
+}
+
 size_t rag_rrf(const int64_t *a, size_t na, const int64_t *b, size_t nb,
 	       int k, int64_t *ids, double *scores)
 {
-	size_t n = 0, *best = xmalloc((na + nb + 1) * sizeof(*best));
+	struct ranked *r = xmalloc((na + nb + 1) * sizeof(*r));
+	size_t n = 0;
 
-	/* The lists are short (tens of ids): a linear look-up is enough. */
-	for (size_t i = 0; i < na; i++) {
-		ids[n] = a[i];
-		scores[n] = 1.0 / (k + (double)(i + 1));
-		best[n++] = i + 1;
+	/* The lists are short (tens of ids): a linear look-up is enough.
+	 * key: the fused score; tie: the best single rank. */
+	for (size_t i = 0; i < na; i++, n++) {
+		r[n].id = a[i];
+		r[n].key = r[n].score = 1.0 / (k + (double)(i + 1));
+		r[n].tie = (double)(i + 1);
+		r[n].pos = n;
 	}
 	for (size_t i = 0; i < nb; i++) {
 		size_t j;
-		for (j = 0; j < n && ids[j] != b[i]; j++)
+		for (j = 0; j < n && r[j].id != b[i]; j++)
 			;
 		if (j == n) {
-			ids[n] = b[i];
-			scores[n] = 0;
-			best[n++] = i + 1;
-		} else if (i + 1 < best[j]) {
-			best[j] = i + 1;
+			r[n].id = b[i];
+			r[n].score = 0;
+			r[n].tie = (double)(i + 1);
+			r[n].pos = n;
+			n++;
+		} else if (i + 1 < r[j].tie) {
+			r[j].tie = (double)(i + 1);
 		}
-		scores[j] += 1.0 / (k + (double)(i + 1));
+		r[j].score += 1.0 / (k + (double)(i + 1));
+		r[j].key = r[j].score;
 	}
-	/* Insertion sort, stable: ties keep a's order after the best rank. */
-	for (size_t i = 1; i < n; i++) {
-		int64_t id = ids[i];
-		double sc = scores[i];
-		size_t br = best[i], j = i;
-		while (j > 0 && (scores[j - 1] < sc ||
-				 (scores[j - 1] == sc && best[j - 1] > br))) {
-			ids[j] = ids[j - 1];
-			scores[j] = scores[j - 1];
-			best[j] = best[j - 1];
-			j--;
-		}
-		ids[j] = id;
-		scores[j] = sc;
-		best[j] = br;
-	}
-	free(best);
+	sort_ranked(r, n, ids, scores);
+	free(r);
 	return n;
 }
 
@@ -1253,49 +1273,64 @@ static int term_df(sqlite3 *db, sqlite3_stmt *st, struct term *t, struct err *e)
 	return 0;
 }
 
-char *rag_bm25_query(sqlite3 *db, const char *query, struct err *e)
+/* The words of a query: those ranked by bm25() (fq), and every one. */
+struct words {
+	char *fq;                      /* the FTS5 query of the kept words */
+	char *list;                    /* every word, quoted, NUL-separated */
+	char **all;                    /* into list, each once */
+	size_t n;
+	int dropped;                   /* words left out of fq */
+};
+
+static void words_free(struct words *w)
 {
-	char *list = store_fts_query(query, "\n"), *save = NULL, *w;
+	free(w->fq);
+	free(w->list);
+	free(w->all);
+	memset(w, 0, sizeof(*w));
+}
+
+static int words_of(sqlite3 *db, const char *query, struct words *out,
+		    struct err *e)
+{
+	char *save = NULL, *w;
 	struct term *t = NULL;
 	sqlite3_stmt *st;
-	size_t n = 0, keep = 0;
+	size_t keep = 0;
 	int64_t total = 0;
 	struct buf b;
 
-	if (!list) {
-		err_set(e, ERR_INVALID_REQUEST, "the query has no words to search for");
-		return NULL;
-	}
+	memset(out, 0, sizeof(*out));
+	if (!(out->list = store_fts_query(query, "\n")))
+		return err_set(e, ERR_INVALID_REQUEST, "the query has no words to search for");
 	if (prep(db, "SELECT count(*) FROM (SELECT 1 FROM chunks_fts"
-		 " WHERE chunks_fts MATCH ?1 LIMIT ?2)", &st, e) < 0) {
-		free(list);
-		return NULL;
-	}
+		 " WHERE chunks_fts MATCH ?1 LIMIT ?2)", &st, e) < 0)
+		goto fail;
 	sqlite3_bind_int64(st, 2, RAG_BM25_POSTINGS + 1);
-	for (w = strtok_r(list, "\n", &save); w; w = strtok_r(NULL, "\n", &save)) {
+	for (w = strtok_r(out->list, "\n", &save); w; w = strtok_r(NULL, "\n", &save)) {
 		size_t j;
-		for (j = 0; j < n && strcasecmp(t[j].quoted, w); j++)
+		for (j = 0; j < out->n && strcasecmp(out->all[j], w); j++)
 			;
-		if (j < n)
+		if (j < out->n)
 			continue;
-		t = xrealloc(t, (n + 1) * sizeof(*t));
-		t[n].quoted = w;
-		if (term_df(db, st, &t[n], e) < 0) {
+		out->all = xrealloc(out->all, (out->n + 1) * sizeof(*out->all));
+		t = xrealloc(t, (out->n + 1) * sizeof(*t));
+		out->all[out->n] = t[out->n].quoted = w;
+		if (term_df(db, st, &t[out->n], e) < 0) {
 			sqlite3_finalize(st);
-			free(t);
-			free(list);
-			return NULL;
+			goto fail;
 		}
-		n++;
+		out->n++;
 	}
 	sqlite3_finalize(st);
-	qsort(t, n, sizeof(*t), by_df);
+	qsort(t, out->n, sizeof(*t), by_df);
 	/* Rarest first, while their postings fit the budget; the rarest
 	 * word that is anywhere always. */
-	for (size_t i = 0; i < n; i++) {
-		if (t[i].df == 0 && i + 1 < n)
+	for (size_t i = 0; i < out->n; i++) {
+		if (t[i].df == 0 && i + 1 < out->n)
 			continue;
 		if (keep > 0 && total + t[i].df > RAG_BM25_POSTINGS) {
+			out->dropped = (int)(out->n - i);
 			break;
 		}
 		total += t[i].df;
@@ -1304,9 +1339,95 @@ char *rag_bm25_query(sqlite3 *db, const char *query, struct err *e)
 	buf_init(&b, 0);
 	for (size_t i = 0; i < keep; i++)
 		buf_printf(&b, "%s%s", i ? " OR " : "", t[i].quoted);
+	out->fq = buf_detach(&b);
 	free(t);
-	free(list);
-	return buf_detach(&b);
+	return 0;
+fail:
+	free(t);
+	words_free(out);
+	return -1;
+}
+
+char *rag_bm25_query(sqlite3 *db, const char *query, struct err *e)
+{
+	struct words w;
+	char *fq;
+
+	if (words_of(db, query, &w, e) < 0)
+		return NULL;
+	fq = w.fq;
+	w.fq = NULL;
+	words_free(&w);
+	return fq;
+}
+
+static int is_word_char(unsigned char c)
+{
+	return isalnum(c) || c >= 0x80;
+}
+
+/* Whether text holds word (quoted: "..."), as a whole word, ASCII case
+ * folded as the FTS5 tokenizer does. */
+static int holds_word(const char *text, const char *quoted)
+{
+	size_t n = strlen(quoted) - 2;
+	const char *w = quoted + 1;
+
+	for (const char *p = text; *p; p++) {
+		if (tolower((unsigned char)*p) != tolower((unsigned char)*w) ||
+		    strncasecmp(p, w, n))
+			continue;
+		if ((p == text || !is_word_char((unsigned char)p[-1])) &&
+		    !is_word_char((unsigned char)p[n]))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * When words were left out of the ranking, the candidates ids[0..*n)
+ * (best first by bm25() over the kept words, scores[] = -bm25()) are
+ * ordered by how many of all the query's words each holds, then as they
+ * were, and cut to pool.  The score becomes that count plus s / (1 + s),
+ * s the BM25 score, so that it still falls with the rank.
+ */
+static int coordinate(sqlite3 *db, const struct words *w, int64_t *ids,
+		      double *scores, size_t *n, size_t pool, struct err *e)
+{
+	struct ranked *r = xcalloc(*n + 1, sizeof(*r));
+	sqlite3_stmt *st;
+	int rc = SQLITE_DONE;
+
+	if (prep(db, "SELECT text FROM chunks WHERE id = ?1", &st, e) < 0) {
+		free(r);
+		return -1;
+	}
+	/* key: words held; ties keep the BM25 order. */
+	for (size_t i = 0; i < *n; i++) {
+		double sc = scores[i] > 0 ? scores[i] : 0;
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, ids[i]);
+		if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *text = (const char *)sqlite3_column_text(st, 0);
+			for (size_t j = 0; text && j < w->n; j++)
+				r[i].key += holds_word(text, w->all[j]);
+		} else if (rc != SQLITE_DONE) {
+			break;
+		}
+		r[i].id = ids[i];
+		r[i].score = r[i].key + sc / (1 + sc);
+		r[i].pos = i;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		free(r);
+		return db_fail(db, "search failed", e);
+	}
+	sort_ranked(r, *n, ids, scores);
+	if (*n > pool)
+		*n = pool;
+	free(r);
+	return 0;
 }
 
 /* The ids (and -bm25() scores, when scores) of the pool best chunks of c
@@ -1592,11 +1713,11 @@ int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
 		      size_t *n, struct err *e)
 {
 	struct rag_collection c;
+	struct words w = { 0 };
 	int64_t *bm = NULL, *dn = NULL, *fused = NULL;
-	double *scores = NULL;
+	double *bscores = NULL, *scores = NULL;
 	float *q = NULL;
-	size_t pool, nbm = 0, ndn = 0, nf;
-	char *fq = NULL;
+	size_t pool, cand, nbm = 0, ndn = 0, nf;
 	int rc = -1;
 
 	*hits = NULL;
@@ -1611,16 +1732,21 @@ int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
 		return err_set(e, ERR_INVALID_REQUEST,
 			       "the query vector has %d dimensions, collection '%s' %d",
 			       dim, c.name, c.dim);
-	if (!(fq = rag_bm25_query(db, query, e)))
+	if (words_of(db, query, &w, e) < 0)
 		return -1;
-	/* BM25 alone: k best.  Hybrid: a deeper pool of each for the fusion. */
+	/* BM25 alone: k best.  Hybrid: a deeper pool of each for the fusion.
+	 * Words left out: more BM25 candidates, to order by words held. */
 	pool = !qvec ? (size_t)(k > 0 ? k : 1) :
 	       k > 0 && (size_t)k * 4 > 50 ? (size_t)k * 4 : 50;
-	bm = xmalloc(pool * sizeof(*bm));
+	cand = w.dropped && pool < RAG_COORD_POOL ? RAG_COORD_POOL : pool;
+	bm = xmalloc(cand * sizeof(*bm));
+	bscores = xmalloc(cand * sizeof(*bscores));
 	dn = xmalloc(pool * sizeof(*dn));
 	fused = xmalloc(2 * pool * sizeof(*fused));
 	scores = xmalloc(2 * pool * sizeof(*scores));
-	if (bm25_ids(db, &c, fq, pool, bm, qvec ? NULL : scores, &nbm, e) < 0)
+	if (bm25_ids(db, &c, w.fq, cand, bm, bscores, &nbm, e) < 0)
+		goto cleanup;
+	if (w.dropped && coordinate(db, &w, bm, bscores, &nbm, pool, e) < 0)
 		goto cleanup;
 	if (qvec) {
 		q = xmalloc((size_t)dim * sizeof(*q));
@@ -1631,12 +1757,13 @@ int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
 		nf = rag_rrf(bm, nbm, dn, ndn, RAG_RRF_K, fused, scores);
 	} else {
 		memcpy(fused, bm, nbm * sizeof(*bm));
+		memcpy(scores, bscores, nbm * sizeof(*bscores));
 		nf = nbm;
 	}
 	*hits = xcalloc((size_t)(k > 0 ? k : 1), sizeof(**hits));
 	for (size_t i = 0; i < nf && *n < (size_t)k; i++) {
 		struct rag_hit *h = &(*hits)[*n];
-		int r = fill_hit(db, fused[i], fq, h, e);
+		int r = fill_hit(db, fused[i], w.fq, h, e);
 		if (r < 0) {
 			rag_hits_free(*hits, *n + 1);
 			*hits = NULL;
@@ -1651,10 +1778,11 @@ int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
 	rc = 0;
 cleanup:
 	free(bm);
+	free(bscores);
 	free(dn);
 	free(fused);
 	free(scores);
 	free(q);
-	free(fq);
+	words_free(&w);
 	return rc;
 }

@@ -438,6 +438,8 @@ static void test_bm25_words(void)
 		     " INSERT INTO chunks (document_id, collection_id, seq, text, line_first, line_last)"
 		     " SELECT 1, 1, i, 'everywhere ' || CASE WHEN i % 2 THEN 'often' ELSE '' END ||"
 		     "  CASE WHEN i = 77 THEN ' quokka' ELSE '' END, i, i FROM n;"
+		     "INSERT INTO chunks (document_id, collection_id, seq, text, line_first, line_last)"
+		     " VALUES (1, 1, 30000, 'quokka quokka quokka', 30000, 30000);"
 		     "COMMIT;", NULL, NULL, NULL);
 	q = rag_bm25_query(db, "Quokka EVERYWHERE quokka often", &e);
 	is_str(q, "\"Quokka\" OR \"often\"",
@@ -453,8 +455,18 @@ static void test_bm25_words(void)
 	ok(q == NULL && e.code == ERR_INVALID_REQUEST, "no words: invalid request");
 	struct rag_hit *hits;
 	size_t n;
-	ok(rag_search(db, "c", "everywhere quokka", 3, &hits, &n, &e) == 0 && n == 1 &&
-	   hits[0].line_first == 77, "the chunk with the rare word is found");
+	/* BM25 over "quokka" alone puts line 30000 first (three times the
+	 * word); line 77 also holds the word left out, so it comes first. */
+	ok(rag_search(db, "c", "everywhere quokka", 3, &hits, &n, &e) == 0 && n == 2 &&
+	   hits[0].line_first == 77 && hits[1].line_first == 30000,
+	   "the chunk holding more of the query's words ranks first");
+	ok(n == 2 && hits[0].score > 2 && hits[0].score < 3 && hits[1].score > 1 &&
+	   hits[1].score < 2, "score: words held plus a BM25 fraction (%f, %f)",
+	   n ? hits[0].score : 0, n > 1 ? hits[1].score : 0);
+	rag_hits_free(hits, n);
+	ok(rag_search(db, "c", "quokka", 3, &hits, &n, &e) == 0 && n == 2 &&
+	   hits[0].line_first == 30000 && hits[0].score > hits[1].score,
+	   "no word left out: plain BM25 order and score");
 	rag_hits_free(hits, n);
 	store_close(db);
 	snprintf(path, sizeof(path), "rm -rf %s", dir);
