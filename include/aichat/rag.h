@@ -3,12 +3,13 @@
  * indexed by SQLite FTS5, searched with bm25(), and the prompt that asks a
  * model to answer from numbered sources.
  *
- * Both faces use it: `aichat rag` now, serve's /rag routes later.  The
- * service knows nothing of terminals or HTTP.  Every statement is prepared;
- * user text never becomes SQL, and query text never reaches FTS5 except
- * through rag_fts_query().  Each file is indexed in one BEGIN IMMEDIATE
- * transaction, so several processes may index into one store at once and
- * a killed index leaves every document whole (old or new, never half).
+ * Both faces use it: `aichat rag` and serve's /rag routes.  The service
+ * knows nothing of terminals or HTTP.  Every statement is prepared; user
+ * text never becomes SQL, and query text reaches FTS5 only as the quoted
+ * words of rag_fts_query() and rag_bm25_query().  Each file is indexed in
+ * one BEGIN IMMEDIATE transaction, so several processes may index into
+ * one store at once and a killed index leaves every document whole (old
+ * or new, never half).
  */
 #ifndef AICHAT_RAG_H
 #define AICHAT_RAG_H
@@ -135,8 +136,9 @@ enum rag_outcome {
 /*
  * Indexes the file at path (stored as given: pass an absolute path) into
  * c: reads it in pieces, hashes it, and when the hash differs from the
- * stored one (or force) re-chunks it and replaces its chunks in one
- * transaction.  *outcome says what happened, *nchunks how many chunks were
+ * stored one (or force) reads it again through rag_chunk_stream(),
+ * replacing its chunks in one transaction as they come.  *outcome says
+ * what happened, *nchunks how many chunks were
  * written.  -1 with e (ERR_IO) when the file cannot be read or the store
  * cannot be written; the store is then unchanged for this file.
  */
@@ -185,13 +187,12 @@ char *rag_bm25_query(sqlite3 *db, const char *text, struct err *e);
 
 /*
  * The k best chunks of collection for query, best first, ranked by FTS5's
- * bm25() over rag_bm25_query()'s words (when it left words out, the best
- * RAG_COORD_POOL of those are ordered by how many of all the words they
- * hold first; score is then that count plus s / (1 + s), s the BM25
- * score).  ERR_NOT_FOUND for an unknown
- * collection, ERR_CONFIG for one with no documents, ERR_INVALID_REQUEST
- * for a query without words.  Zero hits is success.  *hits owned:
- * rag_hits_free().
+ * bm25() over rag_bm25_query()'s words.  When it left words out, the
+ * best RAG_COORD_POOL by those are ordered by how many of all the words
+ * they hold first, and score is that count plus s / (1 + s), s the BM25
+ * score.  ERR_NOT_FOUND for an unknown collection, ERR_CONFIG for one
+ * with no documents, ERR_INVALID_REQUEST for a query without words.
+ * Zero hits is success.  *hits owned: rag_hits_free().
  */
 int rag_search(sqlite3 *db, const char *collection, const char *query, int k,
 	       struct rag_hit **hits, size_t *n, struct err *e);

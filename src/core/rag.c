@@ -613,10 +613,10 @@ static int scan_file(int fd, const char *path, uint64_t *hash, struct err *e)
 	return 0;
 }
 
-/* Where to end a window of w[from, end) (a UTF-8 boundary), *fence
+/* Where to end a window of w[from, end) (a UTF-8 boundary), fence
  * telling whether from is inside a fenced block: after the last blank line
- * outside a fence in the second half, else after the last line, else
- * after any blank line, else at end. */
+ * outside a fence when it is in the second half, else after the last
+ * line, else (one line longer than the window) at end. */
 static size_t window_cut(const char *w, size_t from, size_t end, int fence)
 {
 	size_t pos = from, para = 0, line = 0;
@@ -633,7 +633,7 @@ static size_t window_cut(const char *w, size_t from, size_t end, int fence)
 	}
 	if (para && para - from > (end - from) / 2)
 		return para;
-	return line ? line : para ? para : end;
+	return line ? line : end;
 }
 
 int rag_chunk_stream(rag_read_fn rd, void *rctx, size_t win, size_t size,
@@ -850,7 +850,8 @@ int rag_index_file(sqlite3 *db, const struct rag_collection *c,
 		goto cleanup;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		rc = skip(e, "'%s' is not a regular file, skipped", path) - 1;
+		skip(e, "'%s' is not a regular file, skipped", path);
+		rc = 0;
 		goto cleanup;
 	}
 	if ((rc = scan_file(fd, path, &h, e)) != 0) {
