@@ -112,5 +112,7 @@ complete -c aichat -n '__fish_seen_subcommand_from serve' -l cache-ttl -x -d 'li
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l cache-size -x -d 'answers kept in the cache; 0 turns it off (0..1000000, default 1000)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l batch-concurrency -x -d 'upstream calls at once for one POST /batch (1..100, default 10)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l retries -x -d 'retries after a failed connection, 408, 429, 500, 502-504 or 529 (0..10, default 2)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l rag-search-timeout -x -d 'time limit of the search of /rag/query and /rag/search; then 504 (0.001..3600, default 2)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l rag-embed-timeout -x -d 'time limit for embedding a /rag query; then BM25 alone (0.001..3600, default 5)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l log-conversations -d 'record each POST /conversation in the conversation log'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -s h -l help -d 'show this help and exit'

@@ -645,6 +645,47 @@ rag_setup() {
 	[ "$(fake_count)" -eq 0 ]
 }
 
+@test "rag routes: the search and the query's embedding each have a time limit" {
+	export AICHAT_HOME="$BATS_TEST_TMPDIR/data"
+	run --separate-stderr aichat serve --rag-search-timeout 0
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: serve: invalid value '0' for '--rag-search-timeout': must be >= 0.001" ]
+	run --separate-stderr aichat serve --rag-embed-timeout abc
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: serve: invalid value 'abc' for '--rag-embed-timeout': must be a number" ]
+	mkdir -p "$BATS_TEST_TMPDIR/many" "$BATS_TEST_TMPDIR/docs"
+	# 40,000 chunks that all hold "common": ranking them takes milliseconds.
+	python3 -c 'print("".join("Common word %d here.\n\n" % i for i in range(40000)))' \
+		>"$BATS_TEST_TMPDIR/many/many.md"
+	aichat rag index -c many --chunk-size 100 --overlap 0 "$BATS_TEST_TMPDIR/many" >/dev/null 2>&1
+	serve_start --rag-search-timeout 0.001
+	run hcurl "$SERVE_URL/rag/search" -d '{"query":"common","collection":"many"}'
+	[ "$(status_line)" = 504 ]
+	[[ $output == *"document search took longer than --rag-search-timeout"* ]]
+	serve_stop
+	serve_start
+	run hcurl "$SERVE_URL/rag/search" -d '{"query":"common","collection":"many"}'
+	[ "$(status_line)" = 200 ]
+	serve_stop
+	# An embedding provider that stalls: BM25 alone once the limit passes.
+	printf '# Kettles\nThe kettle boils water.\n' >"$BATS_TEST_TMPDIR/docs/k.md"
+	fake_start
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	aichat rag index -c remote --embed-model openai:text-embedding-3-small "$BATS_TEST_TMPDIR/docs" >/dev/null 2>&1
+	fake_start '{"stall_ms":20000}'
+	export OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start --rag-embed-timeout 0.3
+	start=$(date +%s%N)
+	run hcurl "$SERVE_URL/rag/search" -d '{"query":"kettle","collection":"remote"}'
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	[ "$(status_line)" = 200 ]
+	[ "$(echo "$output" | json_get retrieval)" = bm25 ]
+	[[ "$(echo "$output" | json_get warning)" == "searched with BM25 only: "* ]]
+	[[ "$(echo "$output" | json_get results.0.path)" == *k.md ]]
+	# 0.3 s, not the default 5 s (slack for a loaded machine)
+	[ "$elapsed" -lt 3000 ]
+}
+
 @test "rag routes search hybrid when the collection has vectors, and fall back to BM25 saying why" {
 	export AICHAT_HOME="$BATS_TEST_TMPDIR/data"
 	mkdir -p "$BATS_TEST_TMPDIR/docs"

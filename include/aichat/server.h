@@ -38,6 +38,8 @@ struct server_opts {
 	int64_t cache_ttl_ms;
 	int batch_concurrency;
 	int retries;
+	int64_t rag_search_ms;       /* the search of a /rag route */
+	int64_t rag_embed_ms;        /* embedding a /rag query */
 	int log_conversations;       /* record /conversation in the log */
 };
 

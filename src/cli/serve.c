@@ -19,7 +19,8 @@ enum {
 	O_HOST, O_PORT, O_API_KEY, O_API_KEY_FILE, O_INSECURE, O_RATE_LIMIT,
 	O_MAX_UPSTREAM, O_MAX_QUEUE, O_CORS, O_MAX_BODY, O_TIMEOUT, O_DRAIN,
 	O_MAX_CONN, O_CLIENT_TIMEOUT, O_LOG_FORMAT, O_CACHE_TTL, O_CACHE_SIZE,
-	O_BATCH_CONC, O_RETRIES, O_LOG_CONV, O_HELP,
+	O_BATCH_CONC, O_RETRIES, O_RAG_SEARCH_TIMEOUT, O_RAG_EMBED_TIMEOUT, O_LOG_CONV,
+	O_HELP,
 };
 
 const struct opt serve_opts[] = {
@@ -57,6 +58,10 @@ const struct opt serve_opts[] = {
 			   "upstream calls at once for one POST /batch" },
 	[O_RETRIES] = { 0, "retries", "N", "retries",
 			"retries after a failed connection, 408, 429, 500, 502-504 or 529" },
+	[O_RAG_SEARCH_TIMEOUT] = { 0, "rag-search-timeout", "SECONDS", "rag_search_timeout",
+				   "time limit of the search of /rag/query and /rag/search; then 504" },
+	[O_RAG_EMBED_TIMEOUT] = { 0, "rag-embed-timeout", "SECONDS", "rag_embed_timeout",
+				  "time limit for embedding a /rag query; then BM25 alone" },
 	[O_LOG_CONV] = { 0, "log-conversations", NULL, NULL,
 			 "record each POST /conversation in the conversation log" },
 	[O_HELP] = { 'h', "help", NULL, NULL, "show this help and exit" },
@@ -81,6 +86,8 @@ static const struct field serve_fields[] = {
 	{ "cache_size", FIELD_INTEGER, 0, "1000", 0, 1000000, NULL, NULL, "" },
 	{ "batch_concurrency", FIELD_INTEGER, 0, "10", 1, 100, NULL, NULL, "" },
 	{ "retries", FIELD_INTEGER, 0, "2", 0, 10, NULL, NULL, "" },
+	{ "rag_search_timeout", FIELD_NUMBER, 0, "2", 0.001, 3600, NULL, NULL, "" },
+	{ "rag_embed_timeout", FIELD_NUMBER, 0, "5", 0.001, 3600, NULL, NULL, "" },
 };
 static const struct schema serve_schema = {
 	"ServeOptions", serve_fields, sizeof(serve_fields) / sizeof(serve_fields[0])
@@ -199,6 +206,8 @@ int cmd_serve(int argc, char **argv)
 	json_num(o, "cache_size", &d), so.cache_size = (size_t)d;
 	json_num(o, "batch_concurrency", &d), so.batch_concurrency = (int)d;
 	json_num(o, "retries", &d), so.retries = (int)d;
+	json_num(o, "rag_search_timeout", &d), so.rag_search_ms = (int64_t)(d * 1000);
+	json_num(o, "rag_embed_timeout", &d), so.rag_embed_ms = (int64_t)(d * 1000);
 	so.log_text = !strcmp(json_str(o, "log_format"), "text");
 	so.insecure_no_auth = r.seen[O_INSECURE] > 0;
 	so.log_conversations = r.seen[O_LOG_CONV] > 0;

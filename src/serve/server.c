@@ -64,6 +64,8 @@ void server_opts_default(struct server_opts *o)
 	o->cache_ttl_ms = 300000;
 	o->batch_concurrency = 10;
 	o->retries = 2;
+	o->rag_search_ms = 2000;
+	o->rag_embed_ms = 5000;
 }
 
 struct req;
@@ -1337,12 +1339,8 @@ static int try_cache(struct req *r)
 	return 1;
 }
 
-/* The search of /rag/search and /rag/query may not run longer than this;
- * SQLite checks it through its progress handler. */
-#define RAG_SEARCH_MS 2000
-/* ... and embedding the query may take this long. */
-#define RAG_EMBED_MS 5000
-
+/* The search of /rag/search and /rag/query may not run longer than
+ * o->rag_search_ms; SQLite checks it through its progress handler. */
 static int search_deadline(void *data)
 {
 	return loop_now_ms() > *(int64_t *)data;
@@ -1363,7 +1361,7 @@ static void rag_continue(struct req *r, const float *qvec, int dim,
 	size_t n = 0;
 	struct err e;
 	double k = 5;
-	int64_t deadline = loop_now_ms() + RAG_SEARCH_MS;
+	int64_t deadline = loop_now_ms() + r->srv->o->rag_search_ms;
 	int rc;
 
 	err_clear(&e);
@@ -1376,7 +1374,7 @@ static void rag_continue(struct req *r, const float *qvec, int dim,
 	if (rc < 0) {
 		if (sqlite3_errcode(r->srv->db) == SQLITE_INTERRUPT)
 			reply_error_status(r, 504, ERR_UPSTREAM_TIMEOUT,
-					   "document search took longer than 2 s");
+					   "document search took longer than --rag-search-timeout");
 		else
 			reply_error_status(r, e.code == ERR_NOT_FOUND ? 404 : 422,
 					   e.code == ERR_NOT_FOUND ? ERR_NOT_FOUND :
@@ -1483,7 +1481,7 @@ static void route_rag(struct req *r)
 	}
 	llm_opts_default(&lo);
 	lo.retries = 0;
-	lo.total_ms = RAG_EMBED_MS;
+	lo.total_ms = r->srv->o->rag_embed_ms;
 	q = json_str(r->json, "query");
 	r->embed = embed_start(r->srv->eng, &m, &q, 1, &lo, on_query_embedded, r, &e);
 	embed_model_release(&m);
