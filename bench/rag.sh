@@ -65,4 +65,7 @@ echo "-- 3. dense brute force, 100,000 x 1536 float32 vectors in memory"
 echo -n "   "
 "$B/ragbench" dense 100000 1536 5
 echo "   (target: ratio <= 2x)"
+echo -n "   the same vectors through the store, rag_search_hybrid(): "
+AICHAT_HOME="$W/home-vec" "$B/ragbench" hybrid 100000 1536
+rm -rf "$W/home-vec"
 rm -rf "$W/corpus"

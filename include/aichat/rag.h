@@ -286,6 +286,10 @@ size_t rag_vectors_top(const struct rag_vectors *vs, const float *q,
 /* Hybrid search keeps the last collection's vectors in memory (read
  * again when they change); this frees them. */
 void rag_vectors_release(void);
+/* Reads collection's vectors into that copy now, unless it holds them
+ * as stored: a search with a deadline then does not spend it (and fail,
+ * again and again) reading them. */
+int rag_vectors_prepare(sqlite3 *db, const char *collection, struct err *e);
 
 /*
  * Hybrid retrieval: the best chunks of collection by bm25() and the best

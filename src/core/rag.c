@@ -1616,16 +1616,14 @@ void rag_vectors_release(void)
 	memset(&cached, 0, sizeof(cached));
 }
 
-/* The ids of the pool chunks of c most similar to q (unit length), best
- * first. */
-static int dense_ids(sqlite3 *db, const struct rag_collection *c, const float *q,
-		     size_t pool, int64_t *ids, size_t *n, struct err *e)
+/* Makes the cached vectors those of c as stored now. */
+static int vectors_current(sqlite3 *db, const struct rag_collection *c,
+			   struct err *e)
 {
 	sqlite3_stmt *st;
 	int64_t count = 0, max = 0, sum = 0;
 	int r;
 
-	*n = 0;
 	if (prep(db, "SELECT count(*), coalesce(max(id), 0), coalesce(sum(id), 0)"
 		 " FROM chunks INDEXED BY chunks_vectors"
 		 " WHERE collection_id = ?1 AND embedding IS NOT NULL", &st, e) < 0)
@@ -1639,16 +1637,36 @@ static int dense_ids(sqlite3 *db, const struct rag_collection *c, const float *q
 	sqlite3_finalize(st);
 	if (r != SQLITE_ROW)
 		return db_fail(db, "search failed", e);
-	if (cached.coll != c->id || cached.count != count || cached.max != max ||
-	    cached.sum != sum || cached.vs.dim != c->dim) {
-		rag_vectors_release();
-		if (rag_vectors_load(db, c, &cached.vs, e) < 0)
-			return -1;
-		cached.coll = c->id;
-		cached.count = count;
-		cached.max = max;
-		cached.sum = sum;
-	}
+	if (cached.coll == c->id && cached.count == count && cached.max == max &&
+	    cached.sum == sum && cached.vs.dim == c->dim)
+		return 0;
+	rag_vectors_release();
+	if (rag_vectors_load(db, c, &cached.vs, e) < 0)
+		return -1;
+	cached.coll = c->id;
+	cached.count = count;
+	cached.max = max;
+	cached.sum = sum;
+	return 0;
+}
+
+int rag_vectors_prepare(sqlite3 *db, const char *collection, struct err *e)
+{
+	struct rag_collection c;
+
+	if (rag_collection_get(db, collection, &c, e) < 0)
+		return -1;
+	return c.vectors ? vectors_current(db, &c, e) : 0;
+}
+
+/* The ids of the pool chunks of c most similar to q (unit length), best
+ * first. */
+static int dense_ids(sqlite3 *db, const struct rag_collection *c, const float *q,
+		     size_t pool, int64_t *ids, size_t *n, struct err *e)
+{
+	*n = 0;
+	if (vectors_current(db, c, e) < 0)
+		return -1;
 	*n = rag_vectors_top(&cached.vs, q, pool, ids, NULL);
 	return 0;
 }

@@ -1361,11 +1361,17 @@ static void rag_continue(struct req *r, const float *qvec, int dim,
 	size_t n = 0;
 	struct err e;
 	double k = 5;
-	int64_t deadline = loop_now_ms() + r->srv->o->rag_search_ms;
+	int64_t deadline;
 	int rc;
 
 	err_clear(&e);
 	json_num(j, "top_k", &k);
+	/* Reading the vectors after a change is not part of the search's
+	 * time: were it cut short, every search would read them again.  A
+	 * failure here is the search's to report. */
+	if (qvec && rag_vectors_prepare(r->srv->db, collection, &e) < 0)
+		err_clear(&e);
+	deadline = loop_now_ms() + r->srv->o->rag_search_ms;
 	sqlite3_progress_handler(r->srv->db, 1000, search_deadline, &deadline);
 	rc = rag_search_hybrid(r->srv->db, collection, json_str(j, "query"), qvec,
 			       dim, (int)k, &hits, &n, &e);
