@@ -7,13 +7,21 @@ PKGS     := libcurl libcjson libmicrohttpd sqlite3 readline
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl and libmicrohttpd are opened on first use (include/aichat/dynlib.h):
+# not linked, but their sonames are taken from the libraries built against.
+DYN_PKGS   := libcurl libmicrohttpd
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out $(DYN_PKGS),$(PKGS)) 2>/dev/null)
+soname      = $(shell objdump -p $$(pkg-config --variable=libdir $(1))/$(2) 2>/dev/null | \
+                awk '/SONAME/ { print $$2 }')
+CURL_SONAME := $(or $(call soname,libcurl,libcurl.so),libcurl.so.4)
+MHD_SONAME  := $(or $(call soname,libmicrohttpd,libmicrohttpd.so),libmicrohttpd.so.12)
 
 OPT      ?= -O2 -g
 override CFLAGS += $(OPT) -std=c11 -Wall -Wextra -D_GNU_SOURCE -Iinclude -MMD -MP \
-            -DAICHAT_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(SAN)
+            -DAICHAT_VERSION='"$(VERSION)"' -DAICHAT_CURL_SONAME='"$(CURL_SONAME)"' \
+            -DAICHAT_MHD_SONAME='"$(MHD_SONAME)"' $(PKG_CFLAGS) $(SAN)
 override LDFLAGS += -Wl,--as-needed -Wl,-O1 $(SAN)
-LDLIBS   += $(PKG_LIBS) -lm
+LDLIBS   += $(PKG_LIBS) -lm -ldl
 
 ifeq ($(BUILD),build)
 BIN := aichat

@@ -11,6 +11,7 @@
  * fires at the earliest deadline and re-arms itself when data arrived in
  * the meantime, so data callbacks never touch the timer heap.
  */
+#include "aichat/dynlib.h"
 #include "aichat/transfer.h"
 #include "aichat/xalloc.h"
 
@@ -21,6 +22,52 @@
 #include <time.h>
 
 #define ERROR_BODY_MAX (64 * 1024)
+
+/* libcurl's functions, resolved when the first transfer starts. */
+static struct {
+	__typeof__(curl_global_init) *global_init;
+	__typeof__(curl_easy_init) *easy_init;
+	__typeof__(curl_easy_setopt) *easy_setopt;
+	__typeof__(curl_easy_getinfo) *easy_getinfo;
+	__typeof__(curl_easy_cleanup) *easy_cleanup;
+	__typeof__(curl_easy_strerror) *easy_strerror;
+	__typeof__(curl_multi_init) *multi_init;
+	__typeof__(curl_multi_setopt) *multi_setopt;
+	__typeof__(curl_multi_add_handle) *multi_add_handle;
+	__typeof__(curl_multi_remove_handle) *multi_remove_handle;
+	__typeof__(curl_multi_socket_action) *multi_socket_action;
+	__typeof__(curl_multi_info_read) *multi_info_read;
+	__typeof__(curl_multi_cleanup) *multi_cleanup;
+	__typeof__(curl_slist_append) *slist_append;
+	__typeof__(curl_slist_free_all) *slist_free_all;
+} cu;
+
+#ifndef AICHAT_CURL_SONAME
+#define AICHAT_CURL_SONAME "libcurl.so.4"
+#endif
+
+static int curl_load(struct err *e)
+{
+	static const struct dynlib_sym syms[] = {
+		{ "curl_global_init", (void **)&cu.global_init },
+		{ "curl_easy_init", (void **)&cu.easy_init },
+		{ "curl_easy_setopt", (void **)&cu.easy_setopt },
+		{ "curl_easy_getinfo", (void **)&cu.easy_getinfo },
+		{ "curl_easy_cleanup", (void **)&cu.easy_cleanup },
+		{ "curl_easy_strerror", (void **)&cu.easy_strerror },
+		{ "curl_multi_init", (void **)&cu.multi_init },
+		{ "curl_multi_setopt", (void **)&cu.multi_setopt },
+		{ "curl_multi_add_handle", (void **)&cu.multi_add_handle },
+		{ "curl_multi_remove_handle", (void **)&cu.multi_remove_handle },
+		{ "curl_multi_socket_action", (void **)&cu.multi_socket_action },
+		{ "curl_multi_info_read", (void **)&cu.multi_info_read },
+		{ "curl_multi_cleanup", (void **)&cu.multi_cleanup },
+		{ "curl_slist_append", (void **)&cu.slist_append },
+		{ "curl_slist_free_all", (void **)&cu.slist_free_all },
+	};
+
+	return dynlib_load(AICHAT_CURL_SONAME, syms, sizeof(syms) / sizeof(syms[0]), e);
+}
 
 struct engine {
 	struct loop *loop;
@@ -59,7 +106,7 @@ static void on_socket_ready(struct loop *l, int fd, int events, void *data)
 		mask |= CURL_CSELECT_IN;
 	if (events & LOOP_WRITE)
 		mask |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(eng->multi, fd, mask, &running);
+	cu.multi_socket_action(eng->multi, fd, mask, &running);
 	check_done(eng);
 }
 
@@ -87,7 +134,7 @@ static void on_curl_timer(struct loop *l, void *data)
 
 	(void)l;
 	eng->timer = NULL;
-	curl_multi_socket_action(eng->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	cu.multi_socket_action(eng->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	check_done(eng);
 }
 
@@ -115,31 +162,33 @@ struct engine *engine_new(struct loop *l)
 }
 
 /*
- * libcurl (and the TLS library under it) is set up on the first transfer,
- * so work that never touches the network -- the mock model, a usage
- * error -- does not pay for it.
+ * libcurl (and the TLS library under it) is loaded and set up on the
+ * first transfer, so work that never touches the network -- the mock
+ * model, a usage error, a search -- does not pay for it (dynlib.h).
  */
-static int engine_ready(struct engine *eng)
+static int engine_ready(struct engine *eng, struct err *e)
 {
 	static int global_done;
 
 	if (eng->multi)
 		return 0;
 	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		if (curl_load(e) < 0)
 			return -1;
+		if (cu.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return err_set(e, ERR_INTERNAL, "cannot initialise libcurl");
 		global_done = 1;
 	}
-	eng->multi = curl_multi_init();
+	eng->multi = cu.multi_init();
 	if (!eng->multi)
-		return -1;
-	curl_multi_setopt(eng->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(eng->multi, CURLMOPT_SOCKETDATA, eng);
-	curl_multi_setopt(eng->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(eng->multi, CURLMOPT_TIMERDATA, eng);
+		return err_set(e, ERR_INTERNAL, "cannot initialise libcurl");
+	cu.multi_setopt(eng->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	cu.multi_setopt(eng->multi, CURLMOPT_SOCKETDATA, eng);
+	cu.multi_setopt(eng->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	cu.multi_setopt(eng->multi, CURLMOPT_TIMERDATA, eng);
 	/* Connections stay in the multi's pool for reuse by later
 	 * transfers to the same host. */
-	curl_multi_setopt(eng->multi, CURLMOPT_MAXCONNECTS, 256L);
+	cu.multi_setopt(eng->multi, CURLMOPT_MAXCONNECTS, 256L);
 	return 0;
 }
 
@@ -162,9 +211,9 @@ static void transfer_free(struct transfer *t)
 		eng->list = t->next;
 	if (t->next)
 		t->next->prev = t->prev;
-	curl_multi_remove_handle(eng->multi, t->easy);
-	curl_easy_cleanup(t->easy);
-	curl_slist_free_all(t->headers);
+	cu.multi_remove_handle(eng->multi, t->easy);
+	cu.easy_cleanup(t->easy);
+	cu.slist_free_all(t->headers);
 	buf_release(&t->res.error_body);
 	free(t->body);
 	free(t);
@@ -179,7 +228,7 @@ void engine_free(struct engine *eng)
 	if (eng->timer)
 		loop_del_timer(eng->loop, eng->timer);
 	if (eng->multi)
-		curl_multi_cleanup(eng->multi);
+		cu.multi_cleanup(eng->multi);
 	free(eng);
 }
 
@@ -211,7 +260,7 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud)
 
 	touch(t);
 	if (!t->res.status)
-		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
+		cu.easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
 	if (!is_2xx(t->res.status)) {
 		/* Keep what fits of an error body; the rest is dropped. */
 		size_t room = ERROR_BODY_MAX - t->res.error_body.len;
@@ -301,12 +350,12 @@ static void on_watchdog(struct loop *l, void *data)
 	else
 		err_set(&r->err, ERR_UPSTREAM_TIMEOUT,
 			"stream stalled: no data for %.3g s", t->idle_ms / 1000.0);
-	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->status);
+	cu.easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->status);
 	r->content_type = t->content_type;
 	cbs = t->cbs;
 	ud = t->ud;
 	/* Detach from curl first so on_done may start new transfers. */
-	curl_multi_remove_handle(t->eng->multi, t->easy);
+	cu.multi_remove_handle(t->eng->multi, t->easy);
 	cbs->on_done(ud, r);
 	transfer_free(t);
 }
@@ -330,7 +379,7 @@ static void arm_watchdog(struct transfer *t)
 static void map_curl_error(struct transfer *t, CURLcode rc, const char *detail)
 {
 	struct err *e = &t->res.err;
-	const char *what = detail && *detail ? detail : curl_easy_strerror(rc);
+	const char *what = detail && *detail ? detail : cu.easy_strerror(rc);
 
 	if (t->fail.code != ERR_OK) {
 		*e = t->fail;
@@ -368,20 +417,20 @@ static void check_done(struct engine *eng)
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(eng->multi, &left))) {
+	while ((msg = cu.multi_info_read(eng->multi, &left))) {
 		struct transfer *t = NULL;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		cu.easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
 		if (!t)
 			continue;
 		CURLcode rc = msg->data.result;
-		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
+		cu.easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
 		t->res.content_type = t->content_type;
 		if (rc != CURLE_OK)
 			map_curl_error(t, rc, NULL);
-		curl_multi_remove_handle(eng->multi, t->easy);
+		cu.multi_remove_handle(eng->multi, t->easy);
 		t->cbs->on_done(t->ud, &t->res);
 		transfer_free(t);
 	}
@@ -394,10 +443,8 @@ struct transfer *transfer_start(struct engine *eng,
 {
 	struct transfer *t;
 
-	if (engine_ready(eng) < 0) {
-		err_set(e, ERR_INTERNAL, "cannot initialise libcurl");
+	if (engine_ready(eng, e) < 0)
 		return NULL;
-	}
 	t = xcalloc(1, sizeof(*t));
 	t->eng = eng;
 	t->cbs = cbs;
@@ -405,51 +452,51 @@ struct transfer *transfer_start(struct engine *eng,
 	t->res.retry_after = -1;
 	t->res.content_type = t->content_type;
 	buf_init(&t->res.error_body, 0);
-	t->easy = curl_easy_init();
+	t->easy = cu.easy_init();
 	if (!t->easy) {
 		free(t);
 		err_set(e, ERR_INTERNAL, "cannot create a curl handle");
 		return NULL;
 	}
 	for (const char *const *h = req->headers; h && *h; h++)
-		t->headers = curl_slist_append(t->headers, *h);
+		t->headers = cu.slist_append(t->headers, *h);
 	/* Stream bodies must not wait for a 100-continue round trip. */
-	t->headers = curl_slist_append(t->headers, "Expect:");
-	curl_easy_setopt(t->easy, CURLOPT_URL, req->url);
-	curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+	t->headers = cu.slist_append(t->headers, "Expect:");
+	cu.easy_setopt(t->easy, CURLOPT_URL, req->url);
+	cu.easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
 	if (req->body) {
 		t->body = xmalloc(req->body_len + 1);
 		memcpy(t->body, req->body, req->body_len);
 		t->body[req->body_len] = '\0';
-		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
-		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+		cu.easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
+		cu.easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)req->body_len);
 	}
-	curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
-	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
-	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(t->easy, CURLOPT_TCP_NODELAY, 1L);
+	cu.easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	cu.easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+	cu.easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, header_cb);
+	cu.easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
+	cu.easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+	cu.easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+	cu.easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, "");
+	cu.easy_setopt(t->easy, CURLOPT_TCP_NODELAY, 1L);
 	/* LLM answers arrive in small pieces: 4 KiB per transfer instead
 	 * of 16 matters when a server holds thousands of streams. */
-	curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, 4096L);
-	curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "aichat/" AICHAT_VERSION);
-	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	cu.easy_setopt(t->easy, CURLOPT_BUFFERSIZE, 4096L);
+	cu.easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	cu.easy_setopt(t->easy, CURLOPT_USERAGENT, "aichat/" AICHAT_VERSION);
+	cu.easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (req->connect_ms)
-		curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS,
+		cu.easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS,
 				 (long)req->connect_ms);
 	if (req->total_ms)
-		curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)req->total_ms);
+		cu.easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)req->total_ms);
 	t->first_byte_ms = req->first_byte_ms;
 	t->idle_ms = req->idle_ms;
 	t->started = t->last_activity = loop_now_ms();
-	if (curl_multi_add_handle(eng->multi, t->easy) != CURLM_OK) {
-		curl_easy_cleanup(t->easy);
-		curl_slist_free_all(t->headers);
+	if (cu.multi_add_handle(eng->multi, t->easy) != CURLM_OK) {
+		cu.easy_cleanup(t->easy);
+		cu.slist_free_all(t->headers);
 		free(t->body);
 		free(t);
 		err_set(e, ERR_INTERNAL, "cannot start the transfer");

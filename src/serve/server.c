@@ -3,8 +3,8 @@
  * services, on the engine's event loop.
  *
  * Threads: none besides the loop.  libmicrohttpd runs in "external
- * polling" mode: its epoll fd is watched by the loop, MHD_run() is called
- * on readiness and after every resume, and MHD_get_timeout() feeds one
+ * polling" mode: its epoll fd is watched by the loop, mhd.run() is called
+ * on readiness and after every resume, and mhd.get_timeout() feeds one
  * loop timer.
  *
  * A request's life: on_access() is called once when headers are in, then
@@ -20,6 +20,7 @@
 #include "aichat/cache.h"
 #include "aichat/chat.h"
 #include "aichat/convlog.h"
+#include "aichat/dynlib.h"
 #include "aichat/jobs.h"
 #include "aichat/json.h"
 #include "aichat/metrics.h"
@@ -47,6 +48,58 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+/* libmicrohttpd's functions, resolved when serve starts (dynlib.h). */
+static struct {
+	__typeof__(MHD_add_response_header) *add_response_header;
+	__typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+	__typeof__(MHD_create_response_from_callback) *create_response_from_callback;
+	__typeof__(MHD_destroy_response) *destroy_response;
+	__typeof__(MHD_get_connection_info) *get_connection_info;
+	__typeof__(MHD_get_daemon_info) *get_daemon_info;
+	__typeof__(MHD_get_timeout) *get_timeout;
+	__typeof__(MHD_lookup_connection_value) *lookup_connection_value;
+	__typeof__(MHD_queue_response) *queue_response;
+	__typeof__(MHD_quiesce_daemon) *quiesce_daemon;
+	__typeof__(MHD_resume_connection) *resume_connection;
+	__typeof__(MHD_run) *run;
+	__typeof__(MHD_start_daemon) *start_daemon;
+	__typeof__(MHD_stop_daemon) *stop_daemon;
+	__typeof__(MHD_suspend_connection) *suspend_connection;
+} mhd;
+
+#ifndef AICHAT_MHD_SONAME
+#define AICHAT_MHD_SONAME "libmicrohttpd.so.12"
+#endif
+
+static int mhd_load(struct err *e)
+{
+	static int loaded;
+	static const struct dynlib_sym syms[] = {
+		{ "MHD_add_response_header", (void **)&mhd.add_response_header },
+		{ "MHD_create_response_from_buffer", (void **)&mhd.create_response_from_buffer },
+		{ "MHD_create_response_from_callback", (void **)&mhd.create_response_from_callback },
+		{ "MHD_destroy_response", (void **)&mhd.destroy_response },
+		{ "MHD_get_connection_info", (void **)&mhd.get_connection_info },
+		{ "MHD_get_daemon_info", (void **)&mhd.get_daemon_info },
+		{ "MHD_get_timeout", (void **)&mhd.get_timeout },
+		{ "MHD_lookup_connection_value", (void **)&mhd.lookup_connection_value },
+		{ "MHD_queue_response", (void **)&mhd.queue_response },
+		{ "MHD_quiesce_daemon", (void **)&mhd.quiesce_daemon },
+		{ "MHD_resume_connection", (void **)&mhd.resume_connection },
+		{ "MHD_run", (void **)&mhd.run },
+		{ "MHD_start_daemon", (void **)&mhd.start_daemon },
+		{ "MHD_stop_daemon", (void **)&mhd.stop_daemon },
+		{ "MHD_suspend_connection", (void **)&mhd.suspend_connection },
+	};
+
+	if (loaded)
+		return 0;
+	if (dynlib_load(AICHAT_MHD_SONAME, syms, sizeof(syms) / sizeof(syms[0]), e) < 0)
+		return -1;
+	loaded = 1;
+	return 0;
+}
 
 void server_opts_default(struct server_opts *o)
 {
@@ -186,7 +239,7 @@ static void rearm_mhd_timer(struct server *srv)
 		srv->mhd_timer = NULL;
 	}
 	srv->mhd_timer_soon = 0;
-	if (srv->d && MHD_get_timeout(srv->d, &ms) == MHD_YES)
+	if (srv->d && mhd.get_timeout(srv->d, &ms) == MHD_YES)
 		srv->mhd_timer = loop_add_timer(srv->loop,
 						ms > 60000 ? 60000 : (int64_t)ms,
 						on_mhd_timer, srv);
@@ -196,7 +249,7 @@ static void mhd_run(struct server *srv)
 {
 	if (!srv->d)
 		return;
-	MHD_run(srv->d);
+	mhd.run(srv->d);
 	rearm_mhd_timer(srv);
 }
 
@@ -235,7 +288,7 @@ static void iso_time(char *dst, size_t cap)
 
 static const char *header(struct req *r, const char *name)
 {
-	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+	return mhd.lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
 /* X-Request-ID: the client's, if it is sane, else a new one. */
@@ -262,7 +315,7 @@ static void request_id(struct req *r)
 static void client_address(struct req *r)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 
 	snprintf(r->client, sizeof(r->client), "unknown");
@@ -280,13 +333,13 @@ static void add_common_headers(struct req *r, struct MHD_Response *resp)
 {
 	const char *origin = r->srv->o->cors_origin;
 
-	MHD_add_response_header(resp, "X-Request-ID", r->id);
+	mhd.add_response_header(resp, "X-Request-ID", r->id);
 	if (origin) {
-		MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
-		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+		mhd.add_response_header(resp, "Access-Control-Allow-Origin", origin);
+		mhd.add_response_header(resp, "Access-Control-Expose-Headers",
 					"X-Request-ID, X-Cache, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset");
 		if (strcmp(origin, "*"))
-			MHD_add_response_header(resp, "Vary", "Origin");
+			mhd.add_response_header(resp, "Vary", "Origin");
 	}
 }
 
@@ -296,8 +349,8 @@ static void send_response(struct req *r, int status, struct MHD_Response *resp)
 	add_common_headers(r, resp);
 	r->status = status;
 	if (r->in_handler) {
-		MHD_queue_response(r->conn, (unsigned)status, resp);
-		MHD_destroy_response(resp);
+		mhd.queue_response(r->conn, (unsigned)status, resp);
+		mhd.destroy_response(resp);
 		r->queued = 1;
 		return;
 	}
@@ -309,10 +362,10 @@ static void send_response(struct req *r, int status, struct MHD_Response *resp)
 static struct MHD_Response *make_response(const char *type, const char *body,
 					  size_t len)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
+	struct MHD_Response *resp = mhd.create_response_from_buffer(
 		len, (void *)body, MHD_RESPMEM_MUST_COPY);
 
-	MHD_add_response_header(resp, "Content-Type", type);
+	mhd.add_response_header(resp, "Content-Type", type);
 	return resp;
 }
 
@@ -456,13 +509,13 @@ static void req_suspend(struct req *r)
 
 	if (r->suspended)
 		return;
-	MHD_suspend_connection(r->conn);
+	mhd.suspend_connection(r->conn);
 	r->suspended = 1;
 	/* MHD does not watch a suspended socket, so the loop does, from the
 	 * first suspend to the end of the request: adding and removing it
 	 * at every token would cost two epoll_ctl calls a token. */
 	if (r->watch_fd < 0 && !r->watch_given_up) {
-		ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		ci = mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		if (ci && loop_add_fd(r->srv->loop, ci->connect_fd, LOOP_READ,
 				      on_client_fd, r) == 0)
 			r->watch_fd = ci->connect_fd;
@@ -474,7 +527,7 @@ static void req_resume(struct req *r)
 	if (!r->suspended)
 		return;
 	r->suspended = 0;
-	MHD_resume_connection(r->conn);
+	mhd.resume_connection(r->conn);
 	/* In external polling mode nothing wakes MHD for a resume: run it on
 	 * the next loop iteration (never from here, which may be inside one
 	 * of its callbacks). */
@@ -582,11 +635,11 @@ static void start_stream(struct req *r, enum stream_kind kind)
 	buf_init(&st->out, 0);
 	r->st = st;
 	r->kind = kind;
-	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 2048,
+	resp = mhd.create_response_from_callback(MHD_SIZE_UNKNOWN, 2048,
 						 stream_read, st, stream_free_cb);
-	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-	MHD_add_response_header(resp, "Cache-Control", "no-cache");
-	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	mhd.add_response_header(resp, "Content-Type", "text/event-stream");
+	mhd.add_response_header(resp, "Cache-Control", "no-cache");
+	mhd.add_response_header(resp, "X-Accel-Buffering", "no");
 	metrics_streams_add(r->srv->metrics, 1);
 	r->keepalive = loop_add_timer(r->srv->loop, r->srv->o->keepalive_ms,
 				      on_keepalive, r);
@@ -1060,7 +1113,7 @@ static void acquire_upstream(struct req *r)
 		struct MHD_Response *resp = error_response(r, ERR_OVERLOADED,
 			"server busy: too many upstream calls in flight, try again");
 
-		MHD_add_response_header(resp, "Retry-After", "1");
+		mhd.add_response_header(resp, "Retry-After", "1");
 		send_response(r, 503, resp);
 		return;
 	}
@@ -1172,7 +1225,7 @@ static int check_auth(struct req *r)
 		"invalid API key" :
 		"missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'");
 
-	MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+	mhd.add_response_header(resp, "WWW-Authenticate", "Bearer");
 	send_response(r, 401, resp);
 	return -1;
 }
@@ -1193,13 +1246,13 @@ static int check_rate(struct req *r)
 		"rate limit exceeded, try again later");
 
 	snprintf(v, sizeof(v), "%ld", (long)(d.retry_after_s + 0.999));
-	MHD_add_response_header(resp, "Retry-After", v);
+	mhd.add_response_header(resp, "Retry-After", v);
 	snprintf(v, sizeof(v), "%ld", d.limit);
-	MHD_add_response_header(resp, "X-RateLimit-Limit", v);
+	mhd.add_response_header(resp, "X-RateLimit-Limit", v);
 	snprintf(v, sizeof(v), "%ld", d.remaining);
-	MHD_add_response_header(resp, "X-RateLimit-Remaining", v);
+	mhd.add_response_header(resp, "X-RateLimit-Remaining", v);
 	snprintf(v, sizeof(v), "%ld", (long)(d.reset_s + 0.999));
-	MHD_add_response_header(resp, "X-RateLimit-Reset", v);
+	mhd.add_response_header(resp, "X-RateLimit-Reset", v);
 	send_response(r, 429, resp);
 	return -1;
 }
@@ -1334,7 +1387,7 @@ static int try_cache(struct req *r)
 	if (!hit)
 		return 0;
 	struct MHD_Response *resp = make_response("application/json", hit, len);
-	MHD_add_response_header(resp, "X-Cache", "HIT");
+	mhd.add_response_header(resp, "X-Cache", "HIT");
 	send_response(r, 200, resp);
 	return 1;
 }
@@ -1598,11 +1651,11 @@ static int early_checks(struct req *r, const char *method)
 
 	if (!strcmp(method, "OPTIONS") && r->srv->o->cors_origin) {
 		struct MHD_Response *resp = make_response("text/plain", "", 0);
-		MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+		mhd.add_response_header(resp, "Access-Control-Allow-Methods",
 					"GET, POST, DELETE, OPTIONS");
-		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+		mhd.add_response_header(resp, "Access-Control-Allow-Headers",
 					"Authorization, Content-Type, X-API-Key, X-Request-ID, X-AIChat-Cache");
-		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+		mhd.add_response_header(resp, "Access-Control-Max-Age", "600");
 		send_response(r, 204, resp);
 		return -1;
 	}
@@ -1631,7 +1684,7 @@ static int early_checks(struct req *r, const char *method)
 		struct MHD_Response *resp = error_response(r, ERR_OVERLOADED,
 							   "server is shutting down");
 
-		MHD_add_response_header(resp, "Retry-After", "5");
+		mhd.add_response_header(resp, "Retry-After", "5");
 		send_response(r, 503, resp);
 		return -1;
 	}
@@ -1687,8 +1740,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 	}
 	r->in_handler = 1;
 	if (r->pending) {
-		MHD_queue_response(conn, (unsigned)r->pending_status, r->pending);
-		MHD_destroy_response(r->pending);
+		mhd.queue_response(conn, (unsigned)r->pending_status, r->pending);
+		mhd.destroy_response(r->pending);
 		r->pending = NULL;
 		r->queued = 1;
 	} else if (!r->queued && !r->chat && !r->batch && !r->waiting &&
@@ -1792,7 +1845,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 		stream_unref(r->st);
 	}
 	if (r->pending)
-		MHD_destroy_response(r->pending);
+		mhd.destroy_response(r->pending);
 	if (!r->status && (r->client_gone || why != MHD_REQUEST_TERMINATED_COMPLETED_OK))
 		r->status = 499;   /* the client closed the request (nginx's code) */
 	metrics_request(srv->metrics, route, r->method, r->status,
@@ -1873,7 +1926,7 @@ static void on_signal(struct loop *l, int fd, int events, void *data)
 		si.ssi_signo == SIGINT ? "interrupt" : "terminate", srv->active,
 		srv->active == 1 ? "" : "s", srv->o->drain_ms / 1000.0);
 	/* Stop accepting: close the listening socket, keep the others. */
-	int lfd = MHD_quiesce_daemon(srv->d);
+	int lfd = mhd.quiesce_daemon(srv->d);
 	if (lfd >= 0)
 		close(lfd);
 	if (srv->active == 0) {
@@ -1934,6 +1987,8 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 			       "invalid value '%.64s' for '--host': must be an IPv4 or IPv6 address",
 			       o->host);
 	}
+	if (mhd_load(e) < 0)
+		return -1;
 	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
 	srv.o = o;
@@ -1963,7 +2018,7 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 			fprintf(stderr, "aichat: serve: background jobs off: %s\n", dbe.msg);
 		}
 	}
-	srv.d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, &srv,
+	srv.d = mhd.start_daemon(flags, 0, NULL, NULL, on_access, &srv,
 		MHD_OPTION_SOCK_ADDR, sa,
 		MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, o->client_timeout_s,
@@ -1976,9 +2031,9 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 			strerror(errno ? errno : EADDRINUSE));
 		goto cleanup;
 	}
-	di = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
+	di = mhd.get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
 	port = di ? di->port : o->port;
-	di = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_EPOLL_FD);
+	di = mhd.get_daemon_info(srv.d, MHD_DAEMON_INFO_EPOLL_FD);
 	loop_add_fd(srv.loop, di->epoll_fd, LOOP_READ, on_mhd_ready, &srv);
 	rearm_mhd_timer(&srv);
 
@@ -1997,14 +2052,14 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 	fprintf(stderr, "aichat: stopped\n");
 	rc = 0;
 	/* Requests still open are ended by MHD_stop_daemon (on_completed). */
-	MHD_stop_daemon(srv.d);
+	mhd.stop_daemon(srv.d);
 	srv.d = NULL;
 	loop_del_fd(srv.loop, srv.sigfd);
 	close(srv.sigfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 cleanup:
 	if (srv.d)
-		MHD_stop_daemon(srv.d);
+		mhd.stop_daemon(srv.d);
 	if (srv.drain_timer)
 		loop_del_timer(srv.loop, srv.drain_timer);
 	if (srv.mhd_timer)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 /* Each entry moves the schema from version i to i + 1. */
@@ -190,6 +191,16 @@ int store_open(const char *path, sqlite3 **out, struct err *e)
 		goto fail;
 	}
 	sqlite3_busy_timeout(db, 10000);
+	/* Turning a new database to WAL needs it to itself, and SQLite
+	 * answers SQLITE_BUSY at once, not through the busy handler, while
+	 * another process is opening it too: so retry, for up to the same
+	 * 10 s. */
+	for (int i = 0; i < 1000; i++) {
+		int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+		if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+			break;
+		usleep(10000);
+	}
 	if (exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 		 "PRAGMA foreign_keys=ON;", path, e) < 0)
 		goto fail;
