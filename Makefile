@@ -21,7 +21,7 @@ override CFLAGS += $(OPT) -std=c11 -Wall -Wextra -D_GNU_SOURCE -Iinclude -MMD -M
             -DAICHAT_VERSION='"$(VERSION)"' -DAICHAT_CURL_SONAME='"$(CURL_SONAME)"' \
             -DAICHAT_MHD_SONAME='"$(MHD_SONAME)"' $(PKG_CFLAGS) $(SAN)
 override LDFLAGS += -Wl,--as-needed -Wl,-O1 $(SAN)
-LDLIBS   += $(PKG_LIBS) -lm -ldl
+LDLIBS   += $(PKG_LIBS) -lm -ldl -lpthread
 
 ifeq ($(BUILD),build)
 BIN := aichat

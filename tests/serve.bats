@@ -645,6 +645,36 @@ rag_setup() {
 	[ "$(fake_count)" -eq 0 ]
 }
 
+@test "rag routes: a search runs off the event loop, and a client that leaves cancels it" {
+	export AICHAT_HOME="$BATS_TEST_TMPDIR/data"
+	mkdir -p "$BATS_TEST_TMPDIR/docs"
+	printf '# Kettles\nThe kettle boils water.\n' >"$BATS_TEST_TMPDIR/docs/k.md"
+	aichat rag index -c home "$BATS_TEST_TMPDIR/docs" >/dev/null 2>&1
+	# Every search takes 1.5 s more than it would (test hook).
+	AICHAT_SEARCH_DELAY_MS=1500 serve_start --rag-search-timeout 0.5
+	curl -sS -o "$BATS_TEST_TMPDIR/search.out" -w '%{http_code}' "$SERVE_URL/rag/search" \
+		-d '{"query":"kettle","collection":"home"}' >"$BATS_TEST_TMPDIR/search.code" &
+	local pid=$!
+	sleep 0.2
+	# Meanwhile the loop answers at once.
+	start=$(date +%s%N)
+	run hcurl "$SERVE_URL/health"
+	[ "$(status_line)" = 200 ]
+	[ $((($(date +%s%N) - start) / 1000000)) -lt 500 ]
+	wait "$pid"
+	# The delay is before the search: its own time limit is not spent.
+	[ "$(cat "$BATS_TEST_TMPDIR/search.code")" = 200 ]
+	[[ "$(json_get results.0.path <"$BATS_TEST_TMPDIR/search.out")" == *k.md ]]
+	# A client that gives up: its search is dropped, serve carries on.
+	run curl -s -m 0.3 "$SERVE_URL/rag/search" -H 'content-type: application/json' \
+		-d '{"query":"kettle","collection":"home"}'
+	[ "$status" -eq 28 ]
+	sleep 1.6
+	run hcurl "$SERVE_URL/rag/search" -d '{"query":"water","collection":"home"}'
+	[ "$(status_line)" = 200 ]
+	grep -q '"path":"/rag/search","status":499,.*"error":"cancelled"' "$SERVE_LOG"
+}
+
 @test "rag routes: the search and the query's embedding each have a time limit" {
 	export AICHAT_HOME="$BATS_TEST_TMPDIR/data"
 	run --separate-stderr aichat serve --rag-search-timeout 0

@@ -29,6 +29,7 @@
 #include "aichat/openapi.h"
 #include "aichat/rag.h"
 #include "aichat/ratelimit.h"
+#include "aichat/searcher.h"
 #include "aichat/serve.h"
 #include "aichat/server.h"
 #include "aichat/xalloc.h"
@@ -136,6 +137,7 @@ struct server {
 	struct cache *cache;
 	sqlite3 *db;
 	struct jobs *jobs;
+	struct searcher *searcher;   /* the rag routes' searches */
 	struct req *reqs;            /* every request in flight */
 	size_t active;
 	int upstream_active;
@@ -203,6 +205,7 @@ struct req {
 	char retrieval[8];           /* "hybrid" | "bm25" */
 	char retrieval_warning[240];
 	struct embed_job *embed;     /* the query being embedded */
+	struct search *search;       /* the search under way (worker thread) */
 	/* for the log line */
 	char model[256];
 	char provider[64];
@@ -1146,6 +1149,11 @@ static void stop_work(struct req *r)
 		r->embed = NULL;
 		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
 	}
+	if (r->search) {
+		search_cancel(r->search);
+		r->search = NULL;
+		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
+	}
 	unqueue(r);
 	release_upstream(r);
 }
@@ -1392,52 +1400,52 @@ static int try_cache(struct req *r)
 	return 1;
 }
 
-/* The search of /rag/search and /rag/query may not run longer than
- * o->rag_search_ms; SQLite checks it through its progress handler. */
-static int search_deadline(void *data)
-{
-	return loop_now_ms() > *(int64_t *)data;
-}
+static void on_searched(void *ud, struct search_result *res);
 
 /*
  * Retrieval for the rag routes, once the query vector is known (qvec NULL:
  * BM25 alone; why, when not NULL, says why hybrid search was not
- * possible).  /rag/search answers here; /rag/query builds its prompt and
- * goes on to the model.
+ * possible): the search runs on the searcher's thread, within
+ * --rag-search-timeout, and on_searched() goes on.
  */
 static void rag_continue(struct req *r, const float *qvec, int dim,
 			 const char *why)
 {
 	cJSON *j = r->json;
-	const char *collection = json_str(j, "collection");
-	struct rag_hit *hits = NULL;
-	size_t n = 0;
-	struct err e;
 	double k = 5;
-	int64_t deadline;
-	int rc;
 
-	err_clear(&e);
 	json_num(j, "top_k", &k);
-	/* Reading the vectors after a change is not part of the search's
-	 * time: were it cut short, every search would read them again.  A
-	 * failure here is the search's to report. */
-	if (qvec && rag_vectors_prepare(r->srv->db, collection, &e) < 0)
-		err_clear(&e);
-	deadline = loop_now_ms() + r->srv->o->rag_search_ms;
-	sqlite3_progress_handler(r->srv->db, 1000, search_deadline, &deadline);
-	rc = rag_search_hybrid(r->srv->db, collection, json_str(j, "query"), qvec,
-			       dim, (int)k, &hits, &n, &e);
-	sqlite3_progress_handler(r->srv->db, 0, NULL, NULL);
+	snprintf(r->retrieval, sizeof(r->retrieval), "%s", qvec ? "hybrid" : "bm25");
+	if (why)
+		snprintf(r->retrieval_warning, sizeof(r->retrieval_warning),
+			 "searched with BM25 only: %.200s", why);
+	r->search = searcher_start(r->srv->searcher, json_str(j, "collection"),
+				   json_str(j, "query"), qvec, dim, (int)k,
+				   r->srv->o->rag_search_ms, on_searched, r);
+	if (r->in_handler)
+		req_suspend(r);
+}
+
+/* The search is done: /rag/search answers here; /rag/query builds its
+ * prompt and goes on to the model. */
+static void on_searched(void *ud, struct search_result *res)
+{
+	struct req *r = ud;
+	cJSON *j = r->json;
+	struct rag_hit *hits = res->hits;
+	size_t n = res->n;
+	const char *why = r->retrieval_warning[0] ? r->retrieval_warning : NULL;
+
+	r->search = NULL;
 	r->retrieval_ms = loop_now_ms() - r->rag_started;
-	if (rc < 0) {
-		if (sqlite3_errcode(r->srv->db) == SQLITE_INTERRUPT)
+	if (res->rc < 0) {
+		if (res->timed_out)
 			reply_error_status(r, 504, ERR_UPSTREAM_TIMEOUT,
 					   "document search took longer than --rag-search-timeout");
 		else
-			reply_error_status(r, e.code == ERR_NOT_FOUND ? 404 : 422,
-					   e.code == ERR_NOT_FOUND ? ERR_NOT_FOUND :
-					   ERR_INVALID_REQUEST, e.msg);
+			reply_error_status(r, res->err.code == ERR_NOT_FOUND ? 404 : 422,
+					   res->err.code == ERR_NOT_FOUND ? ERR_NOT_FOUND :
+					   ERR_INVALID_REQUEST, res->err.msg);
 		return;
 	}
 	r->rag_sources = cJSON_CreateArray();
@@ -1452,10 +1460,6 @@ static void rag_continue(struct req *r, const float *qvec, int dim,
 		cJSON_AddStringToObject(src, "snippet", hits[i].snippet);
 		cJSON_AddItemToArray(r->rag_sources, src);
 	}
-	snprintf(r->retrieval, sizeof(r->retrieval), "%s", qvec ? "hybrid" : "bm25");
-	if (why)
-		snprintf(r->retrieval_warning, sizeof(r->retrieval_warning),
-			 "searched with BM25 only: %.200s", why);
 	if (r->route->response == RESP_RAG_SEARCH) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddItemToObject(o, "results", r->rag_sources);
@@ -1519,7 +1523,7 @@ static void route_rag(struct req *r)
 
 	err_clear(&e);
 	r->rag_started = loop_now_ms();
-	if (!r->srv->db) {
+	if (!r->srv->db || !r->srv->searcher) {
 		reply_error_status(r, 503, ERR_OVERLOADED,
 				   "document search is unavailable: the database could not be opened");
 		return;
@@ -1745,7 +1749,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 		r->pending = NULL;
 		r->queued = 1;
 	} else if (!r->queued && !r->chat && !r->batch && !r->waiting &&
-		   !r->embed && !r->client_gone) {
+		   !r->embed && !r->search && !r->client_gone) {
 		route(r);
 	} else if (!r->queued && !r->client_gone) {
 		/* Resumed with nothing to send yet (a queue slot opened). */
@@ -1831,7 +1835,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 		return;
 	*con_cls = NULL;
 	if (why != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->client_gone &&
-	    (r->chat || r->batch || r->embed || r->st))
+	    (r->chat || r->batch || r->embed || r->search || r->st))
 		r->client_gone = 1;
 	stop_work(r);
 	if (r->watch_fd >= 0)
@@ -2014,6 +2018,8 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 		if (store_open(NULL, &srv.db, &dbe) == 0) {
 			srv.jobs = jobs_new(srv.eng, cfg, srv.db, 2, &lo);
 			jobs_resume(srv.jobs);
+			if (!(srv.searcher = searcher_new(srv.loop, &dbe)))
+				fprintf(stderr, "aichat: serve: document search off: %s\n", dbe.msg);
 		} else {
 			fprintf(stderr, "aichat: serve: background jobs off: %s\n", dbe.msg);
 		}
@@ -2065,6 +2071,7 @@ cleanup:
 	if (srv.mhd_timer)
 		loop_del_timer(srv.loop, srv.mhd_timer);
 	jobs_free(srv.jobs);
+	searcher_free(srv.searcher);
 	store_close(srv.db);
 	rag_vectors_release();
 	engine_free(srv.eng);
