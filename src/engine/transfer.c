@@ -30,6 +30,7 @@ static struct {
 	__typeof__(curl_easy_setopt) *easy_setopt;
 	__typeof__(curl_easy_getinfo) *easy_getinfo;
 	__typeof__(curl_easy_cleanup) *easy_cleanup;
+	__typeof__(curl_easy_reset) *easy_reset;
 	__typeof__(curl_easy_strerror) *easy_strerror;
 	__typeof__(curl_multi_init) *multi_init;
 	__typeof__(curl_multi_setopt) *multi_setopt;
@@ -54,6 +55,7 @@ static int curl_load(struct err *e)
 		{ "curl_easy_setopt", (void **)&cu.easy_setopt },
 		{ "curl_easy_getinfo", (void **)&cu.easy_getinfo },
 		{ "curl_easy_cleanup", (void **)&cu.easy_cleanup },
+		{ "curl_easy_reset", (void **)&cu.easy_reset },
 		{ "curl_easy_strerror", (void **)&cu.easy_strerror },
 		{ "curl_multi_init", (void **)&cu.multi_init },
 		{ "curl_multi_setopt", (void **)&cu.multi_setopt },
@@ -69,12 +71,34 @@ static int curl_load(struct err *e)
 	return dynlib_load(AICHAT_CURL_SONAME, syms, sizeof(syms) / sizeof(syms[0]), e);
 }
 
+/* Finished easy handles kept for the next transfers: creating one costs
+ * a dozen allocations; curl_easy_reset() keeps its buffers. */
+#define SPARE_MAX 64
+
 struct engine {
 	struct loop *loop;
 	CURLM *multi;
 	struct loop_timer *timer;
 	struct transfer *list;   /* running transfers, for engine_free */
+	CURL *spare[SPARE_MAX];
+	int nspare;
 };
+
+/* A fresh easy handle: a spare one, reset, or a new one. */
+static CURL *easy_get(struct engine *eng)
+{
+	return eng->nspare ? eng->spare[--eng->nspare] : cu.easy_init();
+}
+
+static void easy_put(struct engine *eng, CURL *easy)
+{
+	if (eng->nspare < SPARE_MAX) {
+		cu.easy_reset(easy);
+		eng->spare[eng->nspare++] = easy;
+	} else {
+		cu.easy_cleanup(easy);
+	}
+}
 
 struct transfer {
 	struct engine *eng;
@@ -212,7 +236,7 @@ static void transfer_free(struct transfer *t)
 	if (t->next)
 		t->next->prev = t->prev;
 	cu.multi_remove_handle(eng->multi, t->easy);
-	cu.easy_cleanup(t->easy);
+	easy_put(eng, t->easy);
 	cu.slist_free_all(t->headers);
 	buf_release(&t->res.error_body);
 	free(t->body);
@@ -227,6 +251,8 @@ void engine_free(struct engine *eng)
 		transfer_free(eng->list);
 	if (eng->timer)
 		loop_del_timer(eng->loop, eng->timer);
+	while (eng->nspare)
+		cu.easy_cleanup(eng->spare[--eng->nspare]);
 	if (eng->multi)
 		cu.multi_cleanup(eng->multi);
 	free(eng);
@@ -452,7 +478,7 @@ struct transfer *transfer_start(struct engine *eng,
 	t->res.retry_after = -1;
 	t->res.content_type = t->content_type;
 	buf_init(&t->res.error_body, 0);
-	t->easy = cu.easy_init();
+	t->easy = easy_get(eng);
 	if (!t->easy) {
 		free(t);
 		err_set(e, ERR_INTERNAL, "cannot create a curl handle");
@@ -495,7 +521,7 @@ struct transfer *transfer_start(struct engine *eng,
 	t->idle_ms = req->idle_ms;
 	t->started = t->last_activity = loop_now_ms();
 	if (cu.multi_add_handle(eng->multi, t->easy) != CURLM_OK) {
-		cu.easy_cleanup(t->easy);
+		easy_put(eng, t->easy);
 		cu.slist_free_all(t->headers);
 		free(t->body);
 		free(t);

@@ -689,7 +689,12 @@ struct llm_call *llm_call_start(struct engine *eng, const struct model_ref *m,
 		return NULL;
 	}
 	c->url = buf_detach(&url);
-	srand((unsigned)(time(NULL) ^ (uintptr_t)c));
+	/* Seeded once: the retry jitter only needs processes to differ. */
+	static int seeded;
+	if (!seeded) {
+		srand((unsigned)(time(NULL) ^ (uintptr_t)c));
+		seeded = 1;
+	}
 	/* The first attempt starts on the loop, so that every outcome,
 	 * even a handle curl refuses, reaches on_done and never re-enters
 	 * the caller from inside llm_call_start. */
