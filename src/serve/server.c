@@ -1509,7 +1509,8 @@ static void on_query_embedded(void *ud, const struct embed_result *res)
 
 /*
  * The rag routes: a collection with vectors has the query embedded first
- * (on the loop, within 5 s), then hybrid search; otherwise BM25 at once.
+ * (on the loop, within --rag-embed-timeout), then hybrid search; otherwise
+ * BM25 at once.
  * An embedding provider that fails means BM25, and the answer says so.
  */
 static void route_rag(struct req *r)
