@@ -73,7 +73,7 @@ demo: deps
 	    "Hello from aichat: this reply streams word by word from the offline mock model, no key and no network needed."
 	@AICHAT_HOME=$(abspath $(BUILD))/demo-home ./$(BIN) rag index -c aichat-docs README.md man 2>/dev/null
 	@AICHAT_HOME=$(abspath $(BUILD))/demo-home ./$(BIN) rag query -c aichat-docs -k 3 -m mock:echo \
-	    "how do I resume a batch"
+	    "which exit status means some batch items failed"
 
 bench: $(BIN) $(BUILD)/bench/ragbench
 	@bench/run.sh
