@@ -198,7 +198,9 @@ static void sse_line(struct stream *s)
 	}
 	if (memmem(l, n, "\"error\"", 7))
 		s->error_seen = 1;
-	if (memmem(l, n, "\"content\"", 9)) {
+	/* A token; not the opening chunk that only names the role, whose
+	 * content is empty. */
+	if (memmem(l, n, "\"content\"", 9) && !memmem(l, n, "\"content\":\"\"", 12)) {
 		if (!s->content_events)
 			s->t_first = now_us();
 		s->content_events++;
