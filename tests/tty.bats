@@ -17,9 +17,17 @@ teardown() {
 }
 
 # Runs a shell command in a fresh pane; its exit status lands in $DONE.
+# Right after a kill-server the old server may still hold the socket
+# ("server exited unexpectedly"): then try again, a few times.
 pane_run() {
-	tmux -L "$SOCK" -f /dev/null new-session -d -x 100 -y 20 \
-		"env HOME='$HOME' XDG_CONFIG_HOME='$XDG_CONFIG_HOME' $1; echo \$? >'$DONE'; sleep 30"
+	local i
+	for ((i = 0; i < 40; i++)); do
+		tmux -L "$SOCK" -f /dev/null new-session -d -x 100 -y 20 \
+			"env HOME='$HOME' XDG_CONFIG_HOME='$XDG_CONFIG_HOME' $1; echo \$? >'$DONE'; sleep 30" &&
+			return 0
+		sleep 0.05
+	done
+	return 1
 }
 
 pane_wait() {
