@@ -30,5 +30,8 @@ void store_close(sqlite3 *db);
  * no word at all.
  */
 char *store_fts_query(const char *text, const char *joiner);
+/* Whether c belongs to a word, as store_fts_query() splits them: a letter,
+ * a digit or a non-ASCII byte. */
+int store_word_byte(unsigned char c);
 
 #endif

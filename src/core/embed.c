@@ -12,6 +12,7 @@
  */
 #include "aichat/embed.h"
 #include "aichat/json.h"
+#include "aichat/rag.h"
 #include "aichat/xalloc.h"
 
 #include <ctype.h>
@@ -123,33 +124,11 @@ static void copy_model(struct embed_model *dst, const struct embed_model *src)
 
 /* ==== mock:embed ==== */
 
-static uint64_t fnv(uint64_t h, const char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 static void feature(float *v, const char *p, size_t n, uint64_t salt, float w)
 {
-	uint64_t h = fnv(0xcbf29ce484222325ull ^ salt, p, n);
+	uint64_t h = rag_hash(RAG_HASH_INIT ^ salt, p, n);
 
 	v[h % EMBED_MOCK_DIM] += (h >> 63) ? w : -w;
-}
-
-static void normalize(float *v, int dim)
-{
-	double norm = 0;
-
-	for (int i = 0; i < dim; i++)
-		norm += (double)v[i] * v[i];
-	if (norm <= 0)
-		return;
-	norm = sqrt(norm);
-	for (int i = 0; i < dim; i++)
-		v[i] = (float)(v[i] / norm);
 }
 
 void embed_mock(const char *text, float *v)
@@ -175,7 +154,7 @@ void embed_mock(const char *text, float *v)
 		for (size_t i = 0; i + 3 <= n; i++)
 			feature(v, word + i, 3, 2, 0.5f);
 	}
-	normalize(v, EMBED_MOCK_DIM);
+	rag_normalize(v, EMBED_MOCK_DIM);
 }
 
 /* ==== the job ==== */
@@ -285,7 +264,7 @@ static int parse_answer(struct batch *b, struct err *e)
 			}
 			v[k++] = (float)x->valuedouble;
 		}
-		normalize(v, dim);
+		rag_normalize(v, dim);
 		j->res.ok[b->first + at] = 1;
 		seen++;
 	}

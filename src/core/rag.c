@@ -1362,11 +1362,6 @@ char *rag_bm25_query(sqlite3 *db, const char *query, struct err *e)
 	return fq;
 }
 
-static int is_word_char(unsigned char c)
-{
-	return isalnum(c) || c >= 0x80;
-}
-
 /* Whether text holds word (quoted: "..."), as a whole word, ASCII case
  * folded as the FTS5 tokenizer does. */
 static int holds_word(const char *text, const char *quoted)
@@ -1378,8 +1373,8 @@ static int holds_word(const char *text, const char *quoted)
 		if (tolower((unsigned char)*p) != tolower((unsigned char)*w) ||
 		    strncasecmp(p, w, n))
 			continue;
-		if ((p == text || !is_word_char((unsigned char)p[-1])) &&
-		    !is_word_char((unsigned char)p[n]))
+		if ((p == text || !store_word_byte((unsigned char)p[-1])) &&
+		    !store_word_byte((unsigned char)p[n]))
 			return 1;
 	}
 	return 0;

@@ -678,19 +678,27 @@ static void note_result(struct req *r, const struct chat_result *res)
 	}
 }
 
-static cJSON *openai_chunk(struct req *r, const char *content, int role,
-			   const char *finish)
+/* An OpenAI object of type object with its one choice, into *choice. */
+static cJSON *openai_object(struct req *r, const char *object, cJSON **choice)
 {
-	cJSON *o = cJSON_CreateObject(), *choices, *c, *delta;
+	cJSON *o = cJSON_CreateObject(), *choices;
 
 	cJSON_AddStringToObject(o, "id", r->id);
-	cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
+	cJSON_AddStringToObject(o, "object", object);
 	cJSON_AddNumberToObject(o, "created", (double)time(NULL));
 	cJSON_AddStringToObject(o, "model", r->model);
 	choices = cJSON_AddArrayToObject(o, "choices");
-	c = cJSON_CreateObject();
-	cJSON_AddItemToArray(choices, c);
-	cJSON_AddNumberToObject(c, "index", 0);
+	*choice = cJSON_CreateObject();
+	cJSON_AddItemToArray(choices, *choice);
+	cJSON_AddNumberToObject(*choice, "index", 0);
+	return o;
+}
+
+static cJSON *openai_chunk(struct req *r, const char *content, int role,
+			   const char *finish)
+{
+	cJSON *c, *o = openai_object(r, "chat.completion.chunk", &c), *delta;
+
 	delta = cJSON_AddObjectToObject(c, "delta");
 	if (role)
 		cJSON_AddStringToObject(delta, "role", "assistant");
@@ -771,16 +779,8 @@ static cJSON *usage_object(const struct chat_result *res, int openai)
 
 static cJSON *openai_completion(struct req *r, const struct chat_result *res)
 {
-	cJSON *o = cJSON_CreateObject(), *choices, *c, *m;
+	cJSON *c, *o = openai_object(r, "chat.completion", &c), *m;
 
-	cJSON_AddStringToObject(o, "id", r->id);
-	cJSON_AddStringToObject(o, "object", "chat.completion");
-	cJSON_AddNumberToObject(o, "created", (double)time(NULL));
-	cJSON_AddStringToObject(o, "model", r->model);
-	choices = cJSON_AddArrayToObject(o, "choices");
-	c = cJSON_CreateObject();
-	cJSON_AddItemToArray(choices, c);
-	cJSON_AddNumberToObject(c, "index", 0);
 	m = cJSON_AddObjectToObject(c, "message");
 	cJSON_AddStringToObject(m, "role", "assistant");
 	cJSON_AddStringToObject(m, "content", res->content.ptr);

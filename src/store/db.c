@@ -254,7 +254,7 @@ void store_close(sqlite3 *db)
 	sqlite3_close(db);
 }
 
-static int is_word_byte(unsigned char c)
+int store_word_byte(unsigned char c)
 {
 	return isalnum(c) || c >= 0x80;
 }
@@ -268,11 +268,11 @@ char *store_fts_query(const char *text, const char *joiner)
 	buf_init(&b, 0);
 	while (*p && words < 64) {
 		const unsigned char *s;
-		if (!is_word_byte(*p)) {
+		if (!store_word_byte(*p)) {
 			p++;
 			continue;
 		}
-		for (s = p; *p && is_word_byte(*p); p++)
+		for (s = p; *p && store_word_byte(*p); p++)
 			;
 		/* Only letters, digits and UTF-8 inside the quotes: no syntax. */
 		buf_printf(&b, "%s\"%.*s\"", words ? joiner : "",
