@@ -21,11 +21,15 @@
 struct chat_request {
 	char *model;                   /* NULL = configured default */
 	char *system;                  /* NULL = none */
-	double temperature;
+	double temperature;            /* < 0 = provider default */
+	int temperature_default;       /* see chat_params */
 	int max_tokens;                /* 0 = provider default */
 	int stream;
-	struct chat_message *messages; /* roles and contents owned */
+	struct chat_message *messages; /* roles, contents and json owned */
 	size_t nmessages;
+	cJSON *extra;                  /* owned; see chat_params */
+	cJSON *native;                 /* owned; see chat_params */
+	enum dialect dialect;
 };
 
 /*
@@ -34,6 +38,18 @@ struct chat_request {
  * chat_request_release().
  */
 void chat_request_from_json(struct chat_request *req, const cJSON *obj);
+/*
+ * Fills req from an OpenAI chat completion request already checked for
+ * shape (serve's /v1): messages kept as written (content parts, tool
+ * calls), every other field but model, messages and stream in extra, for
+ * the provider to forward or translate.  Events are asked for in dialect.
+ */
+void chat_request_from_openai(struct chat_request *req, const cJSON *obj,
+			      enum dialect dialect);
+/* Appends a message (copies role and content; json is taken, may be
+ * NULL). */
+void chat_request_add(struct chat_request *req, const char *role,
+		      const char *content, cJSON *json);
 void chat_request_release(struct chat_request *req);
 
 struct chat_result {
@@ -64,6 +80,10 @@ struct chat_cbs {
 			 int64_t delay_ms);  /* may be NULL */
 	/* Once, unless cancelled; r is valid only during the call. */
 	void (*on_done)(void *ud, const struct chat_result *r);
+	/* See llm_cbs: events in the request's dialect, and reasoning text;
+	 * either may be NULL. */
+	void (*on_event)(void *ud, const char *name, const char *data, size_t n);
+	void (*on_reasoning)(void *ud, const char *s, size_t n);
 };
 
 struct chat;

@@ -17,6 +17,11 @@ const char *json_str(const cJSON *obj, const char *key);
 /* obj[key] as a number into *out; -1 when absent or not a number. */
 int json_num(const cJSON *obj, const char *key, double *out);
 /* obj[key] as an object/array node, NULL when absent or another type. */
+/* A count from an untrusted document (token usage, ...): a number,
+ * clamped to 0..JSON_COUNT_MAX and truncated to an integer.  -1 if the
+ * member is missing or not a number. */
+#define JSON_COUNT_MAX 1e12
+int json_count(const cJSON *obj, const char *key, double *out);
 const cJSON *json_obj(const cJSON *obj, const char *key);
 const cJSON *json_arr(const cJSON *obj, const char *key);
 /* Follows a dotted path ("error.message"); NULL when any step is missing. */

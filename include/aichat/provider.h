@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cJSON.h>
+
 #include "aichat/buf.h"
 #include "aichat/config.h"
 #include "aichat/err.h"
@@ -28,8 +30,25 @@
 struct llm_call;
 
 struct chat_message {
-	const char *role;    /* "system" | "user" | "assistant" */
-	const char *content;
+	const char *role;    /* "system" | "developer" | "user" | "assistant" | "tool" */
+	const char *content; /* its text (text parts joined); never NULL */
+	/* The whole message in the OpenAI dialect when it holds more than
+	 * role and text (content parts, tool_calls, tool_call_id, name);
+	 * NULL otherwise.  Providers send this, not content. */
+	const cJSON *json;
+};
+
+/*
+ * The dialect in which a face wants the answer's events (llm_cbs.on_event):
+ * none (text deltas only), OpenAI chat completion chunks / completion
+ * objects, or Anthropic Messages events / message objects.  When the
+ * dialect is the provider's own, the upstream's bytes are passed on as
+ * they came; otherwise the provider's answer is translated.
+ */
+enum dialect {
+	DIALECT_NONE,
+	DIALECT_OPENAI,
+	DIALECT_ANTHROPIC,
 };
 
 /* What to ask; all borrowed for the duration of llm_call_start(). */
@@ -38,8 +57,22 @@ struct chat_params {
 	const struct chat_message *messages;
 	size_t nmessages;
 	double temperature;                 /* < 0 = provider default */
+	int temperature_default;            /* temperature is a default, not
+					     * the caller's: a model that takes
+					     * none may leave it out */
 	int max_tokens;                     /* 0 = provider default */
 	int stream;                         /* ask for an event stream */
+	/* Further request fields in the OpenAI dialect (tools, tool_choice,
+	 * response_format, top_p, stop, seed, ...), forwarded as given to an
+	 * OpenAI-compatible provider and translated for others; a field the
+	 * provider cannot honour is ERR_INVALID_REQUEST naming it.  NULL =
+	 * none.  temperature and max_tokens here win over the members above. */
+	const cJSON *extra;
+	enum dialect dialect;               /* for llm_cbs.on_event */
+	/* The caller's own request in that dialect, sent as it is (model
+	 * and stream set) by a provider that speaks it natively; others use
+	 * the members above.  NULL = none. */
+	const cJSON *native;
 };
 
 struct provider_ops {
@@ -86,6 +119,35 @@ void model_ref_release(struct model_ref *m);
 int model_check_params(const struct model_ref *m, const struct chat_params *p,
 		       struct err *e);
 
+/*
+ * Model families: which request parameters a model takes, as one table of
+ * data (family.c).  Reasoning models (OpenAI's o-series and gpt-5) take
+ * max_completion_tokens instead of max_tokens and only the default
+ * sampling parameters; Anthropic models take a thinking budget.
+ */
+struct model_family {
+	const char *kind;        /* provider kind: "openai", "anthropic" */
+	const char *prefix;      /* model id prefix; "" matches every id */
+	const char *name;        /* for messages: "OpenAI reasoning models" */
+	unsigned flags;
+};
+#define FAMILY_COMPLETION_TOKENS 0x1u /* max_tokens is max_completion_tokens */
+#define FAMILY_FIXED_SAMPLING    0x2u /* temperature, top_p, penalties and
+				       * logprobs only at their defaults */
+#define FAMILY_THINKING          0x4u /* takes a thinking budget */
+
+/* The family of model id on a provider of this kind (the first matching
+ * row; never NULL: the last row of each kind matches every id). */
+const struct model_family *model_family(const char *kind, const char *model);
+/*
+ * Fits an OpenAI-dialect request body to m's family in place: renames
+ * max_tokens, leaves out a temperature that is only a default
+ * (temperature_default), and refuses a sampling parameter the family does
+ * not take (ERR_INVALID_REQUEST naming it and the model).
+ */
+int model_family_apply(const struct model_ref *m, cJSON *body,
+		       int temperature_default, struct err *e);
+
 struct llm_opts {
 	int retries;             /* extra attempts after the first */
 	int64_t connect_ms, first_byte_ms, idle_ms, total_ms;
@@ -124,6 +186,15 @@ struct llm_cbs {
 			 int64_t delay_ms);
 	/* Exactly once, unless cancelled; r is valid during the call. */
 	void (*on_done)(void *ud, const struct llm_result *r);
+	/* Only when chat_params.dialect is not DIALECT_NONE: one event of the
+	 * answer in that dialect -- a streamed event (name "" for OpenAI's
+	 * unnamed data events) or, not streaming, the whole answer object
+	 * (name NULL).  data is JSON text, valid during the call.  OpenAI's
+	 * closing "[DONE]" is not an event: the face writes it. */
+	void (*on_event)(void *ud, const char *name, const char *data, size_t n);
+	/* The model's reasoning (Anthropic thinking), apart from the answer;
+	 * may be NULL. */
+	void (*on_reasoning)(void *ud, const char *s, size_t n);
 };
 
 /*
@@ -144,11 +215,33 @@ void llm_call_cancel(struct llm_call *c);
 const struct model_ref *llm_model(const struct llm_call *c);
 struct loop *llm_loop(const struct llm_call *c);
 void llm_emit(struct llm_call *c, const char *s, size_t n);
+/* The dialect the caller wants events in (chat_params.dialect). */
+enum dialect llm_dialect(const struct llm_call *c);
+/* Passes one event in the caller's dialect on (see llm_cbs.on_event);
+ * counts as the first token for the retry rule when it carries answer
+ * content (answer != 0). */
+void llm_emit_event(struct llm_call *c, const char *name, const char *data,
+		    size_t n, int answer);
+/* Passes one OpenAI chunk or completion object on: as it is when the
+ * caller wants OpenAI, translated to Anthropic events when it wants those
+ * (xlate.h).  Providers whose own dialect is not the caller's call this. */
+void llm_emit_openai(struct llm_call *c, const cJSON *obj, int answer);
 /* Replaces the counts; pass -1 to keep one as it is. */
 void llm_set_usage(struct llm_call *c, long prompt, long completion);
 void llm_set_finish(struct llm_call *c, const char *reason);
 /* The stream's end marker was seen. */
 void llm_mark_complete(struct llm_call *c);
+/* Reasoning text (not part of the answer): to on_reasoning. */
+void llm_emit_reasoning(struct llm_call *c, const char *s, size_t n);
+/* A provider's state for the whole call (all attempts), freed with fn
+ * when the call ends; NULL until set. */
+void *llm_state(const struct llm_call *c);
+void llm_set_state(struct llm_call *c, void *state, void (*fn)(void *));
+/* The end of an upstream stream ("[DONE]", message_stop): closes a
+ * translation in progress.  Providers call it once per attempt. */
+void llm_stream_end(struct llm_call *c);
+/* Whether the caller asked for OpenAI's usage chunk (stream_options). */
+int llm_wants_usage(const struct llm_call *c);
 /* Offline providers: state freed with fn when the call ends. */
 void llm_set_local(struct llm_call *c, void *state, void (*fn)(void *));
 /* Offline providers: the answer is finished (err NULL) or failed. */

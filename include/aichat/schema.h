@@ -19,11 +19,19 @@ enum field_type {
 	FIELD_BOOL,
 	FIELD_ARRAY,   /* of objects described by items */
 	FIELD_OBJECT,  /* an object described by items */
+	FIELD_ANY,     /* any JSON value; the field's check says which */
 };
 
 #define FIELD_NO_BOUND (-1.0)
 
 struct schema;
+struct verrors;
+
+/* A check the table cannot say (a value that may be a string or an array,
+ * a rule across fields): adds errors for value, found at loc ("messages.0"
+ * or "stop"), to out. */
+typedef void (*field_check_fn)(const cJSON *value, const char *loc,
+			       struct verrors *out);
 
 struct field {
 	const char *name;
@@ -42,6 +50,27 @@ struct schema {
 	size_t nfields;
 };
 
+/*
+ * Checks the field tables cannot say, as one more table: for a field of a
+ * schema (or, with field NULL, the whole object after its fields), a
+ * check run when the field's own type checks passed, and for a FIELD_ANY
+ * field the JSON types it may have ("string|array|null", for OpenAPI).
+ * The list ends with a NULL schema.
+ */
+struct schema_check {
+	const struct schema *schema;
+	const char *field;
+	field_check_fn check;
+	const char *any_of;
+};
+
+extern const struct schema_check schema_checks[];
+/* The entry for field of s (NULL: the whole object), or NULL. */
+const struct schema_check *schema_check_of(const struct schema *s,
+					   const char *field);
+/* The entry of field f, wherever its table is, or NULL. */
+const struct schema_check *schema_check_for(const struct field *f);
+
 extern const struct schema schema_chat_request;
 extern const struct schema schema_conversation_request;
 extern const struct schema schema_message;
@@ -49,6 +78,12 @@ extern const struct schema schema_batch_request;
 extern const struct schema schema_batch_item;
 extern const struct schema schema_openai_chat_request;
 extern const struct schema schema_openai_stream_options;
+extern const struct schema schema_openai_message;
+extern const struct schema schema_openai_tool;
+extern const struct schema schema_openai_tool_call;
+extern const struct schema schema_openai_response_format;
+/* Most messages an OpenAI-compatible request may hold. */
+#define OPENAI_MAX_MESSAGES 10000
 extern const struct schema schema_rag_request;
 extern const struct schema schema_rag_search_request;
 extern const struct schema schema_job_request;
@@ -75,6 +110,10 @@ struct verrors {
  */
 size_t schema_validate(const struct schema *s, cJSON *obj, struct verrors *out);
 void verrors_release(struct verrors *v);
+/* Adds one error at loc (a dotted path; its last element is the field). */
+void verrors_add(struct verrors *out, const char *loc, const cJSON *value,
+		 const char *type, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 const struct field *schema_field(const struct schema *s, const char *name);
 /* Number of UTF-8 characters in s. */
 size_t utf8_length(const char *s);

@@ -28,6 +28,9 @@ void chat_request_from_json(struct chat_request *req, const cJSON *obj)
 	if ((s = json_str(obj, "system")))
 		req->system = xstrdup(s);
 	req->temperature = json_num(obj, "temperature", &d) == 0 ? d : -1;
+	/* The tables fill in a default: a model that takes no temperature
+	 * may leave it out.  A face that knows better clears this. */
+	req->temperature_default = 1;
 	req->max_tokens = json_num(obj, "max_tokens", &d) == 0 ? (int)d : 0;
 	req->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "stream"));
 	if ((s = json_str(obj, "prompt"))) {
@@ -47,15 +50,73 @@ void chat_request_from_json(struct chat_request *req, const cJSON *obj)
 	}
 }
 
+void chat_request_add(struct chat_request *req, const char *role,
+		      const char *content, cJSON *json)
+{
+	struct chat_message *m;
+
+	req->messages = xrealloc(req->messages,
+				 (req->nmessages + 1) * sizeof(*req->messages));
+	m = &req->messages[req->nmessages++];
+	m->role = xstrdup(role);
+	m->content = xstrdup(content ? content : "");
+	m->json = json;
+}
+
+/* The text of OpenAI content: a string, or its text parts joined. */
+static char *content_text(const cJSON *content)
+{
+	const cJSON *p;
+	struct buf b;
+
+	if (cJSON_IsString(content))
+		return xstrdup(content->valuestring);
+	buf_init(&b, 0);
+	cJSON_ArrayForEach(p, content)
+		if (json_str(p, "text"))
+			buf_appends(&b, json_str(p, "text"));
+	return buf_detach(&b);
+}
+
+void chat_request_from_openai(struct chat_request *req, const cJSON *obj,
+			      enum dialect dialect)
+{
+	const cJSON *m, *f;
+
+	memset(req, 0, sizeof(*req));
+	req->temperature = -1;
+	req->dialect = dialect;
+	if (json_str(obj, "model"))
+		req->model = xstrdup(json_str(obj, "model"));
+	req->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "stream"));
+	cJSON_ArrayForEach(m, json_arr(obj, "messages")) {
+		char *text = content_text(cJSON_GetObjectItemCaseSensitive(m, "content"));
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+		int plain = cJSON_IsString(c) && cJSON_GetArraySize(m) == 2;
+
+		chat_request_add(req, json_str(m, "role"), text,
+				 plain ? NULL : cJSON_Duplicate(m, 1));
+		free(text);
+	}
+	req->extra = cJSON_CreateObject();
+	cJSON_ArrayForEach(f, obj)
+		if (strcmp(f->string, "model") && strcmp(f->string, "messages") &&
+		    strcmp(f->string, "stream"))
+			cJSON_AddItemToObject(req->extra, f->string, cJSON_Duplicate(f, 1));
+}
+
 void chat_request_release(struct chat_request *req)
 {
 	for (size_t i = 0; i < req->nmessages; i++) {
 		free((char *)req->messages[i].role);
 		free((char *)req->messages[i].content);
+		cJSON_Delete((cJSON *)req->messages[i].json);
 	}
 	free(req->messages);
 	free(req->model);
 	free(req->system);
+	cJSON_Delete(req->extra);
+	cJSON_Delete(req->native);
 	memset(req, 0, sizeof(*req));
 }
 
@@ -122,10 +183,28 @@ static void on_done(void *ud, const struct llm_result *r)
 	chat_cancel(c);
 }
 
+static void on_event(void *ud, const char *name, const char *data, size_t n)
+{
+	struct chat *c = ud;
+
+	if (c->cbs->on_event)
+		c->cbs->on_event(c->ud, name, data, n);
+}
+
+static void on_reasoning(void *ud, const char *s, size_t n)
+{
+	struct chat *c = ud;
+
+	if (c->cbs->on_reasoning)
+		c->cbs->on_reasoning(c->ud, s, n);
+}
+
 static const struct llm_cbs llm_cbs = {
 	.on_delta = on_delta,
 	.on_retry = on_retry,
 	.on_done = on_done,
+	.on_event = on_event,
+	.on_reasoning = on_reasoning,
 };
 
 struct chat *chat_start(struct engine *eng, const struct config *cfg,
@@ -138,8 +217,12 @@ struct chat *chat_start(struct engine *eng, const struct config *cfg,
 		.messages = req->messages,
 		.nmessages = req->nmessages,
 		.temperature = req->temperature,
+		.temperature_default = req->temperature_default,
 		.max_tokens = req->max_tokens,
 		.stream = req->stream,
+		.extra = req->extra,
+		.dialect = req->dialect,
+		.native = req->native,
 	};
 	struct chat *c;
 
@@ -200,6 +283,7 @@ size_t chat_fit_budget(struct chat_request *req, long budget)
 		total -= estimate_tokens(m->content);
 		free((char *)m->role);
 		free((char *)m->content);
+		cJSON_Delete((cJSON *)m->json);
 		memmove(m, m + 1, (req->nmessages - i - 1) * sizeof(*m));
 		req->nmessages--;
 		dropped++;

@@ -83,38 +83,6 @@ const struct schema schema_batch_request = {
 	"BatchRequest", batch_fields, NFIELDS(batch_fields)
 };
 
-static const struct field stream_options_fields[] = {
-	{ "include_usage", FIELD_BOOL, 0, "false", NB, NB, NULL, NULL,
-	  "send a last chunk with token usage" },
-};
-
-const struct schema schema_openai_stream_options = {
-	"StreamOptions", stream_options_fields, NFIELDS(stream_options_fields)
-};
-
-/* The OpenAI chat completion request, as far as aichat honours it;
- * other fields of the OpenAI API are accepted and ignored. */
-static const struct field openai_chat_fields[] = {
-	{ "model", FIELD_STRING, 1, NULL, 1, 200, NULL, NULL,
-	  "provider:model, an alias, or a bare known name" },
-	{ "messages", FIELD_ARRAY, 1, NULL, 1, 50, NULL, &schema_message,
-	  "the conversation so far, oldest first" },
-	{ "temperature", FIELD_NUMBER, 0, NULL, 0, 2, NULL, NULL,
-	  "sampling temperature" },
-	{ "max_tokens", FIELD_INTEGER, 0, NULL, 1, 16384, NULL, NULL,
-	  "upper bound on tokens generated" },
-	{ "max_completion_tokens", FIELD_INTEGER, 0, NULL, 1, 16384, NULL, NULL,
-	  "upper bound on tokens generated (newer name)" },
-	{ "stream", FIELD_BOOL, 0, "false", NB, NB, NULL, NULL,
-	  "stream chat.completion.chunk objects as Server-Sent Events" },
-	{ "stream_options", FIELD_OBJECT, 0, NULL, NB, NB, NULL,
-	  &schema_openai_stream_options, "options of the stream" },
-};
-
-const struct schema schema_openai_chat_request = {
-	"ChatCompletionRequest", openai_chat_fields, NFIELDS(openai_chat_fields)
-};
-
 /* RAGRequest: DESIGN.md's query 1..2000 characters, top_k 1..20 (default
  * 5).  A collection name is further checked by rag_name_check(). */
 static const struct field rag_fields[] = {

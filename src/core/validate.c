@@ -98,6 +98,25 @@ static void add(struct verrors *out, const char *prefix, const char *field,
 	va_end(ap);
 }
 
+void verrors_add(struct verrors *out, const char *loc, const cJSON *value,
+		 const char *type, const char *fmt, ...)
+{
+	struct verror *e;
+	const char *last = strrchr(loc, '.');
+	va_list ap;
+
+	out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+	e = &out->v[out->n++];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->loc, sizeof(e->loc), "%s", loc);
+	snprintf(e->field, sizeof(e->field), "%s", last ? last + 1 : loc);
+	show_value(value, e->value, sizeof(e->value));
+	e->type = type;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+}
+
 static const char *plural(double n, const char *word)
 {
 	static char tmp[32];
@@ -108,10 +127,52 @@ static const char *plural(double n, const char *word)
 static size_t check(const struct schema *s, cJSON *obj, const char *prefix,
 		    struct verrors *out);
 
-static void check_field(const struct field *f, cJSON *obj, cJSON *n,
-			const char *prefix, struct verrors *out)
+const struct schema_check *schema_check_of(const struct schema *s,
+					   const char *field)
+{
+	for (const struct schema_check *c = schema_checks; c->schema; c++)
+		if (c->schema == s && (field ? c->field && !strcmp(c->field, field) :
+				       !c->field))
+			return c;
+	return NULL;
+}
+
+const struct schema_check *schema_check_for(const struct field *f)
+{
+	for (const struct schema_check *c = schema_checks; c->schema; c++)
+		if (f >= c->schema->fields && f < c->schema->fields + c->schema->nfields &&
+		    c->field && !strcmp(c->field, f->name))
+			return c;
+	return NULL;
+}
+
+static void check_type(const struct field *f, cJSON *obj, cJSON *n,
+		       const char *prefix, struct verrors *out);
+
+static void check_field(const struct schema *s, const struct field *f,
+			cJSON *obj, cJSON *n, const char *prefix,
+			struct verrors *out)
+{
+	const struct schema_check *sc;
+	size_t before = out->n;
+	char loc[160];
+
+	check_type(f, obj, n, prefix, out);
+	if (out->n != before || !(sc = schema_check_of(s, f->name)) || !sc->check)
+		return;
+	if (*prefix)
+		snprintf(loc, sizeof(loc), "%s.%s", prefix, f->name);
+	else
+		snprintf(loc, sizeof(loc), "%s", f->name);
+	sc->check(n, loc, out);
+}
+
+static void check_type(const struct field *f, cJSON *obj, cJSON *n,
+		       const char *prefix, struct verrors *out)
 {
 	switch (f->type) {
+	case FIELD_ANY:
+		return;
 	case FIELD_STRING: {
 		if (!cJSON_IsString(n)) {
 			add(out, prefix, f->name, n, "string_type", "must be a string");
@@ -242,7 +303,9 @@ static size_t check(const struct schema *s, cJSON *obj, const char *prefix,
 		const struct field *f = &s->fields[i];
 		cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, f->name);
 
-		if (!n || (cJSON_IsNull(n) && !f->required)) {
+		/* A null is an absent field, except where FIELD_ANY's check
+		 * gives null a meaning of its own (content: null). */
+		if (!n || (cJSON_IsNull(n) && !f->required && f->type != FIELD_ANY)) {
 			if (f->required) {
 				add(out, prefix, f->name, NULL, "missing",
 				    "is required");
@@ -255,7 +318,12 @@ static size_t check(const struct schema *s, cJSON *obj, const char *prefix,
 			}
 			continue;
 		}
-		check_field(f, obj, n, prefix, out);
+		check_field(s, f, obj, n, prefix, out);
+	}
+	if (out->n == before) {
+		const struct schema_check *sc = schema_check_of(s, NULL);
+		if (sc)
+			sc->check(obj, prefix, out);
 	}
 	return out->n - before;
 }

@@ -1,69 +1,609 @@
 /*
  * anthropic.c - the Anthropic Messages API.
  *
- * The system prompt is a top-level field (system messages of a conversation
- * are joined into it); max_tokens is required, 4096 unless given.  Stream
- * events: message_start (input tokens), content_block_delta (text_delta is
- * the answer; other delta types are not), message_delta (stop_reason and a
- * cumulative output_tokens: replaced, never added), message_stop, ping, and
- * error, which ends the stream with the partial text kept.
+ * Requests: a caller that speaks Anthropic (serve's /v1/messages) has its
+ * own request sent as it wrote it (chat_params.native).  Every other
+ * request is in the OpenAI dialect and is translated field by field: the
+ * system prompt and system/developer messages become the top-level system;
+ * content parts become blocks (data URLs -> base64 sources, URLs -> url
+ * sources, PDF files -> documents); tool_calls -> tool_use and tool
+ * messages -> tool_result blocks; tools, tool_choice, stop ->
+ * stop_sequences; a json_schema response format -> one forced tool whose
+ * input is the answer.  A field with no Anthropic meaning is refused with
+ * its name (ERR_INVALID_REQUEST); a field left at its no-op default is
+ * accepted.  max_tokens is required by the API: 4096 unless given.
+ *
+ * Answers: events are message_start (input and cache tokens),
+ * content_block_start/delta/stop (text_delta is the answer; input_json_delta
+ * a tool call's arguments; thinking_delta reasoning), message_delta
+ * (stop_reason and a cumulative output_tokens: replaced, never added),
+ * message_stop, ping, and error, which ends the stream with the partial
+ * text kept.  A caller that speaks OpenAI gets them as chat completion
+ * chunks (or one completion); one that speaks Anthropic gets them as they
+ * came.
  */
 #include "aichat/json.h"
 #include "aichat/provider.h"
 #include "aichat/xalloc.h"
+#include "aichat/xlate.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ANTHROPIC_VERSION "2023-06-01"
 #define ANTHROPIC_DEFAULT_MAX_TOKENS 4096
+#define MAX_BLOCKS 256
+
+/* ==== OpenAI request -> Anthropic request ==== */
+
+static int refuse(struct err *e, const char *field, const char *why)
+{
+	return err_set(e, ERR_INVALID_REQUEST, "'%s' %s", field, why);
+}
+
+static cJSON *text_block(const char *text)
+{
+	cJSON *b = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(b, "type", "text");
+	cJSON_AddStringToObject(b, "text", text);
+	return b;
+}
+
+/* A data: URL's media type and base64 payload; 0 when url is one. */
+static int data_url(const char *url, char *type, size_t cap, const char **data)
+{
+	const char *semi, *comma;
+
+	if (strncmp(url, "data:", 5))
+		return -1;
+	semi = strstr(url, ";base64,");
+	comma = strchr(url, ',');
+	if (!semi || !comma || semi > comma)
+		return -1;
+	snprintf(type, cap, "%.*s", (int)(semi - url - 5), url + 5);
+	*data = semi + 8;
+	return 0;
+}
+
+static cJSON *source(const char *type, const char *media, const char *data,
+		     const char *url)
+{
+	cJSON *s = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(s, "type", type);
+	if (media)
+		cJSON_AddStringToObject(s, "media_type", media);
+	if (data)
+		cJSON_AddStringToObject(s, "data", data);
+	if (url)
+		cJSON_AddStringToObject(s, "url", url);
+	return s;
+}
+
+/* One OpenAI content part -> one Anthropic block, or -1 with e. */
+static int part_block(const cJSON *p, const char *where, cJSON *blocks,
+		      struct err *e)
+{
+	const char *type = json_str(p, "type");
+	char media[128], field[128];
+	const char *data;
+	cJSON *b;
+
+	if (type && (!strcmp(type, "text") || !strcmp(type, "refusal"))) {
+		const char *t = json_str(p, type);
+		if (t && *t)
+			cJSON_AddItemToArray(blocks, text_block(t));
+		return 0;
+	}
+	snprintf(field, sizeof(field), "%s", where);
+	if (type && !strcmp(type, "image_url")) {
+		const char *url = json_str(json_obj(p, "image_url"), "url");
+		b = cJSON_CreateObject();
+		cJSON_AddStringToObject(b, "type", "image");
+		if (url && data_url(url, media, sizeof(media), &data) == 0)
+			cJSON_AddItemToObject(b, "source", source("base64", media, data, NULL));
+		else
+			cJSON_AddItemToObject(b, "source", source("url", NULL, NULL,
+								  url ? url : ""));
+		cJSON_AddItemToArray(blocks, b);
+		return 0;
+	}
+	if (type && !strcmp(type, "file")) {
+		const cJSON *f = json_obj(p, "file");
+		const char *fd = json_str(f, "file_data");
+		if (!fd || data_url(fd, media, sizeof(media), &data) < 0)
+			return refuse(e, field, "is a file without file_data as a base64 data URL (Anthropic models take no OpenAI file ids)");
+		b = cJSON_CreateObject();
+		cJSON_AddStringToObject(b, "type", "document");
+		cJSON_AddItemToObject(b, "source", source("base64", media, data, NULL));
+		if (json_str(f, "filename"))
+			cJSON_AddStringToObject(b, "title", json_str(f, "filename"));
+		cJSON_AddItemToArray(blocks, b);
+		return 0;
+	}
+	return refuse(e, field, "is a content part with no Anthropic meaning");
+}
+
+/* content (string, parts or null) -> blocks appended to blocks. */
+static int content_blocks(const cJSON *content, const char *where,
+			  cJSON *blocks, struct err *e)
+{
+	const cJSON *p;
+	char at[128];
+	int i = 0;
+
+	if (cJSON_IsString(content)) {
+		if (*content->valuestring)
+			cJSON_AddItemToArray(blocks, text_block(content->valuestring));
+		return 0;
+	}
+	cJSON_ArrayForEach(p, content) {
+		snprintf(at, sizeof(at), "%s.content.%d", where, i++);
+		if (part_block(p, at, blocks, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The text of content (string or text parts), for system prompts. */
+static void content_text(const cJSON *content, struct buf *out)
+{
+	const cJSON *p;
+
+	if (cJSON_IsString(content)) {
+		buf_appends(out, content->valuestring);
+		return;
+	}
+	cJSON_ArrayForEach(p, content)
+		if (json_str(p, "text"))
+			buf_appends(out, json_str(p, "text"));
+}
+
+static cJSON *new_turn(cJSON *msgs, const char *role)
+{
+	cJSON *last = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1), *o;
+
+	/* Tool results and the user's next words are one user turn. */
+	if (last && !strcmp(json_str(last, "role"), role))
+		return cJSON_GetObjectItemCaseSensitive(last, "content");
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "role", role);
+	cJSON_AddItemToArray(msgs, o);
+	return cJSON_AddArrayToObject(o, "content");
+}
+
+static int tool_calls(const cJSON *m, const char *where, cJSON *blocks,
+		      struct err *e)
+{
+	const cJSON *tc;
+	char at[128];
+	int i = 0;
+
+	cJSON_ArrayForEach(tc, json_arr(m, "tool_calls")) {
+		const cJSON *fn = json_obj(tc, "function");
+		const char *args = json_str(fn, "arguments");
+		cJSON *b = cJSON_CreateObject(), *input;
+
+		snprintf(at, sizeof(at), "%s.tool_calls.%d.function.arguments", where, i++);
+		input = args && *args ? json_parse(args, strlen(args), NULL) :
+			cJSON_CreateObject();
+		if (!cJSON_IsObject(input)) {
+			cJSON_Delete(input);
+			cJSON_Delete(b);
+			return refuse(e, at, "is not a JSON object (Anthropic tool input is one)");
+		}
+		cJSON_AddStringToObject(b, "type", "tool_use");
+		cJSON_AddStringToObject(b, "id", json_str(tc, "id") ? json_str(tc, "id") : "");
+		cJSON_AddStringToObject(b, "name", json_str(fn, "name") ? json_str(fn, "name") : "");
+		cJSON_AddItemToObject(b, "input", input);
+		cJSON_AddItemToArray(blocks, b);
+	}
+	return 0;
+}
+
+static int translate_messages(const struct chat_params *p, cJSON *root,
+			      struct err *e)
+{
+	cJSON *msgs = cJSON_CreateArray();
+	struct buf sys;
+	char where[48];
+	int rc = -1;
+
+	cJSON_AddItemToObject(root, "messages", msgs);
+	buf_init(&sys, 0);
+	if (p->system)
+		buf_appends(&sys, p->system);
+	for (size_t i = 0; i < p->nmessages; i++) {
+		const struct chat_message *cm = &p->messages[i];
+		const cJSON *j = cm->json;
+		const cJSON *content = j ? cJSON_GetObjectItemCaseSensitive(j, "content") : NULL;
+		cJSON *blocks;
+
+		snprintf(where, sizeof(where), "messages.%zu", i);
+		if (j && json_str(j, "name")) {
+			snprintf(where + strlen(where), sizeof(where) - strlen(where), ".name");
+			refuse(e, where, "has no Anthropic meaning");
+			goto cleanup;
+		}
+		if (!strcmp(cm->role, "system") || !strcmp(cm->role, "developer")) {
+			if (sys.len)
+				buf_appends(&sys, "\n\n");
+			if (j)
+				content_text(content, &sys);
+			else
+				buf_appends(&sys, cm->content);
+			continue;
+		}
+		if (!strcmp(cm->role, "tool")) {
+			cJSON *b = cJSON_CreateObject(), *inner = cJSON_CreateArray();
+			blocks = new_turn(msgs, "user");
+			cJSON_AddStringToObject(b, "type", "tool_result");
+			cJSON_AddStringToObject(b, "tool_use_id", json_str(j, "tool_call_id") ?
+						json_str(j, "tool_call_id") : "");
+			cJSON_AddItemToObject(b, "content", inner);
+			cJSON_AddItemToArray(blocks, b);
+			if (content_blocks(j ? content : NULL, where, inner, e) < 0)
+				goto cleanup;
+			if (!j && *cm->content)
+				cJSON_AddItemToArray(inner, text_block(cm->content));
+			continue;
+		}
+		blocks = new_turn(msgs, cm->role);
+		if (!j) {
+			if (*cm->content)
+				cJSON_AddItemToArray(blocks, text_block(cm->content));
+			continue;
+		}
+		if (content_blocks(content, where, blocks, e) < 0 ||
+		    tool_calls(j, where, blocks, e) < 0)
+			goto cleanup;
+	}
+	if (sys.len)
+		cJSON_AddStringToObject(root, "system", sys.ptr);
+	rc = 0;
+cleanup:
+	buf_release(&sys);
+	return rc;
+}
+
+/* The name of the tool that carries a json_schema answer. */
+#define SCHEMA_TOOL_DEFAULT "json_output"
+
+static int translate_format(const cJSON *rf, cJSON *root, struct err *e)
+{
+	const char *type = json_str(rf, "type");
+	const cJSON *js = json_obj(rf, "json_schema");
+	const cJSON *schema = json_obj(js, "schema");
+	const char *name = json_str(js, "name");
+	cJSON *tools, *t, *tc;
+
+	if (!type || !strcmp(type, "text"))
+		return 0;
+	if (strcmp(type, "json_schema") && strcmp(type, "json_object"))
+		return refuse(e, "response_format.type", "has no Anthropic meaning");
+	if (cJSON_GetObjectItemCaseSensitive(root, "tools"))
+		return refuse(e, "response_format",
+			      "cannot be combined with tools for Anthropic models (it is carried by a tool of its own)");
+	tools = cJSON_AddArrayToObject(root, "tools");
+	t = cJSON_CreateObject();
+	cJSON_AddStringToObject(t, "name", name ? name : SCHEMA_TOOL_DEFAULT);
+	cJSON_AddStringToObject(t, "description",
+				"Give the answer as this tool's input, following its schema.");
+	if (schema) {
+		cJSON_AddItemToObject(t, "input_schema", cJSON_Duplicate(schema, 1));
+	} else {
+		cJSON *s = cJSON_AddObjectToObject(t, "input_schema");
+		cJSON_AddStringToObject(s, "type", "object");
+	}
+	cJSON_AddItemToArray(tools, t);
+	tc = cJSON_AddObjectToObject(root, "tool_choice");
+	cJSON_AddStringToObject(tc, "type", "tool");
+	cJSON_AddStringToObject(tc, "name", name ? name : SCHEMA_TOOL_DEFAULT);
+	return 0;
+}
+
+static int translate_tools(const cJSON *tools, cJSON *root, struct err *e)
+{
+	const cJSON *t;
+	cJSON *out = cJSON_AddArrayToObject(root, "tools");
+	char where[48];
+	int i = 0;
+
+	cJSON_ArrayForEach(t, tools) {
+		const cJSON *fn = json_obj(t, "function");
+		const char *type = json_str(t, "type");
+		cJSON *o;
+
+		snprintf(where, sizeof(where), "tools.%d.type", i++);
+		if (!type || strcmp(type, "function") || !fn)
+			return refuse(e, where, "is not \"function\": only function tools have an Anthropic meaning");
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", json_str(fn, "name") ? json_str(fn, "name") : "");
+		if (json_str(fn, "description"))
+			cJSON_AddStringToObject(o, "description", json_str(fn, "description"));
+		/* "strict" is not sent: Anthropic has no such switch. */
+		if (json_obj(fn, "parameters")) {
+			cJSON_AddItemToObject(o, "input_schema",
+					      cJSON_Duplicate(json_obj(fn, "parameters"), 1));
+		} else {
+			cJSON *s = cJSON_AddObjectToObject(o, "input_schema");
+			cJSON_AddStringToObject(s, "type", "object");
+		}
+		cJSON_AddItemToArray(out, o);
+	}
+	return 0;
+}
+
+static int translate_tool_choice(const cJSON *tc, const cJSON *parallel,
+				 cJSON *root, struct err *e)
+{
+	cJSON *o;
+
+	if (!tc && !cJSON_IsFalse(parallel))
+		return 0;
+	o = cJSON_AddObjectToObject(root, "tool_choice");
+	if (!tc || (cJSON_IsString(tc) && !strcmp(tc->valuestring, "auto"))) {
+		cJSON_AddStringToObject(o, "type", "auto");
+	} else if (cJSON_IsString(tc) && !strcmp(tc->valuestring, "required")) {
+		cJSON_AddStringToObject(o, "type", "any");
+	} else if (cJSON_IsString(tc) && !strcmp(tc->valuestring, "none")) {
+		cJSON_AddStringToObject(o, "type", "none");
+	} else if (json_str(json_obj(tc, "function"), "name")) {
+		cJSON_AddStringToObject(o, "type", "tool");
+		cJSON_AddStringToObject(o, "name", json_str(json_obj(tc, "function"), "name"));
+	} else {
+		return refuse(e, "tool_choice", "has no Anthropic meaning");
+	}
+	if (cJSON_IsFalse(parallel))
+		cJSON_AddTrueToObject(o, "disable_parallel_tool_use");
+	return 0;
+}
+
+/* Whether v leaves the answer as it would be without it. */
+static int no_effect(const cJSON *v)
+{
+	if (cJSON_IsNull(v) || cJSON_IsFalse(v))
+		return 1;
+	if (cJSON_IsNumber(v))
+		return v->valuedouble == 0;
+	if (cJSON_IsObject(v) || cJSON_IsArray(v))
+		return cJSON_GetArraySize(v) == 0;
+	return 0;
+}
+
+static int translate_extra(const struct chat_params *p, cJSON *root,
+			   struct err *e)
+{
+	const cJSON *f, *x = p->extra;
+	double d;
+
+	cJSON_ArrayForEach(f, x) {
+		const char *k = f->string;
+
+		if (!strcmp(k, "model") || !strcmp(k, "messages") || !strcmp(k, "stream") ||
+		    !strcmp(k, "stream_options") || !strcmp(k, "max_tokens") ||
+		    !strcmp(k, "max_completion_tokens") || !strcmp(k, "tools") ||
+		    !strcmp(k, "tool_choice") || !strcmp(k, "parallel_tool_calls") ||
+		    !strcmp(k, "response_format"))
+			continue;
+		if (!strcmp(k, "temperature") || !strcmp(k, "top_p") ||
+		    !strcmp(k, "top_k") || !strcmp(k, "thinking")) {
+			/* The same meaning under the same name. */
+			cJSON_AddItemToObject(root, k, cJSON_Duplicate(f, 1));
+		} else if (!strcmp(k, "stop")) {
+			cJSON *ss = cJSON_IsString(f) ? cJSON_CreateArray() :
+				    cJSON_Duplicate(f, 1);
+			if (cJSON_IsString(f))
+				cJSON_AddItemToArray(ss, cJSON_CreateString(f->valuestring));
+			if (!cJSON_IsNull(f))
+				cJSON_AddItemToObject(root, "stop_sequences", ss);
+			else
+				cJSON_Delete(ss);
+		} else if (!strcmp(k, "user") && cJSON_IsString(f)) {
+			cJSON_AddStringToObject(cJSON_AddObjectToObject(root, "metadata"),
+						"user_id", f->valuestring);
+		} else if (!strcmp(k, "n") && cJSON_IsNumber(f) && f->valuedouble == 1) {
+			continue;
+		} else if (!strcmp(k, "service_tier") && cJSON_IsString(f) &&
+			   !strcmp(f->valuestring, "auto")) {
+			cJSON_AddStringToObject(root, k, "auto");
+		} else if (!strcmp(k, "modalities") && cJSON_GetArraySize(f) == 1 &&
+			   cJSON_IsString(cJSON_GetArrayItem(f, 0)) &&
+			   !strcmp(cJSON_GetArrayItem(f, 0)->valuestring, "text")) {
+			continue;
+		} else if (no_effect(f) && strcmp(k, "seed")) {
+			continue;
+		} else {
+			return refuse(e, k, "has no meaning for Anthropic models");
+		}
+	}
+	if (json_num(x, "max_completion_tokens", &d) == 0 ||
+	    json_num(x, "max_tokens", &d) == 0)
+		cJSON_AddNumberToObject(root, "max_tokens", d);
+	else
+		cJSON_AddNumberToObject(root, "max_tokens", p->max_tokens > 0 ?
+					p->max_tokens : ANTHROPIC_DEFAULT_MAX_TOKENS);
+	/* A thinking model samples at its own temperature: a default one is
+	 * left out, the caller's is sent (and judged by the API). */
+	if (p->temperature >= 0 && !cJSON_GetObjectItemCaseSensitive(root, "temperature") &&
+	    !(p->temperature_default && cJSON_GetObjectItemCaseSensitive(root, "thinking")))
+		cJSON_AddNumberToObject(root, "temperature", p->temperature);
+	if (json_arr(x, "tools") && translate_tools(json_arr(x, "tools"), root, e) < 0)
+		return -1;
+	if (translate_tool_choice(cJSON_GetObjectItemCaseSensitive(x, "tool_choice"),
+				  cJSON_GetObjectItemCaseSensitive(x, "parallel_tool_calls"),
+				  root, e) < 0)
+		return -1;
+	if (json_obj(x, "response_format") &&
+	    translate_format(json_obj(x, "response_format"), root, e) < 0)
+		return -1;
+	return 0;
+}
+
+/* The name of the tool a json_schema answer arrives through, or NULL. */
+static const char *schema_tool(const struct chat_params *p)
+{
+	const cJSON *rf = json_obj(p->extra, "response_format");
+	const char *type = json_str(rf, "type");
+
+	if (!type || (strcmp(type, "json_schema") && strcmp(type, "json_object")))
+		return NULL;
+	return json_str(json_obj(rf, "json_schema"), "name") ?
+		json_str(json_obj(rf, "json_schema"), "name") : SCHEMA_TOOL_DEFAULT;
+}
+
+/* ==== per-attempt state of an answer told in OpenAI's dialect ==== */
+
+struct answer {
+	char id[128];
+	char model[128];
+	long created;
+	char *schema_tool;           /* json_schema answers come as this tool */
+	int schema_block;            /* index of that tool's block, or -1 */
+	/* Anthropic block index -> OpenAI tool call index (-1: not a tool). */
+	int tool_of[MAX_BLOCKS];
+	int ntools;
+	double in, out, cache_read, cache_write;
+	char stop[32];
+};
+
+static void answer_free(void *p)
+{
+	struct answer *a = p;
+
+	if (a)
+		free(a->schema_tool);
+	free(a);
+}
+
+static struct answer *answer_of(struct llm_call *c)
+{
+	return llm_state(c);
+}
+
+static cJSON *chunk(struct answer *a, const char *object)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "id", a->id);
+	cJSON_AddStringToObject(o, "object", object);
+	cJSON_AddNumberToObject(o, "created", (double)a->created);
+	cJSON_AddStringToObject(o, "model", a->model);
+	return o;
+}
+
+/* A chunk whose one choice has delta d (owned) and finish reason fr. */
+static void emit_delta(struct llm_call *c, cJSON *d, const char *fr, int answer)
+{
+	struct answer *a = answer_of(c);
+	cJSON *o = chunk(a, "chat.completion.chunk"), *ch = cJSON_CreateObject();
+
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
+	cJSON_AddNumberToObject(ch, "index", 0);
+	cJSON_AddItemToObject(ch, "delta", d);
+	if (fr)
+		cJSON_AddStringToObject(ch, "finish_reason", fr);
+	else
+		cJSON_AddNullToObject(ch, "finish_reason");
+	llm_emit_openai(c, o, answer);
+	cJSON_Delete(o);
+}
+
+static cJSON *usage_object(const struct answer *a)
+{
+	cJSON *u = cJSON_CreateObject();
+	double prompt = a->in + a->cache_read + a->cache_write;
+
+	cJSON_AddNumberToObject(u, "prompt_tokens", prompt);
+	cJSON_AddNumberToObject(u, "completion_tokens", a->out);
+	cJSON_AddNumberToObject(u, "total_tokens", prompt + a->out);
+	cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "prompt_tokens_details"),
+				"cached_tokens", a->cache_read);
+	return u;
+}
+
+static void read_usage(struct llm_call *c, const cJSON *u)
+{
+	struct answer *a = answer_of(c);
+	double in = -1, out = -1, d;
+
+	if (!u)
+		return;
+	if (json_count(u, "input_tokens", &in) == 0)
+		a->in = in;
+	if (json_count(u, "output_tokens", &out) == 0)
+		a->out = out;
+	if (json_count(u, "cache_read_input_tokens", &d) == 0)
+		a->cache_read = d;
+	if (json_count(u, "cache_creation_input_tokens", &d) == 0)
+		a->cache_write = d;
+	if (in >= 0 || out >= 0)
+		llm_set_usage(c, in >= 0 ? (long)(a->in + a->cache_read + a->cache_write) : -1,
+			      (long)out);
+}
+
+static const char *finish_name(struct answer *a, const char *stop)
+{
+	/* A json_schema answer is the answer, not a tool call. */
+	if (a->schema_tool && !strcmp(stop, "tool_use"))
+		return "stop";
+	return xlate_finish_reason(stop);
+}
+
+static void start_answer(struct llm_call *c, const struct chat_params *p)
+{
+	struct answer *a = xcalloc(1, sizeof(*a));
+	const char *st = schema_tool(p);
+
+	a->created = (long)time(NULL);
+	snprintf(a->id, sizeof(a->id), "chatcmpl-aichat");
+	snprintf(a->model, sizeof(a->model), "%s", llm_model(c)->model);
+	a->schema_tool = st ? xstrdup(st) : NULL;
+	a->schema_block = -1;
+	for (int i = 0; i < MAX_BLOCKS; i++)
+		a->tool_of[i] = -1;
+	llm_set_state(c, a, answer_free);
+}
+
+/* ==== building the request ==== */
 
 static int build(struct llm_call *c, const struct chat_params *p,
 		 struct buf *url, struct buf *body, char ***headers,
 		 struct err *e)
 {
 	const struct model_ref *m = llm_model(c);
-	cJSON *root = cJSON_CreateObject(), *msgs;
+	cJSON *root;
 	char **h = xcalloc(4, sizeof(*h));
-	struct buf sys, hb;
+	struct buf hb;
 	char *text;
 	int nh = 0;
 
-	(void)e;
-	buf_init(&sys, 0);
 	buf_printf(url, "%s/v1/messages", m->base_url);
-	cJSON_AddStringToObject(root, "model", m->model);
-	cJSON_AddNumberToObject(root, "max_tokens", p->max_tokens > 0 ?
-				p->max_tokens : ANTHROPIC_DEFAULT_MAX_TOKENS);
-	if (p->system)
-		buf_appends(&sys, p->system);
-	msgs = cJSON_CreateArray();
-	for (size_t i = 0; i < p->nmessages; i++) {
-		const struct chat_message *cm = &p->messages[i];
-		if (!strcmp(cm->role, "system")) {
-			if (sys.len)
-				buf_appends(&sys, "\n\n");
-			buf_appends(&sys, cm->content);
-			continue;
+	if (p->native && p->dialect == DIALECT_ANTHROPIC) {
+		/* The caller's own request, as it wrote it. */
+		root = cJSON_Duplicate(p->native, 1);
+		cJSON_DeleteItemFromObjectCaseSensitive(root, "model");
+		cJSON_AddStringToObject(root, "model", m->model);
+		cJSON_DeleteItemFromObjectCaseSensitive(root, "stream");
+	} else {
+		root = cJSON_CreateObject();
+		cJSON_AddStringToObject(root, "model", m->model);
+		if (translate_messages(p, root, e) < 0 || translate_extra(p, root, e) < 0) {
+			cJSON_Delete(root);
+			free(h);
+			return -1;
 		}
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddItemToArray(msgs, o);
-		cJSON_AddStringToObject(o, "role", cm->role);
-		cJSON_AddStringToObject(o, "content", cm->content);
 	}
-	if (sys.len)
-		cJSON_AddStringToObject(root, "system", sys.ptr);
-	cJSON_AddItemToObject(root, "messages", msgs);
-	if (p->temperature >= 0)
-		cJSON_AddNumberToObject(root, "temperature", p->temperature);
 	if (p->stream)
 		cJSON_AddBoolToObject(root, "stream", 1);
 	text = json_print(root);
 	buf_appends(body, text);
 	free(text);
 	cJSON_Delete(root);
-	buf_release(&sys);
-
+	start_answer(c, p);
 	h[nh++] = xstrdup("Content-Type: application/json");
 	h[nh++] = xstrdup("anthropic-version: " ANTHROPIC_VERSION);
 	if (m->api_key) {
@@ -75,96 +615,253 @@ static int build(struct llm_call *c, const struct chat_params *p,
 	return 0;
 }
 
-/* Anthropic stop reasons in the OpenAI vocabulary every face speaks. */
-static const char *finish_name(const char *stop)
-{
-	if (!strcmp(stop, "end_turn") || !strcmp(stop, "stop_sequence"))
-		return "stop";
-	if (!strcmp(stop, "max_tokens"))
-		return "length";
-	if (!strcmp(stop, "tool_use"))
-		return "tool_calls";
-	return stop;
-}
-
-static void read_usage(struct llm_call *c, const cJSON *u)
-{
-	double in, out;
-
-	if (!u)
-		return;
-	if (json_num(u, "input_tokens", &in) < 0)
-		in = -1;
-	if (json_num(u, "output_tokens", &out) < 0)
-		out = -1;
-	if (in >= 0 || out >= 0)
-		llm_set_usage(c, (long)in, (long)out);
-}
+/* ==== answers ==== */
 
 static int error_event(struct llm_call *c, const cJSON *root, struct err *e)
 {
 	const cJSON *eo = json_obj(root, "error");
 	const char *type = eo ? json_str(eo, "type") : NULL;
 	const char *msg = eo ? json_str(eo, "message") : NULL;
-	char clean[160] = "";
+	char clean[160] = "", ctype[48] = "";
 
 	if (msg)
 		llm_clean_message(llm_model(c), clean, sizeof(clean), msg,
 				  strlen(msg));
+	if (type)
+		llm_clean_message(llm_model(c), ctype, sizeof(ctype), type,
+				  strlen(type));
 	return err_set(e, type && !strcmp(type, "overloaded_error") ?
 		       ERR_OVERLOADED : type && !strcmp(type, "rate_limit_error") ?
 		       ERR_RATE_LIMITED : ERR_UPSTREAM_ERROR,
 		       "%s stream error: %s%s%s", llm_model(c)->provider,
-		       type ? type : "error", *clean ? ": " : "", clean);
+		       *ctype ? ctype : "error", *clean ? ": " : "", clean);
+}
+
+static void block_start(struct llm_call *c, const cJSON *root)
+{
+	struct answer *a = answer_of(c);
+	const cJSON *b = json_obj(root, "content_block");
+	const char *type = json_str(b, "type");
+	double idx = -1;
+	cJSON *d, *tc, *fn;
+
+	json_num(root, "index", &idx);
+	if (!type || strcmp(type, "tool_use") || idx < 0 || idx >= MAX_BLOCKS)
+		return;
+	if (a->schema_tool && json_str(b, "name") &&
+	    !strcmp(json_str(b, "name"), a->schema_tool)) {
+		a->schema_block = (int)idx;
+		return;
+	}
+	a->tool_of[(int)idx] = a->ntools++;
+	if (llm_dialect(c) != DIALECT_OPENAI)
+		return;
+	d = cJSON_CreateObject();
+	tc = cJSON_CreateObject();
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "tool_calls"), tc);
+	cJSON_AddNumberToObject(tc, "index", a->tool_of[(int)idx]);
+	cJSON_AddStringToObject(tc, "id", json_str(b, "id") ? json_str(b, "id") : "");
+	cJSON_AddStringToObject(tc, "type", "function");
+	fn = cJSON_AddObjectToObject(tc, "function");
+	cJSON_AddStringToObject(fn, "name", json_str(b, "name") ? json_str(b, "name") : "");
+	cJSON_AddStringToObject(fn, "arguments", "");
+	emit_delta(c, d, NULL, 1);
+}
+
+static void text_out(struct llm_call *c, const char *text)
+{
+	cJSON *d;
+
+	if (!text || !*text)
+		return;
+	llm_emit(c, text, strlen(text));
+	if (llm_dialect(c) != DIALECT_OPENAI)
+		return;
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "content", text);
+	emit_delta(c, d, NULL, 1);
+}
+
+static void block_delta(struct llm_call *c, const cJSON *root)
+{
+	struct answer *a = answer_of(c);
+	const cJSON *d = json_obj(root, "delta");
+	const char *dt = json_str(d, "type");
+	double idx = -1;
+
+	json_num(root, "index", &idx);
+	if (!dt)
+		return;
+	if (!strcmp(dt, "text_delta")) {
+		text_out(c, json_str(d, "text"));
+	} else if (!strcmp(dt, "input_json_delta")) {
+		const char *frag = json_str(d, "partial_json");
+		int i = idx >= 0 && idx < MAX_BLOCKS ? (int)idx : -1;
+
+		if (i >= 0 && i == a->schema_block) {
+			text_out(c, frag);
+		} else if (i >= 0 && a->tool_of[i] >= 0 && frag && *frag &&
+			   llm_dialect(c) == DIALECT_OPENAI) {
+			cJSON *o = cJSON_CreateObject(), *tc = cJSON_CreateObject();
+			cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "tool_calls"), tc);
+			cJSON_AddNumberToObject(tc, "index", a->tool_of[i]);
+			cJSON_AddStringToObject(cJSON_AddObjectToObject(tc, "function"),
+						"arguments", frag);
+			emit_delta(c, o, NULL, 1);
+		}
+	} else if (!strcmp(dt, "thinking_delta")) {
+		const char *t = json_str(d, "thinking");
+		if (t && *t) {
+			llm_emit_reasoning(c, t, strlen(t));
+			if (llm_dialect(c) == DIALECT_OPENAI) {
+				cJSON *o = cJSON_CreateObject();
+				cJSON_AddStringToObject(o, "reasoning_content", t);
+				emit_delta(c, o, NULL, 1);
+			}
+		}
+	}
 }
 
 static int stream_event(struct llm_call *c, const struct sse_event *ev,
 			struct err *e)
 {
+	struct answer *a;
 	cJSON *root;
 	const char *type;
 	int rc = 0;
 
 	if (ev->data_len == 0)
 		return 0;
+	a = answer_of(c);
 	root = json_parse(ev->data, ev->data_len, NULL);
 	if (!root)
 		return llm_malformed(c, "JSON in stream", ev->data, ev->data_len, e);
 	type = *ev->event ? ev->event : json_str(root, "type");
 	if (!type)
 		type = "";
+	if (!strcmp(type, "error")) {
+		rc = error_event(c, root, e);
+		goto cleanup;
+	}
+	/* A caller that speaks Anthropic gets the event as it came. */
+	if (llm_dialect(c) == DIALECT_ANTHROPIC && strcmp(type, "ping"))
+		llm_emit_event(c, type, ev->data, ev->data_len,
+			       !strcmp(type, "content_block_delta"));
 	if (!strcmp(type, "message_start")) {
-		read_usage(c, json_path(root, "message.usage"));
+		const cJSON *m = json_obj(root, "message");
+		/* A new attempt's answer: nothing of an earlier one counts. */
+		for (int i = 0; i < MAX_BLOCKS; i++)
+			a->tool_of[i] = -1;
+		a->ntools = 0;
+		a->schema_block = -1;
+		a->in = a->out = a->cache_read = a->cache_write = 0;
+		a->stop[0] = '\0';
+		if (json_str(m, "id"))
+			snprintf(a->id, sizeof(a->id), "chatcmpl-%.100s", json_str(m, "id"));
+		if (json_str(m, "model"))
+			snprintf(a->model, sizeof(a->model), "%s", json_str(m, "model"));
+		read_usage(c, json_obj(m, "usage"));
+		if (llm_dialect(c) == DIALECT_OPENAI) {
+			cJSON *d = cJSON_CreateObject();
+			cJSON_AddStringToObject(d, "role", "assistant");
+			cJSON_AddStringToObject(d, "content", "");
+			emit_delta(c, d, NULL, 0);
+		}
+	} else if (!strcmp(type, "content_block_start")) {
+		block_start(c, root);
 	} else if (!strcmp(type, "content_block_delta")) {
-		const cJSON *d = json_obj(root, "delta");
-		const char *dt = d ? json_str(d, "type") : NULL;
-		const char *text = d ? json_str(d, "text") : NULL;
-		if (dt && !strcmp(dt, "text_delta") && text)
-			llm_emit(c, text, strlen(text));
+		block_delta(c, root);
 	} else if (!strcmp(type, "message_delta")) {
 		const char *stop = json_str(json_obj(root, "delta"), "stop_reason");
-		if (stop)
-			llm_set_finish(c, finish_name(stop));
 		read_usage(c, json_obj(root, "usage"));
+		if (stop) {
+			snprintf(a->stop, sizeof(a->stop), "%s", stop);
+			llm_set_finish(c, finish_name(a, stop));
+			if (llm_dialect(c) == DIALECT_OPENAI)
+				emit_delta(c, cJSON_CreateObject(), finish_name(a, stop), 0);
+		}
 	} else if (!strcmp(type, "message_stop")) {
 		llm_mark_complete(c);
-	} else if (!strcmp(type, "error")) {
-		rc = error_event(c, root, e);
+		if (llm_dialect(c) == DIALECT_OPENAI && llm_wants_usage(c)) {
+			cJSON *o = chunk(a, "chat.completion.chunk");
+			cJSON_AddArrayToObject(o, "choices");
+			cJSON_AddItemToObject(o, "usage", usage_object(a));
+			llm_emit_openai(c, o, 0);
+			cJSON_Delete(o);
+		}
 	}
+cleanup:
 	cJSON_Delete(root);
 	return rc;
+}
+
+/* A whole Anthropic message as an OpenAI chat completion. */
+static void emit_completion(struct llm_call *c, const cJSON *root,
+			    const char *text, const char *reasoning)
+{
+	struct answer *a = answer_of(c);
+	cJSON *o = chunk(a, "chat.completion"), *ch = cJSON_CreateObject(), *m;
+	cJSON *calls = cJSON_CreateArray();
+	const cJSON *blk;
+	int i = 0;
+
+	cJSON_ArrayForEach(blk, json_arr(root, "content")) {
+		const char *bt = json_str(blk, "type");
+		cJSON *tc, *fn;
+		char *args;
+
+		i++;
+		if (!bt || strcmp(bt, "tool_use") || (a->schema_tool && json_str(blk, "name") &&
+						       !strcmp(json_str(blk, "name"), a->schema_tool)))
+			continue;
+		tc = cJSON_CreateObject();
+		cJSON_AddStringToObject(tc, "id", json_str(blk, "id") ? json_str(blk, "id") : "");
+		cJSON_AddStringToObject(tc, "type", "function");
+		fn = cJSON_AddObjectToObject(tc, "function");
+		cJSON_AddStringToObject(fn, "name", json_str(blk, "name") ? json_str(blk, "name") : "");
+		args = json_print(cJSON_GetObjectItemCaseSensitive(blk, "input"));
+		cJSON_AddStringToObject(fn, "arguments", args);
+		free(args);
+		cJSON_AddItemToArray(calls, tc);
+	}
+	(void)i;
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
+	cJSON_AddNumberToObject(ch, "index", 0);
+	m = cJSON_AddObjectToObject(ch, "message");
+	cJSON_AddStringToObject(m, "role", "assistant");
+	if (*text || !cJSON_GetArraySize(calls))
+		cJSON_AddStringToObject(m, "content", text);
+	else
+		cJSON_AddNullToObject(m, "content");
+	if (reasoning && *reasoning)
+		cJSON_AddStringToObject(m, "reasoning_content", reasoning);
+	cJSON_AddNullToObject(m, "refusal");
+	if (cJSON_GetArraySize(calls))
+		cJSON_AddItemToObject(m, "tool_calls", calls);
+	else
+		cJSON_Delete(calls);
+	cJSON_AddStringToObject(ch, "finish_reason", a->stop[0] ?
+				finish_name(a, a->stop) : "stop");
+	cJSON_AddItemToObject(o, "usage", usage_object(a));
+	llm_emit_openai(c, o, 1);
+	cJSON_Delete(o);
 }
 
 static int parse_body(struct llm_call *c, const char *body, size_t len,
 		      struct err *e)
 {
 	cJSON *root = json_parse(body, len, NULL);
+	struct answer *a;
 	const cJSON *content, *blk;
 	const char *stop;
+	struct buf text, reasoning;
 	int rc = -1;
 
 	if (!root)
 		return llm_malformed(c, "JSON answer", body, len, e);
+	a = answer_of(c);
+	buf_init(&text, 0);
+	buf_init(&reasoning, 0);
 	if (json_obj(root, "error")) {
 		error_event(c, root, e);
 		goto cleanup;
@@ -174,18 +871,41 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 		llm_malformed(c, "answer (no content)", body, len, e);
 		goto cleanup;
 	}
+	if (json_str(root, "id"))
+		snprintf(a->id, sizeof(a->id), "chatcmpl-%.100s", json_str(root, "id"));
+	if (json_str(root, "model"))
+		snprintf(a->model, sizeof(a->model), "%s", json_str(root, "model"));
 	cJSON_ArrayForEach(blk, content) {
-		const char *bt = json_str(blk, "type"), *text = json_str(blk, "text");
-		if (bt && !strcmp(bt, "text") && text)
-			llm_emit(c, text, strlen(text));
+		const char *bt = json_str(blk, "type"), *t = json_str(blk, "text");
+		if (bt && !strcmp(bt, "text") && t) {
+			buf_appends(&text, t);
+		} else if (bt && !strcmp(bt, "thinking") && json_str(blk, "thinking")) {
+			buf_appends(&reasoning, json_str(blk, "thinking"));
+		} else if (bt && !strcmp(bt, "tool_use") && a->schema_tool &&
+			   json_str(blk, "name") && !strcmp(json_str(blk, "name"), a->schema_tool)) {
+			char *in = json_print(cJSON_GetObjectItemCaseSensitive(blk, "input"));
+			buf_appends(&text, in);
+			free(in);
+		}
 	}
+	if (reasoning.len)
+		llm_emit_reasoning(c, reasoning.ptr, reasoning.len);
+	llm_emit(c, text.ptr, text.len);
 	stop = json_str(root, "stop_reason");
-	if (stop)
-		llm_set_finish(c, finish_name(stop));
+	if (stop) {
+		snprintf(a->stop, sizeof(a->stop), "%s", stop);
+		llm_set_finish(c, finish_name(a, stop));
+	}
 	read_usage(c, json_obj(root, "usage"));
+	if (llm_dialect(c) == DIALECT_ANTHROPIC)
+		llm_emit_event(c, NULL, body, len, 1);
+	else if (llm_dialect(c) == DIALECT_OPENAI)
+		emit_completion(c, root, text.ptr, reasoning.ptr);
 	llm_mark_complete(c);
 	rc = 0;
 cleanup:
+	buf_release(&text);
+	buf_release(&reasoning);
 	cJSON_Delete(root);
 	return rc;
 }

@@ -6,6 +6,11 @@
  * stream_options.include_usage a last chunk whose choices is empty (or
  * null) carrying usage, then "data: [DONE]".  An "error" object may come
  * inside a 200 stream.
+ *
+ * Requests carry every field the caller gave (chat_params.extra) and its
+ * messages as it wrote them; a caller that speaks OpenAI gets the
+ * upstream's events and body as they came (llm_emit_event), one that
+ * speaks Anthropic gets them translated (xlate.h).
  */
 #include "aichat/json.h"
 #include "aichat/provider.h"
@@ -23,13 +28,25 @@ static char *header(const char *fmt, const char *v)
 	return buf_detach(&b);
 }
 
-static void add_message(cJSON *arr, const char *role, const char *content)
+static void add_message(cJSON *arr, const struct chat_message *cm)
 {
-	cJSON *m = cJSON_CreateObject();
+	cJSON *m;
 
+	if (cm->json) {
+		cJSON_AddItemToArray(arr, cJSON_Duplicate(cm->json, 1));
+		return;
+	}
+	m = cJSON_CreateObject();
 	cJSON_AddItemToArray(arr, m);
-	cJSON_AddStringToObject(m, "role", role);
-	cJSON_AddStringToObject(m, "content", content);
+	cJSON_AddStringToObject(m, "role", cm->role);
+	cJSON_AddStringToObject(m, "content", cm->content);
+}
+
+/* Fields of extra aichat sets itself. */
+static int own_field(const char *name)
+{
+	return !strcmp(name, "model") || !strcmp(name, "messages") ||
+	       !strcmp(name, "stream");
 }
 
 static int build(struct llm_call *c, const struct chat_params *p,
@@ -38,26 +55,47 @@ static int build(struct llm_call *c, const struct chat_params *p,
 {
 	const struct model_ref *m = llm_model(c);
 	cJSON *root = cJSON_CreateObject(), *msgs;
+	const cJSON *f;
 	char **h = xcalloc(3, sizeof(*h));
 	int nh = 0;
 	char *text;
 
-	(void)e;
 	buf_printf(url, "%s/chat/completions", m->base_url);
 	cJSON_AddStringToObject(root, "model", m->model);
 	msgs = cJSON_AddArrayToObject(root, "messages");
-	if (p->system)
-		add_message(msgs, "system", p->system);
+	if (p->system) {
+		struct chat_message sm = { "system", p->system, NULL };
+		add_message(msgs, &sm);
+	}
 	for (size_t i = 0; i < p->nmessages; i++)
-		add_message(msgs, p->messages[i].role, p->messages[i].content);
-	if (p->temperature >= 0)
+		add_message(msgs, &p->messages[i]);
+	/* Every field the caller sent, as it sent it. */
+	cJSON_ArrayForEach(f, p->extra)
+		if (f->string && !own_field(f->string))
+			cJSON_AddItemToObject(root, f->string, cJSON_Duplicate(f, 1));
+	if (p->temperature >= 0 && !cJSON_GetObjectItemCaseSensitive(root, "temperature"))
 		cJSON_AddNumberToObject(root, "temperature", p->temperature);
-	if (p->max_tokens > 0)
+	if (p->max_tokens > 0 && !cJSON_GetObjectItemCaseSensitive(root, "max_tokens") &&
+	    !cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens"))
 		cJSON_AddNumberToObject(root, "max_tokens", p->max_tokens);
 	cJSON_AddBoolToObject(root, "stream", p->stream);
 	if (p->stream) {
-		cJSON *so = cJSON_AddObjectToObject(root, "stream_options");
+		/* Usage is asked for always (metrics, logs, the CLI's -v); a
+		 * caller who did not ask for it does not get its chunk. */
+		cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+		if (!cJSON_IsObject(so)) {
+			cJSON_DeleteItemFromObjectCaseSensitive(root, "stream_options");
+			so = cJSON_AddObjectToObject(root, "stream_options");
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
 		cJSON_AddBoolToObject(so, "include_usage", 1);
+	} else {
+		cJSON_DeleteItemFromObjectCaseSensitive(root, "stream_options");
+	}
+	if (model_family_apply(m, root, p->temperature_default, e) < 0) {
+		cJSON_Delete(root);
+		free(h);
+		return -1;
 	}
 	text = json_print(root);
 	buf_appends(body, text);
@@ -77,9 +115,9 @@ static void read_usage(struct llm_call *c, const cJSON *root)
 
 	if (!u)
 		return;
-	if (json_num(u, "prompt_tokens", &pt) < 0)
+	if (json_count(u, "prompt_tokens", &pt) < 0)
 		pt = -1;
-	if (json_num(u, "completion_tokens", &ct) < 0)
+	if (json_count(u, "completion_tokens", &ct) < 0)
 		ct = -1;
 	llm_set_usage(c, (long)pt, (long)ct);
 }
@@ -117,6 +155,7 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 		return 0;
 	if (sse_is_done(ev)) {
 		llm_mark_complete(c);
+		llm_stream_end(c);
 		return 0;
 	}
 	root = json_parse(ev->data, ev->data_len, NULL);
@@ -142,6 +181,12 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 			llm_set_finish(c, fr);
 	}
 	read_usage(c, root);
+	/* The usage chunk aichat asked for on its own is not passed on. */
+	if (llm_dialect(c) == DIALECT_OPENAI &&
+	    (ch || !json_obj(root, "usage") || llm_wants_usage(c)))
+		llm_emit_event(c, "", ev->data, ev->data_len, ch != NULL);
+	else if (llm_dialect(c) == DIALECT_ANTHROPIC)
+		llm_emit_openai(c, root, ch != NULL);
 cleanup:
 	cJSON_Delete(root);
 	return rc;
@@ -173,6 +218,10 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 	if (fr)
 		llm_set_finish(c, fr);
 	read_usage(c, root);
+	if (llm_dialect(c) == DIALECT_OPENAI)
+		llm_emit_event(c, NULL, body, len, 1);
+	else if (llm_dialect(c) == DIALECT_ANTHROPIC)
+		llm_emit_openai(c, root, 1);
 	llm_mark_complete(c);
 	rc = 0;
 cleanup:

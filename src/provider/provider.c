@@ -9,6 +9,7 @@
 #include "aichat/provider.h"
 #include "aichat/json.h"
 #include "aichat/xalloc.h"
+#include "aichat/xlate.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -174,10 +175,13 @@ int model_resolve(const struct config *cfg, const char *name,
 int model_check_params(const struct model_ref *m, const struct chat_params *p,
 		       struct err *e)
 {
-	if (m->ops == &provider_anthropic && p->temperature > 1)
+	double t = p->temperature;
+
+	json_num(p->extra, "temperature", &t);
+	if (m->ops == &provider_anthropic && t > 1)
 		return err_set(e, ERR_INVALID_REQUEST,
 			       "invalid value '%g' for 'temperature': must be <= 1 for anthropic models",
-			       p->temperature);
+			       t);
 	return 0;
 }
 
@@ -229,6 +233,15 @@ struct llm_call {
 	int complete;
 	void *local;                  /* offline provider state */
 	void (*local_free)(void *);
+	enum dialect dialect;         /* of on_event */
+	int want_usage;               /* the caller asked for a usage chunk */
+	int opened;                   /* a synthesized stream has begun */
+	int committed;                /* an event reached the caller */
+	struct buf *local_text;       /* offline answer, for synthesized
+				       * objects (dialect set) */
+	struct xo2a *o2a;             /* OpenAI -> Anthropic, when needed */
+	void *pstate;                 /* the provider's, for the whole call */
+	void (*pstate_free)(void *);
 };
 
 const struct model_ref *llm_model(const struct llm_call *c)
@@ -241,13 +254,157 @@ struct loop *llm_loop(const struct llm_call *c)
 	return engine_loop(c->eng);
 }
 
+enum dialect llm_dialect(const struct llm_call *c)
+{
+	return c->dialect;
+}
+
+static void first_token(struct llm_call *c)
+{
+	if (c->res.first_token_ms < 0)
+		c->res.first_token_ms = loop_now_ms() - c->started;
+}
+
+void llm_emit_event(struct llm_call *c, const char *name, const char *data,
+		    size_t n, int answer)
+{
+	if (c->dialect == DIALECT_NONE || !c->cbs->on_event)
+		return;
+	if (answer)
+		first_token(c);
+	/* Once the caller has seen a byte of this answer, it is not retried. */
+	c->committed = 1;
+	c->cbs->on_event(c->ud, name, data, n);
+}
+
+static void o2a_emit(void *ud, const char *name, const char *data, size_t n,
+		     int answer)
+{
+	llm_emit_event(ud, name, data, n, answer);
+}
+
+void llm_emit_openai(struct llm_call *c, const cJSON *obj, int answer)
+{
+	char *text;
+
+	if (c->dialect == DIALECT_ANTHROPIC) {
+		if (!c->o2a)
+			c->o2a = xo2a_new(c->m.model);
+		xo2a_feed(c->o2a, obj, o2a_emit, c);
+		return;
+	}
+	if (c->dialect != DIALECT_OPENAI)
+		return;
+	text = json_print(obj);
+	llm_emit_event(c, c->stream ? "" : NULL, text, strlen(text), answer);
+	free(text);
+}
+
+/* ---- OpenAI objects for providers that produce only text (mock) ---- */
+
+static cJSON *synth_object(struct llm_call *c, const char *object)
+{
+	cJSON *o = cJSON_CreateObject();
+	char id[64];
+
+	snprintf(id, sizeof(id), "chatcmpl-%llx%llx", (unsigned long long)c->started,
+		 (unsigned long long)(uintptr_t)c & 0xffffff);
+	cJSON_AddStringToObject(o, "id", id);
+	cJSON_AddStringToObject(o, "object", object);
+	cJSON_AddNumberToObject(o, "created", (double)time(NULL));
+	cJSON_AddStringToObject(o, "model", c->m.full);
+	return o;
+}
+
+static cJSON *synth_usage(const struct llm_call *c)
+{
+	cJSON *u = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(u, "prompt_tokens", (double)c->res.prompt_tokens);
+	cJSON_AddNumberToObject(u, "completion_tokens",
+				(double)c->res.completion_tokens);
+	cJSON_AddNumberToObject(u, "total_tokens", (double)(c->res.prompt_tokens +
+							     c->res.completion_tokens));
+	return u;
+}
+
+/* One chunk with a delta of role and/or content, or a finish reason. */
+static void synth_chunk(struct llm_call *c, int role, const char *s, size_t n,
+			const char *finish)
+{
+	cJSON *o = synth_object(c, "chat.completion.chunk");
+	cJSON *ch = cJSON_CreateObject(), *d;
+
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
+	cJSON_AddNumberToObject(ch, "index", 0);
+	d = cJSON_AddObjectToObject(ch, "delta");
+	if (role)
+		cJSON_AddStringToObject(d, "role", "assistant");
+	if (s) {
+		char *t = xstrndup(s, n);
+		cJSON_AddStringToObject(d, "content", t);
+		free(t);
+	}
+	if (finish)
+		cJSON_AddStringToObject(ch, "finish_reason", finish);
+	else
+		cJSON_AddNullToObject(ch, "finish_reason");
+	llm_emit_openai(c, o, s != NULL);
+	cJSON_Delete(o);
+}
+
+/* The end of a synthesized answer: the finish chunk and the usage chunk,
+ * or, not streaming, the whole completion. */
+static void synth_end(struct llm_call *c, const char *text, size_t len)
+{
+	const char *fr = c->res.finish_reason[0] ? c->res.finish_reason : "stop";
+
+	if (c->stream) {
+		if (!c->opened)
+			synth_chunk(c, 1, "", 0, NULL);
+		synth_chunk(c, 0, NULL, 0, fr);
+		if (c->want_usage) {
+			cJSON *o = synth_object(c, "chat.completion.chunk");
+			cJSON_AddArrayToObject(o, "choices");
+			cJSON_AddItemToObject(o, "usage", synth_usage(c));
+			llm_emit_openai(c, o, 0);
+			cJSON_Delete(o);
+		}
+	} else {
+		cJSON *o = synth_object(c, "chat.completion");
+		cJSON *ch = cJSON_CreateObject(), *m;
+		char *t = xstrndup(text, len);
+
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
+		cJSON_AddNumberToObject(ch, "index", 0);
+		m = cJSON_AddObjectToObject(ch, "message");
+		cJSON_AddStringToObject(m, "role", "assistant");
+		cJSON_AddStringToObject(m, "content", t);
+		cJSON_AddStringToObject(ch, "finish_reason", fr);
+		cJSON_AddItemToObject(o, "usage", synth_usage(c));
+		llm_emit_openai(c, o, len > 0);
+		cJSON_Delete(o);
+		free(t);
+	}
+	if (c->o2a)
+		xo2a_finish(c->o2a, o2a_emit, c);
+}
+
 void llm_emit(struct llm_call *c, const char *s, size_t n)
 {
 	if (!n)
 		return;
-	if (c->res.first_token_ms < 0)
-		c->res.first_token_ms = loop_now_ms() - c->started;
+	first_token(c);
 	c->res.delta_bytes += n;
+	if (c->local_text) {
+		/* An offline provider: its answer becomes OpenAI objects. */
+		if (c->stream) {
+			synth_chunk(c, !c->opened, s, n, NULL);
+			c->opened = 1;
+		} else {
+			buf_append(c->local_text, s, n);
+		}
+	}
 	c->cbs->on_delta(c->ud, s, n);
 }
 
@@ -292,6 +449,13 @@ static void call_free(struct llm_call *c)
 	buf_release(&c->body);
 	buf_release(&c->whole);
 	sse_release(&c->sse);
+	if (c->local_text) {
+		buf_release(c->local_text);
+		free(c->local_text);
+	}
+	xo2a_free(c->o2a);
+	if (c->pstate_free)
+		c->pstate_free(c->pstate);
 	free(c);
 }
 
@@ -316,7 +480,15 @@ void llm_local_done(struct llm_call *c, const struct err *err)
 {
 	if (err)
 		c->res.err = *err;
+	else if (c->local_text)
+		synth_end(c, c->local_text->ptr, c->local_text->len);
 	finish(c);
+}
+
+void llm_stream_end(struct llm_call *c)
+{
+	if (c->o2a)
+		xo2a_finish(c->o2a, o2a_emit, c);
 }
 
 /* ---- error text ---- */
@@ -515,7 +687,7 @@ static void attempt_over(struct llm_call *c, long status, double retry_after)
 		finish(c);
 		return;
 	}
-	if (c->res.delta_bytes || c->res.attempts > c->o.retries ||
+	if (c->res.delta_bytes || c->committed || c->res.attempts > c->o.retries ||
 	    !llm_retryable(c->res.err.code, status)) {
 		finish(c);
 		return;
@@ -665,6 +837,10 @@ struct llm_call *llm_call_start(struct engine *eng, const struct model_ref *m,
 	c->cbs = cbs;
 	c->ud = ud;
 	c->stream = p->stream;
+	c->dialect = p->dialect;
+	c->want_usage = cJSON_IsTrue(json_path(p->extra, "stream_options.include_usage")) ||
+		(p->dialect == DIALECT_OPENAI && p->native &&
+		 cJSON_IsTrue(json_path(p->native, "stream_options.include_usage")));
 	c->started = loop_now_ms();
 	c->res.first_token_ms = -1;
 	buf_init(&c->body, 0);
@@ -676,6 +852,10 @@ struct llm_call *llm_call_start(struct engine *eng, const struct model_ref *m,
 	}
 	if (m->ops->run_local) {
 		c->res.attempts = 1;
+		if (c->dialect != DIALECT_NONE) {
+			c->local_text = xmalloc(sizeof(*c->local_text));
+			buf_init(c->local_text, 0);
+		}
 		if (m->ops->run_local(c, p, e) < 0) {
 			call_free(c);
 			return NULL;
@@ -707,4 +887,28 @@ void llm_set_local(struct llm_call *c, void *state, void (*fn)(void *))
 {
 	c->local = state;
 	c->local_free = fn;
+}
+
+int llm_wants_usage(const struct llm_call *c)
+{
+	return c->want_usage;
+}
+
+void llm_emit_reasoning(struct llm_call *c, const char *s, size_t n)
+{
+	if (n && c->cbs->on_reasoning)
+		c->cbs->on_reasoning(c->ud, s, n);
+}
+
+void *llm_state(const struct llm_call *c)
+{
+	return c->pstate;
+}
+
+void llm_set_state(struct llm_call *c, void *state, void (*fn)(void *))
+{
+	if (c->pstate_free)
+		c->pstate_free(c->pstate);
+	c->pstate = state;
+	c->pstate_free = fn;
 }

@@ -457,6 +457,7 @@ static const char *type_name(enum field_type t)
 	case FIELD_BOOL: return "boolean";
 	case FIELD_ARRAY: return "array";
 	case FIELD_OBJECT: return "object";
+	case FIELD_ANY: break;
 	}
 	return "object";
 }
@@ -489,10 +490,23 @@ static void add_bounds(cJSON *o, const struct field *f, const char *lo,
 /* The JSON Schema of one property. */
 static cJSON *field_json(const struct field *f)
 {
+	const struct schema_check *sc;
 	cJSON *o = cJSON_CreateObject(), *items, *any, *e;
 	const char *const *p;
 
 	switch (f->type) {
+	case FIELD_ANY:
+		sc = schema_check_for(f);
+		if (sc && sc->any_of) {
+			/* "string|array|null" -> a list of JSON types. */
+			cJSON *t = cJSON_AddArrayToObject(o, "type");
+			char types[96], *save = NULL;
+			snprintf(types, sizeof(types), "%s", sc->any_of);
+			for (char *w = strtok_r(types, "|", &save); w;
+			     w = strtok_r(NULL, "|", &save))
+				cJSON_AddItemToArray(t, cJSON_CreateString(w));
+		}
+		break;
 	case FIELD_OBJECT:
 		if (f->items && field_nullable(f)) {
 			any = cJSON_AddArrayToObject(o, "anyOf");

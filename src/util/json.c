@@ -22,6 +22,17 @@ int json_num(const cJSON *obj, const char *key, double *out)
 	return 0;
 }
 
+int json_count(const cJSON *obj, const char *key, double *out)
+{
+	double d;
+
+	if (json_num(obj, key, &d) < 0)
+		return -1;
+	/* NaN fails both tests and becomes 0. */
+	*out = d >= 0 ? (d <= JSON_COUNT_MAX ? (double)(long long)d : JSON_COUNT_MAX) : 0;
+	return 0;
+}
+
 const cJSON *json_obj(const cJSON *obj, const char *key)
 {
 	const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, key);
