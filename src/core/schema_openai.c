@@ -20,8 +20,6 @@
 #define NB FIELD_NO_BOUND
 /* Integers that must still fit a C int. */
 #define INT_BOUND 2147483647.0
-/* JSON numbers as exact integers: seeds. */
-#define SEED_BOUND 9007199254740991.0
 
 /* ==== shapes the tables cannot say ==== */
 
@@ -460,8 +458,8 @@ static const struct field openai_chat_fields[] = {
 	  &schema_openai_stream_options, "options of the stream" },
 	{ "stop", FIELD_ANY, 0, NULL, NB, NB, NULL, NULL,
 	  "up to 4 sequences where the answer stops" },
-	{ "seed", FIELD_INTEGER, 0, NULL, -SEED_BOUND, SEED_BOUND, NULL, NULL,
-	  "for repeatable sampling" },
+	{ "seed", FIELD_INTEGER, 0, NULL, NB, NB, NULL, NULL,
+	  "for repeatable sampling (forwarded as written, never converted)" },
 	{ "presence_penalty", FIELD_NUMBER, 0, NULL, -2, 2, NULL, NULL,
 	  "penalty for tokens already present" },
 	{ "frequency_penalty", FIELD_NUMBER, 0, NULL, -2, 2, NULL, NULL,
