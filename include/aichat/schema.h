@@ -82,7 +82,9 @@ extern const struct schema schema_openai_message;
 extern const struct schema schema_openai_tool;
 extern const struct schema schema_openai_tool_call;
 extern const struct schema schema_openai_response_format;
-/* Most messages an OpenAI-compatible request may hold. */
+extern const struct schema schema_anthropic_request;
+extern const struct schema schema_anthropic_message;
+/* Most messages an OpenAI- or Anthropic-compatible request may hold. */
 #define OPENAI_MAX_MESSAGES 10000
 extern const struct schema schema_rag_request;
 extern const struct schema schema_rag_search_request;

@@ -1,6 +1,7 @@
 /*
  * schema_openai.c - the OpenAI chat completion request, in the shape
- * OpenAI documents: what /v1/chat/completions accepts.
+ * OpenAI documents: what /v1/chat/completions accepts; and Anthropic's
+ * Messages request, what /v1/messages accepts.
  *
  * These tables check types, required fields, roles and content parts, and
  * the bounds OpenAI itself sets (temperature 0..2, top_p 0..1, penalties
@@ -500,6 +501,181 @@ const struct schema schema_openai_chat_request = {
 	"ChatCompletionRequest", openai_chat_fields, NFIELDS(openai_chat_fields)
 };
 
+/* ==== the Anthropic Messages request (/v1/messages) ==== */
+
+/* One content block: its type, and what a known type requires.  Types
+ * this table does not know pass: the Anthropic API judges them. */
+static void check_block(const cJSON *b, const char *loc, const char *role,
+			struct verrors *out)
+{
+	const cJSON *t = member(b, "type");
+	char where[192];
+
+	if (!cJSON_IsObject(b)) {
+		verrors_add(out, loc, b, "model_type", "must be a JSON object");
+		return;
+	}
+	at(where, sizeof(where), loc, "type");
+	if (!cJSON_IsString(t)) {
+		verrors_add(out, where, t, t ? "string_type" : "missing",
+			    t ? "must be a string" : "is required");
+		return;
+	}
+	if (is_type(b, "text")) {
+		need_string(b, "text", loc, out);
+	} else if (is_type(b, "image") || is_type(b, "document")) {
+		const cJSON *src = member(b, "source");
+		at(where, sizeof(where), loc, "source");
+		if (!cJSON_IsObject(src))
+			verrors_add(out, where, src, src ? "model_type" : "missing",
+				    src ? "must be a JSON object" : "is required");
+		else
+			need_string(src, "type", where, out);
+	} else if (is_type(b, "tool_use")) {
+		if (strcmp(role, "assistant"))
+			verrors_add(out, where, t, "literal_error",
+				    "tool_use is allowed only in an assistant message");
+		need_string(b, "id", loc, out);
+		need_string(b, "name", loc, out);
+		at(where, sizeof(where), loc, "input");
+		if (!cJSON_IsObject(member(b, "input")))
+			verrors_add(out, where, member(b, "input"), "model_type",
+				    "must be a JSON object");
+	} else if (is_type(b, "tool_result")) {
+		const cJSON *c = member(b, "content");
+		if (strcmp(role, "user"))
+			verrors_add(out, where, t, "literal_error",
+				    "tool_result is allowed only in a user message");
+		need_string(b, "tool_use_id", loc, out);
+		at(where, sizeof(where), loc, "content");
+		if (c && !cJSON_IsString(c) && !cJSON_IsArray(c))
+			verrors_add(out, where, c, "content_type",
+				    "must be a string or an array of blocks");
+	}
+}
+
+static void check_blocks(const cJSON *c, const char *loc, const char *role,
+			 struct verrors *out)
+{
+	const cJSON *b;
+	char where[192];
+	int i = 0;
+
+	if (cJSON_IsString(c))
+		return;
+	if (!cJSON_IsArray(c)) {
+		verrors_add(out, loc, c, "content_type",
+			    "must be a string or an array of content blocks");
+		return;
+	}
+	cJSON_ArrayForEach(b, c) {
+		if (snprintf(where, sizeof(where), "%s.%d", loc, i++) >= (int)sizeof(where))
+			where[sizeof(where) - 1] = '\0';
+		check_block(b, where, role, out);
+	}
+}
+
+/* The blocks are checked with the message, which knows the role. */
+static void check_anthropic_message_content(const cJSON *v, const char *loc,
+					    struct verrors *out)
+{
+	if (!cJSON_IsString(v) && !cJSON_IsArray(v))
+		verrors_add(out, loc, v, "content_type",
+			    "must be a string or an array of content blocks");
+}
+
+static void check_anthropic_message(const cJSON *m, const char *loc,
+				    struct verrors *out)
+{
+	char where[192];
+
+	at(where, sizeof(where), loc, "content");
+	check_blocks(member(m, "content"), where, member(m, "role")->valuestring, out);
+}
+
+/* system: a string or text blocks. */
+static void check_system(const cJSON *v, const char *loc, struct verrors *out)
+{
+	check_blocks(v, loc, "system", out);
+}
+
+static void check_anthropic_tool_choice(const cJSON *v, const char *loc,
+					struct verrors *out)
+{
+	const cJSON *t = member(v, "type");
+	char where[192];
+
+	at(where, sizeof(where), loc, "type");
+	if (!cJSON_IsString(t) || (strcmp(t->valuestring, "auto") &&
+	    strcmp(t->valuestring, "any") && strcmp(t->valuestring, "tool") &&
+	    strcmp(t->valuestring, "none"))) {
+		verrors_add(out, where, t, t ? "literal_error" : "missing",
+			    t ? "must be one of: auto, any, tool, none" : "is required");
+		return;
+	}
+	if (!strcmp(t->valuestring, "tool"))
+		need_string(v, "name", loc, out);
+}
+
+static const char *const anthropic_roles[] = { "user", "assistant", NULL };
+
+static const struct field anthropic_message_fields[] = {
+	{ "role", FIELD_STRING, 1, NULL, NB, NB, anthropic_roles, NULL,
+	  "user or assistant" },
+	{ "content", FIELD_ANY, 1, NULL, NB, NB, NULL, NULL,
+	  "a string or an array of content blocks (text, image, document, "
+	  "tool_use, tool_result, ...)" },
+};
+
+const struct schema schema_anthropic_message = {
+	"AnthropicMessage", anthropic_message_fields,
+	NFIELDS(anthropic_message_fields)
+};
+
+static const struct field anthropic_tool_fields[] = {
+	{ "name", FIELD_STRING, 1, NULL, 1, 128, NULL, NULL, "the tool's name" },
+	{ "description", FIELD_STRING, 0, NULL, NB, NB, NULL, NULL,
+	  "what it does, for the model" },
+	{ "input_schema", FIELD_OBJECT, 0, NULL, NB, NB, NULL, NULL,
+	  "its input, as a JSON Schema" },
+};
+
+static const struct schema schema_anthropic_tool = {
+	"AnthropicTool", anthropic_tool_fields, NFIELDS(anthropic_tool_fields)
+};
+
+static const struct field anthropic_fields[] = {
+	{ "model", FIELD_STRING, 0, NULL, 1, 200, NULL, NULL,
+	  "provider:model, an alias, or a bare known name (default: the server's -m)" },
+	{ "max_tokens", FIELD_INTEGER, 1, NULL, 1, INT_BOUND, NULL, NULL,
+	  "upper bound on tokens generated" },
+	{ "messages", FIELD_ARRAY, 1, NULL, 1, OPENAI_MAX_MESSAGES, NULL,
+	  &schema_anthropic_message, "the conversation so far, oldest first" },
+	{ "system", FIELD_ANY, 0, NULL, NB, NB, NULL, NULL,
+	  "system prompt: a string or text blocks" },
+	{ "stop_sequences", FIELD_ANY, 0, NULL, NB, NB, NULL, NULL,
+	  "strings where the answer stops" },
+	{ "stream", FIELD_BOOL, 0, NULL, NB, NB, NULL, NULL,
+	  "stream the answer as Anthropic's Server-Sent Events" },
+	{ "temperature", FIELD_NUMBER, 0, NULL, 0, 1, NULL, NULL,
+	  "sampling temperature" },
+	{ "top_p", FIELD_NUMBER, 0, NULL, 0, 1, NULL, NULL, "nucleus sampling mass" },
+	{ "top_k", FIELD_INTEGER, 0, NULL, 0, INT_BOUND, NULL, NULL,
+	  "sample from the k most likely tokens" },
+	{ "tools", FIELD_ARRAY, 0, NULL, NB, NB, NULL, &schema_anthropic_tool,
+	  "tools the model may use" },
+	{ "tool_choice", FIELD_OBJECT, 0, NULL, NB, NB, NULL, NULL,
+	  "auto, any, tool (with name) or none" },
+	{ "metadata", FIELD_OBJECT, 0, NULL, NB, NB, NULL, NULL,
+	  "{\"user_id\": ...}" },
+	{ "thinking", FIELD_OBJECT, 0, NULL, NB, NB, NULL, NULL,
+	  "{\"type\":\"enabled\",\"budget_tokens\":N}" },
+};
+
+const struct schema schema_anthropic_request = {
+	"AnthropicMessagesRequest", anthropic_fields, NFIELDS(anthropic_fields)
+};
+
 /* ==== the checks, by schema and field ==== */
 
 const struct schema_check schema_checks[] = {
@@ -513,5 +689,11 @@ const struct schema_check schema_checks[] = {
 	{ &schema_openai_chat_request, "tool_choice", check_tool_choice,
 	  "string|object|null" },
 	{ &schema_openai_chat_request, "modalities", check_strings, "array|null" },
+	{ &schema_anthropic_message, "content", check_anthropic_message_content,
+	  "string|array" },
+	{ &schema_anthropic_message, NULL, check_anthropic_message, NULL },
+	{ &schema_anthropic_request, "system", check_system, "string|array" },
+	{ &schema_anthropic_request, "stop_sequences", check_strings, "array" },
+	{ &schema_anthropic_request, "tool_choice", check_anthropic_tool_choice, NULL },
 	{ NULL, NULL, NULL, NULL },
 };
