@@ -11,10 +11,11 @@
  *   - a FIELD_ARRAY without items holds scalars, and its enums name the
  *     JSON types those may have (only a validation error's loc needs it).
  *
- * What each route answers follows server.c: the /v1 routes speak OpenAI's
- * error shape and answer an invalid body with 400, the others answer
- * ErrorResponse and 422; 401 and 429 only where auth applies; 502, 503
- * and 504 only where an upstream call is made.
+ * What each route answers follows serve's handlers (server.c, http.c,
+ * auth.c, routes_*.c): the /v1 routes speak OpenAI's error shape and
+ * answer an invalid body with 400, the others answer ErrorResponse and
+ * 422; 401 and 429 only where auth applies; 502, 503 and 504 only where
+ * an upstream call is made.
  */
 #include "aichat/openapi.h"
 #include "aichat/schema.h"

@@ -1,5 +1,5 @@
 /*
- * test_ratelimit.c - unit tests for the token buckets (src/serve/ratelimit.c).
+ * test_ratelimit.c - unit tests for the token buckets (src/util/ratelimit.c).
  *
  * Table-driven: ratelimit_parse() against good specs with the rate and
  * burst they give and bad ones with their exact message; then sequences of

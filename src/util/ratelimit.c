@@ -1,5 +1,7 @@
 /*
- * ratelimit.c - per-client token buckets, refilled lazily.
+ * ratelimit.c - per-client token buckets, refilled lazily.  Both faces use
+ * them: serve takes a token per request of a client (serve/auth.c), batch
+ * one per item for --rate (cli/batch.c); hence util, below both.
  *
  * A bucket stores its tokens and the time they were counted; a take first
  * adds what the elapsed time refilled (capped at the burst), so nothing

@@ -1,0 +1,166 @@
+/*
+ * auth.c - who may call serve, and how much: API keys, the per-client
+ * rate limit (the token buckets of util/ratelimit.c) and the
+ * --max-upstream gate.
+ *
+ * check_auth() and check_rate() run once the route is known, before the
+ * body is read, and send the refusal themselves (401, 429).  The gate
+ * hands out --max-upstream slots: a request holds at most one
+ * (holds_upstream) and waits for one in a FIFO of at most --max-queue
+ * requests (503 past that); a slot given back goes to the oldest waiter.
+ */
+#include "aichat/metrics.h"
+#include "aichat/ratelimit.h"
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* ==== API keys ==== */
+
+/* Constant time in the length of the candidate key. */
+static int key_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char diff = (unsigned char)(la != lb);
+
+	for (size_t i = 0; i < la; i++)
+		diff |= (unsigned char)a[i] ^ (unsigned char)(i < lb ? b[i] : 0);
+	return diff == 0;
+}
+
+/* 0 when allowed; otherwise the 401 has been sent. */
+int check_auth(struct req *r)
+{
+	const struct server_opts *o = r->srv->o;
+	const char *auth = header(r, "Authorization"), *given = NULL;
+	int match = -1;
+
+	if (!o->nkeys || !r->route->auth)
+		return 0;
+	if (auth && !strncasecmp(auth, "Bearer ", 7))
+		given = auth + 7;
+	else
+		given = header(r, "X-API-Key");
+	if (given)
+		/* Compare with every key, so the time taken does not say
+		 * which one (or whether any) was close. */
+		for (size_t i = 0; i < o->nkeys; i++)
+			if (key_equal(given, o->api_keys[i]) && match < 0)
+				match = (int)i;
+	if (match >= 0) {
+		snprintf(r->client, sizeof(r->client), "key:%d", match + 1);
+		return 0;
+	}
+	struct MHD_Response *resp = error_response(r, ERR_UNAUTHORIZED, given ?
+		"invalid API key" :
+		"missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'");
+
+	mhd.add_response_header(resp, "WWW-Authenticate", "Bearer");
+	send_response(r, 401, resp);
+	return -1;
+}
+
+/* ==== rate limit ==== */
+
+/* 0 when allowed; otherwise the 429 has been sent. */
+int check_rate(struct req *r)
+{
+	struct rl_decision d;
+	char v[32];
+
+	if (!r->srv->rl || !r->route->auth)
+		return 0;
+	ratelimit_take(r->srv->rl, r->client, loop_now_ms(), &d);
+	if (d.allowed)
+		return 0;
+	metrics_rate_limited(r->srv->metrics, r->route->path);
+	struct MHD_Response *resp = error_response(r, ERR_RATE_LIMITED,
+		"rate limit exceeded, try again later");
+
+	snprintf(v, sizeof(v), "%ld", (long)(d.retry_after_s + 0.999));
+	mhd.add_response_header(resp, "Retry-After", v);
+	snprintf(v, sizeof(v), "%ld", d.limit);
+	mhd.add_response_header(resp, "X-RateLimit-Limit", v);
+	snprintf(v, sizeof(v), "%ld", d.remaining);
+	mhd.add_response_header(resp, "X-RateLimit-Remaining", v);
+	snprintf(v, sizeof(v), "%ld", (long)(d.reset_s + 0.999));
+	mhd.add_response_header(resp, "X-RateLimit-Reset", v);
+	send_response(r, 429, resp);
+	return -1;
+}
+
+/* ==== the upstream gate (--max-upstream) ==== */
+
+void release_upstream(struct req *r)
+{
+	struct server *srv = r->srv;
+
+	if (!r->holds_upstream)
+		return;
+	r->holds_upstream = 0;
+	srv->upstream_active--;
+	while (srv->wait_head && (!srv->o->max_upstream ||
+				  srv->upstream_active < srv->o->max_upstream)) {
+		struct req *w = srv->wait_head;
+		srv->wait_head = w->wait_next;
+		if (!srv->wait_head)
+			srv->wait_tail = NULL;
+		srv->waiting--;
+		w->waiting = 0;
+		w->holds_upstream = 1;
+		srv->upstream_active++;
+		start_upstream_work(w);
+	}
+}
+
+void unqueue(struct req *r)
+{
+	struct server *srv = r->srv;
+	struct req **pp = &srv->wait_head, *prev = NULL;
+
+	if (!r->waiting)
+		return;
+	while (*pp && *pp != r) {
+		prev = *pp;
+		pp = &(*pp)->wait_next;
+	}
+	if (*pp) {
+		*pp = r->wait_next;
+		if (srv->wait_tail == r)
+			srv->wait_tail = prev;
+		srv->waiting--;
+	}
+	r->waiting = 0;
+}
+
+void acquire_upstream(struct req *r)
+{
+	struct server *srv = r->srv;
+	const struct server_opts *o = srv->o;
+
+	if (!o->max_upstream || srv->upstream_active < o->max_upstream) {
+		r->holds_upstream = 1;
+		srv->upstream_active++;
+		start_upstream_work(r);
+		return;
+	}
+	if (srv->waiting >= (size_t)o->max_queue) {
+		struct MHD_Response *resp = error_response(r, ERR_OVERLOADED,
+			"server busy: too many upstream calls in flight, try again");
+
+		mhd.add_response_header(resp, "Retry-After", "1");
+		send_response(r, 503, resp);
+		return;
+	}
+	r->waiting = 1;
+	r->wait_next = NULL;
+	if (srv->wait_tail)
+		srv->wait_tail->wait_next = r;
+	else
+		srv->wait_head = r;
+	srv->wait_tail = r;
+	srv->waiting++;
+	req_suspend(r);
+}

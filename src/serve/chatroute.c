@@ -1,0 +1,258 @@
+/*
+ * chatroute.c - what the routes that call a chat model share (/chat,
+ * /conversation, /v1/chat/completions, /rag/query): the answer cache, the
+ * start of the call, and its deltas and result in the route's shape:
+ * aichat's JSON or SSE, OpenAI's completion or chunks, or a RAGResponse.
+ *
+ * A call holds an upstream slot from start_chat() until on_chat_done()
+ * gives it back; a delta that comes after its stream is finished (the
+ * client left) is dropped, not framed.
+ */
+#include "aichat/cache.h"
+#include "aichat/json.h"
+#include "aichat/metrics.h"
+#include "aichat/xalloc.h"
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void note_result(struct req *r, const struct chat_result *res)
+{
+	const char *colon = strchr(res->model, ':');
+
+	snprintf(r->model, sizeof(r->model), "%s", res->model);
+	snprintf(r->provider, sizeof(r->provider), "%.*s",
+		 colon ? (int)(colon - res->model) : 0, res->model);
+	r->prompt_tokens = res->prompt_tokens;
+	r->completion_tokens = res->completion_tokens;
+	r->have_usage = res->have_usage;
+	if (res->first_token_ms >= 0)
+		r->ttft_ms = res->first_token_ms;
+	if (res->have_usage)
+		metrics_tokens(r->srv->metrics, res->model, res->prompt_tokens,
+			       res->completion_tokens);
+	if (res->first_token_ms >= 0)
+		metrics_ttft(r->srv->metrics, res->model,
+			     res->first_token_ms / 1000.0);
+	if (res->err.code != ERR_OK) {
+		snprintf(r->err_code, sizeof(r->err_code), "%s",
+			 err_code_name(res->err.code));
+		if (res->err.code != ERR_CANCELLED)
+			metrics_upstream_error(r->srv->metrics, r->provider,
+					       err_code_name(res->err.code));
+	}
+}
+
+/*
+ * One delta, framed straight into the stream's buffer: the hot path of
+ * serve, so no JSON tree and no allocation once the buffer has grown.
+ * The OpenAI chunk's fixed part is the same for every token of a stream.
+ */
+static void on_chat_delta(void *ud, const char *s, size_t n)
+{
+	struct req *r = ud;
+	struct buf *out;
+
+	if (!r->st || r->st->finished)
+		return;
+	r->got_token = 1;
+	out = &r->st->out;
+	if (r->kind == STREAM_OPENAI) {
+		if (!r->chunk_prefix) {
+			struct buf p;
+			buf_init(&p, 0);
+			buf_printf(&p, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\","
+				   "\"created\":%lld,\"model\":", r->id, (long long)time(NULL));
+			json_quote(&p, r->model, strlen(r->model));
+			buf_appends(&p, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+			r->chunk_prefix = buf_detach(&p);
+		}
+		buf_appends(out, r->chunk_prefix);
+		json_quote(out, s, n);
+		buf_appends(out, "},\"finish_reason\":null}]}\n\n");
+	} else {
+		buf_appends(out, "data: {\"content\":");
+		json_quote(out, s, n);
+		buf_appends(out, "}\n\n");
+	}
+	req_resume(r);
+}
+
+cJSON *usage_object(const struct chat_result *res, int openai)
+{
+	cJSON *u = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(u, "prompt_tokens", (double)res->prompt_tokens);
+	cJSON_AddNumberToObject(u, "completion_tokens",
+				(double)res->completion_tokens);
+	cJSON_AddNumberToObject(u, "total_tokens",
+				(double)(res->prompt_tokens + res->completion_tokens));
+	if (!openai && res->finish_reason[0])
+		cJSON_AddStringToObject(u, "finish_reason", res->finish_reason);
+	return u;
+}
+
+static void on_chat_done(void *ud, const struct chat_result *res)
+{
+	struct req *r = ud;
+
+	r->chat = NULL;
+	note_result(r, res);
+	release_upstream(r);
+	log_conversation(r, res);
+	if (r->st) {
+		if (res->err.code != ERR_OK) {
+			if (r->kind == STREAM_OPENAI)
+				push_data(r, NULL, openai_error_object(res->err.code,
+								       res->err.msg, NULL));
+			else
+				push_data(r, "error", error_object(
+						  err_code_name(res->err.code),
+						  res->err.msg));
+		} else if (r->kind == STREAM_OPENAI) {
+			push_data(r, NULL, openai_chunk(r, NULL, 0,
+				res->finish_reason[0] ? res->finish_reason : "stop"));
+			if (r->include_usage) {
+				cJSON *o = openai_chunk(r, NULL, 0, NULL);
+				cJSON_ReplaceItemInObject(o, "choices", cJSON_CreateArray());
+				cJSON_AddItemToObject(o, "usage", usage_object(res, 1));
+				push_data(r, NULL, o);
+			}
+			stream_push(r, "data: [DONE]\n\n", 14);
+		} else {
+			push_data(r, "usage", usage_object(res, 0));
+			stream_push(r, "data: [DONE]\n\n", 14);
+		}
+		stream_end(r);
+		return;
+	}
+	if (res->err.code != ERR_OK) {
+		reply_error(r, &res->err);
+		return;
+	}
+	cJSON *o = r->route->response == RESP_OPENAI_CHAT ? openai_completion(r, res) :
+		   r->route->response == RESP_RAG_QUERY ? rag_response(r, res) :
+		   chat_result_json(res);
+	if (r->cacheable && r->srv->cache) {
+		char *text = json_print(o);
+		cache_put(r->srv->cache, r->cache_key, strlen(r->cache_key), text,
+			  strlen(text), loop_now_ms());
+		free(text);
+	}
+	reply_json(r, 200, o);
+}
+
+static const struct chat_cbs chat_cbs = {
+	.on_delta = on_chat_delta,
+	.on_done = on_chat_done,
+};
+
+void llm_opts_for(struct req *r, struct llm_opts *lo, int stream)
+{
+	llm_opts_default(lo);
+	lo->retries = r->srv->o->retries;
+	if (!stream && r->srv->o->upstream_timeout_ms)
+		lo->total_ms = r->srv->o->upstream_timeout_ms;
+}
+
+/* Model name errors are the client's: 422 on the model field. */
+static void reply_start_error(struct req *r, const struct err *e)
+{
+	if (e->code == ERR_CONFIG && (strstr(e->msg, "unknown") ||
+				      strstr(e->msg, "invalid model"))) {
+		struct verrors ve = { 0 };
+		ve.v = xcalloc(1, sizeof(*ve.v));
+		ve.n = 1;
+		snprintf(ve.v[0].loc, sizeof(ve.v[0].loc), "model");
+		snprintf(ve.v[0].field, sizeof(ve.v[0].field), "model");
+		snprintf(ve.v[0].msg, sizeof(ve.v[0].msg), "%.150s", e->msg);
+		ve.v[0].type = "value_error";
+		snprintf(ve.v[0].value, sizeof(ve.v[0].value), "%s",
+			 r->creq.model ? r->creq.model : "");
+		reply_validation(r, &ve);
+		verrors_release(&ve);
+		return;
+	}
+	if (e->code == ERR_INVALID_REQUEST) {
+		reply_error_status(r, is_openai_route(r) ? 400 : 422, e->code, e->msg);
+		return;
+	}
+	reply_error(r, e);
+}
+
+void start_chat(struct req *r)
+{
+	struct llm_opts lo;
+	struct err e;
+
+	err_clear(&e);
+	llm_opts_for(r, &lo, r->creq.stream);
+	r->chat = chat_start(r->srv->eng, r->srv->cfg, &r->creq, &lo, &chat_cbs,
+			     r, &e);
+	if (!r->chat) {
+		release_upstream(r);
+		reply_start_error(r, &e);
+		return;
+	}
+	snprintf(r->model, sizeof(r->model), "%s", chat_progress(r->chat)->model);
+	if (r->creq.stream) {
+		start_stream(r, r->route->response == RESP_OPENAI_CHAT ?
+			     STREAM_OPENAI : STREAM_AICHAT);
+		/* OpenAI streams open with the assistant's role. */
+		if (r->kind == STREAM_OPENAI) {
+			cJSON *o = openai_chunk(r, "", 1, NULL);
+			push_data(r, NULL, o);
+		}
+		/* A RAG answer says where it comes from before it starts. */
+		if (r->route->response == RESP_RAG_QUERY)
+			push_data(r, "metadata", rag_metadata(r));
+	}
+	else if (r->in_handler)
+		req_suspend(r);
+}
+
+/* A cached answer, if the request may use the cache and one is there. */
+int try_cache(struct req *r)
+{
+	struct server *srv = r->srv;
+	const char *opt_in = header(r, "X-AIChat-Cache");
+	cJSON *key;
+	const char *hit;
+	size_t len;
+
+	if (!srv->cache || r->creq.stream)
+		return 0;
+	if (r->creq.temperature != 0 && !(opt_in && !strcmp(opt_in, "1")))
+		return 0;
+	/* The normalized request: what can change the answer. */
+	key = cJSON_CreateObject();
+	cJSON_AddStringToObject(key, "route", r->route->path);
+	cJSON_AddStringToObject(key, "model", r->creq.model ? r->creq.model :
+				config_default_model(srv->cfg));
+	if (r->creq.system)
+		cJSON_AddStringToObject(key, "system", r->creq.system);
+	cJSON *msgs = cJSON_AddArrayToObject(key, "messages");
+	for (size_t i = 0; i < r->creq.nmessages; i++) {
+		cJSON *m = cJSON_CreateArray();
+		cJSON_AddItemToArray(m, cJSON_CreateString(r->creq.messages[i].role));
+		cJSON_AddItemToArray(m, cJSON_CreateString(r->creq.messages[i].content));
+		cJSON_AddItemToArray(msgs, m);
+	}
+	cJSON_AddNumberToObject(key, "temperature", r->creq.temperature);
+	cJSON_AddNumberToObject(key, "max_tokens", r->creq.max_tokens);
+	r->cache_key = json_print(key);
+	cJSON_Delete(key);
+	r->cacheable = 1;
+	hit = cache_get(srv->cache, r->cache_key, strlen(r->cache_key), &len,
+			loop_now_ms());
+	metrics_cache(srv->metrics, hit != NULL);
+	if (!hit)
+		return 0;
+	struct MHD_Response *resp = make_response("application/json", hit, len);
+	mhd.add_response_header(resp, "X-Cache", "HIT");
+	send_response(r, 200, resp);
+	return 1;
+}

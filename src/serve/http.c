@@ -1,0 +1,493 @@
+/*
+ * http.c - serve's HTTP plumbing: libmicrohttpd on the engine's loop,
+ * responses in the route's shape, suspend and resume, and SSE streams.
+ *
+ * MHD runs in "external polling" mode: its epoll fd is one fd of the loop,
+ * MHD_run() is called on readiness and, through a 0 ms timer, after every
+ * resume, and MHD_get_timeout() feeds one loop timer.  A response is queued
+ * directly only inside on_access (r->in_handler); anywhere else it waits in
+ * r->pending and the connection is resumed, for on_access to queue it.
+ * While a connection is suspended MHD does not watch its socket, so the
+ * loop does: a client that hangs up has its work stopped at once.
+ */
+#include "aichat/dynlib.h"
+#include "aichat/json.h"
+#include "aichat/metrics.h"
+#include "aichat/xalloc.h"
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* libmicrohttpd's functions, resolved when serve starts (dynlib.h). */
+struct mhd_api mhd;
+
+#ifndef AICHAT_MHD_SONAME
+#define AICHAT_MHD_SONAME "libmicrohttpd.so.12"
+#endif
+
+int mhd_load(struct err *e)
+{
+	static int loaded;
+	static const struct dynlib_sym syms[] = {
+		{ "MHD_add_response_header", (void **)&mhd.add_response_header },
+		{ "MHD_create_response_from_buffer", (void **)&mhd.create_response_from_buffer },
+		{ "MHD_create_response_from_callback", (void **)&mhd.create_response_from_callback },
+		{ "MHD_destroy_response", (void **)&mhd.destroy_response },
+		{ "MHD_get_connection_info", (void **)&mhd.get_connection_info },
+		{ "MHD_get_daemon_info", (void **)&mhd.get_daemon_info },
+		{ "MHD_get_timeout", (void **)&mhd.get_timeout },
+		{ "MHD_lookup_connection_value", (void **)&mhd.lookup_connection_value },
+		{ "MHD_queue_response", (void **)&mhd.queue_response },
+		{ "MHD_quiesce_daemon", (void **)&mhd.quiesce_daemon },
+		{ "MHD_resume_connection", (void **)&mhd.resume_connection },
+		{ "MHD_run", (void **)&mhd.run },
+		{ "MHD_start_daemon", (void **)&mhd.start_daemon },
+		{ "MHD_stop_daemon", (void **)&mhd.stop_daemon },
+		{ "MHD_suspend_connection", (void **)&mhd.suspend_connection },
+	};
+
+	if (loaded)
+		return 0;
+	if (dynlib_load(AICHAT_MHD_SONAME, syms, sizeof(syms) / sizeof(syms[0]), e) < 0)
+		return -1;
+	loaded = 1;
+	return 0;
+}
+
+/* ==== libmicrohttpd on the loop ==== */
+
+static void mhd_run(struct server *srv);
+
+static void on_mhd_timer(struct loop *l, void *data)
+{
+	struct server *srv = data;
+
+	(void)l;
+	srv->mhd_timer = NULL;
+	srv->mhd_timer_soon = 0;
+	mhd_run(srv);
+}
+
+void rearm_mhd_timer(struct server *srv)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+
+	if (srv->mhd_timer) {
+		loop_del_timer(srv->loop, srv->mhd_timer);
+		srv->mhd_timer = NULL;
+	}
+	srv->mhd_timer_soon = 0;
+	if (srv->d && mhd.get_timeout(srv->d, &ms) == MHD_YES)
+		srv->mhd_timer = loop_add_timer(srv->loop,
+						ms > 60000 ? 60000 : (int64_t)ms,
+						on_mhd_timer, srv);
+}
+
+static void mhd_run(struct server *srv)
+{
+	if (!srv->d)
+		return;
+	mhd.run(srv->d);
+	rearm_mhd_timer(srv);
+}
+
+static void mhd_run_soon(struct server *srv)
+{
+	if (srv->mhd_timer && srv->mhd_timer_soon)
+		return;
+	if (srv->mhd_timer)
+		loop_del_timer(srv->loop, srv->mhd_timer);
+	srv->mhd_timer = loop_add_timer(srv->loop, 0, on_mhd_timer, srv);
+	srv->mhd_timer_soon = 1;
+}
+
+void on_mhd_ready(struct loop *l, int fd, int events, void *data)
+{
+	(void)l;
+	(void)fd;
+	(void)events;
+	mhd_run(data);
+}
+
+/* ==== small helpers ==== */
+
+const char *header(struct req *r, const char *name)
+{
+	return mhd.lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* X-Request-ID: the client's, if it is sane, else a new one. */
+void request_id(struct req *r)
+{
+	const char *in = header(r, "X-Request-ID");
+	size_t o = 0;
+
+	if (in) {
+		for (const char *p = in; *p && o < 64; p++)
+			if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+			    *p == '.' || *p == ':')
+				r->id[o++] = *p;
+		r->id[o] = '\0';
+	}
+	if (!o) {
+		unsigned long long rnd = ((unsigned long long)rand() << 31) ^ (unsigned long long)rand();
+		snprintf(r->id, sizeof(r->id), "req_%llx%06llx",
+			 (unsigned long long)time(NULL), (++r->srv->seq ^ rnd) & 0xffffff);
+	}
+}
+
+void client_address(struct req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+		mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(r->client, sizeof(r->client), "unknown");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+			  r->client, sizeof(r->client));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+			  r->client, sizeof(r->client));
+}
+
+/* ==== responses ==== */
+
+static void add_common_headers(struct req *r, struct MHD_Response *resp)
+{
+	const char *origin = r->srv->o->cors_origin;
+
+	mhd.add_response_header(resp, "X-Request-ID", r->id);
+	if (origin) {
+		mhd.add_response_header(resp, "Access-Control-Allow-Origin", origin);
+		mhd.add_response_header(resp, "Access-Control-Expose-Headers",
+					"X-Request-ID, X-Cache, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset");
+		if (strcmp(origin, "*"))
+			mhd.add_response_header(resp, "Vary", "Origin");
+	}
+}
+
+/* Queues resp now (inside on_access) or after the resume. */
+void send_response(struct req *r, int status, struct MHD_Response *resp)
+{
+	add_common_headers(r, resp);
+	r->status = status;
+	if (r->in_handler) {
+		mhd.queue_response(r->conn, (unsigned)status, resp);
+		mhd.destroy_response(resp);
+		r->queued = 1;
+		return;
+	}
+	r->pending = resp;
+	r->pending_status = status;
+	req_resume(r);
+}
+
+struct MHD_Response *make_response(const char *type, const char *body,
+				   size_t len)
+{
+	struct MHD_Response *resp = mhd.create_response_from_buffer(
+		len, (void *)body, MHD_RESPMEM_MUST_COPY);
+
+	mhd.add_response_header(resp, "Content-Type", type);
+	return resp;
+}
+
+void reply(struct req *r, int status, const char *type, const char *body,
+	   size_t len)
+{
+	send_response(r, status, make_response(type, body, len));
+}
+
+void reply_json(struct req *r, int status, cJSON *obj)
+{
+	char *text = json_print(obj);
+
+	reply(r, status, "application/json", text, strlen(text));
+	free(text);
+	cJSON_Delete(obj);
+}
+
+cJSON *error_object(const char *code, const char *msg)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *e = cJSON_AddObjectToObject(o, "error");
+
+	cJSON_AddStringToObject(e, "code", code);
+	cJSON_AddStringToObject(e, "message", msg);
+	return o;
+}
+
+/* The OpenAI error object, for the /v1 routes. */
+cJSON *openai_error_object(enum err_code code, const char *msg,
+			   const char *param)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *e = cJSON_AddObjectToObject(o, "error");
+	const char *type;
+
+	switch (code) {
+	case ERR_INVALID_REQUEST: case ERR_USAGE: case ERR_PAYLOAD_TOO_LARGE:
+	case ERR_NOT_FOUND: case ERR_METHOD_NOT_ALLOWED:
+		type = "invalid_request_error"; break;
+	case ERR_UNAUTHORIZED: type = "authentication_error"; break;
+	case ERR_RATE_LIMITED: case ERR_QUOTA: type = "rate_limit_error"; break;
+	default: type = "api_error"; break;
+	}
+	cJSON_AddStringToObject(e, "message", msg);
+	cJSON_AddStringToObject(e, "type", type);
+	if (param)
+		cJSON_AddStringToObject(e, "param", param);
+	else
+		cJSON_AddNullToObject(e, "param");
+	cJSON_AddStringToObject(e, "code", err_code_name(code));
+	return o;
+}
+
+int is_openai_route(const struct req *r)
+{
+	return r->route && (r->route->response == RESP_OPENAI_CHAT ||
+			    r->route->response == RESP_OPENAI_MODELS);
+}
+
+/*
+ * An error answer in the route's shape (OpenAI's on /v1, aichat's
+ * elsewhere), not yet sent, so that the caller may add headers.
+ */
+struct MHD_Response *error_response(struct req *r, enum err_code code,
+				    const char *msg)
+{
+	cJSON *obj = is_openai_route(r) ? openai_error_object(code, msg, NULL) :
+		     error_object(err_code_name(code), msg);
+	char *text = json_print(obj);
+	struct MHD_Response *resp = make_response("application/json", text,
+						  strlen(text));
+
+	cJSON_Delete(obj);
+	free(text);
+	snprintf(r->err_code, sizeof(r->err_code), "%s", err_code_name(code));
+	return resp;
+}
+
+void reply_error_status(struct req *r, int status, enum err_code code,
+			const char *msg)
+{
+	send_response(r, status, error_response(r, code, msg));
+}
+
+void reply_error(struct req *r, const struct err *e)
+{
+	reply_error_status(r, err_http_status(e->code), e->code, e->msg);
+}
+
+/* 422 with every failing field, in the FastAPI/Pydantic shape; the
+ * OpenAI routes answer 400 with an OpenAI error object instead. */
+void reply_validation(struct req *r, const struct verrors *ve)
+{
+	metrics_validation_failure(r->srv->metrics, r->route->path);
+	snprintf(r->err_code, sizeof(r->err_code), "invalid_request");
+	if (is_openai_route(r)) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "invalid value for '%s': %s",
+			 ve->v[0].loc, ve->v[0].msg);
+		reply_json(r, 400, openai_error_object(ERR_INVALID_REQUEST, msg,
+						       ve->v[0].loc));
+		return;
+	}
+	cJSON *o = cJSON_CreateObject(), *detail = cJSON_AddArrayToObject(o, "detail");
+	for (size_t i = 0; i < ve->n; i++) {
+		cJSON *d = cJSON_CreateObject(), *loc = cJSON_CreateArray();
+		char part[160];
+		const char *p = ve->v[i].loc;
+
+		cJSON_AddItemToArray(detail, d);
+		cJSON_AddItemToObject(d, "loc", loc);
+		cJSON_AddItemToArray(loc, cJSON_CreateString("body"));
+		while (*p) {
+			size_t n = strcspn(p, ".");
+			char *end;
+			snprintf(part, sizeof(part), "%.*s", (int)n, p);
+			long idx = strtol(part, &end, 10);
+			if (*part && !*end)
+				cJSON_AddItemToArray(loc, cJSON_CreateNumber((double)idx));
+			else if (*part)
+				cJSON_AddItemToArray(loc, cJSON_CreateString(part));
+			p += n + (p[n] == '.');
+		}
+		cJSON_AddStringToObject(d, "msg", ve->v[i].msg);
+		cJSON_AddStringToObject(d, "type", ve->v[i].type);
+		if (ve->v[i].value[0] || strcmp(ve->v[i].type, "missing"))
+			cJSON_AddStringToObject(d, "input", ve->v[i].value);
+	}
+	reply_json(r, 422, o);
+}
+
+/* ==== suspend, resume, and noticing a client that left ==== */
+
+static void on_client_fd(struct loop *l, int fd, int events, void *data);
+
+void req_suspend(struct req *r)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	if (r->suspended)
+		return;
+	mhd.suspend_connection(r->conn);
+	r->suspended = 1;
+	/* MHD does not watch a suspended socket, so the loop does, from the
+	 * first suspend to the end of the request: adding and removing it
+	 * at every token would cost two epoll_ctl calls a token. */
+	if (r->watch_fd < 0 && !r->watch_given_up) {
+		ci = mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci && loop_add_fd(r->srv->loop, ci->connect_fd, LOOP_READ,
+				      on_client_fd, r) == 0)
+			r->watch_fd = ci->connect_fd;
+	}
+}
+
+void req_resume(struct req *r)
+{
+	if (!r->suspended)
+		return;
+	r->suspended = 0;
+	mhd.resume_connection(r->conn);
+	/* In external polling mode nothing wakes MHD for a resume: run it on
+	 * the next loop iteration (never from here, which may be inside one
+	 * of its callbacks). */
+	mhd_run_soon(r->srv);
+}
+
+/* The client's socket became readable: either it sent more (a pipelined
+ * request: leave it to MHD, and stop watching) or it hung up. */
+static void on_client_fd(struct loop *l, int fd, int events, void *data)
+{
+	struct req *r = data;
+	char c;
+	ssize_t n;
+
+	(void)events;
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	loop_del_fd(l, fd);
+	r->watch_fd = -1;
+	if (n > 0) {
+		r->watch_given_up = 1;
+		return;
+	}
+	r->client_gone = 1;
+	stop_work(r);
+	if (r->st)
+		r->st->finished = 1;
+	if (r->suspended)
+		req_resume(r);
+	else
+		mhd_run_soon(r->srv);
+}
+
+/* ==== SSE streams ==== */
+
+void stream_unref(struct stream *st)
+{
+	if (--st->refs == 0) {
+		buf_release(&st->out);
+		free(st);
+	}
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream *st = cls;
+	size_t n;
+
+	(void)pos;
+	if (st->out.len) {
+		n = st->out.len < max ? st->out.len : max;
+		memcpy(buf, st->out.ptr, n);
+		buf_consume(&st->out, n);
+		return (ssize_t)n;
+	}
+	if (st->finished || !st->req)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* Nothing to send yet: sleep until stream_push() resumes us. */
+	req_suspend(st->req);
+	return 0;
+}
+
+static void stream_free_cb(void *cls)
+{
+	stream_unref(cls);
+}
+
+void stream_push(struct req *r, const char *s, size_t n)
+{
+	if (!r->st || r->st->finished)
+		return;
+	buf_append(&r->st->out, s, n);
+	req_resume(r);
+}
+
+void stream_end(struct req *r)
+{
+	if (!r->st)
+		return;
+	r->st->finished = 1;
+	req_resume(r);
+}
+
+static void on_keepalive(struct loop *l, void *data)
+{
+	struct req *r = data;
+
+	r->keepalive = NULL;
+	if (r->got_token || !r->st || r->st->finished)
+		return;
+	stream_push(r, ": keep-alive\n\n", 14);
+	r->keepalive = loop_add_timer(l, r->srv->o->keepalive_ms, on_keepalive, r);
+}
+
+void start_stream(struct req *r, enum stream_kind kind)
+{
+	struct stream *st = xcalloc(1, sizeof(*st));
+	struct MHD_Response *resp;
+
+	st->req = r;
+	st->refs = 2;
+	buf_init(&st->out, 0);
+	r->st = st;
+	r->kind = kind;
+	resp = mhd.create_response_from_callback(MHD_SIZE_UNKNOWN, 2048,
+						 stream_read, st, stream_free_cb);
+	mhd.add_response_header(resp, "Content-Type", "text/event-stream");
+	mhd.add_response_header(resp, "Cache-Control", "no-cache");
+	mhd.add_response_header(resp, "X-Accel-Buffering", "no");
+	metrics_streams_add(r->srv->metrics, 1);
+	r->keepalive = loop_add_timer(r->srv->loop, r->srv->o->keepalive_ms,
+				      on_keepalive, r);
+	send_response(r, 200, resp);
+}
+
+void push_data(struct req *r, const char *event, cJSON *obj)
+{
+	struct buf b;
+	char *text = json_print(obj);
+
+	buf_init(&b, 0);
+	if (event)
+		buf_printf(&b, "event: %s\n", event);
+	buf_appends(&b, "data: ");
+	buf_appends(&b, text);
+	buf_appends(&b, "\n\n");
+	stream_push(r, b.ptr, b.len);
+	buf_release(&b);
+	free(text);
+	cJSON_Delete(obj);
+}

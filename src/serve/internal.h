@@ -1,0 +1,383 @@
+/*
+ * internal.h - what the files of src/serve share: the server, a request
+ * and its SSE stream, libmicrohttpd's functions, and the functions one
+ * file of serve calls in another.  Not a public header: only the files
+ * of src/serve include it (serve's public face is aichat/server.h).
+ *
+ * Where things are: server.c (options, routing, the end of every request,
+ * signals, start and stop), http.c (MHD on the loop, responses, suspend
+ * and resume, SSE), auth.c (API keys, rate limit, the upstream gate),
+ * chatroute.c (what the routes that call a chat model share), and one
+ * routes_*.c per family of routes (seed, OpenAI /v1, jobs, rag).
+ *
+ * Everything here runs on the loop's one thread: nothing locks.  A struct
+ * req lives from the first on_access() of its connection to
+ * on_completed(), which ends every request whatever happened; a struct
+ * stream may outlive it, until MHD lets go of the response.
+ */
+#ifndef AICHAT_SERVE_INTERNAL_H
+#define AICHAT_SERVE_INTERNAL_H
+
+#include <cJSON.h>
+#include <microhttpd.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aichat/batch.h"
+#include "aichat/buf.h"
+#include "aichat/chat.h"
+#include "aichat/config.h"
+#include "aichat/embed.h"
+#include "aichat/err.h"
+#include "aichat/loop.h"
+#include "aichat/schema.h"
+#include "aichat/searcher.h"
+#include "aichat/serve.h"
+#include "aichat/server.h"
+
+/* libmicrohttpd's functions, resolved when serve starts (dynlib.h):
+ * every call to MHD goes through mhd, defined in http.c. */
+struct mhd_api {
+	__typeof__(MHD_add_response_header) *add_response_header;
+	__typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+	__typeof__(MHD_create_response_from_callback) *create_response_from_callback;
+	__typeof__(MHD_destroy_response) *destroy_response;
+	__typeof__(MHD_get_connection_info) *get_connection_info;
+	__typeof__(MHD_get_daemon_info) *get_daemon_info;
+	__typeof__(MHD_get_timeout) *get_timeout;
+	__typeof__(MHD_lookup_connection_value) *lookup_connection_value;
+	__typeof__(MHD_queue_response) *queue_response;
+	__typeof__(MHD_quiesce_daemon) *quiesce_daemon;
+	__typeof__(MHD_resume_connection) *resume_connection;
+	__typeof__(MHD_run) *run;
+	__typeof__(MHD_start_daemon) *start_daemon;
+	__typeof__(MHD_stop_daemon) *stop_daemon;
+	__typeof__(MHD_suspend_connection) *suspend_connection;
+};
+
+extern struct mhd_api mhd;
+
+struct req;
+
+/* The one server of `aichat serve`: its loop, daemon, shared state, and
+ * the requests in flight. */
+struct server {
+	const struct server_opts *o;
+	const struct config *cfg;
+	struct loop *loop;
+	struct engine *eng;
+	struct MHD_Daemon *d;
+	struct loop_timer *mhd_timer;
+	int mhd_timer_soon;          /* mhd_timer is a 0 ms "run now" */
+	struct metrics *metrics;
+	struct ratelimit *rl;
+	struct cache *cache;
+	sqlite3 *db;
+	struct jobs *jobs;
+	struct searcher *searcher;   /* the rag routes' searches */
+	struct req *reqs;            /* every request in flight */
+	size_t active;
+	int upstream_active;
+	struct req *wait_head, *wait_tail;
+	size_t waiting;
+	int draining;
+	struct loop_timer *drain_timer;
+	unsigned long long seq;
+	int sigfd;
+};
+
+/* An SSE stream, shared by the request and MHD's response: freed when
+ * both have let go of it. */
+struct stream {
+	struct req *req;             /* NULL once the request is gone */
+	struct buf out;              /* framed bytes not yet handed to MHD */
+	int finished;                /* no more bytes will be added */
+	int refs;
+};
+
+enum stream_kind { STREAM_NONE, STREAM_AICHAT, STREAM_OPENAI };
+
+/* One HTTP request, from its first on_access() to on_completed(). */
+struct req {
+	struct server *srv;
+	struct MHD_Connection *conn;
+	const struct route_info *route;
+	char method[8];
+	char path[128];
+	char path_id[72];            /* the {id} of /jobs/{id} */
+	char id[72];
+	char client[72];             /* key id ("key:2") or client address */
+	int64_t started;
+	struct buf body;
+	int too_large;
+	int in_handler;              /* inside on_access: may queue directly */
+	int queued;                  /* a response is queued */
+	struct MHD_Response *pending;/* answer waiting for the resume */
+	int pending_status;
+	int status;
+	int suspended;
+	int watch_fd;                /* client socket watched by the loop, -1 */
+	int watch_given_up;          /* the client sent more: MHD's to read */
+	int client_gone;
+	int holds_upstream;          /* owns one of --max-upstream slots */
+	struct req *wait_next;       /* in the upstream wait queue */
+	int waiting;
+	/* the work */
+	cJSON *json;                 /* validated body */
+	struct chat_request creq;
+	struct chat *chat;
+	struct batch *batch;
+	struct chat_request *breqs;
+	size_t nbreqs, bnext;
+	cJSON *bresults;
+	enum stream_kind kind;
+	struct stream *st;
+	struct loop_timer *keepalive;
+	int include_usage;
+	int got_token;
+	char *cache_key;
+	int cacheable;
+	char *chunk_prefix;          /* OpenAI chunk up to the content */
+	cJSON *rag_sources;          /* /rag/query: the numbered sources */
+	int64_t rag_started, retrieval_ms;
+	char retrieval[8];           /* "hybrid" | "bm25" */
+	char retrieval_warning[240];
+	struct embed_job *embed;     /* the query being embedded */
+	struct search *search;       /* the search under way (worker thread) */
+	/* for the log line */
+	char model[256];
+	char provider[64];
+	long prompt_tokens, completion_tokens;
+	int have_usage;
+	int64_t ttft_ms;
+	char err_code[40];
+	struct req *prev, *next;
+};
+
+/* ==== http.c: libmicrohttpd on the loop ==== */
+
+/* Resolves mhd's functions from libmicrohttpd, once; -1 with e when the
+ * library or one of its symbols is missing. */
+int mhd_load(struct err *e);
+
+/* Runs MHD again after MHD_get_timeout() (at most a minute): called once
+ * the daemon has started, then after every run. */
+void rearm_mhd_timer(struct server *srv);
+
+/* The loop callback for MHD's epoll fd (data is the server): runs MHD. */
+void on_mhd_ready(struct loop *l, int fd, int events, void *data);
+
+/* ==== http.c: small helpers ==== */
+
+/* The request header name (case-insensitive), borrowed from MHD for the
+ * request's life; NULL when absent. */
+const char *header(struct req *r, const char *name);
+
+/* Sets r->id: the client's X-Request-ID when it has sane characters (up
+ * to 64 of them kept), else a new "req_..." id. */
+void request_id(struct req *r);
+
+/* Sets r->client to the client's address, or "unknown". */
+void client_address(struct req *r);
+
+/* ==== http.c: responses ==== */
+
+/*
+ * Sends resp with status, after adding X-Request-ID and the CORS headers;
+ * takes resp.  Inside on_access (r->in_handler) it is queued at once;
+ * anywhere else it waits in r->pending and the connection is resumed, for
+ * on_access to queue it.
+ */
+void send_response(struct req *r, int status, struct MHD_Response *resp);
+
+/* A response holding a copy of body, with its Content-Type: the caller
+ * may add headers, then sends it with send_response(). */
+struct MHD_Response *make_response(const char *type, const char *body,
+				   size_t len);
+
+/* Sends a copy of body, of type, with status. */
+void reply(struct req *r, int status, const char *type, const char *body,
+	   size_t len);
+
+/* Sends obj as JSON with status; takes obj. */
+void reply_json(struct req *r, int status, cJSON *obj);
+
+/* aichat's error object, {"error": {"code", "message"}}; the caller owns
+ * it. */
+cJSON *error_object(const char *code, const char *msg);
+
+/* OpenAI's error object ({"error": {"message", "type", "param", "code"}},
+ * the type from code); param may be NULL.  The caller owns it. */
+cJSON *openai_error_object(enum err_code code, const char *msg,
+			   const char *param);
+
+/* Does r's route speak OpenAI's dialect (errors, 400 for a bad body)? */
+int is_openai_route(const struct req *r);
+
+/* An error response in the route's shape, not yet sent, so that the
+ * caller may add headers (Retry-After...); notes code for the log line. */
+struct MHD_Response *error_response(struct req *r, enum err_code code,
+				    const char *msg);
+
+/* Sends the error code with msg in the route's shape, with status. */
+void reply_error_status(struct req *r, int status, enum err_code code,
+			const char *msg);
+
+/* Sends e with the HTTP status of its code. */
+void reply_error(struct req *r, const struct err *e);
+
+/* Sends the validation errors ve (at least one): 422 with FastAPI's
+ * "detail" list, or 400 with an OpenAI error object naming the first on
+ * the /v1 routes.  Counts a validation failure; ve stays the caller's. */
+void reply_validation(struct req *r, const struct verrors *ve);
+
+/* ==== http.c: suspend and resume ==== */
+
+/* Suspends r's connection until req_resume(), if it is not already; from
+ * the first suspend on, the loop watches the client's socket, and a client
+ * that hangs up has its work stopped (stop_work()) and r->client_gone set.
+ * Used to wait for an upstream, a queue slot or the next bytes of a
+ * stream. */
+void req_suspend(struct req *r);
+
+/* Resumes r's connection if it is suspended; MHD runs on the next loop
+ * iteration, never from inside this call. */
+void req_resume(struct req *r);
+
+/* ==== http.c: SSE streams ==== */
+
+/* Drops one of the stream's two references (the request's or MHD's
+ * response's); the last frees it. */
+void stream_unref(struct stream *st);
+
+/* Appends n framed bytes to r's stream and wakes the connection; nothing
+ * when r has no stream or it is finished. */
+void stream_push(struct req *r, const char *s, size_t n);
+
+/* No more bytes on r's stream: MHD ends the response once it has sent
+ * what is buffered. */
+void stream_end(struct req *r);
+
+/* Answers r with 200 text/event-stream, of kind, and sends a keep-alive
+ * comment every keepalive_ms until the first token. */
+void start_stream(struct req *r, enum stream_kind kind);
+
+/* Pushes obj as one SSE event ("event: EVENT" when event is not NULL,
+ * then "data: JSON"); takes obj. */
+void push_data(struct req *r, const char *event, cJSON *obj);
+
+/* ==== auth.c: API keys, rate limit, the upstream gate ==== */
+
+/* 0 when r may go on (no keys set, a route without auth, or a valid key:
+ * then r->client becomes "key:N"); otherwise -1, the 401 sent. */
+int check_auth(struct req *r);
+
+/* 0 when r's client may go on (no limit set, a route without auth, or a
+ * token left); otherwise -1, the 429 with Retry-After and the
+ * X-RateLimit headers sent. */
+int check_rate(struct req *r);
+
+/*
+ * Gives r one of the --max-upstream slots and starts its work
+ * (start_upstream_work()); with none free, r waits, suspended, in the
+ * queue; with the queue full (--max-queue), a 503 with Retry-After is
+ * sent.
+ */
+void acquire_upstream(struct req *r);
+
+/* Gives back r's slot, if it holds one, and starts the waiters that now
+ * fit.  Safe to call more than once. */
+void release_upstream(struct req *r);
+
+/* Takes r out of the wait queue, if it is in it. */
+void unqueue(struct req *r);
+
+/* ==== chatroute.c: the routes that call a chat model ==== */
+
+/* The options of one upstream call of r: --retries, and --timeout when
+ * the answer is not streamed. */
+void llm_opts_for(struct req *r, struct llm_opts *lo, int stream);
+
+/*
+ * Starts r->creq on the chat service, r holding an upstream slot, and
+ * answers when it is done (JSON), or streams it (SSE, opened here with the
+ * OpenAI role chunk or the RAG metadata event).  A call that cannot start
+ * gives the slot back and answers the error (422 on the model field for an
+ * unknown model).
+ */
+void start_chat(struct req *r);
+
+/* 1 when a cached answer to r->creq has been sent (X-Cache: HIT); 0
+ * otherwise, and when the request may be cached its key is kept for the
+ * answer (r->cache_key).  Streams and non-zero temperatures (unless
+ * "X-AIChat-Cache: 1") are never cached. */
+int try_cache(struct req *r);
+
+/* The usage object of res; openai leaves out aichat's finish_reason.  The
+ * caller owns it. */
+cJSON *usage_object(const struct chat_result *res, int openai);
+
+/* ==== routes_seed.c: /batch, and the conversation log ==== */
+
+/* --log-conversations: records a /conversation exchange in the
+ * conversation log; nothing on other routes, or when off. */
+void log_conversation(struct req *r, const struct chat_result *res);
+
+/* Starts the items of a validated /batch body, r holding an upstream
+ * slot; the answer is sent when the last is done. */
+void start_batch(struct req *r);
+
+/* ==== routes_openai.c: /v1/chat/completions and /v1/models ==== */
+
+/* An OpenAI chunk: content and the assistant's role in its delta when
+ * given, finish_reason or null.  The caller owns it. */
+cJSON *openai_chunk(struct req *r, const char *content, int role,
+		    const char *finish);
+
+/* The OpenAI chat.completion of res, with its usage.  The caller owns
+ * it. */
+cJSON *openai_completion(struct req *r, const struct chat_result *res);
+
+/* Reads what the OpenAI request j says beyond the chat request:
+ * max_completion_tokens (copied to max_tokens when that is absent, so j
+ * changes) and stream_options.include_usage. */
+void openai_chat_prepare(struct req *r, cJSON *j);
+
+/* GET /v1/models: the default model, mock:echo and the configured
+ * aliases. */
+void route_openai_models(struct req *r);
+
+/* ==== routes_jobs.c: /jobs ==== */
+
+/* The /jobs routes: POST /jobs queues the validated body (r->json) as a
+ * job (202); GET /jobs/{id}, GET /jobs/{id}/results and DELETE /jobs/{id}
+ * report on one or cancel it.  503 when the jobs service is off. */
+void route_job(struct req *r);
+
+/* ==== routes_rag.c: /rag/search and /rag/query ==== */
+
+/* Runs a validated rag body (r->json): embeds the query when the
+ * collection has vectors, searches, and answers (/rag/search) or goes on
+ * to the model (/rag/query). */
+void route_rag(struct req *r);
+
+/* The metadata event that opens a /rag/query stream: the sources and how
+ * they were found.  The caller owns it. */
+cJSON *rag_metadata(struct req *r);
+
+/* The RAGResponse of a /rag/query answer res.  The caller owns it. */
+cJSON *rag_response(struct req *r, const struct chat_result *res);
+
+/* ==== server.c: the request's work ==== */
+
+/* Starts the upstream work of r's route, once r holds an upstream slot:
+ * a batch, or a chat call. */
+void start_upstream_work(struct req *r);
+
+/* Cancels r's upstream work (chat, batch, query embedding, search), takes
+ * it out of the wait queue and gives back its slot; no callback of that
+ * work runs afterwards. */
+void stop_work(struct req *r);
+
+#endif
