@@ -65,6 +65,53 @@ sdk() {
 	[ "$output" = "error 400 invalid_request_error" ]
 }
 
+@test "openai SDK: a tool-call round trip, not streamed and streamed, through an openai upstream" {
+	fake_start
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	for mode in tools tools-stream; do
+		run --separate-stderr sdk openai:gpt-4o-mini "$mode"
+		[ "$status" -eq 0 ] || { echo "$mode: $output $stderr"; return 1; }
+		[ "${lines[0]}" = 'call lookup {"query":"look up \"café\""}' ]
+		[ "${lines[1]}" = "finish tool_calls" ]
+		[ "${lines[2]}" = "tool said: 42" ]
+	done
+	# The second request of each round carried the call and its result.
+	[ "$(fake_field 2 body.messages.1.tool_calls.0.id)" = call_fake_1 ]
+	[ "$(fake_field 2 body.messages.2.role)" = tool ]
+	[ "$(fake_field 2 body.messages.2.tool_call_id)" = call_fake_1 ]
+	[ "$(fake_field 4 body.messages.2.tool_call_id)" = call_fake_1 ]
+}
+
+@test "openai SDK: a tool-call round trip through an anthropic upstream, streamed and not" {
+	fake_start
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start
+	for mode in tools tools-stream; do
+		run --separate-stderr sdk anthropic:claude-haiku-4-5 "$mode"
+		[ "$status" -eq 0 ] || { echo "$mode: $output $stderr"; return 1; }
+		[ "${lines[0]}" = 'call lookup {"query":"look up \"café\""}' ]
+		[ "${lines[1]}" = "finish tool_calls" ]
+		[ "${lines[2]}" = "tool said: 42" ]
+	done
+	[ "$(fake_field 2 body.messages.2.content.0.type)" = tool_result ]
+}
+
+@test "openai SDK: an image part and a json_schema response format" {
+	fake_start
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run --separate-stderr sdk openai:gpt-4o-mini image
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "saw 1 image(s): data:image/png;8 bytes" ]
+	[ "$(fake_field 1 body.messages.0.content.1.image_url.url)" = "data:image/png;base64,iVBORw0KGgo=" ]
+	run --separate-stderr sdk openai:gpt-4o-mini schema
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = '{"answer":"give the answer","n":42}' ]
+	[ "${lines[1]}" = "valid json" ]
+	[ "$(fake_field 2 body.response_format.json_schema.name)" = answer ]
+}
+
 @test "openai SDK: the server's API key goes in as the SDK's apiKey" {
 	serve_start --api-key sdk-secret
 	run --separate-stderr sdk mock:echo plain

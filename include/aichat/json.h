@@ -28,6 +28,10 @@ const cJSON *json_arr(const cJSON *obj, const char *key);
 const cJSON *json_path(const cJSON *obj, const char *path);
 /* Compact text of node; owned, free() it. */
 char *json_print(const cJSON *node);
+/* node printed with every object's members sorted by name (byte order),
+ * recursively: two documents that differ only in member order print the
+ * same.  Owned by the caller. */
+char *json_canonical(const cJSON *node);
 /* Appends s as a JSON string literal (with quotes) to b. */
 int json_quote(struct buf *b, const char *s, size_t n);
 /*

@@ -41,6 +41,8 @@ struct server_opts {
 	int64_t rag_search_ms;       /* the search of a /rag route */
 	int64_t rag_embed_ms;        /* embedding a /rag query */
 	int log_conversations;       /* record /conversation in the log */
+	const char *default_model;   /* -m: for requests naming none; NULL =
+				      * AICHAT_MODEL or the config's, if set */
 };
 
 void server_opts_default(struct server_opts *o);

@@ -16,7 +16,7 @@
 #include <string.h>
 
 enum {
-	O_HOST, O_PORT, O_API_KEY, O_API_KEY_FILE, O_INSECURE, O_RATE_LIMIT,
+	O_MODEL, O_HOST, O_PORT, O_API_KEY, O_API_KEY_FILE, O_INSECURE, O_RATE_LIMIT,
 	O_MAX_UPSTREAM, O_MAX_QUEUE, O_CORS, O_MAX_BODY, O_TIMEOUT, O_DRAIN,
 	O_MAX_CONN, O_CLIENT_TIMEOUT, O_LOG_FORMAT, O_CACHE_TTL, O_CACHE_SIZE,
 	O_BATCH_CONC, O_RETRIES, O_RAG_SEARCH_TIMEOUT, O_RAG_EMBED_TIMEOUT, O_LOG_CONV,
@@ -24,6 +24,8 @@ enum {
 };
 
 const struct opt serve_opts[] = {
+	[O_MODEL] = { 'm', "model", "MODEL", NULL,
+		      "model for requests that name none (default: $AICHAT_MODEL, then the config file's; without any, such a request is refused)" },
 	[O_HOST] = { 0, "host", "HOST", "host", "address to listen on" },
 	[O_PORT] = { 'p', "port", "PORT", "port", "port to listen on; 0 picks a free one" },
 	[O_API_KEY] = { 0, "api-key", "KEY", NULL,
@@ -244,6 +246,17 @@ int cmd_serve(int argc, char **argv)
 	if (config_load(&cfg, &e) < 0) {
 		status = cli_fail("serve", &e);
 		goto cleanup;
+	}
+	so.default_model = r.values[O_MODEL];
+	if (so.default_model) {
+		/* A default that cannot answer is a mistake to report now. */
+		struct model_ref m;
+		int bad = model_resolve(&cfg, so.default_model, &m, &e) < 0;
+		model_ref_release(&m);
+		if (bad) {
+			status = cli_fail("serve", &e);
+			goto cleanup;
+		}
 	}
 	status = server_run(&so, &cfg, &e) < 0 ? cli_fail("serve", &e) : EXIT_OK;
 

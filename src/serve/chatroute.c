@@ -47,37 +47,54 @@ static void note_result(struct req *r, const struct chat_result *res)
 }
 
 /*
- * One delta, framed straight into the stream's buffer: the hot path of
- * serve, so no JSON tree and no allocation once the buffer has grown.
- * The OpenAI chunk's fixed part is the same for every token of a stream.
+ * One delta of aichat's own stream, framed straight into the stream's
+ * buffer: the hot path of /chat, so no JSON tree.  The /v1 routes pass on
+ * the provider's events instead (on_chat_event); their deltas only build
+ * the result for the log and the cache.
  */
 static void on_chat_delta(void *ud, const char *s, size_t n)
 {
 	struct req *r = ud;
 	struct buf *out;
 
+	if (!r->st || r->st->finished || r->kind != STREAM_AICHAT)
+		return;
+	r->got_token = 1;
+	out = &r->st->out;
+	buf_appends(out, "data: {\"content\":");
+	json_quote(out, s, n);
+	buf_appends(out, "}\n\n");
+	req_resume(r);
+}
+
+/*
+ * One event of the answer in the client's dialect, as the provider sent it
+ * or translated: framed as SSE when streaming, else the whole answer,
+ * kept for on_chat_done.
+ */
+static void on_chat_event(void *ud, const char *name, const char *data,
+			  size_t n)
+{
+	struct req *r = ud;
+	struct buf *out;
+
+	if (!name) {
+		buf_clear(&r->answer);
+		buf_append(&r->answer, data, n);
+		return;
+	}
 	if (!r->st || r->st->finished)
 		return;
 	r->got_token = 1;
 	out = &r->st->out;
-	if (r->kind == STREAM_OPENAI) {
-		if (!r->chunk_prefix) {
-			struct buf p;
-			buf_init(&p, 0);
-			buf_printf(&p, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\","
-				   "\"created\":%lld,\"model\":", r->id, (long long)time(NULL));
-			json_quote(&p, r->model, strlen(r->model));
-			buf_appends(&p, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
-			r->chunk_prefix = buf_detach(&p);
-		}
-		buf_appends(out, r->chunk_prefix);
-		json_quote(out, s, n);
-		buf_appends(out, "},\"finish_reason\":null}]}\n\n");
-	} else {
-		buf_appends(out, "data: {\"content\":");
-		json_quote(out, s, n);
-		buf_appends(out, "}\n\n");
+	if (r->kind == STREAM_ANTHROPIC && *name) {
+		buf_appends(out, "event: ");
+		buf_appends(out, name);
+		buf_putc(out, '\n');
 	}
+	buf_appends(out, "data: ");
+	buf_append(out, data, n);
+	buf_appends(out, "\n\n");
 	req_resume(r);
 }
 
@@ -105,23 +122,11 @@ static void on_chat_done(void *ud, const struct chat_result *res)
 	log_conversation(r, res);
 	if (r->st) {
 		if (res->err.code != ERR_OK) {
-			if (r->kind == STREAM_OPENAI)
-				push_data(r, NULL, openai_error_object(res->err.code,
-								       res->err.msg, NULL));
-			else
-				push_data(r, "error", error_object(
-						  err_code_name(res->err.code),
-						  res->err.msg));
+			push_error(r, res->err.code, res->err.msg);
 		} else if (r->kind == STREAM_OPENAI) {
-			push_data(r, NULL, openai_chunk(r, NULL, 0,
-				res->finish_reason[0] ? res->finish_reason : "stop"));
-			if (r->include_usage) {
-				cJSON *o = openai_chunk(r, NULL, 0, NULL);
-				cJSON_ReplaceItemInObject(o, "choices", cJSON_CreateArray());
-				cJSON_AddItemToObject(o, "usage", usage_object(res, 1));
-				push_data(r, NULL, o);
-			}
 			stream_push(r, "data: [DONE]\n\n", 14);
+		} else if (r->kind == STREAM_ANTHROPIC) {
+			/* message_stop was the provider's last event. */
 		} else {
 			push_data(r, "usage", usage_object(res, 0));
 			stream_push(r, "data: [DONE]\n\n", 14);
@@ -133,8 +138,16 @@ static void on_chat_done(void *ud, const struct chat_result *res)
 		reply_error(r, &res->err);
 		return;
 	}
-	cJSON *o = r->route->response == RESP_OPENAI_CHAT ? openai_completion(r, res) :
-		   r->route->response == RESP_RAG_QUERY ? rag_response(r, res) :
+	if (r->route->response == RESP_OPENAI_CHAT ||
+	    r->route->response == RESP_ANTHROPIC) {
+		/* The provider's answer, as it came or translated. */
+		if (r->cacheable && r->srv->cache)
+			cache_put(r->srv->cache, r->cache_key, strlen(r->cache_key),
+				  r->answer.ptr, r->answer.len, loop_now_ms());
+		reply(r, 200, "application/json", r->answer.ptr, r->answer.len);
+		return;
+	}
+	cJSON *o = r->route->response == RESP_RAG_QUERY ? rag_response(r, res) :
 		   chat_result_json(res);
 	if (r->cacheable && r->srv->cache) {
 		char *text = json_print(o);
@@ -148,6 +161,7 @@ static void on_chat_done(void *ud, const struct chat_result *res)
 static const struct chat_cbs chat_cbs = {
 	.on_delta = on_chat_delta,
 	.on_done = on_chat_done,
+	.on_event = on_chat_event,
 };
 
 void llm_opts_for(struct req *r, struct llm_opts *lo, int stream)
@@ -156,6 +170,16 @@ void llm_opts_for(struct req *r, struct llm_opts *lo, int stream)
 	lo->retries = r->srv->o->retries;
 	if (!stream && r->srv->o->upstream_timeout_ms)
 		lo->total_ms = r->srv->o->upstream_timeout_ms;
+}
+
+void no_default_model(struct req *r)
+{
+	struct verrors ve = { 0 };
+
+	verrors_add(&ve, "model", NULL, "missing",
+		    "is required: this server has no default model (start it with -m MODEL, or set AICHAT_MODEL)");
+	reply_validation(r, &ve);
+	verrors_release(&ve);
 }
 
 /* Model name errors are the client's: 422 on the model field. */
@@ -177,7 +201,22 @@ static void reply_start_error(struct req *r, const struct err *e)
 		return;
 	}
 	if (e->code == ERR_INVALID_REQUEST) {
-		reply_error_status(r, is_openai_route(r) ? 400 : 422, e->code, e->msg);
+		/* The provider names the field first: "'seed' has no ...". */
+		char param[64] = "";
+		const char *end = e->msg[0] == '\'' ? strchr(e->msg + 1, '\'') : NULL;
+		if (end)
+			snprintf(param, sizeof(param), "%.*s", (int)(end - e->msg - 1),
+				 e->msg + 1);
+		if (is_openai_route(r) || is_anthropic_route(r)) {
+			char p[96];
+			openai_param(param, p, sizeof(p));
+			reply_json(r, 400, route_error_object(r, e->code, e->msg,
+							      *p ? p : NULL));
+			snprintf(r->err_code, sizeof(r->err_code), "%s",
+				 err_code_name(e->code));
+		} else {
+			reply_error_status(r, 422, e->code, e->msg);
+		}
 		return;
 	}
 	reply_error(r, e);
@@ -199,13 +238,9 @@ void start_chat(struct req *r)
 	}
 	snprintf(r->model, sizeof(r->model), "%s", chat_progress(r->chat)->model);
 	if (r->creq.stream) {
-		start_stream(r, r->route->response == RESP_OPENAI_CHAT ?
-			     STREAM_OPENAI : STREAM_AICHAT);
-		/* OpenAI streams open with the assistant's role. */
-		if (r->kind == STREAM_OPENAI) {
-			cJSON *o = openai_chunk(r, "", 1, NULL);
-			push_data(r, NULL, o);
-		}
+		start_stream(r, r->route->response == RESP_OPENAI_CHAT ? STREAM_OPENAI :
+			     r->route->response == RESP_ANTHROPIC ? STREAM_ANTHROPIC :
+			     STREAM_AICHAT);
 		/* A RAG answer says where it comes from before it starts. */
 		if (r->route->response == RESP_RAG_QUERY)
 			push_data(r, "metadata", rag_metadata(r));
@@ -223,15 +258,28 @@ int try_cache(struct req *r)
 	const char *hit;
 	size_t len;
 
+	int v1 = r->route->response == RESP_OPENAI_CHAT ||
+		 r->route->response == RESP_ANTHROPIC;
+	double t = r->creq.temperature;
+
 	if (!srv->cache || r->creq.stream)
 		return 0;
-	if (r->creq.temperature != 0 && !(opt_in && !strcmp(opt_in, "1")))
+	if (v1 && json_num(r->json, "temperature", &t) < 0)
+		t = -1;  /* the provider's default: not deterministic */
+	if (t != 0 && !(opt_in && !strcmp(opt_in, "1")))
 		return 0;
 	/* The normalized request: what can change the answer. */
 	key = cJSON_CreateObject();
 	cJSON_AddStringToObject(key, "route", r->route->path);
 	cJSON_AddStringToObject(key, "model", r->creq.model ? r->creq.model :
 				config_default_model(srv->cfg));
+	if (v1) {
+		/* Every field counts; only their order does not. */
+		char *canon = json_canonical(r->json);
+		cJSON_AddStringToObject(key, "body", canon);
+		free(canon);
+		goto lookup;
+	}
 	if (r->creq.system)
 		cJSON_AddStringToObject(key, "system", r->creq.system);
 	cJSON *msgs = cJSON_AddArrayToObject(key, "messages");
@@ -243,6 +291,7 @@ int try_cache(struct req *r)
 	}
 	cJSON_AddNumberToObject(key, "temperature", r->creq.temperature);
 	cJSON_AddNumberToObject(key, "max_tokens", r->creq.max_tokens);
+lookup:
 	r->cache_key = json_print(key);
 	cJSON_Delete(key);
 	r->cacheable = 1;

@@ -258,6 +258,56 @@ int is_openai_route(const struct req *r)
 			    r->route->response == RESP_OPENAI_MODELS);
 }
 
+int is_anthropic_route(const struct req *r)
+{
+	return r->route && r->route->response == RESP_ANTHROPIC;
+}
+
+cJSON *anthropic_error_object(enum err_code code, const char *msg)
+{
+	cJSON *o = cJSON_CreateObject(), *e;
+	const char *type;
+
+	switch (code) {
+	case ERR_INVALID_REQUEST: case ERR_USAGE: case ERR_PAYLOAD_TOO_LARGE:
+	case ERR_METHOD_NOT_ALLOWED:
+		type = code == ERR_PAYLOAD_TOO_LARGE ? "request_too_large" :
+		       "invalid_request_error";
+		break;
+	case ERR_NOT_FOUND: type = "not_found_error"; break;
+	case ERR_UNAUTHORIZED: type = "authentication_error"; break;
+	case ERR_RATE_LIMITED: case ERR_QUOTA: type = "rate_limit_error"; break;
+	case ERR_OVERLOADED: type = "overloaded_error"; break;
+	case ERR_UPSTREAM_TIMEOUT: type = "timeout_error"; break;
+	default: type = "api_error"; break;
+	}
+	cJSON_AddStringToObject(o, "type", "error");
+	e = cJSON_AddObjectToObject(o, "error");
+	cJSON_AddStringToObject(e, "type", type);
+	cJSON_AddStringToObject(e, "message", msg);
+	return o;
+}
+
+cJSON *route_error_object(const struct req *r, enum err_code code,
+			  const char *msg, const char *param)
+{
+	if (is_openai_route(r))
+		return openai_error_object(code, msg, param);
+	if (is_anthropic_route(r))
+		return anthropic_error_object(code, msg);
+	return error_object(err_code_name(code), msg);
+}
+
+void push_error(struct req *r, enum err_code code, const char *msg)
+{
+	if (r->kind == STREAM_OPENAI)
+		push_data(r, NULL, openai_error_object(code, msg, NULL));
+	else if (r->kind == STREAM_ANTHROPIC)
+		push_data(r, "error", anthropic_error_object(code, msg));
+	else
+		push_data(r, "error", error_object(err_code_name(code), msg));
+}
+
 /*
  * An error answer in the route's shape (OpenAI's on /v1, aichat's
  * elsewhere), not yet sent, so that the caller may add headers.
@@ -265,8 +315,7 @@ int is_openai_route(const struct req *r)
 struct MHD_Response *error_response(struct req *r, enum err_code code,
 				    const char *msg)
 {
-	cJSON *obj = is_openai_route(r) ? openai_error_object(code, msg, NULL) :
-		     error_object(err_code_name(code), msg);
+	cJSON *obj = route_error_object(r, code, msg, NULL);
 	char *text = json_print(obj);
 	struct MHD_Response *resp = make_response("application/json", text,
 						  strlen(text));
@@ -288,18 +337,47 @@ void reply_error(struct req *r, const struct err *e)
 	reply_error_status(r, err_http_status(e->code), e->code, e->msg);
 }
 
+/* A dotted path as OpenAI names a param: messages.0.content ->
+ * messages[0].content. */
+void openai_param(const char *loc, char *dst, size_t cap)
+{
+	size_t o = 0;
+
+	for (const char *p = loc; *p && o + 2 < cap;) {
+		size_t n = strcspn(p, ".");
+		int index = n > 0 && strspn(p, "0123456789") == n;
+
+		if (index && o + n + 3 < cap) {
+			dst[o++] = '[';
+			memcpy(dst + o, p, n);
+			o += n;
+			dst[o++] = ']';
+		} else {
+			if (p != loc && o + 1 < cap)
+				dst[o++] = '.';
+			if (n > cap - o - 1)
+				n = cap - o - 1;
+			memcpy(dst + o, p, n);
+			o += n;
+		}
+		p += n + (p[n] == '.');
+	}
+	dst[o] = '\0';
+}
+
 /* 422 with every failing field, in the FastAPI/Pydantic shape; the
- * OpenAI routes answer 400 with an OpenAI error object instead. */
+ * OpenAI and Anthropic routes answer 400 with their error object instead. */
 void reply_validation(struct req *r, const struct verrors *ve)
 {
 	metrics_validation_failure(r->srv->metrics, r->route->path);
 	snprintf(r->err_code, sizeof(r->err_code), "invalid_request");
-	if (is_openai_route(r)) {
-		char msg[400];
+	if (is_openai_route(r) || is_anthropic_route(r)) {
+		char msg[400], param[200];
+		openai_param(ve->v[0].loc, param, sizeof(param));
 		snprintf(msg, sizeof(msg), "invalid value for '%s': %s",
-			 ve->v[0].loc, ve->v[0].msg);
-		reply_json(r, 400, openai_error_object(ERR_INVALID_REQUEST, msg,
-						       ve->v[0].loc));
+			 is_anthropic_route(r) ? ve->v[0].loc : param, ve->v[0].msg);
+		reply_json(r, 400, route_error_object(r, ERR_INVALID_REQUEST, msg,
+						      param));
 		return;
 	}
 	cJSON *o = cJSON_CreateObject(), *detail = cJSON_AddArrayToObject(o, "detail");

@@ -96,7 +96,8 @@ struct stream {
 	int refs;
 };
 
-enum stream_kind { STREAM_NONE, STREAM_AICHAT, STREAM_OPENAI };
+enum stream_kind { STREAM_NONE, STREAM_AICHAT, STREAM_OPENAI,
+		   STREAM_ANTHROPIC };
 
 /* One HTTP request, from its first on_access() to on_completed(). */
 struct req {
@@ -134,11 +135,11 @@ struct req {
 	enum stream_kind kind;
 	struct stream *st;
 	struct loop_timer *keepalive;
-	int include_usage;
 	int got_token;
+	struct buf answer;           /* /v1: the whole answer, as the provider
+				      * gave it (or translated) */
 	char *cache_key;
 	int cacheable;
-	char *chunk_prefix;          /* OpenAI chunk up to the content */
 	cJSON *rag_sources;          /* /rag/query: the numbered sources */
 	int64_t rag_started, retrieval_ms;
 	char retrieval[8];           /* "hybrid" | "bm25" */
@@ -214,6 +215,24 @@ cJSON *openai_error_object(enum err_code code, const char *msg,
 
 /* Does r's route speak OpenAI's dialect (errors, 400 for a bad body)? */
 int is_openai_route(const struct req *r);
+/* A dotted path as OpenAI names a param (messages.0.content ->
+ * messages[0].content), into dst. */
+void openai_param(const char *loc, char *dst, size_t cap);
+
+/* Does it speak Anthropic's (/v1/messages)? */
+int is_anthropic_route(const struct req *r);
+
+/* Anthropic's error object ({"type":"error","error":{"type","message"}}),
+ * the type from code.  The caller owns it. */
+cJSON *anthropic_error_object(enum err_code code, const char *msg);
+
+/* The error object of code with msg in r's route's shape (aichat's,
+ * OpenAI's with param, or Anthropic's).  The caller owns it. */
+cJSON *route_error_object(const struct req *r, enum err_code code,
+			  const char *msg, const char *param);
+
+/* Ends r's stream with an error event in its kind's shape. */
+void push_error(struct req *r, enum err_code code, const char *msg);
 
 /* An error response in the route's shape, not yet sent, so that the
  * caller may add headers (Retry-After...); notes code for the log line. */
@@ -314,6 +333,10 @@ void start_chat(struct req *r);
  * "X-AIChat-Cache: 1") are never cached. */
 int try_cache(struct req *r);
 
+/* Answers a request that names no model when the server has no default:
+ * 422 (400 on /v1) on the model field. */
+void no_default_model(struct req *r);
+
 /* The usage object of res; openai leaves out aichat's finish_reason.  The
  * caller owns it. */
 cJSON *usage_object(const struct chat_result *res, int openai);
@@ -330,19 +353,18 @@ void start_batch(struct req *r);
 
 /* ==== routes_openai.c: /v1/chat/completions and /v1/models ==== */
 
-/* An OpenAI chunk: content and the assistant's role in its delta when
- * given, finish_reason or null.  The caller owns it. */
-cJSON *openai_chunk(struct req *r, const char *content, int role,
-		    const char *finish);
+/*
+ * Builds r->creq from the validated /v1/chat/completions or /v1/messages
+ * body j: the client's fields, in the provider's dialect or to be
+ * translated to it, the model defaulted (-m).  Returns 0, or -1 with the
+ * error answered (no model and no default; a field with no meaning for
+ * the provider).
+ */
+int v1_prepare(struct req *r, cJSON *j);
 
-/* The OpenAI chat.completion of res, with its usage.  The caller owns
- * it. */
-cJSON *openai_completion(struct req *r, const struct chat_result *res);
-
-/* Reads what the OpenAI request j says beyond the chat request:
- * max_completion_tokens (copied to max_tokens when that is absent, so j
- * changes) and stream_options.include_usage. */
-void openai_chat_prepare(struct req *r, cJSON *j);
+/* The model a request without one gets: serve's -m, else an explicit
+ * default (AICHAT_MODEL, the config file); NULL when there is none. */
+const char *serve_default_model(const struct server *srv);
 
 /* GET /v1/models: the default model, mock:echo and the configured
  * aliases. */

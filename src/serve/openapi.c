@@ -282,6 +282,51 @@ static const struct schema schema_openai_error_response = {
 	NFIELDS(openai_error_response_fields)
 };
 
+static const char *const error_type[] = { "error", NULL };
+
+static const struct field anthropic_error_fields[] = {
+	{ "type", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL,
+	  "invalid_request_error, authentication_error, rate_limit_error, "
+	  "overloaded_error, api_error, ..." },
+	{ "message", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "what went wrong" },
+};
+
+static const struct schema schema_anthropic_error = {
+	"AnthropicError", anthropic_error_fields, NFIELDS(anthropic_error_fields)
+};
+
+static const struct field anthropic_error_response_fields[] = {
+	{ "type", FIELD_STRING, 1, NULL, NB, NB, error_type, NULL, "always error" },
+	{ "error", FIELD_OBJECT, 1, NULL, NB, NB, NULL, &schema_anthropic_error,
+	  "the error" },
+};
+
+static const struct schema schema_anthropic_error_response = {
+	"AnthropicErrorResponse", anthropic_error_response_fields,
+	NFIELDS(anthropic_error_response_fields)
+};
+
+static const char *const message_type[] = { "message", NULL };
+static const char *const assistant_role_a[] = { "assistant", NULL };
+
+static const struct field anthropic_message_response_fields[] = {
+	{ "id", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "the message's id" },
+	{ "type", FIELD_STRING, 1, NULL, NB, NB, message_type, NULL, "always message" },
+	{ "role", FIELD_STRING, 1, NULL, NB, NB, assistant_role_a, NULL, "always assistant" },
+	{ "model", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "the model that answered" },
+	{ "content", FIELD_ARRAY, 1, NULL, NB, NB, NULL, NULL,
+	  "content blocks: text, tool_use, thinking" },
+	{ "stop_reason", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL,
+	  "end_turn, max_tokens, stop_sequence, tool_use, ..." },
+	{ "usage", FIELD_OBJECT, 1, NULL, NB, NB, NULL, NULL,
+	  "input_tokens, output_tokens and cache tokens" },
+};
+
+static const struct schema schema_anthropic_message_response = {
+	"AnthropicMessageResponse", anthropic_message_response_fields,
+	NFIELDS(anthropic_message_response_fields)
+};
+
 static const struct field usage_fields[] = {
 	{ "prompt_tokens", FIELD_INTEGER, 1, NULL, 0, NB, NULL, NULL,
 	  "tokens in the prompt" },
@@ -311,7 +356,7 @@ static const struct schema schema_assistant_message = {
 
 static const struct field completion_choice_fields[] = {
 	{ "index", FIELD_INTEGER, 1, NULL, 0, NB, NULL, NULL,
-	  "always 0: aichat answers one choice" },
+	  "the choice's place (0 unless the request asked for n > 1)" },
 	{ "message", FIELD_OBJECT, 1, NULL, NB, NB, NULL, &schema_assistant_message,
 	  "the answer" },
 	{ "finish_reason", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL,
@@ -327,15 +372,16 @@ static const char *const object_completion[] = { "chat.completion", NULL };
 
 static const struct field completion_fields[] = {
 	{ "id", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL,
-	  "the request id (also sent as X-Request-ID)" },
+	  "the completion's id, as the provider gave it" },
 	{ "object", FIELD_STRING, 1, NULL, NB, NB, object_completion, NULL,
 	  "always chat.completion" },
 	{ "created", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL,
 	  "Unix time in seconds" },
 	{ "model", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL,
 	  "the model that answered" },
-	{ "choices", FIELD_ARRAY, 1, NULL, 1, 1, NULL, &schema_completion_choice,
-	  "the answer, as one choice" },
+	{ "choices", FIELD_ARRAY, 1, NULL, 1, NB, NULL, &schema_completion_choice,
+	  "the answers (one unless n > 1); every field the provider sent is "
+	  "relayed, tool_calls, refusal and logprobs included" },
 	{ "usage", FIELD_OBJECT, 1, NULL, NB, NB, NULL, &schema_usage,
 	  "token counts" },
 };
@@ -603,12 +649,26 @@ static int is_openai(const struct route_info *r)
 	return r->response == RESP_OPENAI_CHAT || r->response == RESP_OPENAI_MODELS;
 }
 
+/* The /v1 routes that answer a bad body with 400 in their own shape. */
+static int is_v1(const struct route_info *r)
+{
+	return is_openai(r) || r->response == RESP_ANTHROPIC;
+}
+
+static const struct schema *error_schema(const struct route_info *r)
+{
+	return is_openai(r) ? &schema_openai_error_response :
+	       r->response == RESP_ANTHROPIC ? &schema_anthropic_error_response :
+	       &schema_error_response;
+}
+
 /* Routes that queue for an upstream slot (503 when the queue is full or
  * the server drains). */
 static int calls_upstream(const struct route_info *r)
 {
 	return r->response == RESP_CHAT || r->response == RESP_BATCH ||
-	       r->response == RESP_OPENAI_CHAT || r->response == RESP_RAG_QUERY;
+	       r->response == RESP_OPENAI_CHAT || r->response == RESP_ANTHROPIC ||
+	       r->response == RESP_RAG_QUERY;
 }
 
 /* Routes whose answer is one upstream answer, so its failure is the
@@ -616,7 +676,7 @@ static int calls_upstream(const struct route_info *r)
 static int answers_upstream(const struct route_info *r)
 {
 	return r->response == RESP_CHAT || r->response == RESP_OPENAI_CHAT ||
-	       r->response == RESP_RAG_QUERY;
+	       r->response == RESP_ANTHROPIC || r->response == RESP_RAG_QUERY;
 }
 
 static const struct schema *ok_schema(const struct route_info *r)
@@ -626,6 +686,7 @@ static const struct schema *ok_schema(const struct route_info *r)
 	case RESP_BATCH: return &schema_batch_response;
 	case RESP_OPENAI_CHAT: return &schema_completion;
 	case RESP_OPENAI_MODELS: return &schema_model_list;
+	case RESP_ANTHROPIC: return &schema_anthropic_message_response;
 	case RESP_HEALTH: return &schema_health_response;
 	case RESP_JOB_SUBMIT:
 	case RESP_JOB_STATUS:
@@ -684,8 +745,7 @@ static cJSON *error_response(cJSON *responses, const struct route_info *r,
 	cJSON *o = response_new(responses, status, desc);
 
 	add_json_content(cJSON_AddObjectToObject(o, "content"),
-			 ref_new(is_openai(r) ? schema_openai_error_response.name :
-				 schema_error_response.name));
+			 ref_new(error_schema(r)->name));
 	return o;
 }
 
@@ -705,6 +765,14 @@ static const char sse_rag[] =
 	"{\"content\":\"...\"}`, `event: usage`, `data: [DONE]`; a failure after "
 	"the start is `event: error` with `data: {\"error\":{\"code\":\"...\","
 	"\"message\":\"...\"}}`.";
+
+static const char sse_anthropic[] =
+	"Server-Sent Events in Anthropic's format: `event: message_start`, then "
+	"per content block `content_block_start`, `content_block_delta` (text_delta, "
+	"input_json_delta, thinking_delta) and `content_block_stop`, then "
+	"`message_delta` (stop_reason, usage) and `message_stop`; an Anthropic "
+	"model's events are passed on as they came, others' translated.  A "
+	"failure after the start is `event: error` (AnthropicErrorResponse).";
 
 static const char sse_openai[] =
 	"Server-Sent Events in OpenAI's format: one `data: {...}` per "
@@ -790,6 +858,7 @@ static void add_ok(cJSON *responses, const struct route_info *r)
 	if (r->streams)
 		add_text_content(content, "text/event-stream",
 				 r->response == RESP_OPENAI_CHAT ? sse_openai :
+				 r->response == RESP_ANTHROPIC ? sse_anthropic :
 				 r->response == RESP_RAG_QUERY ? sse_rag : sse_aichat);
 }
 
@@ -841,7 +910,7 @@ static cJSON *operation_new(const struct route_info *r)
 	/* In order of status. */
 	responses = cJSON_AddObjectToObject(op, "responses");
 	add_ok(responses, r);
-	if (r->request && is_openai(r))
+	if (r->request && is_v1(r))
 		error_response(responses, r, "400", "the body is not valid JSON or "
 			       "fails validation; error.param names the first "
 			       "failing field");
@@ -854,7 +923,7 @@ static cJSON *operation_new(const struct route_info *r)
 	if (r->request)
 		error_response(responses, r, "413", "the body is larger than the "
 			       "server's limit (--max-body)");
-	if (r->request && !is_openai(r))
+	if (r->request && !is_v1(r))
 		add_invalid(responses);
 	if (r->auth)
 		add_retry_after(error_response(responses, r, "429",
@@ -923,10 +992,9 @@ char *openapi_document(void)
 			add_schema(schemas, r->request);
 		if ((s = ok_schema(r)))
 			add_schema(schemas, s);
-		if (r->request && !is_openai(r))
+		if (r->request && !is_v1(r))
 			add_schema(schemas, &schema_validation_error);
-		add_schema(schemas, is_openai(r) ? &schema_openai_error_response :
-			   &schema_error_response);
+		add_schema(schemas, error_schema(r));
 	}
 	for (i = 0; i < NFIELDS(extra_schemas); i++)
 		add_schema(schemas, extra_schemas[i]);

@@ -13,6 +13,8 @@ const struct route_info serve_routes[] = {
 	  &schema_batch_request, RESP_BATCH, 1, 0 },
 	{ "POST", "/v1/chat/completions", "OpenAI-compatible chat completions",
 	  &schema_openai_chat_request, RESP_OPENAI_CHAT, 1, 1 },
+	{ "POST", "/v1/messages", "Anthropic-compatible messages, routed by model to any provider",
+	  &schema_anthropic_request, RESP_ANTHROPIC, 1, 1 },
 	{ "GET", "/v1/models", "OpenAI-compatible model list",
 	  NULL, RESP_OPENAI_MODELS, 1, 0 },
 	{ "POST", "/rag/query", "answer a question from a document collection, citing sources",

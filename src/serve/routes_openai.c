@@ -1,76 +1,75 @@
 /*
- * routes_openai.c - the OpenAI-compatible routes: the objects of
- * /v1/chat/completions (a completion, or a stream of chunks) and the
- * /v1/models list.  The call itself is chatroute.c's; errors on these
- * routes take OpenAI's shape (http.c, is_openai_route()).
- *
- * Every object of one answer carries the request id as its id and the
- * model that answers; on_chat_delta() frames the streamed deltas with the
- * same envelope as openai_chunk(), without building a tree.
+ * routes_openai.c - the /v1 routes: OpenAI's /v1/chat/completions and
+ * Anthropic's /v1/messages, which relay the client's request to the
+ * model's provider (in its own dialect when it speaks the client's, else
+ * translated: xlate.h), and the /v1/models list.  The call itself is
+ * chatroute.c's; errors on these routes take the client's shape (http.c).
  */
 #include "aichat/json.h"
+#include "aichat/xalloc.h"
+#include "aichat/xlate.h"
 #include "internal.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+#include <stdlib.h>
 
-/* An OpenAI object of type object with its one choice, into *choice. */
-static cJSON *openai_object(struct req *r, const char *object, cJSON **choice)
+const char *serve_default_model(const struct server *srv)
 {
-	cJSON *o = cJSON_CreateObject(), *choices;
-
-	cJSON_AddStringToObject(o, "id", r->id);
-	cJSON_AddStringToObject(o, "object", object);
-	cJSON_AddNumberToObject(o, "created", (double)time(NULL));
-	cJSON_AddStringToObject(o, "model", r->model);
-	choices = cJSON_AddArrayToObject(o, "choices");
-	*choice = cJSON_CreateObject();
-	cJSON_AddItemToArray(choices, *choice);
-	cJSON_AddNumberToObject(*choice, "index", 0);
-	return o;
+	if (srv->o->default_model)
+		return srv->o->default_model;
+	/* The built-in default is the CLI's convenience; a server answers
+	 * only with a model someone chose. */
+	if (env_get("AICHAT_MODEL") || srv->cfg->default_model)
+		return config_default_model(srv->cfg);
+	return NULL;
 }
 
-cJSON *openai_chunk(struct req *r, const char *content, int role,
-		    const char *finish)
+int v1_prepare(struct req *r, cJSON *j)
 {
-	cJSON *c, *o = openai_object(r, "chat.completion.chunk", &c), *delta;
+	const char *model = json_str(j, "model");
+	struct model_ref m;
+	struct err e;
+	cJSON *o;
+	char param[64];
 
-	delta = cJSON_AddObjectToObject(c, "delta");
-	if (role)
-		cJSON_AddStringToObject(delta, "role", "assistant");
-	if (content)
-		cJSON_AddStringToObject(delta, "content", content);
-	if (finish)
-		cJSON_AddStringToObject(c, "finish_reason", finish);
-	else
-		cJSON_AddNullToObject(c, "finish_reason");
-	return o;
-}
-
-cJSON *openai_completion(struct req *r, const struct chat_result *res)
-{
-	cJSON *c, *o = openai_object(r, "chat.completion", &c), *m;
-
-	m = cJSON_AddObjectToObject(c, "message");
-	cJSON_AddStringToObject(m, "role", "assistant");
-	cJSON_AddStringToObject(m, "content", res->content.ptr);
-	cJSON_AddStringToObject(c, "finish_reason",
-				res->finish_reason[0] ? res->finish_reason : "stop");
-	cJSON_AddItemToObject(o, "usage", usage_object(res, 1));
-	return o;
-}
-
-/* What an OpenAI request says beyond the chat request itself. */
-void openai_chat_prepare(struct req *r, cJSON *j)
-{
-	double d;
-
-	/* max_completion_tokens is the newer name of max_tokens. */
-	if (json_num(j, "max_completion_tokens", &d) == 0 &&
-	    !cJSON_GetObjectItemCaseSensitive(j, "max_tokens"))
-		cJSON_AddNumberToObject(j, "max_tokens", d);
-	r->include_usage = cJSON_IsTrue(json_path(j, "stream_options.include_usage"));
+	if (!model && !(model = serve_default_model(r->srv))) {
+		no_default_model(r);
+		return -1;
+	}
+	if (r->route->response == RESP_OPENAI_CHAT) {
+		chat_request_from_openai(&r->creq, j, DIALECT_OPENAI);
+		free(r->creq.model);
+		r->creq.model = xstrdup(model);
+		return 0;
+	}
+	/* /v1/messages: an Anthropic model gets the request as written. */
+	err_clear(&e);
+	if (model_resolve(r->srv->cfg, model, &m, &e) == 0 &&
+	    m.ops == &provider_anthropic) {
+		memset(&r->creq, 0, sizeof(r->creq));
+		r->creq.temperature = -1;
+		r->creq.stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "stream"));
+		r->creq.dialect = DIALECT_ANTHROPIC;
+		r->creq.native = cJSON_Duplicate(j, 1);
+		r->creq.model = xstrdup(model);
+		model_ref_release(&m);
+		return 0;
+	}
+	model_ref_release(&m);
+	/* Any other model (or one that does not resolve: start_chat says
+	 * why) gets it translated. */
+	o = xa2o_request(j, param, sizeof(param), &e);
+	if (!o) {
+		reply_json(r, 400, anthropic_error_object(e.code, e.msg));
+		snprintf(r->err_code, sizeof(r->err_code), "%s", err_code_name(e.code));
+		return -1;
+	}
+	chat_request_from_openai(&r->creq, o, DIALECT_ANTHROPIC);
+	cJSON_Delete(o);
+	free(r->creq.model);
+	r->creq.model = xstrdup(model);
+	return 0;
 }
 
 /* GET /v1/models: the default model, mock:echo (unless it is the

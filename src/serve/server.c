@@ -184,8 +184,6 @@ static void route_body(struct req *r)
 		return;
 	}
 	r->json = j;
-	if (r->route->response == RESP_OPENAI_CHAT)
-		openai_chat_prepare(r, j);
 	if (r->route->response == RESP_JOB_SUBMIT) {
 		route_job(r);
 		return;
@@ -195,11 +193,21 @@ static void route_body(struct req *r)
 		route_rag(r);
 		return;
 	}
-	if (r->route->response != RESP_BATCH) {
-		chat_request_from_json(&r->creq, j);
-		if (try_cache(r))
+	if (r->route->response == RESP_OPENAI_CHAT ||
+	    r->route->response == RESP_ANTHROPIC) {
+		if (v1_prepare(r, j) < 0)
 			return;
+	} else if (r->route->response != RESP_BATCH) {
+		chat_request_from_json(&r->creq, j);
+		if (!r->creq.model && serve_default_model(r->srv))
+			r->creq.model = xstrdup(serve_default_model(r->srv));
+		if (!r->creq.model) {
+			no_default_model(r);
+			return;
+		}
 	}
+	if (r->route->response != RESP_BATCH && try_cache(r))
+		return;
 	acquire_upstream(r);
 }
 
@@ -279,6 +287,7 @@ static struct req *req_new(struct server *srv, struct MHD_Connection *conn,
 	snprintf(r->method, sizeof(r->method), "%s", method);
 	snprintf(r->path, sizeof(r->path), "%s", url);
 	buf_init(&r->body, srv->o->max_body);
+	buf_init(&r->answer, 0);
 	client_address(r);
 	request_id(r);
 	r->next = srv->reqs;
@@ -473,7 +482,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 		chat_request_release(&r->breqs[i]);
 	free(r->breqs);
 	free(r->cache_key);
-	free(r->chunk_prefix);
+	buf_release(&r->answer);
 	cJSON_Delete(r->rag_sources);
 	buf_release(&r->body);
 	if (r->prev)
@@ -508,10 +517,7 @@ static void on_drain_timeout(struct loop *l, void *data)
 	for (struct req *r = srv->reqs; r; r = r->next) {
 		if (r->st && !r->st->finished) {
 			stop_work(r);
-			push_data(r, r->kind == STREAM_OPENAI ? NULL : "error",
-				  r->kind == STREAM_OPENAI ?
-				  openai_error_object(ERR_OVERLOADED, "server shutting down", NULL) :
-				  error_object("overloaded", "server shutting down"));
+			push_error(r, ERR_OVERLOADED, "server shutting down");
 			stream_end(r);
 		} else if ((r->chat || r->batch || r->waiting) && !r->queued &&
 			   !r->pending) {

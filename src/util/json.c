@@ -72,6 +72,51 @@ char *json_print(const cJSON *node)
 	return s;
 }
 
+static int by_name(const void *a, const void *b)
+{
+	const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+
+	return strcmp(x->string, y->string);
+}
+
+/* A copy of node with its members sorted, recursively. */
+static cJSON *sorted_copy(const cJSON *node)
+{
+	const cJSON *c;
+	cJSON *out, **kids;
+	size_t n = 0, i = 0;
+
+	if (!cJSON_IsObject(node) && !cJSON_IsArray(node))
+		return cJSON_Duplicate(node, 0);
+	out = cJSON_IsObject(node) ? cJSON_CreateObject() : cJSON_CreateArray();
+	cJSON_ArrayForEach(c, node)
+		n++;
+	if (!n)
+		return out;
+	kids = xmalloc(n * sizeof(*kids));
+	cJSON_ArrayForEach(c, node)
+		kids[i++] = (cJSON *)c;
+	if (cJSON_IsObject(node))
+		qsort(kids, n, sizeof(*kids), by_name);
+	for (i = 0; i < n; i++) {
+		if (cJSON_IsObject(node))
+			cJSON_AddItemToObject(out, kids[i]->string, sorted_copy(kids[i]));
+		else
+			cJSON_AddItemToArray(out, sorted_copy(kids[i]));
+	}
+	free(kids);
+	return out;
+}
+
+char *json_canonical(const cJSON *node)
+{
+	cJSON *copy = sorted_copy(node);
+	char *s = json_print(copy);
+
+	cJSON_Delete(copy);
+	return s;
+}
+
 int json_quote(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -1,0 +1,301 @@
+#!/usr/bin/env bats
+# /v1/chat/completions as a faithful relay: what a client sends reaches the
+# upstream field by field (tools, response_format, sampling fields, fields
+# added later), content parts and tool messages are accepted, the
+# upstream's answer comes back with every field it had, streamed tool calls
+# arrive byte-exact, an Anthropic upstream gets the same request translated
+# (and a field with no Anthropic meaning is a 400 naming it), and every bad
+# input is a 400 naming its param with nothing sent upstream.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	aichat_env
+}
+
+teardown() {
+	serve_stop
+	fake_stop
+}
+
+# post PATH JSON: the body of a POST to serve; HTTP status in $BATS_TMP_STATUS.
+post() {
+	curl -sS -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' \
+		-H 'Content-Type: application/json' --data-binary "$2" "$SERVE_URL$1" \
+		>"$BATS_TEST_TMPDIR/status"
+	cat "$BATS_TEST_TMPDIR/body"
+}
+
+http_status() {
+	cat "$BATS_TEST_TMPDIR/status"
+}
+
+# same_fields SENT RECEIVED [SKIP...]: every top-level field of SENT (JSON
+# text) but the skipped ones is in RECEIVED with the same JSON value.
+same_fields() {
+	python3 - "$@" <<'EOF'
+import json, sys
+sent, got = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+skip = set(sys.argv[3:])
+bad = [k for k in sent if k not in skip and got.get(k, "<missing>") != sent[k]]
+if bad:
+    for k in bad:
+        print("field %s: sent %s, upstream got %s" % (k, json.dumps(sent[k]),
+              json.dumps(got.get(k, "<missing>"))))
+    sys.exit(1)
+EOF
+}
+
+FIELDS='"tools":[{"type":"function","function":{"name":"lookup","description":"looks up","parameters":{"type":"object","properties":{"query":{"type":"string"}}},"strict":true}}],
+"tool_choice":{"type":"function","function":{"name":"lookup"}},"parallel_tool_calls":false,
+"response_format":{"type":"json_schema","json_schema":{"name":"answer","schema":{"type":"object","properties":{"a":{"type":"string"}}},"strict":true}},
+"top_p":0.9,"stop":["END","STOP"],"seed":12345678901,"n":1,"logprobs":true,"top_logprobs":2,
+"presence_penalty":0.5,"frequency_penalty":-0.5,"logit_bias":{"50256":-100},"user":"u-1",
+"metadata":{"k":"v"},"max_completion_tokens":77,"reasoning_effort":"low","modalities":["text"],
+"prediction":{"type":"content","content":"x"},"service_tier":"auto","store":false,
+"a_field_added_later":{"nested":[1,2,{"x":null}]}'
+
+@test "/v1: every field the client sent reaches an OpenAI upstream unchanged" {
+	fake_start '{}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	body="{\"model\":\"openai:gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],$FIELDS}"
+	run post /v1/chat/completions "$body"
+	[ "$(http_status)" = 200 ]
+	[ "$(fake_count)" -eq 1 ]
+	sent=$(printf '%s' "$body" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)))')
+	same_fields "$sent" "$(fake_field 1 body)" model
+	[ "$(fake_field 1 body.model)" = gpt-4o-mini ]
+	[ "$(fake_field 1 body.stream)" = false ]
+}
+
+@test "/v1: streamed, the fields arrive too; usage is asked for, and its chunk not passed on unless asked" {
+	fake_start '{}' '{}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	body="{\"model\":\"openai:gpt-4o-mini\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],$FIELDS}"
+	run post /v1/chat/completions "$body"
+	[ "$(http_status)" = 200 ]
+	sent=$(printf '%s' "$body" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)))')
+	same_fields "$sent" "$(fake_field 1 body)" model
+	[ "$(fake_field 1 body.stream_options.include_usage)" = true ]
+	[[ "$output" == *'data: [DONE]'* ]]
+	run ! grep -q '"usage"' "$BATS_TEST_TMPDIR/body"
+	# Asked for, the usage chunk comes through.
+	run post /v1/chat/completions '{"model":"openai:gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}'
+	grep -q '"choices":\[\],"usage"' "$BATS_TEST_TMPDIR/body"
+}
+
+@test "/v1: content parts, tool messages, null content, name and developer role are forwarded as written" {
+	fake_start '{}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	msgs='[{"role":"developer","content":"be terse"},
+{"role":"user","name":"ann","content":[{"type":"text","text":"what is this"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo=","detail":"low"}},{"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,JVBERg=="}}]},
+{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{\"q\":\"x\"}"}}]},
+{"role":"tool","tool_call_id":"call_1","content":[{"type":"text","text":"42"}]}]'
+	body="{\"model\":\"openai:gpt-4o-mini\",\"messages\":$msgs,\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"lookup\"}}]}"
+	run post /v1/chat/completions "$body"
+	[ "$(http_status)" = 200 ]
+	want=$(printf '%s' "$msgs" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin),separators=(",",":"),ensure_ascii=False))')
+	[ "$(fake_field 1 body.messages)" = "$want" ]
+	# The fake answered the tool's result.
+	[ "$(printf '%s' "$output" | json_get choices.0.message.content)" = "tool said: 42" ]
+}
+
+@test "/v1: the upstream's answer comes back with every field it sent" {
+	fake_start '{"extras":true}' '{"extras":true}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run post /v1/chat/completions '{"model":"openai:gpt-4o-mini","logprobs":true,"messages":[{"role":"user","content":"two words"}]}'
+	[ "$(http_status)" = 200 ]
+	[ "$(printf '%s' "$output" | json_get system_fingerprint)" = fp_fake ]
+	[ "$(printf '%s' "$output" | json_get usage.prompt_tokens_details.cached_tokens)" = 0 ]
+	[ "$(printf '%s' "$output" | json_get usage.completion_tokens_details.reasoning_tokens)" = 0 ]
+	[ "$(printf '%s' "$output" | json_get choices.0.logprobs.content.0.token)" = two ]
+	[ "$(printf '%s' "$output" | json_get choices.0.message.refusal)" = null ]
+	run post /v1/chat/completions '{"model":"openai:gpt-4o-mini","stream":true,"logprobs":true,"messages":[{"role":"user","content":"two words"}]}'
+	grep -q '"system_fingerprint":"fp_fake"' "$BATS_TEST_TMPDIR/body"
+	grep -q '"logprobs":{"content":\[{"token":" words"' "$BATS_TEST_TMPDIR/body"
+}
+
+@test "/v1: a streamed tool call reaches the client byte-exact" {
+	fake_start '{}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	body='{"model":"openai:gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"look up \"café\" now"}],"tools":[{"type":"function","function":{"name":"lookup"}}]}'
+	run post /v1/chat/completions "$body"
+	[ "$(http_status)" = 200 ]
+	# What the upstream sends for the same request, straight from the fake.
+	direct=$(curl -sS -H 'Content-Type: application/json' --data-binary \
+		"$(printf '%s' "$body" | sed 's/openai:gpt-4o-mini/gpt-4o-mini/')" "$FAKE_URL/v1/chat/completions")
+	[ "$(grep '^data: ' "$BATS_TEST_TMPDIR/body")" = "$(printf '%s\n' "$direct" | grep '^data: ')" ]
+	args=$(grep '^data: {' "$BATS_TEST_TMPDIR/body" | sed 's/^data: //' | python3 -c '
+import json, sys
+print("".join(tc["function"].get("arguments", "") for l in sys.stdin
+              for ch in json.loads(l)["choices"] for tc in ch["delta"].get("tool_calls", [])))')
+	[ "$args" = '{"query":"look up \"café\" now"}' ]
+}
+
+@test "/v1: an Anthropic upstream gets tools, images, system, stop and tool_choice translated" {
+	fake_start '{}' '{}'
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start
+	body='{"model":"anthropic:claude-haiku-4-5","max_tokens":300,"stop":"END","user":"u-9",
+"messages":[{"role":"system","content":"be terse"},{"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}},{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}],
+"tools":[{"type":"function","function":{"name":"lookup","description":"d","parameters":{"type":"object","properties":{"query":{"type":"string"}}}}}],"tool_choice":"required"}'
+	run post /v1/chat/completions "$body"
+	[ "$(http_status)" = 200 ]
+	[ "$(fake_field 1 path)" = /v1/messages ]
+	[ "$(fake_field 1 body.system)" = "be terse" ]
+	[ "$(fake_field 1 body.max_tokens)" = 300 ]
+	[ "$(fake_field 1 body.stop_sequences)" = '["END"]' ]
+	[ "$(fake_field 1 body.metadata.user_id)" = u-9 ]
+	[ "$(fake_field 1 body.tool_choice)" = '{"type":"any"}' ]
+	[ "$(fake_field 1 body.tools)" = '[{"name":"lookup","description":"d","input_schema":{"type":"object","properties":{"query":{"type":"string"}}}}]' ]
+	[ "$(fake_field 1 body.messages.0.content.1)" = '{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}}' ]
+	[ "$(fake_field 1 body.messages.0.content.2)" = '{"type":"image","source":{"type":"url","url":"https://example.com/a.png"}}' ]
+	# The answer is an OpenAI tool call.
+	[ "$(printf '%s' "$output" | json_get choices.0.finish_reason)" = tool_calls ]
+	[ "$(printf '%s' "$output" | json_get choices.0.message.tool_calls.0.id)" = toolu_fake_1 ]
+	[ "$(printf '%s' "$output" | json_get choices.0.message.tool_calls.0.function.name)" = lookup ]
+	[ "$(printf '%s' "$output" | json_get choices.0.message.tool_calls.0.function.arguments)" = '{"query":"look"}' ]
+	# The round trip: the tool's answer goes back as a tool_result.
+	body2='{"model":"anthropic:claude-haiku-4-5","messages":[{"role":"user","content":"look"},
+{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_fake_1","type":"function","function":{"name":"lookup","arguments":"{\"query\":\"look\"}"}}]},
+{"role":"tool","tool_call_id":"toolu_fake_1","content":"42"}],"tools":[{"type":"function","function":{"name":"lookup"}}]}'
+	run post /v1/chat/completions "$body2"
+	[ "$(http_status)" = 200 ]
+	[ "$(fake_field 2 body.messages.1.content.0)" = '{"type":"tool_use","id":"toolu_fake_1","name":"lookup","input":{"query":"look"}}' ]
+	[ "$(fake_field 2 body.messages.2.content.0.type)" = tool_result ]
+	[ "$(fake_field 2 body.messages.2.content.0.tool_use_id)" = toolu_fake_1 ]
+	[ "$(printf '%s' "$output" | json_get choices.0.message.content)" = "tool said: 42" ]
+}
+
+@test "/v1: an Anthropic upstream's streamed tool call becomes OpenAI argument deltas" {
+	fake_start '{"usage":{"input_tokens":9,"output_tokens":5,"cache_read_input_tokens":3}}'
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start
+	run post /v1/chat/completions '{"model":"anthropic:claude-haiku-4-5","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"find \"é\" please"}],"tools":[{"type":"function","function":{"name":"lookup"}}]}'
+	[ "$(http_status)" = 200 ]
+	grep '^data: {' "$BATS_TEST_TMPDIR/body" | sed 's/^data: //' >"$BATS_TEST_TMPDIR/chunks"
+	python3 - "$BATS_TEST_TMPDIR/chunks" <<'EOF'
+import json, sys
+text, args, ids, names, finish, usage = "", "", set(), set(), None, None
+for l in open(sys.argv[1], encoding="utf-8"):
+    c = json.loads(l)
+    assert c["object"] == "chat.completion.chunk", c
+    if c.get("usage"):
+        usage = c["usage"]
+    for ch in c["choices"]:
+        d = ch["delta"]
+        text += d.get("content") or ""
+        for tc in d.get("tool_calls", []):
+            assert tc["index"] == 0
+            if "id" in tc: ids.add(tc["id"])
+            if tc.get("function", {}).get("name"): names.add(tc["function"]["name"])
+            args += tc.get("function", {}).get("arguments", "")
+        finish = ch.get("finish_reason") or finish
+assert text == "Let me check.", text
+assert args == '{"query":"find \\"é\\" please"}', args
+assert ids == {"toolu_fake_1"} and names == {"lookup"}, (ids, names)
+assert finish == "tool_calls", finish
+assert usage["prompt_tokens"] == 12 and usage["completion_tokens"] == 5, usage
+assert usage["prompt_tokens_details"]["cached_tokens"] == 3, usage
+EOF
+	tail -n 1 "$BATS_TEST_TMPDIR/body" | grep -q '^$'
+	grep -q '^data: \[DONE\]$' "$BATS_TEST_TMPDIR/body"
+}
+
+@test "/v1: json_schema on an Anthropic model comes back as the JSON answer" {
+	fake_start '{"body":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"tool_use","id":"t","name":"answer","input":{"a":"yes","n":2}}],"stop_reason":"tool_use","usage":{"input_tokens":3,"output_tokens":4}}}'
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start
+	run post /v1/chat/completions '{"model":"anthropic:claude-haiku-4-5","messages":[{"role":"user","content":"q"}],"response_format":{"type":"json_schema","json_schema":{"name":"answer","schema":{"type":"object"}}}}'
+	[ "$(http_status)" = 200 ]
+	[ "$(fake_field 1 body.tool_choice)" = '{"type":"tool","name":"answer"}' ]
+	[ "$(fake_field 1 body.tools.0.name)" = answer ]
+	[ "$(printf '%s' "$output" | json_get choices.0.message.content)" = '{"a":"yes","n":2}' ]
+	[ "$(printf '%s' "$output" | json_get choices.0.finish_reason)" = stop ]
+}
+
+@test "/v1: a field with no Anthropic meaning is a 400 naming it, and nothing is sent" {
+	fake_start '{}'
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start
+	for f in '"seed":7' '"logprobs":true' '"n":2' '"presence_penalty":0.5' '"a_field_added_later":1'; do
+		run post /v1/chat/completions "{\"model\":\"anthropic:claude-haiku-4-5\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}],$f}"
+		[ "$(http_status)" = 400 ]
+		name=${f%%\":*}; name=${name#\"}
+		[ "$(printf '%s' "$output" | json_get error.param)" = "$name" ]
+		[[ "$(printf '%s' "$output" | json_get error.message)" == *"'$name'"*"no meaning for Anthropic"* ]]
+	done
+	# The same fields at their no-op defaults are fine.
+	run post /v1/chat/completions '{"model":"anthropic:claude-haiku-4-5","messages":[{"role":"user","content":"q"}],"n":1,"logprobs":false,"presence_penalty":0}'
+	[ "$(http_status)" = 200 ]
+	[ "$(fake_count)" -eq 1 ]
+}
+
+@test "/v1: bad shapes are 400s naming the param, and nothing is sent upstream" {
+	fake_start '{}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	check() {
+		run post /v1/chat/completions "$1"
+		[ "$(http_status)" = 400 ] || { echo "status $(http_status) for $1: $output"; return 1; }
+		[ "$(printf '%s' "$output" | json_get error.type)" = invalid_request_error ]
+		p=$(printf '%s' "$output" | json_get error.param)
+		[ "$p" = "$2" ] || { echo "param '$p', want '$2' for $1"; return 1; }
+	}
+	m='"model":"openai:gpt-4o-mini"'
+	u='"messages":[{"role":"user","content":"q"}]'
+	check "{$m,$u,\"tools\":{}}" tools
+	check "{$m,$u,\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"bad name\"}}]}" 'tools[0].function.name'
+	check "{$m,$u,\"tool_choice\":5}" tool_choice
+	check "{$m,$u,\"tool_choice\":\"sometimes\"}" tool_choice
+	check "{$m,$u,\"response_format\":{\"type\":\"xml\"}}" response_format.type
+	check "{$m,$u,\"response_format\":{\"type\":\"json_schema\"}}" response_format.json_schema
+	check "{$m,$u,\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}" stop
+	check "{$m,$u,\"top_p\":1.5}" top_p
+	check "{$m,$u,\"seed\":1.5}" seed
+	check "{$m,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"video\",\"video\":{}}]}]}" 'messages[0].content[0].type'
+	check "{$m,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"ftp://x\"}}]}]}" 'messages[0].content[0].image_url.url'
+	check "{$m,\"messages\":[{\"role\":\"tool\",\"content\":\"42\"}]}" 'messages[0].tool_call_id'
+	check "{$m,\"messages\":[{\"role\":\"user\",\"content\":null}]}" 'messages[0].content'
+	check "{$m,\"messages\":[{\"role\":\"robot\",\"content\":\"x\"}]}" 'messages[0].role'
+	check "{$m,\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}]}" 'messages[0].tool_calls[0].function.arguments'
+	[ "$(fake_count)" -eq 0 ]
+}
+
+@test "/v1: 60 messages pass; 10,000 is the cap" {
+	fake_start '{}' '{}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start --max-body 4000000
+	mk() { python3 -c 'import json,sys; n=int(sys.argv[1]); print(json.dumps({"model":"openai:gpt-4o-mini","messages":[{"role":"user" if i%2==0 else "assistant","content":"m%d"%i} for i in range(n)]}))' "$1"; }
+	run post /v1/chat/completions "$(mk 61)"
+	[ "$(http_status)" = 200 ]
+	[ "$(fake_field 1 body.messages | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 61 ]
+	run post /v1/chat/completions "$(mk 10000)"
+	[ "$(http_status)" = 200 ]
+	run post /v1/chat/completions "$(mk 10001)"
+	[ "$(http_status)" = 400 ]
+	[ "$(printf '%s' "$output" | json_get error.param)" = messages ]
+	[ "$(fake_count)" -eq 2 ]
+}
+
+@test "/v1: o-series models get max_completion_tokens; a temperature they do not take is a clear 400" {
+	fake_start '{}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run post /v1/chat/completions '{"model":"openai:o3-mini","max_tokens":50,"messages":[{"role":"user","content":"q"}]}'
+	[ "$(http_status)" = 200 ]
+	[ "$(fake_field 1 body.max_completion_tokens)" = 50 ]
+	run ! fake_field 1 body.max_tokens
+	run ! fake_field 1 body.temperature
+	run post /v1/chat/completions '{"model":"openai:o3-mini","temperature":0.3,"messages":[{"role":"user","content":"q"}]}'
+	[ "$(http_status)" = 400 ]
+	[ "$(printf '%s' "$output" | json_get error.param)" = temperature ]
+	[[ "$(printf '%s' "$output" | json_get error.message)" == *"not supported by openai:o3-mini"* ]]
+	[ "$(fake_count)" -eq 1 ]
+}
