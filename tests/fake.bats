@@ -417,3 +417,19 @@ assert data[-2]["delta"]["stop_reason"] == "tool_use"' <<<"$output"
 	run post /v1/messages '{"thinking":{"type":"disabled"},"messages":[{"role":"user","content":"a"}]}'
 	[ "$(json_get content <<<"$output")" = '[{"type":"text","text":"a"}]' ]
 }
+
+@test "fake: Ollama GET /api/tags lists the spec's models or llama3.2:latest" {
+	fake_start
+	run curl -sS "$FAKE_URL/api/tags"
+	[ "$status" -eq 0 ]
+	py '
+d = json.loads(raw)
+assert [m["name"] for m in d["models"]] == ["llama3.2:latest"], d
+m = d["models"][0]
+assert m["model"] == "llama3.2:latest" and len(m["digest"]) == 64 and m["details"]["format"] == "gguf", m' <<<"$output"
+	fake_script '{"models":["qwen2.5:7b","llama3.2:latest"]}'
+	run curl -sS "$FAKE_URL/api/tags"
+	py 'assert [m["model"] for m in json.loads(raw)["models"]] == ["qwen2.5:7b", "llama3.2:latest"]' <<<"$output"
+	run curl -sS "$FAKE_URL/v1/models"
+	[ "$(json_get data.0.id <<<"$output")" = qwen2.5:7b ]
+}

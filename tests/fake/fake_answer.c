@@ -1,7 +1,7 @@
 /*
  * fake_answer.c - turns a response spec into a reply: the spec's own body or
  * events, a generic error, or a generated answer shaped like the real API
- * (OpenAI or Anthropic chat, streamed or not; embeddings; a models list).
+ * (OpenAI or Anthropic chat, streamed or not; embeddings; model lists).
  *
  * Every JSON document is built with cJSON so escaping is right whatever the
  * text holds.  Numbers that would vary (ids, timestamps) are fixed so output
@@ -36,7 +36,7 @@
  *                     {"reasoning_tokens":0}; Anthropic usage
  *                     cache_creation_input_tokens and cache_read_input_tokens
  *                     (0) in message_start and whole messages
- *   models            ids listed by GET .../models
+ *   models            ids listed by GET .../models and GET /api/tags
  *   match             see fake_script.c
  *
  * Generated chat answers (fake_chat.c decides, fake_openai.c and
@@ -81,8 +81,9 @@
  *     "sig_fake"}, <text> being the last user text or, on a tool's answer,
  *     "tool said: ..."; streamed as a thinking_delta per word, then a
  *     signature_delta.
- * GET .../models lists the models; POST .../embeddings gives unit vectors
- * that depend on the input text only ("dimensions", default 8).
+ * GET .../models lists the models OpenAI-style, GET /api/tags Ollama-style
+ * (default: llama3.2:latest); POST .../embeddings gives unit vectors that
+ * depend on the input text only ("dimensions", default 8).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +93,7 @@
 
 #include "fake.h"
 
+#define MODIFIED_AT "2023-11-14T22:13:20Z"  /* FAKE_CREATED, as Ollama writes it */
 
 void reply_set_content_type(struct reply *rp, const char *type)
 {
@@ -303,6 +305,43 @@ static void models_answer(struct reply *rp, const cJSON *spec)
 	reply_add_json(rp, NULL, doc, 0);
 }
 
+/* Ollama's GET /api/tags; the digest is derived from the name. */
+static void tags_answer(struct reply *rp, const cJSON *spec)
+{
+	static const char *const defaults[] = { "llama3.2:latest" };
+	cJSON *ids = model_ids(spec, defaults, 1);
+	cJSON *doc = cJSON_CreateObject(), *list, *m, *details;
+	const cJSON *id;
+	char digest[65];
+	uint64_t state;
+	int i;
+
+	list = cJSON_AddArrayToObject(doc, "models");
+	cJSON_ArrayForEach(id, ids) {
+		state = fnv1a(id->valuestring);
+		for (i = 0; i < 4; i++)
+			snprintf(digest + 16 * i, 17, "%016llx",
+				(unsigned long long)splitmix(&state));
+		m = cJSON_CreateObject();
+		cJSON_AddItemToArray(list, m);
+		cJSON_AddStringToObject(m, "name", id->valuestring);
+		cJSON_AddStringToObject(m, "model", id->valuestring);
+		cJSON_AddStringToObject(m, "modified_at", MODIFIED_AT);
+		cJSON_AddNumberToObject(m, "size", 2019393189);
+		cJSON_AddStringToObject(m, "digest", digest);
+		details = cJSON_AddObjectToObject(m, "details");
+		cJSON_AddStringToObject(details, "parent_model", "");
+		cJSON_AddStringToObject(details, "format", "gguf");
+		cJSON_AddStringToObject(details, "family", "llama");
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(details, "families"),
+			cJSON_CreateString("llama"));
+		cJSON_AddStringToObject(details, "parameter_size", "3.2B");
+		cJSON_AddStringToObject(details, "quantization_level", "Q4_K_M");
+	}
+	cJSON_Delete(ids);
+	reply_add_json(rp, NULL, doc, 0);
+}
+
 /* ==== dispatch ==== */
 
 static void generated_answer(struct reply *rp, const cJSON *spec,
@@ -316,6 +355,8 @@ static void generated_answer(struct reply *rp, const cJSON *spec,
 	reply_set_content_type(rp, "application/json");
 	if (get && fake_ends_with(path, "/models")) {
 		models_answer(rp, spec);
+	} else if (get && fake_ends_with(path, "/api/tags")) {
+		tags_answer(rp, spec);
 	} else if (post && fake_ends_with(path, "/embeddings")) {
 		embeddings_answer(rp, spec, rq);
 	} else if (json_str(spec, "format") || fake_ends_with(path, "/chat/completions") ||
