@@ -16,7 +16,11 @@
 # AICHAT_BIN and FAKE_UPSTREAM come from the environment (`make check` sets
 # them); unset, they default to ./aichat and build/tests/fake_upstream of
 # this tree.  Script lines are response specs, documented in
-# tests/fake/fake_answer.c and tests/fake/fake_script.c.
+# tests/fake/fake_answer.c and tests/fake/fake_script.c; with none, the fake
+# generates answers from the request, also listed in fake_answer.c: an echo
+# of the last user message, tool calls when the request has "tools" (ids
+# call_fake_1, toolu_fake_1) answered by "tool said: ...", image summaries,
+# JSON for response_format, logprobs, n, thinking blocks.
 
 AICHAT_ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 : "${AICHAT_BIN:=$AICHAT_ROOT/aichat}"

@@ -5,7 +5,9 @@
  * Anthropic-style LLM API for the bats tests: fake_upstream.c accepts
  * connections and logs requests, fake_http.c reads requests and writes
  * replies, fake_script.c picks the response spec for each request and
- * fake_answer.c turns a spec into a reply.  It is a test tool: one thread per
+ * fake_answer.c turns a spec into a reply.  A generated chat answer is
+ * decided by fake_chat.c from the request and written in its dialect by
+ * fake_openai.c or fake_anthropic.c.  It is a test tool: one thread per
  * connection, and out-of-memory aborts.
  */
 #ifndef FAKE_H
@@ -14,6 +16,9 @@
 #include <stddef.h>
 
 #include <cJSON.h>
+
+/* Every "created" timestamp the fake writes. */
+#define FAKE_CREATED 1700000000
 
 /* ==== byte buffer ==== */
 
@@ -100,6 +105,15 @@ void reply_add_event(struct reply *rp, const char *p, size_t n);
  */
 void answer_build(struct reply *rp, const cJSON *spec, const struct request *rq);
 
+/* Replaces the reply's Content-Type. */
+void reply_set_content_type(struct reply *rp, const char *type);
+/*
+ * Appends doc, printed compactly, as one event and deletes doc: framed as
+ * "data: ...\n\n" when sse (preceded by "event: EVENT\n" when event is not
+ * NULL), else bare.
+ */
+void reply_add_json(struct reply *rp, const char *event, cJSON *doc, int sse);
+
 /*
  * Writes rp to fd.  keep_alive says whether the connection stays open
  * afterwards (it decides the Connection header).  Returns 0 when the
@@ -107,6 +121,52 @@ void answer_build(struct reply *rp, const cJSON *spec, const struct request *rq)
  * error, a cut reply, or no keep-alive).
  */
 int http_send_reply(int fd, const struct reply *rp, int keep_alive);
+
+/* ==== JSON fields ==== */
+
+/* obj's number field name as a long; def when it is absent or not a number. */
+long json_long(const cJSON *obj, const char *name, long def);
+/* obj's string field name (borrowed); NULL when absent or not a string. */
+const char *json_str(const cJSON *obj, const char *name);
+/* A new object {"type": type}. */
+cJSON *json_typed(const char *type);
+int fake_ends_with(const char *s, const char *suffix);
+/* Words of s: runs of non-space bytes. */
+size_t fake_count_words(const char *s);
+
+/* ==== chat answers ==== */
+
+/*
+ * A generated chat answer, decided from the request and the spec by
+ * chat_init (fake_chat.c) in terms both dialects share; openai_answer and
+ * anthropic_answer only lay it out.  Token counts are one per delta sent.
+ */
+struct chat {
+	const char *model;          /* borrowed: the request's, or "fake-model" */
+	const char *service_tier;   /* borrowed: the request's, NULL without one */
+	int anthropic, stream, include_usage;
+	int extras;                 /* add the realistic fields real APIs send */
+	int logprobs;               /* OpenAI: the request asked for logprobs */
+	long choices;               /* OpenAI non-streamed: the request's "n" */
+	cJSON *thinking;            /* owned strings: thinking deltas, or NULL */
+	cJSON *deltas;              /* owned strings: the text, as streamed */
+	struct fbuf text;           /* the deltas joined */
+	const char *tool_name;      /* borrowed: the tool called, NULL if none */
+	cJSON *tool_input;          /* owned: the call's arguments object */
+	char *tool_args;            /* owned: tool_input printed */
+	cJSON *tool_pieces;         /* owned strings: tool_args, as streamed */
+	long prompt_tokens, completion_tokens;
+	long cached_tokens, reasoning_tokens;  /* OpenAI usage details */
+	long cache_creation, cache_read;       /* Anthropic cache usage */
+	const char *finish;         /* finish_reason or stop_reason */
+};
+
+/* Fills c from request rq and the spec; chat_release frees it. */
+void chat_init(struct chat *c, const cJSON *spec, const struct request *rq);
+void chat_release(struct chat *c);
+/* Add c's events to rp, in the OpenAI or the Anthropic dialect. */
+void openai_answer(struct reply *rp, const struct chat *c);
+void anthropic_answer(struct reply *rp, const struct chat *c);
 
 /* ==== script ==== */
 

@@ -1,14 +1,90 @@
 /*
  * fake_answer.c - turns a response spec into a reply: the spec's own body or
  * events, a generic error, or a generated answer shaped like the real API
- * (OpenAI or Anthropic chat, streamed or not; embeddings; a models list).
+ * (OpenAI or Anthropic chat, streamed or not; embeddings; model lists).
  *
- * Generated chat answers echo the last user message word by word, so a test
- * knows the output from its own input.  Every JSON document is built with
- * cJSON so escaping is right whatever the text holds.  Numbers that would
- * vary (ids, timestamps) are fixed so output is repeatable.
+ * Every JSON document is built with cJSON so escaping is right whatever the
+ * text holds.  Numbers that would vary (ids, timestamps) are fixed so output
+ * is repeatable, and a request that uses none of the features below gets
+ * the same bytes it always did: tests compare whole outputs.
+ *
+ * Spec fields (one JSON object per script line; all optional):
+ *   status            HTTP status (200); not 200 and no body: a generic
+ *                     {"error":{"message":"fake error",...}}
+ *   body              the reply body (a non-string is sent as its JSON)
+ *   events            a stream of these events instead (a non-string one is
+ *                     sent as "data: <its JSON>\n\n")
+ *   content_type, headers   replace or add reply headers
+ *   delay_ms, stall_ms, stall_at, cut_after_events, cut_after_bytes, split,
+ *   split_pause_us, split_seed, close   misbehave while sending (fake.h)
+ *   format            "openai" or "anthropic": the chat dialect, which is
+ *                     otherwise Anthropic exactly when the path ends in
+ *                     /messages
+ *   deltas            the answer's text, as these stream deltas: forces a
+ *                     text answer (no tool call, no structured output, no
+ *                     image summary)
+ *   finish_reason, stop_reason   replace the generated one
+ *   usage             prompt_tokens/input_tokens, completion_tokens/
+ *                     output_tokens, cached_tokens, reasoning_tokens,
+ *                     cache_creation_input_tokens, cache_read_input_tokens
+ *                     replace the counted ones; naming any of the last four
+ *                     turns "extras" on
+ *   extras            true: add the fields real APIs send that the fake
+ *                     leaves out by default: OpenAI "system_fingerprint":
+ *                     "fp_fake" in every object, usage.prompt_tokens_details
+ *                     {"cached_tokens":0} and completion_tokens_details
+ *                     {"reasoning_tokens":0}; Anthropic usage
+ *                     cache_creation_input_tokens and cache_read_input_tokens
+ *                     (0) in message_start and whole messages
+ *   models            ids listed by GET .../models and GET /api/tags
+ *   match             see fake_script.c
+ *
+ * Generated chat answers (fake_chat.c decides, fake_openai.c and
+ * fake_anthropic.c lay out).  A message content may be a string or an array
+ * of parts; "the text" of one is its text parts joined by spaces.
+ *   - Echo: the last user message's text, one delta per word (each after
+ *     the first with the whitespace before it).  Tokens: prompt = words of
+ *     all messages and the system prompt; completion = deltas sent (text,
+ *     thinking and argument pieces), times the choices.
+ *   - Tool call, when "tools" is non-empty, tool_choice is not "none" nor
+ *     {"type":"none"}, and the turn is not a tool's answer: a call to the
+ *     tool tool_choice names, else the first, with arguments {"query":
+ *     "<last user text>"} printed compactly.  OpenAI: id "call_fake_1",
+ *     message {"role":"assistant","content":null,"tool_calls":[...],
+ *     "refusal":null}, finish "tool_calls"; streamed: role chunk (content
+ *     null), head chunk {"index":0,"id","type","function":{"name",
+ *     "arguments":""}}, then the arguments in 3 or more pieces of about
+ *     8 bytes, cut on UTF-8 character boundaries.  Anthropic: content
+ *     [text "Let me check.", tool_use id "toolu_fake_1" with the input
+ *     object], stop "tool_use"; streamed: the text block, then the tool_use
+ *     block (input {}) with input_json_delta pieces.
+ *   - A tool's answer (OpenAI: the last message has role "tool"; Anthropic:
+ *     the last user message has a tool_result block, the first counts):
+ *     text "tool said: <its content's text>".
+ *   - Images: when any message has image parts (OpenAI image_url, Anthropic
+ *     image), the text starts "saw N image(s): D1, D2\n" where D is
+ *     url:<url>, data:<mime>;<decoded size> bytes (a data: URL or base64
+ *     source; "bad base64" when it does not decode) or <source type>:?.
+ *   - OpenAI response_format: json_object gives {"echo":"<text>"};
+ *     json_schema one value per schema property, in order: its first enum
+ *     value, else by type (the first non-null of a list) string: the text
+ *     (or "x" when empty), number/integer 42, boolean true, array [],
+ *     object {}, other null.  Streamed in pieces like tool arguments.
+ *   - OpenAI "logprobs": true: each choice (each streamed content chunk)
+ *     has "logprobs":{"content":[{"token":<delta>,"logprob":-0.1,"bytes":
+ *     [<its UTF-8 bytes>],"top_logprobs":[]}...]}; null for a tool call.
+ *   - OpenAI "n" > 1 (not streamed): that many identical choices (at most
+ *     128), completion tokens counted for all.
+ *   - OpenAI "service_tier": echoed in every object.
+ *   - Anthropic "thinking" {"type":"enabled"}: a first block {"type":
+ *     "thinking","thinking":"Thinking about: <text>","signature":
+ *     "sig_fake"}, <text> being the last user text or, on a tool's answer,
+ *     "tool said: ..."; streamed as a thinking_delta per word, then a
+ *     signature_delta.
+ * GET .../models lists the models OpenAI-style, GET /api/tags Ollama-style
+ * (default: llama3.2:latest); POST .../embeddings gives unit vectors that
+ * depend on the input text only ("dimensions", default 8).
  */
-#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,32 +93,9 @@
 
 #include "fake.h"
 
-#define CREATED 1700000000
+#define MODIFIED_AT "2023-11-14T22:13:20Z"  /* FAKE_CREATED, as Ollama writes it */
 
-/* ==== spec fields ==== */
-
-static long spec_long(const cJSON *spec, const char *name, long def)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, name);
-
-	return cJSON_IsNumber(v) ? (long)v->valuedouble : def;
-}
-
-static const char *spec_str(const cJSON *spec, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, name);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-static void set_content_type(struct reply *rp, const char *type)
+void reply_set_content_type(struct reply *rp, const char *type)
 {
 	free(rp->content_type);
 	rp->content_type = fake_xstrdup(type);
@@ -59,7 +112,7 @@ static void apply_headers(struct reply *rp, const cJSON *headers)
 			continue;
 		printed = cJSON_IsString(h) ? NULL : cJSON_PrintUnformatted(h);
 		if (strcasecmp(h->string, "content-type") == 0) {
-			set_content_type(rp, printed ? printed : h->valuestring);
+			reply_set_content_type(rp, printed ? printed : h->valuestring);
 		} else {
 			fbuf_printf(&rp->headers, "%s: %s\r\n", h->string,
 				printed ? printed : h->valuestring);
@@ -68,10 +121,7 @@ static void apply_headers(struct reply *rp, const cJSON *headers)
 	}
 }
 
-/* ==== JSON helpers ==== */
-
-/* Adds doc, printed, as one event (SSE-framed when sse) and deletes it. */
-static void add_json(struct reply *rp, const char *event, cJSON *doc, int sse)
+void reply_add_json(struct reply *rp, const char *event, cJSON *doc, int sse)
 {
 	struct fbuf ev = { 0 };
 	char *text = cJSON_PrintUnformatted(doc);
@@ -100,300 +150,11 @@ static void error_body(struct reply *rp, const char *message, const char *type,
 		cJSON_AddStringToObject(err, "code", code);
 	else
 		cJSON_AddNullToObject(err, "code");
-	add_json(rp, NULL, doc, 0);
+	reply_add_json(rp, NULL, doc, 0);
 	rp->chunked = 0;
 }
 
-/* ==== words ==== */
-
-static size_t count_words(const char *s)
-{
-	size_t n = 0;
-	int in_word = 0;
-
-	for (; *s; s++) {
-		if (isspace((unsigned char)*s)) {
-			in_word = 0;
-		} else if (!in_word) {
-			in_word = 1;
-			n++;
-		}
-	}
-	return n;
-}
-
-/* Appends the text of a message content: a string, or its text blocks. */
-static void content_text(const cJSON *content, struct fbuf *out)
-{
-	const cJSON *block, *text;
-	int first = 1;
-
-	if (cJSON_IsString(content)) {
-		fbuf_puts(out, content->valuestring);
-		return;
-	}
-	cJSON_ArrayForEach(block, content) {
-		text = cJSON_GetObjectItemCaseSensitive(block, "text");
-		if (!cJSON_IsString(text))
-			continue;
-		if (!first)
-			fbuf_puts(out, " ");
-		fbuf_puts(out, text->valuestring);
-		first = 0;
-	}
-}
-
 /* ==== chat ==== */
-
-struct chat {
-	const char *model;
-	int anthropic, stream, include_usage;
-	cJSON *deltas;        /* owned array of strings */
-	struct fbuf text;     /* the deltas joined */
-	long prompt_tokens, completion_tokens;
-	const char *finish;
-};
-
-/*
- * Splits text into deltas: one per word, each after the first carrying the
- * whitespace that preceded it, so joined they give back the text trimmed.
- */
-static void split_words(const char *text, cJSON *deltas)
-{
-	const char *seg, *p = text;
-	char *piece;
-
-	while (isspace((unsigned char)*p))
-		p++;
-	seg = p;
-	while (*p) {
-		while (*p && !isspace((unsigned char)*p))
-			p++;
-		piece = fake_xmalloc((size_t)(p - seg) + 1);
-		memcpy(piece, seg, (size_t)(p - seg));
-		piece[p - seg] = '\0';
-		cJSON_AddItemToArray(deltas, cJSON_CreateString(piece));
-		free(piece);
-		seg = p;
-		while (isspace((unsigned char)*p))
-			p++;
-	}
-}
-
-static void chat_init(struct chat *c, const cJSON *spec, const struct request *rq)
-{
-	const cJSON *body = rq->json, *messages, *m, *role, *last_user = NULL;
-	const cJSON *deltas, *d, *usage, *opts;
-	const char *format = spec_str(spec, "format");
-	struct fbuf words = { 0 };
-
-	memset(c, 0, sizeof(*c));
-	c->model = spec_str(body, "model");
-	if (!c->model)
-		c->model = "fake-model";
-	c->anthropic = format ? strcmp(format, "anthropic") == 0 :
-		ends_with(rq->path, "/messages");
-	c->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
-	opts = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
-	c->include_usage = cJSON_IsTrue(
-		cJSON_GetObjectItemCaseSensitive(opts, "include_usage"));
-
-	/* Prompt size: words of every message and of the system prompt. */
-	messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
-	cJSON_ArrayForEach(m, messages) {
-		role = cJSON_GetObjectItemCaseSensitive(m, "role");
-		if (cJSON_IsString(role) && strcmp(role->valuestring, "user") == 0)
-			last_user = m;
-		content_text(cJSON_GetObjectItemCaseSensitive(m, "content"), &words);
-		fbuf_puts(&words, " ");
-	}
-	content_text(cJSON_GetObjectItemCaseSensitive(body, "system"), &words);
-	c->prompt_tokens = (long)count_words(fbuf_str(&words));
-	fbuf_release(&words);
-
-	deltas = cJSON_GetObjectItemCaseSensitive(spec, "deltas");
-	c->deltas = cJSON_CreateArray();
-	if (cJSON_IsArray(deltas)) {
-		cJSON_ArrayForEach(d, deltas)
-			if (cJSON_IsString(d))
-				cJSON_AddItemToArray(c->deltas,
-					cJSON_CreateString(d->valuestring));
-	} else if (last_user) {
-		content_text(cJSON_GetObjectItemCaseSensitive(last_user, "content"),
-			&words);
-		split_words(fbuf_str(&words), c->deltas);
-		fbuf_release(&words);
-	}
-	cJSON_ArrayForEach(d, c->deltas)
-		fbuf_puts(&c->text, d->valuestring);
-	c->completion_tokens = cJSON_GetArraySize(c->deltas);
-
-	usage = cJSON_GetObjectItemCaseSensitive(spec, "usage");
-	c->prompt_tokens = spec_long(usage, "input_tokens", c->prompt_tokens);
-	c->prompt_tokens = spec_long(usage, "prompt_tokens", c->prompt_tokens);
-	c->completion_tokens = spec_long(usage, "output_tokens", c->completion_tokens);
-	c->completion_tokens = spec_long(usage, "completion_tokens", c->completion_tokens);
-
-	c->finish = spec_str(spec, "finish_reason");
-	if (c->anthropic && spec_str(spec, "stop_reason"))
-		c->finish = spec_str(spec, "stop_reason");
-	if (!c->finish)
-		c->finish = c->anthropic ? "end_turn" : "stop";
-}
-
-static void chat_release(struct chat *c)
-{
-	cJSON_Delete(c->deltas);
-	fbuf_release(&c->text);
-}
-
-static cJSON *openai_usage(const struct chat *c)
-{
-	cJSON *u = cJSON_CreateObject();
-
-	cJSON_AddNumberToObject(u, "prompt_tokens", (double)c->prompt_tokens);
-	cJSON_AddNumberToObject(u, "completion_tokens", (double)c->completion_tokens);
-	cJSON_AddNumberToObject(u, "total_tokens",
-		(double)(c->prompt_tokens + c->completion_tokens));
-	return u;
-}
-
-static cJSON *openai_head(const struct chat *c, const char *object)
-{
-	cJSON *doc = cJSON_CreateObject();
-
-	cJSON_AddStringToObject(doc, "id", "chatcmpl-fake");
-	cJSON_AddStringToObject(doc, "object", object);
-	cJSON_AddNumberToObject(doc, "created", CREATED);
-	cJSON_AddStringToObject(doc, "model", c->model);
-	return doc;
-}
-
-/* A chunk with one choice whose delta is delta (taken over). */
-static cJSON *openai_chunk(const struct chat *c, cJSON *delta, const char *finish)
-{
-	cJSON *doc = openai_head(c, "chat.completion.chunk");
-	cJSON *choice = cJSON_CreateObject();
-
-	cJSON_AddItemToArray(cJSON_AddArrayToObject(doc, "choices"), choice);
-	cJSON_AddNumberToObject(choice, "index", 0);
-	cJSON_AddItemToObject(choice, "delta", delta);
-	if (finish)
-		cJSON_AddStringToObject(choice, "finish_reason", finish);
-	else
-		cJSON_AddNullToObject(choice, "finish_reason");
-	return doc;
-}
-
-static void openai_answer(struct reply *rp, const struct chat *c)
-{
-	cJSON *doc, *delta, *choice, *msg;
-	const cJSON *d;
-
-	if (!c->stream) {
-		doc = openai_head(c, "chat.completion");
-		choice = cJSON_CreateObject();
-		cJSON_AddItemToArray(cJSON_AddArrayToObject(doc, "choices"), choice);
-		cJSON_AddNumberToObject(choice, "index", 0);
-		msg = cJSON_AddObjectToObject(choice, "message");
-		cJSON_AddStringToObject(msg, "role", "assistant");
-		cJSON_AddStringToObject(msg, "content", fbuf_str(&c->text));
-		cJSON_AddStringToObject(choice, "finish_reason", c->finish);
-		cJSON_AddItemToObject(doc, "usage", openai_usage(c));
-		add_json(rp, NULL, doc, 0);
-		return;
-	}
-	delta = cJSON_CreateObject();
-	cJSON_AddStringToObject(delta, "role", "assistant");
-	cJSON_AddStringToObject(delta, "content", "");
-	add_json(rp, NULL, openai_chunk(c, delta, NULL), 1);
-	cJSON_ArrayForEach(d, c->deltas) {
-		delta = cJSON_CreateObject();
-		cJSON_AddStringToObject(delta, "content", d->valuestring);
-		add_json(rp, NULL, openai_chunk(c, delta, NULL), 1);
-	}
-	add_json(rp, NULL, openai_chunk(c, cJSON_CreateObject(), c->finish), 1);
-	if (c->include_usage) {
-		doc = openai_head(c, "chat.completion.chunk");
-		cJSON_AddArrayToObject(doc, "choices");
-		cJSON_AddItemToObject(doc, "usage", openai_usage(c));
-		add_json(rp, NULL, doc, 1);
-	}
-	reply_add_event(rp, "data: [DONE]\n\n", 14);
-}
-
-static cJSON *typed(const char *type)
-{
-	cJSON *doc = cJSON_CreateObject();
-
-	cJSON_AddStringToObject(doc, "type", type);
-	return doc;
-}
-
-static void anthropic_answer(struct reply *rp, const struct chat *c)
-{
-	cJSON *doc, *msg, *block, *usage, *delta;
-	const cJSON *d;
-
-	msg = cJSON_CreateObject();
-	cJSON_AddStringToObject(msg, "id", "msg_fake");
-	cJSON_AddStringToObject(msg, "type", "message");
-	cJSON_AddStringToObject(msg, "role", "assistant");
-	cJSON_AddStringToObject(msg, "model", c->model);
-	if (!c->stream) {
-		block = typed("text");
-		cJSON_AddStringToObject(block, "text", fbuf_str(&c->text));
-		cJSON_AddItemToArray(cJSON_AddArrayToObject(msg, "content"), block);
-		cJSON_AddStringToObject(msg, "stop_reason", c->finish);
-		cJSON_AddNullToObject(msg, "stop_sequence");
-		usage = cJSON_AddObjectToObject(msg, "usage");
-		cJSON_AddNumberToObject(usage, "input_tokens", (double)c->prompt_tokens);
-		cJSON_AddNumberToObject(usage, "output_tokens", (double)c->completion_tokens);
-		add_json(rp, NULL, msg, 0);
-		return;
-	}
-	cJSON_AddArrayToObject(msg, "content");
-	cJSON_AddNullToObject(msg, "stop_reason");
-	cJSON_AddNullToObject(msg, "stop_sequence");
-	usage = cJSON_AddObjectToObject(msg, "usage");
-	cJSON_AddNumberToObject(usage, "input_tokens", (double)c->prompt_tokens);
-	cJSON_AddNumberToObject(usage, "output_tokens", 1);
-	doc = typed("message_start");
-	cJSON_AddItemToObject(doc, "message", msg);
-	add_json(rp, "message_start", doc, 1);
-
-	doc = typed("content_block_start");
-	cJSON_AddNumberToObject(doc, "index", 0);
-	block = typed("text");
-	cJSON_AddStringToObject(block, "text", "");
-	cJSON_AddItemToObject(doc, "content_block", block);
-	add_json(rp, "content_block_start", doc, 1);
-
-	add_json(rp, "ping", typed("ping"), 1);
-
-	cJSON_ArrayForEach(d, c->deltas) {
-		doc = typed("content_block_delta");
-		cJSON_AddNumberToObject(doc, "index", 0);
-		delta = typed("text_delta");
-		cJSON_AddStringToObject(delta, "text", d->valuestring);
-		cJSON_AddItemToObject(doc, "delta", delta);
-		add_json(rp, "content_block_delta", doc, 1);
-	}
-
-	doc = typed("content_block_stop");
-	cJSON_AddNumberToObject(doc, "index", 0);
-	add_json(rp, "content_block_stop", doc, 1);
-
-	doc = typed("message_delta");
-	delta = cJSON_AddObjectToObject(doc, "delta");
-	cJSON_AddStringToObject(delta, "stop_reason", c->finish);
-	cJSON_AddNullToObject(delta, "stop_sequence");
-	usage = cJSON_AddObjectToObject(doc, "usage");
-	cJSON_AddNumberToObject(usage, "output_tokens", (double)c->completion_tokens);
-	add_json(rp, "message_delta", doc, 1);
-
-	add_json(rp, "message_stop", typed("message_stop"), 1);
-}
 
 static void chat_answer(struct reply *rp, const cJSON *spec, const struct request *rq)
 {
@@ -401,7 +162,7 @@ static void chat_answer(struct reply *rp, const cJSON *spec, const struct reques
 
 	chat_init(&c, spec, rq);
 	rp->chunked = c.stream;
-	set_content_type(rp, c.stream ? "text/event-stream" : "application/json");
+	reply_set_content_type(rp, c.stream ? "text/event-stream" : "application/json");
 	if (c.anthropic)
 		anthropic_answer(rp, &c);
 	else
@@ -470,9 +231,9 @@ static void embeddings_answer(struct reply *rp, const cJSON *spec,
 {
 	const cJSON *input = cJSON_GetObjectItemCaseSensitive(rq->json, "input");
 	const cJSON *item, *usage;
-	const char *model = spec_str(rq->json, "model");
+	const char *model = json_str(rq->json, "model");
 	cJSON *doc = cJSON_CreateObject(), *data, *e, *u;
-	long dims = spec_long(rq->json, "dimensions", 8), words = 0;
+	long dims = json_long(rq->json, "dimensions", 8), words = 0;
 	char *printed;
 	int index = 0;
 
@@ -488,52 +249,97 @@ static void embeddings_answer(struct reply *rp, const cJSON *spec,
 		cJSON_AddNumberToObject(e, "index", index++);
 		cJSON_AddItemToObject(e, "embedding",
 			embedding_of(printed ? printed : item->valuestring, (int)dims));
-		words += (long)count_words(printed ? printed : item->valuestring);
+		words += (long)fake_count_words(printed ? printed : item->valuestring);
 		free(printed);
 		if (!cJSON_IsArray(input))
 			break;
 	}
 	cJSON_AddStringToObject(doc, "model", model ? model : "text-embedding-fake");
 	usage = cJSON_GetObjectItemCaseSensitive(spec, "usage");
-	words = spec_long(usage, "prompt_tokens", words);
+	words = json_long(usage, "prompt_tokens", words);
 	u = cJSON_AddObjectToObject(doc, "usage");
 	cJSON_AddNumberToObject(u, "prompt_tokens", (double)words);
 	cJSON_AddNumberToObject(u, "total_tokens", (double)words);
-	add_json(rp, NULL, doc, 0);
+	reply_add_json(rp, NULL, doc, 0);
 }
 
-static void add_model(cJSON *data, const char *id)
+/* The ids in the spec's "models", else the n defaults: owned strings. */
+static cJSON *model_ids(const cJSON *spec, const char *const *defaults, size_t n)
 {
-	cJSON *m = cJSON_CreateObject();
-
-	cJSON_AddItemToArray(data, m);
-	cJSON_AddStringToObject(m, "id", id);
-	cJSON_AddStringToObject(m, "object", "model");
-	cJSON_AddNumberToObject(m, "created", CREATED);
-	cJSON_AddStringToObject(m, "owned_by", "fake");
-}
-
-/* The spec's "models" (an array of ids) or a fixed list. */
-static void models_answer(struct reply *rp, const cJSON *spec)
-{
-	static const char *const ids[] = {
-		"fake-model", "gpt-4o-mini", "gpt-4o", "text-embedding-3-small",
-	};
 	const cJSON *list = cJSON_GetObjectItemCaseSensitive(spec, "models"), *id;
-	cJSON *doc = cJSON_CreateObject(), *data;
+	cJSON *ids = cJSON_CreateArray();
 	size_t i;
 
-	cJSON_AddStringToObject(doc, "object", "list");
-	data = cJSON_AddArrayToObject(doc, "data");
 	if (cJSON_IsArray(list)) {
 		cJSON_ArrayForEach(id, list)
 			if (cJSON_IsString(id))
-				add_model(data, id->valuestring);
+				cJSON_AddItemToArray(ids, cJSON_CreateString(id->valuestring));
 	} else {
-		for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
-			add_model(data, ids[i]);
+		for (i = 0; i < n; i++)
+			cJSON_AddItemToArray(ids, cJSON_CreateString(defaults[i]));
 	}
-	add_json(rp, NULL, doc, 0);
+	return ids;
+}
+
+/* OpenAI's GET /v1/models. */
+static void models_answer(struct reply *rp, const cJSON *spec)
+{
+	static const char *const defaults[] = {
+		"fake-model", "gpt-4o-mini", "gpt-4o", "text-embedding-3-small",
+	};
+	cJSON *ids = model_ids(spec, defaults, sizeof(defaults) / sizeof(defaults[0]));
+	cJSON *doc = cJSON_CreateObject(), *data, *m;
+	const cJSON *id;
+
+	cJSON_AddStringToObject(doc, "object", "list");
+	data = cJSON_AddArrayToObject(doc, "data");
+	cJSON_ArrayForEach(id, ids) {
+		m = cJSON_CreateObject();
+		cJSON_AddItemToArray(data, m);
+		cJSON_AddStringToObject(m, "id", id->valuestring);
+		cJSON_AddStringToObject(m, "object", "model");
+		cJSON_AddNumberToObject(m, "created", FAKE_CREATED);
+		cJSON_AddStringToObject(m, "owned_by", "fake");
+	}
+	cJSON_Delete(ids);
+	reply_add_json(rp, NULL, doc, 0);
+}
+
+/* Ollama's GET /api/tags; the digest is derived from the name. */
+static void tags_answer(struct reply *rp, const cJSON *spec)
+{
+	static const char *const defaults[] = { "llama3.2:latest" };
+	cJSON *ids = model_ids(spec, defaults, 1);
+	cJSON *doc = cJSON_CreateObject(), *list, *m, *details;
+	const cJSON *id;
+	char digest[65];
+	uint64_t state;
+	int i;
+
+	list = cJSON_AddArrayToObject(doc, "models");
+	cJSON_ArrayForEach(id, ids) {
+		state = fnv1a(id->valuestring);
+		for (i = 0; i < 4; i++)
+			snprintf(digest + 16 * i, 17, "%016llx",
+				(unsigned long long)splitmix(&state));
+		m = cJSON_CreateObject();
+		cJSON_AddItemToArray(list, m);
+		cJSON_AddStringToObject(m, "name", id->valuestring);
+		cJSON_AddStringToObject(m, "model", id->valuestring);
+		cJSON_AddStringToObject(m, "modified_at", MODIFIED_AT);
+		cJSON_AddNumberToObject(m, "size", 2019393189);
+		cJSON_AddStringToObject(m, "digest", digest);
+		details = cJSON_AddObjectToObject(m, "details");
+		cJSON_AddStringToObject(details, "parent_model", "");
+		cJSON_AddStringToObject(details, "format", "gguf");
+		cJSON_AddStringToObject(details, "family", "llama");
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(details, "families"),
+			cJSON_CreateString("llama"));
+		cJSON_AddStringToObject(details, "parameter_size", "3.2B");
+		cJSON_AddStringToObject(details, "quantization_level", "Q4_K_M");
+	}
+	cJSON_Delete(ids);
+	reply_add_json(rp, NULL, doc, 0);
 }
 
 /* ==== dispatch ==== */
@@ -546,13 +352,15 @@ static void generated_answer(struct reply *rp, const cJSON *spec,
 	int post = strcmp(rq->method, "POST") == 0;
 	char msg[256];
 
-	set_content_type(rp, "application/json");
-	if (get && ends_with(path, "/models")) {
+	reply_set_content_type(rp, "application/json");
+	if (get && fake_ends_with(path, "/models")) {
 		models_answer(rp, spec);
-	} else if (post && ends_with(path, "/embeddings")) {
+	} else if (get && fake_ends_with(path, "/api/tags")) {
+		tags_answer(rp, spec);
+	} else if (post && fake_ends_with(path, "/embeddings")) {
 		embeddings_answer(rp, spec, rq);
-	} else if (spec_str(spec, "format") || ends_with(path, "/chat/completions") ||
-		   ends_with(path, "/messages") ||
+	} else if (json_str(spec, "format") || fake_ends_with(path, "/chat/completions") ||
+		   fake_ends_with(path, "/messages") ||
 		   (post && cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(rq->json,
 			"messages")))) {
 		chat_answer(rp, spec, rq);
@@ -569,18 +377,18 @@ void answer_build(struct reply *rp, const cJSON *spec, const struct request *rq)
 	const cJSON *body = cJSON_GetObjectItemCaseSensitive(spec, "body");
 	const cJSON *events = cJSON_GetObjectItemCaseSensitive(spec, "events");
 	const cJSON *ev;
-	const char *type = spec_str(spec, "content_type");
+	const char *type = json_str(spec, "content_type");
 	char *printed;
 
-	rp->status = (int)spec_long(spec, "status", 200);
-	rp->delay_ms = spec_long(spec, "delay_ms", 0);
-	rp->stall_ms = spec_long(spec, "stall_ms", 0);
-	rp->stall_at = spec_long(spec, "stall_at", -1);
-	rp->cut_after_events = spec_long(spec, "cut_after_events", -1);
-	rp->cut_after_bytes = spec_long(spec, "cut_after_bytes", -1);
-	rp->split = spec_long(spec, "split", 0);
-	rp->split_pause_us = spec_long(spec, "split_pause_us", rp->split_pause_us);
-	rp->seed = (unsigned)spec_long(spec, "split_seed", (long)rp->seed);
+	rp->status = (int)json_long(spec, "status", 200);
+	rp->delay_ms = json_long(spec, "delay_ms", 0);
+	rp->stall_ms = json_long(spec, "stall_ms", 0);
+	rp->stall_at = json_long(spec, "stall_at", -1);
+	rp->cut_after_events = json_long(spec, "cut_after_events", -1);
+	rp->cut_after_bytes = json_long(spec, "cut_after_bytes", -1);
+	rp->split = json_long(spec, "split", 0);
+	rp->split_pause_us = json_long(spec, "split_pause_us", rp->split_pause_us);
+	rp->seed = (unsigned)json_long(spec, "split_seed", (long)rp->seed);
 	rp->close = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(spec, "close"));
 
 	if (body) {
@@ -589,7 +397,7 @@ void answer_build(struct reply *rp, const cJSON *spec, const struct request *rq)
 		reply_add_event(rp, printed ? printed : body->valuestring,
 			strlen(printed ? printed : body->valuestring));
 		free(printed);
-		set_content_type(rp, "application/json");
+		reply_set_content_type(rp, "application/json");
 	} else if (cJSON_IsArray(events)) {
 		/* A non-string event is sent as "data: <its JSON>\n\n". */
 		cJSON_ArrayForEach(ev, events) {
@@ -597,17 +405,17 @@ void answer_build(struct reply *rp, const cJSON *spec, const struct request *rq)
 				reply_add_event(rp, ev->valuestring,
 					strlen(ev->valuestring));
 			else
-				add_json(rp, NULL, cJSON_Duplicate(ev, 1), 1);
+				reply_add_json(rp, NULL, cJSON_Duplicate(ev, 1), 1);
 		}
 		rp->chunked = 1;
-		set_content_type(rp, "text/event-stream");
+		reply_set_content_type(rp, "text/event-stream");
 	} else if (rp->status != 200) {
-		set_content_type(rp, "application/json");
+		reply_set_content_type(rp, "application/json");
 		error_body(rp, "fake error", "server_error", NULL);
 	} else {
 		generated_answer(rp, spec, rq);
 	}
 	if (type)
-		set_content_type(rp, type);
+		reply_set_content_type(rp, type);
 	apply_headers(rp, cJSON_GetObjectItemCaseSensitive(spec, "headers"));
 }

@@ -1,10 +1,12 @@
 /*
- * fake_util.c - the fake upstream's byte buffer, allocation and sleeps.
+ * fake_util.c - the fake upstream's byte buffer, allocation, sleeps and
+ * JSON field helpers.
  *
  * The fake links nothing from src/ so that it builds (and the tests can run)
  * whatever state the code under test is in; these are its own small copies.
  * Allocation failure aborts: no caller checks for NULL.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,4 +125,49 @@ void fake_sleep_ms(long ms)
 {
 	if (ms > 0)
 		fake_sleep_us(ms * 1000);
+}
+
+long json_long(const cJSON *obj, const char *name, long def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	return cJSON_IsNumber(v) ? (long)v->valuedouble : def;
+}
+
+const char *json_str(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+cJSON *json_typed(const char *type)
+{
+	cJSON *doc = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(doc, "type", type);
+	return doc;
+}
+
+int fake_ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+size_t fake_count_words(const char *s)
+{
+	size_t n = 0;
+	int in_word = 0;
+
+	for (; *s; s++) {
+		if (isspace((unsigned char)*s)) {
+			in_word = 0;
+		} else if (!in_word) {
+			in_word = 1;
+			n++;
+		}
+	}
+	return n;
 }
