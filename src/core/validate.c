@@ -239,6 +239,8 @@ static void check_type(const struct field *f, cJSON *obj, cJSON *n,
 			    "must be a JSON object");
 			return;
 		}
+		if (!f->items)
+			return;  /* any object: logit_bias, metadata, ... */
 		if (*prefix)
 			snprintf(sub, sizeof(sub), "%s.%s", prefix, f->name);
 		else

@@ -399,8 +399,11 @@ void llm_emit(struct llm_call *c, const char *s, size_t n)
 	if (c->local_text) {
 		/* An offline provider: its answer becomes OpenAI objects. */
 		if (c->stream) {
-			synth_chunk(c, !c->opened, s, n, NULL);
+			/* OpenAI's streams open with the role, content "". */
+			if (!c->opened)
+				synth_chunk(c, 1, "", 0, NULL);
 			c->opened = 1;
+			synth_chunk(c, 0, s, n, NULL);
 		} else {
 			buf_append(c->local_text, s, n);
 		}
