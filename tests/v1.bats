@@ -300,3 +300,72 @@ EOF
 	[[ "$(printf '%s' "$output" | json_get error.message)" == *"not supported by openai:o3-mini"* ]]
 	[ "$(fake_count)" -eq 1 ]
 }
+
+@test "/v1: the cache answers a request that differs only in member order, never one that differs in a field" {
+	fake_start '{}' '{}' '{}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start --cache-size 10
+	a='{"model":"openai:gpt-4o-mini","temperature":0,"seed":1,"messages":[{"role":"user","content":"q"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}}}}}]}'
+	b='{"tools":[{"function":{"parameters":{"properties":{"b":{"type":"integer"},"a":{"type":"string"}},"type":"object"},"name":"f"},"type":"function"}],"messages":[{"content":"q","role":"user"}],"seed":1,"temperature":0,"model":"openai:gpt-4o-mini"}'
+	run post /v1/chat/completions "$a"
+	first=$output
+	[ "$(fake_count)" -eq 1 ]
+	run post /v1/chat/completions "$b"
+	[ "$output" = "$first" ]
+	[ "$(fake_count)" -eq 1 ]
+	# One field different: the upstream is asked again.
+	run post /v1/chat/completions "${a/\"seed\":1/\"seed\":2}"
+	[ "$(fake_count)" -eq 2 ]
+	run post /v1/chat/completions "${a/\"type\":\"integer\"/\"type\":\"number\"}"
+	[ "$(fake_count)" -eq 3 ]
+}
+
+@test "/v1 and /chat: a request naming no model needs a default; -m gives one" {
+	serve_start
+	run post /v1/chat/completions '{"messages":[{"role":"user","content":"q"}]}'
+	[ "$(http_status)" = 400 ]
+	[ "$(printf '%s' "$output" | json_get error.param)" = model ]
+	[[ "$(printf '%s' "$output" | json_get error.message)" == *"no default model"*"-m MODEL"* ]]
+	run post /chat '{"prompt":"q"}'
+	[ "$(http_status)" = 422 ]
+	[ "$(printf '%s' "$output" | json_get detail.0.loc)" = '["body","model"]' ]
+	run post /v1/messages '{"max_tokens":10,"messages":[{"role":"user","content":"q"}]}'
+	[ "$(http_status)" = 400 ]
+	[ "$(printf '%s' "$output" | json_get error.type)" = invalid_request_error ]
+	serve_start -m mock:echo
+	run post /v1/chat/completions '{"messages":[{"role":"user","content":"two words"}]}'
+	[ "$(http_status)" = 200 ]
+	[ "$(printf '%s' "$output" | json_get choices.0.message.content)" = "two words" ]
+	[ "$(printf '%s' "$output" | json_get model)" = mock:echo ]
+	run post /chat '{"prompt":"via chat"}'
+	[ "$(printf '%s' "$output" | json_get content)" = "via chat" ]
+	# A default that cannot answer is refused at start.
+	run aichat serve --port 0 -m nosuch:model
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"unknown provider 'nosuch'"* ]]
+}
+
+@test "/v1/messages: bad shapes are Anthropic errors, and nothing is sent" {
+	fake_start '{}'
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start
+	for b in '{"model":"anthropic:claude-haiku-4-5","messages":[{"role":"user","content":"q"}]}' \
+		'{"model":"anthropic:claude-haiku-4-5","max_tokens":0,"messages":[{"role":"user","content":"q"}]}' \
+		'{"model":"anthropic:claude-haiku-4-5","max_tokens":5,"messages":[{"role":"system","content":"q"}]}' \
+		'{"model":"anthropic:claude-haiku-4-5","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_use","id":"t","name":"f","input":{}}]}]}' \
+		'{"model":"anthropic:claude-haiku-4-5","max_tokens":5,"messages":[{"role":"user","content":[{"text":"no type"}]}]}' \
+		'{"model":"anthropic:claude-haiku-4-5","max_tokens":5,"tool_choice":{"type":"maybe"},"messages":[{"role":"user","content":"q"}]}'; do
+		run post /v1/messages "$b"
+		[ "$(http_status)" = 400 ] || { echo "$b: $(http_status) $output"; return 1; }
+		[ "$(printf '%s' "$output" | json_get type)" = error ]
+		[ "$(printf '%s' "$output" | json_get error.type)" = invalid_request_error ]
+	done
+	[ "$(fake_count)" -eq 0 ]
+	# top_k has a meaning only for Anthropic models: relayed there, refused elsewhere.
+	run post /v1/messages '{"model":"anthropic:claude-haiku-4-5","max_tokens":5,"top_k":3,"messages":[{"role":"user","content":"q"}]}'
+	[ "$(http_status)" = 200 ]
+	[ "$(fake_field 1 body.top_k)" = 3 ]
+	run post /v1/messages '{"model":"mock:echo","max_tokens":5,"top_k":3,"messages":[{"role":"user","content":"q"}]}'
+	[ "$(http_status)" = 400 ]
+	[[ "$(printf '%s' "$output" | json_get error.message)" == *"'top_k'"* ]]
+}
