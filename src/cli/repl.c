@@ -121,10 +121,7 @@ struct repl {
 
 static void push(struct chat_request *c, const char *role, const char *content)
 {
-	c->messages = xrealloc(c->messages, (c->nmessages + 1) * sizeof(*c->messages));
-	c->messages[c->nmessages].role = xstrdup(role);
-	c->messages[c->nmessages].content = xstrdup(content);
-	c->nmessages++;
+	chat_request_add(c, role, content, NULL);
 }
 
 static void pop(struct chat_request *c)

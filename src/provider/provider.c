@@ -196,9 +196,10 @@ static int64_t env_ms(const char *name, int64_t def)
 	if (!v)
 		return def;
 	d = strtod(v, &end);
-	if (end == v || *end || d < 0)
+	if (end == v || *end || !(d >= 0))
 		return def;
-	return (int64_t)(d * 1000);
+	/* A day at most: 1e300 must not overflow the conversion. */
+	return d < 86400 ? (int64_t)(d * 1000) : 86400000;
 }
 
 void llm_opts_default(struct llm_opts *o)
@@ -422,8 +423,15 @@ void llm_set_usage(struct llm_call *c, long prompt, long completion)
 
 void llm_set_finish(struct llm_call *c, const char *reason)
 {
-	snprintf(c->res.finish_reason, sizeof(c->res.finish_reason), "%s",
-		 reason);
+	/* An upstream's word: keep only what a finish reason is made of, so
+	 * it is safe on a terminal and in a log. */
+	size_t o = 0;
+
+	for (; *reason && o + 1 < sizeof(c->res.finish_reason); reason++)
+		if ((*reason >= 'a' && *reason <= 'z') || *reason == '_' ||
+		    (*reason >= 'A' && *reason <= 'Z') || (*reason >= '0' && *reason <= '9'))
+			c->res.finish_reason[o++] = *reason;
+	c->res.finish_reason[o] = '\0';
 }
 
 void llm_mark_complete(struct llm_call *c)
@@ -664,8 +672,9 @@ int64_t llm_backoff_ms(const struct llm_opts *o, int attempt,
 	double base;
 
 	if (retry_after >= 0) {
-		int64_t d = (int64_t)(retry_after * 1000);
-		return d > 60000 ? 60000 : d;
+		/* Clamped as a double: 1e300 seconds must not overflow. */
+		double ms = retry_after * 1000;
+		return ms < 60000 ? (int64_t)ms : 60000;
 	}
 	base = (double)o->retry_base_ms * pow(2, attempt - 1);
 	/* Jitter: 50% to 100% of the step. */
@@ -739,8 +748,10 @@ static int on_data(void *ud, const char *p, size_t n)
 	err_clear(&e);
 	rc = sse_feed(&c->sse, p, n, on_sse_event, c, &e);
 	if (rc < 0) {
+		/* Not formatted into itself: the message is copied first. */
+		struct err why = e;
 		err_set(&e, ERR_UPSTREAM_PROTOCOL, "%s stream: %s", c->m.provider,
-			e.msg);
+			why.msg);
 		return transfer_fail(c->tr, &e);
 	}
 	if (rc > 0)

@@ -95,13 +95,8 @@ int convlog_load(sqlite3 *db, const char *id, struct chat_request *req,
 		return db_fail(db, e);
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		req->messages = xrealloc(req->messages,
-					 (req->nmessages + 1) * sizeof(*req->messages));
-		req->messages[req->nmessages].role =
-			xstrdup((const char *)sqlite3_column_text(st, 0));
-		req->messages[req->nmessages].content =
-			xstrdup((const char *)sqlite3_column_text(st, 1));
-		req->nmessages++;
+		chat_request_add(req, (const char *)sqlite3_column_text(st, 0),
+				 (const char *)sqlite3_column_text(st, 1), NULL);
 	}
 	sqlite3_finalize(st);
 	return 0;
