@@ -118,8 +118,9 @@ int cmd_models(int argc, char **argv)
 		if (s->err.code != ERR_OK)
 			fprintf(stderr, "aichat: models: %s: %s\n", s->provider, s->err.msg);
 		if (s->dropped)
-			fprintf(stderr, "aichat: models: %s: %zu models left out (malformed ids, or past %d)\n",
-				s->provider, s->dropped, MODELS_PER_PROVIDER_MAX);
+			fprintf(stderr, "aichat: models: %s: %zu model%s left out (a malformed id, or past the first %d)\n",
+				s->provider, s->dropped, s->dropped == 1 ? "" : "s",
+				MODELS_PER_PROVIDER_MAX);
 	}
 	if (r.seen[O_JSON]) {
 		cJSON *o = models_to_json(l);
