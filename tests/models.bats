@@ -31,14 +31,16 @@ teardown() {
 	fake_stop
 }
 
-openai_fake() {
-	fake_start "$@"
-	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
-}
-
-anthropic_fake() {
-	fake_start "$@"
-	export ANTHROPIC_API_KEY=$AKEY ANTHROPIC_BASE_URL="$FAKE_URL"
+# point PROVIDER...: configures openai and/or anthropic, with their test
+# keys, at the running fake.
+point() {
+	local p
+	for p; do
+		case $p in
+		openai) export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1" ;;
+		anthropic) export ANTHROPIC_API_KEY=$AKEY ANTHROPIC_BASE_URL="$FAKE_URL" ;;
+		esac
+	done
 }
 
 # A port on 127.0.0.1 where nothing listens (the fake's, once stopped).
@@ -65,7 +67,8 @@ config() {
 # ---- the dialects ----
 
 @test "openai: GET {base}/models with the key; ids as openai:MODEL" {
-	openai_fake '{"models":["gpt-4o-mini","gpt-4o"]}'
+	fake_start '{"models":["gpt-4o-mini","gpt-4o"]}'
+	point openai
 	run --separate-stderr aichat models
 	[ "$status" -eq 0 ]
 	[ "$output" = "openai:gpt-4o
@@ -92,7 +95,8 @@ $(mock_at 18)" ]
 }
 
 @test "anthropic: GET {base}/v1/models?limit=1000 with x-api-key and anthropic-version; display names" {
-	anthropic_fake "$ANTHROPIC_LIST"
+	fake_start "$ANTHROPIC_LIST"
+	point anthropic
 	run --separate-stderr aichat models
 	[ "$status" -eq 0 ]
 	[ "$output" = "anthropic:claude-haiku-4-5   Claude Haiku 4.5
@@ -112,8 +116,7 @@ mock:embed                   offline: embeddings for rag" ]
 @test "every configured provider is asked at once, and the answers merged in one list" {
 	# Each answer waits 3 s: both requests must arrive before either ends.
 	fake_start '{"stall_ms":3000,"body":{"data":[{"id":"m1"}]}}'
-	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
-	export ANTHROPIC_API_KEY=$AKEY ANTHROPIC_BASE_URL="$FAKE_URL"
+	point openai anthropic
 	aichat models >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
 	local pid=$! rc=0
 	fake_wait_count 2 2 || rc=$?
@@ -129,7 +132,8 @@ $(mock_at 12)" ]
 
 @test "an alias of a model the provider lists: the model once, the alias once" {
 	config '{"aliases":{"fast":"openai:gpt-4o-mini","quick":"fast","smart":"anthropic:claude-sonnet-4-6"}}'
-	openai_fake '{"models":["gpt-4o-mini","gpt-4o-mini","gpt-4o"]}'
+	fake_start '{"models":["gpt-4o-mini","gpt-4o-mini","gpt-4o"]}'
+	point openai
 	run --separate-stderr aichat models
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^openai:gpt-4o-mini' <<<"$output")" -eq 1 ]
@@ -145,7 +149,8 @@ smart               -> anthropic:claude-sonnet-4-6 (alias)" ]
 
 @test "an alias named like a listed model is listed as the alias, once" {
 	config '{"aliases":{"openai:gpt-4o":"anthropic:claude-haiku-4-5"}}'
-	openai_fake '{"models":["gpt-4o","gpt-4o-mini"]}'
+	fake_start '{"models":["gpt-4o","gpt-4o-mini"]}'
+	point openai
 	run --separate-stderr aichat models
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^openai:gpt-4o ' <<<"$output")" -eq 1 ]
@@ -157,7 +162,8 @@ smart               -> anthropic:claude-sonnet-4-6 (alias)" ]
 
 @test "a provider that cannot be reached is one stderr line; the others are listed, exit 0" {
 	closed_port
-	openai_fake '{"models":["gpt-4o"]}'
+	fake_start '{"models":["gpt-4o"]}'
+	point openai
 	export ANTHROPIC_API_KEY=$AKEY ANTHROPIC_BASE_URL="http://127.0.0.1:$CLOSED"
 	run --separate-stderr aichat models
 	[ "$status" -eq 0 ]
@@ -170,7 +176,8 @@ $(mock_at 13)" ]
 
 @test "401, an error page, not JSON, no data, a time limit: one line each; exit 4 when all failed" {
 	local spec want
-	openai_fake
+	fake_start
+	point openai
 	while IFS='|' read -r spec want; do
 		fake_script "$spec"
 		run --separate-stderr aichat models --timeout 0.5
@@ -191,7 +198,8 @@ EOF
 }
 
 @test "ids with control characters are dropped and counted; display names are cleaned" {
-	anthropic_fake '{"body":{"data":[{"id":"good"},{"id":"bad\u001b[31m"},{"id":"c1\u009b31m"},{"id":"x","display_name":"Evil\u001b]0;pwned\u0007 name"},{"id":7}]}}'
+	fake_start '{"body":{"data":[{"id":"good"},{"id":"bad\u001b[31m"},{"id":"c1\u009b31m"},{"id":"x","display_name":"Evil\u001b]0;pwned\u0007 name"},{"id":7}]}}'
+	point anthropic
 	run --separate-stderr aichat models anthropic
 	[ "$status" -eq 0 ]
 	[ "$output" = "anthropic:good
@@ -203,7 +211,8 @@ anthropic:x     Evil ]0;pwned name" ]
 @test "--json: models, aliases and errors in one object that parses" {
 	closed_port
 	config '{"aliases":{"fast":"openai:gpt-4o-mini"}}'
-	openai_fake '{"models":["gpt-4o-mini"]}'
+	fake_start '{"models":["gpt-4o-mini"]}'
+	point openai
 	export ANTHROPIC_API_KEY=$AKEY ANTHROPIC_BASE_URL="http://127.0.0.1:$CLOSED"
 	run --separate-stderr aichat models --json
 	[ "$status" -eq 0 ]
@@ -220,8 +229,8 @@ anthropic:x     Evil ]0;pwned name" ]
 
 @test "PROVIDER lists that provider and the aliases leading to it, asking no other" {
 	config '{"aliases":{"fast":"openai:gpt-4o-mini","smart":"anthropic:claude-sonnet-4-6","best":"smart"}}'
-	anthropic_fake "$ANTHROPIC_LIST"
-	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	fake_start "$ANTHROPIC_LIST"
+	point anthropic openai
 	run --separate-stderr aichat models anthropic
 	[ "$status" -eq 0 ]
 	[ "$output" = "anthropic:claude-haiku-4-5   Claude Haiku 4.5
@@ -247,7 +256,8 @@ smart                        -> anthropic:claude-sonnet-4-6 (alias)" ]
 
 @test "unknown PROVIDER, two of them or a bad --timeout: exit 2, nothing sent" {
 	config '{"providers":{"groq":{"kind":"openai","base_url":"http://127.0.0.1:9/v1"}}}'
-	openai_fake
+	fake_start
+	point openai
 	run --separate-stderr aichat models nope
 	[ "$status" -eq 2 ]
 	[ "$output" = "" ]
@@ -322,8 +332,7 @@ $(mock_at 22)" ]
 @test "no key is printed anywhere, whatever the provider answers" {
 	local body="{\"error\":{\"message\":\"bad keys: $KEY $AKEY\"}}"
 	fake_start "{\"status\":403,\"body\":$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$body")}"
-	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
-	export ANTHROPIC_API_KEY=$AKEY ANTHROPIC_BASE_URL="$FAKE_URL"
+	point openai anthropic
 	run --separate-stderr aichat models
 	[ "$status" -eq 4 ]
 	[[ $output$stderr != *"$KEY"* && $output$stderr != *"$AKEY"* ]]
