@@ -8,7 +8,7 @@
 # keep one option per word, short and long names, and list in
 # _aichat_CMD_argopts every option that takes a value.
 
-_aichat_commands='batch chat history rag serve'
+_aichat_commands='batch chat history models rag serve'
 _aichat_global_opts='-h --help -V --version'
 _aichat_chat_opts='-m --model -s --system -t --temperature --max-tokens --no-stream --json --retries --timeout -c --continue --cid --no-log -i --interactive --raw -v --verbose -h --help'
 _aichat_chat_argopts='-m --model -s --system -t --temperature --max-tokens --retries --timeout --cid'
@@ -19,6 +19,9 @@ _aichat_serve_argopts='--host -p --port --api-key --api-key-file --rate-limit --
 _aichat_history_opts='-n --limit --json -h --help'
 _aichat_history_argopts='-n --limit'
 _aichat_history_actions='list show search rm'
+_aichat_models_opts='--json --timeout -h --help'
+_aichat_models_argopts='--timeout'
+_aichat_providers='openai anthropic ollama mock'
 _aichat_rag_opts='-c --collection --chunk-size --overlap --include --exclude --prune --embed-model -k --top-k -m --model --no-stream --json -h --help'
 _aichat_rag_argopts='-c --collection --chunk-size --overlap --include --exclude --embed-model -k --top-k -m --model'
 _aichat_rag_subcommands='index search query list info rm'
@@ -144,7 +147,7 @@ _aichat()
 	fi
 
 	case $cmd in
-	chat | batch | history | rag | serve) ;;
+	chat | batch | history | models | rag | serve) ;;
 	*) COMPREPLY=(); return ;;
 	esac
 	_aichat_cmd=$cmd
@@ -214,11 +217,13 @@ _aichat()
 		;;
 	*)
 		# chat: prompt words, nothing to complete; batch: the input file;
-		# history: the action, then ids or words.
+		# history: the action, then ids or words; models: one provider.
 		if [[ $cmd == batch ]]; then
 			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		elif [[ $cmd == history ]] && ((nops == 0)); then
 			_aichat_reply "$cur" "$_aichat_history_actions"
+		elif [[ $cmd == models ]] && ((nops == 0)); then
+			_aichat_reply "$cur" "$_aichat_providers"
 		elif [[ $cmd == rag ]] && ((nops == 0)); then
 			_aichat_reply "$cur" "$_aichat_rag_subcommands"
 		elif [[ $cmd == rag && ${words[ci + 1]-} == index ]]; then

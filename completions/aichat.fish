@@ -33,6 +33,7 @@ complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h 
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a batch -d 'run many prompts from JSONL, several at a time, one result per line'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a chat -d 'chat with a model (one-shot; streams the answer)'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a history -d 'list, show, search and remove logged conversations'
+complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a models -d 'list the models of the configured providers, and the aliases'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a rag -d 'index local documents, search them, answer with sources'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a serve -d 'serve the same features over HTTP (JSON, SSE, OpenAI-compatible)'
 
@@ -75,6 +76,12 @@ complete -c aichat -n '__fish_seen_subcommand_from history; and not __fish_seen_
 complete -c aichat -n '__fish_seen_subcommand_from history' -s n -l limit -x -d 'show at most N conversations (1..100000, default 20)'
 complete -c aichat -n '__fish_seen_subcommand_from history' -l json -d 'print JSON instead of text'
 complete -c aichat -n '__fish_seen_subcommand_from history' -s h -l help -d 'show this help and exit'
+
+# aichat models [options] [PROVIDER]
+complete -c aichat -n '__fish_seen_subcommand_from models; and not __fish_seen_subcommand_from openai anthropic ollama mock' -a 'openai anthropic ollama mock' -d 'provider'
+complete -c aichat -n '__fish_seen_subcommand_from models' -l json -d 'print one JSON object: models, aliases and errors'
+complete -c aichat -n '__fish_seen_subcommand_from models' -l timeout -x -d 'time each provider has to answer (0.001..600, default 5)'
+complete -c aichat -n '__fish_seen_subcommand_from models' -s h -l help -d 'show this help and exit'
 
 # aichat rag SUBCOMMAND [options] [ARGS...]
 complete -c aichat -n '__fish_seen_subcommand_from rag; and not __fish_seen_subcommand_from index search query list info rm' -a 'index search query list info rm' -d 'subcommand'

@@ -21,6 +21,8 @@ const struct cli_command cli_commands[] = {
 	  batch_opts, 0 },
 	{ "history", cmd_history, "list, show, search and remove logged conversations",
 	  history_opts, 0 },
+	{ "models", cmd_models, "list the models of the configured providers, and the aliases",
+	  models_opts, 0 },
 	{ "serve", cmd_serve, "serve the same features over HTTP (JSON, SSE, OpenAI-compatible)",
 	  serve_opts, 0 },
 };

@@ -20,6 +20,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
 int cmd_rag(int argc, char **argv);
 int cmd_history(int argc, char **argv);
+int cmd_models(int argc, char **argv);
 
 enum cli_output {
 	CLI_STREAM,   /* the answer to stdout as it arrives (styled on a tty) */
@@ -75,5 +76,7 @@ extern const struct opt serve_opts[];
 extern const size_t serve_nopts;
 extern const struct opt rag_opts[];
 extern const size_t rag_nopts;
+extern const struct opt models_opts[];
+extern const size_t models_nopts;
 
 #endif
