@@ -369,3 +369,37 @@ EOF
 	[ "$(http_status)" = 400 ]
 	[[ "$(printf '%s' "$output" | json_get error.message)" == *"'top_k'"* ]]
 }
+
+@test "/v1/models: what the providers report, merged with the aliases, each once, listed once a minute" {
+	fake_start '{"models":["gpt-4o-mini","gpt-4o"]}' '{"models":["claude-haiku-4-5"]}'
+	mkdir -p "$XDG_CONFIG_HOME/aichat"
+	printf '{"aliases":{"fast":"openai:gpt-4o-mini","openai:gpt-4o":"openai:gpt-4o"}}\n' \
+		>"$XDG_CONFIG_HOME/aichat/config.json"
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1" AICHAT_OLLAMA_PROBE=off
+	serve_start
+	run curl -sS "$SERVE_URL/v1/models"
+	ids=$(printf '%s' "$output" | python3 -c 'import json,sys; print(" ".join(m["id"] for m in json.load(sys.stdin)["data"]))')
+	[[ " $ids " == *" openai:gpt-4o-mini "* ]]
+	[[ " $ids " == *" mock:echo "* ]]
+	[[ " $ids " == *" fast "* ]]
+	[ "$(printf '%s\n' $ids | sort | uniq -d)" = "" ]
+	[ "$(printf '%s\n' $ids | grep -c '^openai:gpt-4o$')" -eq 1 ]
+	[ "$(fake_count)" -eq 1 ]
+	[ "$(fake_field 1 path)" = /v1/models ]
+	[ "$(fake_field 1 headers.authorization)" = "Bearer sk-test" ]
+	# Within the minute the list is not asked for again.
+	run curl -sS "$SERVE_URL/v1/models"
+	[ "$(fake_count)" -eq 1 ]
+}
+
+@test "/v1/models: a provider that fails is left out and logged, the rest listed" {
+	fake_start '{"status":401}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1" AICHAT_OLLAMA_PROBE=off
+	serve_start
+	run curl -sS -w '\n%{http_code}' "$SERVE_URL/v1/models"
+	[ "${lines[-1]}" = 200 ]
+	[[ "$output" == *'"id":"mock:echo"'* ]]
+	[[ "$output" != *'openai:'* ]]
+	grep -q 'aichat: serve: models: openai: ' "$SERVE_LOG"
+	run ! grep -q 'sk-test' "$SERVE_LOG"
+}

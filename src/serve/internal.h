@@ -31,6 +31,7 @@
 #include "aichat/embed.h"
 #include "aichat/err.h"
 #include "aichat/loop.h"
+#include "aichat/models.h"
 #include "aichat/schema.h"
 #include "aichat/searcher.h"
 #include "aichat/serve.h"
@@ -76,6 +77,9 @@ struct server {
 	sqlite3 *db;
 	struct jobs *jobs;
 	struct searcher *searcher;   /* the rag routes' searches */
+	struct models_cache models;  /* GET /v1/models, for a minute */
+	struct models_job *models_job;  /* the listing under way, if any */
+	struct req *models_waiters;  /* requests waiting for it */
 	struct req *reqs;            /* every request in flight */
 	size_t active;
 	int upstream_active;
@@ -153,6 +157,8 @@ struct req {
 	int have_usage;
 	int64_t ttft_ms;
 	char err_code[40];
+	struct req *models_next;     /* in srv->models_waiters */
+	int models_waiting;
 	struct req *prev, *next;
 };
 
@@ -366,9 +372,13 @@ int v1_prepare(struct req *r, cJSON *j);
  * default (AICHAT_MODEL, the config file); NULL when there is none. */
 const char *serve_default_model(const struct server *srv);
 
-/* GET /v1/models: the default model, mock:echo and the configured
- * aliases. */
+/* GET /v1/models: what each configured provider reports, merged with
+ * the aliases, each once; listed at most once a minute (the requests of
+ * that minute share one listing). */
 void route_openai_models(struct req *r);
+
+/* Takes r out of the requests waiting for a model listing. */
+void models_unwait(struct req *r);
 
 /* ==== routes_jobs.c: /jobs ==== */
 

@@ -72,31 +72,81 @@ int v1_prepare(struct req *r, cJSON *j)
 	return 0;
 }
 
-/* GET /v1/models: the default model, mock:echo (unless it is the
- * default) and the configured aliases. */
-void route_openai_models(struct req *r)
+/* ==== GET /v1/models ==== */
+
+static void reply_models(struct req *r, const struct models_list *l)
 {
 	cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
-	const struct config *cfg = r->srv->cfg;
-	const char *def = config_default_model(cfg);
+
 	cJSON_AddStringToObject(o, "object", "list");
-	for (size_t i = 0; i <= cfg->naliases + 1; i++) {
-		const char *id = i == 0 ? def : i == 1 ? "mock:echo" :
-				 cfg->aliases[i - 2].name;
-		cJSON *m = cJSON_CreateObject();
-		const char *colon = strchr(id, ':');
-		char owner[64];
-		snprintf(owner, sizeof(owner), "%.*s",
-			 colon ? (int)(colon - id) : 6, colon ? id : "aichat");
-		if (i == 1 && !strcmp(def, "mock:echo")) {
-			cJSON_Delete(m);
-			continue;
-		}
-		cJSON_AddStringToObject(m, "id", id);
-		cJSON_AddStringToObject(m, "object", "model");
-		cJSON_AddNumberToObject(m, "created", 0);
-		cJSON_AddStringToObject(m, "owned_by", owner);
-		cJSON_AddItemToArray(data, m);
+	for (size_t i = 0; i < l->n; i++) {
+		const struct model_entry *m = &l->v[i];
+		cJSON *e = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(e, "id", m->id);
+		cJSON_AddStringToObject(e, "object", "model");
+		cJSON_AddNumberToObject(e, "created", 0);
+		cJSON_AddStringToObject(e, "owned_by", m->provider ? m->provider : "aichat");
+		cJSON_AddItemToArray(data, e);
 	}
 	reply_json(r, 200, o);
+}
+
+static void on_models(void *ud, struct models_list *l)
+{
+	struct server *srv = ud;
+	struct req *r;
+
+	srv->models_job = NULL;
+	/* A provider that failed is left out, and said so in the log. */
+	for (size_t i = 0; i < l->nsrc; i++)
+		if (l->src[i].err.code != ERR_OK)
+			fprintf(stderr, "aichat: serve: models: %s: %s\n",
+				l->src[i].provider, l->src[i].err.msg);
+	models_cache_put(&srv->models, l, loop_now_ms());
+	while ((r = srv->models_waiters)) {
+		srv->models_waiters = r->models_next;
+		r->models_waiting = 0;
+		reply_models(r, l);
+	}
+}
+
+void models_unwait(struct req *r)
+{
+	struct req **p;
+
+	if (!r->models_waiting)
+		return;
+	for (p = &r->srv->models_waiters; *p; p = &(*p)->models_next)
+		if (*p == r) {
+			*p = r->models_next;
+			break;
+		}
+	r->models_waiting = 0;
+}
+
+void route_openai_models(struct req *r)
+{
+	struct server *srv = r->srv;
+	const struct models_list *l = models_cache_get(&srv->models, loop_now_ms());
+	struct err e;
+
+	if (l) {
+		reply_models(r, l);
+		return;
+	}
+	if (!srv->models_job) {
+		err_clear(&e);
+		srv->models_job = models_start(srv->eng, srv->cfg, NULL, 0, on_models,
+					       srv, &e);
+		if (!srv->models_job) {
+			reply_error(r, &e);
+			return;
+		}
+	}
+	r->models_next = srv->models_waiters;
+	srv->models_waiters = r;
+	r->models_waiting = 1;
+	if (r->in_handler)
+		req_suspend(r);
 }

@@ -368,6 +368,7 @@ void stop_work(struct req *r)
 		r->search = NULL;
 		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
 	}
+	models_unwait(r);
 	unqueue(r);
 	release_upstream(r);
 }
@@ -688,6 +689,8 @@ cleanup:
 	if (srv.mhd_timer)
 		loop_del_timer(srv.loop, srv.mhd_timer);
 	jobs_free(srv.jobs);
+	models_cancel(srv.models_job);
+	models_cache_release(&srv.models);
 	searcher_free(srv.searcher);
 	store_close(srv.db);
 	rag_vectors_release();
