@@ -276,15 +276,85 @@ anthropic_fake() {
 	[ "$(fake_count)" -eq 0 ]
 }
 
-@test "missing API key: exit 3 naming the variable, nothing sent" {
-	fake_start
-	export OPENAI_BASE_URL="$FAKE_URL/v1"
+@test "missing API key at the vendor's URL: exit 3 naming the variable" {
 	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
 	[ "$status" -eq 3 ]
-	[[ "$stderr" == "aichat: chat: no API key for provider openai: set OPENAI_API_KEY"* ]]
+	[ "$stderr" = "aichat: chat: no API key for provider openai: set OPENAI_API_KEY (or try the offline model: -m mock:echo)" ]
+	# the vendor's URL given by hand is still the vendor's
+	OPENAI_BASE_URL=https://api.openai.com/v1/ run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 3 ]
 	run --separate-stderr aichat chat -m anthropic:claude-sonnet-4-6 hi
 	[ "$status" -eq 3 ]
 	[ "$stderr" = "aichat: chat: no API key for provider anthropic: set ANTHROPIC_API_KEY" ]
+}
+
+@test "a base URL of one's own needs no key: no Authorization header is sent" {
+	fake_start
+	OPENAI_BASE_URL="$FAKE_URL/v1" run --separate-stderr aichat chat -m openai:x hi
+	[ "$status" -eq 0 ]
+	[ "$output" = hi ]
+	[ "$(fake_field 1 body.model)" = x ]
+	run ! fake_field 1 headers.authorization
+	ANTHROPIC_BASE_URL="$FAKE_URL" run --separate-stderr aichat chat -m anthropic:claude-x hi
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 2 path)" = /v1/messages ]
+	run ! fake_field 2 headers.x-api-key
+	# a key that is set is still sent
+	OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1" run aichat chat -m openai:x hi
+	[ "$(fake_field 3 headers.authorization)" = "Bearer $KEY" ]
+}
+
+# key_cmd_config CMD: a config file whose openai provider runs CMD for its key.
+key_cmd_config() {
+	mkdir -p "$XDG_CONFIG_HOME/aichat"
+	python3 -c 'import json, sys; print(json.dumps({"providers": {"openai": {"api_key_cmd": sys.argv[1]}}}))' \
+		"$1" >"$XDG_CONFIG_HOME/aichat/config.json"
+}
+
+@test "api_key_cmd: its output is the key; it runs only when a key is needed; the variable wins" {
+	openai_fake
+	unset OPENAI_API_KEY
+	runs=$BATS_TEST_TMPDIR/runs
+	key_cmd_config "echo run >>'$runs'; printf 'sk-from-cmd-0123456789\\n'"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 1 headers.authorization)" = "Bearer sk-from-cmd-0123456789" ]
+	[ "$(wc -l <"$runs")" -eq 1 ]
+	[[ "$output$stderr" != *sk-from-cmd* ]]
+	# not for the offline model, not when OPENAI_API_KEY is set
+	run --separate-stderr aichat chat -m mock:echo hi
+	[ "$status" -eq 0 ]
+	OPENAI_API_KEY=$KEY run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 2 headers.authorization)" = "Bearer $KEY" ]
+	[ "$(wc -l <"$runs")" -eq 1 ]
+	# stdin is not the command's: the prompt on stdin reaches the model
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini <<<"from stdin"
+	[ "$(fake_field 3 body.messages.0.content)" = "from stdin" ]
+	# a 401 says where the key came from, never the key
+	fake_script '{"status":401,"body":"{\"error\":{\"message\":\"bad key sk-from-cmd-0123456789\"}}"}'
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 4 ]
+	[ "$stderr" = "aichat: chat: authentication failed for provider openai (check its api_key_cmd)" ]
+}
+
+@test "api_key_cmd that fails or prints nothing: exit 3 naming the provider and status, output never shown, nothing sent" {
+	openai_fake
+	unset OPENAI_API_KEY
+	key_cmd_config "echo sk-half-printed-secret; echo 'vault: sealed' >&2; exit 4"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 3 ]
+	[ "${stderr_lines[0]}" = "vault: sealed" ]
+	[ "${stderr_lines[1]}" = "aichat: chat: the api_key_cmd of provider openai failed with exit status 4" ]
+	[[ "$output$stderr" != *sk-half-printed-secret* ]]
+	key_cmd_config "true"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "aichat: chat: the api_key_cmd of provider openai printed no key (exit status 0)" ]
+	key_cmd_config "printf 'sk-one\\nsk-two\\n'"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "aichat: chat: the api_key_cmd of provider openai printed more than one line or a control character" ]
 	[ "$(fake_count)" -eq 0 ]
 }
 
@@ -472,9 +542,10 @@ anthropic_fake() {
 	[ "$(fake_field 1 body.model)" = tiny-model ]
 	[ "$(fake_field 1 path)" = /v1/chat/completions ]
 	[ "$(fake_field 1 headers.authorization)" = "Bearer local-secret-key" ]
+	# at its own base URL, no key is needed: none is sent
 	run --separate-stderr aichat chat "no key"
-	[ "$status" -eq 3 ]
-	[[ "$stderr" == *"set LOCAL_KEY"* ]]
+	[ "$status" -eq 0 ]
+	run ! fake_field 2 headers.authorization
 }
 
 @test "AICHAT_MODEL sets the default model" {

@@ -23,11 +23,17 @@
 
 #define CONFIG_DEFAULT_MODEL "openai:gpt-4o-mini"
 
+/*
+ * A provider of the file.  One named openai or anthropic of that kind
+ * changes the built-in one field by field: what it leaves NULL keeps the
+ * built-in's value (OPENAI_BASE_URL, OPENAI_API_KEY, ...).
+ */
 struct provider_conf {
 	char *name;
 	char *kind;         /* "openai" | "anthropic" */
 	char *base_url;     /* NULL = the kind's default */
-	char *api_key_env;  /* NULL = no key sent */
+	char *api_key_env;  /* NULL = no variable */
+	char *api_key_cmd;  /* shell command printing the key; NULL = none */
 };
 
 struct alias {

@@ -87,14 +87,17 @@ static int parse_provider(struct config *c, const char *path,
 		char fk[240];
 		snprintf(fk, sizeof(fk), "%s.%.32s", key, f->string);
 		if (strcmp(f->string, "kind") && strcmp(f->string, "base_url") &&
-		    strcmp(f->string, "api_key_env"))
+		    strcmp(f->string, "api_key_env") && strcmp(f->string, "api_key_cmd"))
 			return err_set(e, ERR_CONFIG,
-				       "config file '%s': unknown key '%s' (expected kind, base_url, api_key_env)",
+				       "config file '%s': unknown key '%s' (expected kind, base_url, api_key_env, api_key_cmd)",
 				       path, fk);
 		if (want_string(path, f, fk, e) < 0)
 			return -1;
 	}
 	const char *kind = json_str(p, "kind");
+	/* "openai" and "anthropic" amend the built-in provider of that name. */
+	if (!kind && (!strcmp(p->string, "openai") || !strcmp(p->string, "anthropic")))
+		kind = p->string;
 	if (!kind || (strcmp(kind, "openai") && strcmp(kind, "anthropic")))
 		return err_set(e, ERR_CONFIG,
 			       "config file '%s': '%s.kind' must be \"openai\" or \"anthropic\"",
@@ -105,6 +108,8 @@ static int parse_provider(struct config *c, const char *path,
 		pc.base_url = xstrdup(json_str(p, "base_url"));
 	if (json_str(p, "api_key_env"))
 		pc.api_key_env = xstrdup(json_str(p, "api_key_env"));
+	if (json_str(p, "api_key_cmd"))
+		pc.api_key_cmd = xstrdup(json_str(p, "api_key_cmd"));
 	c->providers = xrealloc(c->providers,
 				(c->nproviders + 1) * sizeof(*c->providers));
 	c->providers[c->nproviders++] = pc;
@@ -249,6 +254,7 @@ void config_release(struct config *c)
 		free(c->providers[i].kind);
 		free(c->providers[i].base_url);
 		free(c->providers[i].api_key_env);
+		free(c->providers[i].api_key_cmd);
 	}
 	for (size_t i = 0; i < c->nbudgets; i++) {
 		free(c->budgets[i].name);

@@ -23,7 +23,7 @@
 #define PFX "config file 'test.json': "
 
 struct want_provider {
-	const char *name, *kind, *base_url, *api_key_env;
+	const char *name, *kind, *base_url, *api_key_env, *api_key_cmd;
 };
 
 struct ccase {
@@ -32,7 +32,7 @@ struct ccase {
 	const char *err;                  /* exact message; NULL: valid */
 	const char *default_model;
 	const char *aliases[6];           /* name, target, ..., NULL */
-	struct want_provider providers[3]; /* ends with a NULL name */
+	struct want_provider providers[4]; /* ends with a NULL name */
 };
 
 #define BAD(name, text, msg) { name, text, msg, NULL, { NULL }, { { NULL } } }
@@ -57,8 +57,16 @@ static const struct ccase cases[] = {
 	  NULL, "fast",
 	  { "fast", "openai:gpt-4o-mini", "smart", "anthropic:claude-sonnet-4-6",
 	    NULL },
-	  { { "groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY" },
-	    { "corp", "anthropic", NULL, NULL }, { NULL } } },
+	  { { "groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY", NULL },
+	    { "corp", "anthropic", NULL, NULL, NULL }, { NULL } } },
+	{ "api_key_cmd; openai and anthropic need no kind",
+	  "{\"providers\":{\"openai\":{\"api_key_cmd\":\"pass show openai\"},"
+	  "\"anthropic\":{\"base_url\":\"http://127.0.0.1:9\"},"
+	  "\"vault\":{\"kind\":\"openai\",\"api_key_env\":\"V\",\"api_key_cmd\":\"vault read\"}}}",
+	  NULL, NULL, { NULL },
+	  { { "openai", "openai", NULL, NULL, "pass show openai" },
+	    { "anthropic", "anthropic", "http://127.0.0.1:9", NULL, NULL },
+	    { "vault", "openai", NULL, "V", "vault read" } } },
 	{ "empty aliases and providers",
 	  "{\"aliases\":{},\"providers\":{}}", NULL, NULL, { NULL }, { { NULL } } },
 	{ "utf-8 in values", "{\"aliases\":{\"r\\u00e9sum\\u00e9\":\"mock:echo\"}}",
@@ -116,7 +124,7 @@ static const struct ccase cases[] = {
 	  PFX "'providers.groq' must be an object"),
 	BAD("unknown provider key",
 	  "{\"providers\":{\"groq\":{\"kind\":\"openai\",\"baseurl\":\"http://x\"}}}",
-	  PFX "unknown key 'providers.groq.baseurl' (expected kind, base_url, api_key_env)"),
+	  PFX "unknown key 'providers.groq.baseurl' (expected kind, base_url, api_key_env, api_key_cmd)"),
 	BAD("bad kind", "{\"providers\":{\"groq\":{\"kind\":\"gemini\"}}}",
 	  PFX "'providers.groq.kind' must be \"openai\" or \"anthropic\""),
 	BAD("missing kind",
