@@ -136,6 +136,20 @@ type_line() {
 	wait_for "invalid name"
 }
 
+@test "a message past the byte cap or the context budget is refused and left out" {
+	start AICHAT_MAX_PROMPT_BYTES=40 AICHAT_CONTEXT_BUDGET=12
+	type_line "0123456789012345678901234567890123456789X"
+	wait_for "aichat: chat: the message is 41 bytes, over the 40-byte limit (AICHAT_MAX_PROMPT_BYTES)"
+	type_line "012345678901234567890123456789012"
+	wait_for "aichat: chat: the prompt is about 13 tokens (33 bytes), over the 12-token context budget"
+	type_line "/history"
+	wait_for "(empty)"
+	type_line "01234567890123456789012345678901"
+	wait_for $'01234567890123456789012345678901\nmock:echo>'
+	type_line "/history"
+	wait_for "[assistant] 01234567890123456789012345678901"
+}
+
 @test "multi-line input: a pasted block stays whole, and \"\"\" blocks" {
 	start
 	printf 'line one\nline two\nline three' >"$BATS_TEST_TMPDIR/paste"

@@ -114,6 +114,7 @@ struct repl {
 	const struct llm_opts *lo;
 	sqlite3 *db;
 	char cid[CONVLOG_ID_MAX];
+	struct cli_limit limit;       /* bytes of one message */
 	int verbose;
 	char *histfile;
 	char *sessions;               /* directory of /save files */
@@ -148,11 +149,16 @@ static void ask(struct repl *r)
 {
 	struct chat_result res;
 	struct err e;
-	const char *user = r->conv.messages[r->conv.nmessages - 1].content;
+	const char *user;
 
+	if (cli_fit_budget("chat", r->cfg, &r->conv, &e) < 0) {
+		/* Not sent: the message is left out of the conversation. */
+		cli_fail("chat", &e);
+		pop(&r->conv);
+		return;
+	}
 	memset(&res, 0, sizeof(res));
 	buf_init(&res.content, 0);
-	cli_fit_budget(r->cfg, &r->conv);
 	user = r->conv.messages[r->conv.nmessages - 1].content;
 	cli_chat_once("chat", r->cfg, &r->conv, r->lo, CLI_STREAM, r->verbose, &res);
 	if (res.err.code == ERR_OK || res.content.len) {
@@ -394,7 +400,12 @@ int repl_run(const struct config *cfg, struct chat_request *conv,
 	struct sigaction sa, old;
 	char prompt[300], *home = store_home(), *line;
 	struct buf path;
+	struct err e;
 
+	if (cli_limit_load(cfg, &r.limit, &e) < 0) {
+		free(home);
+		return cli_fail("chat", &e);
+	}
 	r.conv = *conv;
 	memset(conv, 0, sizeof(*conv));
 	snprintf(r.cid, sizeof(r.cid), "%s", cid);
@@ -452,6 +463,11 @@ int repl_run(const struct config *cfg, struct chat_request *conv,
 			free(line);
 			if (quit)
 				break;
+			continue;
+		}
+		if (cli_limit_check(&r.limit, "the message", strlen(line), 0, &e) < 0) {
+			cli_fail("chat", &e);
+			free(line);
 			continue;
 		}
 		push(&r.conv, "user", line);
