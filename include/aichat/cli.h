@@ -40,12 +40,20 @@ int cli_chat_once(const char *cmd, const struct config *cfg,
 /*
  * The interactive chat on the terminal, starting from conv (its model,
  * system, temperature and any earlier messages; taken over and emptied).
- * Exchanges are logged in conversation cid when db is not NULL.
+ * Exchanges are logged in conversation cid when db is not NULL; logged is
+ * the system prompt that conversation has in the log (NULL if none).
  */
 int repl_run(const struct config *cfg, struct chat_request *conv,
 	     const struct llm_opts *lo, sqlite3 *db, char cid[CONVLOG_ID_MAX],
-	     int verbose);
+	     const char *logged, int verbose);
 
+/*
+ * The system prompt to record with an exchange of conversation cid
+ * (convlog_record): system itself for a new conversation (cid empty),
+ * NULL when it is still logged, "" when it was cleared.
+ */
+const char *cli_system_change(const char *cid, const char *system,
+			      const char *logged);
 /* A CLI copy of an HTTP table (schema_lift): the user's text (prompt,
  * system, messages and their content, query) bounded by bytes instead. */
 struct schema *cli_schema_lift(const struct schema *s);

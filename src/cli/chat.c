@@ -83,7 +83,9 @@ static void usage(FILE *f)
 	      "appended after a blank line (or is the whole prompt without arguments).\n"
 	      "The prompt may have up to 16 MiB (unless AICHAT_MAX_PROMPT_BYTES or\n"
 	      "max_prompt_bytes in the config file say otherwise) and must fit the\n"
-	      "model's context budget (AICHAT_CONTEXT_BUDGET, context_budget).\n"
+	      "model's context budget (AICHAT_CONTEXT_BUDGET, context_budget).  -c and\n"
+	      "--cid go on with the conversation's model, system prompt and temperature\n"
+	      "unless -m, -s or -t are given.\n"
 	      "\n"
 	      "options:\n", f);
 	const struct schema *const schemas[] = {
@@ -342,31 +344,61 @@ static void chat_request_drop_messages(struct chat_request *req)
 	req->nmessages = 0;
 }
 
+const char *cli_system_change(const char *cid, const char *system,
+			      const char *logged)
+{
+	if (!cid[0])
+		return system;
+	if (system && logged && !strcmp(system, logged))
+		return NULL;
+	if (!system && !logged)
+		return NULL;
+	return system ? system : "";
+}
+
 /*
  * -c / --cid: the logged messages go before the new prompt, and the
- * exchange is recorded in that conversation.
+ * exchange is recorded in that conversation.  Its model, system prompt
+ * and temperature apply unless -m, -s or -t say otherwise; *logged gets
+ * its system prompt (owned; NULL if none).
  */
 static int continue_conversation(struct chat_request *req,
 				 const struct opt_result *r,
 				 char cid[CONVLOG_ID_MAX], sqlite3 **db,
-				 struct err *e)
+				 char **logged, struct err *e)
 {
 	struct chat_request past = { 0 };
+	int rc = -1;
 
 	if (r->seen[O_CONTINUE] && r->values[O_CID])
 		return err_set(e, ERR_USAGE, "give either --continue or --cid, not both");
 	if (store_open(NULL, db, e) < 0)
 		return -1;
 	if (r->values[O_CID]) {
-		/* convlog_load refuses a malformed id with the usual message. */
-		if (!convlog_valid_id(r->values[O_CID]))
-			return convlog_load(*db, r->values[O_CID], &past, e);
 		snprintf(cid, CONVLOG_ID_MAX, "%s", r->values[O_CID]);
+		/* convlog_load refuses a malformed id with the usual message. */
+		if (!convlog_valid_id(r->values[O_CID])) {
+			convlog_load(*db, r->values[O_CID], &past, e);
+			goto cleanup;
+		}
 	} else if (convlog_last(*db, cid, e) < 0) {
-		return -1;
+		goto cleanup;
 	}
 	if (convlog_load(*db, cid, &past, e) < 0)
-		return -1;
+		goto cleanup;
+	if (!r->values[O_MODEL] && past.model) {
+		free(req->model);
+		req->model = past.model;
+		past.model = NULL;
+	}
+	*logged = past.system ? xstrdup(past.system) : NULL;
+	if (!r->values[O_SYSTEM]) {
+		free(req->system);
+		req->system = past.system;
+		past.system = NULL;
+	}
+	if (!r->values[O_TEMPERATURE] && past.temperature >= 0)
+		req->temperature = past.temperature;
 	/* past's messages, then the new prompt. */
 	past.messages = xrealloc(past.messages,
 				 (past.nmessages + req->nmessages) * sizeof(*past.messages));
@@ -377,8 +409,10 @@ static int continue_conversation(struct chat_request *req,
 	req->nmessages += past.nmessages;
 	past.messages = NULL;
 	past.nmessages = 0;
+	rc = 0;
+cleanup:
 	chat_request_release(&past);
-	return 0;
+	return rc;
 }
 
 /* CLI copies of the HTTP tables: the user's text bounded by bytes. */
@@ -403,7 +437,7 @@ int cmd_chat(int argc, char **argv)
 	struct schema *table = NULL;
 	cJSON *body = NULL, *cli = NULL;
 	sqlite3 *db = NULL;
-	char cid[CONVLOG_ID_MAX] = "";
+	char cid[CONVLOG_ID_MAX] = "", *logged = NULL;
 	struct err e;
 	int have, status, interactive = 0;
 
@@ -467,7 +501,7 @@ int cmd_chat(int argc, char **argv)
 	if (interactive)
 		chat_request_drop_messages(&req);
 	if ((r.seen[O_CONTINUE] || r.values[O_CID]) &&
-	    continue_conversation(&req, &r, cid, &db, &e) < 0) {
+	    continue_conversation(&req, &r, cid, &db, &logged, &e) < 0) {
 		status = cli_fail("chat", &e);
 		goto cleanup;
 	}
@@ -488,7 +522,7 @@ int cmd_chat(int argc, char **argv)
 		lo.total_ms = (int64_t)(d * 1000);
 	if (interactive) {
 		status = repl_run(&cfg, &req, &lo, r.seen[O_NO_LOG] ? NULL : db, cid,
-				  r.seen[O_VERBOSE] > 0);
+				  logged, r.seen[O_VERBOSE] > 0);
 		goto cleanup;
 	}
 	memset(&res, 0, sizeof(res));
@@ -497,8 +531,8 @@ int cmd_chat(int argc, char **argv)
 			       r.seen[O_VERBOSE] > 0, &res);
 	if (db && !r.seen[O_NO_LOG] && res.model[0] &&
 	    (res.err.code == ERR_OK || res.content.len)) {
-		if (convlog_record(db, cid, req.system && !r.seen[O_CONTINUE] && !r.values[O_CID] ?
-				   req.system : NULL, prompt.ptr, &res, &e) < 0)
+		if (convlog_record(db, cid, cli_system_change(cid, req.system, logged),
+				   req.temperature, prompt.ptr, &res, &e) < 0)
 			fprintf(stderr, "aichat: chat: could not log this exchange: %s\n", e.msg);
 		else if (r.seen[O_VERBOSE])
 			fprintf(stderr, "aichat: conversation %s\n", cid);
@@ -513,6 +547,7 @@ cleanup:
 	chat_request_release(&req);
 	config_release(&cfg);
 	buf_release(&prompt);
+	free(logged);
 	opt_result_release(&r);
 	return status;
 }

@@ -114,6 +114,7 @@ struct repl {
 	const struct llm_opts *lo;
 	sqlite3 *db;
 	char cid[CONVLOG_ID_MAX];
+	char *logged;                 /* the system prompt cid has in the log */
 	struct cli_limit limit;       /* bytes of one message */
 	int verbose;
 	char *histfile;
@@ -163,10 +164,16 @@ static void ask(struct repl *r)
 	cli_chat_once("chat", r->cfg, &r->conv, r->lo, CLI_STREAM, r->verbose, &res);
 	if (res.err.code == ERR_OK || res.content.len) {
 		push(&r->conv, "assistant", res.content.ptr);
-		if (r->db && res.model[0] &&
-		    convlog_record(r->db, r->cid, r->cid[0] ? NULL : r->conv.system,
-				   user, &res, &e) < 0)
-			fprintf(stderr, "aichat: chat: could not log this exchange: %s\n", e.msg);
+		if (r->db && res.model[0]) {
+			if (convlog_record(r->db, r->cid,
+					   cli_system_change(r->cid, r->conv.system, r->logged),
+					   r->conv.temperature, user, &res, &e) < 0) {
+				fprintf(stderr, "aichat: chat: could not log this exchange: %s\n", e.msg);
+			} else {
+				free(r->logged);
+				r->logged = r->conv.system ? xstrdup(r->conv.system) : NULL;
+			}
+		}
 	} else {
 		/* Nothing came back: the question is not part of the
 		 * conversation; it is in the line history to try again. */
@@ -232,6 +239,7 @@ static void load(struct repl *r, const char *name)
 	size_t n;
 	cJSON *o;
 	const cJSON *m;
+	struct err e;
 	double d;
 
 	if (!valid_name(name)) {
@@ -267,7 +275,16 @@ static void load(struct repl *r, const char *name)
 		if (json_str(m, "role") && json_str(m, "content"))
 			push(&r->conv, json_str(m, "role"), json_str(m, "content"));
 	cJSON_Delete(o);
-	r->cid[0] = '\0';   /* a new conversation in the log */
+	/* A new conversation in the log, holding what was loaded, so that
+	 * 'aichat chat -c' goes on from it too. */
+	r->cid[0] = '\0';
+	free(r->logged);
+	r->logged = NULL;
+	if (r->db && convlog_import(r->db, r->cid, &r->conv, &e) < 0)
+		fprintf(stderr, "aichat: /load: could not log the loaded conversation: %s\n",
+			e.msg);
+	else if (r->cid[0] && r->conv.system)
+		r->logged = xstrdup(r->conv.system);
 	printf("loaded %zu messages from '%s'\n", r->conv.nmessages, name);
 }
 
@@ -344,6 +361,8 @@ static int command(struct repl *r, char *line)
 	} else if (!strcmp(line, "/clear")) {
 		clear_messages(&r->conv);
 		r->cid[0] = '\0';
+		free(r->logged);
+		r->logged = NULL;
 		printf("new conversation\n");
 	} else if (!strcmp(line, "/retry")) {
 		if (r->conv.nmessages < 2 ||
@@ -394,7 +413,7 @@ static char *read_block(void)
 
 int repl_run(const struct config *cfg, struct chat_request *conv,
 	     const struct llm_opts *lo, sqlite3 *db, char cid[CONVLOG_ID_MAX],
-	     int verbose)
+	     const char *logged, int verbose)
 {
 	struct repl r = { .cfg = cfg, .lo = lo, .db = db, .verbose = verbose };
 	struct sigaction sa, old;
@@ -409,6 +428,7 @@ int repl_run(const struct config *cfg, struct chat_request *conv,
 	r.conv = *conv;
 	memset(conv, 0, sizeof(*conv));
 	snprintf(r.cid, sizeof(r.cid), "%s", cid);
+	r.logged = logged ? xstrdup(logged) : NULL;
 	cur_cfg = cfg;
 	buf_init(&path, 0);
 	if (home) {
@@ -477,6 +497,7 @@ int repl_run(const struct config *cfg, struct chat_request *conv,
 	sigaction(SIGINT, &old, NULL);
 	snprintf(cid, CONVLOG_ID_MAX, "%s", r.cid);
 	chat_request_release(&r.conv);
+	free(r.logged);
 	free(r.histfile);
 	free(r.sessions);
 	return EXIT_OK;
