@@ -84,6 +84,92 @@ field() { # field FILE LINE PATH
 	[[ "$stderr" == "aichat: batch: 8 items, 3 ok, 5 failed, "* ]]
 }
 
+@test "items are bounded by bytes, not the HTTP route's 32000 characters; past the cap nothing is sent" {
+	with_openai_fake
+	export AICHAT_MAX_PROMPT_BYTES=40000
+	python3 - "$IN" <<-'EOF'
+	import json, sys
+	a = "a" * 40000
+	with open(sys.argv[1], "w") as f:
+	    for item in ({"id": "long", "prompt": a},
+	                 {"id": "over", "prompt": a + "b"},
+	                 {"id": "conv", "messages": [{"role": "user", "content": a[:20000]},
+	                                             {"role": "assistant", "content": "ok"},
+	                                             {"role": "user", "content": a[:19998]}]},
+	                 {"id": "conv-over", "messages": [{"role": "user", "content": a[:20000]},
+	                                                  {"role": "user", "content": a[:20001]}]},
+	                 {"id": "sys-over", "prompt": "hi", "system": a + "b"},
+	                 {"id": "escaped", "prompt": "\u00e9" * 20000}):
+	        f.write(json.dumps(item) + "\n")
+	EOF
+	run --separate-stderr aichat batch -m openai:gpt-4o-mini -j 1 "$IN"
+	[ "$status" -eq 5 ]
+	echo "$output" >"$OUT"
+	[ "$(ids "$OUT")" = "long over conv conv-over sys-over escaped" ]
+	[ "$(field "$OUT" 1 error)" = null ]
+	[ "$(field "$OUT" 2 error.message)" = "line 2: the prompt is 39.1 KiB (40001 bytes), over the 40000-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
+	[ "$(field "$OUT" 3 error)" = null ]
+	[ "$(field "$OUT" 4 error.message)" = "line 4: the conversation is 39.1 KiB (40001 bytes), over the 40000-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
+	[ "$(field "$OUT" 5 error.message)" = "line 5: the system prompt is 39.1 KiB (40001 bytes), over the 40000-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
+	# 20000 characters of two bytes, written as \u00e9 escapes: 120006 bytes of JSON
+	[ "$(field "$OUT" 6 error)" = null ]
+	[ "$(fake_count)" -eq 3 ]
+	[ "$(fake_field 1 body.messages.0.content | wc -c)" -eq 40001 ]
+}
+
+@test "--text and -s are bounded by bytes too; an over-long line fails alone" {
+	with_openai_fake
+	export AICHAT_MAX_PROMPT_BYTES=100
+	{ head -c 100 /dev/zero | tr '\0' a; echo; head -c 5000000 /dev/zero | tr '\0' b; echo; echo last; } >"$IN"
+	run --separate-stderr aichat batch --text -m openai:gpt-4o-mini -j 1 "$IN"
+	[ "$status" -eq 5 ]
+	echo "$output" >"$OUT"
+	[ "$(ids "$OUT")" = "1 2 3" ]
+	[ "$(field "$OUT" 1 error)" = null ]
+	[ "$(field "$OUT" 2 error.message)" = "line 2: the prompt is 4.8 MiB (5000000 bytes), over the 100-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
+	[ "$(field "$OUT" 3 content)" = last ]
+	[ "$(fake_count)" -eq 2 ]
+	# a JSON line may hold escapes: up to 8 times the cap, then it is refused unread
+	printf '{"id":"j","prompt":"%s"}\n' "$(head -c 800 /dev/zero | tr '\0' c)" >"$IN"
+	run --separate-stderr aichat batch -m openai:gpt-4o-mini "$IN"
+	[ "$status" -eq 5 ]
+	[ "$(echo "$output" | json_get error.message)" = "line 1: the line is 822 bytes, over the 800-byte limit (8 times AICHAT_MAX_PROMPT_BYTES)" ]
+	run --separate-stderr aichat batch -m openai:gpt-4o-mini -s "$(head -c 101 /dev/zero | tr '\0' s)" "$IN"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: batch: the system prompt is 101 bytes, over the 100-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
+	[ "$(fake_count)" -eq 2 ]
+}
+
+@test "an item past its model's context budget fails alone, unsent" {
+	with_openai_fake
+	export AICHAT_CONTEXT_BUDGET=100
+	printf '{"id":"fits","prompt":"%s"}\n{"id":"big","prompt":"%s"}\n' \
+		"$(head -c 384 /dev/zero | tr '\0' a)" "$(head -c 385 /dev/zero | tr '\0' a)" >"$IN"
+	run --separate-stderr aichat batch -m openai:gpt-4o-mini "$IN"
+	[ "$status" -eq 5 ]
+	echo "$output" >"$OUT"
+	[ "$(field "$OUT" 1 error)" = null ]
+	[ "$(field "$OUT" 2 error.message)" = "line 2: the prompt is about 101 tokens (385 bytes), over the 100-token context budget of openai:gpt-4o-mini (AICHAT_CONTEXT_BUDGET)" ]
+	[ "$(fake_count)" -eq 1 ]
+}
+
+@test "api_key_cmd runs once for the whole batch; its key reaches every request" {
+	fake_start
+	runs=$BATS_TEST_TMPDIR/runs
+	mkdir -p "$XDG_CONFIG_HOME/aichat"
+	python3 -c 'import json, sys; print(json.dumps({"providers": {"local": {"kind": "openai", "base_url": sys.argv[1], "api_key_cmd": sys.argv[2]}}}))' \
+		"$FAKE_URL/v1" "echo run >>'$runs'; echo sk-batch-key-0123456789" >"$XDG_CONFIG_HOME/aichat/config.json"
+	for i in 1 2 3 4 5; do echo "{\"id\":$i,\"prompt\":\"p$i\"}"; done >"$IN"
+	run --separate-stderr aichat batch -m local:m -j 3 "$IN"
+	[ "$status" -eq 0 ]
+	[ "$(fake_count)" -eq 5 ]
+	for i in 1 2 3 4 5; do
+		[ "$(fake_field "$i" headers.authorization)" = "Bearer sk-batch-key-0123456789" ]
+	done
+	[ "$(wc -l <"$runs")" -eq 1 ]
+	[[ "$output$stderr" != *sk-batch-key* ]]
+}
+
 @test "items the upstream fails stay failed alone; retries are counted" {
 	with_openai_fake '{"match":"doomed","status":400,"body":"{\"error\":{\"message\":\"nope\"}}"}' \
 		'{"status":503}' '{}'

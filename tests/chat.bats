@@ -246,23 +246,161 @@ anthropic_fake() {
 	[ "$(fake_count)" -eq 0 ]
 }
 
-@test "32001-character prompt: exit 2, nothing sent; 32000 is accepted" {
+# ---- the prompt: bounded by bytes and the context budget, not characters ----
+
+# a_bytes N: N bytes of 'a' on stdout.
+a_bytes() {
+	head -c "$1" /dev/zero | tr '\0' a
+}
+
+@test "past 32000 characters is fine: the HTTP cap is serve's, the CLI counts bytes" {
 	openai_fake
-	long=$(head -c 32001 /dev/zero | tr '\0' a)
-	run --separate-stderr aichat chat -m openai:gpt-4o-mini "$long"
-	[ "$status" -eq 2 ]
-	[[ "$stderr" == "aichat: chat: invalid value 'aaaa"*"...' for 'prompt': must be at most 32000 characters (got 32001)" ]]
-	[ "$(fake_count)" -eq 0 ]
-	run --separate-stderr aichat chat -m openai:gpt-4o-mini "${long:1}"
+	long=$(a_bytes 40000)
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini -s "$long" "$long"
 	[ "$status" -eq 0 ]
+	[ "$(fake_field 1 body.messages.0.content)" = "$long" ]
+	[ "$(fake_field 1 body.messages.1.content)" = "$long" ]
+	# 1000 two-byte characters are 2000 bytes: past a 1999-byte cap
+	export AICHAT_MAX_PROMPT_BYTES=1999
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini "$(python3 -c 'print("é" * 1000, end="")')"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt is 2.0 KiB (2000 bytes), over the 1999-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
 	[ "$(fake_count)" -eq 1 ]
 }
 
-@test "prompt length counts characters, not bytes" {
-	# 32000 two-byte characters are 64000 bytes but a valid prompt
-	long=$(python3 -c 'print("é" * 32000, end="")')
-	run --separate-stderr aichat chat -m mock:echo --json "$long"
+@test "AICHAT_MAX_PROMPT_BYTES: the largest prompt is sent, one byte more is refused unechoed, nothing sent" {
+	openai_fake
+	export AICHAT_MAX_PROMPT_BYTES=1000
+	# arguments alone
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini "$(a_bytes 1000)"
 	[ "$status" -eq 0 ]
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini "$(a_bytes 1001)"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt is 1001 bytes, over the 1000-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
+	[ "$output" = "" ]
+	# stdin alone, through a pipe
+	run --separate-stderr bash -c 'head -c 1000 /dev/zero | tr "\0" b | "$AICHAT_BIN" chat -m openai:gpt-4o-mini'
+	[ "$status" -eq 0 ]
+	run --separate-stderr bash -c 'head -c 1001 /dev/zero | tr "\0" b | "$AICHAT_BIN" chat -m openai:gpt-4o-mini'
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt is 1001 bytes, over the 1000-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
+	# arguments, the blank line and stdin count together: 2 + 2 + 996
+	a_bytes 996 >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 0 ]
+	[ "$(fake_field -1 body.messages.0.content)" = "hi
+
+$(a_bytes 996)" ]
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi! <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt is 1001 bytes, over the 1000-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
+	[[ "$stderr" != *aaa* && "$stderr" != *bbb* ]]
+	[ "$(fake_count)" -eq 3 ]
+}
+
+@test "max_prompt_bytes in the config file; the variable wins; a bad value is exit 3" {
+	openai_fake
+	mkdir -p "$XDG_CONFIG_HOME/aichat"
+	echo '{"max_prompt_bytes": "1K"}' >"$XDG_CONFIG_HOME/aichat/config.json"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini "$(a_bytes 1024)"
+	[ "$status" -eq 0 ]
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini "$(a_bytes 1025)"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt is 1.0 KiB (1025 bytes), over the 1 KiB limit (max_prompt_bytes)" ]
+	AICHAT_MAX_PROMPT_BYTES=2k run --separate-stderr aichat chat -m openai:gpt-4o-mini "$(a_bytes 1025)"
+	[ "$status" -eq 0 ]
+	AICHAT_MAX_PROMPT_BYTES=lots run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "aichat: chat: AICHAT_MAX_PROMPT_BYTES must be a size in bytes, such as 16777216 or 16M, not 'lots'" ]
+	echo '{"max_prompt_bytes": 0}' >"$XDG_CONFIG_HOME/aichat/config.json"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == *"'max_prompt_bytes' must be a size in bytes"* ]]
+	[ "$(fake_count)" -eq 2 ]
+}
+
+@test "the default cap: 16 MiB on stdin is sent whole, one byte more and 17 MiB are refused" {
+	openai_fake
+	export AICHAT_CONTEXT_BUDGET=5000000
+	run --separate-stderr bash -c 'head -c 16777216 /dev/zero | tr "\0" a | "$AICHAT_BIN" chat -m mock:echo --no-log | wc -c'
+	[ "$status" -eq 0 ]
+	[ "$output" -eq 16777217 ]
+	run --separate-stderr bash -c 'head -c 16777217 /dev/zero | tr "\0" a | "$AICHAT_BIN" chat -m openai:gpt-4o-mini'
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt is 16.0 MiB (16777217 bytes), over the 16 MiB limit (max_prompt_bytes)" ]
+	run --separate-stderr bash -c 'head -c 17825792 /dev/zero | tr "\0" a | "$AICHAT_BIN" chat -m openai:gpt-4o-mini write a commit message'
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt is 17.0 MiB (17825816 bytes), over the 16 MiB limit (max_prompt_bytes)" ]
+	[ "$output" = "" ]
+	[ "$(fake_count)" -eq 0 ]
+}
+
+@test "a 200 KB diff through a pipe: whole to mock:echo, and to a server at a base URL with no key" {
+	python3 -c '
+for i in range(5000):
+    print("+    line %d of a diff: x[%d] = f(y, \"z\");" % (i, i))' >"$BATS_TEST_TMPDIR/diff"
+	[ "$(wc -c <"$BATS_TEST_TMPDIR/diff")" -gt 200000 ]
+	run --separate-stderr bash -c '"$AICHAT_BIN" chat -m mock:echo --raw "write a commit message" <"$1" | tail -n 1' _ "$BATS_TEST_TMPDIR/diff"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(tail -n 1 "$BATS_TEST_TMPDIR/diff")" ]
+	# (an answer of its own: the fake's echo of 200 KB is slow)
+	fake_start '{"deltas":["Add line numbers"]}'
+	run --separate-stderr bash -c 'cat "$1" | OPENAI_BASE_URL="$FAKE_URL/v1" "$AICHAT_BIN" chat -m openai:local "write a commit message"' _ "$BATS_TEST_TMPDIR/diff"
+	[ "$status" -eq 0 ]
+	[ "$output" = "Add line numbers" ]
+	[ "$(fake_field 1 body.messages.0.content)" = "write a commit message
+
+$(cat "$BATS_TEST_TMPDIR/diff")" ]
+	run ! fake_field 1 headers.authorization
+}
+
+@test "a system prompt past the cap is refused, nothing sent" {
+	openai_fake
+	export AICHAT_MAX_PROMPT_BYTES=100
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini -s "$(a_bytes 100)" hi
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 1 body.messages.0.content)" = "$(a_bytes 100)" ]
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini -s "$(a_bytes 101)" hi
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the system prompt is 101 bytes, over the 100-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
+	[ "$(fake_count)" -eq 1 ]
+}
+
+@test "past the model's context budget: refused naming the budget, nothing sent" {
+	openai_fake
+	# about 4 bytes a token plus 4 per message: 384 bytes are 100 tokens
+	export AICHAT_CONTEXT_BUDGET=100
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini "$(a_bytes 384)"
+	[ "$status" -eq 0 ]
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini "$(a_bytes 385)"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt is about 101 tokens (385 bytes), over the 100-token context budget of openai:gpt-4o-mini (AICHAT_CONTEXT_BUDGET)" ]
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini -s "be brief" "$(a_bytes 380)"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt with its system prompt is about 105 tokens (388 bytes), over the 100-token context budget of openai:gpt-4o-mini (AICHAT_CONTEXT_BUDGET)" ]
+	unset AICHAT_CONTEXT_BUDGET
+	mkdir -p "$XDG_CONFIG_HOME/aichat"
+	echo '{"context_budget": {"openai:gpt-4o-mini": 50}}' >"$XDG_CONFIG_HOME/aichat/config.json"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini "$(a_bytes 185)"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt is about 51 tokens (185 bytes), over the 50-token context budget of openai:gpt-4o-mini (context_budget)" ]
+	[ "$(fake_count)" -eq 1 ]
+}
+
+@test "blank stdin alone is an empty prompt, exit 2; after arguments it adds nothing" {
+	openai_fake
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini < <(printf ' \n\t\r\n  \n')
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt is empty (stdin held only whitespace)" ]
+	[ "$(fake_count)" -eq 0 ]
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini summarize < <(printf ' \n\n')
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 1 body.messages.0.content)" = summarize ]
+	# empty stdin alone is still "no prompt"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini </dev/null
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"no prompt given"* ]]
+	[ "$(fake_count)" -eq 1 ]
 }
 
 @test "unknown provider: exit 3 naming it, nothing sent" {
@@ -276,15 +414,85 @@ anthropic_fake() {
 	[ "$(fake_count)" -eq 0 ]
 }
 
-@test "missing API key: exit 3 naming the variable, nothing sent" {
-	fake_start
-	export OPENAI_BASE_URL="$FAKE_URL/v1"
+@test "missing API key at the vendor's URL: exit 3 naming the variable" {
 	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
 	[ "$status" -eq 3 ]
-	[[ "$stderr" == "aichat: chat: no API key for provider openai: set OPENAI_API_KEY"* ]]
+	[ "$stderr" = "aichat: chat: no API key for provider openai: set OPENAI_API_KEY (or try the offline model: -m mock:echo)" ]
+	# the vendor's URL given by hand is still the vendor's
+	OPENAI_BASE_URL=https://api.openai.com/v1/ run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 3 ]
 	run --separate-stderr aichat chat -m anthropic:claude-sonnet-4-6 hi
 	[ "$status" -eq 3 ]
 	[ "$stderr" = "aichat: chat: no API key for provider anthropic: set ANTHROPIC_API_KEY" ]
+}
+
+@test "a base URL of one's own needs no key: no Authorization header is sent" {
+	fake_start
+	OPENAI_BASE_URL="$FAKE_URL/v1" run --separate-stderr aichat chat -m openai:x hi
+	[ "$status" -eq 0 ]
+	[ "$output" = hi ]
+	[ "$(fake_field 1 body.model)" = x ]
+	run ! fake_field 1 headers.authorization
+	ANTHROPIC_BASE_URL="$FAKE_URL" run --separate-stderr aichat chat -m anthropic:claude-x hi
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 2 path)" = /v1/messages ]
+	run ! fake_field 2 headers.x-api-key
+	# a key that is set is still sent
+	OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1" run aichat chat -m openai:x hi
+	[ "$(fake_field 3 headers.authorization)" = "Bearer $KEY" ]
+}
+
+# key_cmd_config CMD: a config file whose openai provider runs CMD for its key.
+key_cmd_config() {
+	mkdir -p "$XDG_CONFIG_HOME/aichat"
+	python3 -c 'import json, sys; print(json.dumps({"providers": {"openai": {"api_key_cmd": sys.argv[1]}}}))' \
+		"$1" >"$XDG_CONFIG_HOME/aichat/config.json"
+}
+
+@test "api_key_cmd: its output is the key; it runs only when a key is needed; the variable wins" {
+	openai_fake
+	unset OPENAI_API_KEY
+	runs=$BATS_TEST_TMPDIR/runs
+	key_cmd_config "echo run >>'$runs'; printf 'sk-from-cmd-0123456789\\n'"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 1 headers.authorization)" = "Bearer sk-from-cmd-0123456789" ]
+	[ "$(wc -l <"$runs")" -eq 1 ]
+	[[ "$output$stderr" != *sk-from-cmd* ]]
+	# not for the offline model, not when OPENAI_API_KEY is set
+	run --separate-stderr aichat chat -m mock:echo hi
+	[ "$status" -eq 0 ]
+	OPENAI_API_KEY=$KEY run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 2 headers.authorization)" = "Bearer $KEY" ]
+	[ "$(wc -l <"$runs")" -eq 1 ]
+	# stdin is not the command's: the prompt on stdin reaches the model
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini <<<"from stdin"
+	[ "$(fake_field 3 body.messages.0.content)" = "from stdin" ]
+	# a 401 says where the key came from, never the key
+	fake_script '{"status":401,"body":"{\"error\":{\"message\":\"bad key sk-from-cmd-0123456789\"}}"}'
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 4 ]
+	[ "$stderr" = "aichat: chat: authentication failed for provider openai (check its api_key_cmd)" ]
+}
+
+@test "api_key_cmd that fails or prints nothing: exit 3 naming the provider and status, output never shown, nothing sent" {
+	openai_fake
+	unset OPENAI_API_KEY
+	key_cmd_config "echo sk-half-printed-secret; echo 'vault: sealed' >&2; exit 4"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 3 ]
+	[ "${stderr_lines[0]}" = "vault: sealed" ]
+	[ "${stderr_lines[1]}" = "aichat: chat: the api_key_cmd of provider openai failed with exit status 4" ]
+	[[ "$output$stderr" != *sk-half-printed-secret* ]]
+	key_cmd_config "true"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "aichat: chat: the api_key_cmd of provider openai printed no key (exit status 0)" ]
+	key_cmd_config "printf 'sk-one\\nsk-two\\n'"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "aichat: chat: the api_key_cmd of provider openai printed more than one line or a control character" ]
 	[ "$(fake_count)" -eq 0 ]
 }
 
@@ -472,9 +680,10 @@ anthropic_fake() {
 	[ "$(fake_field 1 body.model)" = tiny-model ]
 	[ "$(fake_field 1 path)" = /v1/chat/completions ]
 	[ "$(fake_field 1 headers.authorization)" = "Bearer local-secret-key" ]
+	# at its own base URL, no key is needed: none is sent
 	run --separate-stderr aichat chat "no key"
-	[ "$status" -eq 3 ]
-	[[ "$stderr" == *"set LOCAL_KEY"* ]]
+	[ "$status" -eq 0 ]
+	run ! fake_field 2 headers.authorization
 }
 
 @test "AICHAT_MODEL sets the default model" {

@@ -48,6 +48,66 @@ last_id() {
 	[ "$(aichat history list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ]
 }
 
+@test "-c and --cid go on with the conversation's model, system prompt and temperature unless -m, -s, -t say otherwise" {
+	fake_start
+	export OPENAI_BASE_URL="$FAKE_URL/v1"
+	aichat chat -m openai:model-a -s "sys A" -t 0.2 "first A" >/dev/null
+	first=$(last_id)
+	aichat chat -m openai:model-b -s "sys B" -t 1.3 "first B" >/dev/null
+	# -c: the last conversation, B
+	run --separate-stderr aichat chat -c "next"
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 3 body.model)" = model-b ]
+	[ "$(fake_field 3 body.temperature)" = 1.3 ]
+	[ "$(fake_field 3 body.messages.0.role)" = system ]
+	[ "$(fake_field 3 body.messages.0.content)" = "sys B" ]
+	[ "$(fake_field 3 body.messages.1.content)" = "first B" ]
+	[ "$(fake_field 3 body.messages.-1.content)" = next ]
+	[ "$(fake_field 3 body.messages | python3 -c 'import json,sys; print(sum(m["role"] == "system" for m in json.load(sys.stdin)))')" = 1 ]
+	# --cid: the other one, A
+	run --separate-stderr aichat chat --cid "$first" "again A"
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 4 body.model)" = model-a ]
+	[ "$(fake_field 4 body.temperature)" = 0.2 ]
+	[ "$(fake_field 4 body.messages.0.content)" = "sys A" ]
+	# A is now the last one: -m, -s and -t override it, once and for what follows
+	run --separate-stderr aichat chat -m openai:model-c -s "sys C" -t 0.9 -c "override"
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 5 body.model)" = model-c ]
+	[ "$(fake_field 5 body.temperature)" = 0.9 ]
+	[ "$(fake_field 5 body.messages.0.content)" = "sys C" ]
+	[ "$(fake_field 5 body.messages.1.content)" = "first A" ]
+	[ "$(fake_field 5 body.messages | python3 -c 'import json,sys; print(sum(m["role"] == "system" for m in json.load(sys.stdin)))')" = 1 ]
+	run --separate-stderr aichat chat -c "after the override"
+	[ "$(fake_field 6 body.model)" = model-c ]
+	[ "$(fake_field 6 body.temperature)" = 0.9 ]
+	[ "$(fake_field 6 body.messages.0.content)" = "sys C" ]
+	# the log shows when the system prompt changed
+	[ "$(aichat history show --json "$first" | json_get transcript.5.content)" = "sys C" ]
+	[ "$(aichat history show --json "$first" | json_get model)" = openai:model-c ]
+}
+
+@test "a log from before conversations kept their temperature still continues" {
+	aichat chat -m mock:echo "old one" >/dev/null
+	# as an older aichat left it: schema 5, no temperature column
+	python3 - "$AICHAT_HOME/aichat.db" <<-'EOF'
+	import sqlite3, sys
+	db = sqlite3.connect(sys.argv[1])
+	db.execute("ALTER TABLE conversations DROP COLUMN temperature")
+	db.execute("PRAGMA user_version=5")
+	db.commit()
+	EOF
+	fake_start
+	export OPENAI_BASE_URL="$FAKE_URL/v1"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini -c "and on"
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 1 body.temperature)" = 0.7 ]
+	[ "$(fake_field 1 body.messages.0.content)" = "old one" ]
+	run --separate-stderr aichat chat -c "once more"
+	[ "$(fake_field 2 body.model)" = gpt-4o-mini ]
+	[ "$(fake_field 2 body.temperature)" = 0.7 ]
+}
+
 @test "--cid continues a given conversation; a bad or unknown id is a clear error, nothing sent" {
 	aichat chat -m mock:echo "one" >/dev/null
 	first=$(last_id)

@@ -220,15 +220,30 @@ PY
 	[[ $output != *nope* ]]
 }
 
-@test "a query of 2001 characters is exit 2; 2000 is fine" {
+@test "a question past 2000 characters is fine here (the cap is serve's); bytes and the budget bound it" {
 	index docs
-	run --separate-stderr aichat rag search "$(printf 'a%.0s' {1..2001})"
-	[ "$status" -eq 2 ]
-	[[ $stderr == *"invalid value"*"for 'query': "* ]]
-	run --separate-stderr aichat rag query -m mock:echo "$(printf 'a%.0s' {1..2001})"
-	[ "$status" -eq 2 ]
-	run --separate-stderr aichat rag search "$(printf 'a%.0s' {1..2000})"
+	long="quokka $(printf 'a%.0s' {1..2001})"
+	run --separate-stderr aichat rag search "$long"
 	[ "$status" -eq 0 ]
+	[[ $output == *animals.txt* ]]
+	run --separate-stderr aichat rag query -m mock:echo "$long"
+	[ "$status" -eq 0 ]
+	[[ $output == *"Question: $long"* ]]
+	export AICHAT_MAX_PROMPT_BYTES=2008
+	run --separate-stderr aichat rag query -m mock:echo "$long"
+	[ "$status" -eq 0 ]
+	run --separate-stderr aichat rag query -m mock:echo "$long"b
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: rag: the question is 2.0 KiB (2009 bytes), over the 2008-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
+	run --separate-stderr aichat rag search "$long"b
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: rag: the query is 2.0 KiB (2009 bytes), over the 2008-byte limit (AICHAT_MAX_PROMPT_BYTES)" ]
+	unset AICHAT_MAX_PROMPT_BYTES
+	# the question and its passages must fit the model's context
+	AICHAT_CONTEXT_BUDGET=100 run --separate-stderr aichat rag query -m mock:echo "$long"
+	[ "$status" -eq 2 ]
+	[[ $stderr == "aichat: rag: the prompt is about "*" tokens ("*" bytes), over the 100-token context budget of mock:echo (AICHAT_CONTEXT_BUDGET)" ]]
+	[ "$output" = "" ]
 	run --separate-stderr aichat rag search -k 21 quokka
 	[ "$status" -eq 2 ]
 	[[ $stderr == *"for '-k'"* || $stderr == *"for '--top-k'"* ]]

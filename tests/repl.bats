@@ -15,6 +15,7 @@ setup() {
 
 teardown() {
 	tmux -L "$SOCK" kill-server 2>/dev/null || true
+	fake_stop
 }
 
 # start [ENV...]: aichat chat -m mock:echo in a fresh 100x30 terminal.
@@ -134,6 +135,52 @@ type_line() {
 	wait_for "[assistant] keep this"
 	type_line "/save ../../etc/evil"
 	wait_for "invalid name"
+}
+
+@test "a message past the byte cap or the context budget is refused and left out" {
+	start AICHAT_MAX_PROMPT_BYTES=40 AICHAT_CONTEXT_BUDGET=12
+	type_line "0123456789012345678901234567890123456789X"
+	wait_for "aichat: chat: the message is 41 bytes, over the 40-byte limit (AICHAT_MAX_PROMPT_BYTES)"
+	type_line "012345678901234567890123456789012"
+	wait_for "aichat: chat: the prompt is about 13 tokens (33 bytes), over the 12-token context budget"
+	type_line "/history"
+	wait_for "(empty)"
+	type_line "01234567890123456789012345678901"
+	wait_for $'01234567890123456789012345678901\nmock:echo>'
+	type_line "/history"
+	wait_for "[assistant] 01234567890123456789012345678901"
+}
+
+@test "/load puts the loaded conversation in the log: 'aichat chat -c' goes on from it" {
+	mkdir -p "$AICHAT_HOME/sessions"
+	cat >"$AICHAT_HOME/sessions/lab.json" <<-'JSON'
+	{"model": "openai:loaded-model", "system": "loaded sys", "temperature": 0.4,
+	 "messages": [{"role": "user", "content": "remember pelican"},
+	              {"role": "assistant", "content": "noted: pelican"}]}
+	JSON
+	start
+	type_line "before the load"
+	wait_for $'before the load\nmock:echo>'
+	type_line "/load lab"
+	wait_for "loaded 2 messages from 'lab'"
+	tmux -L "$SOCK" send-keys C-d
+	for i in $(seq 100); do [ -s "$DONE" ] && break; sleep 0.05; done
+	[ "$(cat "$DONE")" -eq 0 ]
+	# two conversations: the one typed, then the loaded one, the last
+	[ "$(aichat history list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -eq 2 ]
+	run aichat history show --json "$(aichat history list --json | json_get 0.id)"
+	[ "$(echo "$output" | json_get model)" = openai:loaded-model ]
+	[ "$(echo "$output" | json_get transcript.0.content)" = "loaded sys" ]
+	[ "$(echo "$output" | json_get transcript.2.content)" = "noted: pelican" ]
+	fake_start
+	OPENAI_BASE_URL="$FAKE_URL/v1" run --separate-stderr aichat chat -c "which bird?"
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 1 body.model)" = loaded-model ]
+	[ "$(fake_field 1 body.temperature)" = 0.4 ]
+	[ "$(fake_field 1 body.messages.0.content)" = "loaded sys" ]
+	[ "$(fake_field 1 body.messages.1.content)" = "remember pelican" ]
+	[ "$(fake_field 1 body.messages.2.content)" = "noted: pelican" ]
+	[ "$(fake_field 1 body.messages.3.content)" = "which bird?" ]
 }
 
 @test "multi-line input: a pasted block stays whole, and \"\"\" blocks" {

@@ -70,6 +70,8 @@ struct chat_result {
  * were dropped.
  */
 size_t chat_fit_budget(struct chat_request *req, long budget);
+/* The tokens of req's system prompt and messages, estimated as above. */
+long chat_estimate_tokens(const struct chat_request *req);
 
 /* ChatResponse object (plus "error" when r->err is set); owned by caller. */
 cJSON *chat_result_json(const struct chat_result *r);

@@ -41,15 +41,65 @@ int cli_chat_once(const char *cmd, const struct config *cfg,
 /*
  * The interactive chat on the terminal, starting from conv (its model,
  * system, temperature and any earlier messages; taken over and emptied).
- * Exchanges are logged in conversation cid when db is not NULL.
+ * Exchanges are logged in conversation cid when db is not NULL; logged is
+ * the system prompt that conversation has in the log (NULL if none).
  */
 int repl_run(const struct config *cfg, struct chat_request *conv,
 	     const struct llm_opts *lo, sqlite3 *db, char cid[CONVLOG_ID_MAX],
-	     int verbose);
+	     const char *logged, int verbose);
 
-/* Drops the oldest messages of req past the model's context budget and
- * says so on stderr. */
-void cli_fit_budget(const struct config *cfg, struct chat_request *req);
+/*
+ * The system prompt to record with an exchange of conversation cid
+ * (convlog_record): system itself for a new conversation (cid empty),
+ * NULL when it is still logged, "" when it was cleared.
+ */
+const char *cli_system_change(const char *cid, const char *system,
+			      const char *logged);
+/* A CLI copy of an HTTP table (schema_lift): the user's text (prompt,
+ * system, messages and their content, query) bounded by bytes instead. */
+struct schema *cli_schema_lift(const struct schema *s);
+
+/* ---- bounds of what is sent (prompt.c) ---- */
+
+/* The byte cap of one prompt (config_max_prompt_bytes). */
+struct cli_limit {
+	size_t max;
+	const char *source;  /* for messages: "max_prompt_bytes", ... */
+};
+
+/* l from the environment and cfg; -1 with e (ERR_CONFIG). */
+int cli_limit_load(const struct config *cfg, struct cli_limit *l,
+		   struct err *e);
+/*
+ * -1 with e (ERR_INVALID_REQUEST) when n bytes of what ("the prompt")
+ * pass the cap, or when more says that n is only a lower bound:
+ * "the prompt is 17.0 MiB (17825792 bytes), over the 16 MiB limit
+ * (max_prompt_bytes)".
+ */
+int cli_limit_check(const struct cli_limit *l, const char *what, size_t n,
+		    int more, struct err *e);
+/*
+ * Reads stdin to its end onto b, whose earlier content counts toward l
+ * unless stdin is empty (b may end with a separator the caller drops
+ * then).  Holds at most l->max bytes and one read: past the cap, the rest
+ * is read and counted (up to 1 GiB more) but not kept.  -1 with e: past
+ * the cap (as cli_limit_check, naming what), or a read error (ERR_IO).
+ */
+int cli_read_stdin(struct buf *b, const struct cli_limit *l, const char *what,
+		   struct err *e);
+/*
+ * -1 with e (ERR_INVALID_REQUEST) when req (system prompt and messages)
+ * is past the context budget of its model (config_context_budget).
+ */
+int cli_check_budget(const struct config *cfg, const struct chat_request *req,
+		     struct err *e);
+/*
+ * Drops the oldest messages of req past the budget, saying so on stderr
+ * as "aichat: CMD: ..."; then -1 with e as cli_check_budget when what
+ * stays (the system prompt and the last message) is still past it.
+ */
+int cli_fit_budget(const char *cmd, const struct config *cfg,
+		   struct chat_request *req, struct err *e);
 
 /* Prints "aichat: cmd: msg" to stderr and returns the exit status. */
 int cli_fail(const char *cmd, const struct err *e);

@@ -8,9 +8,11 @@
  *     { "default_model": "openai:gpt-4o-mini",
  *       "aliases":   { "fast": "openai:gpt-4o-mini" },
  *       "log": true,
+ *       "max_prompt_bytes": "16M",
  *       "providers": { "groq": { "kind": "openai",
  *                                "base_url": "https://api.groq.com/openai/v1",
- *                                "api_key_env": "GROQ_API_KEY" } } }
+ *                                "api_key_env": "GROQ_API_KEY",
+ *                                "api_key_cmd": "pass show groq" } } }
  *
  * All strings in struct config are owned by it; config_release() frees them.
  */
@@ -23,11 +25,17 @@
 
 #define CONFIG_DEFAULT_MODEL "openai:gpt-4o-mini"
 
+/*
+ * A provider of the file.  One named openai or anthropic of that kind
+ * changes the built-in one field by field: what it leaves NULL keeps the
+ * built-in's value (OPENAI_BASE_URL, OPENAI_API_KEY, ...).
+ */
 struct provider_conf {
 	char *name;
 	char *kind;         /* "openai" | "anthropic" */
 	char *base_url;     /* NULL = the kind's default */
-	char *api_key_env;  /* NULL = no key sent */
+	char *api_key_env;  /* NULL = no variable */
+	char *api_key_cmd;  /* shell command printing the key; NULL = none */
 };
 
 struct alias {
@@ -45,12 +53,35 @@ struct config {
 	int log;             /* record exchanges in the conversation log */
 	struct alias *budgets; /* "context_budget": model -> tokens (as text) */
 	size_t nbudgets;
+	size_t max_prompt_bytes; /* "max_prompt_bytes"; 0 = not in the file */
 };
 
 /* The input budget in tokens for model full_name ("provider:model"):
  * $AICHAT_CONTEXT_BUDGET, else the file's "context_budget" entry for the
- * model (or its "default"), else 100000. */
-long config_context_budget(const struct config *c, const char *full_name);
+ * model (or its "default"), else 100000.  *source (when source is not
+ * NULL) names the setting for messages: "AICHAT_CONTEXT_BUDGET" or
+ * "context_budget". */
+long config_context_budget(const struct config *c, const char *full_name,
+			   const char **source);
+
+#define CONFIG_MAX_PROMPT_BYTES ((size_t)16 << 20)
+
+/*
+ * The CLI's cap on the bytes of one prompt into *max: $AICHAT_MAX_PROMPT_BYTES,
+ * else the file's "max_prompt_bytes", else CONFIG_MAX_PROMPT_BYTES.
+ * *source names the setting for messages ("AICHAT_MAX_PROMPT_BYTES" or
+ * "max_prompt_bytes").  -1 with e (ERR_CONFIG) when the variable is not
+ * a size.
+ */
+int config_max_prompt_bytes(const struct config *c, size_t *max,
+			    const char **source, struct err *e);
+
+/*
+ * A size in bytes: digits, optionally followed by K, M or G (powers of
+ * 1024; "KiB", "MB" and the like are read the same), from 1 byte to
+ * 1 TiB.  -1 when s is not one.
+ */
+int config_parse_size(const char *s, size_t *out);
 
 /*
  * Reads the config file if there is one.  A file named by $AICHAT_CONFIG

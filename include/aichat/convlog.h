@@ -24,20 +24,28 @@ int convlog_valid_id(const char *id);
 /* The most recently updated conversation into id; -1 with e if none. */
 int convlog_last(sqlite3 *db, char id[CONVLOG_ID_MAX], struct err *e);
 /*
- * The messages of conversation id, oldest first, appended to req (roles
- * and contents owned by req, as chat_request_release expects).  -1 with
- * e (ERR_NOT_FOUND) when there is no such conversation.
+ * Loads conversation id into req, which must be empty: its messages,
+ * oldest first, without its system messages (roles and contents owned by
+ * req, as chat_request_release expects), and what it last ran with:
+ * req->model (NULL when none was logged), req->system (its last system
+ * message; NULL when none, or when that message is empty: cleared) and
+ * req->temperature (-1 when not recorded).  -1 with e (ERR_NOT_FOUND)
+ * when there is no such conversation.
  */
 int convlog_load(sqlite3 *db, const char *id, struct chat_request *req,
 		 struct err *e);
 /*
- * Records one exchange in one transaction: the user's message and the
- * assistant's answer (res: content, model, usage, timings).  *id names the
+ * Records one exchange in one transaction: a system message when system
+ * is not NULL (a new conversation's system prompt, or a new one for a
+ * conversation going on; "" records that it was cleared), the user's
+ * message and the assistant's answer (res: content, model, usage,
+ * timings).  The conversation's model becomes res->model and its
+ * temperature temperature (< 0: the provider's default).  *id names the
  * conversation; an empty *id starts a new one and receives its id.
  */
 int convlog_record(sqlite3 *db, char id[CONVLOG_ID_MAX], const char *system,
-		   const char *user, const struct chat_result *res,
-		   struct err *e);
+		   double temperature, const char *user,
+		   const struct chat_result *res, struct err *e);
 
 /*
  * Records a whole conversation as a new one: req's system prompt and
@@ -47,6 +55,14 @@ int convlog_record(sqlite3 *db, char id[CONVLOG_ID_MAX], const char *system,
 int convlog_record_all(sqlite3 *db, char id[CONVLOG_ID_MAX],
 		       const struct chat_request *req,
 		       const struct chat_result *res, struct err *e);
+/*
+ * Records conv (model, system prompt, temperature and messages) as a new
+ * conversation with no answer yet: one loaded from a file, which later
+ * exchanges go on.  The new id goes to id; an empty conv records nothing
+ * and leaves id empty.
+ */
+int convlog_import(sqlite3 *db, char id[CONVLOG_ID_MAX],
+		   const struct chat_request *conv, struct err *e);
 
 /* `aichat history`: a JSON array of conversations, newest first. */
 cJSON *convlog_list(sqlite3 *db, int limit, struct err *e);

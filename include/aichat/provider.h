@@ -102,14 +102,19 @@ struct model_ref {
 	char *model;         /* the provider's model id */
 	char *full;          /* "provider:model" */
 	char *base_url;
-	char *key_env;       /* variable holding the key, NULL if none */
-	char *api_key;       /* NULL when the provider takes none */
+	char *key_env;       /* for messages, where the key comes from: its
+			      * variable, "its api_key_cmd", or NULL */
+	char *api_key;       /* NULL when none is sent */
 };
 
 /*
- * Resolves name (NULL = the configured default).  Returns -1 with e:
- * ERR_CONFIG for an unknown provider or model, or a missing API key
- * (the message names the variable, never a key).
+ * Resolves name (NULL = the configured default).  The key is the
+ * provider's variable when set, else what its api_key_cmd prints (run
+ * once per process, see keycmd.h), else none: a missing key is an error
+ * only at the vendor's own base URL (api.openai.com, api.anthropic.com).
+ * Returns -1 with e: ERR_CONFIG for an unknown provider or model, a
+ * missing API key (the message names the variable, never a key) or a
+ * failing api_key_cmd.
  */
 int model_resolve(const struct config *cfg, const char *name,
 		  struct model_ref *out, struct err *e);

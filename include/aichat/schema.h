@@ -117,6 +117,15 @@ void verrors_add(struct verrors *out, const char *loc, const cJSON *value,
 		 const char *type, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 const struct field *schema_field(const struct schema *s, const char *name);
+/*
+ * A copy of s in which the fields named in names (NULL-terminated; at any
+ * depth, so "content" reaches the messages of a conversation) have no
+ * upper bound; every other bound, default and message stays.  The CLI
+ * bounds the user's text by bytes and by the model's context, not by the
+ * characters an HTTP route allows (DESIGN.md).  Owned: schema_free().
+ */
+struct schema *schema_lift(const struct schema *s, const char *const *names);
+void schema_free(struct schema *s);
 /* Number of UTF-8 characters in s. */
 size_t utf8_length(const char *s);
 

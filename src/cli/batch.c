@@ -120,6 +120,9 @@ struct run {
 	int text, ordered;
 	cJSON *defaults;         /* model/system/temperature/max_tokens flags */
 	/* reading */
+	struct cli_limit cap;    /* bytes of an item's text */
+	struct schema *chat_table, *conversation_table;
+	struct buf text_line;
 	long line;
 	size_t next_seq;
 	struct item *held;       /* read, waiting for the rate limit */
@@ -341,36 +344,89 @@ static void first_error(const struct verrors *ve, char *dst, size_t cap)
 		 ve->v[0].loc, ve->v[0].msg);
 }
 
+/*
+ * The next line of f into b, without its line end, or 0 at the end of
+ * the input.  At most max bytes are kept and *len gets the whole length,
+ * so that a longer line is refused without ever being held.
+ */
+static int next_line(FILE *f, struct buf *b, size_t max, size_t *len)
+{
+	char chunk[4096];
+	size_t n = 0;
+	int c;
+
+	buf_clear(b);
+	*len = 0;
+	while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+		if (++*len > max)
+			continue;
+		chunk[n++] = (char)c;
+		if (n == sizeof(chunk)) {
+			buf_append(b, chunk, n);
+			n = 0;
+		}
+	}
+	buf_append(b, chunk, n);
+	while (*len <= max && *len && b->ptr[*len - 1] == '\r')
+		buf_truncate(b, --*len);
+	return c != EOF || *len;
+}
+
+/* The bytes of the user's text in req: its messages and system prompt. */
+static int check_bytes(const struct run *r, const struct chat_request *req,
+		       int conversation, struct err *e)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < req->nmessages; i++)
+		n += strlen(req->messages[i].content);
+	if (cli_limit_check(&r->cap, conversation ? "the conversation" : "the prompt",
+			    n, 0, e) < 0 ||
+	    (req->system && cli_limit_check(&r->cap, "the system prompt",
+					    strlen(req->system), 0, e) < 0))
+		return -1;
+	return 0;
+}
+
 /* Next line as an item: a request, or a bad line's error result.
  * NULL at the end of the input. */
 static struct item *read_item(struct run *r)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
+	/* JSON escapes may take up to six bytes for one of the prompt. */
+	struct cli_limit most = { r->cap.max * 8, "8 times max_prompt_bytes" };
+	size_t n;
 
-	while ((n = getline(&line, &cap, r->in)) > 0) {
+	if (r->text)
+		most = r->cap;
+	else if (strcmp(r->cap.source, "max_prompt_bytes"))
+		most.source = "8 times AICHAT_MAX_PROMPT_BYTES";
+	while (next_line(r->in, &r->text_line, most.max, &n)) {
 		struct verrors ve = { 0 };
+		struct chat_request req;
+		struct err e;
 		size_t pos = 0;
 		cJSON *j, *idn;
-			char *id = NULL, msg[480];
+		char *id = NULL, *line = r->text_line.ptr, msg[480];
 		struct item *it;
 
 		r->line++;
-		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			line[--n] = '\0';
-		if (strspn(line, " \t") == (size_t)n)
+		if (n > most.max) {
+			r->nonblank++;
+			r->parsed++;   /* perhaps JSON: not a sign of plain text */
+			cli_limit_check(&most, r->text ? "the prompt" : "the line", n, 0, &e);
+			return bad_line(r, NULL, "line %ld: %s", r->line, e.msg);
+		}
+		if (strspn(line, " \t") == n)
 			continue;
 		r->nonblank++;
 		if (r->text) {
 			j = cJSON_CreateObject();
 			cJSON_AddStringToObject(j, "prompt", line);
 		} else {
-			j = json_parse(line, (size_t)n, &pos);
+			j = json_parse(line, n, &pos);
 			if (!j) {
 				int l, c;
 				json_position(line, pos, &l, &c);
-				free(line);
 				return bad_line(r, NULL, "line %ld: invalid JSON at column %d",
 						r->line, c);
 			}
@@ -378,7 +434,6 @@ static struct item *read_item(struct run *r)
 		}
 		if (!cJSON_IsObject(j)) {
 			cJSON_Delete(j);
-			free(line);
 			return bad_line(r, NULL, "line %ld: must be a JSON object", r->line);
 		}
 		idn = cJSON_DetachItemFromObjectCaseSensitive(j, "id");
@@ -387,7 +442,6 @@ static struct item *read_item(struct run *r)
 		else if (idn && !cJSON_IsNull(idn)) {
 			cJSON_Delete(idn);
 			cJSON_Delete(j);
-			free(line);
 			return bad_line(r, NULL, "line %ld: 'id' must be a string or a number",
 					r->line);
 		}
@@ -406,9 +460,9 @@ static struct item *read_item(struct run *r)
 		for (cJSON *d = r->defaults->child; d; d = d->next)
 			if (!cJSON_GetObjectItemCaseSensitive(j, d->string))
 				cJSON_AddItemToObject(j, d->string, cJSON_Duplicate(d, 1));
-		const struct schema *s = cJSON_GetObjectItemCaseSensitive(j, "messages") ?
-			&schema_conversation_request : &schema_chat_request;
-		if (s == &schema_conversation_request) {
+		int conversation = cJSON_GetObjectItemCaseSensitive(j, "messages") != NULL;
+		const struct schema *s = conversation ? r->conversation_table : r->chat_table;
+		if (conversation) {
 			/* ConversationRequest has no system field: keep it apart. */
 			cJSON_DeleteItemFromObjectCaseSensitive(j, "prompt");
 		}
@@ -421,24 +475,29 @@ static struct item *read_item(struct run *r)
 			verrors_release(&ve);
 			cJSON_Delete(system);
 			cJSON_Delete(j);
-			free(line);
 			return bad_line(r, id, "line %ld: %s", r->line, msg);
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(j, "stream");
+		chat_request_from_json(&req, j);
+		req.stream = 1;   /* idle timeouts guard every item */
+		if (system)
+			req.system = xstrdup(system->valuestring);
+		cJSON_Delete(system);
+		cJSON_Delete(j);
+		/* Bounded by bytes and the model's context, checked before
+		 * anything is sent. */
+		if (check_bytes(r, &req, conversation, &e) < 0 ||
+		    cli_check_budget(r->cfg, &req, &e) < 0) {
+			chat_request_release(&req);
+			return bad_line(r, id, "line %ld: %s", r->line, e.msg);
 		}
 		it = xcalloc(1, sizeof(*it));
 		it->seq = r->next_seq++;
 		it->line = r->line;
 		it->id = id;
-		cJSON_DeleteItemFromObjectCaseSensitive(j, "stream");
-		chat_request_from_json(&it->req, j);
-		it->req.stream = 1;   /* idle timeouts guard every item */
-		if (system)
-			it->req.system = xstrdup(system->valuestring);
-		cJSON_Delete(system);
-		cJSON_Delete(j);
-		free(line);
+		it->req = req;
 		return it;
 	}
-	free(line);
 	r->eof = 1;
 	return NULL;
 }
@@ -651,6 +710,7 @@ int cmd_batch(int argc, char **argv)
 	double d;
 
 	err_clear(&e);
+	buf_init(&r.text_line, 0);
 	r.out_fd = STDOUT_FILENO;
 	if (opt_parse(batch_opts, batch_nopts, argc, argv, "batch", &o, &e) < 0) {
 		status = cli_fail("batch", &e);
@@ -674,14 +734,24 @@ int cmd_batch(int argc, char **argv)
 		status = EXIT_USAGE;
 		goto cleanup;
 	}
-	/* Item defaults are checked as a ChatRequest would be. */
+	/* Item defaults are checked as a ChatRequest would be, the user's
+	 * text bounded by bytes (as the items are). */
+	r.chat_table = cli_schema_lift(&schema_chat_request);
+	r.conversation_table = cli_schema_lift(&schema_conversation_request);
 	r.defaults = cJSON_CreateObject();
 	cJSON_AddStringToObject(r.defaults, "prompt", "x");
 	cli = cJSON_CreateObject();
-	if (opt_validate(batch_opts, batch_nopts, &o, &schema_chat_request,
+	if (opt_validate(batch_opts, batch_nopts, &o, r.chat_table,
 			 r.defaults, "batch") +
 	    opt_validate(batch_opts, batch_nopts, &o, &batch_cli_schema, cli, "batch")) {
 		status = EXIT_USAGE;
+		goto cleanup;
+	}
+	if (config_load(&cfg, &e) < 0 || cli_limit_load(&cfg, &r.cap, &e) < 0 ||
+	    (o.values[O_SYSTEM] &&
+	     cli_limit_check(&r.cap, "the system prompt", strlen(o.values[O_SYSTEM]), 0,
+			     &e) < 0)) {
+		status = cli_fail("batch", &e);
 		goto cleanup;
 	}
 	cJSON_DeleteItemFromObjectCaseSensitive(r.defaults, "prompt");
@@ -729,10 +799,6 @@ int cmd_batch(int argc, char **argv)
 		}
 		if (S_ISREG(st.st_mode))
 			r.total = count_lines(path);
-	}
-	if (config_load(&cfg, &e) < 0) {
-		status = cli_fail("batch", &e);
-		goto cleanup;
 	}
 	if (o.seen[O_RESUME] && resume_load(&r, outpath, &e) < 0) {
 		status = cli_fail("batch", &e);
@@ -822,6 +888,9 @@ cleanup:
 	free(r.done_ids);
 	ratelimit_free(r.rl);
 	cJSON_Delete(r.defaults);
+	schema_free(r.chat_table);
+	schema_free(r.conversation_table);
+	buf_release(&r.text_line);
 	cJSON_Delete(cli);
 	config_release(&cfg);
 	opt_result_release(&o);

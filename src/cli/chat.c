@@ -18,7 +18,6 @@
 #include "aichat/schema.h"
 #include "aichat/xalloc.h"
 
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,8 +25,6 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
-
-#define STDIN_MAX (8u * 1024 * 1024)
 
 enum {
 	O_MODEL, O_SYSTEM, O_TEMPERATURE, O_MAX_TOKENS, O_NO_STREAM, O_JSON,
@@ -84,6 +81,11 @@ static void usage(FILE *f)
 	      "Send PROMPT (the arguments joined by spaces) to a model and stream the\n"
 	      "answer to stdout.  When stdin is not a terminal, its content is read and\n"
 	      "appended after a blank line (or is the whole prompt without arguments).\n"
+	      "The prompt may have up to 16 MiB (unless AICHAT_MAX_PROMPT_BYTES or\n"
+	      "max_prompt_bytes in the config file say otherwise) and must fit the\n"
+	      "model's context budget (AICHAT_CONTEXT_BUDGET, context_budget).  -c and\n"
+	      "--cid go on with the conversation's model, system prompt and temperature\n"
+	      "unless -m, -s or -t are given.\n"
 	      "\n"
 	      "options:\n", f);
 	const struct schema *const schemas[] = {
@@ -101,34 +103,15 @@ static void usage(FILE *f)
 	      "See aichat-chat(1) for providers, environment and exit statuses.\n", f);
 }
 
-static int read_stdin(struct buf *b, struct err *e)
+/*
+ * The prompt: operands joined by spaces, then stdin after a blank line,
+ * all within the byte cap l.  Empty or blank stdin adds nothing; alone,
+ * blank stdin is an error.
+ */
+static int gather_prompt(const struct opt_result *r, const struct cli_limit *l,
+			 struct buf *prompt, int *have, struct err *e)
 {
-	char tmp[65536];
-	ssize_t n;
-
-	for (;;) {
-		n = read(STDIN_FILENO, tmp, sizeof(tmp));
-		if (n == 0)
-			return 0;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EBADF)
-				return 0;  /* no stdin at all */
-			return err_set(e, ERR_IO, "cannot read stdin: %s",
-				       strerror(errno));
-		}
-		if (buf_append(b, tmp, (size_t)n) < 0)
-			return err_set(e, ERR_INVALID_REQUEST,
-				       "stdin is larger than %u MiB", STDIN_MAX >> 20);
-	}
-}
-
-/* The prompt: operands joined by spaces, then stdin after a blank line. */
-static int gather_prompt(const struct opt_result *r, struct buf *prompt,
-			 int *have, struct err *e)
-{
-	struct buf in;
+	size_t mark;
 
 	*have = 0;
 	for (int i = 0; i < r->noperands; i++) {
@@ -137,20 +120,25 @@ static int gather_prompt(const struct opt_result *r, struct buf *prompt,
 		buf_appends(prompt, r->operands[i]);
 		*have = 1;
 	}
+	if (cli_limit_check(l, "the prompt", prompt->len, 0, e) < 0)
+		return -1;
 	if (isatty(STDIN_FILENO))
 		return 0;
-	buf_init(&in, STDIN_MAX);
-	if (read_stdin(&in, e) < 0) {
-		buf_release(&in);
+	mark = prompt->len;
+	if (*have)
+		buf_appends(prompt, "\n\n");
+	if (cli_read_stdin(prompt, l, "the prompt", e) < 0)
 		return -1;
+	if (strspn(prompt->ptr + mark, " \t\r\n\f\v") == prompt->len - mark) {
+		/* Nothing but blanks: no part of the prompt. */
+		int blank = prompt->len > mark + (*have ? 2 : 0);
+		buf_truncate(prompt, mark);
+		if (blank && !*have)
+			return err_set(e, ERR_INVALID_REQUEST,
+				       "the prompt is empty (stdin held only whitespace)");
+		return 0;
 	}
-	if (in.len) {
-		if (*have)
-			buf_appends(prompt, "\n\n");
-		buf_append(prompt, in.ptr, in.len);
-		*have = 1;
-	}
-	buf_release(&in);
+	*have = 1;
 	return 0;
 }
 
@@ -346,22 +334,6 @@ cleanup:
 	return status;
 }
 
-void cli_fit_budget(const struct config *cfg, struct chat_request *req)
-{
-	const char *model = req->model ? req->model : config_default_model(cfg);
-	const char *alias = config_alias(cfg, model);
-	long budget;
-	size_t dropped;
-
-	if (alias)
-		model = alias;
-	budget = config_context_budget(cfg, model);
-	dropped = chat_fit_budget(req, budget);
-	if (dropped)
-		fprintf(stderr, "aichat: chat: the conversation is past the %ld-token budget of %s: dropped the %zu oldest message%s (the system prompt stays)\n",
-			budget, model, dropped, dropped == 1 ? "" : "s");
-}
-
 /* The interactive chat starts with no message of its own. */
 static void chat_request_drop_messages(struct chat_request *req)
 {
@@ -372,31 +344,61 @@ static void chat_request_drop_messages(struct chat_request *req)
 	req->nmessages = 0;
 }
 
+const char *cli_system_change(const char *cid, const char *system,
+			      const char *logged)
+{
+	if (!cid[0])
+		return system;
+	if (system && logged && !strcmp(system, logged))
+		return NULL;
+	if (!system && !logged)
+		return NULL;
+	return system ? system : "";
+}
+
 /*
  * -c / --cid: the logged messages go before the new prompt, and the
- * exchange is recorded in that conversation.
+ * exchange is recorded in that conversation.  Its model, system prompt
+ * and temperature apply unless -m, -s or -t say otherwise; *logged gets
+ * its system prompt (owned; NULL if none).
  */
 static int continue_conversation(struct chat_request *req,
 				 const struct opt_result *r,
 				 char cid[CONVLOG_ID_MAX], sqlite3 **db,
-				 struct err *e)
+				 char **logged, struct err *e)
 {
 	struct chat_request past = { 0 };
+	int rc = -1;
 
 	if (r->seen[O_CONTINUE] && r->values[O_CID])
 		return err_set(e, ERR_USAGE, "give either --continue or --cid, not both");
 	if (store_open(NULL, db, e) < 0)
 		return -1;
 	if (r->values[O_CID]) {
-		/* convlog_load refuses a malformed id with the usual message. */
-		if (!convlog_valid_id(r->values[O_CID]))
-			return convlog_load(*db, r->values[O_CID], &past, e);
 		snprintf(cid, CONVLOG_ID_MAX, "%s", r->values[O_CID]);
+		/* convlog_load refuses a malformed id with the usual message. */
+		if (!convlog_valid_id(r->values[O_CID])) {
+			convlog_load(*db, r->values[O_CID], &past, e);
+			goto cleanup;
+		}
 	} else if (convlog_last(*db, cid, e) < 0) {
-		return -1;
+		goto cleanup;
 	}
 	if (convlog_load(*db, cid, &past, e) < 0)
-		return -1;
+		goto cleanup;
+	if (!r->values[O_MODEL] && past.model) {
+		free(req->model);
+		req->model = past.model;
+		past.model = NULL;
+	}
+	*logged = past.system ? xstrdup(past.system) : NULL;
+	if (!r->values[O_SYSTEM]) {
+		free(req->system);
+		req->system = past.system;
+		past.system = NULL;
+	}
+	if (!r->values[O_TEMPERATURE] && past.temperature >= 0)
+		req->temperature = past.temperature;
 	/* past's messages, then the new prompt. */
 	past.messages = xrealloc(past.messages,
 				 (past.nmessages + req->nmessages) * sizeof(*past.messages));
@@ -407,8 +409,20 @@ static int continue_conversation(struct chat_request *req,
 	req->nmessages += past.nmessages;
 	past.messages = NULL;
 	past.nmessages = 0;
+	rc = 0;
+cleanup:
 	chat_request_release(&past);
-	return 0;
+	return rc;
+}
+
+/* CLI copies of the HTTP tables: the user's text bounded by bytes. */
+static const char *const cli_text_fields[] = {
+	"prompt", "system", "content", "messages", "query", NULL
+};
+
+struct schema *cli_schema_lift(const struct schema *s)
+{
+	return schema_lift(s, cli_text_fields);
 }
 
 int cmd_chat(int argc, char **argv)
@@ -416,12 +430,14 @@ int cmd_chat(int argc, char **argv)
 	struct opt_result r = { 0 };
 	struct config cfg = { 0 };
 	struct chat_request req = { 0 };
+	struct cli_limit limit;
 	struct llm_opts lo;
 	struct buf prompt;
 	struct chat_result res;
+	struct schema *table = NULL;
 	cJSON *body = NULL, *cli = NULL;
 	sqlite3 *db = NULL;
-	char cid[CONVLOG_ID_MAX] = "";
+	char cid[CONVLOG_ID_MAX] = "", *logged = NULL;
 	struct err e;
 	int have, status, interactive = 0;
 
@@ -438,6 +454,11 @@ int cmd_chat(int argc, char **argv)
 	}
 	if (r.seen[O_RAW])
 		cli_styles = 0;
+	/* The byte cap bounds stdin as it is read. */
+	if (config_load(&cfg, &e) < 0 || cli_limit_load(&cfg, &limit, &e) < 0) {
+		status = cli_fail("chat", &e);
+		goto cleanup;
+	}
 	if (r.seen[O_INTERACTIVE] || (!r.noperands && isatty(STDIN_FILENO) &&
 				       isatty(STDOUT_FILENO))) {
 		if (!isatty(STDIN_FILENO)) {
@@ -448,7 +469,7 @@ int cmd_chat(int argc, char **argv)
 		interactive = 1;
 		buf_appends(&prompt, "x");   /* validated, never sent */
 		have = 1;
-	} else if (gather_prompt(&r, &prompt, &have, &e) < 0) {
+	} else if (gather_prompt(&r, &limit, &prompt, &have, &e) < 0) {
 		status = cli_fail("chat", &e);
 		goto cleanup;
 	}
@@ -462,26 +483,32 @@ int cmd_chat(int argc, char **argv)
 	cJSON_AddStringToObject(body, "prompt", prompt.ptr);
 	cJSON_AddBoolToObject(body, "stream", !r.seen[O_NO_STREAM]);
 	cli = cJSON_CreateObject();
+	table = cli_schema_lift(&schema_chat_request);
 	/* Both tables are checked, so every bad flag is reported at once. */
-	if (opt_validate(chat_opts, chat_nopts, &r, &schema_chat_request, body, "chat") +
+	if (opt_validate(chat_opts, chat_nopts, &r, table, body, "chat") +
 	    opt_validate(chat_opts, chat_nopts, &r, &cli_schema, cli, "chat")) {
 		status = EXIT_USAGE;
 		goto cleanup;
 	}
-
-	if (config_load(&cfg, &e) < 0) {
+	if (r.values[O_SYSTEM] &&
+	    cli_limit_check(&limit, "the system prompt", strlen(r.values[O_SYSTEM]), 0,
+			    &e) < 0) {
 		status = cli_fail("chat", &e);
 		goto cleanup;
 	}
+
 	chat_request_from_json(&req, body);
 	if (interactive)
 		chat_request_drop_messages(&req);
 	if ((r.seen[O_CONTINUE] || r.values[O_CID]) &&
-	    continue_conversation(&req, &r, cid, &db, &e) < 0) {
+	    continue_conversation(&req, &r, cid, &db, &logged, &e) < 0) {
 		status = cli_fail("chat", &e);
 		goto cleanup;
 	}
-	cli_fit_budget(&cfg, &req);
+	if (!interactive && cli_fit_budget("chat", &cfg, &req, &e) < 0) {
+		status = cli_fail("chat", &e);
+		goto cleanup;
+	}
 	if (!db && !r.seen[O_NO_LOG] && cfg.log) {
 		/* The log is a convenience: a chat still runs without it. */
 		if (store_open(NULL, &db, &e) < 0)
@@ -495,7 +522,7 @@ int cmd_chat(int argc, char **argv)
 		lo.total_ms = (int64_t)(d * 1000);
 	if (interactive) {
 		status = repl_run(&cfg, &req, &lo, r.seen[O_NO_LOG] ? NULL : db, cid,
-				  r.seen[O_VERBOSE] > 0);
+				  logged, r.seen[O_VERBOSE] > 0);
 		goto cleanup;
 	}
 	memset(&res, 0, sizeof(res));
@@ -504,8 +531,8 @@ int cmd_chat(int argc, char **argv)
 			       r.seen[O_VERBOSE] > 0, &res);
 	if (db && !r.seen[O_NO_LOG] && res.model[0] &&
 	    (res.err.code == ERR_OK || res.content.len)) {
-		if (convlog_record(db, cid, req.system && !r.seen[O_CONTINUE] && !r.values[O_CID] ?
-				   req.system : NULL, prompt.ptr, &res, &e) < 0)
+		if (convlog_record(db, cid, cli_system_change(cid, req.system, logged),
+				   req.temperature, prompt.ptr, &res, &e) < 0)
 			fprintf(stderr, "aichat: chat: could not log this exchange: %s\n", e.msg);
 		else if (r.seen[O_VERBOSE])
 			fprintf(stderr, "aichat: conversation %s\n", cid);
@@ -514,11 +541,13 @@ int cmd_chat(int argc, char **argv)
 
 cleanup:
 	store_close(db);
+	schema_free(table);
 	cJSON_Delete(body);
 	cJSON_Delete(cli);
 	chat_request_release(&req);
 	config_release(&cfg);
 	buf_release(&prompt);
+	free(logged);
 	opt_result_release(&r);
 	return status;
 }

@@ -614,11 +614,13 @@ cleanup:
  * retrieves.  Returns -1 and sets *status on any failure (nothing sent).
  */
 static int retrieve(const struct opt_result *r, const struct opt *o, size_t n,
-		    const char *what, cJSON *body, struct rag_hit **hits,
-		    size_t *nhits, int64_t *latency_ms, const char **retrieval,
-		    int *status)
+		    const struct config *cfg, const char *what, cJSON *body,
+		    struct rag_hit **hits, size_t *nhits, int64_t *latency_ms,
+		    const char **retrieval, int *status)
 {
 	struct rag_collection c;
+	struct cli_limit cap;
+	struct schema *table = NULL;
 	struct buf q;
 	struct err e;
 	sqlite3 *db = NULL;
@@ -639,8 +641,17 @@ static int retrieve(const struct opt_result *r, const struct opt *o, size_t n,
 	}
 	join_operands(r, 0, &q);
 	cJSON_AddStringToObject(body, "query", q.ptr);
-	if (opt_validate(o, n, r, &schema_rag_request, body, "rag")) {
+	/* The CLI's question is bounded by bytes, not RAGRequest's
+	 * characters. */
+	table = cli_schema_lift(&schema_rag_request);
+	if (opt_validate(o, n, r, table, body, "rag")) {
 		*status = EXIT_USAGE;
+		goto cleanup;
+	}
+	if (cli_limit_load(cfg, &cap, &e) < 0 ||
+	    cli_limit_check(&cap, !strcmp(what, "query") ? "the query" : "the question",
+			    q.len, 0, &e) < 0) {
+		*status = cli_fail("rag", &e);
 		goto cleanup;
 	}
 	if (rag_name_check(json_str(body, "collection"), &e) < 0) {
@@ -678,6 +689,7 @@ cleanup:
 	free(qvec);
 	store_close(db);
 	rag_vectors_release();
+	schema_free(table);
 	buf_release(&q);
 	return rc;
 }
@@ -694,13 +706,20 @@ static cJSON *lines_json(const struct rag_hit *h)
 static int rag_search_cmd(const struct opt_result *r, const struct opt *o, size_t n)
 {
 	cJSON *body = cJSON_CreateObject();
+	struct config cfg = { 0 };
 	struct rag_hit *hits;
+	struct err e;
 	size_t nhits;
 	const char *how = "bm25";
 	int64_t ms;
 	int status = EXIT_OK;
 
-	if (retrieve(r, o, n, "query", body, &hits, &nhits, &ms, &how, &status) < 0)
+	if (config_load(&cfg, &e) < 0) {
+		status = cli_fail("rag", &e);
+		goto cleanup;
+	}
+	if (retrieve(r, o, n, &cfg, "query", body, &hits, &nhits, &ms, &how,
+		     &status) < 0)
 		goto cleanup;
 	if (seen(r, o, n, "json")) {
 		cJSON *a = cJSON_CreateArray();
@@ -728,6 +747,7 @@ static int rag_search_cmd(const struct opt_result *r, const struct opt *o, size_
 	}
 	rag_hits_free(hits, nhits);
 cleanup:
+	config_release(&cfg);
 	cJSON_Delete(body);
 	return status;
 }
@@ -740,29 +760,26 @@ struct run {
 
 /* Asks the model through the same path as `aichat chat`; the answer
  * streams to stdout unless --json.  0 or the failing exit status. */
-static int ask(const struct chat_request *req, struct run *r)
+static int ask(const struct config *cfg, const struct chat_request *req,
+	       struct run *r)
 {
-	struct config cfg = { 0 };
 	struct llm_opts lo;
 	struct chat_result res;
 	struct err e;
 	int status;
 
-	err_clear(&e);
-	if (config_load(&cfg, &e) < 0) {
-		config_release(&cfg);
+	/* The passages count too: the whole prompt must fit the model. */
+	if (cli_check_budget(cfg, req, &e) < 0)
 		return cli_fail("rag", &e);
-	}
 	llm_opts_default(&lo);
 	memset(&res, 0, sizeof(res));
 	buf_init(&res.content, 0);
-	status = cli_chat_once("rag", &cfg, req, &lo, r->json ? CLI_QUIET : CLI_STREAM,
+	status = cli_chat_once("rag", cfg, req, &lo, r->json ? CLI_QUIET : CLI_STREAM,
 			       0, &res);
 	r->res = res;
 	r->answer = xstrdup(res.content.ptr);
 	buf_release(&res.content);
 	buf_init(&r->res.content, 0);
-	config_release(&cfg);
 	return status;
 }
 
@@ -772,15 +789,22 @@ static int rag_query(const struct opt_result *r, const struct opt *o, size_t n)
 	struct chat_request req = { 0 };
 	struct chat_message msg;
 	struct run run = { .json = seen(r, o, n, "json") };
+	struct config cfg = { 0 };
 	struct rag_hit *hits = NULL;
 	struct buf prompt;
+	struct err e;
 	size_t nhits = 0;
 	const char *how = "bm25";
 	int64_t ms = 0;
 	int status = EXIT_OK;
 
 	buf_init(&prompt, 0);
-	if (retrieve(r, o, n, "question", body, &hits, &nhits, &ms, &how, &status) < 0)
+	if (config_load(&cfg, &e) < 0) {
+		status = cli_fail("rag", &e);
+		goto cleanup;
+	}
+	if (retrieve(r, o, n, &cfg, "question", body, &hits, &nhits, &ms, &how,
+		     &status) < 0)
 		goto cleanup;
 	if (!nhits) {
 		fprintf(stderr, "aichat: rag: no passage of collection '%s' matches the question; nothing was sent\n",
@@ -797,7 +821,7 @@ static int rag_query(const struct opt_result *r, const struct opt *o, size_t n)
 	req.stream = !seen(r, o, n, "no-stream");
 	req.messages = &msg;
 	req.nmessages = 1;
-	if ((status = ask(&req, &run)))
+	if ((status = ask(&cfg, &req, &run)))
 		goto cleanup;
 	if (run.json) {
 		cJSON *out = cJSON_CreateObject(), *src = cJSON_CreateArray();
@@ -838,6 +862,7 @@ cleanup:
 	rag_hits_free(hits, nhits);
 	buf_release(&prompt);
 	cJSON_Delete(body);
+	config_release(&cfg);
 	return status;
 }
 

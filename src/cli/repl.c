@@ -114,6 +114,8 @@ struct repl {
 	const struct llm_opts *lo;
 	sqlite3 *db;
 	char cid[CONVLOG_ID_MAX];
+	char *logged;                 /* the system prompt cid has in the log */
+	struct cli_limit limit;       /* bytes of one message */
 	int verbose;
 	char *histfile;
 	char *sessions;               /* directory of /save files */
@@ -145,19 +147,30 @@ static void ask(struct repl *r)
 {
 	struct chat_result res;
 	struct err e;
-	const char *user = r->conv.messages[r->conv.nmessages - 1].content;
+	const char *user;
 
+	if (cli_fit_budget("chat", r->cfg, &r->conv, &e) < 0) {
+		/* Not sent: the message is left out of the conversation. */
+		cli_fail("chat", &e);
+		pop(&r->conv);
+		return;
+	}
 	memset(&res, 0, sizeof(res));
 	buf_init(&res.content, 0);
-	cli_fit_budget(r->cfg, &r->conv);
 	user = r->conv.messages[r->conv.nmessages - 1].content;
 	cli_chat_once("chat", r->cfg, &r->conv, r->lo, CLI_STREAM, r->verbose, &res);
 	if (res.err.code == ERR_OK || res.content.len) {
 		push(&r->conv, "assistant", res.content.ptr);
-		if (r->db && res.model[0] &&
-		    convlog_record(r->db, r->cid, r->cid[0] ? NULL : r->conv.system,
-				   user, &res, &e) < 0)
-			fprintf(stderr, "aichat: chat: could not log this exchange: %s\n", e.msg);
+		if (r->db && res.model[0]) {
+			if (convlog_record(r->db, r->cid,
+					   cli_system_change(r->cid, r->conv.system, r->logged),
+					   r->conv.temperature, user, &res, &e) < 0) {
+				fprintf(stderr, "aichat: chat: could not log this exchange: %s\n", e.msg);
+			} else {
+				free(r->logged);
+				r->logged = r->conv.system ? xstrdup(r->conv.system) : NULL;
+			}
+		}
 	} else {
 		/* Nothing came back: the question is not part of the
 		 * conversation; it is in the line history to try again. */
@@ -223,6 +236,7 @@ static void load(struct repl *r, const char *name)
 	size_t n;
 	cJSON *o;
 	const cJSON *m;
+	struct err e;
 	double d;
 
 	if (!valid_name(name)) {
@@ -258,7 +272,16 @@ static void load(struct repl *r, const char *name)
 		if (json_str(m, "role") && json_str(m, "content"))
 			push(&r->conv, json_str(m, "role"), json_str(m, "content"));
 	cJSON_Delete(o);
-	r->cid[0] = '\0';   /* a new conversation in the log */
+	/* A new conversation in the log, holding what was loaded, so that
+	 * 'aichat chat -c' goes on from it too. */
+	r->cid[0] = '\0';
+	free(r->logged);
+	r->logged = NULL;
+	if (r->db && convlog_import(r->db, r->cid, &r->conv, &e) < 0)
+		fprintf(stderr, "aichat: /load: could not log the loaded conversation: %s\n",
+			e.msg);
+	else if (r->cid[0] && r->conv.system)
+		r->logged = xstrdup(r->conv.system);
 	printf("loaded %zu messages from '%s'\n", r->conv.nmessages, name);
 }
 
@@ -335,6 +358,8 @@ static int command(struct repl *r, char *line)
 	} else if (!strcmp(line, "/clear")) {
 		clear_messages(&r->conv);
 		r->cid[0] = '\0';
+		free(r->logged);
+		r->logged = NULL;
 		printf("new conversation\n");
 	} else if (!strcmp(line, "/retry")) {
 		if (r->conv.nmessages < 2 ||
@@ -385,16 +410,22 @@ static char *read_block(void)
 
 int repl_run(const struct config *cfg, struct chat_request *conv,
 	     const struct llm_opts *lo, sqlite3 *db, char cid[CONVLOG_ID_MAX],
-	     int verbose)
+	     const char *logged, int verbose)
 {
 	struct repl r = { .cfg = cfg, .lo = lo, .db = db, .verbose = verbose };
 	struct sigaction sa, old;
 	char prompt[300], *home = store_home(), *line;
 	struct buf path;
+	struct err e;
 
+	if (cli_limit_load(cfg, &r.limit, &e) < 0) {
+		free(home);
+		return cli_fail("chat", &e);
+	}
 	r.conv = *conv;
 	memset(conv, 0, sizeof(*conv));
 	snprintf(r.cid, sizeof(r.cid), "%s", cid);
+	r.logged = logged ? xstrdup(logged) : NULL;
 	cur_cfg = cfg;
 	buf_init(&path, 0);
 	if (home) {
@@ -451,6 +482,11 @@ int repl_run(const struct config *cfg, struct chat_request *conv,
 				break;
 			continue;
 		}
+		if (cli_limit_check(&r.limit, "the message", strlen(line), 0, &e) < 0) {
+			cli_fail("chat", &e);
+			free(line);
+			continue;
+		}
 		push(&r.conv, "user", line);
 		free(line);
 		ask(&r);
@@ -458,6 +494,7 @@ int repl_run(const struct config *cfg, struct chat_request *conv,
 	sigaction(SIGINT, &old, NULL);
 	snprintf(cid, CONVLOG_ID_MAX, "%s", r.cid);
 	chat_request_release(&r.conv);
+	free(r.logged);
 	free(r.histfile);
 	free(r.sessions);
 	return EXIT_OK;

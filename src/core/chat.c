@@ -290,3 +290,12 @@ size_t chat_fit_budget(struct chat_request *req, long budget)
 	}
 	return dropped;
 }
+
+long chat_estimate_tokens(const struct chat_request *req)
+{
+	long total = estimate_tokens(req->system);
+
+	for (size_t k = 0; k < req->nmessages; k++)
+		total += estimate_tokens(req->messages[k].content);
+	return total;
+}

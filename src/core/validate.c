@@ -334,3 +334,32 @@ size_t schema_validate(const struct schema *s, cJSON *obj, struct verrors *out)
 {
 	return check(s, obj, "", out);
 }
+
+struct schema *schema_lift(const struct schema *s, const char *const *names)
+{
+	struct schema *c = xmalloc(sizeof(*c));
+	struct field *f = xcalloc(s->nfields ? s->nfields : 1, sizeof(*f));
+
+	memcpy(f, s->fields, s->nfields * sizeof(*f));
+	for (size_t i = 0; i < s->nfields; i++) {
+		for (const char *const *n = names; *n; n++)
+			if (!strcmp(f[i].name, *n))
+				f[i].max = FIELD_NO_BOUND;
+		if (f[i].items)
+			f[i].items = schema_lift(f[i].items, names);
+	}
+	c->name = s->name;
+	c->fields = f;
+	c->nfields = s->nfields;
+	return c;
+}
+
+void schema_free(struct schema *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nfields; i++)
+		schema_free((struct schema *)s->fields[i].items);
+	free((struct field *)s->fields);
+	free(s);
+}

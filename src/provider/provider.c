@@ -8,6 +8,7 @@
  */
 #include "aichat/provider.h"
 #include "aichat/json.h"
+#include "aichat/keycmd.h"
 #include "aichat/xalloc.h"
 #include "aichat/xlate.h"
 
@@ -49,32 +50,77 @@ static char *strip_slash(const char *url)
 	return xstrndup(url, n);
 }
 
+/*
+ * Whether base is the vendor's own API (https://api.openai.com/...,
+ * https://api.anthropic.com/...), the only place where a missing key is
+ * certain to fail: any other base URL (vLLM, llama.cpp, a proxy) may need
+ * none.
+ */
+static int vendor_base(const char *base)
+{
+	static const char *const hosts[] = { "api.openai.com", "api.anthropic.com" };
+
+	if (strncasecmp(base, "https://", 8))
+		return 0;
+	base += 8;
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		size_t n = strlen(hosts[i]);
+		if (!strncasecmp(base, hosts[i], n) &&
+		    (!base[n] || base[n] == '/' || base[n] == ':'))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The key: the variable env when set (it wins), else what cmd prints,
+ * else none -- an error only at the vendor's own base URL.
+ */
+static int set_key(struct model_ref *m, const char *env, const char *cmd,
+		   struct err *e)
+{
+	const char *key = env ? env_get(env) : NULL;
+
+	if (env)
+		m->key_env = xstrdup(env);
+	if (!key && cmd) {
+		if (keycmd_get(m->provider, cmd, &key, e) < 0)
+			return -1;
+		free(m->key_env);
+		m->key_env = xstrdup("its api_key_cmd");
+	}
+	if (!key && vendor_base(m->base_url)) {
+		if (!env)
+			return err_set(e, ERR_CONFIG,
+				       "no API key for provider %s: give it api_key_env or api_key_cmd in the config file",
+				       m->provider);
+		return err_set(e, ERR_CONFIG,
+			       "no API key for provider %s: set %s%s", m->provider, env,
+			       strcmp(m->provider, "openai") ? "" :
+			       " (or try the offline model: -m mock:echo)");
+	}
+	if (key)
+		m->api_key = xstrdup(key);
+	return 0;
+}
+
 static int set_provider(struct model_ref *m, const struct config *cfg,
 			const char *prov, struct err *e)
 {
 	const struct provider_conf *pc = config_provider(cfg, prov);
-	const char *base = NULL, *env = NULL;
+	const char *base = NULL, *env = NULL, *cmd = NULL;
 
-	if (pc) {
-		m->ops = !strcmp(pc->kind, "anthropic") ? &provider_anthropic
-							  : &provider_openai;
-		base = pc->base_url;
-		env = pc->api_key_env;
-		if (!base)
-			base = m->ops == &provider_anthropic ?
-				"https://api.anthropic.com" : "https://api.openai.com/v1";
-	} else if (!strcmp(prov, "openai")) {
+	if (!strcmp(prov, "openai") && (!pc || !strcmp(pc->kind, "openai"))) {
 		m->ops = &provider_openai;
 		base = env_get("OPENAI_BASE_URL");
-		if (!base)
-			base = "https://api.openai.com/v1";
 		env = "OPENAI_API_KEY";
-	} else if (!strcmp(prov, "anthropic")) {
+	} else if (!strcmp(prov, "anthropic") && (!pc || !strcmp(pc->kind, "anthropic"))) {
 		m->ops = &provider_anthropic;
 		base = env_get("ANTHROPIC_BASE_URL");
-		if (!base)
-			base = "https://api.anthropic.com";
 		env = "ANTHROPIC_API_KEY";
+	} else if (pc) {
+		m->ops = !strcmp(pc->kind, "anthropic") ? &provider_anthropic
+							  : &provider_openai;
 	} else if (!strcmp(prov, "ollama")) {
 		const char *host = env_get("OLLAMA_HOST");
 		struct buf b;
@@ -105,19 +151,22 @@ static int set_provider(struct model_ref *m, const struct config *cfg,
 			       prov, cfg->nproviders ? ", and those in the config file" : "");
 	}
 	m->provider = xstrdup(prov);
-	if (base)
-		m->base_url = strip_slash(base);
-	if (env) {
-		const char *key = env_get(env);
-		m->key_env = xstrdup(env);
-		if (!key)
-			return err_set(e, ERR_CONFIG,
-				       "no API key for provider %s: set %s%s", prov, env,
-				       strcmp(prov, "openai") ? "" :
-				       " (or try the offline model: -m mock:echo)");
-		m->api_key = xstrdup(key);
+	if (m->ops == &provider_mock || m->base_url)
+		return 0;
+	/* The environment first, then the file, then the kind's default;
+	 * the file's fields amend a built-in provider of the same name. */
+	if (pc) {
+		if (!base)
+			base = pc->base_url;
+		if (pc->api_key_env)
+			env = pc->api_key_env;
+		cmd = pc->api_key_cmd;
 	}
-	return 0;
+	if (!base)
+		base = m->ops == &provider_anthropic ? "https://api.anthropic.com" :
+			"https://api.openai.com/v1";
+	m->base_url = strip_slash(base);
+	return set_key(m, env, cmd, e);
 }
 
 int model_resolve(const struct config *cfg, const char *name,

@@ -110,6 +110,9 @@ static const char *const migrations[] = {
 	/* 5: the chunks that have a vector, found without a scan */
 	"CREATE INDEX chunks_vectors ON chunks(collection_id)"
 	"  WHERE embedding IS NOT NULL;",
+	/* 6: the temperature a conversation last ran with (NULL: the
+	 * provider's default, or logged before this column) */
+	"ALTER TABLE conversations ADD COLUMN temperature REAL;",
 };
 
 char *store_home(void)

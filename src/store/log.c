@@ -69,18 +69,23 @@ int convlog_last(sqlite3 *db, char id[CONVLOG_ID_MAX], struct err *e)
 	return rc;
 }
 
-static int exists(sqlite3 *db, const char *id)
+/* The model and temperature conversation id last ran with; 0 if found. */
+static int settings(sqlite3 *db, const char *id, struct chat_request *req)
 {
 	sqlite3_stmt *st;
-	int found = 0;
+	int found;
 
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM conversations WHERE id = ?", -1,
-			       &st, NULL) != SQLITE_OK)
-		return 0;
+	if (sqlite3_prepare_v2(db, "SELECT model, temperature FROM conversations"
+			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	found = sqlite3_step(st) == SQLITE_ROW;
+	if (found && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		req->model = xstrdup((const char *)sqlite3_column_text(st, 0));
+	if (found && sqlite3_column_type(st, 1) != SQLITE_NULL)
+		req->temperature = sqlite3_column_double(st, 1);
 	sqlite3_finalize(st);
-	return found;
+	return found ? 0 : -1;
 }
 
 int convlog_load(sqlite3 *db, const char *id, struct chat_request *req,
@@ -88,15 +93,24 @@ int convlog_load(sqlite3 *db, const char *id, struct chat_request *req,
 {
 	sqlite3_stmt *st;
 
-	if (!convlog_valid_id(id) || !exists(db, id))
+	req->temperature = -1;
+	if (!convlog_valid_id(id) || settings(db, id, req) < 0)
 		return bad_id(id, e);
 	if (sqlite3_prepare_v2(db, "SELECT role, content FROM messages WHERE"
 			       " conversation_id = ? ORDER BY seq", -1, &st, NULL) != SQLITE_OK)
 		return db_fail(db, e);
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		chat_request_add(req, (const char *)sqlite3_column_text(st, 0),
-				 (const char *)sqlite3_column_text(st, 1), NULL);
+		const char *role = (const char *)sqlite3_column_text(st, 0);
+		const char *content = (const char *)sqlite3_column_text(st, 1);
+
+		/* The last system message is the one in force. */
+		if (!strcmp(role, "system")) {
+			free(req->system);
+			req->system = *content ? xstrdup(content) : NULL;
+			continue;
+		}
+		chat_request_add(req, role, content, NULL);
 	}
 	sqlite3_finalize(st);
 	return 0;
@@ -152,7 +166,8 @@ static void new_id(char id[CONVLOG_ID_MAX])
 
 /* Inserts a new conversation row titled by the start of text. */
 static int new_conversation(sqlite3 *db, char id[CONVLOG_ID_MAX],
-			    const char *text, const char *model, const char *when)
+			    const char *text, const char *model, double temperature,
+			    const char *when)
 {
 	char title[81];
 	size_t n = 0;
@@ -172,7 +187,7 @@ static int new_conversation(sqlite3 *db, char id[CONVLOG_ID_MAX],
 	title[n] = '\0';
 	new_id(id);
 	if (sqlite3_prepare_v2(db, "INSERT INTO conversations (id, created_at,"
-			       " updated_at, model, title) VALUES (?, ?, ?, ?, ?)",
+			       " updated_at, model, title, temperature) VALUES (?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -180,14 +195,17 @@ static int new_conversation(sqlite3 *db, char id[CONVLOG_ID_MAX],
 	sqlite3_bind_text(st, 3, when, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, model, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, title, -1, SQLITE_TRANSIENT);
+	if (temperature >= 0)
+		sqlite3_bind_double(st, 6, temperature);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 	sqlite3_finalize(st);
 	return rc;
 }
 
-/* Next seq of conversation id, and its updated_at and model refreshed. */
+/* Next seq of conversation id, and its updated_at, model and temperature
+ * refreshed. */
 static int touch_conversation(sqlite3 *db, const char *id, const char *model,
-			      const char *when, int *seq)
+			      double temperature, const char *when, int *seq)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -200,35 +218,37 @@ static int touch_conversation(sqlite3 *db, const char *id, const char *model,
 	if (sqlite3_step(st) == SQLITE_ROW)
 		*seq = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(db, "UPDATE conversations SET updated_at = ?, model = ?"
-			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "UPDATE conversations SET updated_at = ?, model = ?,"
+			       " temperature = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_text(st, 1, when, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+	if (temperature >= 0)
+		sqlite3_bind_double(st, 3, temperature);
+	sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 	sqlite3_finalize(st);
 	return rc;
 }
 
 int convlog_record(sqlite3 *db, char id[CONVLOG_ID_MAX], const char *system,
-		   const char *user, const struct chat_result *res,
-		   struct err *e)
+		   double temperature, const char *user,
+		   const struct chat_result *res, struct err *e)
 {
 	char when[40];
-	int seq = 0;
+	int seq = 0, fresh = !id[0];
 
 	now_iso(when, sizeof(when));
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(db, e);
-	if (!id[0]) {
-		if (new_conversation(db, id, user, res->model, when) < 0 ||
-		    (system && insert_message(db, id, seq++, "system", system, NULL, when) < 0))
+	if (fresh) {
+		if (new_conversation(db, id, user, res->model, temperature, when) < 0)
 			goto fail;
-	} else if (touch_conversation(db, id, res->model, when, &seq) < 0) {
+	} else if (touch_conversation(db, id, res->model, temperature, when, &seq) < 0) {
 		goto fail;
 	}
-	if (insert_message(db, id, seq++, "user", user, NULL, when) < 0 ||
+	if ((system && insert_message(db, id, seq++, "system", system, NULL, when) < 0) ||
+	    insert_message(db, id, seq++, "user", user, NULL, when) < 0 ||
 	    insert_message(db, id, seq++, "assistant", res->content.ptr, res, when) < 0 ||
 	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
@@ -236,12 +256,16 @@ int convlog_record(sqlite3 *db, char id[CONVLOG_ID_MAX], const char *system,
 fail:
 	db_fail(db, e);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (fresh)
+		id[0] = '\0';
 	return -1;
 }
 
-int convlog_record_all(sqlite3 *db, char id[CONVLOG_ID_MAX],
-		       const struct chat_request *req,
-		       const struct chat_result *res, struct err *e)
+/* A new conversation holding req's system prompt and messages, then the
+ * answer res when there is one. */
+static int record_new(sqlite3 *db, char id[CONVLOG_ID_MAX],
+		      const struct chat_request *req, const char *model,
+		      const struct chat_result *res, struct err *e)
 {
 	char when[40];
 	const char *first = "";
@@ -253,7 +277,7 @@ int convlog_record_all(sqlite3 *db, char id[CONVLOG_ID_MAX],
 			first = req->messages[i].content;
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(db, e);
-	if (new_conversation(db, id, first, res->model, when) < 0 ||
+	if (new_conversation(db, id, first, model, req->temperature, when) < 0 ||
 	    (req->system && insert_message(db, id, seq++, "system", req->system,
 					   NULL, when) < 0))
 		goto fail;
@@ -261,14 +285,32 @@ int convlog_record_all(sqlite3 *db, char id[CONVLOG_ID_MAX],
 		if (insert_message(db, id, seq++, req->messages[i].role,
 				   req->messages[i].content, NULL, when) < 0)
 			goto fail;
-	if (insert_message(db, id, seq++, "assistant", res->content.ptr, res, when) < 0 ||
+	if ((res && insert_message(db, id, seq++, "assistant", res->content.ptr, res,
+				   when) < 0) ||
 	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	return 0;
 fail:
 	db_fail(db, e);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	id[0] = '\0';
 	return -1;
+}
+
+int convlog_record_all(sqlite3 *db, char id[CONVLOG_ID_MAX],
+		       const struct chat_request *req,
+		       const struct chat_result *res, struct err *e)
+{
+	return record_new(db, id, req, res->model, res, e);
+}
+
+int convlog_import(sqlite3 *db, char id[CONVLOG_ID_MAX],
+		   const struct chat_request *conv, struct err *e)
+{
+	id[0] = '\0';
+	if (!conv->nmessages)
+		return 0;
+	return record_new(db, id, conv, conv->model, NULL, e);
 }
 
 /* ==== reading for `aichat history` ==== */

@@ -10,6 +10,7 @@
 #include "aichat/xalloc.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,14 +88,17 @@ static int parse_provider(struct config *c, const char *path,
 		char fk[240];
 		snprintf(fk, sizeof(fk), "%s.%.32s", key, f->string);
 		if (strcmp(f->string, "kind") && strcmp(f->string, "base_url") &&
-		    strcmp(f->string, "api_key_env"))
+		    strcmp(f->string, "api_key_env") && strcmp(f->string, "api_key_cmd"))
 			return err_set(e, ERR_CONFIG,
-				       "config file '%s': unknown key '%s' (expected kind, base_url, api_key_env)",
+				       "config file '%s': unknown key '%s' (expected kind, base_url, api_key_env, api_key_cmd)",
 				       path, fk);
 		if (want_string(path, f, fk, e) < 0)
 			return -1;
 	}
 	const char *kind = json_str(p, "kind");
+	/* "openai" and "anthropic" amend the built-in provider of that name. */
+	if (!kind && (!strcmp(p->string, "openai") || !strcmp(p->string, "anthropic")))
+		kind = p->string;
 	if (!kind || (strcmp(kind, "openai") && strcmp(kind, "anthropic")))
 		return err_set(e, ERR_CONFIG,
 			       "config file '%s': '%s.kind' must be \"openai\" or \"anthropic\"",
@@ -105,6 +109,8 @@ static int parse_provider(struct config *c, const char *path,
 		pc.base_url = xstrdup(json_str(p, "base_url"));
 	if (json_str(p, "api_key_env"))
 		pc.api_key_env = xstrdup(json_str(p, "api_key_env"));
+	if (json_str(p, "api_key_cmd"))
+		pc.api_key_cmd = xstrdup(json_str(p, "api_key_cmd"));
 	c->providers = xrealloc(c->providers,
 				(c->nproviders + 1) * sizeof(*c->providers));
 	c->providers[c->nproviders++] = pc;
@@ -169,6 +175,20 @@ int config_parse(struct config *c, const char *path, const char *text,
 				c->budgets[c->nbudgets].target = xstrdup(num);
 				c->nbudgets++;
 			}
+		} else if (!strcmp(k, "max_prompt_bytes")) {
+			char num[32] = "";
+			const char *v = cJSON_IsString(n) ? n->valuestring : num;
+
+			/* A number of bytes, or a string with a unit: "16M". */
+			if (cJSON_IsNumber(n) && n->valuedouble == floor(n->valuedouble) &&
+			    fabs(n->valuedouble) < 1e15)
+				snprintf(num, sizeof(num), "%.0f", n->valuedouble);
+			if (config_parse_size(v, &c->max_prompt_bytes) < 0) {
+				err_set(e, ERR_CONFIG,
+					"config file '%s': 'max_prompt_bytes' must be a size in bytes, such as 16777216 or \"16M\"",
+					path);
+				goto cleanup;
+			}
 		} else if (!strcmp(k, "aliases")) {
 			if (!cJSON_IsObject(n)) {
 				err_set(e, ERR_CONFIG,
@@ -197,7 +217,7 @@ int config_parse(struct config *c, const char *path, const char *text,
 					goto cleanup;
 		} else {
 			err_set(e, ERR_CONFIG,
-				"config file '%s': unknown key '%.64s' (expected default_model, aliases, providers, log, context_budget)",
+				"config file '%s': unknown key '%.64s' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes)",
 				path, k);
 			goto cleanup;
 		}
@@ -249,6 +269,7 @@ void config_release(struct config *c)
 		free(c->providers[i].kind);
 		free(c->providers[i].base_url);
 		free(c->providers[i].api_key_env);
+		free(c->providers[i].api_key_cmd);
 	}
 	for (size_t i = 0; i < c->nbudgets; i++) {
 		free(c->budgets[i].name);
@@ -288,13 +309,19 @@ const struct provider_conf *config_provider(const struct config *c,
 	return NULL;
 }
 
-long config_context_budget(const struct config *c, const char *full_name)
+long config_context_budget(const struct config *c, const char *full_name,
+			   const char **source)
 {
 	const char *v = env_get("AICHAT_CONTEXT_BUDGET");
 	const char *def = NULL;
 
-	if (v && atol(v) > 0)
+	if (source)
+		*source = "context_budget";
+	if (v && atol(v) > 0) {
+		if (source)
+			*source = "AICHAT_CONTEXT_BUDGET";
 		return atol(v);
+	}
 	for (size_t i = 0; i < c->nbudgets; i++) {
 		if (!strcmp(c->budgets[i].name, full_name))
 			return atol(c->budgets[i].target);
@@ -302,4 +329,51 @@ long config_context_budget(const struct config *c, const char *full_name)
 			def = c->budgets[i].target;
 	}
 	return def ? atol(def) : 100000;
+}
+
+int config_parse_size(const char *s, size_t *out)
+{
+	unsigned long long n = 0, unit = 1;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (1ULL << 40))
+			return -1;
+		n = n * 10 + (unsigned)(*p - '0');
+	}
+	if (*p == ' ' && p[1])
+		p++;
+	switch (*p) {
+	case 'k': case 'K': unit = 1ULL << 10; p++; break;
+	case 'm': case 'M': unit = 1ULL << 20; p++; break;
+	case 'g': case 'G': unit = 1ULL << 30; p++; break;
+	}
+	if (unit > 1 && *p == 'i')
+		p++;
+	if (*p == 'B')
+		p++;
+	if (*p || !n || n > (1ULL << 40) / unit)
+		return -1;
+	*out = (size_t)(n * unit);
+	return 0;
+}
+
+int config_max_prompt_bytes(const struct config *c, size_t *max,
+			    const char **source, struct err *e)
+{
+	const char *v = env_get("AICHAT_MAX_PROMPT_BYTES");
+
+	if (v) {
+		*source = "AICHAT_MAX_PROMPT_BYTES";
+		if (config_parse_size(v, max) < 0)
+			return err_set(e, ERR_CONFIG,
+				       "AICHAT_MAX_PROMPT_BYTES must be a size in bytes, such as 16777216 or 16M, not '%.32s'",
+				       v);
+		return 0;
+	}
+	*source = "max_prompt_bytes";
+	*max = c->max_prompt_bytes ? c->max_prompt_bytes : CONFIG_MAX_PROMPT_BYTES;
+	return 0;
 }

@@ -23,7 +23,7 @@
 #define PFX "config file 'test.json': "
 
 struct want_provider {
-	const char *name, *kind, *base_url, *api_key_env;
+	const char *name, *kind, *base_url, *api_key_env, *api_key_cmd;
 };
 
 struct ccase {
@@ -32,7 +32,7 @@ struct ccase {
 	const char *err;                  /* exact message; NULL: valid */
 	const char *default_model;
 	const char *aliases[6];           /* name, target, ..., NULL */
-	struct want_provider providers[3]; /* ends with a NULL name */
+	struct want_provider providers[4]; /* ends with a NULL name */
 };
 
 #define BAD(name, text, msg) { name, text, msg, NULL, { NULL }, { { NULL } } }
@@ -57,8 +57,16 @@ static const struct ccase cases[] = {
 	  NULL, "fast",
 	  { "fast", "openai:gpt-4o-mini", "smart", "anthropic:claude-sonnet-4-6",
 	    NULL },
-	  { { "groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY" },
-	    { "corp", "anthropic", NULL, NULL }, { NULL } } },
+	  { { "groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY", NULL },
+	    { "corp", "anthropic", NULL, NULL, NULL }, { NULL } } },
+	{ "api_key_cmd; openai and anthropic need no kind",
+	  "{\"providers\":{\"openai\":{\"api_key_cmd\":\"pass show openai\"},"
+	  "\"anthropic\":{\"base_url\":\"http://127.0.0.1:9\"},"
+	  "\"vault\":{\"kind\":\"openai\",\"api_key_env\":\"V\",\"api_key_cmd\":\"vault read\"}}}",
+	  NULL, NULL, { NULL },
+	  { { "openai", "openai", NULL, NULL, "pass show openai" },
+	    { "anthropic", "anthropic", "http://127.0.0.1:9", NULL, NULL },
+	    { "vault", "openai", NULL, "V", "vault read" } } },
 	{ "empty aliases and providers",
 	  "{\"aliases\":{},\"providers\":{}}", NULL, NULL, { NULL }, { { NULL } } },
 	{ "utf-8 in values", "{\"aliases\":{\"r\\u00e9sum\\u00e9\":\"mock:echo\"}}",
@@ -94,10 +102,10 @@ static const struct ccase cases[] = {
 	BAD("array at the top", "[]", PFX "must be a JSON object"),
 	BAD("string at the top", "\"openai:gpt-4o\"", PFX "must be a JSON object"),
 	BAD("unknown top-level key", "{\"default_modle\":\"a:b\"}",
-	  PFX "unknown key 'default_modle' (expected default_model, aliases, providers, log, context_budget)"),
+	  PFX "unknown key 'default_modle' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes)"),
 	BAD("unknown key after good ones",
 	  "{\"default_model\":\"a:b\",\"alias\":{}}",
-	  PFX "unknown key 'alias' (expected default_model, aliases, providers, log, context_budget)"),
+	  PFX "unknown key 'alias' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes)"),
 	BAD("empty default_model", "{\"default_model\":\"\"}",
 	  PFX "'default_model' must be a non-empty string"),
 	BAD("number default_model", "{\"default_model\":4}",
@@ -116,7 +124,7 @@ static const struct ccase cases[] = {
 	  PFX "'providers.groq' must be an object"),
 	BAD("unknown provider key",
 	  "{\"providers\":{\"groq\":{\"kind\":\"openai\",\"baseurl\":\"http://x\"}}}",
-	  PFX "unknown key 'providers.groq.baseurl' (expected kind, base_url, api_key_env)"),
+	  PFX "unknown key 'providers.groq.baseurl' (expected kind, base_url, api_key_env, api_key_cmd)"),
 	BAD("bad kind", "{\"providers\":{\"groq\":{\"kind\":\"gemini\"}}}",
 	  PFX "'providers.groq.kind' must be \"openai\" or \"anthropic\""),
 	BAD("missing kind",
@@ -130,6 +138,19 @@ static const struct ccase cases[] = {
 	BAD("number api_key_env",
 	  "{\"providers\":{\"groq\":{\"kind\":\"openai\",\"api_key_env\":1}}}",
 	  PFX "'providers.groq.api_key_env' must be a non-empty string"),
+	BAD("empty api_key_cmd",
+	  "{\"providers\":{\"groq\":{\"kind\":\"openai\",\"api_key_cmd\":\"\"}}}",
+	  PFX "'providers.groq.api_key_cmd' must be a non-empty string"),
+	BAD("max_prompt_bytes zero", "{\"max_prompt_bytes\":0}",
+	  PFX "'max_prompt_bytes' must be a size in bytes, such as 16777216 or \"16M\""),
+	BAD("max_prompt_bytes negative", "{\"max_prompt_bytes\":-5}",
+	  PFX "'max_prompt_bytes' must be a size in bytes, such as 16777216 or \"16M\""),
+	BAD("max_prompt_bytes fraction", "{\"max_prompt_bytes\":1.5}",
+	  PFX "'max_prompt_bytes' must be a size in bytes, such as 16777216 or \"16M\""),
+	BAD("max_prompt_bytes bad unit", "{\"max_prompt_bytes\":\"16 parsecs\"}",
+	  PFX "'max_prompt_bytes' must be a size in bytes, such as 16777216 or \"16M\""),
+	BAD("max_prompt_bytes boolean", "{\"max_prompt_bytes\":true}",
+	  PFX "'max_prompt_bytes' must be a size in bytes, such as 16777216 or \"16M\""),
 	BAD("second provider bad",
 	  "{\"providers\":{\"a\":{\"kind\":\"openai\"},\"b\":{\"kind\":\"OpenAI\"}}}",
 	  PFX "'providers.b.kind' must be \"openai\" or \"anthropic\""),
@@ -175,10 +196,74 @@ static void check_case(const struct ccase *c)
 		is_str(p->base_url, w->base_url, "%s: %s base_url", c->name, w->name);
 		is_str(p->api_key_env, w->api_key_env, "%s: %s api_key_env",
 		       c->name, w->name);
+		is_str(p->api_key_cmd, w->api_key_cmd, "%s: %s api_key_cmd",
+		       c->name, w->name);
 	}
 	config_release(&cfg);
 	ok(cfg.path == NULL && cfg.naliases == 0 && cfg.nproviders == 0 &&
 	   cfg.default_model == NULL, "%s: release empties", c->name);
+}
+
+/* ==== sizes: max_prompt_bytes ==== */
+
+static const struct {
+	const char *text;
+	size_t want;            /* 0: refused */
+} sizes[] = {
+	{ "1", 1 }, { "100", 100 }, { "16777216", 16777216 }, { "16M", 16 << 20 },
+	{ "16MiB", 16 << 20 }, { "16 MiB", 16 << 20 }, { "16MB", 16 << 20 },
+	{ "64k", 64 << 10 }, { "2G", (size_t)2 << 30 }, { "100B", 100 },
+	{ "1099511627776", (size_t)1 << 40 }, { "1024G", (size_t)1 << 40 },
+	{ "0", 0 }, { "", 0 }, { "-1", 0 }, { "16 ", 0 }, { "16X", 0 },
+	{ "16iB", 0 }, { "1.5M", 0 }, { " 16", 0 }, { "16MiBs", 0 },
+	{ "1099511627777", 0 }, { "1025G", 0 }, { "99999999999999999999999", 0 },
+};
+
+static void test_sizes(void)
+{
+	struct config cfg, empty = { 0 };
+	const char *source, *text;
+	struct err e;
+	size_t got;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		got = 0;
+		if (sizes[i].want) {
+			ok(config_parse_size(sizes[i].text, &got) == 0 && got == sizes[i].want,
+			   "size '%s' is %zu (got %zu)", sizes[i].text, sizes[i].want, got);
+		} else {
+			ok(config_parse_size(sizes[i].text, &got) == -1,
+			   "size '%s' is refused", sizes[i].text);
+		}
+	}
+	unsetenv("AICHAT_MAX_PROMPT_BYTES");
+	ok(config_max_prompt_bytes(&empty, &got, &source, &e) == 0 &&
+	   got == CONFIG_MAX_PROMPT_BYTES, "max_prompt_bytes: 16 MiB by default");
+	is_str(source, "max_prompt_bytes", "max_prompt_bytes: the default's name");
+	text = "{\"max_prompt_bytes\":\"1K\"}";
+	if (!ok(config_parse(&cfg, PATH, text, strlen(text), &e) == 0,
+		"max_prompt_bytes: \"1K\" parses"))
+		printf("#   %s\n", e.msg);
+	ok(config_max_prompt_bytes(&cfg, &got, &source, &e) == 0 && got == 1024,
+	   "max_prompt_bytes: the file's");
+	setenv("AICHAT_MAX_PROMPT_BYTES", "100", 1);
+	ok(config_max_prompt_bytes(&cfg, &got, &source, &e) == 0 && got == 100,
+	   "max_prompt_bytes: the variable wins over the file");
+	is_str(source, "AICHAT_MAX_PROMPT_BYTES", "max_prompt_bytes: the variable's name");
+	setenv("AICHAT_MAX_PROMPT_BYTES", "lots", 1);
+	is_int(config_max_prompt_bytes(&cfg, &got, &source, &e), -1,
+	       "max_prompt_bytes: a bad variable fails");
+	is_str(e.msg, "AICHAT_MAX_PROMPT_BYTES must be a size in bytes, such as 16777216 or 16M, not 'lots'",
+	       "max_prompt_bytes: a bad variable's message");
+	unsetenv("AICHAT_MAX_PROMPT_BYTES");
+	config_release(&cfg);
+	text = "{\"max_prompt_bytes\":2048}";
+	if (!ok(config_parse(&cfg, PATH, text, strlen(text), &e) == 0,
+		"max_prompt_bytes: a number parses"))
+		printf("#   %s\n", e.msg);
+	ok(config_max_prompt_bytes(&cfg, &got, &source, &e) == 0 && got == 2048,
+	   "max_prompt_bytes: a number of bytes");
+	config_release(&cfg);
 }
 
 /* ==== lookups and the environment ==== */
@@ -366,6 +451,7 @@ int main(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		check_case(&cases[i]);
 	test_lookups();
+	test_sizes();
 	test_load();
 	return tap_done();
 }

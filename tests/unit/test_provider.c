@@ -20,6 +20,7 @@
 #define OKEY "sk-test-Qm3Rt8Lp-0123456789abcdef"
 #define AKEY "sk-ant-test-Zq9Xw7Vb-fedcba9876543210"
 #define GKEY "gsk_test_Hh2Jj4Kk5555555555"
+#define CKEY "sk-cmd-test-Pp7Yy6Tt-0011223344"
 
 static const char *const env_vars[] = {
 	"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL",
@@ -45,7 +46,7 @@ static void set_env(const char *const *env)
 struct rcase {
 	const char *name;
 	const char *env[6];             /* "NAME=value", NULL-terminated */
-	int with_cfg;                   /* use the config file below */
+	int with_cfg;                   /* 1, 2: the config files below */
 	const char *model;              /* NULL: the default */
 	const char *err;                /* exact message; NULL: success */
 	const struct provider_ops *ops;
@@ -152,14 +153,41 @@ static const struct rcase rcases[] = {
 	{ "config provider", { "GROQ_API_KEY=" GKEY }, 1, "groq:mixtral",
 	  OK_(&provider_openai, "groq", "mixtral", "groq:mixtral",
 	      "https://api.groq.com/openai/v1", "GROQ_API_KEY", GKEY) },
-	{ "config provider without a key variable", { NULL }, 1, "local:m",
-	  OK_(&provider_anthropic, "local", "m", "local:m", ANT_BASE, NULL,
+	{ "config provider at the vendor's URL without a key", { NULL }, 1, "local:m",
+	  BAD("no API key for provider local: give it api_key_env or api_key_cmd in the config file") },
+	{ "config provider elsewhere without a key variable", { NULL }, 1, "lan:m",
+	  OK_(&provider_openai, "lan", "m", "lan:m", "http://10.0.0.5:8000/v1", NULL,
 	      NULL) },
 	{ "config default model", { NULL }, 1, NULL,
 	  OK_(&provider_mock, "mock", "echo", "mock:echo", NULL, NULL, NULL) },
-	{ "config provider key missing", { "OPENAI_API_KEY=" OKEY }, 1,
-	  "groq:mixtral",
-	  BAD("no API key for provider groq: set GROQ_API_KEY") },
+	{ "config provider elsewhere: a missing key is no error",
+	  { "OPENAI_API_KEY=" OKEY }, 1, "groq:mixtral",
+	  OK_(&provider_openai, "groq", "mixtral", "groq:mixtral",
+	      "https://api.groq.com/openai/v1", "GROQ_API_KEY", NULL) },
+
+	/* ---- api_key_cmd (config 2) ---- */
+	{ "openai's key from api_key_cmd", { NULL }, 2, "openai:gpt-4o",
+	  OK_(&provider_openai, "openai", "gpt-4o", "openai:gpt-4o", OPENAI_BASE,
+	      "its api_key_cmd", CKEY) },
+	{ "OPENAI_API_KEY wins over api_key_cmd", { "OPENAI_API_KEY=" OKEY }, 2,
+	  "openai:gpt-4o",
+	  OK_(&provider_openai, "openai", "gpt-4o", "openai:gpt-4o", OPENAI_BASE,
+	      "OPENAI_API_KEY", OKEY) },
+	{ "an amended openai keeps OPENAI_BASE_URL", { "OPENAI_BASE_URL=http://h:1/v1" },
+	  2, "openai:gpt-4o",
+	  OK_(&provider_openai, "openai", "gpt-4o", "openai:gpt-4o", "http://h:1/v1",
+	      "its api_key_cmd", CKEY) },
+	{ "api_key_cmd failing", { NULL }, 2, "fails:m",
+	  BAD("the api_key_cmd of provider fails failed with exit status 7") },
+	{ "api_key_cmd printing nothing", { NULL }, 2, "silent:m",
+	  BAD("the api_key_cmd of provider silent printed no key (exit status 0)") },
+	{ "api_key_cmd printing two lines", { NULL }, 2, "chatty:m",
+	  BAD("the api_key_cmd of provider chatty printed more than one line or a control character") },
+	{ "api_key_cmd killed", { NULL }, 2, "killed:m",
+	  BAD("the api_key_cmd of provider killed was killed by signal 9") },
+	{ "api_key_cmd with the variable unset", { NULL }, 2, "vault:m",
+	  OK_(&provider_anthropic, "vault", "m", "vault:m", ANT_BASE,
+	      "its api_key_cmd", CKEY) },
 	{ "alias cycle", { NULL }, 1, "loop1",
 	  BAD(UNKNOWN_MODEL("loop1")) },
 
@@ -173,6 +201,21 @@ static const struct rcase rcases[] = {
 	  "openai:gpt-4o-mini", BAD(NOKEY_OPENAI) },
 	{ "empty openai key", { "OPENAI_API_KEY=" }, 0, "gpt-4o",
 	  BAD(NOKEY_OPENAI) },
+	{ "an OpenAI-compatible server needs no key", { "OPENAI_BASE_URL=http://localhost:8000/v1" },
+	  0, "openai:qwen",
+	  OK_(&provider_openai, "openai", "qwen", "openai:qwen", "http://localhost:8000/v1",
+	      "OPENAI_API_KEY", NULL) },
+	{ "nor an Anthropic-compatible one", { "ANTHROPIC_BASE_URL=http://127.0.0.1:9" },
+	  0, "anthropic:claude-x",
+	  OK_(&provider_anthropic, "anthropic", "claude-x", "anthropic:claude-x",
+	      "http://127.0.0.1:9", "ANTHROPIC_API_KEY", NULL) },
+	{ "the vendor's URL set by hand still needs the key",
+	  { "OPENAI_BASE_URL=https://API.openai.com:443/v1/" }, 0, "openai:gpt-4o",
+	  BAD(NOKEY_OPENAI) },
+	{ "a look-alike host is not the vendor's",
+	  { "OPENAI_BASE_URL=https://api.openai.com.example/v1" }, 0, "openai:gpt-4o",
+	  OK_(&provider_openai, "openai", "gpt-4o", "openai:gpt-4o",
+	      "https://api.openai.com.example/v1", "OPENAI_API_KEY", NULL) },
 	{ "missing anthropic key", { "OPENAI_API_KEY=" OKEY }, 0,
 	  "anthropic:claude-sonnet-4-6",
 	  BAD("no API key for provider anthropic: set ANTHROPIC_API_KEY") },
@@ -195,7 +238,17 @@ static const char cfg_text[] =
 	" \"providers\":{\"groq\":{\"kind\":\"openai\","
 	"  \"base_url\":\"https://api.groq.com/openai/v1/\","
 	"  \"api_key_env\":\"GROQ_API_KEY\"},"
-	"  \"local\":{\"kind\":\"anthropic\"}}}";
+	"  \"local\":{\"kind\":\"anthropic\"},"
+	"  \"lan\":{\"kind\":\"openai\",\"base_url\":\"http://10.0.0.5:8000/v1\"}}}";
+
+static const char cmd_cfg_text[] =
+	"{\"providers\":{\"openai\":{\"api_key_cmd\":\"printf '" CKEY "\\\\n\\\\n'\"},"
+	"  \"fails\":{\"kind\":\"openai\",\"api_key_cmd\":\"echo " GKEY "; exit 7\"},"
+	"  \"silent\":{\"kind\":\"openai\",\"api_key_cmd\":\"true\"},"
+	"  \"chatty\":{\"kind\":\"openai\",\"api_key_cmd\":\"printf 'a\\\\nb\\\\n'\"},"
+	"  \"killed\":{\"kind\":\"openai\",\"api_key_cmd\":\"kill -9 $$\"},"
+	"  \"vault\":{\"kind\":\"anthropic\",\"api_key_env\":\"GROQ_API_KEY\","
+	"     \"api_key_cmd\":\"echo " CKEY "\"}}}";
 
 /* Whether s contains any 8-byte piece of key. */
 static int leaks_key(const char *s, const char *key)
@@ -221,10 +274,10 @@ static int has_control(const char *s)
 	return 0;
 }
 
-static void check_rcase(const struct rcase *c, const struct config *file)
+static void check_rcase(const struct rcase *c, const struct config *files)
 {
 	static const struct config empty;
-	const struct config *cfg = c->with_cfg ? file : &empty;
+	const struct config *cfg = c->with_cfg ? &files[c->with_cfg - 1] : &empty;
 	struct model_ref m;
 	struct err e;
 	int rc;
@@ -238,7 +291,8 @@ static void check_rcase(const struct rcase *c, const struct config *file)
 		is_int(e.code, ERR_CONFIG, "%s: ERR_CONFIG", c->name);
 		is_str(e.msg, c->err, "%s: message", c->name);
 		ok(!leaks_key(e.msg, OKEY) && !leaks_key(e.msg, AKEY) &&
-		   !leaks_key(e.msg, GKEY), "%s: no key in the message", c->name);
+		   !leaks_key(e.msg, GKEY) && !leaks_key(e.msg, CKEY),
+		   "%s: no key in the message", c->name);
 	} else {
 		if (!ok(rc == 0, "%s: resolves", c->name))
 			printf("#   %s\n", e.msg);
@@ -257,15 +311,19 @@ static void check_rcase(const struct rcase *c, const struct config *file)
 
 static void test_resolve(void)
 {
-	struct config file;
+	struct config files[2];
 	struct err e;
 
-	if (!ok(config_parse(&file, "test.json", cfg_text, sizeof(cfg_text) - 1,
+	if (!ok(config_parse(&files[0], "test.json", cfg_text, sizeof(cfg_text) - 1,
 			     &e) == 0, "test config parses"))
 		printf("#   %s\n", e.msg);
+	if (!ok(config_parse(&files[1], "cmd.json", cmd_cfg_text,
+			     sizeof(cmd_cfg_text) - 1, &e) == 0, "api_key_cmd config parses"))
+		printf("#   %s\n", e.msg);
 	for (size_t i = 0; i < sizeof(rcases) / sizeof(rcases[0]); i++)
-		check_rcase(&rcases[i], &file);
-	config_release(&file);
+		check_rcase(&rcases[i], files);
+	config_release(&files[0]);
+	config_release(&files[1]);
 	set_env(NULL);
 }
 

@@ -547,6 +547,69 @@ static void test_misc(void)
 	   "schema_field: role has an enum");
 }
 
+/* schema_lift: the CLI's copy loses the caps of the user's text and
+ * nothing else; the HTTP table keeps them. */
+static void test_lift(void)
+{
+	static const char *const text[] = { "prompt", "system", "content", "messages", NULL };
+	struct schema *chat = schema_lift(CHAT, text), *conv = schema_lift(CONV, text);
+	char *long_text = repeat("a", 40000);
+	cJSON *body = cJSON_CreateObject(), *arr;
+
+	cJSON_AddStringToObject(body, "prompt", long_text);
+	cJSON_AddStringToObject(body, "system", long_text);
+	check_errors("lifted: a 40000-character prompt and system prompt", chat, body,
+		     NULL, 0);
+	{
+		const struct want_err w[] = {
+			{ "prompt", "prompt", "", "must be at most 32000 characters (got 40000)",
+			  "string_too_long" },
+			{ "system", "system", "", "must be at most 32000 characters (got 40000)",
+			  "string_too_long" },
+		};
+		struct verrors v = { 0 };
+		schema_validate(CHAT, body, &v);
+		ok(v.n == 2 && !strcmp(v.v[0].msg, w[0].msg) && !strcmp(v.v[1].msg, w[1].msg),
+		   "lifted: the HTTP table still caps both");
+		verrors_release(&v);
+	}
+	cJSON_Delete(body);
+	body = cJSON_Parse("{\"prompt\":\"\",\"temperature\":5,\"max_tokens\":0,"
+			   "\"model\":\"\"}");
+	{
+		const struct want_err w[] = {
+			{ "prompt", "prompt", "", "must be at least 1 character", "string_too_short" },
+			{ "model", "model", "", "must be at least 1 character", "string_too_short" },
+			{ "temperature", "temperature", "5", "must be <= 2", "less_than_equal" },
+			{ "max_tokens", "max_tokens", "0", "must be >= 1", "greater_than_equal" },
+		};
+		check_errors("lifted: every other bound stays", chat, body, w, 4);
+	}
+	cJSON_Delete(body);
+	body = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(body, "messages");
+	for (int k = 0; k < 60; k++) {
+		cJSON *m = cJSON_CreateObject();
+		cJSON_AddStringToObject(m, "role", k % 2 ? "assistant" : "robot");
+		cJSON_AddStringToObject(m, "content", long_text);
+		cJSON_AddItemToArray(arr, m);
+	}
+	{
+		struct verrors v = { 0 };
+		/* 60 long messages: only the 30 bad roles remain errors. */
+		schema_validate(conv, body, &v);
+		is_int(v.n, 30, "lifted: messages and their content are uncapped, roles checked");
+		if (v.n)
+			is_str(v.v[0].loc, "messages.0.role", "lifted: a role error's loc");
+		verrors_release(&v);
+	}
+	cJSON_Delete(body);
+	free(long_text);
+	schema_free(chat);
+	schema_free(conv);
+	schema_free(NULL);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -556,5 +619,6 @@ int main(void)
 	test_many_messages();
 	test_utf8_length();
 	test_misc();
+	test_lift();
 	return tap_done();
 }
