@@ -250,7 +250,8 @@ int attach_schema(cJSON **extra, const char *arg, struct err *e)
 	int over = 0;
 
 	buf_init(&text, 0);
-	if (arg[strspn(arg, " \t\r\n")] == '{') {
+	/* JSON text starts with a bracket; anything else names a file. */
+	if (strchr("{[", arg[strspn(arg, " \t\r\n")]) && arg[strspn(arg, " \t\r\n")]) {
 		buf_appends(&text, arg);
 	} else {
 		int fd = open(arg, O_RDONLY | O_CLOEXEC);

@@ -8,6 +8,7 @@
  * arrive through a signalfd on the loop: the call is cancelled, what was
  * printed stays, exit 130.
  */
+#include "aichat/attach.h"
 #include "aichat/chat.h"
 #include "aichat/cli.h"
 #include "aichat/convlog.h"
@@ -29,7 +30,7 @@
 enum {
 	O_MODEL, O_SYSTEM, O_TEMPERATURE, O_MAX_TOKENS, O_NO_STREAM, O_JSON,
 	O_RETRIES, O_TIMEOUT, O_CONTINUE, O_CID, O_NO_LOG, O_INTERACTIVE,
-	O_RAW, O_VERBOSE, O_HELP,
+	O_RAW, O_VERBOSE, O_FILE, O_OPTION, O_SCHEMA, O_THINKING, O_HELP,
 };
 
 /* Markdown styles on a terminal; --raw turns them off. */
@@ -63,6 +64,14 @@ const struct opt chat_opts[] = {
 		    "print the answer exactly as streamed, without markdown styles" },
 	[O_VERBOSE] = { 'v', "verbose", NULL, NULL,
 			"print token usage and timings to stderr" },
+	[O_FILE] = { 'f', "file", "PATH", NULL,
+		     "add a file: text after a '==> PATH <==' line, PNG/JPEG/GIF/WebP as an image; - is stdin (repeatable)" },
+	[O_OPTION] = { 'o', "option", "KEY=VALUE", NULL,
+		       "pass a provider parameter, VALUE as JSON if it parses (-o top_p=0.9 -o stop='[\"END\"]'; repeatable)" },
+	[O_SCHEMA] = { 0, "schema", "JSON|FILE", NULL,
+		       "answer as JSON following this JSON Schema (or the file holding it); exit 4 if the answer is not JSON" },
+	[O_THINKING] = { 0, "thinking", "N", "thinking",
+			 "let an Anthropic model think with a budget of N tokens (shown dimmed on a terminal)" },
 	[O_HELP] = { 'h', "help", NULL, NULL, "show this help and exit" },
 };
 const size_t chat_nopts = sizeof(chat_opts) / sizeof(chat_opts[0]);
@@ -71,8 +80,10 @@ const size_t chat_nopts = sizeof(chat_opts) / sizeof(chat_opts[0]);
 static const struct field cli_fields[] = {
 	{ "retries", FIELD_INTEGER, 0, "2", 0, 10, NULL, NULL, "retries" },
 	{ "timeout", FIELD_NUMBER, 0, "600", 0.001, 86400, NULL, NULL, "timeout" },
+	{ "thinking", FIELD_INTEGER, 0, NULL, 1024, 1000000, NULL, NULL,
+	  "thinking budget in tokens" },
 };
-static const struct schema cli_schema = { "ChatOptions", cli_fields, 2 };
+static const struct schema cli_schema = { "ChatOptions", cli_fields, 3 };
 
 static void usage(FILE *f)
 {
@@ -109,7 +120,8 @@ static void usage(FILE *f)
  * blank stdin is an error.
  */
 static int gather_prompt(const struct opt_result *r, const struct cli_limit *l,
-			 struct buf *prompt, int *have, struct err *e)
+			 int use_stdin, struct buf *prompt, int *have,
+			 struct err *e)
 {
 	size_t mark;
 
@@ -122,7 +134,7 @@ static int gather_prompt(const struct opt_result *r, const struct cli_limit *l,
 	}
 	if (cli_limit_check(l, "the prompt", prompt->len, 0, e) < 0)
 		return -1;
-	if (isatty(STDIN_FILENO))
+	if (!use_stdin || isatty(STDIN_FILENO))
 		return 0;
 	mark = prompt->len;
 	if (*have)
@@ -155,9 +167,25 @@ struct run {
 	struct chat_result res;  /* the result, content included */
 	char *content;           /* for --json */
 	int styled;              /* markdown styles on a terminal */
+	int thought;             /* thinking shown, the answer not yet */
 	const char *cmd;         /* for messages: "chat", "rag" */
 	struct render md;
 };
+
+/* An Anthropic model's thinking: dimmed on a terminal, before the
+ * answer; never in piped output nor in --json's content. */
+static void on_reasoning(void *ud, const char *s, size_t n)
+{
+	struct run *r = ud;
+
+	if (r->json || !r->styled)
+		return;
+	fputs("\033[2m", stdout);
+	fwrite(s, 1, n, stdout);
+	fputs("\033[0m", stdout);
+	fflush(stdout);
+	r->thought = 1;
+}
 
 static void on_delta(void *ud, const char *s, size_t n)
 {
@@ -165,6 +193,10 @@ static void on_delta(void *ud, const char *s, size_t n)
 
 	if (r->json)
 		return;
+	if (r->thought) {
+		fputs("\n\n", stdout);
+		r->thought = 0;
+	}
 	if (r->styled)
 		render_feed(&r->md, s, n);
 	else
@@ -234,6 +266,7 @@ static const struct chat_cbs run_cbs = {
 	.on_delta = on_delta,
 	.on_retry = on_retry,
 	.on_done = on_done,
+	.on_reasoning = on_reasoning,
 };
 
 static void verbose_report(const struct chat_result *res)
@@ -334,6 +367,81 @@ cleanup:
 	return status;
 }
 
+/* ---- files, provider parameters, --schema, --thinking ---- */
+
+static int file_stdin(const struct opt_result *r)
+{
+	for (size_t i = 0; i < r->ngiven; i++)
+		if (r->given[i].opt == O_FILE && !strcmp(r->given[i].value, "-"))
+			return 1;
+	return 0;
+}
+
+/* -f: text files onto the prompt, images into att, all within the cap. */
+static int add_files(const struct opt_result *r, const struct cli_limit *l,
+		     struct buf *prompt, struct attachments *att, int *have,
+		     struct err *e)
+{
+	for (size_t i = 0; i < r->ngiven; i++) {
+		size_t used = prompt->len + att->bytes;
+
+		if (r->given[i].opt != O_FILE)
+			continue;
+		if (attach_file(att, r->given[i].value, used < l->max ? l->max - used : 0,
+				e) < 0)
+			return -1;
+		*have = 1;
+	}
+	if (att->text.len) {
+		/* The files follow the words; alone, they are the prompt. */
+		buf_append(prompt, prompt->len ? att->text.ptr : att->text.ptr + 2,
+			   prompt->len ? att->text.len : att->text.len - 2);
+	}
+	return 0;
+}
+
+/* -o, --schema and --thinking into req's extra fields. */
+static int provider_options(const struct opt_result *r, const struct config *cfg,
+			    const cJSON *cli, struct chat_request *req,
+			    struct err *e)
+{
+	double budget;
+
+	for (size_t i = 0; i < r->ngiven; i++)
+		if (r->given[i].opt == O_OPTION &&
+		    attach_option(&req->extra, r->given[i].value, e) < 0)
+			return -1;
+	if (r->values[O_SCHEMA] && attach_schema(&req->extra, r->values[O_SCHEMA], e) < 0)
+		return -1;
+	if (json_num(cli, "thinking", &budget) == 0) {
+		struct model_ref m;
+		int rc = model_resolve(cfg, req->model, &m, e);
+
+		if (rc == 0)
+			rc = attach_thinking(&req->extra, (long)budget, m.ops->kind,
+					     m.model, &req->max_tokens, e);
+		model_ref_release(&m);
+		return rc;
+	}
+	return 0;
+}
+
+/* --schema: the answer is printed only once it is known to be JSON. */
+static int print_structured(const struct chat_result *res, int json_mode)
+{
+	cJSON *j = json_parse(res->content.ptr, res->content.len, NULL);
+
+	if (!j) {
+		fprintf(stderr, "aichat: chat: the model's answer is not valid JSON (--schema); %zu bytes, not printed\n",
+			res->content.len);
+		return EXIT_PROVIDER;
+	}
+	cJSON_Delete(j);
+	if (!json_mode)
+		printf("%s\n", res->content.ptr);
+	return EXIT_OK;
+}
+
 /* The interactive chat starts with no message of its own. */
 static void chat_request_drop_messages(struct chat_request *req)
 {
@@ -431,6 +539,7 @@ int cmd_chat(int argc, char **argv)
 	struct config cfg = { 0 };
 	struct chat_request req = { 0 };
 	struct cli_limit limit;
+	struct attachments att;
 	struct llm_opts lo;
 	struct buf prompt;
 	struct chat_result res;
@@ -443,6 +552,7 @@ int cmd_chat(int argc, char **argv)
 
 	err_clear(&e);
 	buf_init(&prompt, 0);
+	attach_init(&att);
 	if (opt_parse(chat_opts, chat_nopts, argc, argv, "chat", &r, &e) < 0) {
 		status = cli_fail("chat", &e);
 		goto cleanup;
@@ -469,7 +579,8 @@ int cmd_chat(int argc, char **argv)
 		interactive = 1;
 		buf_appends(&prompt, "x");   /* validated, never sent */
 		have = 1;
-	} else if (gather_prompt(&r, &limit, &prompt, &have, &e) < 0) {
+	} else if (gather_prompt(&r, &limit, !file_stdin(&r), &prompt, &have, &e) < 0 ||
+		   add_files(&r, &limit, &prompt, &att, &have, &e) < 0) {
 		status = cli_fail("chat", &e);
 		goto cleanup;
 	}
@@ -498,6 +609,8 @@ int cmd_chat(int argc, char **argv)
 	}
 
 	chat_request_from_json(&req, body);
+	req.temperature_default = !r.values[O_TEMPERATURE];
+	attach_images(&att, &req);
 	if (interactive)
 		chat_request_drop_messages(&req);
 	if ((r.seen[O_CONTINUE] || r.values[O_CID]) &&
@@ -506,6 +619,10 @@ int cmd_chat(int argc, char **argv)
 		goto cleanup;
 	}
 	if (!interactive && cli_fit_budget("chat", &cfg, &req, &e) < 0) {
+		status = cli_fail("chat", &e);
+		goto cleanup;
+	}
+	if (provider_options(&r, &cfg, cli, &req, &e) < 0) {
 		status = cli_fail("chat", &e);
 		goto cleanup;
 	}
@@ -527,8 +644,11 @@ int cmd_chat(int argc, char **argv)
 	}
 	memset(&res, 0, sizeof(res));
 	buf_init(&res.content, 0);
-	status = cli_chat_once("chat", &cfg, &req, &lo, r.seen[O_JSON] ? CLI_JSON : CLI_STREAM,
+	status = cli_chat_once("chat", &cfg, &req, &lo, r.seen[O_JSON] ? CLI_JSON :
+			       r.values[O_SCHEMA] ? CLI_QUIET : CLI_STREAM,
 			       r.seen[O_VERBOSE] > 0, &res);
+	if (r.values[O_SCHEMA] && status == EXIT_OK)
+		status = print_structured(&res, r.seen[O_JSON]);
 	if (db && !r.seen[O_NO_LOG] && res.model[0] &&
 	    (res.err.code == ERR_OK || res.content.len)) {
 		if (convlog_record(db, cid, cli_system_change(cid, req.system, logged),
@@ -547,6 +667,7 @@ cleanup:
 	chat_request_release(&req);
 	config_release(&cfg);
 	buf_release(&prompt);
+	attach_release(&att);
 	free(logged);
 	opt_result_release(&r);
 	return status;
