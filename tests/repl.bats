@@ -183,6 +183,31 @@ type_line() {
 	[ "$(fake_field 1 body.messages.3.content)" = "which bird?" ]
 }
 
+@test "/system and /temperature of a session carry to 'aichat chat -c'" {
+	start
+	type_line "/system be terse"
+	wait_for "system prompt set"
+	type_line "/temperature 0.3"
+	wait_for "temperature: 0.3"
+	type_line "hello there"
+	wait_for $'hello there\nmock:echo>'
+	type_line "/system be verbose"
+	wait_for $'system prompt set\nmock:echo>'
+	type_line "again"
+	wait_for $'again\nmock:echo>'
+	tmux -L "$SOCK" send-keys C-d
+	for i in $(seq 100); do [ -s "$DONE" ] && break; sleep 0.05; done
+	fake_start
+	OPENAI_BASE_URL="$FAKE_URL/v1" run --separate-stderr aichat chat -m openai:x -c "and now?"
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 1 body.temperature)" = 0.3 ]
+	[ "$(fake_field 1 body.messages.0.role)" = system ]
+	[ "$(fake_field 1 body.messages.0.content)" = "be verbose" ]
+	[ "$(fake_field 1 body.messages.1.content)" = "hello there" ]
+	[ "$(fake_field 1 body.messages.3.content)" = again ]
+	[ "$(fake_field 1 body.messages.-1.content)" = "and now?" ]
+}
+
 @test "multi-line input: a pasted block stays whole, and \"\"\" blocks" {
 	start
 	printf 'line one\nline two\nline three' >"$BATS_TEST_TMPDIR/paste"
