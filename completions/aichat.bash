@@ -10,8 +10,8 @@
 
 _aichat_commands='batch chat history models rag serve'
 _aichat_global_opts='-h --help -V --version'
-_aichat_chat_opts='-m --model -s --system -t --temperature --max-tokens --no-stream --json --retries --timeout -c --continue --cid --no-log -i --interactive --raw -v --verbose -h --help'
-_aichat_chat_argopts='-m --model -s --system -t --temperature --max-tokens --retries --timeout --cid'
+_aichat_chat_opts='-m --model -s --system -t --temperature --max-tokens --no-stream --json --retries --timeout -c --continue --cid --no-log -i --interactive --raw -f --file -o --option --schema --thinking -v --verbose -h --help'
+_aichat_chat_argopts='-m --model -s --system -t --temperature --max-tokens --retries --timeout --cid -f --file -o --option --schema --thinking'
 _aichat_batch_opts='-o --output --resume -j --concurrency -m --model -s --system -t --temperature --max-tokens --text --unordered --rate --tokens-per-minute --retries --timeout -h --help'
 _aichat_batch_argopts='-o --output -j --concurrency -m --model -s --system -t --temperature --max-tokens --rate --tokens-per-minute --retries --timeout'
 _aichat_serve_opts='--host -p --port --api-key --api-key-file --insecure-no-auth --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --client-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries --rag-search-timeout --rag-embed-timeout --log-conversations -h --help'

@@ -51,6 +51,10 @@ complete -c aichat -n '__fish_seen_subcommand_from chat' -l cid -x -d "continue 
 complete -c aichat -n '__fish_seen_subcommand_from chat' -l no-log -d 'do not record this exchange in the conversation log'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s i -l interactive -d 'chat interactively (the default on a terminal with no prompt)'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -l raw -d 'print the answer exactly as streamed, without markdown styles'
+complete -c aichat -n '__fish_seen_subcommand_from chat' -s f -l file -r -F -d 'add a file: text after a header line, PNG/JPEG/GIF/WebP as an image; - is stdin'
+complete -c aichat -n '__fish_seen_subcommand_from chat' -s o -l option -x -d 'pass a provider parameter as KEY=VALUE, VALUE as JSON if it parses'
+complete -c aichat -n '__fish_seen_subcommand_from chat' -l schema -r -F -d 'answer as JSON following this JSON Schema (or the file holding it)'
+complete -c aichat -n '__fish_seen_subcommand_from chat' -l thinking -x -d 'let an Anthropic model think with a budget of N tokens (1024..1000000)'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s v -l verbose -d 'print token usage and timings to stderr'
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s h -l help -d 'show this help and exit'
 
