@@ -101,6 +101,12 @@ static int is_openai(const struct route_info *r)
 	return r->response == RESP_OPENAI_CHAT || r->response == RESP_OPENAI_MODELS;
 }
 
+/* The /v1 routes: a bad body is a 400 in the route's own error shape. */
+static int is_v1(const struct route_info *r)
+{
+	return is_openai(r) || r->response == RESP_ANTHROPIC;
+}
+
 /* ==== the top of the document ==== */
 
 static void check_top(void)
@@ -150,6 +156,7 @@ static const char *responses_bad(const struct route_info *r, const cJSON *op)
 					      "502", "503", "504" };
 	const cJSON *rs = get(op, "responses"), *it, *v;
 	const char *err_schema = is_openai(r) ? "OpenAIErrorResponse" :
+				 r->response == RESP_ANTHROPIC ? "AnthropicErrorResponse" :
 				 "ErrorResponse";
 	int body = r->request != NULL;
 	size_t i;
@@ -162,10 +169,10 @@ static const char *responses_bad(const struct route_info *r, const cJSON *op)
 	cJSON_ArrayForEach(it, rs)
 		if (!str(it, "description"))
 			return "a response without a description";
-	if (!get(rs, "422") != !(body && !is_openai(r)))
+	if (!get(rs, "422") != !(body && !is_v1(r)))
 		return "422 not exactly on the aichat routes with a body";
-	if (!get(rs, "400") != !(body && is_openai(r)))
-		return "400 not exactly on the OpenAI routes with a body";
+	if (!get(rs, "400") != !(body && is_v1(r)))
+		return "400 not exactly on the /v1 routes with a body";
 	if (!get(rs, "401") != !r->auth)
 		return "401 not exactly on the auth routes";
 	if (!get(rs, "429") != !r->auth)
@@ -183,8 +190,7 @@ static const char *responses_bad(const struct route_info *r, const cJSON *op)
 		v = get(rs, errors[i]);
 		if (v && !is_ref_to(get(media(v, "application/json"), "schema"),
 				    err_schema))
-			return is_openai(r) ? "an error is not an OpenAIErrorResponse" :
-			       "an error is not an ErrorResponse";
+			return "an error is not in the route's error shape";
 	}
 	v = get(media(get(rs, "422"), "application/json"), "schema");
 	if (get(rs, "422") && (!is_ref_to(cJSON_GetArrayItem(get(v, "oneOf"), 0),
@@ -257,6 +263,7 @@ static void check_route_spots(void)
 		case RESP_BATCH: want = "BatchResponse"; break;
 		case RESP_OPENAI_CHAT: want = "ChatCompletion"; break;
 		case RESP_OPENAI_MODELS: want = "ModelList"; break;
+		case RESP_ANTHROPIC: want = "AnthropicMessageResponse"; break;
 		case RESP_HEALTH: want = "HealthResponse"; break;
 		case RESP_METRICS: mt = "text/plain"; break;
 		case RESP_OPENAPI: break;
@@ -291,6 +298,11 @@ static void check_stream_docs(void)
 			ok(d && strstr(d, "chat.completion.chunk") &&
 			   strstr(d, "data: [DONE]"),
 			   "%s: the stream is described as OpenAI chunks then [DONE]",
+			   r->path);
+		else if (r->response == RESP_ANTHROPIC)
+			ok(d && strstr(d, "message_start") && strstr(d, "message_stop") &&
+			   strstr(d, "event: error"),
+			   "%s: the stream is described as Anthropic's events",
 			   r->path);
 		else
 			ok(d && strstr(d, "data: {\"content\":") &&
