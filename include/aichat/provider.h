@@ -109,7 +109,9 @@ struct model_ref {
 /*
  * Resolves name (NULL = the configured default).  Returns -1 with e:
  * ERR_CONFIG for an unknown provider or model, or a missing API key
- * (the message names the variable, never a key).
+ * (the message names the variable, never a key); then out->ops is
+ * already the provider's when the provider is known (only its key is
+ * missing), else NULL.  model_ref_release(out) in every case.
  */
 int model_resolve(const struct config *cfg, const char *name,
 		  struct model_ref *out, struct err *e);
