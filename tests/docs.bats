@@ -439,7 +439,11 @@ check_man_top() {
 	[ -z "$output" ]
 	run complete_bash 3 aichat chat -t ''
 	[ -z "$output" ]
-	# serve: a fixed list, file names, or nothing.
+	# serve: models as for chat, a fixed list, file names, or nothing.
+	run complete_bash 3 aichat serve -m ''
+	grep -qx mock:echo <<<"$output"
+	run complete_bash 2 aichat serve --model=anthropic:claude-h
+	[ "$output" = claude-haiku-4-5 ]
 	run complete_bash 3 aichat serve --log-format ''
 	same_set "bash completion of 'aichat serve --log-format '" "json text" "$output"
 	run complete_bash 2 aichat serve --log-format=t
@@ -469,25 +473,24 @@ check_man_top() {
 	[ "$output" = smart ]
 }
 
-@test "zsh and fish completions parse and fish completes the options (when installed)" {
-	local ran=0 c
+# zsh and fish come from tools/deps.sh, like bats itself.
+@test "zsh and fish completions parse; fish completes the options and serve's models" {
+	local c
 	load_help
-	if command -v zsh >/dev/null; then
-		zsh -n "$ROOT/completions/_aichat"
-		ran=1
-	fi
-	if command -v fish >/dev/null; then
-		fish -n "$ROOT/completions/aichat.fish"
-		for c in $COMMANDS; do
-			# shellcheck disable=SC2016 # fish expands $argv
-			run fish -N -c 'source $argv[1]; complete -C "aichat $argv[2] -"' \
-				"$ROOT/completions/aichat.fish" "$c"
-			[ "$status" -eq 0 ]
-			same_set "fish completion of 'aichat $c -'" "${OPTS[$c]}" "$(cut -f1 <<<"$output")"
-		done
-		ran=1
-	fi
-	[ "$ran" -eq 1 ] || skip "neither zsh nor fish is installed"
+	zsh -n "$ROOT/completions/_aichat"
+	fish -n "$ROOT/completions/aichat.fish"
+	for c in $COMMANDS; do
+		# shellcheck disable=SC2016 # fish expands $argv
+		run fish -N -c 'source $argv[1]; complete -C "aichat $argv[2] -"' \
+			"$ROOT/completions/aichat.fish" "$c"
+		[ "$status" -eq 0 ]
+		same_set "fish completion of 'aichat $c -'" "${OPTS[$c]}" "$(cut -f1 <<<"$output")"
+	done
+	# shellcheck disable=SC2016
+	run fish -N -c 'source $argv[1]; complete -C "aichat serve -m mock:"' \
+		"$ROOT/completions/aichat.fish"
+	[ "$status" -eq 0 ]
+	[ "$(cut -f1 <<<"$output")" = mock:echo ]
 }
 
 @test "make install puts the binary, man pages and completions in place" {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # The official openai npm package against `aichat serve`: streaming and
-# non-streaming chat completions through /v1 with the base URL changed
-# and nothing else.  The package is installed from the npm registry by
+# non-streaming chat completions, and embeddings, through /v1 with the
+# base URL changed and nothing else.  The package is installed from the npm registry by
 # setup_file into build/ (once; reused by later runs).
 
 bats_require_minimum_version 1.5.0
@@ -16,7 +16,7 @@ setup_file() {
 			--prefix "$SDK_DIR" openai@5 >/dev/null 2>&1) ||
 			{ echo "npm install openai failed" >&2; return 1; }
 	fi
-	cp "$BATS_TEST_DIRNAME/sdk/openai_client.mjs" "$SDK_DIR/"
+	cp "$BATS_TEST_DIRNAME/sdk/openai_client.mjs" "$BATS_TEST_DIRNAME/sdk/openai_embed.mjs" "$SDK_DIR/"
 	export SDK_DIR
 }
 
@@ -119,4 +119,28 @@ sdk() {
 	SDK_KEY=sdk-secret run --separate-stderr sdk mock:echo plain
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "plain through the sdk" ]
+}
+
+@test "openai SDK: embeddings from mock:embed (its default base64 decoded) and relayed from an openai upstream" {
+	fake_start '{}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run --separate-stderr node "$SDK_DIR/openai_embed.mjs" "$SERVE_URL/v1" mock:embed none
+	[ "$status" -eq 0 ] || { echo "$output $stderr"; return 1; }
+	[ "${#lines[@]}" -eq 3 ]
+	[[ "${lines[0]}" == "0 64 1.000000 "* ]]
+	[[ "${lines[1]}" == "1 64 1.000000 "* ]]
+	[ "${lines[2]}" = "usage 6 6" ]
+	# The same numbers as floats.
+	base64_first=${lines[0]}
+	run --separate-stderr node "$SDK_DIR/openai_embed.mjs" "$SERVE_URL/v1" mock:embed float
+	[ "${lines[0]}" = "$base64_first" ]
+	run --separate-stderr node "$SDK_DIR/openai_embed.mjs" "$SERVE_URL/v1" openai:text-embedding-3-small float
+	[ "$status" -eq 0 ] || { echo "$output $stderr"; return 1; }
+	[ "${lines[0]%% *}" = 0 ]
+	[[ "${lines[0]}" == "0 8 1.000000 "* ]]
+	[ "$(fake_field 1 body.model)" = text-embedding-3-small ]
+	[ "$(fake_field 1 body.input)" = '["the cat sat","stock prices fell"]' ]
+	run --separate-stderr node "$SDK_DIR/openai_embed.mjs" "$SERVE_URL/v1" anthropic:claude-haiku-4-5 float
+	[ "$output" = "error 400 invalid_request_error" ]
 }

@@ -13,11 +13,17 @@
  * (refilled as each ends); each batch retries transient failures (429,
  * 5xx, connection errors) with the chat calls' backoff.  A batch that
  * fails for good marks only its own texts: the others keep their vectors.
+ *
+ * A relay (embed_relay_start) is the other use: one OpenAI embeddings
+ * request, as a client wrote it, sent on with the same retries and its
+ * answer handed back as it came; mock:embed answers it offline.
  */
 #ifndef AICHAT_EMBED_H
 #define AICHAT_EMBED_H
 
 #include <stddef.h>
+
+#include <cJSON.h>
 
 #include "aichat/config.h"
 #include "aichat/err.h"
@@ -84,5 +90,37 @@ void embed_result_release(struct embed_result *r);
 /* mock:embed's vector of text into v[0..EMBED_MOCK_DIM), unit length (or
  * zero for a text without words). */
 void embed_mock(const char *text, float *v);
+
+/* The answer to a relayed request; owned by the job, valid during
+ * on_done. */
+struct embed_reply {
+	const char *body;       /* the 2xx answer, byte for byte as the
+				 * provider sent it (mock:embed's: OpenAI's
+				 * shape); NULL on failure */
+	size_t len;
+	struct err err;         /* ERR_OK, or why: a transport failure, or the
+				 * provider's error status (llm_http_error) */
+};
+
+/*
+ * Relays req, an OpenAI embeddings request already checked for shape
+ * (schema_openai_embeddings_request), to m.  For an OpenAI-compatible
+ * provider: req with every field as written but model set to the
+ * provider's id, POSTed to {base_url}/embeddings with m's key, retried
+ * like a batch.  mock:embed answers offline in OpenAI's shape: one
+ * embed_mock() vector per input, index in input order, folded to
+ * "dimensions" (1..EMBED_MOCK_DIM) and made unit length again, as numbers
+ * or, with encoding_format base64, as base64 of little-endian float32;
+ * usage counts words.  req and m are borrowed only during the call;
+ * on_done runs once, from the loop, unless the job is cancelled
+ * (embed_cancel()).  NULL with e (ERR_INVALID_REQUEST, the message
+ * starting with the field's name in quotes) when mock:embed cannot answer
+ * req: token ids instead of text, or more dimensions than it has.
+ */
+struct embed_job *embed_relay_start(struct engine *eng,
+				    const struct embed_model *m, const cJSON *req,
+				    const struct llm_opts *o,
+				    void (*on_done)(void *ud, const struct embed_reply *r),
+				    void *ud, struct err *e);
 
 #endif

@@ -114,7 +114,9 @@ struct model_ref {
  * only at the vendor's own base URL (api.openai.com, api.anthropic.com).
  * Returns -1 with e: ERR_CONFIG for an unknown provider or model, a
  * missing API key (the message names the variable, never a key) or a
- * failing api_key_cmd.
+ * failing api_key_cmd; then out->ops is already the provider's when the
+ * provider is known (only its key is missing), else NULL.
+ * model_ref_release(out) in every case.
  */
 int model_resolve(const struct config *cfg, const char *name,
 		  struct model_ref *out, struct err *e);

@@ -86,6 +86,9 @@ extern const struct schema schema_anthropic_request;
 extern const struct schema schema_anthropic_message;
 /* Most messages an OpenAI- or Anthropic-compatible request may hold. */
 #define OPENAI_MAX_MESSAGES 10000
+/* OpenAI's embeddings request (/v1/embeddings): at most this many inputs. */
+extern const struct schema schema_openai_embeddings_request;
+#define EMBEDDINGS_MAX_INPUTS 2048
 extern const struct schema schema_rag_request;
 extern const struct schema schema_rag_search_request;
 extern const struct schema schema_job_request;

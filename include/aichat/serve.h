@@ -16,6 +16,7 @@ enum route_response {
 	RESP_BATCH,         /* BatchResponse */
 	RESP_OPENAI_CHAT,   /* OpenAI chat.completion / chunk stream */
 	RESP_OPENAI_MODELS, /* OpenAI model list */
+	RESP_OPENAI_EMBEDDINGS, /* OpenAI embedding list, as the provider gave it */
 	RESP_ANTHROPIC,     /* Anthropic message / event stream */
 	RESP_HEALTH,        /* {"status":"ok"} */
 	RESP_METRICS,       /* Prometheus text */

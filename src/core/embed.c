@@ -9,6 +9,10 @@
  * down is not asked again for every remaining batch.  The job ends when
  * no batch is running and none will start, then calls on_done and frees
  * itself.
+ *
+ * A relay is a job of one batch whose body is the client's request and
+ * whose 2xx answer is kept as it came (or, for mock:embed, built before
+ * the job starts), then handed to on_relay instead of parsed.
  */
 #include "aichat/embed.h"
 #include "aichat/json.h"
@@ -50,6 +54,9 @@ struct embed_job {
 	struct loop_timer *kick;
 	struct embed_result res;
 	void (*on_done)(void *ud, const struct embed_result *r);
+	/* A relay: the answer as it came, and whom to give it to. */
+	struct buf relay;
+	void (*on_relay)(void *ud, const struct embed_reply *r);
 	void *ud;
 };
 
@@ -77,7 +84,8 @@ int embed_resolve(const struct config *cfg, const char *name,
 		out->ref.full = xstrdup("mock:embed");
 		return 0;
 	}
-	if (model_resolve(cfg, name, &out->ref, e) < 0) {
+	if (model_resolve(cfg, name, &out->ref, e) < 0 &&
+	    (!out->ref.ops || out->ref.ops == &provider_openai)) {
 		/* The offline model to suggest is the embedding one. */
 		char *hint = e ? strstr(e->msg, "-m mock:echo") : NULL;
 		if (hint)
@@ -86,10 +94,11 @@ int embed_resolve(const struct config *cfg, const char *name,
 		model_ref_release(&out->ref);
 		return -1;
 	}
+	/* Before any missing key: a key would not give it the API. */
 	if (out->ref.ops != &provider_openai) {
 		err_set(e, ERR_CONFIG,
 			"'%.128s' has no embeddings API: use an OpenAI-compatible provider (openai, ollama, a config provider of kind openai) or mock:embed",
-			out->ref.full);
+			out->ref.full ? out->ref.full : name);
 		model_ref_release(&out->ref);
 		return -1;
 	}
@@ -180,6 +189,7 @@ static void job_free(struct embed_job *j)
 	free(j->headers);
 	free(j->url);
 	free(j->batches);
+	buf_release(&j->relay);
 	embed_model_release(&j->m);
 	embed_result_release(&j->res);
 	free(j);
@@ -193,6 +203,16 @@ void embed_cancel(struct embed_job *j)
 
 static void job_finish(struct embed_job *j)
 {
+	if (j->on_relay) {
+		struct embed_reply rep = { NULL, 0, j->res.err };
+		if (rep.err.code == ERR_OK) {
+			rep.body = j->relay.ptr;
+			rep.len = j->relay.len;
+		}
+		j->on_relay(j->ud, &rep);
+		job_free(j);
+		return;
+	}
 	j->res.failed = 0;
 	for (size_t i = 0; i < j->res.n; i++)
 		j->res.failed += !j->res.ok[i];
@@ -340,6 +360,11 @@ static void on_transfer_done(void *ud, struct transfer_result *r)
 	} else if (r->status < 200 || r->status >= 300) {
 		llm_http_error(&j->m.ref, r->status, r->content_type,
 			       r->error_body.ptr, r->error_body.len, &e);
+	} else if (j->on_relay) {
+		/* Kept as it came, for on_relay. */
+		buf_release(&j->relay);
+		j->relay = b->answer;
+		buf_init(&b->answer, ANSWER_MAX);
 	} else {
 		parse_answer(b, &e);
 	}
@@ -376,17 +401,21 @@ static void attempt(struct batch *b)
 static void batch_start(struct batch *b)
 {
 	struct embed_job *j = b->job;
-	cJSON *root = cJSON_CreateObject(), *in;
-	char *text;
 
-	cJSON_AddStringToObject(root, "model", j->m.ref.model);
-	in = cJSON_AddArrayToObject(root, "input");
-	for (size_t i = 0; i < b->count; i++)
-		cJSON_AddItemToArray(in, cJSON_CreateString(j->texts[b->first + i]));
-	text = json_print(root);
-	buf_appends(&b->body, text);
-	free(text);
-	cJSON_Delete(root);
+	/* A relay's one body is the client's, set by embed_relay_start. */
+	if (!j->on_relay) {
+		cJSON *root = cJSON_CreateObject(), *in;
+		char *text;
+
+		cJSON_AddStringToObject(root, "model", j->m.ref.model);
+		in = cJSON_AddArrayToObject(root, "input");
+		for (size_t i = 0; i < b->count; i++)
+			cJSON_AddItemToArray(in, cJSON_CreateString(j->texts[b->first + i]));
+		text = json_print(root);
+		buf_appends(&b->body, text);
+		free(text);
+		cJSON_Delete(root);
+	}
 	j->running++;
 	attempt(b);
 }
@@ -413,6 +442,10 @@ static void on_kick(struct loop *l, void *data)
 
 	(void)l;
 	j->kick = NULL;
+	if (j->m.mock && j->on_relay) {
+		job_finish(j);   /* the answer was built at the start */
+		return;
+	}
 	if (j->m.mock) {
 		j->res.dim = EMBED_MOCK_DIM;
 		j->res.vecs = xcalloc(j->res.n * EMBED_MOCK_DIM, sizeof(float));
@@ -426,19 +459,59 @@ static void on_kick(struct loop *l, void *data)
 	refill(j);
 }
 
+/* A job of m on eng, not started: for a provider, its URL, headers and
+ * nbatches empty batches. */
+static struct embed_job *job_new(struct engine *eng, const struct embed_model *m,
+				 const struct llm_opts *o, size_t nbatches)
+{
+	struct embed_job *j = xcalloc(1, sizeof(*j));
+	struct buf url;
+
+	j->eng = eng;
+	copy_model(&j->m, m);
+	j->o = *o;
+	buf_init(&j->relay, 0);
+	if (m->mock)
+		return j;
+	buf_init(&url, 0);
+	buf_printf(&url, "%s/embeddings", m->ref.base_url);
+	j->url = buf_detach(&url);
+	j->headers = xcalloc(3, sizeof(*j->headers));
+	j->headers[0] = xstrdup("Content-Type: application/json");
+	if (m->ref.api_key) {
+		struct buf h;
+		buf_init(&h, 0);
+		buf_printf(&h, "Authorization: Bearer %s", m->ref.api_key);
+		j->headers[1] = buf_detach(&h);
+	}
+	j->nbatches = nbatches;
+	j->batches = xcalloc(nbatches ? nbatches : 1, sizeof(*j->batches));
+	for (size_t i = 0; i < nbatches; i++) {
+		j->batches[i].job = j;
+		buf_init(&j->batches[i].body, 0);
+		buf_init(&j->batches[i].answer, ANSWER_MAX);
+	}
+	srand((unsigned)((uintptr_t)j ^ (uintptr_t)loop_now_ms()));
+	return j;
+}
+
+/* Everything happens on the loop, so no callback ever runs inside the
+ * call that started the job. */
+static struct embed_job *job_kick(struct embed_job *j)
+{
+	j->kick = loop_add_timer(engine_loop(j->eng), 0, on_kick, j);
+	return j;
+}
+
 struct embed_job *embed_start(struct engine *eng, const struct embed_model *m,
 			      const char *const *texts, size_t n,
 			      const struct llm_opts *o,
 			      void (*on_done)(void *ud, const struct embed_result *r),
 			      void *ud, struct err *e)
 {
-	struct embed_job *j = xcalloc(1, sizeof(*j));
-	struct buf url;
+	struct embed_job *j = job_new(eng, m, o, (n + EMBED_BATCH - 1) / EMBED_BATCH);
 
 	(void)e;
-	j->eng = eng;
-	copy_model(&j->m, m);
-	j->o = *o;
 	j->on_done = on_done;
 	j->ud = ud;
 	j->res.n = n;
@@ -446,34 +519,176 @@ struct embed_job *embed_start(struct engine *eng, const struct embed_model *m,
 	j->texts = xcalloc(n ? n : 1, sizeof(*j->texts));
 	for (size_t i = 0; i < n; i++)
 		j->texts[i] = xstrdup(texts[i]);
-	if (!m->mock) {
-		buf_init(&url, 0);
-		buf_printf(&url, "%s/embeddings", m->ref.base_url);
-		j->url = buf_detach(&url);
-		j->headers = xcalloc(3, sizeof(*j->headers));
-		j->headers[0] = xstrdup("Content-Type: application/json");
-		if (m->ref.api_key) {
-			struct buf h;
-			buf_init(&h, 0);
-			buf_printf(&h, "Authorization: Bearer %s", m->ref.api_key);
-			j->headers[1] = buf_detach(&h);
-		}
-		j->nbatches = (n + EMBED_BATCH - 1) / EMBED_BATCH;
-		j->batches = xcalloc(j->nbatches ? j->nbatches : 1, sizeof(*j->batches));
-		for (size_t i = 0; i < j->nbatches; i++) {
-			struct batch *b = &j->batches[i];
-			b->job = j;
-			b->first = i * EMBED_BATCH;
-			b->count = n - b->first < EMBED_BATCH ? n - b->first : EMBED_BATCH;
-			buf_init(&b->body, 0);
-			buf_init(&b->answer, ANSWER_MAX);
-		}
-		srand((unsigned)((uintptr_t)j ^ (uintptr_t)loop_now_ms()));
+	for (size_t i = 0; i < j->nbatches; i++) {
+		struct batch *b = &j->batches[i];
+		b->first = i * EMBED_BATCH;
+		b->count = n - b->first < EMBED_BATCH ? n - b->first : EMBED_BATCH;
 	}
-	/* Everything happens on the loop, so on_done never runs inside
-	 * this call. */
-	j->kick = loop_add_timer(engine_loop(eng), 0, on_kick, j);
-	return j;
+	return job_kick(j);
+}
+
+/* ==== relaying a client's request ==== */
+
+/* Base64 (RFC 4648, padded) of p[0..n), appended to b. */
+static void base64(struct buf *b, const unsigned char *p, size_t n)
+{
+	static const char abc[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t w = (uint32_t)p[i] << 16;
+		if (i + 1 < n)
+			w |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < n)
+			w |= p[i + 2];
+		buf_putc(b, abc[w >> 18]);
+		buf_putc(b, abc[(w >> 12) & 63]);
+		buf_putc(b, i + 1 < n ? abc[(w >> 6) & 63] : '=');
+		buf_putc(b, i + 2 < n ? abc[w & 63] : '=');
+	}
+}
+
+/* The words embed_mock sees in s: runs of letters, digits and non-ASCII. */
+static long mock_words(const char *s)
+{
+	long n = 0;
+	int in = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		int w = isalnum(*p) || *p >= 0x80;
+		n += w && !in;
+		in = w;
+	}
+	return n;
+}
+
+/* One mock vector as OpenAI sends it: numbers (each the float's shortest
+ * decimal form) or base64 of little-endian float32. */
+static cJSON *mock_vector(const float *v, int dim, int b64)
+{
+	cJSON *arr;
+
+	if (b64) {
+		unsigned char bytes[EMBED_MOCK_DIM * 4];
+		struct buf s;
+		cJSON *str;
+
+		for (int i = 0; i < dim; i++) {
+			uint32_t u;
+			memcpy(&u, &v[i], 4);
+			for (int k = 0; k < 4; k++)
+				bytes[4 * i + k] = (unsigned char)(u >> (8 * k));
+		}
+		buf_init(&s, 0);
+		base64(&s, bytes, (size_t)dim * 4);
+		str = cJSON_CreateString(s.ptr);
+		buf_release(&s);
+		return str;
+	}
+	arr = cJSON_CreateArray();
+	for (int i = 0; i < dim; i++) {
+		char t[32];
+		snprintf(t, sizeof(t), "%.9g", (double)v[i]);
+		cJSON_AddItemToArray(arr, cJSON_CreateNumber(strtod(t, NULL)));
+	}
+	return arr;
+}
+
+/* mock:embed's answer to req, in OpenAI's shape, into out. */
+static int mock_answer(const struct embed_model *m, const cJSON *req,
+		       struct buf *out, struct err *e)
+{
+	const cJSON *input = cJSON_GetObjectItemCaseSensitive(req, "input"), *it;
+	const char *fmt = json_str(req, "encoding_format");
+	int many = cJSON_IsArray(input), index = 0, dim;
+	double d = EMBED_MOCK_DIM;
+	long words = 0;
+	cJSON *root, *data, *usage;
+	char *text;
+
+	if (json_num(req, "dimensions", &d) == 0 && (d < 1 || d > EMBED_MOCK_DIM))
+		return err_set(e, ERR_INVALID_REQUEST,
+			       "'dimensions' must be 1..%d for mock:embed (got %.0f)",
+			       EMBED_MOCK_DIM, d);
+	dim = (int)d;
+	root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "object", "list");
+	data = cJSON_AddArrayToObject(root, "data");
+	for (it = many ? input->child : input; it; it = many ? it->next : NULL) {
+		float v[EMBED_MOCK_DIM];
+		cJSON *item;
+
+		if (!cJSON_IsString(it)) {
+			cJSON_Delete(root);
+			return err_set(e, ERR_INVALID_REQUEST,
+				       "'input' holds token ids: mock:embed embeds text only");
+		}
+		embed_mock(it->valuestring, v);
+		if (dim < EMBED_MOCK_DIM) {
+			/* Folded, not cut: the vector is sparse, and its
+			 * first numbers alone are often all zero. */
+			for (int i = dim; i < EMBED_MOCK_DIM; i++)
+				v[i % dim] += v[i];
+			rag_normalize(v, dim);
+		}
+		words += mock_words(it->valuestring);
+		item = cJSON_CreateObject();
+		cJSON_AddItemToArray(data, item);
+		cJSON_AddStringToObject(item, "object", "embedding");
+		cJSON_AddNumberToObject(item, "index", index++);
+		cJSON_AddItemToObject(item, "embedding",
+				      mock_vector(v, dim, fmt && !strcmp(fmt, "base64")));
+	}
+	cJSON_AddStringToObject(root, "model", embed_model_name(m));
+	usage = cJSON_AddObjectToObject(root, "usage");
+	cJSON_AddNumberToObject(usage, "prompt_tokens", (double)words);
+	cJSON_AddNumberToObject(usage, "total_tokens", (double)words);
+	text = json_print(root);
+	buf_appends(out, text);
+	free(text);
+	cJSON_Delete(root);
+	return 0;
+}
+
+struct embed_job *embed_relay_start(struct engine *eng,
+				    const struct embed_model *m, const cJSON *req,
+				    const struct llm_opts *o,
+				    void (*on_done)(void *ud, const struct embed_reply *r),
+				    void *ud, struct err *e)
+{
+	struct embed_job *j;
+	struct buf answer;
+
+	buf_init(&answer, 0);
+	if (m->mock && mock_answer(m, req, &answer, e) < 0) {
+		buf_release(&answer);
+		return NULL;
+	}
+	j = job_new(eng, m, o, m->mock ? 0 : 1);
+	j->on_relay = on_done;
+	j->ud = ud;
+	j->res.ok = xcalloc(1, 1);
+	if (m->mock) {
+		buf_release(&j->relay);
+		j->relay = answer;
+	} else {
+		/* Every field as the client wrote it, in its place; only the
+		 * model is the provider's name for it. */
+		cJSON *body = cJSON_Duplicate(req, 1);
+		cJSON *model = cJSON_CreateString(m->ref.model);
+		char *text;
+
+		if (cJSON_GetObjectItemCaseSensitive(body, "model"))
+			cJSON_ReplaceItemInObjectCaseSensitive(body, "model", model);
+		else
+			cJSON_AddItemToObject(body, "model", model);
+		text = json_print(body);
+		buf_appends(&j->batches[0].body, text);
+		free(text);
+		cJSON_Delete(body);
+		buf_release(&answer);
+	}
+	return job_kick(j);
 }
 
 /* ==== synchronous use ==== */

@@ -5,7 +5,9 @@
  *
  * These tables check types, required fields, roles and content parts, and
  * the bounds OpenAI itself sets (temperature 0..2, top_p 0..1, penalties
- * -2..2, up to 4 stop sequences, 128 tools); not the seed's /chat limits.
+ * -2..2, up to 4 stop sequences, 128 tools, 2048 embedding inputs); not
+ * the seed's /chat limits.  The embeddings request (/v1/embeddings) is
+ * here too.
  * The request's size is bounded by --max-body and its messages by
  * OPENAI_MAX_MESSAGES.  A field not named here is forwarded unchecked, so
  * a field OpenAI adds later still reaches the provider.  Where a value may
@@ -676,6 +678,109 @@ const struct schema schema_anthropic_request = {
 	"AnthropicMessagesRequest", anthropic_fields, NFIELDS(anthropic_fields)
 };
 
+/* ==== the OpenAI embeddings request (/v1/embeddings) ==== */
+
+/* A token id: a whole number >= 0 that fits an int. */
+static int is_token(const cJSON *v)
+{
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+	       v->valuedouble <= INT_BOUND &&
+	       v->valuedouble == (double)(long long)v->valuedouble;
+}
+
+/* An array of token ids, not empty. */
+static int check_tokens(const cJSON *v, const char *loc, struct verrors *out)
+{
+	const cJSON *t;
+
+	if (!cJSON_GetArraySize(v)) {
+		verrors_add(out, loc, v, "too_short", "must not be empty");
+		return -1;
+	}
+	cJSON_ArrayForEach(t, v)
+		if (!is_token(t)) {
+			verrors_add(out, loc, t, "int_type",
+				    "must hold only token ids (integers >= 0)");
+			return -1;
+		}
+	return 0;
+}
+
+/*
+ * input: a string, an array of strings, an array of token ids, or an
+ * array of such arrays; 1..EMBED_INPUT_MAX inputs, none empty, one kind
+ * per request, as OpenAI takes it.
+ */
+static void check_embedding_input(const cJSON *v, const char *loc,
+				  struct verrors *out)
+{
+	const cJSON *first = cJSON_IsArray(v) ? v->child : NULL, *it;
+	char where[192];
+	int n = cJSON_GetArraySize(v), i = 0;
+
+	if (cJSON_IsString(v)) {
+		if (!*v->valuestring)
+			verrors_add(out, loc, v, "string_too_short", "must not be empty");
+		return;
+	}
+	if (!cJSON_IsArray(v)) {
+		verrors_add(out, loc, v, "input_type",
+			    "must be a string, an array of strings, or token ids");
+		return;
+	}
+	if (n < 1 || n > EMBEDDINGS_MAX_INPUTS) {
+		verrors_add(out, loc, v, n ? "too_long" : "too_short",
+			    "must have 1..%d items (got %d)", EMBEDDINGS_MAX_INPUTS, n);
+		return;
+	}
+	if (is_token(first)) {
+		check_tokens(v, loc, out);
+		return;
+	}
+	cJSON_ArrayForEach(it, v) {
+		if (snprintf(where, sizeof(where), "%s.%d", loc, i++) >= (int)sizeof(where))
+			where[sizeof(where) - 1] = '\0';
+		if (cJSON_IsArray(first) && cJSON_IsArray(it)) {
+			if (check_tokens(it, where, out) < 0)
+				return;
+		} else if (cJSON_IsString(first) && cJSON_IsString(it)) {
+			if (!*it->valuestring) {
+				verrors_add(out, where, it, "string_too_short",
+					    "must not be empty");
+				return;
+			}
+		} else {
+			verrors_add(out, where, it, "input_type", cJSON_IsArray(first) ?
+				    "must be an array of token ids, like the first input" :
+				    cJSON_IsString(first) ? "must be a string, like the first input" :
+				    "must be a string or an array of token ids");
+			return;
+		}
+	}
+}
+
+static const char *const encoding_formats[] = { "float", "base64", NULL };
+
+static const struct field embeddings_fields[] = {
+	{ "model", FIELD_STRING, 1, NULL, 1, 200, NULL, NULL,
+	  "an embedding model: provider:model of an OpenAI-compatible provider "
+	  "(openai, ollama, a config provider of kind openai), an alias, or "
+	  "mock:embed; required (the server's -m is a chat model)" },
+	{ "input", FIELD_ANY, 1, NULL, NB, NB, NULL, NULL,
+	  "the text to embed: a string, an array of 1..2048 strings, an array "
+	  "of token ids, or an array of arrays of token ids" },
+	{ "encoding_format", FIELD_STRING, 0, NULL, NB, NB, encoding_formats, NULL,
+	  "float (the provider's default) or base64 (little-endian float32)" },
+	{ "dimensions", FIELD_INTEGER, 0, NULL, 1, INT_BOUND, NULL, NULL,
+	  "the length of each embedding, for models that can shorten theirs" },
+	{ "user", FIELD_STRING, 0, NULL, NB, NB, NULL, NULL,
+	  "the end user's id" },
+};
+
+const struct schema schema_openai_embeddings_request = {
+	"EmbeddingsRequest", embeddings_fields, NFIELDS(embeddings_fields)
+};
+
 /* ==== the checks, by schema and field ==== */
 
 const struct schema_check schema_checks[] = {
@@ -695,5 +800,7 @@ const struct schema_check schema_checks[] = {
 	{ &schema_anthropic_request, "system", check_system, "string|array" },
 	{ &schema_anthropic_request, "stop_sequences", check_strings, "array" },
 	{ &schema_anthropic_request, "tool_choice", check_anthropic_tool_choice, NULL },
+	{ &schema_openai_embeddings_request, "input", check_embedding_input,
+	  "string|array" },
 	{ NULL, NULL, NULL, NULL },
 };

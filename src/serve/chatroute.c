@@ -182,11 +182,12 @@ void no_default_model(struct req *r)
 	verrors_release(&ve);
 }
 
-/* Model name errors are the client's: 422 on the model field. */
-static void reply_start_error(struct req *r, const struct err *e)
+void reply_call_error(struct req *r, const struct err *e, const char *model)
 {
+	/* Model name errors are the client's: 422 (400) on the model field. */
 	if (e->code == ERR_CONFIG && (strstr(e->msg, "unknown") ||
-				      strstr(e->msg, "invalid model"))) {
+				      strstr(e->msg, "invalid model") ||
+				      strstr(e->msg, "no embeddings API"))) {
 		struct verrors ve = { 0 };
 		ve.v = xcalloc(1, sizeof(*ve.v));
 		ve.n = 1;
@@ -195,7 +196,7 @@ static void reply_start_error(struct req *r, const struct err *e)
 		snprintf(ve.v[0].msg, sizeof(ve.v[0].msg), "%.150s", e->msg);
 		ve.v[0].type = "value_error";
 		snprintf(ve.v[0].value, sizeof(ve.v[0].value), "%s",
-			 r->creq.model ? r->creq.model : "");
+			 model ? model : "");
 		reply_validation(r, &ve);
 		verrors_release(&ve);
 		return;
@@ -233,7 +234,7 @@ void start_chat(struct req *r)
 			     r, &e);
 	if (!r->chat) {
 		release_upstream(r);
-		reply_start_error(r, &e);
+		reply_call_error(r, &e, r->creq.model);
 		return;
 	}
 	snprintf(r->model, sizeof(r->model), "%s", chat_progress(r->chat)->model);

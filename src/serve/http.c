@@ -255,7 +255,8 @@ cJSON *openai_error_object(enum err_code code, const char *msg,
 int is_openai_route(const struct req *r)
 {
 	return r->route && (r->route->response == RESP_OPENAI_CHAT ||
-			    r->route->response == RESP_OPENAI_MODELS);
+			    r->route->response == RESP_OPENAI_MODELS ||
+			    r->route->response == RESP_OPENAI_EMBEDDINGS);
 }
 
 int is_anthropic_route(const struct req *r)

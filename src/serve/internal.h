@@ -8,7 +8,8 @@
  * signals, start and stop), http.c (MHD on the loop, responses, suspend
  * and resume, SSE), auth.c (API keys, rate limit, the upstream gate),
  * chatroute.c (what the routes that call a chat model share), and one
- * routes_*.c per family of routes (seed, OpenAI /v1, jobs, rag).
+ * routes_*.c per family of routes (seed, OpenAI /v1, embeddings, jobs,
+ * rag).
  *
  * Everything here runs on the loop's one thread: nothing locks.  A struct
  * req lives from the first on_access() of its connection to
@@ -148,7 +149,8 @@ struct req {
 	int64_t rag_started, retrieval_ms;
 	char retrieval[8];           /* "hybrid" | "bm25" */
 	char retrieval_warning[240];
-	struct embed_job *embed;     /* the query being embedded */
+	struct embed_job *embed;     /* the query being embedded, or the
+				      * /v1/embeddings request relayed */
 	struct search *search;       /* the search under way (worker thread) */
 	/* for the log line */
 	char model[256];
@@ -343,6 +345,15 @@ int try_cache(struct req *r);
  * 422 (400 on /v1) on the model field. */
 void no_default_model(struct req *r);
 
+/*
+ * Answers e, why an upstream call of model could not start (nothing was
+ * sent): an unknown model, or one without the API asked for, is the
+ * client's error on the model field (422, 400 on /v1); ERR_INVALID_REQUEST
+ * names the field its message starts with ('seed' ...), 422 or 400 with
+ * that param; anything else has its code's status (a missing key: 500).
+ */
+void reply_call_error(struct req *r, const struct err *e, const char *model);
+
 /* The usage object of res; openai leaves out aichat's finish_reason.  The
  * caller owns it. */
 cJSON *usage_object(const struct chat_result *res, int openai);
@@ -379,6 +390,18 @@ void route_openai_models(struct req *r);
 
 /* Takes r out of the requests waiting for a model listing. */
 void models_unwait(struct req *r);
+
+/* ==== routes_embeddings.c: POST /v1/embeddings ==== */
+
+/* Checks the model of a validated /v1/embeddings body (r->json) and
+ * queues r for an upstream slot; a model that cannot embed is answered
+ * here (400 on model). */
+void route_embeddings(struct req *r);
+
+/* Relays r's request to its model, r holding an upstream slot; the answer
+ * is sent as it came when it is done.  A relay that cannot start gives
+ * the slot back and answers why. */
+void start_embeddings(struct req *r);
 
 /* ==== routes_jobs.c: /jobs ==== */
 

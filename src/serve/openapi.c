@@ -466,6 +466,50 @@ static const struct schema schema_model_list = {
 	"ModelList", model_list_fields, NFIELDS(model_list_fields)
 };
 
+static const char *const object_embedding[] = { "embedding", NULL };
+
+static const struct field embedding_fields[] = {
+	{ "object", FIELD_STRING, 1, NULL, NB, NB, object_embedding, NULL,
+	  "always embedding" },
+	{ "index", FIELD_INTEGER, 1, NULL, 0, NB, NULL, NULL,
+	  "the input it embeds, counted from 0" },
+	{ "embedding", FIELD_ANY, 1, NULL, NB, NB, NULL, NULL,
+	  "the vector: an array of numbers, or with encoding_format base64 a "
+	  "base64 string of little-endian float32" },
+};
+
+static const struct schema schema_embedding = {
+	"Embedding", embedding_fields, NFIELDS(embedding_fields)
+};
+
+static const struct field embedding_usage_fields[] = {
+	{ "prompt_tokens", FIELD_INTEGER, 1, NULL, 0, NB, NULL, NULL,
+	  "tokens in the input (mock:embed counts words)" },
+	{ "total_tokens", FIELD_INTEGER, 1, NULL, 0, NB, NULL, NULL,
+	  "the same" },
+};
+
+static const struct schema schema_embedding_usage = {
+	"EmbeddingUsage", embedding_usage_fields, NFIELDS(embedding_usage_fields)
+};
+
+static const struct field embedding_list_fields[] = {
+	{ "object", FIELD_STRING, 1, NULL, NB, NB, object_list, NULL,
+	  "always list" },
+	{ "data", FIELD_ARRAY, 1, NULL, 1, NB, NULL, &schema_embedding,
+	  "one embedding per input, in input order" },
+	{ "model", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL,
+	  "the model that embedded, as the provider names it" },
+	{ "usage", FIELD_OBJECT, 1, NULL, NB, NB, NULL, &schema_embedding_usage,
+	  "token counts" },
+};
+
+/* The provider's answer is relayed as it came: this is OpenAI's shape,
+ * which mock:embed follows too. */
+static const struct schema schema_embedding_list = {
+	"EmbeddingList", embedding_list_fields, NFIELDS(embedding_list_fields)
+};
+
 /* Schemas no route's 200 names but a stream or an error does; listed so
  * that components/schemas holds them too. */
 static const struct schema *const extra_schemas[] = {
@@ -646,7 +690,8 @@ static void add_schema(cJSON *schemas, const struct schema *s)
 
 static int is_openai(const struct route_info *r)
 {
-	return r->response == RESP_OPENAI_CHAT || r->response == RESP_OPENAI_MODELS;
+	return r->response == RESP_OPENAI_CHAT || r->response == RESP_OPENAI_MODELS ||
+	       r->response == RESP_OPENAI_EMBEDDINGS;
 }
 
 /* The /v1 routes that answer a bad body with 400 in their own shape. */
@@ -668,7 +713,7 @@ static int calls_upstream(const struct route_info *r)
 {
 	return r->response == RESP_CHAT || r->response == RESP_BATCH ||
 	       r->response == RESP_OPENAI_CHAT || r->response == RESP_ANTHROPIC ||
-	       r->response == RESP_RAG_QUERY;
+	       r->response == RESP_RAG_QUERY || r->response == RESP_OPENAI_EMBEDDINGS;
 }
 
 /* Routes whose answer is one upstream answer, so its failure is the
@@ -676,7 +721,8 @@ static int calls_upstream(const struct route_info *r)
 static int answers_upstream(const struct route_info *r)
 {
 	return r->response == RESP_CHAT || r->response == RESP_OPENAI_CHAT ||
-	       r->response == RESP_ANTHROPIC || r->response == RESP_RAG_QUERY;
+	       r->response == RESP_ANTHROPIC || r->response == RESP_RAG_QUERY ||
+	       r->response == RESP_OPENAI_EMBEDDINGS;
 }
 
 static const struct schema *ok_schema(const struct route_info *r)
@@ -686,6 +732,7 @@ static const struct schema *ok_schema(const struct route_info *r)
 	case RESP_BATCH: return &schema_batch_response;
 	case RESP_OPENAI_CHAT: return &schema_completion;
 	case RESP_OPENAI_MODELS: return &schema_model_list;
+	case RESP_OPENAI_EMBEDDINGS: return &schema_embedding_list;
 	case RESP_ANTHROPIC: return &schema_anthropic_message_response;
 	case RESP_HEALTH: return &schema_health_response;
 	case RESP_JOB_SUBMIT:

@@ -17,6 +17,8 @@ const struct route_info serve_routes[] = {
 	  &schema_anthropic_request, RESP_ANTHROPIC, 1, 1 },
 	{ "GET", "/v1/models", "OpenAI-compatible model list",
 	  NULL, RESP_OPENAI_MODELS, 1, 0 },
+	{ "POST", "/v1/embeddings", "OpenAI-compatible embeddings, relayed to an OpenAI-compatible provider (or mock:embed, offline)",
+	  &schema_openai_embeddings_request, RESP_OPENAI_EMBEDDINGS, 1, 0 },
 	{ "POST", "/rag/query", "answer a question from a document collection, citing sources",
 	  &schema_rag_request, RESP_RAG_QUERY, 1, 1 },
 	{ "POST", "/rag/search", "the passages of a collection that best match a query",

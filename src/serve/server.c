@@ -103,6 +103,8 @@ void start_upstream_work(struct req *r)
 {
 	if (r->route->response == RESP_BATCH)
 		start_batch(r);
+	else if (r->route->response == RESP_OPENAI_EMBEDDINGS)
+		start_embeddings(r);
 	else
 		start_chat(r);
 }
@@ -191,6 +193,10 @@ static void route_body(struct req *r)
 	if (r->route->response == RESP_RAG_QUERY ||
 	    r->route->response == RESP_RAG_SEARCH) {
 		route_rag(r);
+		return;
+	}
+	if (r->route->response == RESP_OPENAI_EMBEDDINGS) {
+		route_embeddings(r);
 		return;
 	}
 	if (r->route->response == RESP_OPENAI_CHAT ||
@@ -520,8 +526,8 @@ static void on_drain_timeout(struct loop *l, void *data)
 			stop_work(r);
 			push_error(r, ERR_OVERLOADED, "server shutting down");
 			stream_end(r);
-		} else if ((r->chat || r->batch || r->waiting) && !r->queued &&
-			   !r->pending) {
+		} else if ((r->chat || r->batch || r->embed || r->waiting) &&
+			   !r->queued && !r->pending) {
 			stop_work(r);
 			reply_error_status(r, 503, ERR_OVERLOADED,
 					   "server shutting down");

@@ -98,10 +98,11 @@ static const cJSON *media(const cJSON *resp, const char *mt)
 
 static int is_openai(const struct route_info *r)
 {
-	return r->response == RESP_OPENAI_CHAT || r->response == RESP_OPENAI_MODELS;
+	return r->response == RESP_OPENAI_CHAT || r->response == RESP_OPENAI_MODELS ||
+	       r->response == RESP_OPENAI_EMBEDDINGS;
 }
 
-/* The /v1 routes: a bad body is a 400 in the client's dialect. */
+/* The /v1 routes: a bad body is a 400 in the route's own error shape. */
 static int is_v1(const struct route_info *r)
 {
 	return is_openai(r) || r->response == RESP_ANTHROPIC;
@@ -263,6 +264,7 @@ static void check_route_spots(void)
 		case RESP_BATCH: want = "BatchResponse"; break;
 		case RESP_OPENAI_CHAT: want = "ChatCompletion"; break;
 		case RESP_OPENAI_MODELS: want = "ModelList"; break;
+		case RESP_OPENAI_EMBEDDINGS: want = "EmbeddingList"; break;
 		case RESP_ANTHROPIC: want = "AnthropicMessageResponse"; break;
 		case RESP_HEALTH: want = "HealthResponse"; break;
 		case RESP_METRICS: mt = "text/plain"; break;
