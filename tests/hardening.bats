@@ -1,0 +1,84 @@
+#!/usr/bin/env bats
+# aichat serve under hostile or careless clients and operators: connection
+# limits that must heal, request smuggling, failed keys that must cost,
+# keys that must not be empty or approximate, HEAD.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	aichat_env
+}
+
+teardown() {
+	serve_stop
+}
+
+# curl with the response headers in $BATS_TEST_TMPDIR/h
+hcurl() {
+	curl -sS --max-time 5 -D "$BATS_TEST_TMPDIR/h" "$@"
+}
+
+hdr() {
+	grep -i "^$1:" "$BATS_TEST_TMPDIR/h" | head -1 | cut -d' ' -f2- | tr -d '\r'
+}
+
+status_line() {
+	head -1 "$BATS_TEST_TMPDIR/h" | cut -d' ' -f2
+}
+
+# raw_http BYTES: sends BYTES (Python escapes allowed) to the server on one
+# connection and prints all it answers until it closes, or "TIMEOUT" when
+# it is still open after 3 s.
+raw_http() {
+	timeout 10 python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
+s.settimeout(3)
+out = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except socket.timeout:
+    out += b"TIMEOUT"
+except ConnectionResetError:
+    pass
+sys.stdout.write(out.decode("latin-1"))
+' "${SERVE_URL##*:}" "$1"
+}
+
+# ---- the connection limit ----
+
+@test "--max-connections reached, then the connections time out: the server accepts again" {
+	serve_start --max-connections 10 --client-timeout 2
+	run timeout 20 python3 -c '
+import socket, sys, time
+port = int(sys.argv[1])
+idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+time.sleep(5)
+# The server has dropped the idle ones by now.
+for s in idle:
+    s.settimeout(1)
+    try:
+        gone = s.recv(1) == b""
+    except (socket.timeout, ConnectionResetError) as e:
+        gone = isinstance(e, ConnectionResetError)
+    print("idle closed" if gone else "idle open")
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(3)
+s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+try:
+    print(s.recv(100).split(b"\r\n")[0].decode())
+except socket.timeout:
+    print("no answer")
+' "${SERVE_URL##*:}"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c 'idle closed' <<<"$output")" -eq 10 ]
+	[ "${lines[10]}" = "HTTP/1.1 200 OK" ]
+	run hcurl "$SERVE_URL/health"
+	[ "$(status_line)" = 200 ]
+}
