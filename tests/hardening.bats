@@ -82,3 +82,37 @@ except socket.timeout:
 	run hcurl "$SERVE_URL/health"
 	[ "$(status_line)" = 200 ]
 }
+
+# ---- request smuggling ----
+
+@test "Content-Length with Transfer-Encoding: one 400, the connection closed, nothing smuggled" {
+	serve_start
+	smuggled='GET /health HTTP/1.1\r\nHost: x\r\n\r\n'
+	run raw_http 'POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'"$smuggled"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^HTTP/1.1 ' <<<"$output")" -eq 1 ]
+	[[ "${lines[0]}" == "HTTP/1.1 400 "* ]]
+	[[ "$output" == *'"code":"invalid_request"'* ]]
+	[[ "$output" == *'Content-Length and Transfer-Encoding'* ]]
+	[[ "$output" != *TIMEOUT ]]
+	grep -q '"path":"/chat","status":400' "$SERVE_LOG"
+	run ! grep -q '"path":"/health"' "$SERVE_LOG"
+}
+
+@test "Content-Length with Transfer-Encoding on /v1: 400 in OpenAI's shape" {
+	serve_start
+	run raw_http 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n'
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^HTTP/1.1 ' <<<"$output")" -eq 1 ]
+	[[ "${lines[0]}" == "HTTP/1.1 400 "* ]]
+	[[ "$output" == *'"type":"invalid_request_error"'* ]]
+	[[ "$output" != *TIMEOUT ]]
+}
+
+@test "Transfer-Encoding alone and Content-Length alone are still served" {
+	serve_start
+	run raw_http 'POST /chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n23\r\n{"prompt":"hi","model":"mock:echo"}\r\n0\r\n\r\n'
+	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
+	run hcurl "$SERVE_URL/chat" -d '{"prompt":"hi","model":"mock:echo"}'
+	[ "$(status_line)" = 200 ]
+}
