@@ -116,3 +116,23 @@ except socket.timeout:
 	run hcurl "$SERVE_URL/chat" -d '{"prompt":"hi","model":"mock:echo"}'
 	[ "$(status_line)" = 200 ]
 }
+
+# ---- failed keys count against the rate limit ----
+
+@test "rate limit: wrong keys spend the address's budget: 401, 401, then 429" {
+	serve_start --api-key k-right --rate-limit 2/minute
+	for i in 1 2; do
+		run hcurl "$SERVE_URL/chat" -H 'X-API-Key: k-wrong' -d '{"prompt":"x","model":"mock:echo"}'
+		[ "$(status_line)" = 401 ]
+	done
+	run hcurl "$SERVE_URL/chat" -H 'X-API-Key: k-wrong' -d '{"prompt":"x","model":"mock:echo"}'
+	[ "$(status_line)" = 429 ]
+	[ "$(echo "$output" | json_get error.code)" = rate_limited ]
+	[ "$(hdr Retry-After)" -ge 1 ]
+	run hcurl "$SERVE_URL/chat" -d '{"prompt":"x","model":"mock:echo"}'
+	[ "$(status_line)" = 429 ]
+	# The right key has its own budget.
+	run hcurl "$SERVE_URL/chat" -H 'X-API-Key: k-right' -d '{"prompt":"x","model":"mock:echo"}'
+	[ "$(status_line)" = 200 ]
+	grep -q '"status":429,.*"client":"127.0.0.1"' "$SERVE_LOG"
+}

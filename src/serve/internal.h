@@ -292,7 +292,8 @@ void push_data(struct req *r, const char *event, cJSON *obj);
 /* ==== auth.c: API keys, rate limit, the upstream gate ==== */
 
 /* 0 when r may go on (no keys set, a route without auth, or a valid key:
- * then r->client becomes "key:N"); otherwise -1, the 401 sent. */
+ * then r->client becomes "key:N"); otherwise -1, the 401 sent, or the
+ * 429 when the client address has spent its --rate-limit. */
 int check_auth(struct req *r);
 
 /* 0 when r's client may go on (no limit set, a route without auth, or a
