@@ -136,3 +136,48 @@ except socket.timeout:
 	[ "$(status_line)" = 200 ]
 	grep -q '"status":429,.*"client":"127.0.0.1"' "$SERVE_LOG"
 }
+
+# ---- empty and approximate keys ----
+
+@test "--api-key '' is a usage error, not an open server" {
+	run --separate-stderr timeout 5 "$AICHAT_BIN" serve --port 0 --api-key ''
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: serve: invalid value '' for '--api-key': must not be empty" ]
+	run --separate-stderr timeout 5 "$AICHAT_BIN" serve --port 0 --api-key k-ok --api-key ' '
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: serve: invalid value ' ' for '--api-key': must not be empty" ]
+}
+
+@test "AICHAT_API_KEYS with an empty key is a usage error" {
+	for v in ',,' 'k-ok,' ' '; do
+		AICHAT_API_KEYS=$v run --separate-stderr timeout 5 "$AICHAT_BIN" serve --port 0
+		[ "$status" -eq 2 ]
+		[ "$stderr" = "aichat: serve: invalid value for 'AICHAT_API_KEYS': a key is empty (keys are comma-separated)" ]
+	done
+}
+
+@test "an --api-key-file without a key is a usage error" {
+	printf '# keys\n\n   \n' >"$BATS_TEST_TMPDIR/keys"
+	run --separate-stderr timeout 5 "$AICHAT_BIN" serve --port 0 --api-key-file "$BATS_TEST_TMPDIR/keys"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: serve: API key file '$BATS_TEST_TMPDIR/keys' holds no key" ]
+}
+
+@test "API keys: one byte short, one byte long and empty are refused, in both headers" {
+	serve_start --api-key k-secret
+	for k in k-secre k-secret1 k-secreT; do
+		run hcurl "$SERVE_URL/chat" -H "Authorization: Bearer $k" -d '{"prompt":"x","model":"mock:echo"}'
+		[ "$(status_line)" = 401 ]
+		run hcurl "$SERVE_URL/chat" -H "X-API-Key: $k" -d '{"prompt":"x","model":"mock:echo"}'
+		[ "$(status_line)" = 401 ]
+	done
+	run hcurl "$SERVE_URL/chat" -H 'Authorization: Bearer ' -d '{"prompt":"x","model":"mock:echo"}'
+	[ "$(status_line)" = 401 ]
+	run hcurl "$SERVE_URL/chat" -H 'X-API-Key;' -d '{"prompt":"x","model":"mock:echo"}'
+	[ "$(status_line)" = 401 ]
+	[ "$(echo "$output" | json_get error.message)" = "invalid API key" ]
+	run hcurl "$SERVE_URL/chat" -H 'Authorization: Bearer k-secret' -d '{"prompt":"x","model":"mock:echo"}'
+	[ "$(status_line)" = 200 ]
+	run hcurl "$SERVE_URL/chat" -H 'X-API-Key: k-secret' -d '{"prompt":"x","model":"mock:echo"}'
+	[ "$(status_line)" = 200 ]
+}
