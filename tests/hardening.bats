@@ -181,3 +181,24 @@ except socket.timeout:
 	run hcurl "$SERVE_URL/chat" -H 'X-API-Key: k-secret' -d '{"prompt":"x","model":"mock:echo"}'
 	[ "$(status_line)" = 200 ]
 }
+
+# ---- HEAD ----
+
+@test "HEAD on a GET route answers like GET, without a body" {
+	serve_start
+	run curl -sS --max-time 5 -I "$SERVE_URL/health"
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "HTTP/1.1 200 OK"* ]]
+	[[ "$output" == *"Content-Type: application/json"* ]]
+	run raw_http 'HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
+	# GET's headers (its Content-Length too), then nothing.
+	[[ "$output" == *$'\r\nContent-Length: 15\r'* ]]
+	[[ "$output" != *'"status"'* ]]
+	[[ "$output" != *TIMEOUT ]]
+	run curl -sS --max-time 5 -I "$SERVE_URL/openapi.json"
+	[[ "${lines[0]}" == "HTTP/1.1 200 OK"* ]]
+	# A POST-only route stays a 405.
+	run curl -sS --max-time 5 -I "$SERVE_URL/chat"
+	[[ "${lines[0]}" == "HTTP/1.1 405 "* ]]
+}

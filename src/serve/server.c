@@ -93,7 +93,10 @@ static const struct route_info *find_route(struct req *r, const char *method,
 				sizeof(r->path_id)))
 			continue;
 		*path_known = 1;
-		if (!strcmp(serve_routes[i].method, method))
+		/* HEAD is GET without the body (MHD leaves it out). */
+		if (!strcmp(serve_routes[i].method, method) ||
+		    (!strcmp(method, "HEAD") &&
+		     !strcmp(serve_routes[i].method, "GET")))
 			return &serve_routes[i];
 	}
 	return NULL;
@@ -247,7 +250,7 @@ static int early_checks(struct req *r, const char *method)
 	if (!strcmp(method, "OPTIONS") && r->srv->o->cors_origin) {
 		struct MHD_Response *resp = make_response("text/plain", "", 0);
 		mhd.add_response_header(resp, "Access-Control-Allow-Methods",
-					"GET, POST, DELETE, OPTIONS");
+					"GET, HEAD, POST, DELETE, OPTIONS");
 		mhd.add_response_header(resp, "Access-Control-Allow-Headers",
 					"Authorization, Content-Type, X-API-Key, X-Request-ID, X-AIChat-Cache");
 		mhd.add_response_header(resp, "Access-Control-Max-Age", "600");
