@@ -93,6 +93,7 @@ complete -c aichat -n '__fish_seen_subcommand_from rag' -s h -l help -d 'show th
 complete -c aichat -n '__fish_seen_subcommand_from index' -F
 
 # aichat serve [options]
+complete -c aichat -n '__fish_seen_subcommand_from serve' -s m -l model -x -a '(__aichat_models)' -d 'model for requests that name none (default: $AICHAT_MODEL, then the config file)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l host -x -d 'address to listen on (default 127.0.0.1)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -s p -l port -x -d 'port to listen on; 0 picks a free one (0..65535, default 8000)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l api-key -x -d 'accept this API key (repeatable; also $AICHAT_API_KEYS, comma-separated)'
