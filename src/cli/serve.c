@@ -122,7 +122,8 @@ struct keys {
 	size_t n;
 };
 
-static void keys_add(struct keys *k, const char *s, size_t len)
+/* Adds s (len bytes) without its blanks; -1 when nothing is left. */
+static int keys_add(struct keys *k, const char *s, size_t len)
 {
 	while (len && (*s == ' ' || *s == '\t')) {
 		s++;
@@ -132,18 +133,25 @@ static void keys_add(struct keys *k, const char *s, size_t len)
 		       s[len - 1] == '\r' || s[len - 1] == '\n'))
 		len--;
 	if (!len)
-		return;
+		return -1;
 	k->v = xrealloc(k->v, (k->n + 1) * sizeof(*k->v));
 	k->v[k->n++] = xstrndup(s, len);
+	return 0;
 }
 
-static void keys_add_list(struct keys *k, const char *list, char sep)
+/* Adds every key of list, sep-separated; -1 when one is empty (",,"). */
+static int keys_add_list(struct keys *k, const char *list, char sep)
 {
-	while (*list) {
+	int rc = 0;
+
+	for (;;) {
 		const char *end = strchr(list, sep);
 		size_t n = end ? (size_t)(end - list) : strlen(list);
-		keys_add(k, list, n);
-		list += n + (end ? 1 : 0);
+		if (keys_add(k, list, n) < 0)
+			rc = -1;
+		if (!end)
+			return rc;
+		list = end + 1;
 	}
 }
 
@@ -151,14 +159,17 @@ static int keys_load_file(struct keys *k, const char *path, struct err *e)
 {
 	FILE *f = fopen(path, "r");
 	char line[4096];
+	size_t before = k->n;
 
 	if (!f)
 		return err_set(e, ERR_CONFIG, "cannot read API key file '%s': %s",
 			       path, strerror(errno));
 	while (fgets(line, sizeof(line), f))
 		if (line[0] != '#')
-			keys_add(k, line, strlen(line));
+			keys_add(k, line, strlen(line));   /* blank lines skipped */
 	fclose(f);
+	if (k->n == before)
+		return err_set(e, ERR_USAGE, "API key file '%s' holds no key", path);
 	return 0;
 }
 
@@ -231,11 +242,23 @@ int cmd_serve(int argc, char **argv)
 		status = cli_fail("serve", &e);
 		goto cleanup;
 	}
+	/* An empty key would mean no auth at all: never start that way. */
 	for (size_t i = 0; i < r.ngiven; i++)
-		if (r.given[i].opt == O_API_KEY)
-			keys_add(&keys, r.given[i].value, strlen(r.given[i].value));
-	if (env_get("AICHAT_API_KEYS"))
-		keys_add_list(&keys, env_get("AICHAT_API_KEYS"), ',');
+		if (r.given[i].opt == O_API_KEY &&
+		    keys_add(&keys, r.given[i].value, strlen(r.given[i].value)) < 0) {
+			fprintf(stderr, "aichat: serve: invalid value '%.64s' for '--api-key': must not be empty\n",
+				r.given[i].value);
+			status = EXIT_USAGE;
+			goto cleanup;
+		}
+	if (env_get("AICHAT_API_KEYS") &&
+	    keys_add_list(&keys, env_get("AICHAT_API_KEYS"), ',') < 0) {
+		/* Not echoed: the others are secrets. */
+		fputs("aichat: serve: invalid value for 'AICHAT_API_KEYS': a key is empty (keys are comma-separated)\n",
+		      stderr);
+		status = EXIT_USAGE;
+		goto cleanup;
+	}
 	if (r.values[O_API_KEY_FILE] &&
 	    keys_load_file(&keys, r.values[O_API_KEY_FILE], &e) < 0) {
 		status = cli_fail("serve", &e);

@@ -4,7 +4,9 @@
  * --max-upstream gate.
  *
  * check_auth() and check_rate() run once the route is known, before the
- * body is read, and send the refusal themselves (401, 429).  The gate
+ * body is read, and send the refusal themselves (401, 429).  A request
+ * with a valid key is limited per key, any other per client address: a
+ * wrong key costs a token before its 401.  The gate
  * hands out --max-upstream slots: a request holds at most one
  * (holds_upstream) and waits for one in a FIFO of at most --max-queue
  * requests (503 past that); a slot given back goes to the oldest waiter.
@@ -53,6 +55,10 @@ int check_auth(struct req *r)
 		snprintf(r->client, sizeof(r->client), "key:%d", match + 1);
 		return 0;
 	}
+	/* A failed key spends its address's budget too, so that guessing
+	 * keys is as slow as --rate-limit. */
+	if (check_rate(r) < 0)
+		return -1;
 	struct MHD_Response *resp = error_response(r, ERR_UNAUTHORIZED, given ?
 		"invalid API key" :
 		"missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'");

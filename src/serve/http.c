@@ -77,14 +77,29 @@ static void on_mhd_timer(struct loop *l, void *data)
 
 void rearm_mhd_timer(struct server *srv)
 {
+	const union MHD_DaemonInfo *di;
 	MHD_UNSIGNED_LONG_LONG ms;
+	unsigned conns;
 
 	if (srv->mhd_timer) {
 		loop_del_timer(srv->loop, srv->mhd_timer);
 		srv->mhd_timer = NULL;
 	}
 	srv->mhd_timer_soon = 0;
-	if (srv->d && mhd.get_timeout(srv->d, &ms) == MHD_YES)
+	if (!srv->d)
+		return;
+	/* At --max-connections (or the fd limit) MHD takes its listening
+	 * socket out of its epoll set, and puts it back only at the start of
+	 * a run: once connections have closed, run it again now, even when it
+	 * has no timeout to give (all connections timed out together). */
+	di = mhd.get_daemon_info(srv->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	conns = di ? di->num_connections : 0;
+	if (conns < srv->mhd_conns)
+		ms = 0;
+	else if (mhd.get_timeout(srv->d, &ms) != MHD_YES)
+		ms = (MHD_UNSIGNED_LONG_LONG)-1;   /* no timer */
+	srv->mhd_conns = conns;
+	if (ms != (MHD_UNSIGNED_LONG_LONG)-1)
 		srv->mhd_timer = loop_add_timer(srv->loop,
 						ms > 60000 ? 60000 : (int64_t)ms,
 						on_mhd_timer, srv);

@@ -72,6 +72,7 @@ struct server {
 	struct MHD_Daemon *d;
 	struct loop_timer *mhd_timer;
 	int mhd_timer_soon;          /* mhd_timer is a 0 ms "run now" */
+	unsigned mhd_conns;          /* MHD's connections at the last rearm */
 	struct metrics *metrics;
 	struct ratelimit *rl;
 	struct cache *cache;
@@ -170,8 +171,10 @@ struct req {
  * library or one of its symbols is missing. */
 int mhd_load(struct err *e);
 
-/* Runs MHD again after MHD_get_timeout() (at most a minute): called once
- * the daemon has started, then after every run. */
+/* Runs MHD again after MHD_get_timeout() (at most a minute), or at once
+ * when connections have closed since the last call (MHD puts back a
+ * listening socket it took out at its limits only when it runs): called
+ * once the daemon has started, then after every run. */
 void rearm_mhd_timer(struct server *srv);
 
 /* The loop callback for MHD's epoll fd (data is the server): runs MHD. */
@@ -297,7 +300,8 @@ void push_data(struct req *r, const char *event, cJSON *obj);
 /* ==== auth.c: API keys, rate limit, the upstream gate ==== */
 
 /* 0 when r may go on (no keys set, a route without auth, or a valid key:
- * then r->client becomes "key:N"); otherwise -1, the 401 sent. */
+ * then r->client becomes "key:N"); otherwise -1, the 401 sent, or the
+ * 429 when the client address has spent its --rate-limit. */
 int check_auth(struct req *r);
 
 /* 0 when r's client may go on (no limit set, a route without auth, or a

@@ -93,7 +93,10 @@ static const struct route_info *find_route(struct req *r, const char *method,
 				sizeof(r->path_id)))
 			continue;
 		*path_known = 1;
-		if (!strcmp(serve_routes[i].method, method))
+		/* HEAD is GET without the body (MHD leaves it out). */
+		if (!strcmp(serve_routes[i].method, method) ||
+		    (!strcmp(method, "HEAD") &&
+		     !strcmp(serve_routes[i].method, "GET")))
 			return &serve_routes[i];
 	}
 	return NULL;
@@ -238,17 +241,28 @@ static int early_checks(struct req *r, const char *method)
 	int known;
 	const char *cl;
 
+	r->route = find_route(r, method, &known);
+	/* Both framings at once (RFC 9112 6.1): a proxy in front may have
+	 * read the body by one and MHD reads it by the other, so what follows
+	 * on the connection cannot be trusted: refuse, and close it. */
+	if (header(r, "Content-Length") && header(r, "Transfer-Encoding")) {
+		struct MHD_Response *resp = error_response(r, ERR_INVALID_REQUEST,
+			"Content-Length and Transfer-Encoding together: send one of them");
+
+		mhd.add_response_header(resp, "Connection", "close");
+		send_response(r, 400, resp);
+		return -1;
+	}
 	if (!strcmp(method, "OPTIONS") && r->srv->o->cors_origin) {
 		struct MHD_Response *resp = make_response("text/plain", "", 0);
 		mhd.add_response_header(resp, "Access-Control-Allow-Methods",
-					"GET, POST, DELETE, OPTIONS");
+					"GET, HEAD, POST, DELETE, OPTIONS");
 		mhd.add_response_header(resp, "Access-Control-Allow-Headers",
 					"Authorization, Content-Type, X-API-Key, X-Request-ID, X-AIChat-Cache");
 		mhd.add_response_header(resp, "Access-Control-Max-Age", "600");
 		send_response(r, 204, resp);
 		return -1;
 	}
-	r->route = find_route(r, method, &known);
 	if (!r->route) {
 		char msg[200];
 		if (known) {
