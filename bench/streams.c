@@ -57,6 +57,8 @@ struct stream {
 	enum fail fail;
 	size_t sent;
 	int64_t t0, t_first, t_end;  /* µs */
+	int64_t t_status;            /* the status line came */
+	int retry_after;             /* the answer had a Retry-After */
 	int status;
 	int chunked;
 	long long clen;              /* -1: read to EOF */
@@ -298,6 +300,7 @@ static int parse_headers(struct stream *s, size_t hend)
 	if (hend < 12 || strncmp(h, "HTTP/1.", 7))
 		return -1;
 	s->status = atoi(h + 9);
+	s->t_status = now_us();
 	s->clen = -1;
 	for (char *p = strstr(h, "\r\n"); p && p < h + hend; p = strstr(p + 2, "\r\n")) {
 		char *l = p + 2;
@@ -306,6 +309,8 @@ static int parse_headers(struct stream *s, size_t hend)
 			s->chunked = 1;
 		else if (!strncasecmp(l, "Content-Length:", 15))
 			s->clen = atoll(l + 15);
+		else if (!strncasecmp(l, "Retry-After:", 12))
+			s->retry_after = 1;
 	}
 	if (s->chunked)
 		s->clen = -1;
@@ -595,7 +600,9 @@ int main(int argc, char **argv)
 	size_t cap = (size_t)nconns & 0xfffff;
 	int64_t *ttft = calloc(cap, sizeof(*ttft));
 	int64_t *dur = calloc(cap, sizeof(*dur));
-	int nt = 0, nd = 0, fails[F_NFAIL] = { 0 }, statuses[6] = { 0 };
+	int64_t *rej = calloc(cap, sizeof(*rej));
+	int nt = 0, nd = 0, nr = 0, rej_no_ra = 0;
+	int fails[F_NFAIL] = { 0 }, statuses[6] = { 0 };
 	long long tokens = 0;
 	for (int i = 0; i < nconns; i++) {
 		struct stream *s = &ss[i];
@@ -603,6 +610,12 @@ int main(int argc, char **argv)
 		tokens += s->content_events;
 		if (s->status >= 100 && s->status < 600)
 			statuses[s->status / 100]++;
+		/* Refused for load: how fast, and whether told when to retry. */
+		if (s->status == 429 || s->status == 503) {
+			rej[nr++] = s->t_status - s->t0;
+			if (!s->retry_after)
+				rej_no_ra++;
+		}
 		if (s->fail != F_NONE)
 			continue;
 		if (s->t_first)
@@ -611,6 +624,7 @@ int main(int argc, char **argv)
 	}
 	qsort(ttft, (size_t)nt, sizeof(*ttft), cmp_i64);
 	qsort(dur, (size_t)nd, sizeof(*dur), cmp_i64);
+	qsort(rej, (size_t)nr, sizeof(*rej), cmp_i64);
 
 	printf("label=%s conns=%d completed=%d failed=%d tokens=%lld wall_ms=%.0f "
 	       "ttft_p50_ms=%.1f ttft_p99_ms=%.1f ttft_max_ms=%.1f "
@@ -625,6 +639,11 @@ int main(int argc, char **argv)
 	for (int c = 3; c < 6; c++)
 		if (statuses[c])
 			printf(" status_%dxx=%d", c, statuses[c]);
+	if (nr)
+		printf(" refused=%d refused_p50_ms=%.3f refused_p99_ms=%.3f "
+		       "refused_max_ms=%.3f refused_without_retry_after=%d", nr,
+		       pct_ms(rej, nr, 50), pct_ms(rej, nr, 99), pct_ms(rej, nr, 100),
+		       rej_no_ra);
 	if (timed_out)
 		printf(" timed_out_with_headers=%d timed_out_with_tokens=%d never_started=%d",
 		       with_headers, with_tokens, never_started);
@@ -642,6 +661,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	free(ttft);
 	free(dur);
+	free(rej);
 	free(r);
 	return fails[F_NONE] == nconns ? 0 : 1;
 }

@@ -61,6 +61,8 @@ struct chat_result {
 	struct err err;                /* ERR_OK on success */
 	int attempts;
 	int64_t first_token_ms, total_ms;
+	double retry_after;            /* the upstream's last Retry-After, s;
+					* -1 if none */
 };
 
 /*

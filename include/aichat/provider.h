@@ -183,6 +183,8 @@ struct llm_result {
 	int64_t first_token_ms;  /* from start, -1 if no token */
 	int64_t total_ms;
 	size_t delta_bytes;      /* answer bytes passed on */
+	double retry_after;      /* the last answer's Retry-After in seconds
+				  * (at most an hour), -1 if it had none */
 };
 
 struct llm_cbs {

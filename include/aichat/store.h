@@ -20,6 +20,9 @@ char *store_home(void);
 /* Opens (creating the directory and file) and migrates the database at
  * path, or at store_home()/aichat.db when path is NULL.  -1 with e. */
 int store_open(const char *path, sqlite3 **db, struct err *e);
+/* Why db was opened read-only (a full disk, a read-only file system or
+ * directory), or NULL when it can be written. */
+const char *store_read_only_why(sqlite3 *db);
 void store_close(sqlite3 *db);
 
 /*

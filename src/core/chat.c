@@ -177,6 +177,7 @@ static void on_done(void *ud, const struct llm_result *r)
 	c->res.have_usage = r->have_usage;
 	memcpy(c->res.finish_reason, r->finish_reason, sizeof(c->res.finish_reason));
 	c->res.attempts = r->attempts;
+	c->res.retry_after = r->retry_after;
 	c->res.first_token_ms = r->first_token_ms;
 	c->res.total_ms = r->total_ms;
 	c->cbs->on_done(c->ud, &c->res);

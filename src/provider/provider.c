@@ -263,6 +263,9 @@ void llm_opts_default(struct llm_opts *o)
 
 /* ==== the call ==== */
 
+/* Bytes of a stream's start kept to explain an answer that is not one. */
+#define STREAM_HEAD_KEEP 4096
+
 struct llm_call {
 	struct engine *eng;
 	struct model_ref m;           /* own copy */
@@ -281,6 +284,7 @@ struct llm_call {
 	struct llm_result res;
 	int64_t started;
 	int complete;
+	long events;                  /* SSE events this attempt */
 	void *local;                  /* offline provider state */
 	void (*local_free)(void *);
 	enum dialect dialect;         /* of on_event */
@@ -744,6 +748,8 @@ static void attempt_over(struct llm_call *c, long status, double retry_after)
 {
 	int64_t delay, left;
 
+	c->res.retry_after = retry_after < 0 ? -1 :
+			     retry_after > 3600 ? 3600 : retry_after;
 	if (c->res.err.code == ERR_OK) {
 		finish(c);
 		return;
@@ -771,6 +777,7 @@ static int on_sse_event(void *ud, const struct sse_event *ev)
 	struct llm_call *c = ud;
 	struct err e;
 
+	c->events++;
 	err_clear(&e);
 	if (c->m.ops->stream_event(c, ev, &e) < 0) {
 		c->res.err = e;
@@ -794,6 +801,12 @@ static int on_data(void *ud, const char *p, size_t n)
 		}
 		return 0;
 	}
+	/* The start of a stream is kept, so an answer that is not one (an
+	 * HTML page from a proxy, a JSON error sent with 200) can be told. */
+	if (c->whole.len < STREAM_HEAD_KEEP)
+		(void)buf_append(&c->whole, p,
+				 n < STREAM_HEAD_KEEP - c->whole.len ?
+				 n : STREAM_HEAD_KEEP - c->whole.len);
 	err_clear(&e);
 	rc = sse_feed(&c->sse, p, n, on_sse_event, c, &e);
 	if (rc < 0) {
@@ -806,6 +819,36 @@ static int on_data(void *ud, const char *p, size_t n)
 	if (rc > 0)
 		return transfer_fail(c->tr, &c->res.err);
 	return 0;
+}
+
+/*
+ * A streamed request answered 200 with no event at all: say what came
+ * instead (its type and, cleaned, what it said), not that a stream ended
+ * early.  A JSON error object sent with 200 is reported like one sent with
+ * an error status.
+ */
+static void not_a_stream(struct llm_call *c, const char *content_type,
+			 struct err *e)
+{
+	const char *ct = content_type && *content_type ? content_type : "no type";
+	char what[200];
+
+	if (!c->whole.len) {
+		err_set(e, ERR_UPSTREAM_PROTOCOL,
+			"%s answered 200 with an empty body (%.60s), not an event stream",
+			c->m.provider, ct);
+		return;
+	}
+	llm_http_error(&c->m, 502, content_type, c->whole.ptr, c->whole.len, e);
+	/* llm_http_error said "returned HTTP 502: <what>"; keep <what>. */
+	{
+		const char *colon = strstr(e->msg, "HTTP 502");
+		snprintf(what, sizeof(what), "%s",
+			 colon && colon[8] == ':' ? colon + 10 : "no details");
+	}
+	err_set(e, ERR_UPSTREAM_PROTOCOL,
+		"%s answered %.60s, not an event stream: %s", c->m.provider, ct,
+		what);
 }
 
 static void on_transfer_done(void *ud, struct transfer_result *r)
@@ -832,10 +875,14 @@ static void on_transfer_done(void *ud, struct transfer_result *r)
 		    c->res.err.code == ERR_OK)
 			c->res.err = e;
 		if (c->res.err.code == ERR_OK && !c->complete &&
-		    !c->res.finish_reason[0])
-			err_set(&c->res.err, ERR_UPSTREAM_PROTOCOL,
-				"%s stream ended before the answer was complete",
-				c->m.provider);
+		    !c->res.finish_reason[0]) {
+			if (!c->events)
+				not_a_stream(c, r->content_type, &c->res.err);
+			else
+				err_set(&c->res.err, ERR_UPSTREAM_PROTOCOL,
+					"%s stream ended before the answer was complete",
+					c->m.provider);
+		}
 	} else {
 		if (c->m.ops->parse_body(c, c->whole.ptr, c->whole.len, &e) < 0)
 			c->res.err = e;
@@ -855,6 +902,7 @@ static void start_attempt(struct llm_call *c)
 
 	c->res.attempts++;
 	c->complete = 0;
+	c->events = 0;
 	c->res.finish_reason[0] = '\0';
 	c->res.have_usage = 0;
 	c->res.prompt_tokens = c->res.completion_tokens = 0;
@@ -906,6 +954,7 @@ struct llm_call *llm_call_start(struct engine *eng, const struct model_ref *m,
 		 cJSON_IsTrue(json_path(p->native, "stream_options.include_usage")));
 	c->started = loop_now_ms();
 	c->res.first_token_ms = -1;
+	c->res.retry_after = -1;
 	buf_init(&c->body, 0);
 	buf_init(&c->whole, 16 * 1024 * 1024);
 	sse_init(&c->sse, 0);

@@ -14,6 +14,7 @@
 #include "aichat/xalloc.h"
 #include "internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,24 @@ cJSON *usage_object(const struct chat_result *res, int openai)
 	return u;
 }
 
+/*
+ * An upstream failure as an error answer.  A 429 or 503 says when to try
+ * again: the upstream's Retry-After when it gave one, else a second.
+ */
+static void reply_upstream_error(struct req *r, const struct chat_result *res)
+{
+	int status = err_http_status(res->err.code);
+	struct MHD_Response *resp = error_response(r, res->err.code, res->err.msg);
+
+	if (status == 429 || status == 503) {
+		char v[24];
+		double s = res->retry_after > 0 ? res->retry_after : 1;
+		snprintf(v, sizeof(v), "%.0f", ceil(s));
+		mhd.add_response_header(resp, "Retry-After", v);
+	}
+	send_response(r, status, resp);
+}
+
 static void on_chat_done(void *ud, const struct chat_result *res)
 {
 	struct req *r = ud;
@@ -135,7 +154,7 @@ static void on_chat_done(void *ud, const struct chat_result *res)
 		return;
 	}
 	if (res->err.code != ERR_OK) {
-		reply_error(r, &res->err);
+		reply_upstream_error(r, res);
 		return;
 	}
 	if (r->route->response == RESP_OPENAI_CHAT ||

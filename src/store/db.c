@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 /* Each entry moves the schema from version i to i + 1. */
 static const char *const migrations[] = {
@@ -163,6 +164,53 @@ static int exec(sqlite3 *db, const char *sql, const char *path, struct err *e)
 	return -1;
 }
 
+/*
+ * True when the database exists but its directory cannot be written: SQLite
+ * could not make its journal there, so it is opened read-only instead.
+ */
+static int read_only_home(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	int ro;
+
+	if (slash && slash != dir)
+		*slash = '\0';
+	else
+		snprintf(dir, strlen(dir) + 1, "%s", slash ? "/" : ".");
+	ro = access(path, F_OK) == 0 && access(dir, W_OK) < 0 &&
+	     (errno == EROFS || errno == EACCES);
+	free(dir);
+	return ro;
+}
+
+/*
+ * Opens a database in a directory that cannot be written.  A WAL database
+ * needs its -shm file, which cannot be made there; nobody can write the
+ * file either, so it is opened as immutable.
+ */
+static int open_read_only(const char *path, sqlite3 **db, struct err *e)
+{
+	struct buf uri;
+	int rc;
+
+	buf_init(&uri, 0);
+	buf_appends(&uri, "file:");
+	for (const char *p = path; *p; p++) {
+		if (*p == '%' || *p == '?' || *p == '#')
+			buf_printf(&uri, "%%%02X", (unsigned char)*p);
+		else
+			buf_append(&uri, p, 1);
+	}
+	buf_appends(&uri, "?mode=ro&immutable=1");
+	rc = sqlite3_open_v2(uri.ptr, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+			     SQLITE_OPEN_FULLMUTEX, NULL);
+	buf_release(&uri);
+	if (rc != SQLITE_OK)
+		return err_set(e, ERR_IO, "cannot open database '%s' read-only: %s",
+			       path, *db ? sqlite3_errmsg(*db) : "out of memory");
+	return 0;
+}
+
 int store_open(const char *path, sqlite3 **out, struct err *e)
 {
 	char *owned = NULL;
@@ -187,6 +235,8 @@ int store_open(const char *path, sqlite3 **out, struct err *e)
 			strerror(errno));
 		goto fail;
 	}
+	if (read_only_home(path))
+		goto read_only;
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			    SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
 		err_set(e, ERR_IO, "cannot open database '%s': %s", path,
@@ -205,8 +255,18 @@ int store_open(const char *path, sqlite3 **out, struct err *e)
 		usleep(10000);
 	}
 	if (exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-		 "PRAGMA foreign_keys=ON;", path, e) < 0)
+		 "PRAGMA foreign_keys=ON;", path, e) < 0) {
+		/* A full disk leaves no room for WAL's shared-memory file,
+		 * but what is there can still be read. */
+		int rc = sqlite3_errcode(db);
+		if ((rc == SQLITE_FULL || rc == SQLITE_IOERR) &&
+		    access(path, F_OK) == 0) {
+			sqlite3_close(db);
+			db = NULL;
+			goto read_only;
+		}
 		goto fail;
+	}
 	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			version = sqlite3_column_int(st, 0);
@@ -246,10 +306,55 @@ int store_open(const char *path, sqlite3 **out, struct err *e)
 	free(owned);
 	*out = db;
 	return 0;
+read_only:
+	/* A read-only AICHAT_HOME (a read-only mount, a backup) or a full
+	 * disk can still be read: history, -c, rag search.  Writes then
+	 * fail with SQLite's own error, which callers report. */
+	err_clear(e);
+	if (open_read_only(path, &db, e) < 0)
+		goto fail;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			version = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (version != n) {
+		err_set(e, ERR_IO,
+			"database '%s' cannot be written and has schema %d, this aichat needs %d",
+			path, version, n);
+		goto fail;
+	}
+	free(owned);
+	*out = db;
+	return 0;
 fail:
 	sqlite3_close(db);
 	free(owned);
 	return -1;
+}
+
+const char *store_read_only_why(sqlite3 *db)
+{
+	const char *path = sqlite3_db_filename(db, "main");
+	struct statvfs vfs;
+	char *dir, *slash;
+	const char *why = "its directory cannot be written";
+
+	if (sqlite3_db_readonly(db, "main") != 1)
+		return NULL;
+	if (!path || !*path)
+		return why;
+	dir = xstrdup(path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir)
+		*slash = '\0';
+	if (statvfs(dir, &vfs) == 0 && !(vfs.f_flag & ST_RDONLY) &&
+	    vfs.f_bavail == 0)
+		why = "the disk is full";
+	else if (statvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+		why = "it is on a read-only file system";
+	free(dir);
+	return why;
 }
 
 void store_close(sqlite3 *db)

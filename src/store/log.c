@@ -31,6 +31,11 @@ static void now_iso(char *dst, size_t cap)
 
 static int db_fail(sqlite3 *db, struct err *e)
 {
+	const char *why = store_read_only_why(db);
+
+	if (why)
+		return err_set(e, ERR_IO, "conversation log: the database is read-only: %s",
+			       why);
 	return err_set(e, ERR_IO, "conversation log: %s", sqlite3_errmsg(db));
 }
 
