@@ -665,3 +665,15 @@ complete -c aichat -n '__fish_seen_subcommand_from $c' -l frobnicate -d 'make it
 		[ "$status" -ne 0 ]
 	done
 }
+
+@test "RELIABILITY.md cites only tests that exist" {
+	run python3 "$ROOT/tools/check_reliability.py" "$ROOT/RELIABILITY.md" "$ROOT/tests"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	# A citation of a test that is not there is caught, by file and name.
+	d=$BATS_TEST_TMPDIR
+	printf '| x | `serve.bats`: "no such test here", "SIGTERM drains: ..." |\n' >"$d/r.md"
+	run python3 "$ROOT/tools/check_reliability.py" "$d/r.md" "$ROOT/tests"
+	[ "$status" -eq 1 ]
+	[ "$output" = 'serve.bats: no test named "no such test here"' ]
+}
