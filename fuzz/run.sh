@@ -23,7 +23,7 @@ for name in "$@"; do
 	[ -d "fuzz/regress/$name" ] && dirs+=("fuzz/regress/$name")
 	if ! "$bin" -runs=0 -artifact_prefix="$crashes/" "${dirs[@]}" >"$log" 2>&1; then
 		echo "not ok - fuzz $name: a seed or regression input fails"
-		grep -aE 'ERROR|property broken|SUMMARY|Test unit written' "$log" | head -8 | sed 's/^/    /'
+		grep -aE 'ERROR|property broken|SUMMARY|Test unit written' "$log" | head -8 | sed 's/^/    /' | cat -v
 		failed=$((failed + 1))
 		continue
 	fi
@@ -36,7 +36,7 @@ for name in "$@"; do
 		passed=$((passed + 1))
 	else
 		echo "not ok - fuzz $name: crashed; input in $crashes/"
-		grep -aE 'ERROR|property broken|SUMMARY|Test unit written' "$log" | head -8 | sed 's/^/    /'
+		grep -aE 'ERROR|property broken|SUMMARY|Test unit written' "$log" | head -8 | sed 's/^/    /' | cat -v
 		failed=$((failed + 1))
 	fi
 done
