@@ -36,8 +36,9 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FAKE      := $(BUILD)/tests/fake_upstream
 FAKE_SRCS := $(sort $(wildcard tests/fake/*.c))
-# Fuzz targets (fuzz/README.md): libFuzzer binaries under build-fuzz, and
-# the same targets linked with fuzz/replay.c as tests for `make check`.
+# Fuzz targets (README.md, Development): libFuzzer binaries under
+# build-fuzz, and the same targets linked with fuzz/replay.c as tests for
+# `make check`.
 FUZZ_NAMES  := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
 FUZZ_BINS   := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
 REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/test_fuzz_%)

@@ -1,5 +1,5 @@
 /*
- * fuzz.h - shared by the libFuzzer targets in fuzz/ (see fuzz/README).
+ * fuzz.h - shared by the libFuzzer targets in fuzz/ (README.md, Development).
  *
  * Each target defines LLVMFuzzerTestOneInput (and may define
  * LLVMFuzzerInitialize).  Linked with -fsanitize=fuzzer it is a fuzzer;
