@@ -43,4 +43,42 @@ static inline unsigned fuzz_byte(struct fuzz_in *in)
 	return *in->p++;
 }
 
+/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static inline int fuzz_utf8_valid(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned c = s[i];
+		size_t k;
+		unsigned lo = 0x80, hi = 0xBF;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			k = 2;
+		else if (c >= 0xE0 && c <= 0xEF)
+			k = 3;
+		else if (c >= 0xF0 && c <= 0xF4)
+			k = 4;
+		else
+			return 0;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+		else if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+		if (i + k > n || s[i + 1] < lo || s[i + 1] > hi)
+			return 0;
+		for (size_t j = 2; j < k; j++)
+			if ((s[i + j] & 0xC0) != 0x80)
+				return 0;
+		i += k;
+	}
+	return 1;
+}
+
 #endif

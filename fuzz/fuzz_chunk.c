@@ -33,44 +33,6 @@ static size_t newlines(const char *s, size_t n)
 	return k;
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		unsigned c = s[i];
-		size_t k;
-		unsigned lo = 0x80, hi = 0xBF;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF)
-			k = 2;
-		else if (c >= 0xE0 && c <= 0xEF)
-			k = 3;
-		else if (c >= 0xF0 && c <= 0xF4)
-			k = 4;
-		else
-			return 0;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-		else if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-		if (i + k > n || s[i + 1] < lo || s[i + 1] > hi)
-			return 0;
-		for (size_t j = 2; j < k; j++)
-			if ((s[i + j] & 0xC0) != 0x80)
-				return 0;
-		i += k;
-	}
-	return 1;
-}
-
 struct reader {
 	const char *s;
 	size_t n, at;
@@ -107,7 +69,7 @@ static int take(void *ctx, const char *s, size_t len, int first, int last)
 	FUZZ_CHECK(len > 0, "empty chunk");
 	FUZZ_CHECK(!blank((unsigned char)s[0]) && !blank((unsigned char)s[len - 1]),
 		   "chunk padded: '%.*s'", (int)len, s);
-	FUZZ_CHECK(utf8_valid((const unsigned char *)s, len),
+	FUZZ_CHECK(fuzz_utf8_valid((const unsigned char *)s, len),
 		   "chunk %zu is not UTF-8: '%.*s'", k->n, (int)len, s);
 	FUZZ_CHECK(first >= 1 && first >= k->last_line - (int)newlines(s, len) - 1,
 		   "line %d after %d", first, k->last_line);
@@ -175,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(nul || nchunks == k.n, "%zu chunks, %zu emitted", nchunks, k.n);
 
 		/* One window for the whole (valid UTF-8) text: rag_chunk's. */
-		if (!nul && utf8_valid(in.p, len)) {
+		if (!nul && fuzz_utf8_valid(in.p, len)) {
 			struct reader r1 = { t, len, 0, step, 0 };
 			struct sink k1 = { v, n, 0, t, 0, 1 };
 

