@@ -131,4 +131,4 @@ clean:
 	rm -rf build build-asan build-fuzz aichat
 
 -include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BINS:=.d) $(REPLAY_BINS:=.d) \
-    $(FUZZ_BINS:=.d)
+    $(FUZZ_BINS:=.d) $(BUILD)/fuzz/replay.d
