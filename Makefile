@@ -36,8 +36,16 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FAKE      := $(BUILD)/tests/fake_upstream
 FAKE_SRCS := $(sort $(wildcard tests/fake/*.c))
+# Fuzz targets (README.md, Development): libFuzzer binaries under
+# build-fuzz, and the same targets linked with fuzz/replay.c as tests for
+# `make check`.
+FUZZ_NAMES  := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_BINS   := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/test_fuzz_%)
+FUZZ_SECONDS ?= 60
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all check asan install uninstall clean deps demo bench
+.PHONY: all check asan fuzz fuzz-build install uninstall clean deps demo bench
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(OBJS)
@@ -55,7 +63,15 @@ $(FAKE): $(FAKE_SRCS) $(wildcard tests/fake/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(FAKE_SRCS) $(LDLIBS) -lpthread
 
-check: $(BIN) $(UNIT_BINS) $(FAKE)
+$(BUILD)/tests/test_fuzz_%: fuzz/fuzz_%.c $(BUILD)/fuzz/replay.o $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ifuzz $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ifuzz -fsanitize=fuzzer $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
+check: $(BIN) $(UNIT_BINS) $(REPLAY_BINS) $(FAKE)
 	@AICHAT_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
 	    UNIT_DIR=$(abspath $(BUILD)/tests) tests/run.sh
 
@@ -63,6 +79,17 @@ check: $(BIN) $(UNIT_BINS) $(FAKE)
 asan:
 	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' check
+
+# Every fuzz target for FUZZ_SECONDS each (clang, libFuzzer, ASan +
+# UBSan), after replaying fuzz/regress and the seeds; fails on any crash.
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
+	    OPT='-O1 -g -fno-omit-frame-pointer -Wno-string-concatenation' \
+	    SAN='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh build-fuzz $(FUZZ_NAMES)
+
+fuzz-build: $(FUZZ_BINS)
+.SECONDARY: $(BUILD)/fuzz/replay.o
 
 deps:
 	@sh tools/deps.sh
@@ -101,6 +128,7 @@ uninstall:
 	    $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/aichat.fish
 
 clean:
-	rm -rf build build-asan aichat
+	rm -rf build build-asan build-fuzz aichat
 
--include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BINS:=.d)
+-include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BINS:=.d) $(REPLAY_BINS:=.d) \
+    $(FUZZ_BINS:=.d) $(BUILD)/fuzz/replay.d

@@ -1,10 +1,11 @@
 #!/bin/sh
 # tools/deps.sh - installs the Debian packages that building and testing
-# aichat need, when they are missing.  Uses sudo when not root.
+# aichat need, when they are missing (clang with its libFuzzer runtime for
+# `make fuzz`).  Uses sudo when not root.
 set -e
 pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev
 libmicrohttpd-dev libsqlite3-dev libreadline-dev sqlite3 bats tmux python3 curl iproute2 time
-zsh fish"
+zsh fish clang libclang-rt-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -526,9 +526,11 @@ int rag_collection_rm(sqlite3 *db, const char *name, struct err *e)
 
 /*
  * Counts in *bad the bytes of p[0, n) that are not UTF-8 and, when fix,
- * replaces each with '?'.  Returns how many bytes it looked at: all of
- * them when final, else it stops before a sequence the end cuts short
- * (the next read completes it).
+ * replaces each with '?'.  UTF-8 is strict (RFC 3629): overlong forms,
+ * surrogates and code points past U+10FFFF are not, since the chunks go
+ * out as JSON text.  Returns how many bytes it looked at: all of them
+ * when final, else it stops before a sequence the end cuts short (the
+ * next read completes it).
  */
 static size_t utf8_fix(char *p, size_t n, int final, int fix, size_t *bad)
 {
@@ -538,15 +540,22 @@ static size_t utf8_fix(char *p, size_t n, int final, int fix, size_t *bad)
 		unsigned char c = (unsigned char)p[i];
 		size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 && c >= 0xC2 ? 2 :
 			   (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 && c <= 0xF4 ? 4 : 0;
+		/* The second byte's range: narrower after E0, ED, F0, F4. */
+		unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+		unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
 
 		for (size_t j = 1; k && j < k; j++) {
+			unsigned char cc;
+
 			if (i + j >= n) {
 				if (!final)
 					return i;
 				k = 0;
-			} else if (((unsigned char)p[i + j] & 0xC0) != 0x80) {
-				k = 0;
+				break;
 			}
+			cc = (unsigned char)p[i + j];
+			if (j == 1 ? cc < lo || cc > hi : (cc & 0xC0) != 0x80)
+				k = 0;
 		}
 		if (!k) {
 			if (fix)

@@ -565,13 +565,17 @@ void llm_clean_message(const struct model_ref *m, char *dst, size_t cap,
 	for (size_t i = 0; i < len && o + 1 < cap; i++) {
 		unsigned char ch = (unsigned char)src[i];
 
-		/* The key, or its beginning where the text was cut short. */
-		size_t rest = len - i < klen ? len - i : klen;
-		if (klen >= 8 && rest >= 4 && !memcmp(src + i, m->api_key, rest)) {
+		/* The key, its first 8 bytes or more (an upstream may echo it
+		 * cut: "sk-...abc", or followed by junk), or its beginning
+		 * where the text was cut short. */
+		size_t same = 0;
+		while (same < klen && i + same < len && src[i + same] == m->api_key[same])
+			same++;
+		if (klen >= 8 && (same >= 8 || (same >= 4 && i + same == len))) {
 			const char *mask = "[redacted]";
 			for (const char *q = mask; *q && o + 1 < cap; q++)
 				dst[o++] = *q;
-			i += rest - 1;
+			i += same - 1;
 			continue;
 		}
 		if (ch < 0x20 || ch == 0x7f)

@@ -98,11 +98,13 @@ static void read_usage(struct xo2a *x, const cJSON *u)
 
 	if (!cJSON_IsObject(u))
 		return;
-	if (json_num(u, "prompt_tokens", &d) == 0)
+	/* Upstream numbers: counts, clamped (json_count), never 1e300 or
+	 * negative in what the caller gets. */
+	if (json_count(u, "prompt_tokens", &d) == 0)
 		x->in = d;
-	if (json_num(u, "completion_tokens", &d) == 0)
+	if (json_count(u, "completion_tokens", &d) == 0)
 		x->out = d;
-	if (json_num(json_obj(u, "prompt_tokens_details"), "cached_tokens", &d) == 0)
+	if (json_count(json_obj(u, "prompt_tokens_details"), "cached_tokens", &d) == 0)
 		x->cache_read = d;
 	x->have_usage = 1;
 }
@@ -112,7 +114,8 @@ static cJSON *usage_object(const struct xo2a *x, int with_input)
 	cJSON *u = cJSON_CreateObject();
 
 	if (with_input) {
-		cJSON_AddNumberToObject(u, "input_tokens", x->in - x->cache_read);
+		cJSON_AddNumberToObject(u, "input_tokens", x->in > x->cache_read ?
+					x->in - x->cache_read : 0);
 		cJSON_AddNumberToObject(u, "cache_creation_input_tokens", 0);
 		cJSON_AddNumberToObject(u, "cache_read_input_tokens", x->cache_read);
 	}

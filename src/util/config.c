@@ -63,6 +63,18 @@ static int read_file(const char *path, struct buf *out, struct err *e)
 	return 0;
 }
 
+/* A key of the file as messages show it: at most cap - 1 bytes, control
+ * characters as '?', so that a key cannot drive the terminal. */
+static const char *shown(const char *key, char *dst, size_t cap)
+{
+	size_t o = 0;
+
+	for (; key && *key && o + 1 < cap; key++)
+		dst[o++] = (unsigned char)*key < 0x20 || *key == 0x7f ? '?' : *key;
+	dst[o] = '\0';
+	return dst;
+}
+
 static int want_string(const char *path, const cJSON *n, const char *key,
 		       struct err *e)
 {
@@ -77,16 +89,16 @@ static int parse_provider(struct config *c, const char *path,
 			  const cJSON *p, struct err *e)
 {
 	struct provider_conf pc = { 0 };
-	char key[160];
+	char key[160], name[65];
 	const cJSON *f;
 
-	snprintf(key, sizeof(key), "providers.%.64s", p->string);
+	snprintf(key, sizeof(key), "providers.%s", shown(p->string, name, sizeof(name)));
 	if (!cJSON_IsObject(p))
 		return err_set(e, ERR_CONFIG,
 			       "config file '%s': '%s' must be an object", path, key);
 	cJSON_ArrayForEach(f, p) {
-		char fk[240];
-		snprintf(fk, sizeof(fk), "%s.%.32s", key, f->string);
+		char fk[240], field[33];
+		snprintf(fk, sizeof(fk), "%s.%s", key, shown(f->string, field, sizeof(field)));
 		if (strcmp(f->string, "kind") && strcmp(f->string, "base_url") &&
 		    strcmp(f->string, "api_key_env") && strcmp(f->string, "api_key_cmd"))
 			return err_set(e, ERR_CONFIG,
@@ -146,6 +158,8 @@ int config_parse(struct config *c, const char *path, const char *text,
 		if (!strcmp(k, "default_model")) {
 			if (want_string(path, n, k, e) < 0)
 				goto cleanup;
+			/* A key given twice: the last one wins. */
+			free(c->default_model);
 			c->default_model = xstrdup(n->valuestring);
 		} else if (!strcmp(k, "log")) {
 			if (!cJSON_IsBool(n)) {
@@ -161,14 +175,18 @@ int config_parse(struct config *c, const char *path, const char *text,
 				goto cleanup;
 			}
 			cJSON_ArrayForEach(a, n) {
-				char num[32];
-				if (!cJSON_IsNumber(a) || a->valuedouble < 1) {
+				char num[32], name[65];
+				if (!cJSON_IsNumber(a) || !(a->valuedouble >= 1)) {
 					err_set(e, ERR_CONFIG,
-						"config file '%s': 'context_budget.%.64s' must be a positive number of tokens",
-						path, a->string);
+						"config file '%s': 'context_budget.%s' must be a positive number of tokens",
+						path, shown(a->string, name, sizeof(name)));
 					goto cleanup;
 				}
-				snprintf(num, sizeof(num), "%.0f", a->valuedouble);
+				/* Clamped as a double: 1e999 is infinity to the
+				 * JSON parser, and must not become "inf" or a
+				 * number that overflows a long. */
+				snprintf(num, sizeof(num), "%.0f",
+					 a->valuedouble < 1e15 ? a->valuedouble : 1e15);
 				c->budgets = xrealloc(c->budgets,
 						      (c->nbudgets + 1) * sizeof(*c->budgets));
 				c->budgets[c->nbudgets].name = xstrdup(a->string);
@@ -196,8 +214,8 @@ int config_parse(struct config *c, const char *path, const char *text,
 				goto cleanup;
 			}
 			cJSON_ArrayForEach(a, n) {
-				char ak[100];
-				snprintf(ak, sizeof(ak), "aliases.%.64s", a->string);
+				char ak[100], name[65];
+				snprintf(ak, sizeof(ak), "aliases.%s", shown(a->string, name, sizeof(name)));
 				if (want_string(path, a, ak, e) < 0)
 					goto cleanup;
 				c->aliases = xrealloc(c->aliases,
@@ -216,9 +234,10 @@ int config_parse(struct config *c, const char *path, const char *text,
 				if (parse_provider(c, path, a, e) < 0)
 					goto cleanup;
 		} else {
+			char name[65];
 			err_set(e, ERR_CONFIG,
-				"config file '%s': unknown key '%.64s' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes)",
-				path, k);
+				"config file '%s': unknown key '%s' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes)",
+				path, shown(k, name, sizeof(name)));
 			goto cleanup;
 		}
 	}
