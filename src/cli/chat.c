@@ -18,6 +18,7 @@
 #include "aichat/render.h"
 #include "aichat/schema.h"
 #include "aichat/xalloc.h"
+#include "aichat/trust.h"
 
 #include <math.h>
 #include <signal.h>
@@ -210,9 +211,11 @@ static void on_retry(void *ud, const struct err *why, int attempt,
 		     int64_t delay_ms)
 {
 	struct run *r = ud;
+	char msg[sizeof(why->msg) * 3];
 
+	trust_clean(msg, sizeof(msg), why->msg, strnlen(why->msg, sizeof(why->msg)));
 	fprintf(stderr, "aichat: %s: %s; retrying in %.1f s (attempt %d)\n",
-		r->cmd, why->msg, delay_ms / 1000.0, attempt);
+		r->cmd, msg, delay_ms / 1000.0, attempt);
 }
 
 static void on_done(void *ud, const struct chat_result *res)
