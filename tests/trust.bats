@@ -109,3 +109,144 @@ no_hostile_bytes() {
 	[ "$msg" = "openai returned HTTP 400: the key [redacted] is wrong" ]
 }
 
+# ---- request bodies no reader could trust ----
+
+# post ROUTE BODY: POSTs BODY (bytes, from printf %b) to ROUTE of the server.
+post() {
+	printf '%b' "$2" >"$BATS_TEST_TMPDIR/body"
+	hcurl "$SERVE_URL$1" -H 'Content-Type: application/json' --data-binary "@$BATS_TEST_TMPDIR/body"
+}
+
+@test "serve: a duplicate key after a null is a 422 naming it, on every reference route; nothing sent" {
+	fake_start
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run post /chat '{"prompt":"x","model":"openai:gpt-4o-mini","temperature":null,"temperature":99}'
+	[ "$(status_line)" = 422 ]
+	[ "$output" = '{"detail":[{"loc":["body","temperature"],"msg":"duplicate key '"'temperature'"'","type":"duplicate_key","input":""}]}' ]
+	run post /chat '{"prompt":"x","model":"openai:gpt-4o-mini","max_tokens":null,"max_tokens":-5}'
+	[ "$(status_line)" = 422 ]
+	[ "$(echo "$output" | json_get detail.0.msg)" = "duplicate key 'max_tokens'" ]
+	run post /conversation '{"model":"openai:gpt-4o-mini","stream":false,"messages":[{"role":"user","content":"a","role":"system"}]}'
+	[ "$(status_line)" = 422 ]
+	[ "$(echo "$output" | json_get detail.0.loc)" = '["body","messages",0,"role"]' ]
+	run post /batch '{"model":"openai:gpt-4o-mini","items":[{"id":"a","prompt":"x"}],"items":[]}'
+	[ "$(status_line)" = 422 ]
+	[ "$(echo "$output" | json_get detail.0.msg)" = "duplicate key 'items'" ]
+	run post /jobs '{"model":"openai:gpt-4o-mini","items":[{"id":"a","prompt":"x"}],"concurrency":null,"concurrency":1000000}'
+	[ "$(status_line)" = 422 ]
+	[ "$(echo "$output" | json_get detail.0.msg)" = "duplicate key 'concurrency'" ]
+	[ "$(fake_count)" = 0 ]
+}
+
+@test "serve: a duplicate key on /v1 routes is a 400 in the route's shape, with param; nothing sent" {
+	fake_start
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run post /v1/chat/completions '{"model":"openai:gpt-4o-mini","messages":[{"role":"user","content":"x"}],"temperature":null,"temperature":99}'
+	[ "$(status_line)" = 400 ]
+	[ "$(echo "$output" | json_get error.param)" = temperature ]
+	[ "$(echo "$output" | json_get error.message)" = "invalid value for 'temperature': duplicate key 'temperature'" ]
+	run post /v1/messages '{"model":"openai:gpt-4o-mini","max_tokens":10,"max_tokens":10,"messages":[{"role":"user","content":"x"}]}'
+	[ "$(status_line)" = 400 ]
+	[ "$(echo "$output" | json_get error.type)" = invalid_request_error ]
+	[[ "$(echo "$output" | json_get error.message)" == *"duplicate key 'max_tokens'"* ]]
+	run post /v1/embeddings '{"model":"openai:text-embedding-3-small","input":"a","input":"b"}'
+	[ "$(status_line)" = 400 ]
+	[ "$(echo "$output" | json_get error.param)" = input ]
+	[ "$(fake_count)" = 0 ]
+}
+
+@test "serve: the same key in two different objects is not a duplicate" {
+	serve_start
+	run post /conversation '{"model":"mock:echo","stream":false,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}'
+	[ "$(status_line)" = 200 ]
+	[ "$(echo "$output" | json_get content)" = c ]
+}
+
+@test "serve: malformed UTF-8 in a prompt is a 422 naming the field; nothing sent" {
+	fake_start
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run post /chat '{"prompt":"caf\xe9","model":"openai:gpt-4o-mini"}'
+	[ "$(status_line)" = 422 ]
+	[ "$output" = '{"detail":[{"loc":["body","prompt"],"msg":"is not valid UTF-8","type":"string_unicode","input":""}]}' ]
+	run post /conversation '{"model":"openai:gpt-4o-mini","messages":[{"role":"user","content":"\xc3("}]}'
+	[ "$(status_line)" = 422 ]
+	[ "$(echo "$output" | json_get detail.0.loc)" = '["body","messages",0,"content"]' ]
+	run post /v1/chat/completions '{"model":"openai:gpt-4o-mini","messages":[{"role":"user","content":"\xed\xa0\x80"}]}'
+	[ "$(status_line)" = 400 ]
+	[ "$(echo "$output" | json_get error.param)" = "messages[0].content" ]
+	[ "$(fake_count)" = 0 ]
+	# Valid UTF-8, escaped or not, goes through whole.
+	serve_stop
+	serve_start
+	run post /chat '{"prompt":"caf\xc3\xa9 \\u00e9\\ud83d\\ude00","model":"mock:echo"}'
+	[ "$(status_line)" = 200 ]
+	[ "$(echo "$output" | json_get content)" = "café é😀" ]
+}
+
+@test "serve: a NUL in a prompt, raw or \\u0000, is a 422, never a shorter prompt; nothing sent" {
+	fake_start
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run post /chat '{"prompt":"keep this\\u0000 and this","model":"openai:gpt-4o-mini"}'
+	[ "$(status_line)" = 422 ]
+	[ "$output" = '{"detail":[{"loc":["body","prompt"],"msg":"must not contain a NUL character (\\u0000)","type":"string_nul","input":""}]}' ]
+	run post /chat '{"prompt":"keep this\x00 and this","model":"openai:gpt-4o-mini"}'
+	[ "$(status_line)" = 422 ]
+	[ "$(echo "$output" | json_get detail.0.type)" = string_nul ]
+	run post /v1/chat/completions '{"model":"openai:gpt-4o-mini","messages":[{"role":"user","content":"a\\u0000b"}]}'
+	[ "$(status_line)" = 400 ]
+	[ "$(echo "$output" | json_get error.param)" = "messages[0].content" ]
+	[ "$(fake_count)" = 0 ]
+	# An escaped backslash before u0000 is text, not a NUL.
+	serve_stop
+	serve_start
+	run post /chat '{"prompt":"a\\\\u0000b","model":"mock:echo"}'
+	[ "$(status_line)" = 200 ]
+	[ "$(echo "$output" | json_get content)" = 'a\u0000b' ]
+}
+
+# ---- batch lines and the config file ----
+
+@test "batch: a duplicate key, a NUL or malformed UTF-8 fails that line alone; the others run" {
+	fake_start
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	printf '%b\n' '{"id":"a","prompt":"one"}' \
+		'{"id":"b","prompt":"x","temperature":null,"temperature":99}' \
+		'{"id":"c","prompt":"keep\\u0000cut"}' \
+		'{"id":"d","prompt":"caf\xe9"}' \
+		'{"id":"e","prompt":"two"}' >"$BATS_TEST_TMPDIR/in.jsonl"
+	run --separate-stderr aichat batch -m openai:gpt-4o-mini -j 1 "$BATS_TEST_TMPDIR/in.jsonl"
+	[ "$status" -eq 5 ]
+	[ "$(printf '%s\n' "$output" | sed -n 2p | json_get error.message)" = "line 2: duplicate key 'temperature'" ]
+	[ "$(printf '%s\n' "$output" | sed -n 3p | json_get error.message)" = "line 3: 'prompt' must not contain a NUL character (\\u0000)" ]
+	[ "$(printf '%s\n' "$output" | sed -n 4p | json_get error.message)" = "line 4: 'prompt' is not valid UTF-8" ]
+	[ "$(printf '%s\n' "$output" | sed -n 1p | json_get content)" = one ]
+	[ "$(printf '%s\n' "$output" | sed -n 5p | json_get content)" = two ]
+	[ "$(fake_count)" = 2 ]
+	[ "$(fake_field 1 body.messages.0.content)" = one ]
+	[ "$(fake_field 2 body.messages.0.content)" = two ]
+}
+
+@test "batch --text: a line with a NUL byte or malformed UTF-8 fails alone, never cut short" {
+	printf 'alpha\nbe\0ta\ngam\xffma\ndelta\n' >"$BATS_TEST_TMPDIR/in.txt"
+	run --separate-stderr aichat batch --text -m mock:echo "$BATS_TEST_TMPDIR/in.txt"
+	[ "$status" -eq 5 ]
+	[ "$(printf '%s\n' "$output" | sed -n 1p | json_get content)" = alpha ]
+	[ "$(printf '%s\n' "$output" | sed -n 2p | json_get error.message)" = "line 2: must not contain a NUL byte" ]
+	[ "$(printf '%s\n' "$output" | sed -n 3p | json_get error.message)" = "line 3: is not valid UTF-8 (byte 4)" ]
+	[ "$(printf '%s\n' "$output" | sed -n 4p | json_get content)" = delta ]
+}
+
+@test "config: a duplicate key is a configuration error (exit 3) naming it; nothing sent" {
+	fake_start
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	mkdir -p "$XDG_CONFIG_HOME/aichat"
+	printf '{"default_model":"mock:echo","default_model":"openai:gpt-4o-mini"}\n' >"$XDG_CONFIG_HOME/aichat/config.json"
+	run --separate-stderr aichat chat hi
+	[ "$status" -eq 3 ]
+	[ "$stderr" = "aichat: chat: config file '$XDG_CONFIG_HOME/aichat/config.json': duplicate key 'default_model' at 'default_model'" ]
+	[ "$(fake_count)" = 0 ]
+}

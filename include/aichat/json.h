@@ -45,4 +45,24 @@ void json_position(const char *text, size_t pos, int *line, int *col);
  */
 cJSON *json_parse(const char *text, size_t len, size_t *err_pos);
 
+/* What json_parse_strict() refused in a document that is valid JSON. */
+struct json_issue {
+	const char *type;    /* "duplicate_key", "string_nul", "string_unicode" */
+	char loc[160];       /* dotted path of the value: "messages.0.role" */
+	char msg[120];       /* "duplicate key 'role'" */
+};
+
+/*
+ * Parses len bytes of text like json_parse(), then refuses what a reader
+ * of the tree could not trust: a name twice in one object (cJSON keeps
+ * both and a lookup finds the first, so a validator and a reader could
+ * see different values), a string or name holding a NUL (raw or \u0000:
+ * every C string would end there) or malformed UTF-8.  Returns the tree,
+ * owned by the caller; NULL with iss->type NULL and *err_pos set when the
+ * text is not JSON, or NULL with *iss filled (the first issue, depth
+ * first) when it is but cannot be trusted.
+ */
+cJSON *json_parse_strict(const char *text, size_t len, size_t *err_pos,
+			 struct json_issue *iss);
+
 #endif

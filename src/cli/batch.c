@@ -12,6 +12,7 @@
 #include "aichat/cli.h"
 #include "aichat/json.h"
 #include "aichat/ratelimit.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
 #include <errno.h>
@@ -420,10 +421,27 @@ static struct item *read_item(struct run *r)
 			continue;
 		r->nonblank++;
 		if (r->text) {
+			/* A C string ends at a NUL: refuse it rather than send
+			 * part of the line; malformed UTF-8 has no JSON form. */
+			if (memchr(line, '\0', n))
+				return bad_line(r, NULL, "line %ld: must not contain a NUL byte",
+						r->line);
+			if (trust_utf8_invalid(line, n) >= 0)
+				return bad_line(r, NULL, "line %ld: is not valid UTF-8 (byte %ld)",
+						r->line, trust_utf8_invalid(line, n) + 1);
 			j = cJSON_CreateObject();
 			cJSON_AddStringToObject(j, "prompt", line);
 		} else {
-			j = json_parse(line, n, &pos);
+			struct json_issue iss;
+
+			j = json_parse_strict(line, n, &pos, &iss);
+			if (!j && iss.type) {
+				r->parsed++;
+				if (!strcmp(iss.type, "duplicate_key"))
+					return bad_line(r, NULL, "line %ld: %s", r->line, iss.msg);
+				return bad_line(r, NULL, "line %ld: '%s' %s", r->line,
+						iss.loc, iss.msg);
+			}
 			if (!j) {
 				int l, c;
 				json_position(line, pos, &l, &c);

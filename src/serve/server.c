@@ -155,9 +155,17 @@ static void route_body(struct req *r)
 {
 	size_t pos = 0;
 	struct verrors ve = { 0 };
+	struct json_issue iss;
 	cJSON *j;
 
-	j = json_parse(r->body.ptr, r->body.len, &pos);
+	j = json_parse_strict(r->body.ptr, r->body.len, &pos, &iss);
+	if (!j && iss.type) {
+		/* Valid JSON that no reader could trust (json.h). */
+		verrors_add(&ve, iss.loc, NULL, iss.type, "%s", iss.msg);
+		reply_validation(r, &ve);
+		verrors_release(&ve);
+		return;
+	}
 	if (!j) {
 		int line, col;
 		char msg[160];
