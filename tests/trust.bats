@@ -250,3 +250,41 @@ post() {
 	[ "$stderr" = "aichat: chat: config file '$XDG_CONFIG_HOME/aichat/config.json': duplicate key 'default_model' at 'default_model'" ]
 	[ "$(fake_count)" = 0 ]
 }
+
+# ---- the request log ----
+
+@test "text log: a path with %0a and %1b is one escaped line, no raw escape, no forged line" {
+	serve_start --log-format text
+	run curl -sS --max-time 5 "$SERVE_URL/x%0a2030-01-01T00:00:00.000Z%20req_forged%20GET%20/admin%20200%201ms%1b%5d0;pwned%07"
+	run curl -sS --max-time 5 "$SERVE_URL/health"
+	serve_stop
+	no_hostile_bytes "$(cat "$SERVE_LOG")"
+	run grep -c 'req_forged' "$SERVE_LOG"
+	[ "$output" = 1 ]
+	line=$(grep 'req_forged' "$SERVE_LOG")
+	[[ "$line" == *" GET /x\\x0a2030-01-01T00:00:00.000Z\\x20req_forged\\x20GET\\x20/admin\\x20200\\x201ms\\x1b]0;pwned\\x07 404 "* ]]
+	[[ "$line" == *"Z req_"* ]]
+	run grep -c ' GET /health 200 ' "$SERVE_LOG"
+	[ "$output" = 1 ]
+}
+
+@test "JSON log: a path with malformed UTF-8 is logged as valid UTF-8 JSON" {
+	serve_start
+	run curl -sS --max-time 5 "$SERVE_URL/caf%e9%0a%1b%5b2J"
+	serve_stop
+	# Every line of the log that is JSON must decode as strict UTF-8.
+	run python3 -c '
+import json, sys
+n = 0
+for raw in open(sys.argv[1], "rb"):
+    if raw.startswith(b"{"):
+        d = json.loads(raw.decode("utf-8"))
+        if d.get("path", "").startswith("/caf"):
+            print(ascii(d["path"]))
+            n += 1
+sys.exit(0 if n == 1 else 1)
+' "$SERVE_LOG"
+	[ "$status" -eq 0 ]
+	[ "$output" = "'/caf\\ufffd\\n\\x1b[2J'" ]
+	no_hostile_bytes "$(cat "$SERVE_LOG")"
+}
