@@ -288,3 +288,40 @@ sys.exit(0 if n == 1 else 1)
 	[ "$output" = "'/caf\\ufffd\\n\\x1b[2J'" ]
 	no_hostile_bytes "$(cat "$SERVE_LOG")"
 }
+
+# ---- fields a route does not have ----
+
+@test "/conversation: a prompt or system beside messages is a 422, never read; nothing sent" {
+	fake_start
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run post /conversation '{"model":"openai:gpt-4o-mini","stream":false,"messages":[{"role":"user","content":"hi"}],"prompt":"replaced"}'
+	[ "$(status_line)" = 422 ]
+	[ "$(echo "$output" | json_get detail.0.loc)" = '["body","prompt"]' ]
+	[ "$(echo "$output" | json_get detail.0.type)" = extra_forbidden ]
+	[ "$(echo "$output" | json_get detail.0.msg)" = "is not a field of ConversationRequest: send it as a message with role user" ]
+	long=$(python3 -c 'print("s" * 40000)')
+	run post /conversation '{"model":"openai:gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"system":"'"$long"'"}'
+	[ "$(status_line)" = 422 ]
+	[ "$(echo "$output" | json_get detail.0.loc)" = '["body","system"]' ]
+	[ "$(echo "$output" | json_get detail.0.msg)" = "is not a field of ConversationRequest: send it as a message with role system" ]
+	[ "$(fake_count)" = 0 ]
+	# The same system prompt as a message is bounded like any message.
+	run post /conversation '{"model":"openai:gpt-4o-mini","messages":[{"role":"system","content":"'"$long"'"},{"role":"user","content":"hi"}]}'
+	[ "$(status_line)" = 422 ]
+	[ "$(echo "$output" | json_get detail.0.loc)" = '["body","messages",0,"content"]' ]
+	[ "$(fake_count)" = 0 ]
+}
+
+@test "/v1/chat/completions: a prompt field never replaces messages; it is relayed as written" {
+	fake_start
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run post /v1/chat/completions '{"model":"mock:echo","messages":[{"role":"user","content":"from messages"}],"prompt":"replaced"}'
+	[ "$(status_line)" = 200 ]
+	[ "$(echo "$output" | json_get choices.0.message.content)" = "from messages" ]
+	run post /v1/chat/completions '{"model":"openai:gpt-4o-mini","messages":[{"role":"user","content":"from messages"}],"prompt":"replaced"}'
+	[ "$(status_line)" = 200 ]
+	[ "$(fake_field 1 body.messages.0.content)" = "from messages" ]
+	[ "$(fake_field 1 body.prompt)" = replaced ]
+}

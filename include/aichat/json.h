@@ -23,6 +23,9 @@ int json_num(const cJSON *obj, const char *key, double *out);
 #define JSON_COUNT_MAX 1e12
 int json_count(const cJSON *obj, const char *key, double *out);
 const cJSON *json_obj(const cJSON *obj, const char *key);
+/* d as an int within lo..hi: clamped as a double first, so 1e300 or NaN
+ * (lo) never reach a cast, whose result would be undefined. */
+int json_clamp_int(double d, int lo, int hi);
 const cJSON *json_arr(const cJSON *obj, const char *key);
 /* Follows a dotted path ("error.message"); NULL when any step is missing. */
 const cJSON *json_path(const cJSON *obj, const char *path);

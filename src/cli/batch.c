@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -496,7 +497,7 @@ static struct item *read_item(struct run *r)
 			return bad_line(r, id, "line %ld: %s", r->line, msg);
 		}
 		cJSON_DeleteItemFromObjectCaseSensitive(j, "stream");
-		chat_request_from_json(&req, j);
+		chat_request_from_json(&req, j, NULL);
 		req.stream = 1;   /* idle timeouts guard every item */
 		if (system)
 			req.system = xstrdup(system->valuestring);
@@ -790,7 +791,7 @@ int cmd_batch(int argc, char **argv)
 		r.tpm_tokens = d;
 	}
 	json_num(cli, "concurrency", &d);
-	r.concurrency = r.limit = (int)d;
+	r.concurrency = r.limit = json_clamp_int(d, 1, INT_MAX);
 	r.text = o.seen[O_TEXT] > 0;
 	r.ordered = !o.seen[O_UNORDERED];
 
@@ -841,7 +842,7 @@ int cmd_batch(int argc, char **argv)
 
 	llm_opts_default(&lo);
 	json_num(cli, "retries", &d);
-	lo.retries = (int)d;
+	lo.retries = json_clamp_int(d, 0, INT_MAX);
 	if (o.values[O_TIMEOUT] && json_num(cli, "timeout", &d) == 0)
 		lo.total_ms = (int64_t)(d * 1000);
 

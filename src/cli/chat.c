@@ -611,7 +611,7 @@ int cmd_chat(int argc, char **argv)
 		goto cleanup;
 	}
 
-	chat_request_from_json(&req, body);
+	chat_request_from_json(&req, body, NULL);
 	req.temperature_default = !r.values[O_TEMPERATURE];
 	attach_images(&att, &req);
 	if (interactive)

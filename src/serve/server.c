@@ -216,7 +216,7 @@ static void route_body(struct req *r)
 		if (v1_prepare(r, j) < 0)
 			return;
 	} else if (r->route->response != RESP_BATCH) {
-		chat_request_from_json(&r->creq, j);
+		chat_request_from_json(&r->creq, j, r->route->request);
 		if (!r->creq.model && serve_default_model(r->srv))
 			r->creq.model = xstrdup(serve_default_model(r->srv));
 		if (!r->creq.model) {

@@ -9,6 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+int json_clamp_int(double d, int lo, int hi)
+{
+	if (!(d >= lo))
+		return lo;
+	if (d > hi)
+		return hi;
+	return (int)d;
+}
+
 const char *json_str(const cJSON *obj, const char *key)
 {
 	const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, key);

@@ -403,6 +403,18 @@ static void test_strict(void)
 	}
 }
 
+static void test_clamp(void)
+{
+	is_int(json_clamp_int(1e300, 1, 100), 100, "clamp: 1e300 to the top");
+	is_int(json_clamp_int(-1e300, 1, 100), 1, "clamp: -1e300 to the bottom");
+	is_int(json_clamp_int(0.0 / 0.0, 1, 100), 1, "clamp: NaN to the bottom");
+	is_int(json_clamp_int(100, 1, 100), 100, "clamp: the top itself");
+	is_int(json_clamp_int(100.5, 1, 100), 100, "clamp: just past the top");
+	is_int(json_clamp_int(7.9, 1, 100), 7, "clamp: inside, truncated");
+	is_int(json_clamp_int(2147483648.0, 0, 2147483647), 2147483647,
+	       "clamp: INT_MAX + 1");
+}
+
 int main(void)
 {
 	cJSON *doc = cJSON_Parse(doc_text);
@@ -416,6 +428,7 @@ int main(void)
 	test_parse();
 	test_position();
 	test_strict();
+	test_clamp();
 	cJSON_Delete(doc);
 	return tap_done();
 }
