@@ -325,3 +325,24 @@ sys.exit(0 if n == 1 else 1)
 	[ "$(fake_field 1 body.messages.0.content)" = "from messages" ]
 	[ "$(fake_field 1 body.prompt)" = replaced ]
 }
+
+# ---- the CLI's prompt ----
+
+@test "chat: a NUL or malformed UTF-8 on stdin is exit 2 saying where; nothing sent" {
+	fake_start
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	run --separate-stderr bash -c 'printf "keep\0cut" | "$AICHAT_BIN" chat -m openai:gpt-4o-mini'
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt holds a NUL byte (byte 5): it must be text" ]
+	run --separate-stderr bash -c 'printf "caf\xe9" | "$AICHAT_BIN" chat -m openai:gpt-4o-mini'
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the prompt is not valid UTF-8 (byte 4): convert it first, e.g. with iconv" ]
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini -s $'sys\xc3' hi
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: chat: the system prompt is not valid UTF-8 (byte 4): convert it first, e.g. with iconv" ]
+	[ "$(fake_count)" = 0 ]
+	# Valid UTF-8 goes through whole.
+	run --separate-stderr bash -c 'printf "caf\xc3\xa9 \xf0\x9f\x98\x80" | "$AICHAT_BIN" chat -m openai:gpt-4o-mini'
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 1 body.messages.0.content)" = "café 😀" ]
+}
