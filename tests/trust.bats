@@ -346,3 +346,47 @@ sys.exit(0 if n == 1 else 1)
 	[ "$status" -eq 0 ]
 	[ "$(fake_field 1 body.messages.0.content)" = "café 😀" ]
 }
+
+# ---- a model's answer on a terminal ----
+
+# on_pty CMD...: runs CMD with stdout on a pseudo-terminal; prints what the
+# terminal received, hex-encoded.
+on_pty() {
+	python3 -c '
+import os, pty, subprocess, sys
+m, s = pty.openpty()
+p = subprocess.Popen(sys.argv[1:], stdout=s, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+os.close(s)
+out = b""
+while True:
+    try:
+        d = os.read(m, 65536)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+p.wait()
+sys.stdout.write(out.hex())
+' "$@"
+}
+
+@test "chat on a terminal: a model's escape sequences are dropped, split or not; piped, the bytes stay" {
+	fake_start '{"deltas":["one \u001b]0;pw","ned\u0007two \u001b]52;c;Y2xpcA==\u001b\\three\u001b[2","J four\n"]}'
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	run on_pty env NO_COLOR=1 "$AICHAT_BIN" chat -m openai:gpt-4o-mini hi
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s' "$output" | xxd -r -p)" = "$(printf 'one two three four\r')" ]
+	# With styles on, the only escapes are aichat's own colours (CSI ... m).
+	run on_pty "$AICHAT_BIN" chat -m openai:gpt-4o-mini hi
+	text=$(printf '%s' "$output" | xxd -r -p)
+	[[ "$text" != *$'\e]'* ]]
+	[[ "$text" != *$'\a'* ]]
+	[[ "$text" != *$'\e[2J'* ]]
+	[[ "$text" == *"one two three four"* ]]
+	# Piped, and with --raw on a terminal, the bytes are the model's.
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini hi
+	[ "$output" = "$(printf 'one \e]0;pwned\atwo \e]52;c;Y2xpcA==\e\\three\e[2J four')" ]
+	run on_pty "$AICHAT_BIN" chat --raw -m openai:gpt-4o-mini hi
+	[[ "$(printf '%s' "$output" | xxd -r -p)" == *$'\e]0;pwned\a'* ]]
+}

@@ -68,6 +68,20 @@ void trust_escape(struct buf *b, const char *s, size_t n);
 void trust_utf8(struct buf *b, const char *s, size_t n);
 
 /*
+ * A filter for text streamed to a terminal in pieces (a model's answer):
+ * escape sequences (ESC and C1 forms, an OSC or DCS up to BEL, ST or the
+ * end of its line) and control characters other than newline and tab are
+ * dropped, even when a sequence is split across pieces; everything else
+ * passes as it is.  Zero-initialise one per stream.
+ */
+struct trust_term {
+	int state;
+};
+/* Appends to out what of the n bytes of s the terminal may receive. */
+void trust_term_feed(struct trust_term *t, struct buf *out, const char *s,
+		     size_t n);
+
+/*
  * The byte offset of the first malformed UTF-8 sequence in n bytes of s
  * (overlong forms, surrogates and code points past U+10FFFF count as
  * malformed), or -1 when all of s is valid.  A NUL byte is valid here.

@@ -188,6 +188,9 @@ struct run {
 	struct chat_result res;  /* the result, content included */
 	char *content;           /* for --json */
 	int styled;              /* markdown styles on a terminal */
+	int on_tty;              /* stdout a terminal: text passes term */
+	struct trust_term term;  /* a model's escapes never reach it */
+	struct buf shown;        /* the part of a piece term let through */
 	int thought;             /* thinking shown, the answer not yet */
 	const char *cmd;         /* for messages: "chat", "rag" */
 	struct render md;
@@ -201,8 +204,10 @@ static void on_reasoning(void *ud, const char *s, size_t n)
 
 	if (r->json || !r->styled)
 		return;
+	buf_clear(&r->shown);
+	trust_term_feed(&r->term, &r->shown, s, n);
 	fputs("\033[2m", stdout);
-	fwrite(s, 1, n, stdout);
+	fwrite(r->shown.ptr, 1, r->shown.len, stdout);
 	fputs("\033[0m", stdout);
 	fflush(stdout);
 	r->thought = 1;
@@ -217,6 +222,16 @@ static void on_delta(void *ud, const char *s, size_t n)
 	if (r->thought) {
 		fputs("\n\n", stdout);
 		r->thought = 0;
+	}
+	if (r->on_tty) {
+		/* A model's answer is an upstream's text: on a terminal, its
+		 * escape sequences could retitle it or write the clipboard. */
+		buf_clear(&r->shown);
+		trust_term_feed(&r->term, &r->shown, s, n);
+		s = r->shown.ptr;
+		n = r->shown.len;
+		if (!n)
+			return;
 	}
 	if (r->styled)
 		render_feed(&r->md, s, n);
@@ -320,9 +335,13 @@ int cli_chat_once(const char *cmd, const struct config *cfg,
 	int json = mode != CLI_STREAM;
 	struct run r = { .json = json, .verbose = verbose, .cmd = cmd };
 
-	/* Styles only for a person at a terminal: piped output, --raw and
-	 * NO_COLOR get the bytes exactly as streamed. */
+	/* Styles only for a person at a terminal: piped output and --raw
+	 * get the bytes exactly as streamed, NO_COLOR no styles. */
 	r.styled = !json && cli_styles && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	/* --raw keeps the bytes even on a terminal; otherwise a terminal
+	 * gets the answer without its escape sequences (trust.h). */
+	r.on_tty = !json && cli_styles && isatty(STDOUT_FILENO);
+	buf_init(&r.shown, 0);
 	render_init(&r.md, stdout);
 	struct engine *eng = NULL;
 	struct err e;
@@ -378,6 +397,7 @@ int cli_chat_once(const char *cmd, const struct config *cfg,
 
 cleanup:
 	buf_release(&r.res.content);
+	buf_release(&r.shown);
 	chat_cancel(r.chat);
 	free(r.content);
 	if (sfd >= 0) {

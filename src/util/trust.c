@@ -315,3 +315,65 @@ void trust_utf8(struct buf *b, const char *s, size_t n)
 		}
 	}
 }
+
+/* ==== a terminal stream ==== */
+
+enum { T_TEXT, T_ESC, T_CSI, T_STR, T_STR_ESC, T_C2 };
+
+void trust_term_feed(struct trust_term *t, struct buf *out, const char *s,
+		     size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		switch (t->state) {
+		case T_ESC:
+			t->state = c == '[' ? T_CSI :
+				   (c == ']' || c == 'P' || c == 'X' || c == '^' ||
+				    c == '_') ? T_STR : T_TEXT;
+			continue;
+		case T_CSI:
+			if (c < 0x20 || c > 0x3F)
+				t->state = T_TEXT;  /* the final byte, dropped */
+			continue;
+		case T_STR_ESC:
+			if (c == 0x1b)
+				continue;
+			t->state = c == '\\' ? T_TEXT : T_STR;
+			continue;
+		case T_STR:
+			/* Up to BEL or ST; a newline ends it too, so an unended
+			 * one cannot hide the rest of the answer. */
+			if (c == 0x07)
+				t->state = T_TEXT;
+			else if (c == 0x1b)
+				t->state = T_STR_ESC;
+			else if (c == '\n') {
+				t->state = T_TEXT;
+				buf_putc(out, '\n');
+			}
+			continue;
+		case T_C2:
+			t->state = T_TEXT;
+			if (c == 0x9B) {
+				t->state = T_CSI;
+				continue;
+			}
+			if (c == 0x90 || c == 0x98 || c == 0x9D || c == 0x9E || c == 0x9F) {
+				t->state = T_STR;
+				continue;
+			}
+			if (c >= 0x80 && c <= 0x9F)
+				continue;           /* another C1 control */
+			buf_putc(out, 0xC2);    /* U+00A0..U+00BF: text */
+			break;
+		}
+		/* T_TEXT */
+		if (c == 0x1b)
+			t->state = T_ESC;
+		else if (c == 0xC2)
+			t->state = T_C2;
+		else if (c >= 0x20 ? c != 0x7f : (c == '\n' || c == '\t'))
+			buf_putc(out, c);
+	}
+}

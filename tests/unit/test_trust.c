@@ -134,6 +134,51 @@ static void test_secrets(void)
 	trust_clear_secrets();
 }
 
+/* The terminal filter: the same output whole, split at every point, and
+ * one byte at a time. */
+static void test_term(void)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *want;
+	} t[] = {
+		{ S("plain\ttext\nline two"), "plain\ttext\nline two" },
+		{ S("a\x1b]0;pwned\x07" "b"), "ab" },
+		{ S("a\x1b]52;c;Y2xpcA==\x1b\\b"), "ab" },
+		{ S("\x1b[2J\x1b[1;31mred\x1b[0m"), "red" },
+		{ S("x\xc2\x9b" "2Jy\xc2\x9d" "0;t\x07z"), "xyz" },
+		{ S("caf\xc3\xa9 \xc2\xa0nbsp \xc2\x85"), "caf\xc3\xa9 \xc2\xa0nbsp " },
+		{ S("cr\r\nbell\x07 del\x7f nul\0."), "cr\nbell del nul." },
+		{ S("\x1b]0;never ended\nvisible"), "\nvisible" },
+		{ S("\x1b" "creset"), "reset" },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct trust_term tt = { 0 };
+		struct buf b;
+		int same = 1;
+
+		buf_init(&b, 0);
+		trust_term_feed(&tt, &b, t[i].in, t[i].len);
+		is_str(b.ptr, t[i].want, "term %zu: whole", i);
+		for (size_t cut = 1; cut < t[i].len; cut++) {
+			memset(&tt, 0, sizeof(tt));
+			buf_clear(&b);
+			trust_term_feed(&tt, &b, t[i].in, cut);
+			trust_term_feed(&tt, &b, t[i].in + cut, t[i].len - cut);
+			same &= !strcmp(b.ptr, t[i].want);
+		}
+		memset(&tt, 0, sizeof(tt));
+		buf_clear(&b);
+		for (size_t k = 0; k < t[i].len; k++)
+			trust_term_feed(&tt, &b, t[i].in + k, 1);
+		same &= !strcmp(b.ptr, t[i].want);
+		ok(same, "term %zu: the same at every split and byte by byte", i);
+		buf_release(&b);
+	}
+}
+
 int main(void)
 {
 	trust_add_secret("sk-1234");
@@ -142,5 +187,6 @@ int main(void)
 	test_cut();
 	test_invalid();
 	test_secrets();
+	test_term();
 	return tap_done();
 }
