@@ -180,7 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (s == &schema_chat_request || s == &schema_conversation_request) {
 		struct chat_request req;
 
-		chat_request_from_json(&req, j);
+		chat_request_from_json(&req, j, s);
 		chat_request_release(&req);
 	} else if (s == &schema_anthropic_request) {
 		char param[128];

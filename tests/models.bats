@@ -203,7 +203,7 @@ EOF
 	run --separate-stderr aichat models anthropic
 	[ "$status" -eq 0 ]
 	[ "$output" = "anthropic:good
-anthropic:x     Evil ]0;pwned name" ]
+anthropic:x     Evil name" ]
 	[ "$stderr" = "aichat: models: anthropic: 3 models left out (a malformed id, or past the first 1000)" ]
 	[[ $output != *$'\e'* && $output != *$'\a'* ]]
 }

@@ -18,6 +18,8 @@
 #include "aichat/provider.h"
 #include "aichat/transfer.h"
 
+struct schema;
+
 struct chat_request {
 	char *model;                   /* NULL = configured default */
 	char *system;                  /* NULL = none */
@@ -33,11 +35,14 @@ struct chat_request {
 };
 
 /*
- * Fills req from a validated ChatRequest (a "prompt" field) or
- * ConversationRequest ("messages").  Strings are copied; release with
- * chat_request_release().
+ * Fills req from a ChatRequest (a "prompt" field) or ConversationRequest
+ * ("messages") that s validated, reading only the fields s declares: the
+ * validator is the only judge of what the request says.  s NULL: a body
+ * the caller built, all of prompt, system and messages read.  Strings are
+ * copied; release with chat_request_release().
  */
-void chat_request_from_json(struct chat_request *req, const cJSON *obj);
+void chat_request_from_json(struct chat_request *req, const cJSON *obj,
+			    const struct schema *s);
 /*
  * Fills req from an OpenAI chat completion request already checked for
  * shape (serve's /v1): messages kept as written (content parts, tool

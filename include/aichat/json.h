@@ -23,6 +23,9 @@ int json_num(const cJSON *obj, const char *key, double *out);
 #define JSON_COUNT_MAX 1e12
 int json_count(const cJSON *obj, const char *key, double *out);
 const cJSON *json_obj(const cJSON *obj, const char *key);
+/* d as an int within lo..hi: clamped as a double first, so 1e300 or NaN
+ * (lo) never reach a cast, whose result would be undefined. */
+int json_clamp_int(double d, int lo, int hi);
 const cJSON *json_arr(const cJSON *obj, const char *key);
 /* Follows a dotted path ("error.message"); NULL when any step is missing. */
 const cJSON *json_path(const cJSON *obj, const char *path);
@@ -44,5 +47,25 @@ void json_position(const char *text, size_t pos, int *line, int *col);
  * the byte offset cJSON stopped at.
  */
 cJSON *json_parse(const char *text, size_t len, size_t *err_pos);
+
+/* What json_parse_strict() refused in a document that is valid JSON. */
+struct json_issue {
+	const char *type;    /* "duplicate_key", "string_nul", "string_unicode" */
+	char loc[160];       /* dotted path of the value: "messages.0.role" */
+	char msg[120];       /* "duplicate key 'role'" */
+};
+
+/*
+ * Parses len bytes of text like json_parse(), then refuses what a reader
+ * of the tree could not trust: a name twice in one object (cJSON keeps
+ * both and a lookup finds the first, so a validator and a reader could
+ * see different values), a string or name holding a NUL (raw or \u0000:
+ * every C string would end there) or malformed UTF-8.  Returns the tree,
+ * owned by the caller; NULL with iss->type NULL and *err_pos set when the
+ * text is not JSON, or NULL with *iss filled (the first issue, depth
+ * first) when it is but cannot be trusted.
+ */
+cJSON *json_parse_strict(const char *text, size_t len, size_t *err_pos,
+			 struct json_issue *iss);
 
 #endif

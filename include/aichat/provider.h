@@ -263,9 +263,5 @@ void llm_http_error(const struct model_ref *m, long status,
  * returns -1. */
 int llm_malformed(struct llm_call *c, const char *what, const char *data,
 		  size_t len, struct err *e);
-/* Copies a provider message into dst, dropping control characters and any
- * occurrence of the API key. */
-void llm_clean_message(const struct model_ref *m, char *dst, size_t cap,
-		       const char *src, size_t len);
 
 #endif

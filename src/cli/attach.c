@@ -5,6 +5,7 @@
 #include "aichat/attach.h"
 #include "aichat/json.h"
 #include "aichat/provider.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
 #include <errno.h>
@@ -90,14 +91,10 @@ static void base64(struct buf *out, const unsigned char *p, size_t n)
 	}
 }
 
-/* A file name fit for a message: control characters shown as '?'. */
+/* A file name fit for a message (trust.h). */
 static void shown(char *dst, size_t cap, const char *path)
 {
-	size_t o = 0;
-
-	for (; *path && o + 1 < cap; path++)
-		dst[o++] = (unsigned char)*path < 0x20 || *path == 0x7f ? '?' : *path;
-	dst[o] = '\0';
+	trust_clean(dst, cap, path, strlen(path));
 }
 
 static int read_all(int fd, struct buf *b, size_t max, int *over)

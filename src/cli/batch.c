@@ -12,10 +12,12 @@
 #include "aichat/cli.h"
 #include "aichat/json.h"
 #include "aichat/ratelimit.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -420,10 +422,27 @@ static struct item *read_item(struct run *r)
 			continue;
 		r->nonblank++;
 		if (r->text) {
+			/* A C string ends at a NUL: refuse it rather than send
+			 * part of the line; malformed UTF-8 has no JSON form. */
+			if (memchr(line, '\0', n))
+				return bad_line(r, NULL, "line %ld: must not contain a NUL byte",
+						r->line);
+			if (trust_utf8_invalid(line, n) >= 0)
+				return bad_line(r, NULL, "line %ld: is not valid UTF-8 (byte %ld)",
+						r->line, trust_utf8_invalid(line, n) + 1);
 			j = cJSON_CreateObject();
 			cJSON_AddStringToObject(j, "prompt", line);
 		} else {
-			j = json_parse(line, n, &pos);
+			struct json_issue iss;
+
+			j = json_parse_strict(line, n, &pos, &iss);
+			if (!j && iss.type) {
+				r->parsed++;
+				if (!strcmp(iss.type, "duplicate_key"))
+					return bad_line(r, NULL, "line %ld: %s", r->line, iss.msg);
+				return bad_line(r, NULL, "line %ld: '%s' %s", r->line,
+						iss.loc, iss.msg);
+			}
 			if (!j) {
 				int l, c;
 				json_position(line, pos, &l, &c);
@@ -478,7 +497,7 @@ static struct item *read_item(struct run *r)
 			return bad_line(r, id, "line %ld: %s", r->line, msg);
 		}
 		cJSON_DeleteItemFromObjectCaseSensitive(j, "stream");
-		chat_request_from_json(&req, j);
+		chat_request_from_json(&req, j, NULL);
 		req.stream = 1;   /* idle timeouts guard every item */
 		if (system)
 			req.system = xstrdup(system->valuestring);
@@ -772,7 +791,7 @@ int cmd_batch(int argc, char **argv)
 		r.tpm_tokens = d;
 	}
 	json_num(cli, "concurrency", &d);
-	r.concurrency = r.limit = (int)d;
+	r.concurrency = r.limit = json_clamp_int(d, 1, INT_MAX);
 	r.text = o.seen[O_TEXT] > 0;
 	r.ordered = !o.seen[O_UNORDERED];
 
@@ -823,7 +842,7 @@ int cmd_batch(int argc, char **argv)
 
 	llm_opts_default(&lo);
 	json_num(cli, "retries", &d);
-	lo.retries = (int)d;
+	lo.retries = json_clamp_int(d, 0, INT_MAX);
 	if (o.values[O_TIMEOUT] && json_num(cli, "timeout", &d) == 0)
 		lo.total_ms = (int64_t)(d * 1000);
 

@@ -18,6 +18,7 @@
 #include "aichat/render.h"
 #include "aichat/schema.h"
 #include "aichat/xalloc.h"
+#include "aichat/trust.h"
 
 #include <math.h>
 #include <signal.h>
@@ -154,6 +155,26 @@ static int gather_prompt(const struct opt_result *r, const struct cli_limit *l,
 	return 0;
 }
 
+/* The prompt is text: a NUL would end it early wherever it is a C
+ * string, and malformed UTF-8 has no JSON form, so both are refused
+ * (exit 2) rather than sent cut short or mangled. */
+static int text_check(const char *what, const char *s, size_t n,
+		      struct err *e)
+{
+	const char *nul = memchr(s, '\0', n);
+	long bad = trust_utf8_invalid(s, n);
+
+	if (nul)
+		return err_set(e, ERR_INVALID_REQUEST,
+			       "%s holds a NUL byte (byte %zu): it must be text",
+			       what, (size_t)(nul - s) + 1);
+	if (bad >= 0)
+		return err_set(e, ERR_INVALID_REQUEST,
+			       "%s is not valid UTF-8 (byte %ld): convert it first, e.g. with iconv",
+			       what, bad + 1);
+	return 0;
+}
+
 /* ---- running the call ---- */
 
 struct run {
@@ -167,6 +188,9 @@ struct run {
 	struct chat_result res;  /* the result, content included */
 	char *content;           /* for --json */
 	int styled;              /* markdown styles on a terminal */
+	int on_tty;              /* stdout a terminal: text passes term */
+	struct trust_term term;  /* a model's escapes never reach it */
+	struct buf shown;        /* the part of a piece term let through */
 	int thought;             /* thinking shown, the answer not yet */
 	const char *cmd;         /* for messages: "chat", "rag" */
 	struct render md;
@@ -180,8 +204,10 @@ static void on_reasoning(void *ud, const char *s, size_t n)
 
 	if (r->json || !r->styled)
 		return;
+	buf_clear(&r->shown);
+	trust_term_feed(&r->term, &r->shown, s, n);
 	fputs("\033[2m", stdout);
-	fwrite(s, 1, n, stdout);
+	fwrite(r->shown.ptr, 1, r->shown.len, stdout);
 	fputs("\033[0m", stdout);
 	fflush(stdout);
 	r->thought = 1;
@@ -197,6 +223,16 @@ static void on_delta(void *ud, const char *s, size_t n)
 		fputs("\n\n", stdout);
 		r->thought = 0;
 	}
+	if (r->on_tty) {
+		/* A model's answer is an upstream's text: on a terminal, its
+		 * escape sequences could retitle it or write the clipboard. */
+		buf_clear(&r->shown);
+		trust_term_feed(&r->term, &r->shown, s, n);
+		s = r->shown.ptr;
+		n = r->shown.len;
+		if (!n)
+			return;
+	}
 	if (r->styled)
 		render_feed(&r->md, s, n);
 	else
@@ -210,9 +246,11 @@ static void on_retry(void *ud, const struct err *why, int attempt,
 		     int64_t delay_ms)
 {
 	struct run *r = ud;
+	char msg[sizeof(why->msg) * 3];
 
+	trust_clean(msg, sizeof(msg), why->msg, strnlen(why->msg, sizeof(why->msg)));
 	fprintf(stderr, "aichat: %s: %s; retrying in %.1f s (attempt %d)\n",
-		r->cmd, why->msg, delay_ms / 1000.0, attempt);
+		r->cmd, msg, delay_ms / 1000.0, attempt);
 }
 
 static void on_done(void *ud, const struct chat_result *res)
@@ -297,9 +335,13 @@ int cli_chat_once(const char *cmd, const struct config *cfg,
 	int json = mode != CLI_STREAM;
 	struct run r = { .json = json, .verbose = verbose, .cmd = cmd };
 
-	/* Styles only for a person at a terminal: piped output, --raw and
-	 * NO_COLOR get the bytes exactly as streamed. */
+	/* Styles only for a person at a terminal: piped output and --raw
+	 * get the bytes exactly as streamed, NO_COLOR no styles. */
 	r.styled = !json && cli_styles && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	/* --raw keeps the bytes even on a terminal; otherwise a terminal
+	 * gets the answer without its escape sequences (trust.h). */
+	r.on_tty = !json && cli_styles && isatty(STDOUT_FILENO);
+	buf_init(&r.shown, 0);
 	render_init(&r.md, stdout);
 	struct engine *eng = NULL;
 	struct err e;
@@ -355,6 +397,7 @@ int cli_chat_once(const char *cmd, const struct config *cfg,
 
 cleanup:
 	buf_release(&r.res.content);
+	buf_release(&r.shown);
 	chat_cancel(r.chat);
 	free(r.content);
 	if (sfd >= 0) {
@@ -580,7 +623,11 @@ int cmd_chat(int argc, char **argv)
 		buf_appends(&prompt, "x");   /* validated, never sent */
 		have = 1;
 	} else if (gather_prompt(&r, &limit, !file_stdin(&r), &prompt, &have, &e) < 0 ||
-		   add_files(&r, &limit, &prompt, &att, &have, &e) < 0) {
+		   add_files(&r, &limit, &prompt, &att, &have, &e) < 0 ||
+		   text_check("the prompt", prompt.ptr, prompt.len, &e) < 0 ||
+		   (r.values[O_SYSTEM] &&
+		    text_check("the system prompt", r.values[O_SYSTEM],
+			       strlen(r.values[O_SYSTEM]), &e) < 0)) {
 		status = cli_fail("chat", &e);
 		goto cleanup;
 	}
@@ -608,7 +655,7 @@ int cmd_chat(int argc, char **argv)
 		goto cleanup;
 	}
 
-	chat_request_from_json(&req, body);
+	chat_request_from_json(&req, body, NULL);
 	req.temperature_default = !r.values[O_TEMPERATURE];
 	attach_images(&att, &req);
 	if (interactive)

@@ -4,6 +4,7 @@
 #include "aichat/opt.h"
 #include "aichat/cli.h"
 #include "aichat/buf.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
 #include <errno.h>
@@ -13,7 +14,13 @@
 
 int cli_fail(const char *cmd, const struct err *e)
 {
-	fprintf(stderr, "aichat: %s: %s\n", cmd, e->msg);
+	char msg[sizeof(e->msg) * 3];
+
+	/* Messages may quote an upstream or a file: the trust boundary has
+	 * cleaned them at their source; this is the last gate before a
+	 * terminal. */
+	trust_clean(msg, sizeof(msg), e->msg, strnlen(e->msg, sizeof(e->msg)));
+	fprintf(stderr, "aichat: %s: %s\n", cmd, msg);
 	return err_exit_status(e->code);
 }
 

@@ -9,6 +9,7 @@
 #include "aichat/ratelimit.h"
 #include "aichat/server.h"
 #include "aichat/xalloc.h"
+#include "aichat/trust.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -266,6 +267,8 @@ int cmd_serve(int argc, char **argv)
 	}
 	so.api_keys = (const char *const *)keys.v;
 	so.nkeys = keys.n;
+	for (size_t i = 0; i < keys.n; i++)
+		trust_add_secret(keys.v[i]);
 	if (config_load(&cfg, &e) < 0) {
 		status = cli_fail("serve", &e);
 		goto cleanup;

@@ -3,8 +3,10 @@
  */
 #include "aichat/chat.h"
 #include "aichat/json.h"
+#include "aichat/schema.h"
 #include "aichat/xalloc.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,29 +18,37 @@ struct chat {
 	struct chat_result res;
 };
 
-void chat_request_from_json(struct chat_request *req, const cJSON *obj)
+/* Does s (NULL: any) declare field name? */
+static int declares(const struct schema *s, const char *name)
 {
-	const char *s;
+	return !s || schema_field(s, name);
+}
+
+void chat_request_from_json(struct chat_request *req, const cJSON *obj,
+			    const struct schema *s)
+{
+	const char *v;
 	const cJSON *msgs, *m;
 	double d;
 
 	memset(req, 0, sizeof(*req));
-	if ((s = json_str(obj, "model")))
-		req->model = xstrdup(s);
-	if ((s = json_str(obj, "system")))
-		req->system = xstrdup(s);
+	if ((v = json_str(obj, "model")))
+		req->model = xstrdup(v);
+	if (declares(s, "system") && (v = json_str(obj, "system")))
+		req->system = xstrdup(v);
 	req->temperature = json_num(obj, "temperature", &d) == 0 ? d : -1;
 	/* The tables fill in a default: a model that takes no temperature
 	 * may leave it out.  A face that knows better clears this. */
 	req->temperature_default = 1;
-	req->max_tokens = json_num(obj, "max_tokens", &d) == 0 ? (int)d : 0;
+	req->max_tokens = json_num(obj, "max_tokens", &d) == 0 ?
+		json_clamp_int(d, 0, INT_MAX) : 0;
 	req->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "stream"));
-	if ((s = json_str(obj, "prompt"))) {
+	if (declares(s, "prompt") && (v = json_str(obj, "prompt"))) {
 		req->messages = xcalloc(1, sizeof(*req->messages));
 		req->messages[0].role = xstrdup("user");
-		req->messages[0].content = xstrdup(s);
+		req->messages[0].content = xstrdup(v);
 		req->nmessages = 1;
-	} else if ((msgs = json_arr(obj, "messages"))) {
+	} else if (declares(s, "messages") && (msgs = json_arr(obj, "messages"))) {
 		size_t n = (size_t)cJSON_GetArraySize(msgs), i = 0;
 		req->messages = xcalloc(n ? n : 1, sizeof(*req->messages));
 		cJSON_ArrayForEach(m, msgs) {

@@ -13,6 +13,7 @@
 #include "aichat/schema.h"
 #include "aichat/xalloc.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,9 +221,9 @@ cJSON *jobs_submit(struct jobs *j, const cJSON *req, struct err *e)
 	if (json_num(req, "temperature", &d) == 0)
 		sqlite3_bind_double(job, 3, d);
 	if (json_num(req, "max_tokens", &d) == 0)
-		sqlite3_bind_int(job, 4, (int)d);
+		sqlite3_bind_int(job, 4, json_clamp_int(d, 1, INT_MAX));
 	json_num(req, "concurrency", &d);
-	sqlite3_bind_int(job, 5, (int)d);
+	sqlite3_bind_int(job, 5, json_clamp_int(d, 1, INT_MAX));
 	if (json_str(req, "callback_url"))
 		sqlite3_bind_text(job, 6, json_str(req, "callback_url"), -1, SQLITE_STATIC);
 	sqlite3_bind_int(job, 7, cJSON_GetArraySize(items));

@@ -9,6 +9,7 @@
  * models_start(); the last one to end sorts the list and hands it over.
  */
 #include "aichat/models.h"
+#include "aichat/trust.h"
 #include "aichat/json.h"
 #include "aichat/provider.h"
 #include "aichat/xalloc.h"
@@ -129,39 +130,15 @@ static int id_ok(const char *s)
 	return 1;
 }
 
-/* s with each run of blanks and control characters as one space and
- * each malformed byte as '?', trimmed and cut at a character boundary to
+/* s as trust_clean() leaves it, cut at a character boundary to
  * MODELS_NAME_MAX bytes; owned, NULL when nothing is left. */
 static char *clean_name(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), k;
-	struct buf b;
+	char name[MODELS_NAME_MAX + 1];
 
-	buf_init(&b, 0);
-	for (size_t i = 0; i < n; i += k) {
-		const char *piece = s + i;
-		size_t plen;
-
-		k = utf8_char(p + i, n - i);
-		plen = k;
-		if (!k)
-			k = plen = 1, piece = "?";
-		else if (is_control(p + i, k) || *piece == ' ')
-			piece = " ", plen = 1;
-		if (*piece == ' ' && (!b.len || b.ptr[b.len - 1] == ' '))
-			continue;
-		if (b.len + plen > MODELS_NAME_MAX)
-			break;
-		buf_append(&b, piece, plen);
-	}
-	while (b.len && b.ptr[b.len - 1] == ' ')
-		buf_truncate(&b, b.len - 1);
-	if (!b.len) {
-		buf_release(&b);
+	if (!trust_clean(name, sizeof(name), s, strlen(s)))
 		return NULL;
-	}
-	return buf_detach(&b);
+	return xstrdup(name);
 }
 
 int models_add(struct models_list *l, unsigned rank, const char *model,
@@ -468,6 +445,7 @@ static void builtin_source(struct models_job *j, const struct builtin *b,
 	ref.base_url = base_dup(base ? base : b->base);
 	ref.key_env = xstrdup(b->key_env);
 	ref.api_key = key ? xstrdup(key) : NULL;
+	trust_add_secret(key);
 	add_query(j, rank, &ref, 0);
 }
 

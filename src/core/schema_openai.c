@@ -783,7 +783,34 @@ const struct schema schema_openai_embeddings_request = {
 
 /* ==== the checks, by schema and field ==== */
 
+/* /conversation takes its prompt and system prompt as messages only: a
+ * "prompt" or "system" there would either be ignored or, read, bypass
+ * the messages' bounds, so it is refused. */
+static void check_conversation(const cJSON *o, const char *loc,
+			       struct verrors *out)
+{
+	static const struct {
+		const char *name, *msg;
+	} moved[] = {
+		{ "prompt", "is not a field of ConversationRequest: send it as a message with role user" },
+		{ "system", "is not a field of ConversationRequest: send it as a message with role system" },
+	};
+	char where[192];
+
+	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+		if (!member(o, moved[i].name))
+			continue;
+		if (*loc)
+			at(where, sizeof(where), loc, moved[i].name);
+		else
+			snprintf(where, sizeof(where), "%s", moved[i].name);
+		verrors_add(out, where, member(o, moved[i].name), "extra_forbidden",
+			    "%s", moved[i].msg);
+	}
+}
+
 const struct schema_check schema_checks[] = {
+	{ &schema_conversation_request, NULL, check_conversation, NULL },
 	{ &schema_openai_message, "content", NULL, "string|array|null" },
 	{ &schema_openai_message, "refusal", check_refusal, "string|null" },
 	{ &schema_openai_message, NULL, check_message, NULL },

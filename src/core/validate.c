@@ -6,6 +6,7 @@
  * field and value in its own face's words.
  */
 #include "aichat/schema.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
 #include <math.h>
@@ -39,37 +40,34 @@ void verrors_release(struct verrors *v)
 	v->n = 0;
 }
 
-/* A short, printable rendering of the offending value. */
+/* A short, printable rendering of the offending value: the client's
+ * text, so it goes through the trust boundary (one line, valid UTF-8,
+ * no key), cut at a character boundary with "..." when it is long. */
 static void show_value(const cJSON *n, char *dst, size_t cap)
 {
-	char *text = NULL;
+	char *text = NULL, *clean;
 	const char *src;
-	size_t len, o = 0;
+	size_t len;
 
-	if (!n) {
-		dst[0] = '\0';
+	dst[0] = '\0';
+	if (!n)
 		return;
-	}
 	if (cJSON_IsString(n))
 		src = n->valuestring;
 	else
 		src = text = cJSON_PrintUnformatted(n);
 	if (!src)
 		src = "";
-	len = strlen(src);
-	for (size_t i = 0; i < len && o + 4 < cap; i++) {
-		unsigned char c = (unsigned char)src[i];
-		/* Do not cut a UTF-8 sequence: stop before a lead byte that
-		 * would not fit with its continuation bytes. */
-		if (c >= 0xC0 && o + 4 + 4 >= cap)
-			break;
-		dst[o++] = c < 0x20 ? ' ' : (char)c;
+	/* Past cap bytes of input the rendering is cut anyway. */
+	len = strnlen(src, cap * 4);
+	clean = trust_clean_dup(src, len);
+	if (strlen(clean) < cap && len == strlen(src)) {
+		memcpy(dst, clean, strlen(clean) + 1);
+	} else {
+		len = trust_clean(dst, cap - 3, clean, strlen(clean));
+		memcpy(dst + len, "...", 4);
 	}
-	if (o < len && o + 3 < cap) {
-		memcpy(dst + o, "...", 3);
-		o += 3;
-	}
-	dst[o] = '\0';
+	free(clean);
 	free(text);
 }
 

@@ -24,6 +24,7 @@
  */
 #include "aichat/json.h"
 #include "aichat/provider.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 #include "aichat/xlate.h"
 
@@ -625,11 +626,9 @@ static int error_event(struct llm_call *c, const cJSON *root, struct err *e)
 	char clean[160] = "", ctype[48] = "";
 
 	if (msg)
-		llm_clean_message(llm_model(c), clean, sizeof(clean), msg,
-				  strlen(msg));
+		trust_clean(clean, sizeof(clean), msg, strlen(msg));
 	if (type)
-		llm_clean_message(llm_model(c), ctype, sizeof(ctype), type,
-				  strlen(type));
+		trust_clean(ctype, sizeof(ctype), type, strlen(type));
 	return err_set(e, type && !strcmp(type, "overloaded_error") ?
 		       ERR_OVERLOADED : type && !strcmp(type, "rate_limit_error") ?
 		       ERR_RATE_LIMITED : ERR_UPSTREAM_ERROR,

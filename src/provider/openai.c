@@ -14,6 +14,7 @@
  */
 #include "aichat/json.h"
 #include "aichat/provider.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
 #include <stdlib.h>
@@ -137,8 +138,7 @@ static int error_object(struct llm_call *c, const cJSON *root, struct err *e)
 		msg = eo->valuestring;
 	}
 	if (msg)
-		llm_clean_message(llm_model(c), clean, sizeof(clean), msg,
-				  strlen(msg));
+		trust_clean(clean, sizeof(clean), msg, strlen(msg));
 	return err_set(e, type && strstr(type, "overloaded") ? ERR_OVERLOADED :
 		       ERR_UPSTREAM_ERROR, "%s stream error: %s",
 		       llm_model(c)->provider, *clean ? clean : "unknown error");

@@ -9,6 +9,7 @@
 #include "aichat/provider.h"
 #include "aichat/json.h"
 #include "aichat/keycmd.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 #include "aichat/xlate.h"
 
@@ -99,8 +100,10 @@ static int set_key(struct model_ref *m, const char *env, const char *cmd,
 			       strcmp(m->provider, "openai") ? "" :
 			       " (or try the offline model: -m mock:echo)");
 	}
-	if (key)
+	if (key) {
 		m->api_key = xstrdup(key);
+		trust_add_secret(key);
+	}
 	return 0;
 }
 
@@ -557,51 +560,19 @@ void llm_stream_end(struct llm_call *c)
 
 /* ---- error text ---- */
 
-void llm_clean_message(const struct model_ref *m, char *dst, size_t cap,
-		       const char *src, size_t len)
-{
-	size_t o = 0, klen = m->api_key ? strlen(m->api_key) : 0;
-
-	for (size_t i = 0; i < len && o + 1 < cap; i++) {
-		unsigned char ch = (unsigned char)src[i];
-
-		/* The key, its first 8 bytes or more (an upstream may echo it
-		 * cut: "sk-...abc", or followed by junk), or its beginning
-		 * where the text was cut short. */
-		size_t same = 0;
-		while (same < klen && i + same < len && src[i + same] == m->api_key[same])
-			same++;
-		if (klen >= 8 && (same >= 8 || (same >= 4 && i + same == len))) {
-			const char *mask = "[redacted]";
-			for (const char *q = mask; *q && o + 1 < cap; q++)
-				dst[o++] = *q;
-			i += same - 1;
-			continue;
-		}
-		if (ch < 0x20 || ch == 0x7f)
-			ch = ' ';
-		if (ch == ' ' && o > 0 && dst[o - 1] == ' ')
-			continue;
-		dst[o++] = (char)ch;
-	}
-	while (o > 0 && dst[o - 1] == ' ')
-		o--;
-	dst[o] = '\0';
-}
-
 int llm_malformed(struct llm_call *c, const char *what, const char *data,
 		  size_t len, struct err *e)
 {
 	char snippet[64];
 
-	llm_clean_message(&c->m, snippet, sizeof(snippet), data,
+	trust_clean(snippet, sizeof(snippet), data,
 			  len > 48 ? 48 : len);
 	return err_set(e, ERR_UPSTREAM_PROTOCOL, "malformed %s from %s: '%s%s'",
 		       what, c->m.provider, snippet, len > 48 ? "..." : "");
 }
 
 /* The <title> of an HTML page, or its first text. */
-static void html_summary(const struct model_ref *m, const char *body,
+static void html_summary(const char *body,
 			 size_t len, char *dst, size_t cap)
 {
 	const char *t = NULL, *end = NULL;
@@ -619,7 +590,7 @@ static void html_summary(const struct model_ref *m, const char *body,
 			}
 	}
 	if (t && end && end > t)
-		llm_clean_message(m, dst, cap, t, (size_t)(end - t));
+		trust_clean(dst, cap, t, (size_t)(end - t));
 	else
 		snprintf(dst, cap, "no details");
 }
@@ -644,7 +615,7 @@ void llm_http_error(const struct model_ref *m, long status,
 
 	if (looks_html(content_type, body, len)) {
 		char title[120];
-		html_summary(m, body, len, title, sizeof(title));
+		html_summary(body, len, title, sizeof(title));
 		snprintf(msg, sizeof(msg), "HTML error page: %s", title);
 	} else if ((j = json_parse(body, len, NULL))) {
 		const cJSON *err = json_obj(j, "error");
@@ -662,11 +633,11 @@ void llm_http_error(const struct model_ref *m, long status,
 				text = json_str(j, "error");
 		}
 		if (text)
-			llm_clean_message(m, msg, sizeof(msg), text, strlen(text));
+			trust_clean(msg, sizeof(msg), text, strlen(text));
 	} else if (len) {
 		/* Clean the whole text, then cut, so a key is never halved
 		 * before redaction sees it. */
-		llm_clean_message(m, msg, sizeof(msg), body, len);
+		trust_clean(msg, sizeof(msg), body, len);
 	}
 
 	if (status == 401 || status == 403) {

@@ -14,6 +14,7 @@
 #include "aichat/json.h"
 #include "aichat/metrics.h"
 #include "aichat/xalloc.h"
+#include "aichat/trust.h"
 #include "internal.h"
 
 #include <arpa/inet.h>
@@ -237,7 +238,7 @@ cJSON *error_object(const char *code, const char *msg)
 	cJSON *e = cJSON_AddObjectToObject(o, "error");
 
 	cJSON_AddStringToObject(e, "code", code);
-	cJSON_AddStringToObject(e, "message", msg);
+	cJSON_AddItemToObject(e, "message", trust_json_string(msg));
 	return o;
 }
 
@@ -257,7 +258,7 @@ cJSON *openai_error_object(enum err_code code, const char *msg,
 	case ERR_RATE_LIMITED: case ERR_QUOTA: type = "rate_limit_error"; break;
 	default: type = "api_error"; break;
 	}
-	cJSON_AddStringToObject(e, "message", msg);
+	cJSON_AddItemToObject(e, "message", trust_json_string(msg));
 	cJSON_AddStringToObject(e, "type", type);
 	if (param)
 		cJSON_AddStringToObject(e, "param", param);
@@ -300,7 +301,7 @@ cJSON *anthropic_error_object(enum err_code code, const char *msg)
 	cJSON_AddStringToObject(o, "type", "error");
 	e = cJSON_AddObjectToObject(o, "error");
 	cJSON_AddStringToObject(e, "type", type);
-	cJSON_AddStringToObject(e, "message", msg);
+	cJSON_AddItemToObject(e, "message", trust_json_string(msg));
 	return o;
 }
 

@@ -14,6 +14,7 @@
 #include "aichat/xalloc.h"
 #include "internal.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,7 +38,8 @@ static void rag_continue(struct req *r, const float *qvec, int dim,
 		snprintf(r->retrieval_warning, sizeof(r->retrieval_warning),
 			 "searched with BM25 only: %.200s", why);
 	r->search = searcher_start(r->srv->searcher, json_str(j, "collection"),
-				   json_str(j, "query"), qvec, dim, (int)k,
+				   json_str(j, "query"), qvec, dim,
+				   json_clamp_int(k, 1, INT_MAX),
 				   r->srv->o->rag_search_ms, on_searched, r);
 	if (r->in_handler)
 		req_suspend(r);

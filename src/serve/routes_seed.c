@@ -112,7 +112,7 @@ void start_batch(struct req *r)
 			cJSON_AddNumberToObject(one, "temperature", d);
 		if (json_num(r->json, "max_tokens", &d) == 0)
 			cJSON_AddNumberToObject(one, "max_tokens", d);
-		chat_request_from_json(&r->breqs[i++], one);
+		chat_request_from_json(&r->breqs[i++], one, NULL);
 		cJSON_Delete(one);
 		cJSON_AddStringToObject(res, "id", json_str(it, "id"));
 		cJSON_AddNullToObject(res, "content");

@@ -26,6 +26,7 @@
 #include "aichat/openapi.h"
 #include "aichat/rag.h"
 #include "aichat/ratelimit.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 #include "internal.h"
 
@@ -155,9 +156,17 @@ static void route_body(struct req *r)
 {
 	size_t pos = 0;
 	struct verrors ve = { 0 };
+	struct json_issue iss;
 	cJSON *j;
 
-	j = json_parse(r->body.ptr, r->body.len, &pos);
+	j = json_parse_strict(r->body.ptr, r->body.len, &pos, &iss);
+	if (!j && iss.type) {
+		/* Valid JSON that no reader could trust (json.h). */
+		verrors_add(&ve, iss.loc, NULL, iss.type, "%s", iss.msg);
+		reply_validation(r, &ve);
+		verrors_release(&ve);
+		return;
+	}
 	if (!j) {
 		int line, col;
 		char msg[160];
@@ -207,7 +216,7 @@ static void route_body(struct req *r)
 		if (v1_prepare(r, j) < 0)
 			return;
 	} else if (r->route->response != RESP_BATCH) {
-		chat_request_from_json(&r->creq, j);
+		chat_request_from_json(&r->creq, j, r->route->request);
 		if (!r->creq.model && serve_default_model(r->srv))
 			r->creq.model = xstrdup(serve_default_model(r->srv));
 		if (!r->creq.model) {
@@ -406,6 +415,18 @@ static void iso_time(char *dst, size_t cap)
 		 (int)(ts.tv_nsec / 1000000) % 1000);
 }
 
+/* A client's string in the JSON log: valid UTF-8 (cJSON escapes control
+ * characters but would write malformed bytes as they are). */
+static void add_log_string(cJSON *o, const char *name, const char *s)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	trust_utf8(&b, s, strlen(s));
+	cJSON_AddStringToObject(o, name, b.ptr);
+	buf_release(&b);
+}
+
 static void log_request(struct req *r, enum MHD_RequestTerminationCode why)
 {
 	int64_t ms = loop_now_ms() - r->started;
@@ -415,10 +436,17 @@ static void log_request(struct req *r, enum MHD_RequestTerminationCode why)
 	iso_time(when, sizeof(when));
 	buf_init(&b, 0);
 	if (r->srv->o->log_text) {
-		buf_printf(&b, "%s %s %s %s %d %lldms", when, r->id, r->method,
-			   r->path, r->status, (long long)ms);
-		if (r->model[0])
-			buf_printf(&b, " model=%s", r->model);
+		/* What the client chose is escaped (trust.h): a path with
+		 * %0a or %1b can neither forge a line nor reach a terminal. */
+		buf_printf(&b, "%s %s ", when, r->id);
+		trust_escape(&b, r->method, strlen(r->method));
+		buf_putc(&b, ' ');
+		trust_escape(&b, r->path, strlen(r->path));
+		buf_printf(&b, " %d %lldms", r->status, (long long)ms);
+		if (r->model[0]) {
+			buf_appends(&b, " model=");
+			trust_escape(&b, r->model, strlen(r->model));
+		}
 		if (r->ttft_ms >= 0)
 			buf_printf(&b, " ttft=%lldms", (long long)r->ttft_ms);
 		if (r->have_usage)
@@ -434,15 +462,15 @@ static void log_request(struct req *r, enum MHD_RequestTerminationCode why)
 		char *text;
 		cJSON_AddStringToObject(o, "time", when);
 		cJSON_AddStringToObject(o, "request_id", r->id);
-		cJSON_AddStringToObject(o, "method", r->method);
-		cJSON_AddStringToObject(o, "path", r->path);
+		add_log_string(o, "method", r->method);
+		add_log_string(o, "path", r->path);
 		cJSON_AddNumberToObject(o, "status", r->status);
 		cJSON_AddNumberToObject(o, "duration_ms", (double)ms);
 		if (r->ttft_ms >= 0)
 			cJSON_AddNumberToObject(o, "ttft_ms", (double)r->ttft_ms);
 		if (r->model[0]) {
-			cJSON_AddStringToObject(o, "model", r->model);
-			cJSON_AddStringToObject(o, "provider", r->provider);
+			add_log_string(o, "model", r->model);
+			add_log_string(o, "provider", r->provider);
 		}
 		if (r->have_usage) {
 			cJSON_AddNumberToObject(o, "prompt_tokens", (double)r->prompt_tokens);

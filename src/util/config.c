@@ -133,13 +133,21 @@ int config_parse(struct config *c, const char *path, const char *text,
 		 size_t len, struct err *e)
 {
 	size_t pos = 0;
-	cJSON *root = json_parse(text, len, &pos);
+	struct json_issue iss;
+	cJSON *root = json_parse_strict(text, len, &pos, &iss);
 	const cJSON *n;
 	int line, col, rc = -1;
 
 	memset(c, 0, sizeof(*c));
 	c->log = 1;
 	c->path = xstrdup(path);
+	if (!root && iss.type) {
+		if (!strcmp(iss.type, "duplicate_key"))
+			return err_set(e, ERR_CONFIG, "config file '%s': %s at '%s'",
+				       path, iss.msg, iss.loc);
+		return err_set(e, ERR_CONFIG, "config file '%s': '%s' %s",
+			       path, iss.loc, iss.msg);
+	}
 	if (!root) {
 		json_position(text, pos, &line, &col);
 		return err_set(e, ERR_CONFIG,

@@ -2,10 +2,21 @@
  * json.c - cJSON helpers; see json.h.
  */
 #include "aichat/json.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+int json_clamp_int(double d, int lo, int hi)
+{
+	if (!(d >= lo))
+		return lo;
+	if (d > hi)
+		return hi;
+	return (int)d;
+}
 
 const char *json_str(const cJSON *obj, const char *key)
 {
@@ -188,5 +199,162 @@ cJSON *json_parse(const char *text, size_t len, size_t *err_pos)
 		*err_pos = ep && ep >= text && ep <= text + len ?
 			(size_t)(ep - text) : 0;
 	}
+	return root;
+}
+
+/* ==== strict parsing ==== */
+
+/* In a copy of text, inside strings: a NUL (raw, or the backslash of
+ * \u0000) becomes the byte 0xFF, which valid UTF-8 never holds, and a
+ * 0xFF of the text becomes 0xFE (still malformed).  The tree then says
+ * where the NULs were, which cJSON alone would hide by cutting there. */
+static char *mark_nuls(const char *text, size_t len)
+{
+	char *c = xmalloc(len + 1);
+	int in_str = 0;
+
+	memcpy(c, text, len);
+	c[len] = '\0';
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)c[i];
+
+		if (ch == 0xFF)
+			c[i] = (char)0xFE;
+		else if (!in_str)
+			in_str = ch == '"';
+		else if (ch == '"')
+			in_str = 0;
+		else if (ch == '\0')
+			c[i] = (char)0xFF;
+		else if (ch == '\\' && i + 1 < len) {
+			if (i + 5 < len && c[i + 1] == 'u' &&
+			    !memcmp(c + i + 2, "0000", 4))
+				c[i] = (char)0xFF;
+			i++;
+		}
+	}
+	return c;
+}
+
+static int set_issue(struct json_issue *iss, const char *loc,
+		     const char *type, const char *msg)
+{
+	iss->type = type;
+	trust_clean(iss->loc, sizeof(iss->loc), loc, strlen(loc));
+	snprintf(iss->msg, sizeof(iss->msg), "%s", msg);
+	return -1;
+}
+
+/* -1 with iss filled when s is not text a C string can carry. */
+static int check_text(const char *s, const char *loc, struct json_issue *iss)
+{
+	if (strchr(s, (char)0xFF))
+		return set_issue(iss, loc, "string_nul",
+				 "must not contain a NUL character (\\u0000)");
+	if (trust_utf8_invalid(s, strlen(s)) >= 0)
+		return set_issue(iss, loc, "string_unicode",
+				 "is not valid UTF-8");
+	return 0;
+}
+
+static int names_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const cJSON *const *)a)->string,
+		      (*(const cJSON *const *)b)->string);
+}
+
+/* The names of object o (checked already), sorted, so a duplicate is
+ * found in n log n however many members a hostile body has. */
+static const char *duplicate_name(const cJSON *o)
+{
+	size_t n = 0, i = 0;
+	const cJSON *c, **v;
+	const char *dup = NULL;
+
+	for (c = o->child; c; c = c->next)
+		n++;
+	if (n < 2)
+		return NULL;
+	v = xmalloc(n * sizeof(*v));
+	for (c = o->child; c; c = c->next)
+		v[i++] = c;
+	qsort(v, n, sizeof(*v), names_cmp);
+	for (i = 1; i < n && !dup; i++)
+		if (!strcmp(v[i - 1]->string, v[i]->string))
+			dup = v[i]->string;
+	free(v);
+	return dup;
+}
+
+/* Appends the name of member c to path, up to a marked NUL. */
+static void path_name(struct buf *path, const cJSON *c)
+{
+	buf_append(path, c->string, strcspn(c->string, "\xff"));
+}
+
+static int check_tree(const cJSON *n, struct buf *path, struct json_issue *iss)
+{
+	size_t base = path->len, i = 0;
+	const cJSON *c;
+	const char *dup;
+
+	if (cJSON_IsString(n))
+		return check_text(n->valuestring, path->ptr, iss);
+	if (!cJSON_IsObject(n) && !cJSON_IsArray(n))
+		return 0;
+	for (c = n->child; c; c = c->next, i++) {
+		if (base)
+			buf_putc(path, '.');
+		if (cJSON_IsObject(n)) {
+			path_name(path, c);
+			if (check_text(c->string, path->ptr, iss) < 0)
+				return -1;
+		} else {
+			buf_printf(path, "%zu", i);
+		}
+		buf_truncate(path, base);
+	}
+	if (cJSON_IsObject(n) && (dup = duplicate_name(n))) {
+		char msg[100], name[72];
+
+		trust_clean(name, sizeof(name), dup, strlen(dup));
+		snprintf(msg, sizeof(msg), "duplicate key '%s'", name);
+		if (base)
+			buf_putc(path, '.');
+		buf_appends(path, dup);  /* checked: no NUL */
+		return set_issue(iss, path->ptr, "duplicate_key", msg);
+	}
+	i = 0;
+	for (c = n->child; c; c = c->next, i++) {
+		if (base)
+			buf_putc(path, '.');
+		if (cJSON_IsObject(n))
+			path_name(path, c);
+		else
+			buf_printf(path, "%zu", i);
+		if (check_tree(c, path, iss) < 0)
+			return -1;
+		buf_truncate(path, base);
+	}
+	return 0;
+}
+
+cJSON *json_parse_strict(const char *text, size_t len, size_t *err_pos,
+			 struct json_issue *iss)
+{
+	char *marked = mark_nuls(text, len);
+	cJSON *root = json_parse(marked, len, err_pos);
+	struct buf path;
+
+	free(marked);
+	memset(iss, 0, sizeof(*iss));
+	if (!root)
+		return NULL;
+	buf_init(&path, 0);
+	if (check_tree(root, &path, iss) < 0) {
+		cJSON_Delete(root);
+		root = NULL;
+	}
+	buf_release(&path);
 	return root;
 }

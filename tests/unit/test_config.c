@@ -97,6 +97,15 @@ static const struct ccase cases[] = {
 	  PFX "invalid JSON at line 2, column 1"),
 	BAD("trailing brace", "{}}", PFX "invalid JSON at line 1, column 3"),
 	BAD("comment", "// settings\n{}", PFX "invalid JSON at line 1, column 1"),
+	BAD("a key twice: the second would be ignored",
+	    "{\"default_model\":\"a\",\"default_model\":\"b\"}",
+	    PFX "duplicate key 'default_model' at 'default_model'"),
+	BAD("a key twice, deep", "{\"providers\":{\"p\":{\"kind\":\"openai\",\"kind\":\"anthropic\"}}}",
+	    PFX "duplicate key 'kind' at 'providers.p.kind'"),
+	BAD("a NUL in a value", "{\"default_model\":\"a\\u0000b\"}",
+	    PFX "'default_model' must not contain a NUL character (\\u0000)"),
+	BAD("malformed UTF-8", "{\"aliases\":{\"x\":\"\xff\"}}",
+	    PFX "'aliases.x' is not valid UTF-8"),
 
 	/* ---- bad values ---- */
 	BAD("array at the top", "[]", PFX "must be a JSON object"),

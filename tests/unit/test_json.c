@@ -356,6 +356,65 @@ static void test_print(const cJSON *doc)
 	free(s);
 }
 
+/* json_parse_strict(): what it refuses, where, and what it lets by. */
+static void test_strict(void)
+{
+	static const struct {
+		const char *text;
+		size_t len;          /* 0: strlen */
+		const char *type;    /* NULL: accepted (or a syntax error) */
+		const char *loc, *msg;
+	} t[] = {
+		{ "{\"prompt\":\"x\",\"temperature\":null,\"temperature\":99}", 0,
+		  "duplicate_key", "temperature", "duplicate key 'temperature'" },
+		{ "{\"a\":1,\"b\":{\"c\":[{\"d\":1},{\"e\":1,\"e\":2}]}}", 0,
+		  "duplicate_key", "b.c.1.e", "duplicate key 'e'" },
+		{ "{\"a\":1,\"A\":2,\"a \":3}", 0, NULL, NULL, NULL },
+		{ "[{\"a\":1},{\"a\":1}]", 0, NULL, NULL, NULL },
+		{ "{\"prompt\":\"ab\\u0000cd\"}", 0, "string_nul", "prompt",
+		  "must not contain a NUL character (\\u0000)" },
+		{ "{\"prompt\":\"ab\0cd\"}", 18, "string_nul", "prompt", NULL },
+		{ "{\"x\":[\"ok\",\"\xff\"]}", 0, "string_unicode", "x.1",
+		  "is not valid UTF-8" },
+		{ "{\"k\\u0000\":1}", 0, "string_nul", "k", NULL },
+		{ "{\"p\":\"a\\\\u0000 \\u0041 caf\xc3\xa9\"}", 0, NULL, NULL, NULL },
+		{ "{\"p\":\"\\u00ff\"}", 0, NULL, NULL, NULL },
+		{ "{\"a\":", 0, NULL, NULL, NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct json_issue iss;
+		size_t pos = 99, len = t[i].len ? t[i].len : strlen(t[i].text);
+		cJSON *j = json_parse_strict(t[i].text, len, &pos, &iss);
+		cJSON *plain = json_parse(t[i].text, len, NULL);
+
+		if (t[i].type) {
+			ok(!j, "strict %zu: refused", i);
+			is_str(iss.type ? iss.type : "(null)", t[i].type, "strict %zu: type", i);
+			is_str(iss.loc, t[i].loc, "strict %zu: loc", i);
+			if (t[i].msg)
+				is_str(iss.msg, t[i].msg, "strict %zu: msg", i);
+		} else {
+			ok(!iss.type, "strict %zu: no issue", i);
+			ok(!j == !plain, "strict %zu: accepted exactly when json_parse is", i);
+		}
+		cJSON_Delete(j);
+		cJSON_Delete(plain);
+	}
+}
+
+static void test_clamp(void)
+{
+	is_int(json_clamp_int(1e300, 1, 100), 100, "clamp: 1e300 to the top");
+	is_int(json_clamp_int(-1e300, 1, 100), 1, "clamp: -1e300 to the bottom");
+	is_int(json_clamp_int(0.0 / 0.0, 1, 100), 1, "clamp: NaN to the bottom");
+	is_int(json_clamp_int(100, 1, 100), 100, "clamp: the top itself");
+	is_int(json_clamp_int(100.5, 1, 100), 100, "clamp: just past the top");
+	is_int(json_clamp_int(7.9, 1, 100), 7, "clamp: inside, truncated");
+	is_int(json_clamp_int(2147483648.0, 0, 2147483647), 2147483647,
+	       "clamp: INT_MAX + 1");
+}
+
 int main(void)
 {
 	cJSON *doc = cJSON_Parse(doc_text);
@@ -368,6 +427,8 @@ int main(void)
 	test_quote();
 	test_parse();
 	test_position();
+	test_strict();
+	test_clamp();
 	cJSON_Delete(doc);
 	return tap_done();
 }

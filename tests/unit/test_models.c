@@ -77,9 +77,9 @@ static void test_names(void)
 	} cases[] = {
 		{ "Claude Sonnet 4.6", "Claude Sonnet 4.6", "kept as is" },
 		{ "Claude\tSonnet\n\n 4.6", "Claude Sonnet 4.6", "controls and blanks as one space" },
-		{ "  \x1b[2Jx ", "[2Jx", "ESC dropped, trimmed" },
-		{ "a\xc2\x9b" "b", "a b", "C1 as a space" },
-		{ "bad\xff", "bad?", "a malformed byte as '?'" },
+		{ "  \x1b[2Jx ", "x", "an escape sequence dropped, trimmed" },
+		{ "a\xc2\x85" "b", "a b", "C1 as a space" },
+		{ "bad\xff", "bad\xef\xbf\xbd", "a malformed byte as U+FFFD" },
 		{ "\x1b\x07 ", NULL, "nothing left: no name" },
 	};
 	struct models_list *l = models_list_new();

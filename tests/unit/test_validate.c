@@ -429,6 +429,21 @@ next:
 		free(s);
 	}
 
+	/* The value shown is the client's text: cleaned by the trust
+	 * boundary (no escape, valid UTF-8) before it is echoed. */
+	{
+		cJSON *body = cJSON_CreateObject();
+		struct verrors v = { 0 };
+
+		cJSON_AddStringToObject(body, "prompt", "x");
+		cJSON_AddStringToObject(body, "temperature", "\x1b]0;t\x07hot\xff\nx");
+		schema_validate(CHAT, body, &v);
+		if (ok(v.n == 1, "hostile value: one error"))
+			is_str(v.v[0].value, "hot\xef\xbf\xbd x", "hostile value: shown cleaned");
+		verrors_release(&v);
+		cJSON_Delete(body);
+	}
+
 	/* A long non-string value is rendered as compact JSON, shortened. */
 	{
 		cJSON *body = cJSON_CreateObject();
