@@ -101,6 +101,9 @@ struct chat *chat_start(struct engine *eng, const struct config *cfg,
 			const struct chat_cbs *cbs, void *ud, struct err *e);
 /* Stops at once; no callback afterwards. */
 void chat_cancel(struct chat *c);
+/* on: stop reading the model's answer until chat_pause(c, 0), for a
+ * reader slower than the model (llm_call_pause). */
+void chat_pause(struct chat *c, int on);
 /* The result so far: text received, model (valid until on_done or
  * chat_cancel; counts and finish_reason are filled in only by on_done). */
 const struct chat_result *chat_progress(const struct chat *c);

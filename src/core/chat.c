@@ -254,6 +254,12 @@ void chat_cancel(struct chat *c)
 	free(c);
 }
 
+void chat_pause(struct chat *c, int on)
+{
+	if (c)
+		llm_call_pause(c->call, on);
+}
+
 const struct chat_result *chat_progress(const struct chat *c)
 {
 	return &c->res;
