@@ -52,8 +52,21 @@ void chat_request_add(struct chat_request *req, const char *role,
 		      const char *content, cJSON *json);
 void chat_request_release(struct chat_request *req);
 
+/*
+ * The most of a streamed answer a chat keeps in its result: the deltas
+ * themselves all reach on_delta, but a result holds at most this many
+ * bytes of text (cut on a UTF-8 boundary) and says it was cut.  A caller
+ * whose output is the result (batch items, --json) fails instead
+ * (chat_result_whole); one that streamed the answer keeps the beginning
+ * for its log and says so.  A non-streamed answer is bounded by the
+ * provider's 16 MiB body limit already.
+ */
+#define CHAT_CONTENT_MAX ((size_t)16 << 20)
+
 struct chat_result {
-	struct buf content;            /* the whole answer (partial on error) */
+	struct buf content;            /* the whole answer (partial on error),
+					* at most CHAT_CONTENT_MAX bytes */
+	int content_truncated;         /* the answer was longer than content */
 	char model[256];               /* "provider:model" */
 	long prompt_tokens, completion_tokens;
 	int have_usage;
@@ -72,6 +85,10 @@ struct chat_result {
 size_t chat_fit_budget(struct chat_request *req, long budget);
 /* The tokens of req's system prompt and messages, estimated as above. */
 long chat_estimate_tokens(const struct chat_request *req);
+
+/* 0 when r holds the whole answer; -1 with e set when its content was
+ * cut at CHAT_CONTENT_MAX (the answer is too large to be kept whole). */
+int chat_result_whole(const struct chat_result *r, struct err *e);
 
 /* ChatResponse object (plus "error" when r->err is set); owned by caller. */
 cJSON *chat_result_json(const struct chat_result *r);

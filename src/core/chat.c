@@ -149,11 +149,33 @@ cJSON *chat_result_json(const struct chat_result *r)
 	return o;
 }
 
+int chat_result_whole(const struct chat_result *r, struct err *e)
+{
+	if (!r->content_truncated)
+		return 0;
+	return err_set(e, ERR_UPSTREAM_PROTOCOL,
+		       "the answer is larger than %zu MiB, too large to keep whole",
+		       CHAT_CONTENT_MAX >> 20);
+}
+
+/* Every delta goes on to the caller; the result keeps the first
+ * CHAT_CONTENT_MAX bytes, so an endless answer cannot grow it forever. */
 static void on_delta(void *ud, const char *s, size_t n)
 {
 	struct chat *c = ud;
+	struct buf *b = &c->res.content;
 
-	buf_append(&c->res.content, s, n);
+	if (!c->res.content_truncated && b->len + n <= CHAT_CONTENT_MAX) {
+		buf_append(b, s, n);
+	} else if (!c->res.content_truncated) {
+		size_t k = CHAT_CONTENT_MAX - b->len;
+
+		/* Not inside a UTF-8 character: s[k] would start the rest. */
+		while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+			k--;
+		buf_append(b, s, k);
+		c->res.content_truncated = 1;
+	}
 	c->cbs->on_delta(c->ud, s, n);
 }
 
