@@ -61,6 +61,7 @@ static void check_backlog(struct req *r)
 	if (!r->upstream_paused && r->chat && stream_backlog(r->st) >= STREAM_PAUSE_AT) {
 		r->upstream_paused = 1;
 		chat_pause(r->chat, 1);
+		metrics_stream_paused(r->srv->metrics);
 	}
 }
 
