@@ -30,6 +30,9 @@ struct chat_request {
 	cJSON *extra;                  /* owned; see chat_params */
 	cJSON *native;                 /* owned; see chat_params */
 	enum dialect dialect;
+	int discard_text;              /* the caller streams the answer and
+					* never reads the result's content:
+					* it is not kept (stays "") */
 };
 
 /*

@@ -14,6 +14,7 @@ struct chat {
 	const struct chat_cbs *cbs;
 	void *ud;
 	struct chat_result res;
+	int discard_text;
 };
 
 void chat_request_from_json(struct chat_request *req, const cJSON *obj)
@@ -165,7 +166,9 @@ static void on_delta(void *ud, const char *s, size_t n)
 	struct chat *c = ud;
 	struct buf *b = &c->res.content;
 
-	if (!c->res.content_truncated && b->len + n <= CHAT_CONTENT_MAX) {
+	if (c->discard_text) {
+		/* Nothing kept: the caller has it. */
+	} else if (!c->res.content_truncated && b->len + n <= CHAT_CONTENT_MAX) {
 		buf_append(b, s, n);
 	} else if (!c->res.content_truncated) {
 		size_t k = CHAT_CONTENT_MAX - b->len;
@@ -255,6 +258,7 @@ struct chat *chat_start(struct engine *eng, const struct config *cfg,
 	c = xcalloc(1, sizeof(*c));
 	c->cbs = cbs;
 	c->ud = ud;
+	c->discard_text = req->discard_text;
 	buf_init(&c->res.content, 0);
 	snprintf(c->res.model, sizeof(c->res.model), "%s", m.full);
 	c->call = llm_call_start(eng, &m, &p, o, &llm_cbs, c, e);

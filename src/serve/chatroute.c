@@ -253,6 +253,10 @@ void start_chat(struct req *r)
 
 	err_clear(&e);
 	llm_opts_for(r, &lo, r->creq.stream);
+	/* A stream's text goes to its client as it comes; the result keeps
+	 * it only for the conversation log. */
+	r->creq.discard_text = r->creq.stream &&
+		!(r->srv->o->log_conversations && !strcmp(r->route->path, "/conversation"));
 	r->chat = chat_start(r->srv->eng, r->srv->cfg, &r->creq, &lo, &chat_cbs,
 			     r, &e);
 	if (!r->chat) {
