@@ -32,6 +32,9 @@ struct chat_request {
 	cJSON *extra;                  /* owned; see chat_params */
 	cJSON *native;                 /* owned; see chat_params */
 	enum dialect dialect;
+	int discard_text;              /* the caller streams the answer and
+					* never reads the result's content:
+					* it is not kept (stays "") */
 };
 
 /*
@@ -57,8 +60,21 @@ void chat_request_add(struct chat_request *req, const char *role,
 		      const char *content, cJSON *json);
 void chat_request_release(struct chat_request *req);
 
+/*
+ * The most of a streamed answer a chat keeps in its result: the deltas
+ * themselves all reach on_delta, but a result holds at most this many
+ * bytes of text (cut on a UTF-8 boundary) and says it was cut.  A caller
+ * whose output is the result (batch items, --json) fails instead
+ * (chat_result_whole); one that streamed the answer keeps the beginning
+ * for its log and says so.  A non-streamed answer is bounded by the
+ * provider's 16 MiB body limit already.
+ */
+#define CHAT_CONTENT_MAX ((size_t)16 << 20)
+
 struct chat_result {
-	struct buf content;            /* the whole answer (partial on error) */
+	struct buf content;            /* the whole answer (partial on error),
+					* at most CHAT_CONTENT_MAX bytes */
+	int content_truncated;         /* the answer was longer than content */
 	char model[256];               /* "provider:model" */
 	long prompt_tokens, completion_tokens;
 	int have_usage;
@@ -79,6 +95,10 @@ struct chat_result {
 size_t chat_fit_budget(struct chat_request *req, long budget);
 /* The tokens of req's system prompt and messages, estimated as above. */
 long chat_estimate_tokens(const struct chat_request *req);
+
+/* 0 when r holds the whole answer; -1 with e set when its content was
+ * cut at CHAT_CONTENT_MAX (the answer is too large to be kept whole). */
+int chat_result_whole(const struct chat_result *r, struct err *e);
 
 /* ChatResponse object (plus "error" when r->err is set); owned by caller. */
 cJSON *chat_result_json(const struct chat_result *r);
@@ -108,6 +128,9 @@ struct chat *chat_start(struct engine *eng, const struct config *cfg,
 			const struct chat_cbs *cbs, void *ud, struct err *e);
 /* Stops at once; no callback afterwards. */
 void chat_cancel(struct chat *c);
+/* on: stop reading the model's answer until chat_pause(c, 0), for a
+ * reader slower than the model (llm_call_pause). */
+void chat_pause(struct chat *c, int on);
 /* The result so far: text received, model (valid until on_done or
  * chat_cancel; counts and finish_reason are filled in only by on_done). */
 const struct chat_result *chat_progress(const struct chat *c);

@@ -218,6 +218,13 @@ struct llm_call *llm_call_start(struct engine *eng, const struct model_ref *m,
 				struct err *e);
 /* Stops the call at once; no callback runs afterwards. */
 void llm_call_cancel(struct llm_call *c);
+/*
+ * on: stop reading the upstream's answer (transfer_pause) until called
+ * with 0; deltas already parsed may still arrive.  For a caller whose
+ * reader is slower than the upstream.  An offline provider's answer is
+ * bounded by its prompt and is not paused.
+ */
+void llm_call_pause(struct llm_call *c, int on);
 
 /* ---- for provider implementations ---- */
 

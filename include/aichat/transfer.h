@@ -70,6 +70,14 @@ struct transfer *transfer_start(struct engine *eng,
 /* Stops the transfer at once; no callback runs afterwards. */
 void transfer_cancel(struct transfer *t);
 /*
+ * on: no more on_data calls until transfer_pause(t, 0): curl keeps the
+ * block it was about to deliver and stops reading the connection, so the
+ * sender is held back by TCP.  off: delivery resumes from the loop, soon
+ * after (never from inside this call).  A paused transfer is not idle for
+ * its idle deadline; its total deadline still runs.  Safe from on_data.
+ */
+void transfer_pause(struct transfer *t, int on);
+/*
  * From inside on_data: ends the transfer with this error (e.g. a parse
  * error); on_done follows with r->err set to it.  Returns non-zero so that
  * `return transfer_fail(...)` aborts the write.

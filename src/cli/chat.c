@@ -262,8 +262,12 @@ static void on_done(void *ud, const struct chat_result *res)
 	r->res = *res;
 	buf_init(&r->res.content, 0);
 	buf_append(&r->res.content, res->content.ptr, res->content.len);
+	/* Printed whole or not at all: an answer too large to keep is an
+	 * error when the output is the result. */
+	if (r->json && r->res.err.code == ERR_OK)
+		chat_result_whole(res, &r->res.err);
 	if (r->json) {
-		cJSON *o = chat_result_json(res);
+		cJSON *o = chat_result_json(&r->res);
 		r->content = json_print(o);
 		cJSON_Delete(o);
 	}
@@ -698,6 +702,9 @@ int cmd_chat(int argc, char **argv)
 		status = print_structured(&res, r.seen[O_JSON]);
 	if (db && !r.seen[O_NO_LOG] && res.model[0] &&
 	    (res.err.code == ERR_OK || res.content.len)) {
+		if (res.content_truncated)
+			fprintf(stderr, "aichat: chat: the answer is larger than %zu MiB: the conversation log keeps its first %zu MiB\n",
+				CHAT_CONTENT_MAX >> 20, CHAT_CONTENT_MAX >> 20);
 		if (convlog_record(db, cid, cli_system_change(cid, req.system, logged),
 				   req.temperature, prompt.ptr, &res, &e) < 0)
 			fprintf(stderr, "aichat: chat: could not log this exchange: %s\n", e.msg);

@@ -160,6 +160,9 @@ static void ask(struct repl *r)
 	user = r->conv.messages[r->conv.nmessages - 1].content;
 	cli_chat_once("chat", r->cfg, &r->conv, r->lo, CLI_STREAM, r->verbose, &res);
 	if (res.err.code == ERR_OK || res.content.len) {
+		if (res.content_truncated)
+			fprintf(stderr, "aichat: chat: the answer is larger than %zu MiB: the conversation keeps its first %zu MiB\n",
+				CHAT_CONTENT_MAX >> 20, CHAT_CONTENT_MAX >> 20);
 		push(&r->conv, "assistant", res.content.ptr);
 		if (r->db && res.model[0]) {
 			if (convlog_record(r->db, r->cid,

@@ -66,7 +66,13 @@ static void on_done(void *ud, const struct chat_result *r)
 	struct slot *s = ud;
 	struct batch *b = s->b;
 	void *item = s->item;
+	struct chat_result whole = *r;
 
+	/* An item's result is its answer: one too large to keep whole is
+	 * the item's error, never a cut answer. */
+	if (whole.err.code == ERR_OK)
+		chat_result_whole(r, &whole.err);
+	r = &whole;
 	s->chat = NULL;
 	s->item = NULL;
 	b->running--;

@@ -16,6 +16,7 @@ struct chat {
 	const struct chat_cbs *cbs;
 	void *ud;
 	struct chat_result res;
+	int discard_text;
 };
 
 /* Does s (NULL: any) declare field name? */
@@ -159,11 +160,35 @@ cJSON *chat_result_json(const struct chat_result *r)
 	return o;
 }
 
+int chat_result_whole(const struct chat_result *r, struct err *e)
+{
+	if (!r->content_truncated)
+		return 0;
+	return err_set(e, ERR_UPSTREAM_PROTOCOL,
+		       "the answer is larger than %zu MiB, too large to keep whole",
+		       CHAT_CONTENT_MAX >> 20);
+}
+
+/* Every delta goes on to the caller; the result keeps the first
+ * CHAT_CONTENT_MAX bytes, so an endless answer cannot grow it forever. */
 static void on_delta(void *ud, const char *s, size_t n)
 {
 	struct chat *c = ud;
+	struct buf *b = &c->res.content;
 
-	buf_append(&c->res.content, s, n);
+	if (c->discard_text) {
+		/* Nothing kept: the caller has it. */
+	} else if (!c->res.content_truncated && b->len + n <= CHAT_CONTENT_MAX) {
+		buf_append(b, s, n);
+	} else if (!c->res.content_truncated) {
+		size_t k = CHAT_CONTENT_MAX - b->len;
+
+		/* Not inside a UTF-8 character: s[k] would start the rest. */
+		while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+			k--;
+		buf_append(b, s, k);
+		c->res.content_truncated = 1;
+	}
 	c->cbs->on_delta(c->ud, s, n);
 }
 
@@ -244,6 +269,7 @@ struct chat *chat_start(struct engine *eng, const struct config *cfg,
 	c = xcalloc(1, sizeof(*c));
 	c->cbs = cbs;
 	c->ud = ud;
+	c->discard_text = req->discard_text;
 	buf_init(&c->res.content, 0);
 	snprintf(c->res.model, sizeof(c->res.model), "%s", m.full);
 	c->call = llm_call_start(eng, &m, &p, o, &llm_cbs, c, e);
@@ -263,6 +289,12 @@ void chat_cancel(struct chat *c)
 	llm_call_cancel(c->call);
 	buf_release(&c->res.content);
 	free(c);
+}
+
+void chat_pause(struct chat *c, int on)
+{
+	if (c)
+		llm_call_pause(c->call, on);
 }
 
 const struct chat_result *chat_progress(const struct chat *c)

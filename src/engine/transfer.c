@@ -10,6 +10,13 @@
  * know: time to first byte and idle time between chunks.  The watchdog
  * fires at the earliest deadline and re-arms itself when data arrived in
  * the meantime, so data callbacks never touch the timer heap.
+ *
+ * A transfer can be paused by its owner (a client that reads slower than
+ * the upstream writes): the next write callback then answers
+ * CURL_WRITEFUNC_PAUSE, so curl keeps that block and stops reading the
+ * socket, and TCP pushes back on the upstream.  The unpause runs from a
+ * 0 ms timer, never from inside a callback: curl delivers the kept block
+ * from within curl_easy_pause().  A paused transfer is never idle.
  */
 #include "aichat/dynlib.h"
 #include "aichat/transfer.h"
@@ -31,6 +38,7 @@ static struct {
 	__typeof__(curl_easy_getinfo) *easy_getinfo;
 	__typeof__(curl_easy_cleanup) *easy_cleanup;
 	__typeof__(curl_easy_reset) *easy_reset;
+	__typeof__(curl_easy_pause) *easy_pause;
 	__typeof__(curl_easy_strerror) *easy_strerror;
 	__typeof__(curl_multi_init) *multi_init;
 	__typeof__(curl_multi_setopt) *multi_setopt;
@@ -56,6 +64,7 @@ static int curl_load(struct err *e)
 		{ "curl_easy_getinfo", (void **)&cu.easy_getinfo },
 		{ "curl_easy_cleanup", (void **)&cu.easy_cleanup },
 		{ "curl_easy_reset", (void **)&cu.easy_reset },
+		{ "curl_easy_pause", (void **)&cu.easy_pause },
 		{ "curl_easy_strerror", (void **)&cu.easy_strerror },
 		{ "curl_multi_init", (void **)&cu.multi_init },
 		{ "curl_multi_setopt", (void **)&cu.multi_setopt },
@@ -113,6 +122,9 @@ struct transfer {
 	int64_t first_byte_ms, idle_ms;
 	struct loop_timer *watchdog;
 	struct err fail;          /* set by transfer_fail or the watchdog */
+	int paused;               /* the owner wants no more data for now */
+	int curl_paused;          /* curl holds a block (CURL_WRITEFUNC_PAUSE) */
+	struct loop_timer *unpause;
 	struct transfer *prev, *next;
 };
 
@@ -229,6 +241,8 @@ static void transfer_free(struct transfer *t)
 
 	if (t->watchdog)
 		loop_del_timer(eng->loop, t->watchdog);
+	if (t->unpause)
+		loop_del_timer(eng->loop, t->unpause);
 	if (t->prev)
 		t->prev->next = t->next;
 	else
@@ -236,7 +250,12 @@ static void transfer_free(struct transfer *t)
 	if (t->next)
 		t->next->prev = t->prev;
 	cu.multi_remove_handle(eng->multi, t->easy);
-	easy_put(eng, t->easy);
+	/* A handle paused with a block in hand is not reused: unpausing it
+	 * would deliver that block to a transfer that is gone. */
+	if (t->curl_paused)
+		cu.easy_cleanup(t->easy);
+	else
+		easy_put(eng, t->easy);
 	cu.slist_free_all(t->headers);
 	buf_release(&t->res.error_body);
 	free(t->body);
@@ -292,6 +311,11 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud)
 		size_t room = ERROR_BODY_MAX - t->res.error_body.len;
 		buf_append(&t->res.error_body, p, len < room ? len : room);
 		return len;
+	}
+	if (t->paused) {
+		/* Not taken: curl keeps it and delivers it again on unpause. */
+		t->curl_paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
 	}
 	if (t->cbs->on_data && t->cbs->on_data(t->ud, p, len) != 0) {
 		if (t->fail.code == ERR_OK)
@@ -362,6 +386,12 @@ static void on_watchdog(struct loop *l, void *data)
 
 	(void)l;
 	t->watchdog = NULL;
+	if (t->paused || t->curl_paused) {
+		/* Silence we asked for is not a stall. */
+		t->last_activity = now;
+		arm_watchdog(t);
+		return;
+	}
 	if (!r->first_byte_at)
 		deadline = t->started + t->first_byte_ms;
 	else
@@ -546,4 +576,30 @@ int transfer_fail(struct transfer *t, const struct err *e)
 {
 	t->fail = *e;
 	return 1;
+}
+
+static void on_unpause(struct loop *l, void *data)
+{
+	struct transfer *t = data;
+	struct engine *eng = t->eng;
+
+	(void)l;
+	t->unpause = NULL;
+	if (t->paused || !t->curl_paused)
+		return;
+	t->curl_paused = 0;
+	t->last_activity = loop_now_ms();
+	/* May call write_cb (the kept block) before it returns, which may
+	 * pause the transfer again. */
+	cu.easy_pause(t->easy, CURLPAUSE_CONT);
+	check_done(eng);
+}
+
+void transfer_pause(struct transfer *t, int on)
+{
+	if (!t || t->paused == !!on)
+		return;
+	t->paused = !!on;
+	if (!on && t->curl_paused && !t->unpause)
+		t->unpause = loop_add_timer(t->eng->loop, 0, on_unpause, t);
 }

@@ -294,6 +294,7 @@ struct llm_call {
 	int want_usage;               /* the caller asked for a usage chunk */
 	int opened;                   /* a synthesized stream has begun */
 	int committed;                /* an event reached the caller */
+	int paused;                   /* llm_call_pause */
 	struct buf *local_text;       /* offline answer, for synthesized
 				       * objects (dialect set) */
 	struct xo2a *o2a;             /* OpenAI -> Anthropic, when needed */
@@ -900,6 +901,17 @@ static void start_attempt(struct llm_call *c)
 	c->tr = transfer_start(c->eng, &req, &transfer_cbs, c, &c->res.err);
 	if (!c->tr)
 		attempt_over(c, 0, -1);
+	else if (c->paused)
+		transfer_pause(c->tr, 1);
+}
+
+void llm_call_pause(struct llm_call *c, int on)
+{
+	if (!c)
+		return;
+	c->paused = !!on;
+	if (c->tr)
+		transfer_pause(c->tr, c->paused);
 }
 
 struct llm_call *llm_call_start(struct engine *eng, const struct model_ref *m,

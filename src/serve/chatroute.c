@@ -6,7 +6,9 @@
  *
  * A call holds an upstream slot from start_chat() until on_chat_done()
  * gives it back; a delta that comes after its stream is finished (the
- * client left) is dropped, not framed.
+ * client left) is dropped, not framed.  A stream its client does not
+ * drain pauses the call (STREAM_PAUSE_AT), so a fast upstream never
+ * grows it without bound.
  */
 #include "aichat/cache.h"
 #include "aichat/json.h"
@@ -53,6 +55,25 @@ static void note_result(struct req *r, const struct chat_result *res)
  * the provider's events instead (on_chat_event); their deltas only build
  * the result for the log and the cache.
  */
+/* After a delta or event was framed: a stream its client is not
+ * draining pauses the upstream. */
+static void check_backlog(struct req *r)
+{
+	if (!r->upstream_paused && r->chat && stream_backlog(r->st) >= STREAM_PAUSE_AT) {
+		r->upstream_paused = 1;
+		chat_pause(r->chat, 1);
+		metrics_stream_paused(r->srv->metrics);
+	}
+}
+
+void stream_drained(struct req *r)
+{
+	if (!r->upstream_paused || !r->st || stream_backlog(r->st) >= STREAM_RESUME_AT)
+		return;
+	r->upstream_paused = 0;
+	chat_pause(r->chat, 0);
+}
+
 static void on_chat_delta(void *ud, const char *s, size_t n)
 {
 	struct req *r = ud;
@@ -65,6 +86,7 @@ static void on_chat_delta(void *ud, const char *s, size_t n)
 	buf_appends(out, "data: {\"content\":");
 	json_quote(out, s, n);
 	buf_appends(out, "}\n\n");
+	check_backlog(r);
 	req_resume(r);
 }
 
@@ -96,6 +118,7 @@ static void on_chat_event(void *ud, const char *name, const char *data,
 	buf_appends(out, "data: ");
 	buf_append(out, data, n);
 	buf_appends(out, "\n\n");
+	check_backlog(r);
 	req_resume(r);
 }
 
@@ -249,6 +272,10 @@ void start_chat(struct req *r)
 
 	err_clear(&e);
 	llm_opts_for(r, &lo, r->creq.stream);
+	/* A stream's text goes to its client as it comes; the result keeps
+	 * it only for the conversation log. */
+	r->creq.discard_text = r->creq.stream &&
+		!(r->srv->o->log_conversations && !strcmp(r->route->path, "/conversation"));
 	r->chat = chat_start(r->srv->eng, r->srv->cfg, &r->creq, &lo, &chat_cbs,
 			     r, &e);
 	if (!r->chat) {

@@ -504,10 +504,21 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	size_t n;
 
 	(void)pos;
-	if (st->out.len) {
-		n = st->out.len < max ? st->out.len : max;
-		memcpy(buf, st->out.ptr, n);
-		buf_consume(&st->out, n);
+	if (stream_backlog(st)) {
+		n = stream_backlog(st) < max ? stream_backlog(st) : max;
+		memcpy(buf, st->out.ptr + st->sent, n);
+		st->sent += n;
+		/* Moved down only once half is sent: a slow client's backlog
+		 * is not moved at every block. */
+		if (st->sent == st->out.len) {
+			buf_clear(&st->out);
+			st->sent = 0;
+		} else if (st->sent >= 64 * 1024 && st->sent * 2 >= st->out.len) {
+			buf_consume(&st->out, st->sent);
+			st->sent = 0;
+		}
+		if (st->req)
+			stream_drained(st->req);
 		return (ssize_t)n;
 	}
 	if (st->finished || !st->req)

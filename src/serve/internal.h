@@ -93,11 +93,25 @@ struct server {
 	int sigfd;
 };
 
+/*
+ * Backpressure: once a stream holds STREAM_PAUSE_AT bytes its client has
+ * not taken, the upstream call is paused (chat_pause) until the client
+ * has brought it below STREAM_RESUME_AT.  A stream thus holds at most
+ * STREAM_PAUSE_AT plus one upstream read (and the events already parsed
+ * from it), whatever the upstream's speed.
+ */
+#define STREAM_PAUSE_AT (256 * 1024)
+#define STREAM_RESUME_AT (128 * 1024)
+
+/* The bytes of st its client has not taken yet. */
+#define stream_backlog(st) ((st)->out.len - (st)->sent)
+
 /* An SSE stream, shared by the request and MHD's response: freed when
  * both have let go of it. */
 struct stream {
 	struct req *req;             /* NULL once the request is gone */
-	struct buf out;              /* framed bytes not yet handed to MHD */
+	struct buf out;              /* framed bytes, handed to MHD from sent on */
+	size_t sent;                 /* out's bytes already handed to MHD */
 	int finished;                /* no more bytes will be added */
 	int refs;
 };
@@ -142,6 +156,7 @@ struct req {
 	struct stream *st;
 	struct loop_timer *keepalive;
 	int got_token;
+	int upstream_paused;         /* the stream is full: chat paused */
 	struct buf answer;           /* /v1: the whole answer, as the provider
 				      * gave it (or translated) */
 	char *cache_key;
@@ -338,6 +353,10 @@ void llm_opts_for(struct req *r, struct llm_opts *lo, int stream);
  * unknown model).
  */
 void start_chat(struct req *r);
+
+/* The client has taken bytes of r's stream: the upstream resumes when it
+ * was paused and less than STREAM_RESUME_AT bytes are left. */
+void stream_drained(struct req *r);
 
 /* 1 when a cached answer to r->creq has been sent (X-Cache: HIT); 0
  * otherwise, and when the request may be cached its key is kept for the

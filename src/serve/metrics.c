@@ -43,6 +43,7 @@ enum fam_id {
 	F_UPSTREAM_TIMEOUTS,
 	F_VALIDATION,
 	F_STREAMS,
+	F_STREAM_PAUSES,
 	F_CACHE_HITS,
 	F_CACHE_MISSES,
 	F_RATE_LIMITED,
@@ -80,6 +81,9 @@ static const struct fam_def {
 	[F_STREAMS] = { "aichat_streams_in_flight",
 		"Streaming responses currently open",
 		GAUGE, 0, { NULL } },
+	[F_STREAM_PAUSES] = { "aichat_stream_pauses_total",
+		"Upstream reads paused because a stream's client fell behind",
+		COUNTER, 0, { NULL } },
 	[F_CACHE_HITS] = { "aichat_cache_hits_total",
 		"Answers served from the cache",
 		COUNTER, 0, { NULL } },
@@ -323,6 +327,11 @@ void metrics_validation_failure(struct metrics *m, const char *route)
 void metrics_streams_add(struct metrics *m, int delta)
 {
 	counter_add(m, F_STREAMS, NULL, delta);
+}
+
+void metrics_stream_paused(struct metrics *m)
+{
+	counter_add(m, F_STREAM_PAUSES, NULL, 1);
 }
 
 void metrics_cache(struct metrics *m, int hit)

@@ -29,6 +29,9 @@ void log_conversation(struct req *r, const struct chat_result *res)
 	    strcmp(r->route->path, "/conversation") ||
 	    (res->err.code != ERR_OK && !res->content.len))
 		return;
+	if (res->content_truncated)
+		fprintf(stderr, "aichat: serve: request %s: the answer is larger than %zu MiB: the conversation log keeps its first %zu MiB\n",
+			r->id, CHAT_CONTENT_MAX >> 20, CHAT_CONTENT_MAX >> 20);
 	if (convlog_record_all(r->srv->db, id, &r->creq, res, &e) < 0)
 		fprintf(stderr, "aichat: serve: could not log request %s: %s\n",
 			r->id, e.msg);

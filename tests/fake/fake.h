@@ -92,6 +92,9 @@ struct reply {
 	long split_pause_us;
 	unsigned seed;          /* PRNG seed for the piece sizes */
 	int close;              /* Connection: close after the reply */
+	long repeat;            /* event repeat_at is sent this many times ... */
+	long repeat_at;         /* ... (an endless-looking stream, bounded) */
+	char *report;           /* owned: file that tracks the body bytes sent */
 };
 
 void reply_init(struct reply *rp);

@@ -37,6 +37,13 @@
  *                     cache_creation_input_tokens and cache_read_input_tokens
  *                     (0) in message_start and whole messages
  *   models            ids listed by GET .../models and GET /api/tags
+ *   repeat, repeat_at send event repeat_at (default 1) repeat times in all:
+ *                     a long, fast stream (N MB as fast as the reader
+ *                     takes it) that still ends by itself
+ *   report            a file where the fake keeps the number of body bytes
+ *                     it has sent (a decimal number padded with spaces,
+ *                     rewritten every 64 KiB and at the end), so a test
+ *                     can tell how far a reader let the stream go
  *   match             see fake_script.c
  *
  * Generated chat answers (fake_chat.c decides, fake_openai.c and
@@ -390,6 +397,10 @@ void answer_build(struct reply *rp, const cJSON *spec, const struct request *rq)
 	rp->split_pause_us = json_long(spec, "split_pause_us", rp->split_pause_us);
 	rp->seed = (unsigned)json_long(spec, "split_seed", (long)rp->seed);
 	rp->close = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(spec, "close"));
+	rp->repeat = json_long(spec, "repeat", 1);
+	rp->repeat_at = json_long(spec, "repeat_at", 1);
+	if (json_str(spec, "report"))
+		rp->report = fake_xstrdup(json_str(spec, "report"));
 
 	if (body) {
 		/* A non-string body is sent as its JSON text. */

@@ -10,6 +10,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,6 +306,8 @@ void reply_init(struct reply *rp)
 	rp->split = 0;
 	rp->split_pause_us = 300;
 	rp->seed = 0x2545f491u;
+	rp->repeat = 1;
+	rp->repeat_at = 1;
 }
 
 void reply_release(struct reply *rp)
@@ -315,6 +318,7 @@ void reply_release(struct reply *rp)
 		fbuf_release(&rp->events[i]);
 	free(rp->events);
 	free(rp->content_type);
+	free(rp->report);
 	fbuf_release(&rp->headers);
 	memset(rp, 0, sizeof(*rp));
 }
@@ -432,15 +436,55 @@ static int send_head(int fd, const struct reply *rp, int keep_alive)
 	return rc;
 }
 
+/*
+ * The report file of a reply: the body bytes sent so far, as a number
+ * padded to a fixed width so that each rewrite replaces the last whole.
+ */
+static void report_sent(const struct reply *rp, int *fd, size_t sent)
+{
+	char line[32];
+	int n;
+
+	if (!rp->report)
+		return;
+	if (*fd < 0)
+		*fd = open(rp->report, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (*fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), "%20zu\n", sent);
+	if (pwrite(*fd, line, (size_t)n, 0) != n)
+		perror("fake_upstream: report");
+}
+
+/* The event sent in position i of a reply whose event repeat_at is sent
+ * repeat times. */
+static const struct fbuf *event_at(const struct reply *rp, size_t i)
+{
+	size_t at = (size_t)rp->repeat_at, times = (size_t)rp->repeat;
+
+	if (i <= at)
+		return &rp->events[i];
+	if (i < at + times)
+		return &rp->events[at];
+	return &rp->events[i - (times - 1)];
+}
+
 int http_send_reply(int fd, const struct reply *rp, int keep_alive)
 {
 	struct fbuf run = { 0 };
 	unsigned state = rp->seed ? rp->seed : 1;
 	int cut = rp->cut_after_events >= 0 || rp->cut_after_bytes >= 0;
-	size_t i, nev = rp->nevents, take;
+	size_t i, nev = rp->nevents, take, sent = 0, reported = 0;
 	size_t budget = rp->cut_after_bytes >= 0 ? (size_t)rp->cut_after_bytes : SIZE_MAX;
+	const struct fbuf *ev;
 	long pause;
-	int rc = 0;
+	int rc = 0, report_fd = -1;
+
+	if (rp->repeat > 1 && rp->repeat_at >= 0 && (size_t)rp->repeat_at < nev)
+		nev += (size_t)rp->repeat - 1;
+	else
+		nev = rp->nevents;  /* event_at() is the identity */
+	report_sent(rp, &report_fd, 0);
 
 	if (cut)
 		keep_alive = 0;
@@ -460,13 +504,20 @@ int http_send_reply(int fd, const struct reply *rp, int keep_alive)
 				rc = flush_run(fd, rp, &run, &state);
 			fake_sleep_ms(pause);
 		}
-		take = rp->events[i].len < budget ? rp->events[i].len : budget;
+		ev = nev == rp->nevents ? &rp->events[i] : event_at(rp, i);
+		take = ev->len < budget ? ev->len : budget;
 		if (rp->cut_after_bytes >= 0)
 			budget -= take;
 		if (rc == 0 && rp->split > 0)
-			fbuf_append(&run, fbuf_str(&rp->events[i]), take);
+			fbuf_append(&run, fbuf_str(ev), take);
 		else if (rc == 0)
-			rc = send_piece(fd, rp, fbuf_str(&rp->events[i]), take);
+			rc = send_piece(fd, rp, fbuf_str(ev), take);
+		if (rc == 0)
+			sent += take;
+		if (sent - reported >= 64 * 1024) {
+			report_sent(rp, &report_fd, sent);
+			reported = sent;
+		}
 	}
 	if (rc == 0 && rp->split > 0)
 		rc = flush_run(fd, rp, &run, &state);
@@ -477,5 +528,8 @@ int http_send_reply(int fd, const struct reply *rp, int keep_alive)
 		rc = -1;
 	if (rc == 0 && rp->chunked)
 		rc = send_all(fd, "0\r\n\r\n", 5);
+	report_sent(rp, &report_fd, sent);
+	if (report_fd >= 0)
+		close(report_fd);
 	return rc == 0 && keep_alive ? 0 : -1;
 }

@@ -116,6 +116,7 @@ static const struct {
 	{ "aichat_upstream_timeouts_total", "counter", NULL },
 	{ "aichat_validation_failures_total", "counter", NULL },
 	{ "aichat_streams_in_flight", "gauge", "aichat_streams_in_flight 0" },
+	{ "aichat_stream_pauses_total", "counter", "aichat_stream_pauses_total 0" },
 	{ "aichat_cache_hits_total", "counter", "aichat_cache_hits_total 0" },
 	{ "aichat_cache_misses_total", "counter", "aichat_cache_misses_total 0" },
 	{ "aichat_rate_limited_total", "counter", NULL },
