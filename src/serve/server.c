@@ -545,7 +545,7 @@ static void on_drain_timeout(struct loop *l, void *data)
 			stop_work(r);
 			push_error(r, ERR_OVERLOADED, "server shutting down");
 			stream_end(r);
-		} else if ((r->chat || r->batch || r->embed || r->waiting) &&
+		} else if ((r->chat || r->batch || r->embed || r->waiting || r->jobcall) &&
 			   !r->queued && !r->pending) {
 			stop_work(r);
 			reply_error_status(r, 503, ERR_OVERLOADED,
