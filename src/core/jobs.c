@@ -4,7 +4,8 @@
  * Each running job is a batch whose source pages its queued items out of
  * the database in input order; each finished item is one UPDATE of its
  * row and of the job's counters, in one transaction, so a crash at any
- * moment loses at most the items in flight.  Every statement runs on the
+ * moment loses at most the items in flight and the results not yet
+ * written (no more than the job's concurrency of each).  Every statement runs on the
  * writer's thread (the functions named db_*, with the writer's
  * connection); their answers come back to the loop in the *_done
  * callbacks.  A write that fails is rolled back and tried again
@@ -594,8 +595,9 @@ static enum batch_next next_item(void *ud, void **tag,
 	struct job_item *it;
 
 	/* Results not yet written hold items back: memory stays bounded
-	 * while the database is locked. */
-	if (rj->writes >= rj->concurrency + PAGE)
+	 * while the database is locked, and a crash loses at most the
+	 * items in flight and as many results on their way to the db. */
+	if (rj->writes >= rj->concurrency)
 		return BATCH_LATER;
 	/* No new item without a lease that holds: once it runs out another
 	 * server may take the job (renew_done() refills). */
