@@ -112,7 +112,7 @@ complete -c aichat -n '__fish_seen_subcommand_from serve' -l api-key-file -r -F 
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l insecure-no-auth -d 'allow a non-loopback address without any API key'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l rate-limit -x -d 'requests per client, e.g. 10/minute (keyed by API key, else address)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-upstream -x -d 'concurrent upstream calls; 0 = no bound (0..1000000, default 0)'
-complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-queue -x -d 'requests waiting for an upstream slot before 503 (0..1000000, default 100)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-queue -x -d 'requests waiting for an upstream slot, or database writes waiting, before 503 (0..1000000, default 100)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l cors-origin -x -d 'allow browser calls from ORIGIN (or *); off by default'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-body -x -d 'largest request body; larger is 413 (1..1073741824, default 1048576)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l timeout -x -d 'upstream time limit for non-streaming calls; then 504 (0.001..86400, default 30)'

@@ -180,13 +180,28 @@ fake_req() {
 	_fake_json "$@"
 }
 
+# fake_peak: the most requests the fake was answering at once (each log
+# line carries "inflight", the requests open when it arrived, itself
+# included); 0 without a log.
+fake_peak() {
+	python3 - "${FAKE_LOG:-$BATS_TEST_TMPDIR/fake.log}" <<'EOF'
+import json, os, sys
+peak = 0
+if os.path.exists(sys.argv[1]):
+    for line in open(sys.argv[1]):
+        if line.strip():
+            peak = max(peak, json.loads(line).get("inflight", 0))
+print(peak)
+EOF
+}
+
 # fake_field N PATH: prints one field of the Nth logged request.  PATH is
 # dotted keys, numbers index arrays (negative from the end):
 #   fake_field 1 body.model               gpt-4o-mini
 #   fake_field 1 headers.authorization    Bearer sk-test
 #   fake_field -1 body.messages.0.role    system   (also messages[0].role)
 # Strings print unquoted, anything else as compact JSON; a missing field
-# prints nothing and fails.  Keys: n conn method path headers body.
+# prints nothing and fails.  Keys: n conn inflight method path headers body.
 fake_field() {
 	_fake_json "$1" "$2"
 }

@@ -89,11 +89,14 @@ last_id() {
 
 @test "a log from before conversations kept their temperature still continues" {
 	aichat chat -m mock:echo "old one" >/dev/null
-	# as an older aichat left it: schema 5, no temperature column
+	# as an older aichat left it: schema 5, no temperature column (nor
+	# the job owners and leases of schema 7)
 	python3 - "$AICHAT_HOME/aichat.db" <<-'EOF'
 	import sqlite3, sys
 	db = sqlite3.connect(sys.argv[1])
 	db.execute("ALTER TABLE conversations DROP COLUMN temperature")
+	db.execute("ALTER TABLE jobs DROP COLUMN owner")
+	db.execute("ALTER TABLE jobs DROP COLUMN lease_until")
 	db.execute("PRAGMA user_version=5")
 	db.commit()
 	EOF

@@ -69,6 +69,33 @@ type_line() {
 	[ "$(echo "$output" | json_get transcript.3.role)" = assistant ]
 }
 
+@test "a failed first log write does not stick: the next exchange is logged and 'chat -c' goes on" {
+	# the database exists; a trigger refuses the first conversation only
+	aichat history list --json >/dev/null
+	sqlite3 "$AICHAT_HOME/aichat.db" "CREATE TRIGGER refuse_first BEFORE INSERT ON conversations
+		WHEN new.title LIKE 'refused%' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;"
+	start
+	type_line "refused question"
+	wait_for $'could not log this exchange: conversation log: disk on fire\nmock:echo>'
+	type_line "second one"
+	wait_for $'second one\nmock:echo>'
+	type_line "third one"
+	wait_for $'third one\nmock:echo>'
+	[ "$(count 'could not log')" -eq 1 ]
+	tmux -L "$SOCK" send-keys C-d
+	for i in $(seq 100); do [ -s "$DONE" ] && break; sleep 0.05; done
+	[ "$(aichat history list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -eq 1 ]
+	id=$(aichat history list --json | json_get 0.id)
+	run aichat history show --json "$id"
+	[ "$(echo "$output" | json_get transcript.0.content)" = "second one" ]
+	[ "$(echo "$output" | json_get transcript.2.content)" = "third one" ]
+	run aichat chat -c "fourth one"
+	[ "$status" -eq 0 ]
+	run aichat history show --json "$id"
+	[ "$(echo "$output" | json_get transcript.4.content)" = "fourth one" ]
+	[ "$(echo "$output" | json_get transcript.5.role)" = assistant ]
+}
+
 @test "Ctrl-C mid-reply stops it and keeps the conversation; the next question goes on" {
 	start AICHAT_MOCK_DELAY_MS=150
 	type_line "alpha beta gamma delta epsilon zeta eta theta"

@@ -45,6 +45,26 @@ struct batch_cbs {
 struct batch *batch_start(struct engine *eng, const struct config *cfg,
 			  int concurrency, const struct llm_opts *o,
 			  const struct batch_cbs *cbs, void *ud);
+/*
+ * A bound shared with other upstream calls (serve's --max-upstream): each
+ * running item holds one slot of it.  take() gives b a slot (1), or says
+ * none is free (0): b then waits, and the gate calls batch_grant(b) when
+ * one is.  give() hands one slot back; forget() takes b out of the
+ * waiters (b is going away).
+ */
+struct upstream_gate {
+	int (*take)(void *ud, struct batch *b);
+	void (*give)(void *ud);
+	void (*forget)(void *ud, struct batch *b);
+	void *ud;
+};
+/* Makes b's items wait for slots of g (borrowed until the batch ends);
+ * b starts holding tokens slots already taken for it (they go back to g
+ * when b no longer needs them).  Call right after batch_start. */
+void batch_set_gate(struct batch *b, const struct upstream_gate *g, int tokens);
+/* The gate gives b one slot: b starts its next item on the next loop
+ * iteration. */
+void batch_grant(struct batch *b);
 /* The source has items again after BATCH_LATER. */
 void batch_refill(struct batch *b);
 /* Changes how many items may run at once (1..the starting value);

@@ -2,45 +2,77 @@
  * jobs.h - background batch jobs kept in SQLite.
  *
  * A job is a list of prompts run through the batch service, with every
- * item's result written to the database as it finishes.  After a restart
- * jobs_resume() continues queued and running jobs; finished items are
- * never redone.  Ids are "job_" and 16 hex digits; anything else is
- * refused before it reaches a query.
+ * item's result written to the database as it finishes.  Every database
+ * call goes through a writer (writer.h), never on the loop thread, so a
+ * database locked by another process slows jobs down and freezes nothing;
+ * a write that meets a lock is tried again until it lands.
+ *
+ * A running job is owned by one live server: its row names the owner and
+ * a lease the owner renews (every third of $AICHAT_JOB_LEASE_MS, 30 s by
+ * default).  Another server resumes it only once the lease has expired,
+ * or at once when the owner was a process of the same host that is gone.
+ * Every change of a job's or an item's state is guarded by the state it
+ * expects (and by the owner), so two servers on one database never run an
+ * item twice nor count it twice.  Finished items are never redone.  Ids
+ * are "job_" and 16 hex digits; anything else is refused before it
+ * reaches a query.
  */
 #ifndef AICHAT_JOBS_H
 #define AICHAT_JOBS_H
 
 #include <cJSON.h>
-#include <sqlite3.h>
 
+#include "aichat/batch.h"
 #include "aichat/buf.h"
 #include "aichat/config.h"
 #include "aichat/err.h"
 #include "aichat/provider.h"
 #include "aichat/transfer.h"
+#include "aichat/writer.h"
 
 struct jobs;
+struct jobs_call;
 
-/* A runner on eng using db (both borrowed); at most max_running jobs run
- * at once, the others wait as "queued". */
+/* A runner on eng whose SQLite work goes through w (both borrowed); at
+ * most max_running jobs run at once here, the others wait as "queued";
+ * items take slots of gate (NULL: no shared bound). */
 struct jobs *jobs_new(struct engine *eng, const struct config *cfg,
-		      sqlite3 *db, int max_running, const struct llm_opts *o);
-/* Stops running jobs (they stay "running" in the database, to be resumed
- * by the next process) and frees the runner. */
-void jobs_free(struct jobs *j);
-/* Picks up the queued and running jobs found in the database. */
+		      struct writer *w, int max_running, const struct llm_opts *o,
+		      const struct upstream_gate *gate);
+/* Looks for queued jobs, and for running ones whose owner is gone, now
+ * and then periodically. */
 void jobs_resume(struct jobs *j);
+/* Stops running jobs and queues the end of their leases (they stay
+ * "running", for the next server to resume at once).  Call before
+ * writer_free(), then jobs_free(). */
+void jobs_stop(struct jobs *j);
+void jobs_free(struct jobs *j);
 
 /* True when id has the shape of a job id. */
 int jobs_valid_id(const char *id);
-/* Stores a validated JobRequest and queues it; the new job's status
- * object (owned), or NULL with e. */
-cJSON *jobs_submit(struct jobs *j, const cJSON *req, struct err *e);
-/* Status object of job id, or NULL with e (ERR_NOT_FOUND). */
-cJSON *jobs_status(struct jobs *j, const char *id, struct err *e);
-/* Results of the finished items, one JSON line each, in input order. */
-int jobs_results(struct jobs *j, const char *id, struct buf *out, struct err *e);
-/* Cancels a queued or running job; its status object, or NULL with e. */
-cJSON *jobs_cancel(struct jobs *j, const char *id, struct err *e);
+
+/*
+ * The answer of a call: status is the job's status object (owned by the
+ * callee, NULL on error), results the finished items as JSON lines in
+ * input order (jobs_results only), e the error when status is NULL.
+ */
+typedef void (*jobs_reply_fn)(void *ud, cJSON *status, const struct buf *results,
+			      const struct err *e);
+
+/* Each queues its work and calls fn later, on the loop; NULL with e when
+ * it cannot be queued (ERR_OVERLOADED: the writer's queue is full;
+ * ERR_NOT_FOUND: not a job id).  jobs_submit stores a validated
+ * JobRequest and queues the job; jobs_cancel cancels a queued or running
+ * one (an answer of its status either way). */
+struct jobs_call *jobs_submit(struct jobs *j, const cJSON *req,
+			      jobs_reply_fn fn, void *ud, struct err *e);
+struct jobs_call *jobs_status(struct jobs *j, const char *id,
+			      jobs_reply_fn fn, void *ud, struct err *e);
+struct jobs_call *jobs_results(struct jobs *j, const char *id,
+			       jobs_reply_fn fn, void *ud, struct err *e);
+struct jobs_call *jobs_cancel(struct jobs *j, const char *id,
+			      jobs_reply_fn fn, void *ud, struct err *e);
+/* fn will not be called (what was asked is still done). */
+void jobs_call_cancel(struct jobs_call *c);
 
 #endif

@@ -40,7 +40,7 @@ const struct opt serve_opts[] = {
 	[O_MAX_UPSTREAM] = { 0, "max-upstream", "N", "max_upstream",
 			     "concurrent upstream calls; 0 = no bound" },
 	[O_MAX_QUEUE] = { 0, "max-queue", "N", "max_queue",
-			  "requests waiting for an upstream slot before 503" },
+			  "requests waiting for an upstream slot, or database writes waiting, before 503" },
 	[O_CORS] = { 0, "cors-origin", "ORIGIN", NULL,
 		     "allow browser calls from ORIGIN (or *); off by default" },
 	[O_MAX_BODY] = { 0, "max-body", "BYTES", "max_body", "largest request body; larger is 413" },

@@ -31,6 +31,9 @@ struct batch {
 	void *ud;
 	struct slot *slots;
 	struct loop_timer *kick;
+	const struct upstream_gate *gate;
+	int tokens;                 /* gate slots held, no item on them */
+	int waiting;                /* in the gate's waiters */
 };
 
 static void on_delta(void *ud, const char *s, size_t n)
@@ -76,6 +79,9 @@ static void on_done(void *ud, const struct chat_result *r)
 	s->chat = NULL;
 	s->item = NULL;
 	b->running--;
+	/* The slot goes back at once: whoever waited longest has it next. */
+	if (b->gate)
+		b->gate->give(b->gate->ud);
 	/* A refill asked for from inside on_item waits for the one below,
 	 * which may free the batch. */
 	b->in_refill = 1;
@@ -89,6 +95,18 @@ static const struct chat_cbs item_cbs = {
 	.on_retry = on_retry,
 	.on_done = on_done,
 };
+
+/* Slots held with no item to run on them go back to the gate: the
+ * source has nothing ready, or b has all the items it may run. */
+static void give_back(struct batch *b)
+{
+	if (!b->gate)
+		return;
+	while (b->tokens > 0) {
+		b->tokens--;
+		b->gate->give(b->gate->ud);
+	}
+}
 
 void batch_refill(struct batch *b)
 {
@@ -105,6 +123,14 @@ void batch_refill(struct batch *b)
 
 		if (s->chat)
 			continue;
+		/* A slot of the shared bound first: without one, wait. */
+		if (b->gate && !b->tokens) {
+			if (b->waiting || !b->gate->take(b->gate->ud, b)) {
+				b->waiting = 1;
+				break;
+			}
+			b->tokens++;
+		}
 		n = b->cbs->next(b->ud, &s->item, &req);
 		if (n == BATCH_END) {
 			b->ended = 1;
@@ -117,6 +143,8 @@ void batch_refill(struct batch *b)
 		s->chat = chat_start(b->eng, b->cfg, req, &b->o, &item_cbs, s, &r.err);
 		if (s->chat) {
 			b->running++;
+			if (b->gate)
+				b->tokens--;
 			continue;
 		}
 		snprintf(r.model, sizeof(r.model), "%s", req->model ? req->model : "");
@@ -127,6 +155,7 @@ void batch_refill(struct batch *b)
 		k--;            /* the slot is free again */
 	}
 	b->in_refill = 0;
+	give_back(b);
 	maybe_done(b);
 }
 
@@ -158,6 +187,20 @@ struct batch *batch_start(struct engine *eng, const struct config *cfg,
 	return b;
 }
 
+void batch_set_gate(struct batch *b, const struct upstream_gate *g, int tokens)
+{
+	b->gate = g;
+	b->tokens = tokens;
+}
+
+void batch_grant(struct batch *b)
+{
+	b->waiting = 0;
+	b->tokens++;
+	if (!b->kick)
+		b->kick = loop_add_timer(engine_loop(b->eng), 0, on_kick, b);
+}
+
 void batch_set_concurrency(struct batch *b, int n)
 {
 	b->limit = n < 1 ? 1 : n > b->max ? b->max : n;
@@ -173,7 +216,13 @@ void batch_cancel(struct batch *b)
 	if (!b)
 		return;
 	for (int k = 0; k < b->max; k++)
-		chat_cancel(b->slots[k].chat);
+		if (b->slots[k].chat) {
+			chat_cancel(b->slots[k].chat);
+			b->tokens++;
+		}
+	if (b->gate && b->waiting)
+		b->gate->forget(b->gate->ud, b);
+	give_back(b);
 	if (b->kick)
 		loop_del_timer(engine_loop(b->eng), b->kick);
 	free(b->slots);

@@ -4,22 +4,32 @@
  * Each running job is a batch whose source pages its queued items out of
  * the database in input order; each finished item is one UPDATE of its
  * row and of the job's counters, in one transaction, so a crash at any
- * moment loses at most the items in flight.  Statements are prepared,
- * ids are checked for their shape before any query.
+ * moment loses at most the items in flight and the results not yet
+ * written (no more than the job's concurrency of each).  Every statement runs on the
+ * writer's thread (the functions named db_*, with the writer's
+ * connection); their answers come back to the loop in the *_done
+ * callbacks.  A write that fails is rolled back and tried again
+ * (WRITER_RETRY), so no finished item is lost while the server lives.
+ * Statements are prepared, ids are checked for their shape before any
+ * query.
  */
 #include "aichat/batch.h"
+#include "aichat/config.h"
 #include "aichat/jobs.h"
 #include "aichat/json.h"
 #include "aichat/schema.h"
 #include "aichat/xalloc.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PAGE 64
 
@@ -35,23 +45,34 @@ struct run_job {
 	char id[40];
 	char *model, *callback;
 	double temperature;
-	int max_tokens;
+	int max_tokens, concurrency;
 	struct batch *batch;
 	struct job_item *page[PAGE];
 	int npage, pos;
 	long cursor;                  /* last idx handed out */
-	int exhausted;
+	int exhausted, loading;
+	int writes;                   /* item results on their way to the db */
+	int batch_done;               /* every item ran; results may be pending */
+	int finishing;                /* the final status is being written */
+	int lost;                     /* no longer ours: cancelled, or the
+				       * lease went to another server */
+	long long lease_until;        /* wall ms: our lease holds until then */
 	struct run_job *next;
 };
 
 struct jobs {
 	struct engine *eng;
 	const struct config *cfg;
-	sqlite3 *db;
+	struct writer *w;
+	const struct upstream_gate *gate;
 	int max_running, running;
 	struct llm_opts o;
 	struct run_job *list;
-	struct loop_timer *kick;
+	struct loop_timer *kick, *renew_timer;
+	int scanning, stopping;
+	long long lease_ms;
+	char owner[96];               /* "host:pid:random", this server */
+	char host[64];
 };
 
 static void now_iso(char *dst, size_t cap)
@@ -61,6 +82,15 @@ static void now_iso(char *dst, size_t cap)
 
 	gmtime_r(&t, &tm);
 	strftime(dst, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Wall-clock milliseconds: leases are compared across processes. */
+static long long wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int jobs_valid_id(const char *id)
@@ -73,31 +103,45 @@ int jobs_valid_id(const char *id)
 	return 1;
 }
 
-static int db_fail(struct jobs *j, struct err *e)
+/* WRITER_RETRY when the database was busy or locked, else -1 with e. */
+static int db_fail(sqlite3 *db, struct err *e)
 {
-	return err_set(e, ERR_IO, "database: %s", sqlite3_errmsg(j->db));
+	int rc = sqlite3_errcode(db);
+
+	if (e)
+		err_set(e, ERR_IO, "database: %s", sqlite3_errmsg(db));
+	return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? WRITER_RETRY : -1;
 }
 
-/* ==== reading ==== */
+/* Rolls back what is open and returns db_fail(). */
+static int db_abort(sqlite3 *db, struct err *e)
+{
+	int rc = db_fail(db, e);
 
-static cJSON *status_json(struct jobs *j, const char *id, struct err *e)
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* ==== reading (on the writer's thread) ==== */
+
+/* The status object of id into *out (NULL and ERR_NOT_FOUND when there is
+ * no such job); 0, or db_fail(). */
+static int db_status(sqlite3 *db, const char *id, cJSON **out, struct err *e)
 {
 	sqlite3_stmt *st;
 	cJSON *o = NULL;
+	int rc;
 	static const char *sql =
 		"SELECT id, status, model, concurrency, total, succeeded, failed,"
 		" created_at, started_at, finished_at FROM jobs WHERE id = ?";
 
-	if (!jobs_valid_id(id)) {
-		err_set(e, ERR_NOT_FOUND, "no job '%.64s' (job ids look like job_0123456789abcdef)", id);
-		return NULL;
-	}
-	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		db_fail(j, e);
-		return NULL;
-	}
+	*out = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(db, e);
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
 		long total = sqlite3_column_int64(st, 4);
 		long ok = sqlite3_column_int64(st, 5), bad = sqlite3_column_int64(st, 6);
 		o = cJSON_CreateObject();
@@ -121,118 +165,98 @@ static cJSON *status_json(struct jobs *j, const char *id, struct err *e)
 			else
 				cJSON_AddNullToObject(o, name);
 		}
+	} else if (rc != SQLITE_DONE) {
+		rc = db_fail(db, e);
+		sqlite3_finalize(st);
+		return rc;
 	} else {
 		err_set(e, ERR_NOT_FOUND, "no job '%s'", id);
 	}
 	sqlite3_finalize(st);
-	return o;
-}
-
-cJSON *jobs_status(struct jobs *j, const char *id, struct err *e)
-{
-	return status_json(j, id, e);
-}
-
-int jobs_results(struct jobs *j, const char *id, struct buf *out, struct err *e)
-{
-	sqlite3_stmt *st;
-	cJSON *s = status_json(j, id, e);
-
-	if (!s)
-		return -1;
-	cJSON_Delete(s);
-	if (sqlite3_prepare_v2(j->db, "SELECT result FROM job_items WHERE job_id = ?"
-			       " AND result IS NOT NULL ORDER BY idx", -1, &st, NULL) != SQLITE_OK)
-		return db_fail(j, e);
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		buf_appends(out, (const char *)sqlite3_column_text(st, 0));
-		buf_putc(out, '\n');
-	}
-	sqlite3_finalize(st);
+	*out = o;
 	return 0;
 }
 
-/* ==== writing ==== */
-
-/* stamp_column is one of our own literals, never input. */
-static int set_status(struct jobs *j, const char *id, const char *status,
-		      const char *stamp_column)
+static void random_hex(char *dst, int bytes)
 {
-	char when[32], sql[160];
-	sqlite3_stmt *st;
+	unsigned char b[16];
+	static const char hex[] = "0123456789abcdef";
+
+	if (bytes > 16)
+		bytes = 16;
+	if (getrandom(b, (size_t)bytes, 0) != (ssize_t)bytes)
+		for (int i = 0; i < bytes; i++)
+			b[i] = (unsigned char)rand();
+	for (int i = 0; i < bytes; i++) {
+		dst[2 * i] = hex[b[i] >> 4];
+		dst[2 * i + 1] = hex[b[i] & 15];
+	}
+	dst[2 * bytes] = '\0';
+}
+
+/* The jobs' own work never gives up while the server runs: whatever
+ * failed is rolled back and tried again (the writer waits between). */
+static int db_retry(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return WRITER_RETRY;
+}
+
+/* ==== calls from the routes ==== */
+
+enum call_kind { CALL_SUBMIT, CALL_STATUS, CALL_RESULTS, CALL_CANCEL };
+
+struct jobs_call {
+	struct jobs *j;
+	enum call_kind kind;
+	char id[24];
+	cJSON *req;                   /* CALL_SUBMIT: the body, a copy */
+	cJSON *status;
+	struct buf results;
+	struct err e;
+	struct writer_op *op;
+	jobs_reply_fn fn;
+	void *ud;
+};
+
+static int db_submit(sqlite3 *db, struct jobs_call *c)
+{
+	const cJSON *items = json_arr(c->req, "items"), *it;
+	sqlite3_stmt *job = NULL, *ins = NULL;
+	char when[32];
+	double d;
+	long idx = 0;
 	int rc;
 
 	now_iso(when, sizeof(when));
-	snprintf(sql, sizeof(sql), "UPDATE jobs SET status = ?, %s = ? WHERE id = ?",
-		 stamp_column);
-	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, when, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
-	return rc;
-}
-
-static void random_id(char *dst)
-{
-	unsigned char b[8];
-	static const char hex[] = "0123456789abcdef";
-
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-		for (size_t i = 0; i < sizeof(b); i++)
-			b[i] = (unsigned char)rand();
-	memcpy(dst, "job_", 4);
-	for (int i = 0; i < 8; i++) {
-		dst[4 + 2 * i] = hex[b[i] >> 4];
-		dst[5 + 2 * i] = hex[b[i] & 15];
-	}
-	dst[20] = '\0';
-}
-
-static void schedule(struct jobs *j);
-
-cJSON *jobs_submit(struct jobs *j, const cJSON *req, struct err *e)
-{
-	const cJSON *items = json_arr(req, "items"), *it;
-	sqlite3_stmt *job = NULL, *ins = NULL;
-	char id[24], when[32];
-	double d;
-	long idx = 0;
-	cJSON *o = NULL;
-
-	random_id(id);
-	now_iso(when, sizeof(when));
-	if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		db_fail(j, e);
-		return NULL;
-	}
-	if (sqlite3_prepare_v2(j->db, "INSERT INTO jobs (id, status, model, temperature,"
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_abort(db, &c->e);
+	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (id, status, model, temperature,"
 			       " max_tokens, concurrency, callback_url, total, created_at)"
 			       " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)", -1, &job, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(j->db, "INSERT INTO job_items (job_id, idx, item_id, prompt)"
+	    sqlite3_prepare_v2(db, "INSERT INTO job_items (job_id, idx, item_id, prompt)"
 			       " VALUES (?, ?, ?, ?)", -1, &ins, NULL) != SQLITE_OK)
 		goto fail;
-	sqlite3_bind_text(job, 1, id, -1, SQLITE_STATIC);
-	if (json_str(req, "model"))
-		sqlite3_bind_text(job, 2, json_str(req, "model"), -1, SQLITE_STATIC);
-	if (json_num(req, "temperature", &d) == 0)
+	sqlite3_bind_text(job, 1, c->id, -1, SQLITE_STATIC);
+	if (json_str(c->req, "model"))
+		sqlite3_bind_text(job, 2, json_str(c->req, "model"), -1, SQLITE_STATIC);
+	if (json_num(c->req, "temperature", &d) == 0)
 		sqlite3_bind_double(job, 3, d);
-	if (json_num(req, "max_tokens", &d) == 0)
+	if (json_num(c->req, "max_tokens", &d) == 0)
 		sqlite3_bind_int(job, 4, json_clamp_int(d, 1, INT_MAX));
-	json_num(req, "concurrency", &d);
+	d = 10;
+	json_num(c->req, "concurrency", &d);
 	sqlite3_bind_int(job, 5, json_clamp_int(d, 1, INT_MAX));
-	if (json_str(req, "callback_url"))
-		sqlite3_bind_text(job, 6, json_str(req, "callback_url"), -1, SQLITE_STATIC);
+	if (json_str(c->req, "callback_url"))
+		sqlite3_bind_text(job, 6, json_str(c->req, "callback_url"), -1, SQLITE_STATIC);
 	sqlite3_bind_int(job, 7, cJSON_GetArraySize(items));
 	sqlite3_bind_text(job, 8, when, -1, SQLITE_STATIC);
 	if (sqlite3_step(job) != SQLITE_DONE)
 		goto fail;
 	cJSON_ArrayForEach(it, items) {
 		sqlite3_reset(ins);
-		sqlite3_bind_text(ins, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 1, c->id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(ins, 2, idx++);
 		sqlite3_bind_text(ins, 3, json_str(it, "id"), -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 4, json_str(it, "prompt"), -1, SQLITE_STATIC);
@@ -241,20 +265,183 @@ cJSON *jobs_submit(struct jobs *j, const cJSON *req, struct err *e)
 	}
 	sqlite3_finalize(job);
 	sqlite3_finalize(ins);
-	if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		db_fail(j, e);
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-		return NULL;
-	}
-	o = status_json(j, id, e);
-	schedule(j);
-	return o;
+	job = ins = NULL;
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	/* Stored: reading it back is not worth a retry of the insert. */
+	db_status(db, c->id, &c->status, &c->e);
+	return 0;
 fail:
-	db_fail(j, e);
+	rc = db_fail(db, &c->e);
 	sqlite3_finalize(job);
 	sqlite3_finalize(ins);
-	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-	return NULL;
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int db_results(sqlite3 *db, struct jobs_call *c)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = db_status(db, c->id, &c->status, &c->e)) != 0 || !c->status)
+		return rc;
+	if (sqlite3_prepare_v2(db, "SELECT result FROM job_items WHERE job_id = ?"
+			       " AND result IS NOT NULL ORDER BY idx", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+	buf_clear(&c->results);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		buf_appends(&c->results, (const char *)sqlite3_column_text(st, 0));
+		buf_putc(&c->results, '\n');
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+fail:
+	rc = db_fail(db, &c->e);
+	cJSON_Delete(c->status);
+	c->status = NULL;
+	return rc;
+}
+
+/* Cancels a queued or running job (guarded by the status it had); an
+ * owner elsewhere sees it when it renews its lease. */
+static int db_cancel(sqlite3 *db, struct jobs_call *c)
+{
+	sqlite3_stmt *st;
+	char when[32];
+	int rc;
+
+	now_iso(when, sizeof(when));
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET status = 'cancelled', finished_at = ?,"
+			       " owner = NULL WHERE id = ? AND status IN ('queued', 'running')",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(db, &c->e);
+	sqlite3_bind_text(st, 1, when, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, c->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, &c->e);
+	return db_status(db, c->id, &c->status, &c->e);
+}
+
+static int call_run(sqlite3 *db, void *arg)
+{
+	struct jobs_call *c = arg;
+
+	err_clear(&c->e);
+	cJSON_Delete(c->status);
+	c->status = NULL;
+	switch (c->kind) {
+	case CALL_SUBMIT:
+		return db_submit(db, c);
+	case CALL_RESULTS:
+		return db_results(db, c);
+	case CALL_CANCEL:
+		return db_cancel(db, c);
+	case CALL_STATUS:
+		break;
+	}
+	return db_status(db, c->id, &c->status, &c->e);
+}
+
+static void schedule(struct jobs *j);
+static void drop_run(struct run_job *rj);
+
+static void call_done(void *arg, int rc, int cancelled)
+{
+	struct jobs_call *c = arg;
+	struct jobs *j = c->j;
+
+	if (c->kind == CALL_CANCEL && c->status &&
+	    !strcmp(json_str(c->status, "status"), "cancelled"))
+		for (struct run_job *rj = j->list; rj; rj = rj->next)
+			if (!strcmp(rj->id, c->id)) {
+				rj->lost = 1;
+				drop_run(rj);
+				break;
+			}
+	if (c->kind == CALL_SUBMIT && c->status)
+		schedule(j);
+	if (!cancelled) {
+		if (rc != 0 && !c->status && c->e.code == ERR_OK)
+			err_set(&c->e, ERR_IO, "database: the job could not be written");
+		c->fn(c->ud, c->status, &c->results, &c->e);
+		c->status = NULL;   /* the callee's */
+	}
+	cJSON_Delete(c->status);
+	cJSON_Delete(c->req);
+	buf_release(&c->results);
+	free(c);
+}
+
+static const struct writer_ops call_ops = { .run = call_run, .done = call_done };
+
+static struct jobs_call *call_new(struct jobs *j, enum call_kind kind, const char *id,
+				  const cJSON *req, jobs_reply_fn fn, void *ud,
+				  struct err *e)
+{
+	struct jobs_call *c;
+
+	if (kind != CALL_SUBMIT && !jobs_valid_id(id)) {
+		err_set(e, ERR_NOT_FOUND, "no job '%.64s' (job ids look like job_0123456789abcdef)", id);
+		return NULL;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->j = j;
+	c->kind = kind;
+	if (kind == CALL_SUBMIT) {
+		memcpy(c->id, "job_", 4);
+		random_hex(c->id + 4, 8);
+		c->req = cJSON_Duplicate(req, 1);
+	} else {
+		snprintf(c->id, sizeof(c->id), "%s", id);
+	}
+	buf_init(&c->results, 0);
+	c->fn = fn;
+	c->ud = ud;
+	c->op = writer_submit(j->w, &call_ops, c, WRITER_BOUNDED);
+	if (!c->op) {
+		cJSON_Delete(c->req);
+		buf_release(&c->results);
+		free(c);
+		err_set(e, ERR_OVERLOADED, "server busy: too many database writes waiting, try again");
+		return NULL;
+	}
+	return c;
+}
+
+struct jobs_call *jobs_submit(struct jobs *j, const cJSON *req,
+			      jobs_reply_fn fn, void *ud, struct err *e)
+{
+	return call_new(j, CALL_SUBMIT, NULL, req, fn, ud, e);
+}
+
+struct jobs_call *jobs_status(struct jobs *j, const char *id,
+			      jobs_reply_fn fn, void *ud, struct err *e)
+{
+	return call_new(j, CALL_STATUS, id, NULL, fn, ud, e);
+}
+
+struct jobs_call *jobs_results(struct jobs *j, const char *id,
+			       jobs_reply_fn fn, void *ud, struct err *e)
+{
+	return call_new(j, CALL_RESULTS, id, NULL, fn, ud, e);
+}
+
+struct jobs_call *jobs_cancel(struct jobs *j, const char *id,
+			      jobs_reply_fn fn, void *ud, struct err *e)
+{
+	return call_new(j, CALL_CANCEL, id, NULL, fn, ud, e);
+}
+
+void jobs_call_cancel(struct jobs_call *c)
+{
+	if (c)
+		writer_cancel(c->op);
 }
 
 /* ==== running ==== */
@@ -285,41 +472,122 @@ static void run_free(struct run_job *rj)
 	free(rj);
 }
 
-/* The next page of queued items after the cursor. */
-static void load_page(struct run_job *rj)
-{
-	sqlite3_stmt *st;
+static void finish(struct run_job *rj);
 
-	rj->npage = rj->pos = 0;
-	if (sqlite3_prepare_v2(rj->j->db, "SELECT idx, item_id, prompt FROM job_items"
-			       " WHERE job_id = ? AND state = 'queued' AND idx > ?"
-			       " ORDER BY idx LIMIT ?", -1, &st, NULL) != SQLITE_OK) {
-		rj->exhausted = 1;
+/* rj's batch is over (done, or stopped): once its results are written,
+ * the job ends here -- its final status written, or, when it is no longer
+ * ours, just forgotten.  While the server stops, jobs_free() frees it. */
+static void maybe_end(struct run_job *rj)
+{
+	struct jobs *j = rj->j;
+
+	if (j->stopping || rj->batch || rj->writes || rj->loading || rj->finishing)
+		return;
+	if (!rj->lost && rj->batch_done) {
+		finish(rj);
 		return;
 	}
-	sqlite3_bind_text(st, 1, rj->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, rj->cursor);
+	if (!rj->lost)
+		return;
+	j->running--;
+	run_free(rj);
+	schedule(j);
+}
+
+/* Stops running rj now (cancelled, or no longer ours). */
+static void drop_run(struct run_job *rj)
+{
+	if (rj->j->stopping)
+		return;
+	batch_cancel(rj->batch);
+	rj->batch = NULL;
+	maybe_end(rj);
+}
+
+/* -- the next page of queued items after the cursor -- */
+
+struct page_op {
+	struct run_job *rj;
+	char id[40];
+	long cursor;
+	int n;
+	long idx[PAGE];
+	char *item_id[PAGE], *prompt[PAGE];
+};
+
+static int page_run(sqlite3 *db, void *arg)
+{
+	struct page_op *p = arg;
+	sqlite3_stmt *st;
+	int rc;
+
+	for (int k = 0; k < p->n; k++) {
+		free(p->item_id[k]);
+		free(p->prompt[k]);
+	}
+	p->n = 0;
+	if (sqlite3_prepare_v2(db, "SELECT idx, item_id, prompt FROM job_items"
+			       " WHERE job_id = ? AND state = 'queued' AND idx > ?"
+			       " ORDER BY idx LIMIT ?", -1, &st, NULL) != SQLITE_OK)
+		return db_retry(db);
+	sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, p->cursor);
 	sqlite3_bind_int(st, 3, PAGE);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct job_item *it = xcalloc(1, sizeof(*it));
-		it->rj = rj;
-		it->idx = (long)sqlite3_column_int64(st, 0);
-		it->item_id = xstrdup((const char *)sqlite3_column_text(st, 1));
-		it->req.messages = xcalloc(1, sizeof(*it->req.messages));
-		it->req.messages[0].role = xstrdup("user");
-		it->req.messages[0].content = xstrdup((const char *)sqlite3_column_text(st, 2));
-		it->req.nmessages = 1;
-		it->req.model = rj->model ? xstrdup(rj->model) : NULL;
-		it->req.temperature = rj->temperature;
-		it->req.max_tokens = rj->max_tokens;
-		it->req.stream = 1;
-		rj->page[rj->npage++] = it;
-		rj->cursor = it->idx;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && p->n < PAGE) {
+		p->idx[p->n] = (long)sqlite3_column_int64(st, 0);
+		p->item_id[p->n] = xstrdup((const char *)sqlite3_column_text(st, 1));
+		p->prompt[p->n] = xstrdup((const char *)sqlite3_column_text(st, 2));
+		p->n++;
 	}
 	sqlite3_finalize(st);
-	if (rj->npage == 0)
-		rj->exhausted = 1;
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_retry(db);
+	return 0;
 }
+
+static void page_done(void *arg, int rc, int cancelled)
+{
+	struct page_op *p = arg;
+	struct run_job *rj = p->rj;
+
+	if (!cancelled) {
+		rj->loading = 0;
+		if (rc == 0) {
+			rj->npage = rj->pos = 0;
+			for (int k = 0; k < p->n; k++) {
+				struct job_item *it = xcalloc(1, sizeof(*it));
+				it->rj = rj;
+				it->idx = p->idx[k];
+				it->item_id = p->item_id[k];
+				p->item_id[k] = NULL;
+				it->req.messages = xcalloc(1, sizeof(*it->req.messages));
+				it->req.messages[0].role = xstrdup("user");
+				it->req.messages[0].content = p->prompt[k];
+				p->prompt[k] = NULL;
+				it->req.nmessages = 1;
+				it->req.model = rj->model ? xstrdup(rj->model) : NULL;
+				it->req.temperature = rj->temperature;
+				it->req.max_tokens = rj->max_tokens;
+				it->req.stream = 1;
+				rj->page[rj->npage++] = it;
+				rj->cursor = it->idx;
+			}
+			if (rj->npage == 0)
+				rj->exhausted = 1;
+		}
+		if (rj->batch)
+			batch_refill(rj->batch);
+		else
+			maybe_end(rj);
+	}
+	for (int k = 0; k < p->n; k++) {
+		free(p->item_id[k]);
+		free(p->prompt[k]);
+	}
+	free(p);
+}
+
+static const struct writer_ops page_ops = { .run = page_run, .done = page_done };
 
 static enum batch_next next_item(void *ud, void **tag,
 				 const struct chat_request **req)
@@ -327,8 +595,26 @@ static enum batch_next next_item(void *ud, void **tag,
 	struct run_job *rj = ud;
 	struct job_item *it;
 
-	if (rj->pos == rj->npage && !rj->exhausted)
-		load_page(rj);
+	/* Results not yet written hold items back: memory stays bounded
+	 * while the database is locked, and a crash loses at most the
+	 * items in flight and as many results on their way to the db. */
+	if (rj->writes >= rj->concurrency)
+		return BATCH_LATER;
+	/* No new item without a lease that holds: once it runs out another
+	 * server may take the job (renew_done() refills). */
+	if (wall_ms() >= rj->lease_until)
+		return BATCH_LATER;
+	if (rj->pos == rj->npage && !rj->exhausted) {
+		if (!rj->loading) {
+			struct page_op *p = xcalloc(1, sizeof(*p));
+			p->rj = rj;
+			snprintf(p->id, sizeof(p->id), "%s", rj->id);
+			p->cursor = rj->cursor;
+			rj->loading = 1;
+			writer_submit(rj->j->w, &page_ops, p, WRITER_ALWAYS);
+		}
+		return BATCH_LATER;
+	}
 	if (rj->pos == rj->npage)
 		return BATCH_END;
 	it = rj->page[rj->pos++];
@@ -337,41 +623,111 @@ static enum batch_next next_item(void *ud, void **tag,
 	return BATCH_ITEM;
 }
 
+/* -- one finished item -- */
+
+struct item_op {
+	struct run_job *rj;
+	char id[40];
+	const char *owner;            /* the jobs' */
+	long idx;
+	int ok;
+	char *line;
+	int applied;                  /* 0: the item or the job was not ours */
+};
+
+static int item_run(sqlite3 *db, void *arg)
+{
+	struct item_op *w = arg;
+	sqlite3_stmt *st;
+
+	w->applied = 0;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_retry(db);
+	/* Only a queued item of a job this server runs: never twice. */
+	if (sqlite3_prepare_v2(db, "UPDATE job_items SET state = ?1, result = ?2"
+			       " WHERE job_id = ?3 AND idx = ?4 AND state = 'queued'"
+			       " AND EXISTS (SELECT 1 FROM jobs WHERE id = ?3"
+			       " AND status = 'running' AND owner = ?5)", -1, &st, NULL) != SQLITE_OK)
+		return db_retry(db);
+	sqlite3_bind_text(st, 1, w->ok ? "done" : "failed", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, w->line, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, w->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, w->idx);
+	sqlite3_bind_text(st, 5, w->owner, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return db_retry(db);
+	}
+	sqlite3_finalize(st);
+	w->applied = sqlite3_changes(db) == 1;
+	if (w->applied) {
+		if (sqlite3_prepare_v2(db, w->ok ?
+				       "UPDATE jobs SET succeeded = succeeded + 1 WHERE id = ?" :
+				       "UPDATE jobs SET failed = failed + 1 WHERE id = ?",
+				       -1, &st, NULL) != SQLITE_OK)
+			return db_retry(db);
+		sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return db_retry(db);
+		}
+		sqlite3_finalize(st);
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		w->applied = 0;
+		return db_retry(db);
+	}
+	return 0;
+}
+
+static void item_done(void *arg, int rc, int cancelled)
+{
+	struct item_op *w = arg;
+	struct run_job *rj = w->rj;
+
+	if (!cancelled) {
+		rj->writes--;
+		/* Not applied: the job is no longer ours (cancelled, or its
+		 * lease went elsewhere); whoever has it runs the item. */
+		if (rc != 0 || !w->applied) {
+			if (!rj->lost) {
+				rj->lost = 1;
+				batch_cancel(rj->batch);
+				rj->batch = NULL;
+			}
+		}
+		if (rj->batch)
+			batch_refill(rj->batch);
+		else
+			maybe_end(rj);
+	}
+	free(w->line);
+	free(w);
+}
+
+static const struct writer_ops item_ops = { .run = item_run, .done = item_done };
+
 static void on_item(void *ud, void *tag, const struct chat_result *res)
 {
 	struct run_job *rj = ud;
 	struct job_item *it = tag;
-	sqlite3 *db = rj->j->db;
-	sqlite3_stmt *st;
-	char *idjson, *line;
+	struct item_op *w = xcalloc(1, sizeof(*w));
 	cJSON *id = cJSON_CreateString(it->item_id), *o;
-	int ok = res->err.code == ERR_OK;
+	char *idjson;
 
 	idjson = json_print(id);
 	cJSON_Delete(id);
 	o = batch_result_json(idjson, res);
-	line = json_print(o);
-	cJSON_Delete(o);
 	free(idjson);
-	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (sqlite3_prepare_v2(db, "UPDATE job_items SET state = ?, result = ?"
-			       " WHERE job_id = ? AND idx = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, ok ? "done" : "failed", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, line, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, rj->id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, it->idx);
-		sqlite3_step(st);
-		sqlite3_finalize(st);
-	}
-	if (sqlite3_prepare_v2(db, ok ? "UPDATE jobs SET succeeded = succeeded + 1 WHERE id = ?"
-			       : "UPDATE jobs SET failed = failed + 1 WHERE id = ?",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, rj->id, -1, SQLITE_STATIC);
-		sqlite3_step(st);
-		sqlite3_finalize(st);
-	}
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	free(line);
+	w->line = json_print(o);
+	cJSON_Delete(o);
+	w->rj = rj;
+	snprintf(w->id, sizeof(w->id), "%s", rj->id);
+	w->owner = rj->j->owner;
+	w->idx = it->idx;
+	w->ok = res->err.code == ERR_OK;
+	rj->writes++;
+	writer_submit(rj->j->w, &item_ops, w, WRITER_ALWAYS);
 	item_free(it);
 }
 
@@ -406,31 +762,121 @@ static void notify(struct run_job *rj, const cJSON *status)
 	free(body);
 }
 
+/* -- the end of a job -- */
+
+struct finish_op {
+	struct run_job *rj;
+	char id[40];
+	const char *owner;
+	int again;                    /* items still queued: run them */
+	int applied;
+	cJSON *status;
+};
+
+static int finish_run(sqlite3 *db, void *arg)
+{
+	struct finish_op *f = arg;
+	sqlite3_stmt *st;
+	long queued = 0, total = 0, failed = 0;
+	char when[32];
+	int rc;
+
+	f->again = f->applied = 0;
+	cJSON_Delete(f->status);
+	f->status = NULL;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_retry(db);
+	if (sqlite3_prepare_v2(db, "SELECT total, failed, (SELECT count(*) FROM job_items"
+			       " WHERE job_id = ?1 AND state = 'queued') FROM jobs WHERE id = ?1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_retry(db);
+	sqlite3_bind_text(st, 1, f->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		total = sqlite3_column_int64(st, 0);
+		failed = sqlite3_column_int64(st, 1);
+		queued = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_retry(db);
+	if (queued > 0) {
+		f->again = 1;
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return 0;
+	}
+	now_iso(when, sizeof(when));
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET status = ?, finished_at = ?"
+			       " WHERE id = ? AND status = 'running' AND owner = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_retry(db);
+	sqlite3_bind_text(st, 1, total > 0 && failed == total ? "failed" : "done", -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, when, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, f->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, f->owner, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_retry(db);
+	f->applied = sqlite3_changes(db) == 1;
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		f->applied = 0;
+		return db_retry(db);
+	}
+	if (f->applied)
+		db_status(db, f->id, &f->status, NULL);
+	return 0;
+}
+
+static const struct batch_cbs job_cbs;
+
+static void finish_done(void *arg, int rc, int cancelled)
+{
+	struct finish_op *f = arg;
+	struct run_job *rj = f->rj;
+	struct jobs *j = rj->j;
+
+	if (!cancelled) {
+		rj->finishing = 0;
+		if (rc == 0 && f->again && !rj->lost) {
+			/* Items a page missed: one more pass over the queued. */
+			rj->cursor = -1;
+			rj->exhausted = rj->batch_done = 0;
+			rj->batch = batch_start(j->eng, j->cfg, rj->concurrency, &j->o,
+						&job_cbs, rj);
+			batch_set_gate(rj->batch, j->gate, 0);
+		} else {
+			if (f->status)
+				notify(rj, f->status);
+			rj->lost = 1;     /* over, for this server */
+			maybe_end(rj);
+		}
+	}
+	cJSON_Delete(f->status);
+	free(f);
+}
+
+static const struct writer_ops finish_ops = { .run = finish_run, .done = finish_done };
+
+static void finish(struct run_job *rj)
+{
+	struct finish_op *f = xcalloc(1, sizeof(*f));
+
+	f->rj = rj;
+	snprintf(f->id, sizeof(f->id), "%s", rj->id);
+	f->owner = rj->j->owner;
+	rj->finishing = 1;
+	writer_submit(rj->j->w, &finish_ops, f, WRITER_ALWAYS);
+}
+
 static void on_job_done(void *ud)
 {
 	struct run_job *rj = ud;
-	struct jobs *j = rj->j;
-	cJSON *s;
-	struct err e;
 
 	rj->batch = NULL;
-	s = status_json(j, rj->id, &e);
-	if (s) {
-		const cJSON *c = json_obj(s, "counts");
-		double total = 0, failed = 0;
-		json_num(c, "total", &total);
-		json_num(c, "failed", &failed);
-		set_status(j, rj->id, total > 0 && failed == total ? "failed" : "done",
-			   "finished_at");
-		cJSON_Delete(s);
-		s = status_json(j, rj->id, &e);
-		if (s)
-			notify(rj, s);
-		cJSON_Delete(s);
-	}
-	j->running--;
-	run_free(rj);
-	schedule(j);
+	rj->batch_done = 1;
+	maybe_end(rj);
 }
 
 static const struct batch_cbs job_cbs = {
@@ -439,137 +885,341 @@ static const struct batch_cbs job_cbs = {
 	.on_done = on_job_done,
 };
 
-static void start_job(struct jobs *j, const char *id)
-{
-	struct run_job *rj = xcalloc(1, sizeof(*rj));
-	sqlite3_stmt *st;
-	int conc = 10;
+/* ==== owning: claims and leases ==== */
 
-	rj->j = j;
-	snprintf(rj->id, sizeof(rj->id), "%s", id);
-	rj->temperature = -1;
-	rj->cursor = -1;
-	if (sqlite3_prepare_v2(j->db, "SELECT model, temperature, max_tokens, concurrency,"
-			       " callback_url FROM jobs WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			if (sqlite3_column_type(st, 0) != SQLITE_NULL)
-				rj->model = xstrdup((const char *)sqlite3_column_text(st, 0));
-			if (sqlite3_column_type(st, 1) != SQLITE_NULL)
-				rj->temperature = sqlite3_column_double(st, 1);
-			rj->max_tokens = sqlite3_column_int(st, 2);
-			conc = sqlite3_column_int(st, 3);
-			if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-				rj->callback = xstrdup((const char *)sqlite3_column_text(st, 4));
+/* Is owner ("host:pid:random") a process of this host that is gone? */
+static int owner_gone(const struct jobs *j, const char *owner)
+{
+	size_t n = strlen(j->host);
+	long pid;
+	char *end;
+
+	if (strncmp(owner, j->host, n) || owner[n] != ':')
+		return 0;
+	pid = strtol(owner + n + 1, &end, 10);
+	if (*end != ':' || pid <= 0)
+		return 0;
+	if (pid == (long)getpid())
+		return strcmp(owner, j->owner) != 0;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+struct claim_op {
+	struct jobs *j;
+	int claimed;
+	long long until;
+	char id[40];
+	char *model, *callback;
+	double temperature;
+	int max_tokens, concurrency;
+};
+
+/* Claims one job: a running one whose owner is gone first, else the
+ * oldest queued one; each claim an UPDATE guarded by what was read. */
+static int claim_run(sqlite3 *db, void *arg)
+{
+	struct claim_op *c = arg;
+	struct jobs *j = c->j;
+	sqlite3_stmt *st, *up;
+	long long now = wall_ms();
+	char when[32];
+	int rc;
+
+	c->claimed = 0;
+	now_iso(when, sizeof(when));
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_retry(db);
+	if (sqlite3_prepare_v2(db, "SELECT id, status, owner, lease_until FROM jobs"
+			       " WHERE status IN ('queued', 'running')"
+			       " AND (owner IS NULL OR owner != ?)"
+			       " ORDER BY status = 'running' DESC, created_at, rowid",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_retry(db);
+	sqlite3_bind_text(st, 1, j->owner, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *status = (const char *)sqlite3_column_text(st, 1);
+		const char *owner = (const char *)sqlite3_column_text(st, 2);
+		int expired = sqlite3_column_type(st, 3) == SQLITE_NULL ||
+			      sqlite3_column_int64(st, 3) < now;
+
+		if (!strcmp(status, "running") && owner && !expired && !owner_gone(j, owner))
+			continue;     /* a live server runs it */
+		snprintf(c->id, sizeof(c->id), "%s", (const char *)sqlite3_column_text(st, 0));
+		break;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return rc == SQLITE_DONE ? 0 : db_retry(db);
+	}
+	/* In one transaction with the read: nobody changed it since. */
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET status = 'running', owner = ?,"
+			       " lease_until = ?, started_at = COALESCE(started_at, ?)"
+			       " WHERE id = ? AND status IN ('queued', 'running')", -1, &up,
+			       NULL) != SQLITE_OK)
+		return db_retry(db);
+	sqlite3_bind_text(up, 1, j->owner, -1, SQLITE_STATIC);
+	c->until = now + j->lease_ms;
+	sqlite3_bind_int64(up, 2, c->until);
+	sqlite3_bind_text(up, 3, when, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(up, 4, c->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(up);
+	sqlite3_finalize(up);
+	if (rc != SQLITE_DONE || sqlite3_changes(db) != 1)
+		return db_retry(db);
+	if (sqlite3_prepare_v2(db, "SELECT model, temperature, max_tokens, concurrency,"
+			       " callback_url FROM jobs WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return db_retry(db);
+	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+	free(c->model);
+	free(c->callback);
+	c->model = c->callback = NULL;
+	c->temperature = -1;
+	c->concurrency = 10;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+			c->model = xstrdup((const char *)sqlite3_column_text(st, 0));
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+			c->temperature = sqlite3_column_double(st, 1);
+		c->max_tokens = sqlite3_column_int(st, 2);
+		c->concurrency = sqlite3_column_int(st, 3);
+		if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+			c->callback = xstrdup((const char *)sqlite3_column_text(st, 4));
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return db_retry(db);
+	c->claimed = 1;
+	return 0;
+}
+
+static void claim_done(void *arg, int rc, int cancelled)
+{
+	struct claim_op *c = arg;
+	struct jobs *j = c->j;
+
+	if (!cancelled && !j->stopping) {
+		j->scanning = 0;
+		if (rc == 0 && c->claimed) {
+			struct run_job *rj = xcalloc(1, sizeof(*rj));
+			rj->j = j;
+			snprintf(rj->id, sizeof(rj->id), "%s", c->id);
+			rj->model = c->model;
+			rj->callback = c->callback;
+			c->model = c->callback = NULL;
+			rj->temperature = c->temperature;
+			rj->max_tokens = c->max_tokens;
+			rj->concurrency = c->concurrency > 0 ? c->concurrency : 1;
+			rj->cursor = -1;
+			rj->lease_until = c->until;
+			rj->next = j->list;
+			j->list = rj;
+			j->running++;
+			rj->batch = batch_start(j->eng, j->cfg, rj->concurrency, &j->o,
+						&job_cbs, rj);
+			batch_set_gate(rj->batch, j->gate, 0);
+			schedule(j);   /* maybe another */
 		}
-		sqlite3_finalize(st);
 	}
-	/* started_at keeps the first start across restarts. */
-	if (sqlite3_prepare_v2(j->db, "UPDATE jobs SET status = 'running',"
-			       " started_at = COALESCE(started_at, ?) WHERE id = ?",
-			       -1, &st, NULL) == SQLITE_OK) {
-		char when[32];
-		now_iso(when, sizeof(when));
-		sqlite3_bind_text(st, 1, when, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-		sqlite3_step(st);
-		sqlite3_finalize(st);
-	}
-	rj->next = j->list;
-	j->list = rj;
-	j->running++;
-	rj->batch = batch_start(j->eng, j->cfg, conc, &j->o, &job_cbs, rj);
+	free(c->model);
+	free(c->callback);
+	free(c);
 }
 
-/* Starts waiting jobs, oldest first, while there is room. */
-static void run_queue(struct jobs *j)
-{
-	while (j->running < j->max_running) {
-		sqlite3_stmt *st;
-		char id[40] = "";
-
-		if (sqlite3_prepare_v2(j->db, "SELECT id FROM jobs WHERE status = 'queued'"
-				       " ORDER BY created_at, rowid LIMIT 1", -1, &st, NULL) != SQLITE_OK)
-			return;
-		if (sqlite3_step(st) == SQLITE_ROW)
-			snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
-		if (!id[0])
-			return;
-		start_job(j, id);
-	}
-}
+static const struct writer_ops claim_ops = { .run = claim_run, .done = claim_done };
 
 static void on_kick(struct loop *l, void *data)
 {
 	struct jobs *j = data;
+	struct claim_op *c;
 
 	(void)l;
 	j->kick = NULL;
-	run_queue(j);
+	if (j->stopping || j->scanning || j->running >= j->max_running)
+		return;
+	c = xcalloc(1, sizeof(*c));
+	c->j = j;
+	j->scanning = 1;
+	writer_submit(j->w, &claim_ops, c, WRITER_ALWAYS);
 }
 
+/* Looks for a job to run on the next loop iteration. */
 static void schedule(struct jobs *j)
 {
-	if (!j->kick)
+	if (!j->kick && !j->stopping)
 		j->kick = loop_add_timer(engine_loop(j->eng), 0, on_kick, j);
+}
+
+/* -- renewing the leases of the jobs this server runs -- */
+
+struct renew_op {
+	struct jobs *j;
+	size_t n;
+	char (*ids)[40];
+	int *lost;
+	long long *until;
+};
+
+static int renew_run(sqlite3 *db, void *arg)
+{
+	struct renew_op *r = arg;
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET lease_until = ? WHERE id = ?"
+			       " AND owner = ? AND status = 'running'", -1, &st, NULL) != SQLITE_OK)
+		return db_retry(db);
+	for (size_t i = 0; i < r->n; i++) {
+		sqlite3_reset(st);
+		r->until[i] = wall_ms() + r->j->lease_ms;
+		sqlite3_bind_int64(st, 1, r->until[i]);
+		sqlite3_bind_text(st, 2, r->ids[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, r->j->owner, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return db_retry(db);
+		}
+		r->lost[i] = sqlite3_changes(db) == 0;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static void renew_done(void *arg, int rc, int cancelled)
+{
+	struct renew_op *r = arg;
+	struct jobs *j = r->j;
+
+	if (!cancelled && rc == 0)
+		for (size_t i = 0; i < r->n; i++)
+			for (struct run_job *rj = j->list; rj; rj = rj->next) {
+				if (strcmp(rj->id, r->ids[i]) || rj->lost || rj->finishing)
+					continue;
+				if (r->lost[i]) {
+					rj->lost = 1;
+					drop_run(rj);
+				} else {
+					rj->lease_until = r->until[i];
+					if (rj->batch)
+						batch_refill(rj->batch);
+				}
+				break;
+			}
+	free(r->ids);
+	free(r->lost);
+	free(r->until);
+	free(r);
+}
+
+static const struct writer_ops renew_ops = { .run = renew_run, .done = renew_done };
+
+/* Every third of a lease: renews this server's leases, and looks for
+ * work (a job whose owner is gone). */
+static void on_renew(struct loop *l, void *data)
+{
+	struct jobs *j = data;
+	struct renew_op *r;
+	size_t n = 0;
+
+	j->renew_timer = loop_add_timer(l, j->lease_ms / 3, on_renew, j);
+	for (struct run_job *rj = j->list; rj; rj = rj->next)
+		n++;
+	if (n) {
+		r = xcalloc(1, sizeof(*r));
+		r->j = j;
+		r->ids = xcalloc(n, sizeof(*r->ids));
+		r->lost = xcalloc(n, sizeof(*r->lost));
+		r->until = xcalloc(n, sizeof(*r->until));
+		for (struct run_job *rj = j->list; rj; rj = rj->next)
+			snprintf(r->ids[r->n++], sizeof(r->ids[0]), "%s", rj->id);
+		writer_submit(j->w, &renew_ops, r, WRITER_ALWAYS);
+	}
+	schedule(j);
 }
 
 void jobs_resume(struct jobs *j)
 {
-	sqlite3_stmt *st;
-	char **ids = NULL;
-	size_t n = 0;
-
-	/* Jobs a previous process was running: continue them first. */
-	if (sqlite3_prepare_v2(j->db, "SELECT id FROM jobs WHERE status = 'running'"
-			       " ORDER BY created_at, rowid", -1, &st, NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			ids = xrealloc(ids, (n + 1) * sizeof(*ids));
-			ids[n++] = xstrdup((const char *)sqlite3_column_text(st, 0));
-		}
-		sqlite3_finalize(st);
-	}
-	for (size_t i = 0; i < n; i++) {
-		start_job(j, ids[i]);
-		free(ids[i]);
-	}
-	free(ids);
+	if (!j->renew_timer)
+		j->renew_timer = loop_add_timer(engine_loop(j->eng), j->lease_ms / 3,
+						on_renew, j);
 	schedule(j);
 }
 
-cJSON *jobs_cancel(struct jobs *j, const char *id, struct err *e)
-{
-	cJSON *s = status_json(j, id, e);
-	const char *status;
+/* -- stopping: the leases end, for the next server to resume at once -- */
 
-	if (!s)
-		return NULL;
-	status = json_str(s, "status");
-	if (strcmp(status, "queued") && strcmp(status, "running"))
-		return s;   /* already over: nothing to cancel */
-	for (struct run_job *rj = j->list; rj; rj = rj->next)
-		if (!strcmp(rj->id, id)) {
-			j->running--;
-			run_free(rj);
-			break;
-		}
-	set_status(j, id, "cancelled", "finished_at");
-	cJSON_Delete(s);
-	schedule(j);
-	return status_json(j, id, e);
+struct release_op {
+	char owner[96];
+};
+
+static int release_run(sqlite3 *db, void *arg)
+{
+	struct release_op *r = arg;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET lease_until = 0 WHERE owner = ?"
+			       " AND status = 'running'", -1, &st, NULL) != SQLITE_OK)
+		return db_retry(db);
+	sqlite3_bind_text(st, 1, r->owner, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_retry(db);
+}
+
+static void release_done(void *arg, int rc, int cancelled)
+{
+	(void)rc;
+	(void)cancelled;
+	free(arg);
+}
+
+static const struct writer_ops release_ops = { .run = release_run, .done = release_done };
+
+void jobs_stop(struct jobs *j)
+{
+	struct release_op *r;
+
+	if (!j || j->stopping)
+		return;
+	j->stopping = 1;
+	for (struct run_job *rj = j->list; rj; rj = rj->next) {
+		batch_cancel(rj->batch);
+		rj->batch = NULL;
+	}
+	if (j->kick)
+		loop_del_timer(engine_loop(j->eng), j->kick);
+	if (j->renew_timer)
+		loop_del_timer(engine_loop(j->eng), j->renew_timer);
+	j->kick = j->renew_timer = NULL;
+	r = xcalloc(1, sizeof(*r));
+	snprintf(r->owner, sizeof(r->owner), "%s", j->owner);
+	writer_submit(j->w, &release_ops, r, WRITER_ALWAYS);
 }
 
 struct jobs *jobs_new(struct engine *eng, const struct config *cfg,
-		      sqlite3 *db, int max_running, const struct llm_opts *o)
+		      struct writer *w, int max_running, const struct llm_opts *o,
+		      const struct upstream_gate *gate)
 {
 	struct jobs *j = xcalloc(1, sizeof(*j));
+	const char *lease = env_get("AICHAT_JOB_LEASE_MS");
+	char rnd[17];
 
 	j->eng = eng;
 	j->cfg = cfg;
-	j->db = db;
+	j->w = w;
+	j->gate = gate;
 	j->max_running = max_running > 0 ? max_running : 1;
 	j->o = *o;
+	j->lease_ms = lease ? atoll(lease) : 30000;
+	if (j->lease_ms < 300)
+		j->lease_ms = 300;
+	if (gethostname(j->host, sizeof(j->host)) < 0)
+		snprintf(j->host, sizeof(j->host), "localhost");
+	j->host[sizeof(j->host) - 1] = '\0';
+	for (char *p = j->host; *p; p++)
+		if (*p == ':')
+			*p = '_';
+	random_hex(rnd, 8);
+	snprintf(j->owner, sizeof(j->owner), "%s:%ld:%s", j->host, (long)getpid(), rnd);
 	return j;
 }
 
@@ -579,7 +1229,5 @@ void jobs_free(struct jobs *j)
 		return;
 	while (j->list)
 		run_free(j->list);
-	if (j->kick)
-		loop_del_timer(engine_loop(j->eng), j->kick);
 	free(j);
 }

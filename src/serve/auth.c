@@ -13,6 +13,7 @@
  */
 #include "aichat/metrics.h"
 #include "aichat/ratelimit.h"
+#include "aichat/xalloc.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -99,16 +100,21 @@ int check_rate(struct req *r)
 
 /* ==== the upstream gate (--max-upstream) ==== */
 
-void release_upstream(struct req *r)
+/* Hands free slots to the waiters, oldest first within each queue; the
+ * requests' queue and the batches' (items of /batch and of jobs) take
+ * turns when both wait. */
+static void grant_waiters(struct server *srv)
 {
-	struct server *srv = r->srv;
-
-	if (!r->holds_upstream)
-		return;
-	r->holds_upstream = 0;
-	srv->upstream_active--;
-	while (srv->wait_head && (!srv->o->max_upstream ||
-				  srv->upstream_active < srv->o->max_upstream)) {
+	while ((srv->wait_head || srv->nbwait) &&
+	       (!srv->o->max_upstream || srv->upstream_active < srv->o->max_upstream)) {
+		if (srv->nbwait && (!srv->wait_head || srv->grant_batch_next)) {
+			struct batch *b = srv->bwait[0];
+			memmove(srv->bwait, srv->bwait + 1, --srv->nbwait * sizeof(*srv->bwait));
+			srv->upstream_active++;
+			srv->grant_batch_next = 0;
+			batch_grant(b);
+			continue;
+		}
 		struct req *w = srv->wait_head;
 		srv->wait_head = w->wait_next;
 		if (!srv->wait_head)
@@ -117,8 +123,68 @@ void release_upstream(struct req *r)
 		w->waiting = 0;
 		w->holds_upstream = 1;
 		srv->upstream_active++;
+		srv->grant_batch_next = 1;
 		start_upstream_work(w);
 	}
+}
+
+void release_upstream(struct req *r)
+{
+	struct server *srv = r->srv;
+
+	if (!r->holds_upstream)
+		return;
+	r->holds_upstream = 0;
+	srv->upstream_active--;
+	grant_waiters(srv);
+}
+
+/* The gate batches see (struct upstream_gate): the same slots. */
+static int gate_take(void *ud, struct batch *b)
+{
+	struct server *srv = ud;
+
+	if (!srv->o->max_upstream ||
+	    (srv->upstream_active < srv->o->max_upstream && !srv->wait_head &&
+	     !srv->nbwait)) {
+		srv->upstream_active++;
+		return 1;
+	}
+	if (srv->nbwait == srv->capbwait) {
+		srv->capbwait = srv->capbwait ? 2 * srv->capbwait : 8;
+		srv->bwait = xrealloc(srv->bwait, srv->capbwait * sizeof(*srv->bwait));
+	}
+	srv->bwait[srv->nbwait++] = b;
+	return 0;
+}
+
+static void gate_give(void *ud)
+{
+	struct server *srv = ud;
+
+	srv->upstream_active--;
+	grant_waiters(srv);
+}
+
+static void gate_forget(void *ud, struct batch *b)
+{
+	struct server *srv = ud;
+
+	for (size_t i = 0; i < srv->nbwait; i++)
+		if (srv->bwait[i] == b) {
+			memmove(srv->bwait + i, srv->bwait + i + 1,
+				(srv->nbwait - i - 1) * sizeof(*srv->bwait));
+			srv->nbwait--;
+			return;
+		}
+}
+
+void upstream_gate_init(struct server *srv)
+{
+	srv->gate.take = gate_take;
+	srv->gate.give = gate_give;
+	srv->gate.forget = gate_forget;
+	srv->gate.ud = srv;
 }
 
 void unqueue(struct req *r)

@@ -37,6 +37,7 @@
 #include "aichat/searcher.h"
 #include "aichat/serve.h"
 #include "aichat/server.h"
+#include "aichat/writer.h"
 
 /* libmicrohttpd's functions, resolved when serve starts (dynlib.h):
  * every call to MHD goes through mhd, defined in http.c. */
@@ -84,9 +85,14 @@ struct server {
 	struct req *models_waiters;  /* requests waiting for it */
 	struct req *reqs;            /* every request in flight */
 	size_t active;
-	int upstream_active;
+	int upstream_active;         /* --max-upstream slots held */
 	struct req *wait_head, *wait_tail;
 	size_t waiting;
+	struct upstream_gate gate;   /* the same slots, for batch items */
+	struct batch **bwait;        /* batches waiting for a slot, FIFO */
+	size_t nbwait, capbwait;
+	int grant_batch_next;        /* both queues wait: whose turn */
+	struct writer *writer;       /* every SQLite write (writer.h) */
 	int draining;
 	struct loop_timer *drain_timer;
 	unsigned long long seq;
@@ -168,6 +174,7 @@ struct req {
 	struct embed_job *embed;     /* the query being embedded, or the
 				      * /v1/embeddings request relayed */
 	struct search *search;       /* the search under way (worker thread) */
+	struct jobs_call *jobcall;   /* the jobs service's answer to wait for */
 	/* for the log line */
 	char model[256];
 	char provider[64];
@@ -338,6 +345,11 @@ void release_upstream(struct req *r);
 
 /* Takes r out of the wait queue, if it is in it. */
 void unqueue(struct req *r);
+
+/* Sets srv->gate: --max-upstream for the items of batches and jobs, one
+ * slot per running item, sharing the slots and the waiting turns with
+ * requests. */
+void upstream_gate_init(struct server *srv);
 
 /* ==== chatroute.c: the routes that call a chat model ==== */
 

@@ -2,48 +2,63 @@
  * routes_jobs.c - background jobs over HTTP: POST /jobs queues a batch
  * (202), GET /jobs/{id} and /jobs/{id}/results report on it, DELETE
  * /jobs/{id} cancels it.  The work is the jobs service's (core/jobs.c),
- * which outlives the request; these routes only answer, with a 503 when
- * the database could not be opened at start.
+ * which outlives the request; its database work runs on the writer's
+ * thread, so each route suspends until the answer comes back (r->jobcall),
+ * and a full writer queue is a 503 with Retry-After.  503 too when the
+ * database could not be opened at start.
  */
 #include "aichat/jobs.h"
 #include "internal.h"
+
+static void on_answer(void *ud, cJSON *status, const struct buf *results,
+		      const struct err *e)
+{
+	struct req *r = ud;
+
+	r->jobcall = NULL;
+	if (!status)
+		reply_error(r, e);
+	else if (r->route->response == RESP_JOB_RESULTS) {
+		reply(r, 200, "application/x-ndjson", results->ptr, results->len);
+		cJSON_Delete(status);
+	} else
+		reply_json(r, r->route->response == RESP_JOB_SUBMIT ? 202 : 200, status);
+}
 
 /* POST /jobs (its body validated, in r->json), and GET and DELETE on
  * /jobs/{id}. */
 void route_job(struct req *r)
 {
+	struct jobs *j = r->srv->jobs;
 	struct err e;
-	cJSON *o;
 
 	err_clear(&e);
-	if (!r->srv->jobs) {
+	if (!j) {
 		reply_error_status(r, 503, ERR_OVERLOADED,
 				   "background jobs are unavailable: the database could not be opened");
 		return;
 	}
-	if (r->route->response == RESP_JOB_SUBMIT) {
-		o = jobs_submit(r->srv->jobs, r->json, &e);
-		if (o)
-			reply_json(r, 202, o);
-		else
-			reply_error(r, &e);
-		return;
+	switch (r->route->response) {
+	case RESP_JOB_SUBMIT:
+		r->jobcall = jobs_submit(j, r->json, on_answer, r, &e);
+		break;
+	case RESP_JOB_RESULTS:
+		r->jobcall = jobs_results(j, r->path_id, on_answer, r, &e);
+		break;
+	case RESP_JOB_CANCEL:
+		r->jobcall = jobs_cancel(j, r->path_id, on_answer, r, &e);
+		break;
+	default:
+		r->jobcall = jobs_status(j, r->path_id, on_answer, r, &e);
+		break;
 	}
-	if (r->route->response == RESP_JOB_RESULTS) {
-		struct buf b;
-		buf_init(&b, 0);
-		if (jobs_results(r->srv->jobs, r->path_id, &b, &e) < 0)
-			reply_error(r, &e);
-		else
-			reply(r, 200, "application/x-ndjson", b.ptr, b.len);
-		buf_release(&b);
-		return;
-	}
-	o = r->route->response == RESP_JOB_CANCEL ?
-	    jobs_cancel(r->srv->jobs, r->path_id, &e) :
-	    jobs_status(r->srv->jobs, r->path_id, &e);
-	if (!o)
+	if (r->jobcall) {
+		req_suspend(r);
+	} else if (e.code == ERR_OVERLOADED) {
+		struct MHD_Response *resp = error_response(r, e.code, e.msg);
+		mhd.add_response_header(resp, "Retry-After", "1");
+		send_response(r, 503, resp);
+	} else {
 		reply_error(r, &e);
-	else
-		reply_json(r, 200, o);
+	}
 }

@@ -4,7 +4,7 @@
  * on the batch service at --batch-concurrency and are answered in input
  * order, and --log-conversations for /conversation.
  *
- * A batch holds one upstream slot for all its items; each item's content
+ * Each running item of a batch holds one upstream slot; each item's content
  * or error lands in its own place of r->bresults, sent when the last is
  * done.
  */
@@ -15,26 +15,79 @@
 #include "internal.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
+/* One exchange on its way to the log, copied: the request may be gone
+ * before the writer's thread gets to it. */
+struct log_op {
+	char rid[72];
+	struct chat_request req;
+	struct chat_result res;
+	struct err e;
+};
+
+static int log_run(sqlite3 *db, void *arg)
+{
+	struct log_op *l = arg;
+	char id[CONVLOG_ID_MAX];
+	int rc;
+
+	err_clear(&l->e);
+	if (convlog_record_all(db, id, &l->req, &l->res, &l->e) == 0)
+		return 0;
+	rc = sqlite3_errcode(db);
+	return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? WRITER_RETRY : -1;
+}
+
+static void log_done(void *arg, int rc, int cancelled)
+{
+	struct log_op *l = arg;
+
+	(void)cancelled;
+	if (rc != 0)
+		fprintf(stderr, "aichat: serve: could not log request %s: %s\n",
+			l->rid, l->e.code ? l->e.msg : "the server stopped first");
+	chat_request_release(&l->req);
+	buf_release(&l->res.content);
+	free(l);
+}
+
+static const struct writer_ops log_ops = { .run = log_run, .done = log_done };
+
 /* --log-conversations: /conversation exchanges go to the same log as
- * the CLI's, each request as one conversation. */
+ * the CLI's, each request as one conversation, written by the writer's
+ * thread (a locked database is waited for there, never here). */
 void log_conversation(struct req *r, const struct chat_result *res)
 {
-	char id[CONVLOG_ID_MAX];
-	struct err e;
+	struct log_op *l;
 
-	if (!r->srv->o->log_conversations || !r->srv->db ||
+	if (!r->srv->o->log_conversations || !r->srv->writer ||
 	    strcmp(r->route->path, "/conversation") ||
 	    (res->err.code != ERR_OK && !res->content.len))
 		return;
 	if (res->content_truncated)
 		fprintf(stderr, "aichat: serve: request %s: the answer is larger than %zu MiB: the conversation log keeps its first %zu MiB\n",
 			r->id, CHAT_CONTENT_MAX >> 20, CHAT_CONTENT_MAX >> 20);
-	if (convlog_record_all(r->srv->db, id, &r->creq, res, &e) < 0)
-		fprintf(stderr, "aichat: serve: could not log request %s: %s\n",
-			r->id, e.msg);
+	l = xcalloc(1, sizeof(*l));
+	snprintf(l->rid, sizeof(l->rid), "%s", r->id);
+	l->req.model = r->creq.model ? xstrdup(r->creq.model) : NULL;
+	l->req.system = r->creq.system ? xstrdup(r->creq.system) : NULL;
+	l->req.temperature = r->creq.temperature;
+	for (size_t i = 0; i < r->creq.nmessages; i++)
+		chat_request_add(&l->req, r->creq.messages[i].role,
+				 r->creq.messages[i].content, NULL);
+	l->res = *res;
+	buf_init(&l->res.content, 0);
+	buf_append(&l->res.content, res->content.ptr, res->content.len);
+	if (!writer_submit(r->srv->writer, &log_ops, l, WRITER_BOUNDED)) {
+		fprintf(stderr, "aichat: serve: could not log request %s: too many database writes waiting\n",
+			r->id);
+		chat_request_release(&l->req);
+		buf_release(&l->res.content);
+		free(l);
+	}
 }
 
 /* ==== batch ==== */
@@ -125,6 +178,10 @@ void start_batch(struct req *r)
 	llm_opts_for(r, &lo, 0);
 	r->batch = batch_start(r->srv->eng, r->srv->cfg,
 			       r->srv->o->batch_concurrency, &lo, &batch_cbs, r);
+	/* The request's slot becomes its first item's; the others take
+	 * their own (--max-upstream bounds every upstream call). */
+	batch_set_gate(r->batch, &r->srv->gate, r->holds_upstream);
+	r->holds_upstream = 0;
 	if (r->in_handler)
 		req_suspend(r);
 }

@@ -358,7 +358,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 		r->pending = NULL;
 		r->queued = 1;
 	} else if (!r->queued && !r->chat && !r->batch && !r->waiting &&
-		   !r->embed && !r->search && !r->client_gone) {
+		   !r->embed && !r->search && !r->jobcall && !r->client_gone) {
 		route(r);
 	} else if (!r->queued && !r->client_gone) {
 		/* Resumed with nothing to send yet (a queue slot opened). */
@@ -395,6 +395,11 @@ void stop_work(struct req *r)
 	if (r->search) {
 		search_cancel(r->search);
 		r->search = NULL;
+		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
+	}
+	if (r->jobcall) {
+		jobs_call_cancel(r->jobcall);
+		r->jobcall = NULL;
 		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
 	}
 	models_unwait(r);
@@ -568,7 +573,7 @@ static void on_drain_timeout(struct loop *l, void *data)
 			stop_work(r);
 			push_error(r, ERR_OVERLOADED, "server shutting down");
 			stream_end(r);
-		} else if ((r->chat || r->batch || r->embed || r->waiting) &&
+		} else if ((r->chat || r->batch || r->embed || r->waiting || r->jobcall) &&
 			   !r->queued && !r->pending) {
 			stop_work(r);
 			reply_error_status(r, 503, ERR_OVERLOADED,
@@ -681,8 +686,11 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 		struct llm_opts lo;
 		llm_opts_default(&lo);
 		lo.retries = o->retries;
-		if (store_open(NULL, &srv.db, &dbe) == 0) {
-			srv.jobs = jobs_new(srv.eng, cfg, srv.db, 2, &lo);
+		upstream_gate_init(&srv);
+		if (store_open(NULL, &srv.db, &dbe) == 0 &&
+		    (srv.writer = writer_new(srv.loop, o->max_queue ? (size_t)o->max_queue : 1,
+					     &dbe))) {
+			srv.jobs = jobs_new(srv.eng, cfg, srv.writer, 2, &lo, &srv.gate);
 			jobs_resume(srv.jobs);
 			if (!(srv.searcher = searcher_new(srv.loop, &dbe)))
 				fprintf(stderr, "aichat: serve: document search off: %s\n", dbe.msg);
@@ -736,7 +744,12 @@ cleanup:
 		loop_del_timer(srv.loop, srv.drain_timer);
 	if (srv.mhd_timer)
 		loop_del_timer(srv.loop, srv.mhd_timer);
+	/* The jobs stop, the writer writes what is queued, then the jobs
+	 * (which those writes point to) go. */
+	jobs_stop(srv.jobs);
+	writer_free(srv.writer);
 	jobs_free(srv.jobs);
+	free(srv.bwait);
 	models_cancel(srv.models_job);
 	models_cache_release(&srv.models);
 	searcher_free(srv.searcher);

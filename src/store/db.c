@@ -114,6 +114,10 @@ static const char *const migrations[] = {
 	/* 6: the temperature a conversation last ran with (NULL: the
 	 * provider's default, or logged before this column) */
 	"ALTER TABLE conversations ADD COLUMN temperature REAL;",
+	/* 7: who runs a running job ("host:pid:random") and until when its
+	 * lease holds (milliseconds since the epoch) */
+	"ALTER TABLE jobs ADD COLUMN owner TEXT;"
+	"ALTER TABLE jobs ADD COLUMN lease_until INTEGER;",
 };
 
 char *store_home(void)

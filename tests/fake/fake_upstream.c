@@ -33,6 +33,7 @@ static const char *script_path;
 static int log_fd = -1;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static long requests_seen;
+static long in_flight;        /* requests logged and not yet answered */
 
 struct conn {
 	int fd;
@@ -46,7 +47,8 @@ static void on_signal(int sig)
 }
 
 /*
- * Appends {"n","conn","method","path","headers","body"} for rq to the log,
+ * Appends {"n","conn","inflight","method","path","headers","body"} for rq
+ * to the log (inflight: the requests being answered, this one included),
  * body parsed when it is JSON, else as a string.  One write per line, under
  * the lock, so lines never interleave and come in request-number order.
  */
@@ -61,6 +63,9 @@ static void log_request(const struct request *rq, long conn)
 	doc = cJSON_CreateObject();
 	cJSON_AddNumberToObject(doc, "n", (double)++requests_seen);
 	cJSON_AddNumberToObject(doc, "conn", (double)conn);
+	/* This one included: the peak over the log is the most requests
+	 * the fake ever held at once. */
+	cJSON_AddNumberToObject(doc, "inflight", (double)++in_flight);
 	cJSON_AddStringToObject(doc, "method", rq->method);
 	cJSON_AddStringToObject(doc, "path", rq->target);
 	cJSON_AddItemToObject(doc, "headers", cJSON_Duplicate(rq->headers, 1));
@@ -123,6 +128,9 @@ static void *serve_conn(void *arg)
 		reply_init(&rp);
 		answer_build(&rp, spec, &rq);
 		rc = http_send_reply(c->fd, &rp, rq.keep_alive && !rp.close);
+		pthread_mutex_lock(&log_lock);
+		in_flight--;
+		pthread_mutex_unlock(&log_lock);
 		reply_release(&rp);
 		cJSON_Delete(spec);
 		request_release(&rq);
