@@ -32,6 +32,9 @@ void metrics_upstream_error(struct metrics *m, const char *provider,
 void metrics_validation_failure(struct metrics *m, const char *route);
 /* aichat_streams_in_flight (gauge): +1 when a stream starts, -1 at end. */
 void metrics_streams_add(struct metrics *m, int delta);
+/* aichat_streams_cancelled_total{route}: a client left a stream before
+ * its end. */
+void metrics_stream_cancelled(struct metrics *m, const char *route);
 /* aichat_cache_hits_total / aichat_cache_misses_total. */
 void metrics_cache(struct metrics *m, int hit);
 /* aichat_rate_limited_total{route}. */

@@ -99,6 +99,7 @@ struct stream {
 	struct req *req;             /* NULL once the request is gone */
 	struct buf out;              /* framed bytes not yet handed to MHD */
 	int finished;                /* no more bytes will be added */
+	int complete;                /* stream_end(): the answer is all in */
 	int refs;
 };
 

@@ -43,6 +43,7 @@ enum fam_id {
 	F_UPSTREAM_TIMEOUTS,
 	F_VALIDATION,
 	F_STREAMS,
+	F_STREAMS_CANCELLED,
 	F_CACHE_HITS,
 	F_CACHE_MISSES,
 	F_RATE_LIMITED,
@@ -80,6 +81,9 @@ static const struct fam_def {
 	[F_STREAMS] = { "aichat_streams_in_flight",
 		"Streaming responses currently open",
 		GAUGE, 0, { NULL } },
+	[F_STREAMS_CANCELLED] = { "aichat_streams_cancelled_total",
+		"Streams the client left before their end (the upstream call cancelled), by route",
+		COUNTER, 1, { "route" } },
 	[F_CACHE_HITS] = { "aichat_cache_hits_total",
 		"Answers served from the cache",
 		COUNTER, 0, { NULL } },
@@ -323,6 +327,13 @@ void metrics_validation_failure(struct metrics *m, const char *route)
 void metrics_streams_add(struct metrics *m, int delta)
 {
 	counter_add(m, F_STREAMS, NULL, delta);
+}
+
+void metrics_stream_cancelled(struct metrics *m, const char *route)
+{
+	const char *v[] = { route };
+
+	counter_add(m, F_STREAMS_CANCELLED, v, 1);
 }
 
 void metrics_cache(struct metrics *m, int hit)

@@ -485,6 +485,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 		loop_del_timer(srv->loop, r->keepalive);
 	if (r->st) {
 		metrics_streams_add(srv->metrics, -1);
+		/* Gone before its end (stream_end() not reached): the client
+		 * left, and its upstream call was cancelled (stop_work()). */
+		if (!r->st->complete)
+			metrics_stream_cancelled(srv->metrics, route);
 		r->st->req = NULL;
 		r->st->finished = 1;
 		stream_unref(r->st);
