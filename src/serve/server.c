@@ -145,6 +145,12 @@ static void route_simple(struct req *r)
 	case RESP_OPENAI_MODELS:
 		route_openai_models(r);
 		return;
+	case RESP_RAG_COLLECTIONS:
+		route_rag_collections(r);
+		return;
+	case RESP_PLAYGROUND:
+		route_playground(r);
+		return;
 	default:
 		return;
 	}
