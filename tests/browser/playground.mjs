@@ -122,7 +122,10 @@ async function stream(browser) {
   const meta = await lastMeta(page);
   check(/first token \d+ ms/.test(meta), 'time to first token shown: ' + meta);
   check(/10 tokens/.test(meta), 'tokens shown');
-  check(/[\d.]+ tokens\/s/.test(meta), 'tokens/s shown');
+  const tps = Number((meta.match(/([\d.]+) tokens\/s/) || [])[1]);
+  // mock:echo sends a word every AICHAT_MOCK_DELAY_MS: no faster than that.
+  const most = 1000 / Number(process.env.AICHAT_MOCK_DELAY_MS || 100) * 1.1;
+  check(tps > 0 && tps <= most, `tokens/s shown, no more than the mock sends: ${tps} <= ${most.toFixed(1)}`);
   await page.screenshot({ path: outDir + '/playground.png' });
   console.log('ok: screenshot ' + outDir + '/playground.png');
 
