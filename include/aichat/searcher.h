@@ -7,7 +7,8 @@
  * stall every stream.  So one worker thread, with its own connection to
  * the store, runs the searches in order; the loop learns of each result
  * through an eventfd and calls back on its own thread.  One thread for
- * all searches, not one per request.
+ * all searches, not one per request.  Listing the collections with their
+ * counts (GET /rag/collections) scans as much, and runs there too.
  *
  * The worker is the only thread of serve that calls the rag service (its
  * in-memory copy of vectors included).

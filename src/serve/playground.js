@@ -29,8 +29,13 @@
       temperature: 0.7, messages: [] };
     try {
       const s = JSON.parse(localStorage.getItem(STORE) || 'null');
-      if (s && Array.isArray(s.messages))
+      if (s && Array.isArray(s.messages)) {
+        /* A page closed while an answer streamed left it part way. */
+        const last = s.messages[s.messages.length - 1];
+        if (last && last.role === 'assistant' && !last.meta && !last.error)
+          last.stopped = true;
         return Object.assign(fresh, s);
+      }
     } catch (e) { /* a broken entry: start afresh */ }
     return fresh;
   }
@@ -441,6 +446,7 @@
           deltas++;
           msg.content += piece;
           update(msg);
+          save();
         }
       }
     } catch (e) {

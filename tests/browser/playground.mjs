@@ -173,6 +173,19 @@ async function stream(browser) {
   check((await page.$$('.msg')).length === 0, 'New chat empties the conversation');
   await page.reload({ waitUntil: 'load' });
   check((await page.$$('.msg')).length === 0, 'and it stays empty after a reload');
+
+  // A reload in the middle of an answer keeps what had come, marked stopped.
+  await type(page, long);
+  await page.waitForFunction(() => {
+    const m = document.querySelectorAll('.msg.assistant .body');
+    return m.length === 1 && m[0].textContent.split(' ').length >= 3;
+  }, { timeout: 20000 });
+  await page.reload({ waitUntil: 'load' });
+  await page.waitForSelector('.msg.assistant');
+  const kept = await lastAnswer(page);
+  check(kept.split(' ').length >= 3 && kept.length < long.length && long.startsWith(kept),
+    `a reload mid-answer keeps its ${kept.split(' ').length} words`);
+  check(/stopped/.test(await lastMeta(page)), 'and says it was stopped');
 }
 
 // RAG mode: the collection picker, then numbered sources under the answer.
