@@ -30,7 +30,10 @@ BIN := $(BUILD)/aichat
 endif
 
 SRCS      := $(sort $(wildcard src/*/*.c))
-OBJS      := $(SRCS:%.c=$(BUILD)/%.o)
+# The playground's page, script and stylesheet, embedded by tools/embed.sh.
+ASSETS    := src/serve/playground.html src/serve/playground.js src/serve/playground.css
+ASSETS_C  := $(BUILD)/gen/assets.c
+OBJS      := $(SRCS:%.c=$(BUILD)/%.o) $(ASSETS_C:.c=.o)
 MAIN_OBJ  := $(BUILD)/src/main.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -53,6 +56,15 @@ $(BIN): $(MAIN_OBJ) $(OBJS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(ASSETS_C): $(ASSETS) tools/embed.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed.sh playground_html=src/serve/playground.html \
+	    playground_js=src/serve/playground.js \
+	    playground_css=src/serve/playground.css >$@.tmp && mv -f $@.tmp $@
+
+$(ASSETS_C:.c=.o): $(ASSETS_C)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS)

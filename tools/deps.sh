@@ -11,10 +11,12 @@ for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing="$missing $p"
 done
-# The SDK test runs the official openai npm package: node and npm from
-# Debian unless some node is already there.
+# The SDK tests run the official npm packages, and the playground's test
+# drives chromium with puppeteer-core: node and npm from Debian unless some
+# node is already there.
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -z "$missing" ] && exit 0
 echo "deps: installing:$missing" >&2
 sudo=""

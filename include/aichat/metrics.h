@@ -35,6 +35,9 @@ void metrics_streams_add(struct metrics *m, int delta);
 /* aichat_stream_pauses_total: +1 each time a stream's upstream is paused
  * because its client has not taken what was sent. */
 void metrics_stream_paused(struct metrics *m);
+/* aichat_streams_cancelled_total{route}: a client left a stream before
+ * its end. */
+void metrics_stream_cancelled(struct metrics *m, const char *route);
 /* aichat_cache_hits_total / aichat_cache_misses_total. */
 void metrics_cache(struct metrics *m, int hit);
 /* aichat_rate_limited_total{route}. */

@@ -7,7 +7,8 @@
  * stall every stream.  So one worker thread, with its own connection to
  * the store, runs the searches in order; the loop learns of each result
  * through an eventfd and calls back on its own thread.  One thread for
- * all searches, not one per request.
+ * all searches, not one per request.  Listing the collections with their
+ * counts (GET /rag/collections) scans as much, and runs there too.
  *
  * The worker is the only thread of serve that calls the rag service (its
  * in-memory copy of vectors included).
@@ -31,6 +32,9 @@ struct search_result {
 	struct err err;
 	struct rag_hit *hits;          /* the callee's: rag_hits_free() */
 	size_t n;
+	struct rag_collection *cols;   /* searcher_list(): borrowed for the
+					* callback */
+	size_t ncols;
 };
 
 /* Called on the loop thread, once per search not cancelled. */
@@ -52,6 +56,11 @@ void searcher_free(struct searcher *s);
 struct search *searcher_start(struct searcher *s, const char *collection,
 			      const char *query, const float *qvec, int dim,
 			      int k, int64_t timeout_ms, search_fn fn, void *ud);
+/* Queues rag_collection_list() (every collection, counted), within
+ * timeout_ms once the worker starts it; fn gets the list in res->cols.
+ * Never NULL; search_cancel() forgets it like a search. */
+struct search *searcher_list(struct searcher *s, int64_t timeout_ms,
+			     search_fn fn, void *ud);
 /* Forgets a search (interrupting it when under way): fn will not run. */
 void search_cancel(struct search *q);
 

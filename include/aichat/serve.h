@@ -28,6 +28,8 @@ enum route_response {
 	RESP_JOB_CANCEL,    /* job status after cancelling */
 	RESP_RAG_QUERY,     /* RAGResponse, or SSE with a metadata event */
 	RESP_RAG_SEARCH,    /* ranked passages */
+	RESP_RAG_COLLECTIONS, /* the collections, with their counts */
+	RESP_PLAYGROUND,    /* the playground's page, script or stylesheet */
 };
 
 struct route_info {

@@ -104,7 +104,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "Serve chat, conversations, batches and an OpenAI-compatible API over HTTP\n"
 	      "(JSON and Server-Sent Events), on one event loop.  Listens on 127.0.0.1:8000\n"
-	      "unless told otherwise; API docs at /docs, OpenAPI at /openapi.json.\n"
+	      "unless told otherwise; a chat page for the browser at /, API docs at /docs,\n"
+	      "OpenAPI at /openapi.json.\n"
 	      "\n"
 	      "options:\n", f);
 	opt_help(f, serve_opts, serve_nopts, schemas);

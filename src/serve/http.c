@@ -546,6 +546,7 @@ void stream_end(struct req *r)
 	if (!r->st)
 		return;
 	r->st->finished = 1;
+	r->st->complete = 1;
 	req_resume(r);
 }
 

@@ -9,7 +9,7 @@
  * and resume, SSE), auth.c (API keys, rate limit, the upstream gate),
  * chatroute.c (what the routes that call a chat model share), and one
  * routes_*.c per family of routes (seed, OpenAI /v1, embeddings, jobs,
- * rag).
+ * rag, playground).
  *
  * Everything here runs on the loop's one thread: nothing locks.  A struct
  * req lives from the first on_access() of its connection to
@@ -119,6 +119,7 @@ struct stream {
 	struct buf out;              /* framed bytes, handed to MHD from sent on */
 	size_t sent;                 /* out's bytes already handed to MHD */
 	int finished;                /* no more bytes will be added */
+	int complete;                /* stream_end(): the answer is all in */
 	int refs;
 };
 
@@ -452,12 +453,23 @@ void route_job(struct req *r);
  * to the model (/rag/query). */
 void route_rag(struct req *r);
 
+/* GET /rag/collections: every collection with its counts, listed on the
+ * searcher's thread within --rag-search-timeout. */
+void route_rag_collections(struct req *r);
+
 /* The metadata event that opens a /rag/query stream: the sources and how
  * they were found.  The caller owns it. */
 cJSON *rag_metadata(struct req *r);
 
 /* The RAGResponse of a /rag/query answer res.  The caller owns it. */
 cJSON *rag_response(struct req *r, const struct chat_result *res);
+
+/* ==== routes_playground.c: GET /, /playground.js, /playground.css ==== */
+
+/* Sends the playground's asset for r's path (the page at /), with a
+ * Content-Security-Policy that lets it load nothing but its own script,
+ * stylesheet and this server's API. */
+void route_playground(struct req *r);
 
 /* ==== server.c: the request's work ==== */
 

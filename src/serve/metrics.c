@@ -44,6 +44,7 @@ enum fam_id {
 	F_VALIDATION,
 	F_STREAMS,
 	F_STREAM_PAUSES,
+	F_STREAMS_CANCELLED,
 	F_CACHE_HITS,
 	F_CACHE_MISSES,
 	F_RATE_LIMITED,
@@ -84,6 +85,9 @@ static const struct fam_def {
 	[F_STREAM_PAUSES] = { "aichat_stream_pauses_total",
 		"Upstream reads paused because a stream's client fell behind",
 		COUNTER, 0, { NULL } },
+	[F_STREAMS_CANCELLED] = { "aichat_streams_cancelled_total",
+		"Streams the client left before their end (the upstream call cancelled), by route",
+		COUNTER, 1, { "route" } },
 	[F_CACHE_HITS] = { "aichat_cache_hits_total",
 		"Answers served from the cache",
 		COUNTER, 0, { NULL } },
@@ -332,6 +336,13 @@ void metrics_streams_add(struct metrics *m, int delta)
 void metrics_stream_paused(struct metrics *m)
 {
 	counter_add(m, F_STREAM_PAUSES, NULL, 1);
+}
+
+void metrics_stream_cancelled(struct metrics *m, const char *route)
+{
+	const char *v[] = { route };
+
+	counter_add(m, F_STREAMS_CANCELLED, v, 1);
 }
 
 void metrics_cache(struct metrics *m, int hit)

@@ -250,6 +250,28 @@ static const struct schema schema_rag_search_response = {
 	NFIELDS(rag_search_response_fields)
 };
 
+static const struct field rag_collection_fields[] = {
+	{ "name", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "the collection's name" },
+	{ "documents", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL, "documents indexed" },
+	{ "chunks", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL, "passages searched" },
+	{ "embed_model", FIELD_STRING, 1, NULLABLE, NB, NB, NULL, NULL,
+	  "the model of its vectors; null: keyword search only" },
+};
+
+static const struct schema schema_rag_collection = {
+	"RAGCollection", rag_collection_fields, NFIELDS(rag_collection_fields)
+};
+
+static const struct field rag_collections_response_fields[] = {
+	{ "collections", FIELD_ARRAY, 1, NULL, NB, NB, NULL, &schema_rag_collection,
+	  "every collection, by name" },
+};
+
+static const struct schema schema_rag_collections_response = {
+	"RAGCollections", rag_collections_response_fields,
+	NFIELDS(rag_collections_response_fields)
+};
+
 /* ---- the OpenAI shapes, as far as aichat produces them ---- */
 
 static const char *const openai_error_types[] = {
@@ -740,10 +762,12 @@ static const struct schema *ok_schema(const struct route_info *r)
 	case RESP_JOB_CANCEL: return &schema_job_status;
 	case RESP_RAG_QUERY: return &schema_rag_response;
 	case RESP_RAG_SEARCH: return &schema_rag_search_response;
+	case RESP_RAG_COLLECTIONS: return &schema_rag_collections_response;
 	case RESP_JOB_RESULTS:
 	case RESP_METRICS:
 	case RESP_OPENAPI:
 	case RESP_HTML:
+	case RESP_PLAYGROUND:
 		break;
 	}
 	return NULL;
@@ -870,6 +894,15 @@ static void add_ok(cJSON *responses, const struct route_info *r)
 		resp = response_new(responses, "200", "a page that renders this "
 				    "document; it needs nothing but this server");
 		add_text_content(cJSON_AddObjectToObject(resp, "content"),
+				 "text/html", NULL);
+		return;
+	case RESP_PLAYGROUND:
+		resp = response_new(responses, "200", "a self-contained asset "
+				    "of the playground, served with a strict "
+				    "Content-Security-Policy");
+		add_text_content(cJSON_AddObjectToObject(resp, "content"),
+				 !strcmp(r->path, "/playground.js") ? "text/javascript" :
+				 !strcmp(r->path, "/playground.css") ? "text/css" :
 				 "text/html", NULL);
 		return;
 	case RESP_JOB_RESULTS:

@@ -23,6 +23,8 @@ const struct route_info serve_routes[] = {
 	  &schema_rag_request, RESP_RAG_QUERY, 1, 1 },
 	{ "POST", "/rag/search", "the passages of a collection that best match a query",
 	  &schema_rag_search_request, RESP_RAG_SEARCH, 1, 0 },
+	{ "GET", "/rag/collections", "the document collections: name, documents, chunks",
+	  NULL, RESP_RAG_COLLECTIONS, 1, 0 },
 	{ "POST", "/jobs", "queue a background batch job (up to 10,000 items)",
 	  &schema_job_request, RESP_JOB_SUBMIT, 1, 0 },
 	{ "GET", "/jobs/{id}", "a job's status, counts and timestamps",
@@ -39,6 +41,12 @@ const struct route_info serve_routes[] = {
 	  NULL, RESP_OPENAPI, 0, 0 },
 	{ "GET", "/docs", "human-readable API documentation",
 	  NULL, RESP_HTML, 0, 0 },
+	{ "GET", "/", "the playground: a page to chat with the models and ask the collections in a browser",
+	  NULL, RESP_PLAYGROUND, 0, 0 },
+	{ "GET", "/playground.js", "the playground's script",
+	  NULL, RESP_PLAYGROUND, 0, 0 },
+	{ "GET", "/playground.css", "the playground's stylesheet",
+	  NULL, RESP_PLAYGROUND, 0, 0 },
 };
 
 const size_t serve_nroutes = sizeof(serve_routes) / sizeof(serve_routes[0]);

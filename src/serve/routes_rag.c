@@ -212,3 +212,52 @@ cJSON *rag_response(struct req *r, const struct chat_result *res)
 	}
 	return o;
 }
+
+/* ==== GET /rag/collections ==== */
+
+static void on_listed(void *ud, struct search_result *res)
+{
+	struct req *r = ud;
+	cJSON *o, *a;
+
+	r->search = NULL;
+	if (res->rc < 0) {
+		if (res->timed_out)
+			reply_error_status(r, 504, ERR_UPSTREAM_TIMEOUT,
+					   "listing the collections took longer than --rag-search-timeout");
+		else
+			reply_error(r, &res->err);
+		return;
+	}
+	o = cJSON_CreateObject();
+	a = cJSON_AddArrayToObject(o, "collections");
+	for (size_t i = 0; i < res->ncols; i++) {
+		const struct rag_collection *c = &res->cols[i];
+		cJSON *it = cJSON_CreateObject();
+
+		cJSON_AddItemToArray(a, it);
+		cJSON_AddStringToObject(it, "name", c->name);
+		cJSON_AddNumberToObject(it, "documents", (double)c->documents);
+		cJSON_AddNumberToObject(it, "chunks", (double)c->chunks);
+		if (c->embed_model[0])
+			cJSON_AddStringToObject(it, "embed_model", c->embed_model);
+		else
+			cJSON_AddNullToObject(it, "embed_model");
+	}
+	reply_json(r, 200, o);
+}
+
+/* Counting a large collection's chunks reads SQLite for a while: the
+ * searcher's thread does it, as it does searches. */
+void route_rag_collections(struct req *r)
+{
+	if (!r->srv->db || !r->srv->searcher) {
+		reply_error_status(r, 503, ERR_OVERLOADED,
+				   "document search is unavailable: the database could not be opened");
+		return;
+	}
+	r->search = searcher_list(r->srv->searcher, r->srv->o->rag_search_ms,
+				  on_listed, r);
+	if (r->in_handler)
+		req_suspend(r);
+}

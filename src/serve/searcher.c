@@ -28,6 +28,7 @@ struct search {
 	search_fn fn;
 	void *ud;
 	int cancelled;
+	int list;                      /* searcher_list(): no search */
 	struct search_result res;
 	struct search *next;
 };
@@ -47,6 +48,7 @@ struct searcher {
 static void search_free(struct search *q)
 {
 	rag_hits_free(q->res.hits, q->res.n);
+	free(q->res.cols);
 	free(q->collection);
 	free(q->query);
 	free(q->qvec);
@@ -76,9 +78,14 @@ static void run(struct searcher *s, struct search *q)
 		err_clear(&e);
 	q->deadline = loop_now_ms() + q->timeout_ms;
 	sqlite3_progress_handler(s->db, 1000, past_deadline, q);
-	q->res.rc = rag_search_hybrid(s->db, q->collection, q->query, q->qvec,
-				      q->dim, q->k, &q->res.hits, &q->res.n,
-				      &q->res.err);
+	if (q->list)
+		q->res.rc = rag_collection_list(s->db, &q->res.cols,
+						&q->res.ncols, &q->res.err);
+	else
+		q->res.rc = rag_search_hybrid(s->db, q->collection, q->query,
+					      q->qvec, q->dim, q->k,
+					      &q->res.hits, &q->res.n,
+					      &q->res.err);
 	sqlite3_progress_handler(s->db, 0, NULL, NULL);
 	q->res.timed_out = q->res.rc < 0 && sqlite3_errcode(s->db) == SQLITE_INTERRUPT;
 }
@@ -219,21 +226,11 @@ void searcher_free(struct searcher *s)
 	free(s);
 }
 
-struct search *searcher_start(struct searcher *s, const char *collection,
-			      const char *query, const float *qvec, int dim,
-			      int k, int64_t timeout_ms, search_fn fn, void *ud)
+/* Puts q, filled in but for these, at the end of the queue. */
+static struct search *queue(struct searcher *s, struct search *q,
+			    int64_t timeout_ms, search_fn fn, void *ud)
 {
-	struct search *q = xcalloc(1, sizeof(*q));
-
 	q->s = s;
-	q->collection = xstrdup(collection);
-	q->query = xstrdup(query);
-	if (qvec && dim > 0) {
-		q->qvec = xmalloc((size_t)dim * sizeof(*q->qvec));
-		memcpy(q->qvec, qvec, (size_t)dim * sizeof(*q->qvec));
-		q->dim = dim;
-	}
-	q->k = k;
 	q->timeout_ms = timeout_ms;
 	q->fn = fn;
 	q->ud = ud;
@@ -243,6 +240,32 @@ struct search *searcher_start(struct searcher *s, const char *collection,
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
 	return q;
+}
+
+struct search *searcher_start(struct searcher *s, const char *collection,
+			      const char *query, const float *qvec, int dim,
+			      int k, int64_t timeout_ms, search_fn fn, void *ud)
+{
+	struct search *q = xcalloc(1, sizeof(*q));
+
+	q->collection = xstrdup(collection);
+	q->query = xstrdup(query);
+	if (qvec && dim > 0) {
+		q->qvec = xmalloc((size_t)dim * sizeof(*q->qvec));
+		memcpy(q->qvec, qvec, (size_t)dim * sizeof(*q->qvec));
+		q->dim = dim;
+	}
+	q->k = k;
+	return queue(s, q, timeout_ms, fn, ud);
+}
+
+struct search *searcher_list(struct searcher *s, int64_t timeout_ms,
+			     search_fn fn, void *ud)
+{
+	struct search *q = xcalloc(1, sizeof(*q));
+
+	q->list = 1;
+	return queue(s, q, timeout_ms, fn, ud);
 }
 
 void search_cancel(struct search *q)

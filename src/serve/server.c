@@ -146,6 +146,12 @@ static void route_simple(struct req *r)
 	case RESP_OPENAI_MODELS:
 		route_openai_models(r);
 		return;
+	case RESP_RAG_COLLECTIONS:
+		route_rag_collections(r);
+		return;
+	case RESP_PLAYGROUND:
+		route_playground(r);
+		return;
 	default:
 		return;
 	}
@@ -518,6 +524,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 		loop_del_timer(srv->loop, r->keepalive);
 	if (r->st) {
 		metrics_streams_add(srv->metrics, -1);
+		/* Gone before its end (stream_end() not reached): the client
+		 * left, and its upstream call was cancelled (stop_work()). */
+		if (!r->st->complete)
+			metrics_stream_cancelled(srv->metrics, route);
 		r->st->req = NULL;
 		r->st->finished = 1;
 		stream_unref(r->st);

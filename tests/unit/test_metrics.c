@@ -117,6 +117,7 @@ static const struct {
 	{ "aichat_validation_failures_total", "counter", NULL },
 	{ "aichat_streams_in_flight", "gauge", "aichat_streams_in_flight 0" },
 	{ "aichat_stream_pauses_total", "counter", "aichat_stream_pauses_total 0" },
+	{ "aichat_streams_cancelled_total", "counter", NULL },
 	{ "aichat_cache_hits_total", "counter", "aichat_cache_hits_total 0" },
 	{ "aichat_cache_misses_total", "counter", "aichat_cache_misses_total 0" },
 	{ "aichat_rate_limited_total", "counter", NULL },
@@ -171,6 +172,7 @@ static const char *const want_lines[] = {
 	"aichat_upstream_timeouts_total{provider=\"openai\"} 2",
 	"aichat_validation_failures_total{route=\"/chat\"} 2",
 	"aichat_streams_in_flight 1",
+	"aichat_streams_cancelled_total{route=\"/v1/chat/completions\"} 2",
 	"aichat_cache_hits_total 1",
 	"aichat_cache_misses_total 2",
 	"# TYPE aichat_rate_limited_total counter",
@@ -263,6 +265,8 @@ static void test_sequence(void)
 	metrics_streams_add(m, 1);
 	metrics_streams_add(m, 1);
 	metrics_streams_add(m, -1);
+	metrics_stream_cancelled(m, "/v1/chat/completions");
+	metrics_stream_cancelled(m, "/v1/chat/completions");
 	metrics_cache(m, 1);
 	metrics_cache(m, 0);
 	metrics_cache(m, 0);

@@ -276,6 +276,12 @@ static void check_route_spots(void)
 		case RESP_JOB_RESULTS: mt = "application/x-ndjson"; break;
 		case RESP_RAG_QUERY: want = "RAGResponse"; break;
 		case RESP_RAG_SEARCH: want = "RAGSearchResponse"; break;
+		case RESP_RAG_COLLECTIONS: want = "RAGCollections"; break;
+		case RESP_PLAYGROUND:
+			mt = !strcmp(r->path, "/playground.js") ? "text/javascript" :
+			     !strcmp(r->path, "/playground.css") ? "text/css" :
+			     "text/html";
+			break;
 		}
 		ok(media(ok200, mt) && (!want ||
 		   is_ref_to(get(media(ok200, mt), "schema"), want)),
