@@ -177,6 +177,18 @@ anthropic_fake() {
 	! fake_field 1 headers.authorization
 }
 
+@test "anthropic: stop_reason max_tokens is finish_reason length, streamed or not" {
+	anthropic_fake '{"deltas":["cut"," short"],"stop_reason":"max_tokens"}'
+	run --separate-stderr aichat chat -m anthropic:claude-sonnet-4-6 --json hi
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | json_get content)" = "cut short" ]
+	[ "$(echo "$output" | json_get finish_reason)" = length ]
+	fake_script '{"stop_reason":"end_turn"}'
+	run --separate-stderr aichat chat -m anthropic:claude-sonnet-4-6 --json hi
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | json_get finish_reason)" = stop ]
+}
+
 @test "anthropic: bare claude-* names resolve; usage replaced not added" {
 	anthropic_fake "$(cat "$BATS_TEST_DIRNAME/fixtures/chat/anthropic_full.json")"
 	run --separate-stderr aichat chat -m claude-haiku-4-5 --json hi
@@ -569,6 +581,14 @@ key_cmd_config() {
 	[ "$output" = "second time lucky" ]
 	[ "$(fake_count)" -eq 2 ]
 	[ "$(fake_field 2 conn)" = "$(fake_field 1 conn)" ]
+}
+
+@test "502 then success: retried with --retries 1, the user sees only the answer" {
+	openai_fake '{"status":502,"body":"{\"error\":{\"message\":\"bad gateway\"}}"}' '{}'
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini --retries 1 "through the gateway"
+	[ "$status" -eq 0 ]
+	[ "$output" = "through the gateway" ]
+	[ "$(fake_count)" -eq 2 ]
 }
 
 @test "--retries 0 disables retries; --retries N makes N+1 attempts" {

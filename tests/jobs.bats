@@ -80,6 +80,22 @@ wait_status() { # wait_status ID STATUS [SECONDS]
 	[ "$(echo "${lines[2]}" | json_get content)" = p3 ]
 }
 
+@test "a job where every item failed is reported failed, not done" {
+	with_openai_fake '{"status":400,"body":"{\"error\":{\"message\":\"bad\"}}"}'
+	serve_start
+	id=$(submit "{\"model\":\"openai:gpt-4o-mini\",\"items\":$(items 2)}")
+	wait_status "$id" failed
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(echo "$output" | json_get status)" = failed ]
+	[ "$(echo "$output" | json_get counts.succeeded)" = 0 ]
+	[ "$(echo "$output" | json_get counts.failed)" = 2 ]
+	[ "$(echo "$output" | json_get counts.pending)" = 0 ]
+	run curl -sS "$SERVE_URL/jobs/$id/results"
+	[ "${#lines[@]}" -eq 2 ]
+	[ "$(echo "${lines[0]}" | json_get error.code)" = upstream_error ]
+	[ "$(echo "${lines[1]}" | json_get error.code)" = upstream_error ]
+}
+
 @test "bad job ids: 404, never a path trick" {
 	serve_start
 	for path in /jobs/job_0123456789abcdef /jobs/nope /jobs/job_0123456789ABCDEF \
