@@ -112,11 +112,11 @@ anthropic_fake() {
 	[ "$output" = "é€😀" ]
 }
 
-@test "openai: CRLF, CR, BOM, comments, multi-line data, usage chunk with null choices" {
+@test "openai: CRLF, CR, BOM, comments, multi-line data (over CRLF too), usage chunk with null choices" {
 	openai_fake "$(cat "$BATS_TEST_DIRNAME/fixtures/chat/openai_mixed.json")"
 	run --separate-stderr aichat chat -m openai:gpt-4o-mini --json hi
 	[ "$status" -eq 0 ]
-	[ "$output" = '{"content":"Hi there, 😀 line\nbreak","model":"openai:gpt-4o-mini","prompt_tokens":9,"completion_tokens":5,"total_tokens":14,"finish_reason":"stop"}' ]
+	[ "$output" = '{"content":"Hi! there, 😀 line\nbreak","model":"openai:gpt-4o-mini","prompt_tokens":9,"completion_tokens":5,"total_tokens":14,"finish_reason":"stop"}' ]
 }
 
 @test "openai: --json reports the provider's exact token counts" {
@@ -183,6 +183,11 @@ anthropic_fake() {
 	[ "$status" -eq 0 ]
 	[ "$(echo "$output" | json_get content)" = "cut short" ]
 	[ "$(echo "$output" | json_get finish_reason)" = length ]
+	run --separate-stderr aichat chat -m anthropic:claude-sonnet-4-6 --no-stream --json hi
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | json_get content)" = "cut short" ]
+	[ "$(echo "$output" | json_get finish_reason)" = length ]
+	run ! fake_field 2 body.stream
 	fake_script '{"stop_reason":"end_turn"}'
 	run --separate-stderr aichat chat -m anthropic:claude-sonnet-4-6 --json hi
 	[ "$status" -eq 0 ]

@@ -30,6 +30,13 @@ status_line() {
 	head -1 "$BATS_TEST_TMPDIR/h" | cut -d' ' -f2
 }
 
+# gone PID: true once the process has exited (reaped or a zombie).
+gone() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
+	[[ $st == Z* ]]
+}
+
 with_openai_fake() {
 	fake_start "$@"
 	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
@@ -437,8 +444,8 @@ with_openai_fake() {
 	grep -q 'data: {"content":" four"}' "$BATS_TEST_TMPDIR/out"
 	grep -q 'data: \[DONE\]' "$BATS_TEST_TMPDIR/out"
 	# it exits by itself once the stream is done
-	for i in $(seq 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$SERVE_PID" 2>/dev/null
+	for i in $(seq 100); do gone "$SERVE_PID" && break; sleep 0.05; done
+	gone "$SERVE_PID"
 	serve_stop
 	[ "$SERVE_STATUS" -eq 0 ]
 	grep -q "draining 1 request" "$SERVE_LOG"
