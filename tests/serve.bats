@@ -31,10 +31,12 @@ status_line() {
 }
 
 # gone PID: true once the process has exited (reaped or a zombie).
+# /proc directly: a ps per poll takes long enough on a busy machine to
+# outlast the drain timeout this is meant to beat.
 gone() {
-	local st
-	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
-	[[ $st == Z* ]]
+	local _pid _comm st
+	read -r _pid _comm st _ 2>/dev/null <"/proc/$1/stat" || return 0
+	[ "$st" = Z ]
 }
 
 with_openai_fake() {
