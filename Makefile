@@ -37,7 +37,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FAKE      := $(BUILD)/tests/fake_upstream
 FAKE_SRCS := $(sort $(wildcard tests/fake/*.c))
 
-.PHONY: all check asan install uninstall clean deps demo bench
+.PHONY: all check asan install uninstall clean deps demo bench mutate
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(OBJS)
@@ -63,6 +63,11 @@ check: $(BIN) $(UNIT_BINS) $(FAKE)
 asan:
 	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' check
+
+# Breaks the code on purpose, one row of tests/mutants.tsv at a time, in a
+# copy of the tree; fails when a mutant survives its tests.  Not in check.
+mutate: $(BIN) $(UNIT_BINS) $(FAKE)
+	@tools/mutate.sh
 
 deps:
 	@sh tools/deps.sh

@@ -4,6 +4,7 @@
 set -e
 pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev
 libmicrohttpd-dev libsqlite3-dev libreadline-dev sqlite3 bats tmux python3 curl iproute2 time
+util-linux
 zsh fish"
 missing=""
 for p in $pkgs; do
