@@ -174,7 +174,7 @@ anthropic_fake() {
 	[ "$(fake_field 1 body.system)" = "sys prompt" ]
 	[ "$(fake_field 1 body.max_tokens)" = 4096 ]
 	[ "$(fake_field 1 body.messages.0.role)" = user ]
-	! fake_field 1 headers.authorization
+	run ! fake_field 1 headers.authorization
 }
 
 @test "anthropic: stop_reason max_tokens is finish_reason length, streamed or not" {
@@ -741,5 +741,5 @@ key_cmd_config() {
 	[ "$output" = "local model" ]
 	[ "$(fake_field 1 path)" = /v1/chat/completions ]
 	[ "$(fake_field 1 body.model)" = llama3.2 ]
-	! fake_field 1 headers.authorization
+	run ! fake_field 1 headers.authorization
 }

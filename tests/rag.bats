@@ -124,7 +124,8 @@ PY
 		[ "$status" -eq 0 ]
 		IFS='[,]' read -r _ first last <<<"$(json_get 0.lines <<<"$output")"
 		want=$(grep -n "$w" "$T/big.md" | cut -d: -f1)
-		[ "$first" -le "$want" ] && [ "$want" -le "$last" ]
+		[ "$first" -le "$want" ]
+		[ "$want" -le "$last" ]
 		[[ $(json_get 0.snippet <<<"$output") == *"$w"* ]]
 	done
 }
@@ -526,7 +527,8 @@ use_fake() {
 	[[ $stderr == *" 0 chunks, "*" vectors, "* && $stderr != *without* ]]
 	local v
 	v=$(vectors default 32)
-	[ "${v%/*}" = "${v#*/}" ] && [ "${v%/*}" -gt 0 ]
+	[ "${v%/*}" = "${v#*/}" ]
+	[ "${v%/*}" -gt 0 ]
 	# Connection refused, once the vectors are there.
 	fake_stop
 	run --separate-stderr aichat rag search --json quokka

@@ -231,7 +231,7 @@ with_openai_fake() {
 	run hcurl "$SERVE_URL/health"
 	[ "$(status_line)" = 200 ]
 	grep -q '"client":"key:2"' "$SERVE_LOG"
-	! grep -q 'k-one\|k-two' "$SERVE_LOG"
+	run ! grep -q 'k-one\|k-two' "$SERVE_LOG"
 }
 
 @test "AICHAT_API_KEYS and --api-key-file are honoured" {
