@@ -354,6 +354,18 @@ with_openai_fake() {
 
 # ---- OpenAI-compatible ----
 
+@test "POST /batch: 100 items are answered, 101 are a 422 on items" {
+	serve_start
+	items() { python3 -c 'import json,sys; print(json.dumps({"model":"mock:echo","items":[{"id":"i%d" % i,"prompt":"p%d" % i} for i in range(int(sys.argv[1]))]}))' "$1"; }
+	run hcurl "$SERVE_URL/batch" -d "$(items 100)"
+	[ "$(status_line)" = 200 ]
+	[ "$(echo "$output" | json_get results.99.content)" = p99 ]
+	run hcurl "$SERVE_URL/batch" -d "$(items 101)"
+	[ "$(status_line)" = 422 ]
+	[ "$(echo "$output" | json_get detail.0.loc)" = '["body","items"]' ]
+	[ "$(echo "$output" | json_get detail.0.type)" = too_long ]
+}
+
 @test "/v1/chat/completions non-streaming: OpenAI shape" {
 	with_openai_fake '{"usage":{"prompt_tokens":3,"completion_tokens":2}}'
 	serve_start
