@@ -198,16 +198,12 @@ except socket.timeout:
 }
 
 @test "while draining, a request on an already-open keep-alive connection gets 503" {
-	fake_start '{"deltas":["one"," two"," three"," four"],"delay_ms":300}'
+	fake_start '{"deltas":["1","2","3","4","5","6","7","8","9","10","11","12"],"delay_ms":300}'
 	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
 	serve_start
-	# a stream in flight keeps the server draining for about a second
-	curl -sN "$SERVE_URL/chat" -d '{"prompt":"x","model":"openai:gpt-4o-mini","stream":true}' >"$BATS_TEST_TMPDIR/stream" &
-	client=$!
-	fake_wait_count 1
 	# a second client: one request on a kept-alive connection, then a
 	# second one on it once the server drains
-	timeout 20 python3 -c '
+	timeout 60 python3 -c '
 import os, socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.settimeout(5)
@@ -215,11 +211,17 @@ def ask(req):
     s.sendall(req)
     out = b""
     while b"\r\n\r\n" not in out:
-        out += s.recv(65536)
+        d = s.recv(65536)
+        if not d:
+            sys.exit("closed after %r" % out)
+        out += d
     head, body = out.split(b"\r\n\r\n", 1)
     n = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
     while len(body) < n:
-        body += s.recv(65536)
+        d = s.recv(65536)
+        if not d:
+            sys.exit("closed after %r" % body)
+        body += d
     return (head + b"\r\n\r\n" + body).decode()
 print(ask(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").split("\r\n")[0], flush=True)
 open(sys.argv[2], "w").close()
@@ -229,8 +231,12 @@ body = b"{\"prompt\":\"late\",\"model\":\"mock:echo\"}"
 print(ask(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)), flush=True)
 ' "${SERVE_URL##*:}" "$BATS_TEST_TMPDIR/ready" "$BATS_TEST_TMPDIR/go" >"$BATS_TEST_TMPDIR/ka" 2>&1 &
 	ka=$!
-	for i in $(seq 100); do [ -e "$BATS_TEST_TMPDIR/ready" ] && break; sleep 0.05; done
+	for i in $(seq 400); do [ -e "$BATS_TEST_TMPDIR/ready" ] && break; sleep 0.05; done
 	[ -e "$BATS_TEST_TMPDIR/ready" ]
+	# a stream in flight keeps the server draining for a few seconds
+	curl -sN "$SERVE_URL/chat" -d '{"prompt":"x","model":"openai:gpt-4o-mini","stream":true}' >"$BATS_TEST_TMPDIR/stream" &
+	client=$!
+	fake_wait_count 1
 	kill -TERM "$SERVE_PID"
 	for i in $(seq 100); do grep -q draining "$SERVE_LOG" && break; sleep 0.05; done
 	grep -q "draining" "$SERVE_LOG"

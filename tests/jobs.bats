@@ -127,7 +127,7 @@ wait_status() { # wait_status ID STATUS [SECONDS]
 @test "DELETE cancels a running job: no more upstream calls" {
 	with_openai_fake '{"stall_ms":300}'
 	serve_start
-	id=$(submit "{\"model\":\"openai:gpt-4o-mini\",\"concurrency\":1,\"items\":$(items 20)}")
+	id=$(submit "{\"model\":\"openai:gpt-4o-mini\",\"concurrency\":1,\"items\":$(items 60)}")
 	wait_status "$id" running
 	fake_wait_count 1
 	run curl -sS -X DELETE "$SERVE_URL/jobs/$id"
