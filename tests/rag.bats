@@ -78,6 +78,23 @@ index_unprivileged() {
 	[[ ${lines[0]} == *docs/guide.md:5-* ]]
 }
 
+@test "search keeps the best matches: with -k 1, the passage that holds the word most" {
+	{
+		echo "A long note about many other things."
+		for i in $(seq 40); do echo "Line $i talks about gardens, rivers and weather."; done
+		echo "Somewhere it says resume once."
+	} >"$T/docs/note.md"
+	index docs
+	run --separate-stderr aichat rag search --json -k 2 resume
+	[ "$status" -eq 0 ]
+	[ "$(json_get 0.path <<<"$output")" = docs/guide.md ]
+	[ "$(json_get 1.path <<<"$output")" = docs/note.md ]
+	run --separate-stderr aichat rag search --json -k 1 resume
+	[ "$status" -eq 0 ]
+	[ "$(json_get 0.path <<<"$output")" = docs/guide.md ]
+	[ "$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' <<<"$output")" -eq 1 ]
+}
+
 @test "search --json is an array of rank, score, path, lines, snippet" {
 	index docs
 	run --separate-stderr aichat rag search --json -k 1 zebrafish
