@@ -151,6 +151,18 @@ last_id() {
 	[ "$output" = "[]" ]
 }
 
+@test "-c --no-log continues a conversation without adding to it" {
+	aichat chat -m mock:echo "kept question" >/dev/null
+	id=$(last_id)
+	run --separate-stderr aichat chat -m mock:echo -c --no-log "unkept question"
+	[ "$status" -eq 0 ]
+	[ "$output" = "unkept question" ]
+	[ "$(aichat history list --json | json_get 0.messages)" = 2 ]
+	run aichat history show --json "$id"
+	[[ "$output" == *"kept question"* ]]
+	[[ "$output" != *"unkept question"* ]]
+}
+
 @test "history search finds a conversation by its words (FTS5); syntax in the text is only text" {
 	aichat chat -m mock:echo "the quick brown fox" >/dev/null
 	aichat chat -m mock:echo "lazy dogs sleep" >/dev/null
