@@ -48,7 +48,7 @@ REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/test_fuzz_%)
 FUZZ_SECONDS ?= 60
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all check asan fuzz fuzz-build install uninstall clean deps demo bench
+.PHONY: all check asan fuzz fuzz-build install uninstall clean deps demo bench mutate
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(OBJS)
@@ -102,6 +102,11 @@ fuzz:
 
 fuzz-build: $(FUZZ_BINS)
 .SECONDARY: $(BUILD)/fuzz/replay.o
+
+# Breaks the code on purpose, one row of tests/mutants.tsv at a time, in a
+# copy of the tree; fails when a mutant survives its tests.  Not in check.
+mutate: $(BIN) $(UNIT_BINS) $(FAKE)
+	@tools/mutate.sh
 
 deps:
 	@sh tools/deps.sh

@@ -112,11 +112,11 @@ anthropic_fake() {
 	[ "$output" = "é€😀" ]
 }
 
-@test "openai: CRLF, CR, BOM, comments, multi-line data, usage chunk with null choices" {
+@test "openai: CRLF, CR, BOM, comments, multi-line data (over CRLF too), usage chunk with null choices" {
 	openai_fake "$(cat "$BATS_TEST_DIRNAME/fixtures/chat/openai_mixed.json")"
 	run --separate-stderr aichat chat -m openai:gpt-4o-mini --json hi
 	[ "$status" -eq 0 ]
-	[ "$output" = '{"content":"Hi there, 😀 line\nbreak","model":"openai:gpt-4o-mini","prompt_tokens":9,"completion_tokens":5,"total_tokens":14,"finish_reason":"stop"}' ]
+	[ "$output" = '{"content":"Hi! there, 😀 line\nbreak","model":"openai:gpt-4o-mini","prompt_tokens":9,"completion_tokens":5,"total_tokens":14,"finish_reason":"stop"}' ]
 }
 
 @test "openai: --json reports the provider's exact token counts" {
@@ -174,7 +174,24 @@ anthropic_fake() {
 	[ "$(fake_field 1 body.system)" = "sys prompt" ]
 	[ "$(fake_field 1 body.max_tokens)" = 4096 ]
 	[ "$(fake_field 1 body.messages.0.role)" = user ]
-	! fake_field 1 headers.authorization
+	run ! fake_field 1 headers.authorization
+}
+
+@test "anthropic: stop_reason max_tokens is finish_reason length, streamed or not" {
+	anthropic_fake '{"deltas":["cut"," short"],"stop_reason":"max_tokens"}'
+	run --separate-stderr aichat chat -m anthropic:claude-sonnet-4-6 --json hi
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | json_get content)" = "cut short" ]
+	[ "$(echo "$output" | json_get finish_reason)" = length ]
+	run --separate-stderr aichat chat -m anthropic:claude-sonnet-4-6 --no-stream --json hi
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | json_get content)" = "cut short" ]
+	[ "$(echo "$output" | json_get finish_reason)" = length ]
+	run ! fake_field 2 body.stream
+	fake_script '{"stop_reason":"end_turn"}'
+	run --separate-stderr aichat chat -m anthropic:claude-sonnet-4-6 --json hi
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | json_get finish_reason)" = stop ]
 }
 
 @test "anthropic: bare claude-* names resolve; usage replaced not added" {
@@ -571,6 +588,14 @@ key_cmd_config() {
 	[ "$(fake_field 2 conn)" = "$(fake_field 1 conn)" ]
 }
 
+@test "502 then success: retried with --retries 1, the user sees only the answer" {
+	openai_fake '{"status":502,"body":"{\"error\":{\"message\":\"bad gateway\"}}"}' '{}'
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini --retries 1 "through the gateway"
+	[ "$status" -eq 0 ]
+	[ "$output" = "through the gateway" ]
+	[ "$(fake_count)" -eq 2 ]
+}
+
 @test "--retries 0 disables retries; --retries N makes N+1 attempts" {
 	openai_fake '{"status":503}'
 	run --separate-stderr aichat chat -m openai:gpt-4o-mini --retries 0 hi
@@ -716,5 +741,5 @@ key_cmd_config() {
 	[ "$output" = "local model" ]
 	[ "$(fake_field 1 path)" = /v1/chat/completions ]
 	[ "$(fake_field 1 body.model)" = llama3.2 ]
-	! fake_field 1 headers.authorization
+	run ! fake_field 1 headers.authorization
 }

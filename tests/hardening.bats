@@ -12,6 +12,7 @@ setup() {
 
 teardown() {
 	serve_stop
+	fake_stop
 }
 
 # curl with the response headers in $BATS_TEST_TMPDIR/h
@@ -180,6 +181,76 @@ except socket.timeout:
 	[ "$(status_line)" = 200 ]
 	run hcurl "$SERVE_URL/chat" -H 'X-API-Key: k-secret' -d '{"prompt":"x","model":"mock:echo"}'
 	[ "$(status_line)" = 200 ]
+}
+
+# ---- body limits and draining ----
+
+@test "a chunked body over --max-body is a 413, like one with Content-Length" {
+	serve_start --max-body 100
+	python3 -c 'import json; print(json.dumps({"prompt": "x" * 200, "model": "mock:echo"}))' >"$BATS_TEST_TMPDIR/big"
+	run hcurl "$SERVE_URL/chat" -H 'Transfer-Encoding: chunked' --data-binary @"$BATS_TEST_TMPDIR/big"
+	[ "$(status_line)" = 413 ]
+	[ "$(echo "$output" | json_get error.code)" = payload_too_large ]
+	# the same route still answers a small chunked body
+	run hcurl "$SERVE_URL/chat" -H 'Transfer-Encoding: chunked' -d '{"prompt":"small","model":"mock:echo"}'
+	[ "$(status_line)" = 200 ]
+	[ "$(echo "$output" | json_get content)" = small ]
+}
+
+@test "while draining, a request on an already-open keep-alive connection gets 503" {
+	fake_start '{"deltas":["1","2","3","4","5","6","7","8","9","10","11","12"],"delay_ms":300}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	# a second client: one request on a kept-alive connection, then a
+	# second one on it once the server drains
+	timeout 60 python3 -c '
+import os, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+def ask(req):
+    s.sendall(req)
+    out = b""
+    while b"\r\n\r\n" not in out:
+        d = s.recv(65536)
+        if not d:
+            sys.exit("closed after %r" % out)
+        out += d
+    head, body = out.split(b"\r\n\r\n", 1)
+    n = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+    while len(body) < n:
+        d = s.recv(65536)
+        if not d:
+            sys.exit("closed after %r" % body)
+        body += d
+    return (head + b"\r\n\r\n" + body).decode()
+print(ask(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").split("\r\n")[0], flush=True)
+open(sys.argv[2], "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.02)
+body = b"{\"prompt\":\"late\",\"model\":\"mock:echo\"}"
+print(ask(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)), flush=True)
+' "${SERVE_URL##*:}" "$BATS_TEST_TMPDIR/ready" "$BATS_TEST_TMPDIR/go" >"$BATS_TEST_TMPDIR/ka" 2>&1 &
+	ka=$!
+	for i in $(seq 400); do [ -e "$BATS_TEST_TMPDIR/ready" ] && break; sleep 0.05; done
+	[ -e "$BATS_TEST_TMPDIR/ready" ]
+	# a stream in flight keeps the server draining for a few seconds
+	curl -sN "$SERVE_URL/chat" -d '{"prompt":"x","model":"openai:gpt-4o-mini","stream":true}' >"$BATS_TEST_TMPDIR/stream" &
+	client=$!
+	fake_wait_count 1
+	kill -TERM "$SERVE_PID"
+	for i in $(seq 100); do grep -q draining "$SERVE_LOG" && break; sleep 0.05; done
+	grep -q "draining" "$SERVE_LOG"
+	touch "$BATS_TEST_TMPDIR/go"
+	wait "$ka"
+	run cat "$BATS_TEST_TMPDIR/ka"
+	[ "${lines[0]}" = "HTTP/1.1 200 OK" ]
+	[[ "${lines[1]}" == "HTTP/1.1 503 "* ]]
+	[[ "$output" == *"Retry-After: 5"* ]]
+	[[ "$output" == *'"server is shutting down"'* ]]
+	# the stream in flight still completes
+	wait "$client"
+	grep -q 'data: \[DONE\]' "$BATS_TEST_TMPDIR/stream"
+	[ "$(fake_count)" -eq 1 ]
 }
 
 # ---- HEAD ----

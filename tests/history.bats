@@ -48,6 +48,21 @@ last_id() {
 	[ "$(aichat history list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ]
 }
 
+@test "-c with two conversations continues the last one, not the first" {
+	fake_start
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	aichat chat -m openai:gpt-4o-mini "first conversation" >/dev/null
+	sleep 1.1
+	aichat chat -m openai:gpt-4o-mini "second conversation" >/dev/null
+	second=$(last_id)
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini -c -v "go on"
+	[ "$status" -eq 0 ]
+	[ "$(fake_field 3 body.messages.0.content)" = "second conversation" ]
+	[ "$(fake_field 3 body.messages.2.content)" = "go on" ]
+	[[ "$stderr" == *"aichat: conversation $second"* ]]
+	[ "$(aichat history show --json "$second" | json_get transcript.3.content)" = "go on" ]
+}
+
 @test "-c and --cid go on with the conversation's model, system prompt and temperature unless -m, -s, -t say otherwise" {
 	fake_start
 	export OPENAI_BASE_URL="$FAKE_URL/v1"
@@ -137,6 +152,18 @@ last_id() {
 	aichat chat -m mock:echo "secret two" >/dev/null
 	run aichat history list --json
 	[ "$output" = "[]" ]
+}
+
+@test "-c --no-log continues a conversation without adding to it" {
+	aichat chat -m mock:echo "kept question" >/dev/null
+	id=$(last_id)
+	run --separate-stderr aichat chat -m mock:echo -c --no-log "unkept question"
+	[ "$status" -eq 0 ]
+	[ "$output" = "unkept question" ]
+	[ "$(aichat history list --json | json_get 0.messages)" = 2 ]
+	run aichat history show --json "$id"
+	[[ "$output" == *"kept question"* ]]
+	[[ "$output" != *"unkept question"* ]]
 }
 
 @test "history search finds a conversation by its words (FTS5); syntax in the text is only text" {

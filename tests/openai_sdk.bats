@@ -8,7 +8,7 @@ bats_require_minimum_version 1.5.0
 load helpers
 
 setup_file() {
-	command -v node >/dev/null || skip "node is not installed"
+	command -v node >/dev/null || { echo "node is missing (tools/deps.sh installs it)" >&2; return 1; }
 	SDK_DIR="$AICHAT_ROOT/build/sdk"
 	if [ ! -f "$SDK_DIR/node_modules/openai/package.json" ]; then
 		mkdir -p "$SDK_DIR"

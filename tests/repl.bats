@@ -7,7 +7,7 @@ load helpers
 
 setup() {
 	aichat_env
-	command -v tmux >/dev/null || skip "tmux is not installed"
+	command -v tmux >/dev/null || { echo "tmux is missing (tools/deps.sh installs it)" >&2; return 1; }
 	export AICHAT_HOME="$BATS_TEST_TMPDIR/data"
 	SOCK="aichat-repl-$$-$BATS_TEST_NUMBER"
 	DONE="$BATS_TEST_TMPDIR/done"

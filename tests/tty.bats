@@ -2,11 +2,12 @@
 # aichat chat on a real terminal (a tmux pane), as a person runs it.
 # CI has no terminal, so each test makes one on its own tmux socket.
 
+bats_require_minimum_version 1.5.0
 load helpers
 
 setup() {
 	aichat_env
-	command -v tmux >/dev/null || skip "tmux is not installed"
+	command -v tmux >/dev/null || { echo "tmux is missing (tools/deps.sh installs it)" >&2; return 1; }
 	SOCK="aichat-test-$$-$BATS_TEST_NUMBER"
 	DONE="$BATS_TEST_TMPDIR/done"
 }
@@ -97,7 +98,7 @@ pane_wait() {
 	screen=$(tmux -L "$SOCK" capture-pane -p)
 	[[ "$screen" == *"aichat: batch: 8 items, 8 ok, 0 failed"* ]]
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/out.jsonl")" -eq 8 ]
-	! grep -q $'\e' "$BATS_TEST_TMPDIR/out.jsonl"
+	run ! grep -q $'\e' "$BATS_TEST_TMPDIR/out.jsonl"
 }
 
 @test "markdown on a terminal: styled while it streams, not one character lost" {
@@ -122,5 +123,10 @@ pane_wait() {
 	tmux -L "$SOCK" kill-server
 	pane_run "NO_COLOR=1 '$AICHAT_BIN' chat --no-log -m mock:echo <'$BATS_TEST_TMPDIR/md'"
 	pane_wait
-	[[ "$(tmux -L "$SOCK" capture-pane -p -e)" != *$'\e['*bold* ]]
+	[ "$(cat "$DONE")" -eq 0 ]
+	# the text is there, exactly as streamed, on a line of its own with
+	# no escape sequence in it
+	run grep -F 'some' <(tmux -L "$SOCK" capture-pane -p -e)
+	[ "${#lines[@]}" -eq 1 ]
+	[ "${lines[0]}" = 'some **bold** and `code`' ]
 }

@@ -4,6 +4,7 @@
  *     ok(cond, "name %d", i);       one test point
  *     is_str(got, want, "name");    string equality, shows both on failure
  *     is_int(got, want, "name");
+ *     lives_ok(stmt, "name");       stmt runs to its end in a child process
  *     return tap_done();            prints the plan, exit 1 if any failed
  *
  * Output is TAP 13 on stdout; tests/run.sh counts "ok" and "not ok" lines.
@@ -14,6 +15,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int tap_n, tap_failed;
 
@@ -47,6 +50,25 @@ static inline int tap_ok(int cond, const char *fmt, ...)
 	long long g_ = (long long)(got), w_ = (long long)(want); \
 	if (!ok(g_ == w_, __VA_ARGS__)) \
 		printf("#   got:  %lld\n#   want: %lld\n", g_, w_); \
+} while (0)
+
+/* Runs stmt in a forked child: passes when the child gets to its end and
+ * exits 0, fails (and the tests go on) when it crashes or aborts. */
+#define lives_ok(stmt, ...) do { \
+	int st_ = -1; \
+	pid_t pid_; \
+	fflush(stdout); \
+	pid_ = fork(); \
+	if (pid_ == 0) { \
+		stmt; \
+		_exit(0); \
+	} \
+	if (pid_ > 0) \
+		waitpid(pid_, &st_, 0); \
+	if (!ok(pid_ > 0 && WIFEXITED(st_) && WEXITSTATUS(st_) == 0, __VA_ARGS__)) \
+		printf("#   the child %s %d\n", WIFSIGNALED(st_) ? "died of signal" : \
+		       "exited with status", WIFSIGNALED(st_) ? WTERMSIG(st_) : \
+		       WEXITSTATUS(st_)); \
 } while (0)
 
 static inline int tap_done(void)

@@ -511,19 +511,19 @@ static void test_err(void)
 	static const struct {
 		enum err_code code;
 		const char *name;
-		int http, exit;
+		int http, exit;    /* exit: the number README documents */
 	} t[] = {
-		{ ERR_OK, "ok", 200, EXIT_OK },
-		{ ERR_USAGE, "usage", 400, EXIT_USAGE },
-		{ ERR_INVALID_REQUEST, "invalid_request", 422, EXIT_USAGE },
-		{ ERR_CONFIG, "config_error", 500, EXIT_CONFIG },
-		{ ERR_UPSTREAM_AUTH, "upstream_auth_failed", 502, EXIT_PROVIDER },
-		{ ERR_RATE_LIMITED, "rate_limited", 429, EXIT_PROVIDER },
-		{ ERR_QUOTA, "insufficient_quota", 429, EXIT_PROVIDER },
-		{ ERR_UPSTREAM_TIMEOUT, "upstream_timeout", 504, EXIT_PROVIDER },
-		{ ERR_OVERLOADED, "overloaded", 503, EXIT_PROVIDER },
-		{ ERR_CANCELLED, "cancelled", 499, EXIT_INTERRUPTED },
-		{ ERR_INTERNAL, "internal_error", 500, EXIT_RUNTIME },
+		{ ERR_OK, "ok", 200, 0 },
+		{ ERR_USAGE, "usage", 400, 2 },
+		{ ERR_INVALID_REQUEST, "invalid_request", 422, 2 },
+		{ ERR_CONFIG, "config_error", 500, 3 },
+		{ ERR_UPSTREAM_AUTH, "upstream_auth_failed", 502, 4 },
+		{ ERR_RATE_LIMITED, "rate_limited", 429, 4 },
+		{ ERR_QUOTA, "insufficient_quota", 429, 4 },
+		{ ERR_UPSTREAM_TIMEOUT, "upstream_timeout", 504, 4 },
+		{ ERR_OVERLOADED, "overloaded", 503, 4 },
+		{ ERR_CANCELLED, "cancelled", 499, 130 },
+		{ ERR_INTERNAL, "internal_error", 500, 1 },
 	};
 	struct err e;
 	int distinct = 1, named = 1;
@@ -535,10 +535,6 @@ static void test_err(void)
 		is_int(err_exit_status(t[i].code), t[i].exit, "err exit of %s",
 		       t[i].name);
 	}
-	is_int(EXIT_CONFIG, 3, "EXIT_CONFIG is 3");
-	is_int(EXIT_USAGE, 2, "EXIT_USAGE is 2");
-	is_int(EXIT_PROVIDER, 4, "EXIT_PROVIDER is 4");
-	is_int(EXIT_INTERRUPTED, 130, "EXIT_INTERRUPTED is 130");
 
 	for (int i = 0; i < ERR__COUNT; i++) {
 		const char *a = err_code_name((enum err_code)i);
