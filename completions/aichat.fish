@@ -107,6 +107,7 @@ complete -c aichat -n '__fish_seen_subcommand_from index' -F
 complete -c aichat -n '__fish_seen_subcommand_from serve' -s m -l model -x -a '(__aichat_models)' -d 'model for requests that name none (default: $AICHAT_MODEL, then the config file; without any, such a request is refused)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l host -x -d 'address to listen on (default 127.0.0.1)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -s p -l port -x -d 'port to listen on; 0 picks a free one (0..65535, default 8000)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l unix -r -F -d 'listen on the unix socket PATH (mode 0600); alone, instead of TCP unless --host or --port is given'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l api-key -x -d 'accept this API key (repeatable; also $AICHAT_API_KEYS, comma-separated)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l api-key-file -r -F -d 'accept the API keys in FILE, one per line'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l insecure-no-auth -d 'allow a non-loopback address without any API key'

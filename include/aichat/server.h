@@ -19,6 +19,8 @@
 struct server_opts {
 	const char *host;            /* bind address, "127.0.0.1" */
 	int port;                    /* 0 = any free port */
+	int tcp;                     /* listen on host:port (default 1) */
+	const char *unix_path;       /* also (or only) this unix socket */
 	const char *const *api_keys; /* accepted keys (borrowed), may be empty */
 	size_t nkeys;
 	int insecure_no_auth;        /* allow a non-loopback bind without keys */
@@ -48,7 +50,8 @@ struct server_opts {
 void server_opts_default(struct server_opts *o);
 
 /*
- * Binds, prints "aichat: listening on http://HOST:PORT" to stderr and
+ * Binds, prints "aichat: listening on http://HOST:PORT" (and/or
+ * "aichat: listening on unix:PATH") to stderr and
  * serves until SIGTERM or SIGINT, then drains.  Returns 0 after a clean
  * shutdown, -1 with e when the server cannot start.
  */

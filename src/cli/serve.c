@@ -16,7 +16,7 @@
 #include <string.h>
 
 enum {
-	O_MODEL, O_HOST, O_PORT, O_API_KEY, O_API_KEY_FILE, O_INSECURE, O_RATE_LIMIT,
+	O_MODEL, O_HOST, O_PORT, O_UNIX, O_API_KEY, O_API_KEY_FILE, O_INSECURE, O_RATE_LIMIT,
 	O_MAX_UPSTREAM, O_MAX_QUEUE, O_CORS, O_MAX_BODY, O_TIMEOUT, O_DRAIN,
 	O_MAX_CONN, O_CLIENT_TIMEOUT, O_LOG_FORMAT, O_CACHE_TTL, O_CACHE_SIZE,
 	O_BATCH_CONC, O_RETRIES, O_RAG_SEARCH_TIMEOUT, O_RAG_EMBED_TIMEOUT, O_LOG_CONV,
@@ -28,6 +28,8 @@ const struct opt serve_opts[] = {
 		      "model for requests that name none (default: $AICHAT_MODEL, then the config file's; without any, such a request is refused)" },
 	[O_HOST] = { 0, "host", "HOST", "host", "address to listen on" },
 	[O_PORT] = { 'p', "port", "PORT", "port", "port to listen on; 0 picks a free one" },
+	[O_UNIX] = { 0, "unix", "PATH", NULL,
+		     "listen on the unix socket PATH (mode 0600); alone, instead of TCP unless --host or --port is given" },
 	[O_API_KEY] = { 0, "api-key", "KEY", NULL,
 			"accept this API key (repeatable; also $AICHAT_API_KEYS, comma-separated)" },
 	[O_API_KEY_FILE] = { 0, "api-key-file", "FILE", NULL,
@@ -225,6 +227,8 @@ int cmd_serve(int argc, char **argv)
 	so.insecure_no_auth = r.seen[O_INSECURE] > 0;
 	so.log_conversations = r.seen[O_LOG_CONV] > 0;
 	so.cors_origin = r.values[O_CORS];
+	so.unix_path = r.values[O_UNIX];
+	so.tcp = !so.unix_path || r.seen[O_HOST] || r.seen[O_PORT];
 	if (env_get("AICHAT_SSE_KEEPALIVE_MS")) {
 		/* Below 100 ms a keep-alive is a flood, not a keep-alive. */
 		long ms = atol(env_get("AICHAT_SSE_KEEPALIVE_MS"));

@@ -23,7 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 /* libmicrohttpd's functions, resolved when serve starts (dynlib.h). */
 struct mhd_api mhd;
@@ -77,28 +80,33 @@ static void on_mhd_timer(struct loop *l, void *data)
 
 void rearm_mhd_timer(struct server *srv)
 {
-	const union MHD_DaemonInfo *di;
-	MHD_UNSIGNED_LONG_LONG ms;
-	unsigned conns;
+	MHD_UNSIGNED_LONG_LONG ms = (MHD_UNSIGNED_LONG_LONG)-1, t;
 
 	if (srv->mhd_timer) {
 		loop_del_timer(srv->loop, srv->mhd_timer);
 		srv->mhd_timer = NULL;
 	}
 	srv->mhd_timer_soon = 0;
-	if (!srv->d)
-		return;
-	/* At --max-connections (or the fd limit) MHD takes its listening
-	 * socket out of its epoll set, and puts it back only at the start of
-	 * a run: once connections have closed, run it again now, even when it
-	 * has no timeout to give (all connections timed out together). */
-	di = mhd.get_daemon_info(srv->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-	conns = di ? di->num_connections : 0;
-	if (conns < srv->mhd_conns)
-		ms = 0;
-	else if (mhd.get_timeout(srv->d, &ms) != MHD_YES)
-		ms = (MHD_UNSIGNED_LONG_LONG)-1;   /* no timer */
-	srv->mhd_conns = conns;
+	for (size_t i = 0; i < srv->nls; i++) {
+		struct listener *ls = &srv->ls[i];
+		const union MHD_DaemonInfo *di;
+		unsigned conns;
+
+		if (!ls->d)
+			continue;
+		/* At --max-connections (or the fd limit) MHD takes its
+		 * listening socket out of its epoll set, and puts it back only
+		 * at the start of a run: once connections have closed, run it
+		 * again now, even when it has no timeout to give (all
+		 * connections timed out together). */
+		di = mhd.get_daemon_info(ls->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		conns = di ? di->num_connections : 0;
+		if (conns < ls->conns)
+			ms = 0;
+		else if (mhd.get_timeout(ls->d, &t) == MHD_YES && t < ms)
+			ms = t;
+		ls->conns = conns;
+	}
 	if (ms != (MHD_UNSIGNED_LONG_LONG)-1)
 		srv->mhd_timer = loop_add_timer(srv->loop,
 						ms > 60000 ? 60000 : (int64_t)ms,
@@ -107,9 +115,9 @@ void rearm_mhd_timer(struct server *srv)
 
 static void mhd_run(struct server *srv)
 {
-	if (!srv->d)
-		return;
-	mhd.run(srv->d);
+	for (size_t i = 0; i < srv->nls; i++)
+		if (srv->ls[i].d)
+			mhd.run(srv->ls[i].d);
 	rearm_mhd_timer(srv);
 }
 
@@ -125,10 +133,85 @@ static void mhd_run_soon(struct server *srv)
 
 void on_mhd_ready(struct loop *l, int fd, int events, void *data)
 {
+	struct listener *ls = data;
+
 	(void)l;
 	(void)fd;
 	(void)events;
-	mhd_run(data);
+	if (ls->d)
+		mhd.run(ls->d);
+	rearm_mhd_timer(ls->srv);
+}
+
+/* ==== the unix socket (--unix) ==== */
+
+int unix_listen(struct server *srv, const char *path, struct err *e)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd = -1, probe;
+
+	if (!*path || strlen(path) >= sizeof(sun.sun_path))
+		return err_set(e, ERR_USAGE,
+			       "invalid value '%.64s' for '--unix': must be a path of 1..%zu bytes",
+			       path, sizeof(sun.sun_path) - 1);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return err_set(e, ERR_USAGE,
+				       "refusing to listen on '%.200s': it exists and is not a socket",
+				       path);
+		/* A socket file: in use if someone answers, else left
+		 * behind by a server that died, and replaced. */
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 &&
+		    connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(probe);
+			return err_set(e, ERR_USAGE,
+				       "refusing to listen on '%.200s': another server is listening on it",
+				       path);
+		}
+		if (probe >= 0)
+			close(probe);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return err_set(e, ERR_IO, "cannot remove the stale socket '%.200s': %s",
+				       path, strerror(errno));
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return err_set(e, ERR_IO, "cannot create a unix socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		err_set(e, ERR_IO, "cannot listen on '%.200s': %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* Bound but not yet listening, nobody can connect: narrow the mode
+	 * before listen() (umask is the process's, shared with threads). */
+	if (chmod(path, 0600) < 0 || stat(path, &st) < 0 ||
+	    listen(fd, 4096) < 0) {
+		err_set(e, ERR_IO, "cannot listen on '%.200s': %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	srv->unix_path = xstrdup(path);
+	srv->unix_dev = st.st_dev;
+	srv->unix_ino = st.st_ino;
+	return fd;
+}
+
+void unix_unlink(struct server *srv)
+{
+	struct stat st;
+
+	if (!srv->unix_path)
+		return;
+	/* Another server may have replaced a file we no longer serve. */
+	if (lstat(srv->unix_path, &st) == 0 && st.st_dev == srv->unix_dev &&
+	    st.st_ino == srv->unix_ino)
+		unlink(srv->unix_path);
+	free(srv->unix_path);
+	srv->unix_path = NULL;
 }
 
 /* ==== small helpers ==== */
@@ -166,7 +249,9 @@ void client_address(struct req *r)
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 
 	snprintf(r->client, sizeof(r->client), "unknown");
-	if (sa && sa->sa_family == AF_INET)
+	if (r->via_unix || (sa && sa->sa_family == AF_UNIX))
+		snprintf(r->client, sizeof(r->client), "unix");
+	else if (sa && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
 			  r->client, sizeof(r->client));
 	else if (sa && sa->sa_family == AF_INET6)

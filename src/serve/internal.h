@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "aichat/batch.h"
 #include "aichat/buf.h"
@@ -61,6 +62,16 @@ struct mhd_api {
 extern struct mhd_api mhd;
 
 struct req;
+struct server;
+
+/* One MHD daemon of the server: the TCP port, or the unix socket
+ * (--unix).  Both run on the same loop and share everything else. */
+struct listener {
+	struct server *srv;
+	struct MHD_Daemon *d;
+	unsigned conns;              /* MHD's connections at the last rearm */
+	int is_unix;
+};
 
 /* The one server of `aichat serve`: its loop, daemon, shared state, and
  * the requests in flight. */
@@ -69,10 +80,13 @@ struct server {
 	const struct config *cfg;
 	struct loop *loop;
 	struct engine *eng;
-	struct MHD_Daemon *d;
+	struct listener ls[2];       /* TCP and/or the unix socket */
+	size_t nls;
 	struct loop_timer *mhd_timer;
 	int mhd_timer_soon;          /* mhd_timer is a 0 ms "run now" */
-	unsigned mhd_conns;          /* MHD's connections at the last rearm */
+	char *unix_path;             /* the socket file we created, or NULL */
+	dev_t unix_dev;              /* ... and its identity, so that only */
+	ino_t unix_ino;              /* ours is ever removed */
 	struct metrics *metrics;
 	struct ratelimit *rl;
 	struct cache *cache;
@@ -114,7 +128,9 @@ struct req {
 	char path[128];
 	char path_id[72];            /* the {id} of /jobs/{id} */
 	char id[72];
-	char client[72];             /* key id ("key:2") or client address */
+	char client[72];             /* key id ("key:2"), client address, or
+				      * "unix" for the unix socket */
+	int via_unix;                /* came through --unix */
 	int64_t started;
 	struct buf body;
 	int too_large;
@@ -171,13 +187,25 @@ struct req {
  * library or one of its symbols is missing. */
 int mhd_load(struct err *e);
 
+/* Creates, binds (mode 0600) and listens on the unix socket path: a
+ * stale socket file (nobody listening) is replaced; a path that exists
+ * and is not a socket, or a socket another server answers on, is refused
+ * (ERR_USAGE).  Returns the listening fd and notes the file in srv (for
+ * unix_unlink()), or -1 with e. */
+int unix_listen(struct server *srv, const char *path, struct err *e);
+
+/* Removes the socket file unix_listen() created, if it is still ours;
+ * safe to call more than once. */
+void unix_unlink(struct server *srv);
+
 /* Runs MHD again after MHD_get_timeout() (at most a minute), or at once
  * when connections have closed since the last call (MHD puts back a
  * listening socket it took out at its limits only when it runs): called
  * once the daemon has started, then after every run. */
 void rearm_mhd_timer(struct server *srv);
 
-/* The loop callback for MHD's epoll fd (data is the server): runs MHD. */
+/* The loop callback for a daemon's epoll fd (data is its listener):
+ * runs MHD. */
 void on_mhd_ready(struct loop *l, int fd, int events, void *data);
 
 /* ==== http.c: small helpers ==== */

@@ -47,6 +47,7 @@ void server_opts_default(struct server_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->host = "127.0.0.1";
 	o->port = 8000;
+	o->tcp = 1;
 	o->max_queue = 100;
 	o->max_body = 1024 * 1024;
 	o->upstream_timeout_ms = 30000;
@@ -308,6 +309,13 @@ static struct req *req_new(struct server *srv, struct MHD_Connection *conn,
 	snprintf(r->path, sizeof(r->path), "%s", url);
 	buf_init(&r->body, srv->o->max_body);
 	buf_init(&r->answer, 0);
+	{
+		const union MHD_ConnectionInfo *ci =
+			mhd.get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+		for (size_t i = 0; ci && i < srv->nls; i++)
+			if (srv->ls[i].is_unix && srv->ls[i].d == ci->daemon)
+				r->via_unix = 1;
+	}
 	client_address(r);
 	request_id(r);
 	r->next = srv->reqs;
@@ -567,10 +575,13 @@ static void on_signal(struct loop *l, int fd, int events, void *data)
 	fprintf(stderr, "aichat: %s: draining %zu request%s (up to %.0f s)\n",
 		si.ssi_signo == SIGINT ? "interrupt" : "terminate", srv->active,
 		srv->active == 1 ? "" : "s", srv->o->drain_ms / 1000.0);
-	/* Stop accepting: close the listening socket, keep the others. */
-	int lfd = mhd.quiesce_daemon(srv->d);
-	if (lfd >= 0)
-		close(lfd);
+	/* Stop accepting: close the listening sockets, keep the others. */
+	for (size_t i = 0; i < srv->nls; i++) {
+		int lfd = srv->ls[i].d ? mhd.quiesce_daemon(srv->ls[i].d) : -1;
+		if (lfd >= 0)
+			close(lfd);
+	}
+	unix_unlink(srv);
 	if (srv->active == 0) {
 		loop_stop(l);
 		return;
@@ -596,26 +607,63 @@ static int is_loopback(const char *host)
 	       !strcmp(host, "::1") || !strncmp(host, "127.", 4);
 }
 
+/* Starts one daemon on the loop: on the address sa, or on the listening
+ * fd lfd (taken, whatever happens) when sa is NULL. */
+static int start_listener(struct server *srv, const struct sockaddr *sa,
+			  int lfd, struct err *e)
+{
+	const struct server_opts *o = srv->o;
+	struct listener *ls = &srv->ls[srv->nls];
+	/* No MHD_USE_ERROR_LOG: stderr carries one line per request, and a
+	 * client that leaves mid-stream is already in its line. */
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+	const union MHD_DaemonInfo *di;
+
+	if (sa && sa->sa_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	ls->srv = srv;
+	ls->is_unix = !sa;
+	ls->d = mhd.start_daemon(flags, 0, NULL, NULL, on_access, srv,
+		sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_LISTEN_SOCKET,
+		sa ? (intptr_t)sa : (intptr_t)lfd,
+		MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, o->client_timeout_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_END);
+	if (!ls->d) {
+		if (sa)
+			return err_set(e, ERR_IO, "cannot listen on %s:%d: %s", o->host,
+				       o->port, strerror(errno ? errno : EADDRINUSE));
+		close(lfd);
+		return err_set(e, ERR_IO, "cannot serve on '%.200s'", o->unix_path);
+	}
+	srv->nls++;
+	di = mhd.get_daemon_info(ls->d, MHD_DAEMON_INFO_EPOLL_FD);
+	loop_add_fd(srv->loop, di->epoll_fd, LOOP_READ, on_mhd_ready, ls);
+	return 0;
+}
+
 int server_run(const struct server_opts *o, const struct config *cfg,
 	       struct err *e)
 {
 	struct server srv = { 0 };
 	struct sockaddr_in sin = { 0 };
 	struct sockaddr_in6 sin6 = { 0 };
-	struct sockaddr *sa;
-	/* No MHD_USE_ERROR_LOG: stderr carries one line per request, and a
-	 * client that leaves mid-stream is already in its line. */
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+	struct sockaddr *sa = NULL;
 	const union MHD_DaemonInfo *di;
 	const char *host = !strcmp(o->host, "localhost") ? "127.0.0.1" : o->host;
 	sigset_t mask, old;
-	int rc = -1, port;
+	int rc = -1, port = 0, ufd = -1;
 
-	if (!is_loopback(host) && !o->nkeys && !o->insecure_no_auth)
+	if (o->tcp && !is_loopback(host) && !o->nkeys && !o->insecure_no_auth)
 		return err_set(e, ERR_USAGE,
 			       "refusing to listen on %s without an API key: set --api-key or AICHAT_API_KEYS, or pass --insecure-no-auth",
 			       host);
-	if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
+	if (!o->tcp) {
+		/* --unix alone */
+	} else if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
 		sin.sin_family = AF_INET;
 		sin.sin_port = htons((uint16_t)o->port);
 		sa = (struct sockaddr *)&sin;
@@ -623,7 +671,6 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 		sin6.sin6_family = AF_INET6;
 		sin6.sin6_port = htons((uint16_t)o->port);
 		sa = (struct sockaddr *)&sin6;
-		flags |= MHD_USE_IPv6;
 	} else {
 		return err_set(e, ERR_USAGE,
 			       "invalid value '%.64s' for '--host': must be an IPv4 or IPv6 address",
@@ -631,11 +678,13 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 	}
 	if (mhd_load(e) < 0)
 		return -1;
-	raise_fd_limit();
-	signal(SIGPIPE, SIG_IGN);
 	srv.o = o;
 	srv.cfg = cfg;
 	srv.sigfd = -1;
+	if (o->unix_path && (ufd = unix_listen(&srv, o->unix_path, e)) < 0)
+		return -1;
+	raise_fd_limit();
+	signal(SIGPIPE, SIG_IGN);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 	srv.loop = loop_new();
 	srv.eng = srv.loop ? engine_new(srv.loop) : NULL;
@@ -662,23 +711,18 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 			fprintf(stderr, "aichat: serve: background jobs off: %s\n", dbe.msg);
 		}
 	}
-	srv.d = mhd.start_daemon(flags, 0, NULL, NULL, on_access, &srv,
-		MHD_OPTION_SOCK_ADDR, sa,
-		MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, o->client_timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
-		MHD_OPTION_END);
-	if (!srv.d) {
-		err_set(e, ERR_IO, "cannot listen on %s:%d: %s", o->host, o->port,
-			strerror(errno ? errno : EADDRINUSE));
-		goto cleanup;
+	if (sa) {
+		if (start_listener(&srv, sa, -1, e) < 0)
+			goto cleanup;
+		di = mhd.get_daemon_info(srv.ls[0].d, MHD_DAEMON_INFO_BIND_PORT);
+		port = di ? di->port : o->port;
 	}
-	di = mhd.get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
-	port = di ? di->port : o->port;
-	di = mhd.get_daemon_info(srv.d, MHD_DAEMON_INFO_EPOLL_FD);
-	loop_add_fd(srv.loop, di->epoll_fd, LOOP_READ, on_mhd_ready, &srv);
+	if (ufd >= 0) {
+		int fd = ufd;
+		ufd = -1;
+		if (start_listener(&srv, NULL, fd, e) < 0)
+			goto cleanup;
+	}
 	rearm_mhd_timer(&srv);
 
 	sigemptyset(&mask);
@@ -688,22 +732,31 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 	srv.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	loop_add_fd(srv.loop, srv.sigfd, LOOP_READ, on_signal, &srv);
 
-	fprintf(stderr, "aichat: listening on http://%s%s%s:%d\n",
-		sa->sa_family == AF_INET6 ? "[" : "", host,
-		sa->sa_family == AF_INET6 ? "]" : "", port);
+	if (sa)
+		fprintf(stderr, "aichat: listening on http://%s%s%s:%d\n",
+			sa->sa_family == AF_INET6 ? "[" : "", host,
+			sa->sa_family == AF_INET6 ? "]" : "", port);
+	if (srv.unix_path)
+		fprintf(stderr, "aichat: listening on unix:%s\n", srv.unix_path);
 	fflush(stderr);
 	loop_run(srv.loop);
 	fprintf(stderr, "aichat: stopped\n");
 	rc = 0;
 	/* Requests still open are ended by MHD_stop_daemon (on_completed). */
-	mhd.stop_daemon(srv.d);
-	srv.d = NULL;
+	for (size_t i = 0; i < srv.nls; i++) {
+		mhd.stop_daemon(srv.ls[i].d);
+		srv.ls[i].d = NULL;
+	}
 	loop_del_fd(srv.loop, srv.sigfd);
 	close(srv.sigfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 cleanup:
-	if (srv.d)
-		mhd.stop_daemon(srv.d);
+	for (size_t i = 0; i < srv.nls; i++)
+		if (srv.ls[i].d)
+			mhd.stop_daemon(srv.ls[i].d);
+	if (ufd >= 0)
+		close(ufd);
+	unix_unlink(&srv);
 	if (srv.drain_timer)
 		loop_del_timer(srv.loop, srv.drain_timer);
 	if (srv.mhd_timer)
