@@ -106,6 +106,7 @@ complete -c aichat -n '__fish_seen_subcommand_from index' -F
 # aichat serve [options]
 complete -c aichat -n '__fish_seen_subcommand_from serve' -s m -l model -x -a '(__aichat_models)' -d 'model for requests that name none (default: $AICHAT_MODEL, then the config file; without any, such a request is refused)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l host -x -d 'address to listen on (default 127.0.0.1)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l allow-host -x -d 'without API keys, also answer requests whose Host is HOST (repeatable; loopback names always)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -s p -l port -x -d 'port to listen on; 0 picks a free one (0..65535, default 8000)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l unix -r -F -d 'listen on the unix socket PATH (mode 0600); alone, instead of TCP unless --host or --port is given'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l api-key -x -d 'accept this API key (repeatable; also $AICHAT_API_KEYS, comma-separated)'
@@ -119,7 +120,9 @@ complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-body -x -d 'lar
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l timeout -x -d 'upstream time limit for non-streaming calls; then 504 (0.001..86400, default 30)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l drain-timeout -x -d 'on SIGTERM, time given to requests in flight (0..3600, default 30)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-connections -x -d 'simultaneous client connections (1..1000000, default 10000)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-connections-per-ip -x -d 'simultaneous connections from one address; 0 = no cap (0..1000000, default 1000)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l client-timeout -x -d 'drop a client idle or slower than this (1..3600, default 30)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l request-timeout -x -d 'time a client has to send a whole request, head and body; then 408 (0.5..3600, default 30)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l log-format -x -a 'json text' -d 'request log on stderr: json or text (default json)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l cache-ttl -x -d 'lifetime of a cached answer (0..86400, default 300)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l cache-size -x -d 'answers kept in the cache; 0 turns it off (0..1000000, default 1000)'

@@ -29,12 +29,17 @@ struct server_opts {
 	int max_upstream;            /* concurrent upstream calls; 0 = no bound */
 	int max_queue;               /* requests waiting for an upstream slot */
 	const char *cors_origin;     /* NULL = no CORS headers */
+	const char *const *allow_hosts;  /* Host values accepted besides
+					  * loopback when there is no key */
+	size_t nallow_hosts;
 	size_t max_body;             /* request body cap in bytes */
 	int64_t upstream_timeout_ms; /* non-streaming calls */
 	int64_t drain_ms;            /* SIGTERM: time given to in-flight work */
 	int64_t keepalive_ms;        /* SSE comment while waiting for a token */
 	unsigned max_connections;
 	unsigned client_timeout_s;   /* idle or slow clients are dropped */
+	int64_t request_timeout_ms;  /* a request's head and body, whole */
+	unsigned max_connections_per_ip;  /* 0 = no cap; unix clients free */
 	int log_text;                /* log lines for people instead of JSON */
 	size_t cache_size;           /* entries; 0 = no cache */
 	int64_t cache_ttl_ms;

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -55,6 +56,8 @@ void server_opts_default(struct server_opts *o)
 	o->keepalive_ms = 15000;
 	o->max_connections = 10000;
 	o->client_timeout_s = 30;
+	o->request_timeout_ms = 30000;
+	o->max_connections_per_ip = 1000;
 	o->cache_size = 1000;
 	o->cache_ttl_ms = 300000;
 	o->batch_concurrency = 10;
@@ -225,9 +228,14 @@ static void route(struct req *r)
 {
 	if (r->too_large) {
 		char msg[96];
+		struct MHD_Response *resp;
 		snprintf(msg, sizeof(msg), "request body larger than %zu bytes",
 			 r->srv->o->max_body);
-		reply_error_status(r, 413, ERR_PAYLOAD_TOO_LARGE, msg);
+		resp = error_response(r, ERR_PAYLOAD_TOO_LARGE, msg);
+		/* The rest of the body is not read: the connection cannot
+		 * carry another request. */
+		mhd.add_response_header(resp, "Connection", "close");
+		send_response(r, 413, resp);
 		return;
 	}
 	if (r->route->request)
@@ -236,13 +244,67 @@ static void route(struct req *r)
 		route_simple(r);
 }
 
+/* Is the Content-Type ct application/json, with or without parameters
+ * ("; charset=utf-8")?  Browsers send a body without a CORS preflight
+ * only as text/plain, form data or with no type: none of them passes. */
+static int is_json_type(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (!ct)
+		return 0;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, "application/json", n))
+		return 0;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return !*ct || *ct == ';';
+}
+
+/* A request's head, and its target, at most: past them 431 and 414
+ * (MHD's own, HTML, only past its 64 KiB per connection). */
+#define MAX_HEAD 16384
+#define MAX_TARGET 8192
+
+static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind,
+				   const char *key, const char *value)
+{
+	size_t *n = cls;
+
+	(void)kind;
+	*n += strlen(key) + (value ? strlen(value) + 1 : 0) + 1;
+	return MHD_YES;
+}
+
 /* Checks that need only the headers; 0 when the request may go on. */
-static int early_checks(struct req *r, const char *method)
+static int early_checks(struct req *r, const char *method, const char *url)
 {
 	int known;
 	const char *cl;
+	const union MHD_ConnectionInfo *ci;
+	size_t target = strlen(url);
 
 	r->route = find_route(r, method, &known);
+	mhd.get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg_len,
+				  &target);
+	if (target > MAX_TARGET) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "request target longer than %d bytes",
+			 MAX_TARGET);
+		reply_error_status(r, 414, ERR_URI_TOO_LONG, msg);
+		return -1;
+	}
+	ci = mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	if (ci && ci->header_size > MAX_HEAD) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "request head larger than %d bytes",
+			 MAX_HEAD);
+		reply_error_status(r, 431, ERR_HEADERS_TOO_LARGE, msg);
+		return -1;
+	}
+
 	/* Both framings at once (RFC 9112 6.1): a proxy in front may have
 	 * read the body by one and MHD reads it by the other, so what follows
 	 * on the connection cannot be trusted: refuse, and close it. */
@@ -254,6 +316,8 @@ static int early_checks(struct req *r, const char *method)
 		send_response(r, 400, resp);
 		return -1;
 	}
+	if (check_host(r) < 0)
+		return -1;
 	if (!strcmp(method, "OPTIONS") && r->srv->o->cors_origin) {
 		struct MHD_Response *resp = make_response("text/plain", "", 0);
 		mhd.add_response_header(resp, "Access-Control-Allow-Methods",
@@ -278,6 +342,18 @@ static int early_checks(struct req *r, const char *method)
 	}
 	if (check_auth(r) < 0 || check_rate(r) < 0)
 		return -1;
+	if (r->route->request && !is_json_type(header(r, "Content-Type"))) {
+		char msg[200];
+		const char *ct = header(r, "Content-Type");
+		snprintf(msg, sizeof(msg), "Content-Type must be application/json, not '%.60s'",
+			 ct ? ct : "");
+		for (char *p = msg; *p; p++)
+			if (*p < ' ' || *p == 127)
+				*p = '?';
+		reply_error_status(r, 415, ERR_UNSUPPORTED_MEDIA, ct ? msg :
+				   "Content-Type must be application/json (none was sent)");
+		return -1;
+	}
 	cl = header(r, "Content-Length");
 	if (cl && strtoull(cl, NULL, 10) > r->srv->o->max_body) {
 		r->too_large = 1;
@@ -315,6 +391,10 @@ static struct req *req_new(struct server *srv, struct MHD_Connection *conn,
 		for (size_t i = 0; ci && i < srv->nls; i++)
 			if (srv->ls[i].is_unix && srv->ls[i].d == ci->daemon)
 				r->via_unix = 1;
+		ci = mhd.get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		r->cs = ci ? ci->socket_context : NULL;
+		if (r->cs)
+			r->cs->r = r;
 	}
 	client_address(r);
 	request_id(r);
@@ -339,17 +419,40 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 		r = req_new(srv, conn, url, method);
 		*con_cls = r;
 		r->in_handler = 1;
-		early_checks(r, method);
+		early_checks(r, method, url);
 		r->in_handler = 0;
+		if (r->queued)
+			conn_received(r);
 		return MHD_YES;
 	}
 	if (*upload_size) {
+		if (r->raw_answered) {
+			/* Give the client a moment to read the 413 before the
+			 * close, whose unread bytes would reset it. */
+			r->dropped += *upload_size;
+			*upload_size = 0;
+			return r->dropped > 1024 * 1024 ? MHD_NO : MHD_YES;
+		}
 		if (!r->queued && !r->too_large &&
-		    buf_append(&r->body, upload, *upload_size) < 0)
+		    buf_append(&r->body, upload, *upload_size) < 0) {
+			/* Past --max-body (a chunked body says its size only
+			 * at its end): answer now, not after the last byte;
+			 * MHD sends nothing before it, so the 413 is ours to
+			 * write. */
+			char msg[96];
 			r->too_large = 1;
+			snprintf(msg, sizeof(msg), "request body larger than %zu bytes",
+				 srv->o->max_body);
+			raw_reply_error(r, "413 Content Too Large",
+					ERR_PAYLOAD_TOO_LARGE, msg);
+			conn_received(r);
+		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	conn_received(r);
+	if (r->raw_answered)
+		return MHD_NO;   /* answered: close */
 	r->in_handler = 1;
 	if (r->pending) {
 		mhd.queue_response(conn, (unsigned)r->pending_status, r->pending);
@@ -421,6 +524,13 @@ static void log_request(struct req *r, enum MHD_RequestTerminationCode why)
 	struct buf b;
 
 	iso_time(when, sizeof(when));
+	if (r->model[0] && !r->provider[0]) {
+		/* Cancelled before its result: the provider from the model
+		 * the call was started with ("openai:gpt-4o-mini"). */
+		const char *colon = strchr(r->model, ':');
+		snprintf(r->provider, sizeof(r->provider), "%.*s",
+			 colon ? (int)(colon - r->model) : 0, r->model);
+	}
 	buf_init(&b, 0);
 	if (r->srv->o->log_text) {
 		buf_printf(&b, "%s %s %s %s %d %lldms", when, r->id, r->method,
@@ -514,6 +624,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	buf_release(&r->answer);
 	cJSON_Delete(r->rag_sources);
 	buf_release(&r->body);
+	conn_request_ended(r);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -628,9 +739,13 @@ static int start_listener(struct server *srv, const struct sockaddr *sa,
 		sa ? (intptr_t)sa : (intptr_t)lfd,
 		MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, o->client_timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
+		/* Room past the limits early_checks() enforces, so that
+		 * their answers are ours (JSON, X-Request-ID), not MHD's. */
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
 		MHD_OPTION_END);
 	if (!ls->d) {
 		if (sa)
@@ -761,6 +876,8 @@ cleanup:
 		loop_del_timer(srv.loop, srv.drain_timer);
 	if (srv.mhd_timer)
 		loop_del_timer(srv.loop, srv.mhd_timer);
+	if (srv.conn_timer)
+		loop_del_timer(srv.loop, srv.conn_timer);
 	jobs_free(srv.jobs);
 	models_cancel(srv.models_job);
 	models_cache_release(&srv.models);
