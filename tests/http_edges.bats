@@ -152,19 +152,19 @@ pads() {
 	done
 }
 
-@test "80 headers are served; a head past 16 KiB is a JSON 431 with X-Request-ID, not MHD's HTML" {
+@test "80 headers are served; a head past 8 KiB is a JSON 431 with X-Request-ID, not MHD's HTML" {
 	serve_start
 	local -a h
 	mapfile -t h < <(pads 80)
 	run curl -sS --max-time 10 "${h[@]}" "$SERVE_URL/health"
 	[ "$output" = '{"status":"ok"}' ]
-	mapfile -t h < <(pads 250)
+	mapfile -t h < <(pads 105)
 	run curl -sS --max-time 10 -D "$BATS_TEST_TMPDIR/h" "${h[@]}" "$SERVE_URL/health"
 	[ "$(head -1 "$BATS_TEST_TMPDIR/h" | cut -d' ' -f2)" = 431 ]
 	grep -qi '^Content-Type: application/json' "$BATS_TEST_TMPDIR/h"
 	grep -qi '^X-Request-ID: req_' "$BATS_TEST_TMPDIR/h"
 	[ "$(json_get error.code <<<"$output")" = request_header_too_large ]
-	[ "$(json_get error.message <<<"$output")" = "request head larger than 16384 bytes" ]
+	[ "$(json_get error.message <<<"$output")" = "request head larger than 8192 bytes" ]
 }
 
 @test "a request target past 8 KiB is a JSON 414 in the route's shape" {

@@ -190,3 +190,20 @@ s.close()' "$SOCK"
 	[ "$output" = 429 ]
 	grep -q '"status":429,.*"client":"unix"' "$UNIX_LOG"
 }
+
+@test "--unix: --max-connections-per-ip does not count the socket's clients" {
+	unix_start --unix "$SOCK" --max-connections-per-ip 1
+	run timeout 10 python3 -c '
+import socket, sys
+held = []
+for i in range(3):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    held.append(s)
+s = held[-1]
+s.settimeout(5)
+s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+print(s.recv(200).split(b"\r\n")[0].decode())
+' "$SOCK"
+	[ "$output" = "HTTP/1.1 200 OK" ]
+}

@@ -264,8 +264,8 @@ static int is_json_type(const char *ct)
 }
 
 /* A request's head, and its target, at most: past them 431 and 414
- * (MHD's own, HTML, only past its 64 KiB per connection). */
-#define MAX_HEAD 16384
+ * (MHD's own, HTML, only past its 16 KiB per connection). */
+#define MAX_HEAD 8192
 #define MAX_TARGET 8192
 
 static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind,
@@ -741,7 +741,7 @@ static int start_listener(struct server *srv, const struct sockaddr *sa,
 		MHD_OPTION_CONNECTION_TIMEOUT, o->client_timeout_s,
 		/* Room past the limits early_checks() enforces, so that
 		 * their answers are ours (JSON, X-Request-ID), not MHD's. */
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
