@@ -137,7 +137,7 @@ start_aichat_log() {  # start_aichat_log LOGFILE
 	env -i PATH=/usr/bin:/bin HOME="$TMP/home" AICHAT_HOME="$TMP/home/aichat" \
 		XDG_CONFIG_HOME="$TMP/home/.config" \
 		OPENAI_BASE_URL="http://127.0.0.1:$UP_PORT/v1" OPENAI_API_KEY=bench \
-		"$ROOT/aichat" serve --port 0 --max-connections 20000 --log-format text \
+		"$ROOT/aichat" serve --port 0 --max-connections 20000 --max-connections-per-ip 0 --log-format text \
 		--drain-timeout 5 "${AI_ARGS[@]+"${AI_ARGS[@]}"}" 2>"$log" &
 	AI_PID=$!
 	PIDS+=("$AI_PID")

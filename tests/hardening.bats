@@ -71,7 +71,7 @@ for s in idle:
     print("idle closed" if gone else "idle open")
 s = socket.create_connection(("127.0.0.1", port))
 s.settimeout(3)
-s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
 try:
     print(s.recv(100).split(b"\r\n")[0].decode())
 except socket.timeout:
@@ -88,8 +88,8 @@ except socket.timeout:
 
 @test "Content-Length with Transfer-Encoding: one 400, the connection closed, nothing smuggled" {
 	serve_start
-	smuggled='GET /health HTTP/1.1\r\nHost: x\r\n\r\n'
-	run raw_http 'POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'"$smuggled"
+	smuggled='GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n'
+	run raw_http 'POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'"$smuggled"
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^HTTP/1.1 ' <<<"$output")" -eq 1 ]
 	[[ "${lines[0]}" == "HTTP/1.1 400 "* ]]
@@ -102,7 +102,7 @@ except socket.timeout:
 
 @test "Content-Length with Transfer-Encoding on /v1: 400 in OpenAI's shape" {
 	serve_start
-	run raw_http 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n'
+	run raw_http 'POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n'
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^HTTP/1.1 ' <<<"$output")" -eq 1 ]
 	[[ "${lines[0]}" == "HTTP/1.1 400 "* ]]
@@ -112,7 +112,7 @@ except socket.timeout:
 
 @test "Transfer-Encoding alone and Content-Length alone are still served" {
 	serve_start
-	run raw_http 'POST /chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n23\r\n{"prompt":"hi","model":"mock:echo"}\r\n0\r\n\r\n'
+	run raw_http 'POST /chat HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n23\r\n{"prompt":"hi","model":"mock:echo"}\r\n0\r\n\r\n'
 	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
 	run hcurl "$SERVE_URL/chat" -d '{"prompt":"hi","model":"mock:echo"}'
 	[ "$(status_line)" = 200 ]
@@ -261,7 +261,7 @@ print(ask(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n
 	[ "$status" -eq 0 ]
 	[[ "${lines[0]}" == "HTTP/1.1 200 OK"* ]]
 	[[ "$output" == *"Content-Type: application/json"* ]]
-	run raw_http 'HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+	run raw_http 'HEAD /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'
 	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
 	# GET's headers (its Content-Length too), then nothing.
 	[[ "$output" == *$'\r\nContent-Length: 15\r'* ]]

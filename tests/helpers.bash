@@ -43,6 +43,10 @@ aichat_env() {
 	export XDG_CACHE_HOME="$HOME/.cache"
 	export XDG_STATE_HOME="$HOME/.local/state"
 	mkdir -p "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_STATE_HOME"
+	# curl here speaks as the SDKs do: serve's JSON routes want
+	# application/json (415 otherwise, see tests/hostcheck.bats, which
+	# runs `curl -q` to leave this file out).
+	echo 'header = "Content-Type: application/json"' >"$HOME/.curlrc"
 	unset OPENAI_API_KEY ANTHROPIC_API_KEY OPENAI_BASE_URL ANTHROPIC_BASE_URL \
 		AICHAT_MODEL AICHAT_CONFIG NO_COLOR \
 		http_proxy https_proxy all_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY

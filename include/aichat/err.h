@@ -30,6 +30,10 @@ enum err_code {
 	ERR_CANCELLED,            /* Ctrl-C, client went away */
 	ERR_IO,
 	ERR_INTERNAL,
+	ERR_FORBIDDEN,            /* serve: a Host not allowed */
+	ERR_UNSUPPORTED_MEDIA,    /* serve: a body that is not JSON */
+	ERR_HEADERS_TOO_LARGE,    /* serve: 431 */
+	ERR_URI_TOO_LONG,         /* serve: 414 */
 	ERR__COUNT
 };
 

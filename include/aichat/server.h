@@ -19,6 +19,8 @@
 struct server_opts {
 	const char *host;            /* bind address, "127.0.0.1" */
 	int port;                    /* 0 = any free port */
+	int tcp;                     /* listen on host:port (default 1) */
+	const char *unix_path;       /* also (or only) this unix socket */
 	const char *const *api_keys; /* accepted keys (borrowed), may be empty */
 	size_t nkeys;
 	int insecure_no_auth;        /* allow a non-loopback bind without keys */
@@ -27,12 +29,17 @@ struct server_opts {
 	int max_upstream;            /* concurrent upstream calls; 0 = no bound */
 	int max_queue;               /* requests waiting for an upstream slot */
 	const char *cors_origin;     /* NULL = no CORS headers */
+	const char *const *allow_hosts;  /* Host values accepted besides
+					  * loopback when there is no key */
+	size_t nallow_hosts;
 	size_t max_body;             /* request body cap in bytes */
 	int64_t upstream_timeout_ms; /* non-streaming calls */
 	int64_t drain_ms;            /* SIGTERM: time given to in-flight work */
 	int64_t keepalive_ms;        /* SSE comment while waiting for a token */
 	unsigned max_connections;
 	unsigned client_timeout_s;   /* idle or slow clients are dropped */
+	int64_t request_timeout_ms;  /* a request's head and body, whole */
+	unsigned max_connections_per_ip;  /* 0 = no cap; unix clients free */
 	int log_text;                /* log lines for people instead of JSON */
 	size_t cache_size;           /* entries; 0 = no cache */
 	int64_t cache_ttl_ms;
@@ -48,7 +55,8 @@ struct server_opts {
 void server_opts_default(struct server_opts *o);
 
 /*
- * Binds, prints "aichat: listening on http://HOST:PORT" to stderr and
+ * Binds, prints "aichat: listening on http://HOST:PORT" (and/or
+ * "aichat: listening on unix:PATH") to stderr and
  * serves until SIGTERM or SIGINT, then drains.  Returns 0 after a clean
  * shutdown, -1 with e when the server cannot start.
  */

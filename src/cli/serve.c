@@ -17,9 +17,9 @@
 #include <string.h>
 
 enum {
-	O_MODEL, O_HOST, O_PORT, O_API_KEY, O_API_KEY_FILE, O_INSECURE, O_RATE_LIMIT,
+	O_MODEL, O_HOST, O_ALLOW_HOST, O_PORT, O_UNIX, O_API_KEY, O_API_KEY_FILE, O_INSECURE, O_RATE_LIMIT,
 	O_MAX_UPSTREAM, O_MAX_QUEUE, O_CORS, O_MAX_BODY, O_TIMEOUT, O_DRAIN,
-	O_MAX_CONN, O_CLIENT_TIMEOUT, O_LOG_FORMAT, O_CACHE_TTL, O_CACHE_SIZE,
+	O_MAX_CONN, O_MAX_CONN_IP, O_CLIENT_TIMEOUT, O_REQUEST_TIMEOUT, O_LOG_FORMAT, O_CACHE_TTL, O_CACHE_SIZE,
 	O_BATCH_CONC, O_RETRIES, O_RAG_SEARCH_TIMEOUT, O_RAG_EMBED_TIMEOUT, O_LOG_CONV,
 	O_HELP,
 };
@@ -28,7 +28,11 @@ const struct opt serve_opts[] = {
 	[O_MODEL] = { 'm', "model", "MODEL", NULL,
 		      "model for requests that name none (default: $AICHAT_MODEL, then the config file's; without any, such a request is refused)" },
 	[O_HOST] = { 0, "host", "HOST", "host", "address to listen on" },
+	[O_ALLOW_HOST] = { 0, "allow-host", "HOST", NULL,
+			   "without API keys, also answer requests whose Host is HOST (repeatable; loopback names always)" },
 	[O_PORT] = { 'p', "port", "PORT", "port", "port to listen on; 0 picks a free one" },
+	[O_UNIX] = { 0, "unix", "PATH", NULL,
+		     "listen on the unix socket PATH (mode 0600); alone, instead of TCP unless --host or --port is given" },
 	[O_API_KEY] = { 0, "api-key", "KEY", NULL,
 			"accept this API key (repeatable; also $AICHAT_API_KEYS, comma-separated)" },
 	[O_API_KEY_FILE] = { 0, "api-key-file", "FILE", NULL,
@@ -50,8 +54,12 @@ const struct opt serve_opts[] = {
 		      "on SIGTERM, time given to requests in flight" },
 	[O_MAX_CONN] = { 0, "max-connections", "N", "max_connections",
 			 "simultaneous client connections" },
+	[O_MAX_CONN_IP] = { 0, "max-connections-per-ip", "N", "max_connections_per_ip",
+			    "simultaneous connections from one address; 0 = no cap" },
 	[O_CLIENT_TIMEOUT] = { 0, "client-timeout", "SECONDS", "client_timeout",
 			       "drop a client idle or slower than this" },
+	[O_REQUEST_TIMEOUT] = { 0, "request-timeout", "SECONDS", "request_timeout",
+				"time a client has to send a whole request, head and body; then 408" },
 	[O_LOG_FORMAT] = { 0, "log-format", "FORMAT", "log_format",
 			   "request log on stderr: json or text" },
 	[O_CACHE_TTL] = { 0, "cache-ttl", "SECONDS", "cache_ttl", "lifetime of a cached answer" },
@@ -82,7 +90,9 @@ static const struct field serve_fields[] = {
 	{ "timeout", FIELD_NUMBER, 0, "30", 0.001, 86400, NULL, NULL, "" },
 	{ "drain_timeout", FIELD_NUMBER, 0, "30", 0, 3600, NULL, NULL, "" },
 	{ "max_connections", FIELD_INTEGER, 0, "10000", 1, 1000000, NULL, NULL, "" },
+	{ "max_connections_per_ip", FIELD_INTEGER, 0, "1000", 0, 1000000, NULL, NULL, "" },
 	{ "client_timeout", FIELD_INTEGER, 0, "30", 1, 3600, NULL, NULL, "" },
+	{ "request_timeout", FIELD_NUMBER, 0, "30", 0.5, 3600, NULL, NULL, "" },
 	{ "log_format", FIELD_STRING, 0, "\"json\"", FIELD_NO_BOUND, FIELD_NO_BOUND,
 	  log_formats, NULL, "" },
 	{ "cache_ttl", FIELD_NUMBER, 0, "300", 0, 86400, NULL, NULL, "" },
@@ -113,7 +123,7 @@ static void usage(FILE *f)
 	      "examples:\n"
 	      "  aichat serve --port 8080\n"
 	      "  AICHAT_API_KEYS=k1,k2 aichat serve --host 0.0.0.0 --rate-limit 60/minute\n"
-	      "  curl -s localhost:8000/chat -d '{\"prompt\":\"hi\",\"model\":\"mock:echo\"}'\n"
+	      "  curl -s localhost:8000/chat --json '{\"prompt\":\"hi\",\"model\":\"mock:echo\"}'\n"
 	      "\n"
 	      "See aichat-serve(1) for every route, the SSE format and the log format.\n", f);
 }
@@ -175,12 +185,27 @@ static int keys_load_file(struct keys *k, const char *path, struct err *e)
 	return 0;
 }
 
+/* A host name or address, without a port: "example.com", "10.0.0.2",
+ * "::1" or "[::1]". */
+static int valid_allow_host(const char *h)
+{
+	const char *colon = strchr(h, ':');
+
+	if (!*h || strlen(h) > 253 || h[strcspn(h, " \t\r\n/@?#")])
+		return 0;
+	if (h[0] == '[')
+		return strchr(h, ']') && !strchr(h, ']')[1];
+	return !colon || strchr(colon + 1, ':');   /* one colon: a port */
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	struct opt_result r = { 0 };
 	struct server_opts so;
 	struct config cfg = { 0 };
 	struct keys keys = { 0 };
+	const char **allow = NULL;
+	size_t nallow = 0;
 	cJSON *o = NULL;
 	struct err e;
 	double d;
@@ -217,6 +242,8 @@ int cmd_serve(int argc, char **argv)
 	json_num(o, "drain_timeout", &d), so.drain_ms = (int64_t)(d * 1000);
 	json_num(o, "max_connections", &d), so.max_connections = (unsigned)d;
 	json_num(o, "client_timeout", &d), so.client_timeout_s = (unsigned)d;
+	json_num(o, "max_connections_per_ip", &d), so.max_connections_per_ip = (unsigned)d;
+	json_num(o, "request_timeout", &d), so.request_timeout_ms = (int64_t)(d * 1000);
 	json_num(o, "cache_ttl", &d), so.cache_ttl_ms = (int64_t)(d * 1000);
 	json_num(o, "cache_size", &d), so.cache_size = (size_t)d;
 	json_num(o, "batch_concurrency", &d), so.batch_concurrency = (int)d;
@@ -227,6 +254,22 @@ int cmd_serve(int argc, char **argv)
 	so.insecure_no_auth = r.seen[O_INSECURE] > 0;
 	so.log_conversations = r.seen[O_LOG_CONV] > 0;
 	so.cors_origin = r.values[O_CORS];
+	so.unix_path = r.values[O_UNIX];
+	for (size_t i = 0; i < r.ngiven; i++)
+		if (r.given[i].opt == O_ALLOW_HOST) {
+			const char *h = r.given[i].value;
+			if (!valid_allow_host(h)) {
+				fprintf(stderr, "aichat: serve: invalid value '%.64s' for '--allow-host': must be a host name or address, without a port\n",
+					h);
+				status = EXIT_USAGE;
+				goto cleanup;
+			}
+			allow = xrealloc(allow, (nallow + 1) * sizeof(*allow));
+			allow[nallow++] = h;
+		}
+	so.allow_hosts = allow;
+	so.nallow_hosts = nallow;
+	so.tcp = !so.unix_path || r.seen[O_HOST] || r.seen[O_PORT];
 	if (env_get("AICHAT_SSE_KEEPALIVE_MS")) {
 		/* Below 100 ms a keep-alive is a flood, not a keep-alive. */
 		long ms = atol(env_get("AICHAT_SSE_KEEPALIVE_MS"));
@@ -291,6 +334,7 @@ cleanup:
 	for (size_t i = 0; i < keys.n; i++)
 		free(keys.v[i]);
 	free(keys.v);
+	free(allow);
 	cJSON_Delete(o);
 	config_release(&cfg);
 	opt_result_release(&r);

@@ -16,6 +16,7 @@
 #include "aichat/xalloc.h"
 #include "internal.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -66,6 +67,76 @@ int check_auth(struct req *r)
 
 	mhd.add_response_header(resp, "WWW-Authenticate", "Bearer");
 	send_response(r, 401, resp);
+	return -1;
+}
+
+/* ==== Host, without keys (DNS rebinding) ==== */
+
+/* Does the Host value h name a host we answer as?  h is "name",
+ * "name:port", "[v6]" or "[v6]:port"; name is compared without case. */
+static int host_allowed(const struct server *srv, const char *h)
+{
+	const struct server_opts *o = srv->o;
+	const char *end, *p;
+	char name[256];
+	size_t n;
+
+	if (h[0] == '[') {
+		if (!(end = strchr(h, ']')))
+			return 0;
+		end++;
+	} else {
+		end = h + strcspn(h, ":");
+	}
+	if (*end && *end != ':')
+		return 0;
+	for (p = *end ? end + 1 : end; *p; p++)
+		if (*p < '0' || *p > '9')
+			return 0;
+	n = (size_t)(end - h);
+	if (!n || n >= sizeof(name))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		name[i] = (char)tolower((unsigned char)h[i]);
+	name[n] = '\0';
+	if (!strcmp(name, "localhost") || !strcmp(name, "127.0.0.1") ||
+	    !strcmp(name, "[::1]"))
+		return 1;
+	for (size_t i = 0; i < o->nallow_hosts + 1; i++) {
+		/* the configured names, then the address we listen on */
+		const char *a = i < o->nallow_hosts ? o->allow_hosts[i] : o->host;
+		size_t an = strlen(a);
+
+		if (!strcasecmp(name, a))
+			return 1;
+		/* an IPv6 address given without its brackets */
+		if (name[0] == '[' && an == n - 2 && !strncasecmp(name + 1, a, an))
+			return 1;
+	}
+	return 0;
+}
+
+int check_host(struct req *r)
+{
+	const char *h;
+	char shown[104], msg[300];
+	size_t o = 0;
+
+	if (r->srv->o->nkeys || r->via_unix)
+		return 0;
+	h = header(r, "Host");
+	if (!h || host_allowed(r->srv, h))
+		return 0;
+	/* Echo it bounded, printable ASCII only. */
+	for (const char *p = h; *p && o < sizeof(shown) - 4; p++)
+		shown[o++] = *p > ' ' && *p < 127 && *p != '\'' ? *p : '?';
+	if (h[o])
+		shown[o++] = '.', shown[o++] = '.', shown[o++] = '.';
+	shown[o] = '\0';
+	snprintf(msg, sizeof(msg),
+		 "Host '%s' is not allowed: a server without API keys answers only to localhost, 127.0.0.1, [::1], its --host and each --allow-host",
+		 shown);
+	reply_error_status(r, 403, ERR_FORBIDDEN, msg);
 	return -1;
 }
 

@@ -19,12 +19,16 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 /* libmicrohttpd's functions, resolved when serve starts (dynlib.h). */
 struct mhd_api mhd;
@@ -42,6 +46,7 @@ int mhd_load(struct err *e)
 		{ "MHD_create_response_from_callback", (void **)&mhd.create_response_from_callback },
 		{ "MHD_destroy_response", (void **)&mhd.destroy_response },
 		{ "MHD_get_connection_info", (void **)&mhd.get_connection_info },
+		{ "MHD_get_connection_values", (void **)&mhd.get_connection_values },
 		{ "MHD_get_daemon_info", (void **)&mhd.get_daemon_info },
 		{ "MHD_get_timeout", (void **)&mhd.get_timeout },
 		{ "MHD_lookup_connection_value", (void **)&mhd.lookup_connection_value },
@@ -78,28 +83,33 @@ static void on_mhd_timer(struct loop *l, void *data)
 
 void rearm_mhd_timer(struct server *srv)
 {
-	const union MHD_DaemonInfo *di;
-	MHD_UNSIGNED_LONG_LONG ms;
-	unsigned conns;
+	MHD_UNSIGNED_LONG_LONG ms = (MHD_UNSIGNED_LONG_LONG)-1, t;
 
 	if (srv->mhd_timer) {
 		loop_del_timer(srv->loop, srv->mhd_timer);
 		srv->mhd_timer = NULL;
 	}
 	srv->mhd_timer_soon = 0;
-	if (!srv->d)
-		return;
-	/* At --max-connections (or the fd limit) MHD takes its listening
-	 * socket out of its epoll set, and puts it back only at the start of
-	 * a run: once connections have closed, run it again now, even when it
-	 * has no timeout to give (all connections timed out together). */
-	di = mhd.get_daemon_info(srv->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-	conns = di ? di->num_connections : 0;
-	if (conns < srv->mhd_conns)
-		ms = 0;
-	else if (mhd.get_timeout(srv->d, &ms) != MHD_YES)
-		ms = (MHD_UNSIGNED_LONG_LONG)-1;   /* no timer */
-	srv->mhd_conns = conns;
+	for (size_t i = 0; i < srv->nls; i++) {
+		struct listener *ls = &srv->ls[i];
+		const union MHD_DaemonInfo *di;
+		unsigned conns;
+
+		if (!ls->d)
+			continue;
+		/* At --max-connections (or the fd limit) MHD takes its
+		 * listening socket out of its epoll set, and puts it back only
+		 * at the start of a run: once connections have closed, run it
+		 * again now, even when it has no timeout to give (all
+		 * connections timed out together). */
+		di = mhd.get_daemon_info(ls->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		conns = di ? di->num_connections : 0;
+		if (conns < ls->conns)
+			ms = 0;
+		else if (mhd.get_timeout(ls->d, &t) == MHD_YES && t < ms)
+			ms = t;
+		ls->conns = conns;
+	}
 	if (ms != (MHD_UNSIGNED_LONG_LONG)-1)
 		srv->mhd_timer = loop_add_timer(srv->loop,
 						ms > 60000 ? 60000 : (int64_t)ms,
@@ -108,9 +118,9 @@ void rearm_mhd_timer(struct server *srv)
 
 static void mhd_run(struct server *srv)
 {
-	if (!srv->d)
-		return;
-	mhd.run(srv->d);
+	for (size_t i = 0; i < srv->nls; i++)
+		if (srv->ls[i].d)
+			mhd.run(srv->ls[i].d);
 	rearm_mhd_timer(srv);
 }
 
@@ -126,10 +136,319 @@ static void mhd_run_soon(struct server *srv)
 
 void on_mhd_ready(struct loop *l, int fd, int events, void *data)
 {
+	struct listener *ls = data;
+
 	(void)l;
 	(void)fd;
 	(void)events;
-	mhd_run(data);
+	if (ls->d)
+		mhd.run(ls->d);
+	rearm_mhd_timer(ls->srv);
+}
+
+/* ==== the unix socket (--unix) ==== */
+
+int unix_listen(struct server *srv, const char *path, struct err *e)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd = -1, probe;
+
+	if (!*path || strlen(path) >= sizeof(sun.sun_path))
+		return err_set(e, ERR_USAGE,
+			       "invalid value '%.64s' for '--unix': must be a path of 1..%zu bytes",
+			       path, sizeof(sun.sun_path) - 1);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return err_set(e, ERR_USAGE,
+				       "refusing to listen on '%.200s': it exists and is not a socket",
+				       path);
+		/* A socket file: in use if someone answers, else left
+		 * behind by a server that died, and replaced. */
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 &&
+		    connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(probe);
+			return err_set(e, ERR_USAGE,
+				       "refusing to listen on '%.200s': another server is listening on it",
+				       path);
+		}
+		if (probe >= 0)
+			close(probe);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return err_set(e, ERR_IO, "cannot remove the stale socket '%.200s': %s",
+				       path, strerror(errno));
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return err_set(e, ERR_IO, "cannot create a unix socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		err_set(e, ERR_IO, "cannot listen on '%.200s': %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* Bound but not yet listening, nobody can connect: narrow the mode
+	 * before listen() (umask is the process's, shared with threads). */
+	if (chmod(path, 0600) < 0 || stat(path, &st) < 0 ||
+	    listen(fd, 4096) < 0) {
+		err_set(e, ERR_IO, "cannot listen on '%.200s': %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	srv->unix_path = xstrdup(path);
+	srv->unix_dev = st.st_dev;
+	srv->unix_ino = st.st_ino;
+	return fd;
+}
+
+void unix_unlink(struct server *srv)
+{
+	struct stat st;
+
+	if (!srv->unix_path)
+		return;
+	/* Another server may have replaced a file we no longer serve. */
+	if (lstat(srv->unix_path, &st) == 0 && st.st_dev == srv->unix_dev &&
+	    st.st_ino == srv->unix_ino)
+		unlink(srv->unix_path);
+	free(srv->unix_path);
+	srv->unix_path = NULL;
+}
+
+/* ==== connections: --request-timeout, and clients that hung up ==== */
+
+#define CONN_SWEEP_MS 250
+
+static void on_conn_sweep(struct loop *l, void *data);
+static void client_hung_up(struct req *r);
+
+/* Has the peer of fd closed its side (with or without bytes unread)? */
+static int half_closed(int fd)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static void conn_sweep_soon(struct server *srv)
+{
+	if (!srv->conn_timer)
+		srv->conn_timer = loop_add_timer(srv->loop, CONN_SWEEP_MS,
+						 on_conn_sweep, srv);
+}
+
+static void recv_unlink(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (!c->receiving)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->recv_head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		srv->recv_tail = c->prev;
+	c->prev = c->next = NULL;
+	c->receiving = 0;
+}
+
+/* Appends c (now receiving) to the list; the list is oldest first
+ * because since is always now. */
+static void recv_append(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->receiving || c->ended)
+		return;
+	c->since = loop_now_ms();
+	c->rdhup = 0;
+	c->prev = srv->recv_tail;
+	c->next = NULL;
+	if (srv->recv_tail)
+		srv->recv_tail->next = c;
+	else
+		srv->recv_head = c;
+	srv->recv_tail = c;
+	c->receiving = 1;
+	if (!srv->conn_timer)
+		srv->conn_timer = loop_add_timer(srv->loop, CONN_SWEEP_MS,
+						 on_conn_sweep, srv);
+}
+
+void raw_reply(struct server *srv, int fd, const char *status,
+	       const char *id, const char *json)
+{
+	struct buf b;
+	const char *origin = srv->o->cors_origin;
+
+	buf_init(&b, 0);
+	buf_printf(&b, "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
+		   "Content-Length: %zu\r\nX-Request-ID: %s\r\n", status,
+		   strlen(json), id);
+	if (origin)
+		buf_printf(&b, "Access-Control-Allow-Origin: %s\r\n"
+			   "Access-Control-Expose-Headers: X-Request-ID\r\n", origin);
+	buf_printf(&b, "Connection: close\r\n\r\n%s", json);
+	/* A client already gone has nothing to be told: no error. */
+	if (send(fd, b.ptr, b.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		(void)0;
+	buf_release(&b);
+}
+
+void raw_reply_error(struct req *r, const char *status, enum err_code code,
+		     const char *msg)
+{
+	const union MHD_ConnectionInfo *ci =
+		mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	cJSON *obj = route_error_object(r, code, msg, NULL);
+	char *text = json_print(obj);
+
+	if (ci) {
+		raw_reply(r->srv, ci->connect_fd, status, r->id, text);
+		/* The answer, then our FIN; what the client still sends is
+		 * read and dropped until MHD is told to close. */
+		shutdown(ci->connect_fd, SHUT_WR);
+	}
+	r->status = atoi(status);
+	r->raw_answered = 1;
+	snprintf(r->err_code, sizeof(r->err_code), "%s", err_code_name(code));
+	cJSON_Delete(obj);
+	free(text);
+}
+
+/* Ends c: with a 408 of ours when timed_out (MHD is sending nothing on a
+ * receiving connection, so the bytes are ours to write), then a shutdown
+ * that MHD sees as the client closing. */
+static void conn_cut(struct conn *c, int timed_out)
+{
+	struct server *srv = c->srv;
+
+	recv_unlink(c);
+	c->ended = 1;
+	if (timed_out) {
+		char id[72], body[200];
+
+		if (c->r)
+			snprintf(id, sizeof(id), "%s", c->r->id);
+		else
+			new_request_id(srv, id, sizeof(id));
+		snprintf(body, sizeof(body),
+			 "{\"error\":{\"code\":\"request_timeout\",\"message\":\"request not received within %.0f s (--request-timeout)\"}}",
+			 srv->o->request_timeout_ms / 1000.0);
+		raw_reply(srv, c->fd, "408 Request Timeout", id, body);
+		if (c->r) {
+			c->r->status = 408;
+			snprintf(c->r->err_code, sizeof(c->r->err_code), "request_timeout");
+		}
+	}
+	shutdown(c->fd, SHUT_RDWR);
+	mhd_run_soon(srv);
+}
+
+/* Every CONN_SWEEP_MS while connections are receiving: cuts those past
+ * --request-timeout, and those whose client has closed its side (seen on
+ * two sweeps in a row, so that MHD has had its chance at a request that
+ * came whole with its FIN). */
+static void on_conn_sweep(struct loop *l, void *data)
+{
+	struct server *srv = data;
+	int64_t now = loop_now_ms();
+	struct conn *c, *next, *batch[256];
+	struct pollfd pf[256];
+	size_t n;
+
+	srv->conn_timer = NULL;
+	while ((c = srv->recv_head) && c->since + srv->o->request_timeout_ms <= now)
+		conn_cut(c, 1);
+	for (c = srv->recv_head; c;) {
+		for (n = 0; c && n < 256; c = c->next, n++) {
+			batch[n] = c;
+			pf[n].fd = c->fd;
+			pf[n].events = POLLRDHUP;
+			pf[n].revents = 0;
+		}
+		if (poll(pf, n, 0) < 0)
+			break;
+		next = c;
+		for (size_t i = 0; i < n; i++) {
+			if (!(pf[i].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+				batch[i]->rdhup = 0;
+			} else if (batch[i]->rdhup) {
+				if (batch[i] == next)
+					next = next->next;
+				conn_cut(batch[i], 0);
+			} else {
+				batch[i]->rdhup = 1;
+			}
+		}
+		c = next;
+	}
+	/* Requests at work whose client sent more than its request: the
+	 * loop cannot watch for a hang-up behind those bytes, so look. */
+	int watching = 0;
+	for (struct req *r = srv->reqs, *rn; r; r = rn) {
+		const union MHD_ConnectionInfo *ci;
+
+		rn = r->next;
+		if (!r->watch_given_up || r->client_gone)
+			continue;
+		ci = mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci && half_closed(ci->connect_fd))
+			client_hung_up(r);
+		else
+			watching = 1;
+	}
+	if (srv->recv_head || watching)
+		srv->conn_timer = loop_add_timer(l, CONN_SWEEP_MS, on_conn_sweep, srv);
+}
+
+void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+		   enum MHD_ConnectionNotificationCode toe)
+{
+	struct server *srv = cls;
+	struct conn *c = *socket_context;
+	const union MHD_ConnectionInfo *ci;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		c = xcalloc(1, sizeof(*c));
+		c->srv = srv;
+		c->c = mc;
+		ci = mhd.get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+		c->fd = ci ? ci->connect_fd : -1;
+		*socket_context = c;
+		if (c->fd >= 0)
+			recv_append(c);
+		return;
+	}
+	if (!c)
+		return;
+	recv_unlink(c);
+	if (c->r)
+		c->r->cs = NULL;
+	free(c);
+	*socket_context = NULL;
+}
+
+void conn_received(struct req *r)
+{
+	if (r->cs)
+		recv_unlink(r->cs);
+}
+
+void conn_request_ended(struct req *r)
+{
+	struct conn *c = r->cs;
+
+	if (!c)
+		return;
+	c->r = NULL;
+	r->cs = NULL;
+	recv_append(c);
 }
 
 /* ==== small helpers ==== */
@@ -153,11 +472,16 @@ void request_id(struct req *r)
 				r->id[o++] = *p;
 		r->id[o] = '\0';
 	}
-	if (!o) {
-		unsigned long long rnd = ((unsigned long long)rand() << 31) ^ (unsigned long long)rand();
-		snprintf(r->id, sizeof(r->id), "req_%llx%06llx",
-			 (unsigned long long)time(NULL), (++r->srv->seq ^ rnd) & 0xffffff);
-	}
+	if (!o)
+		new_request_id(r->srv, r->id, sizeof(r->id));
+}
+
+void new_request_id(struct server *srv, char *dst, size_t cap)
+{
+	unsigned long long rnd = ((unsigned long long)rand() << 31) ^ (unsigned long long)rand();
+
+	snprintf(dst, cap, "req_%llx%06llx", (unsigned long long)time(NULL),
+		 (++srv->seq ^ rnd) & 0xffffff);
 }
 
 void client_address(struct req *r)
@@ -167,7 +491,9 @@ void client_address(struct req *r)
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 
 	snprintf(r->client, sizeof(r->client), "unknown");
-	if (sa && sa->sa_family == AF_INET)
+	if (r->via_unix || (sa && sa->sa_family == AF_UNIX))
+		snprintf(r->client, sizeof(r->client), "unix");
+	else if (sa && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
 			  r->client, sizeof(r->client));
 	else if (sa && sa->sa_family == AF_INET6)
@@ -252,7 +578,9 @@ cJSON *openai_error_object(enum err_code code, const char *msg,
 
 	switch (code) {
 	case ERR_INVALID_REQUEST: case ERR_USAGE: case ERR_PAYLOAD_TOO_LARGE:
-	case ERR_NOT_FOUND: case ERR_METHOD_NOT_ALLOWED:
+	case ERR_NOT_FOUND: case ERR_METHOD_NOT_ALLOWED: case ERR_FORBIDDEN:
+	case ERR_UNSUPPORTED_MEDIA: case ERR_HEADERS_TOO_LARGE:
+	case ERR_URI_TOO_LONG:
 		type = "invalid_request_error"; break;
 	case ERR_UNAUTHORIZED: type = "authentication_error"; break;
 	case ERR_RATE_LIMITED: case ERR_QUOTA: type = "rate_limit_error"; break;
@@ -287,10 +615,12 @@ cJSON *anthropic_error_object(enum err_code code, const char *msg)
 
 	switch (code) {
 	case ERR_INVALID_REQUEST: case ERR_USAGE: case ERR_PAYLOAD_TOO_LARGE:
-	case ERR_METHOD_NOT_ALLOWED:
+	case ERR_METHOD_NOT_ALLOWED: case ERR_UNSUPPORTED_MEDIA:
+	case ERR_HEADERS_TOO_LARGE: case ERR_URI_TOO_LONG:
 		type = code == ERR_PAYLOAD_TOO_LARGE ? "request_too_large" :
 		       "invalid_request_error";
 		break;
+	case ERR_FORBIDDEN: type = "permission_error"; break;
 	case ERR_NOT_FOUND: type = "not_found_error"; break;
 	case ERR_UNAUTHORIZED: type = "authentication_error"; break;
 	case ERR_RATE_LIMITED: case ERR_QUOTA: type = "rate_limit_error"; break;
@@ -428,6 +758,7 @@ void reply_validation(struct req *r, const struct verrors *ve)
 /* ==== suspend, resume, and noticing a client that left ==== */
 
 static void on_client_fd(struct loop *l, int fd, int events, void *data);
+static void client_hung_up(struct req *r);
 
 void req_suspend(struct req *r)
 {
@@ -474,10 +805,18 @@ static void on_client_fd(struct loop *l, int fd, int events, void *data)
 		return;
 	loop_del_fd(l, fd);
 	r->watch_fd = -1;
-	if (n > 0) {
+	if (n > 0 && !half_closed(fd)) {
+		/* Pipelined bytes, MHD's to read: the sweep looks for a
+		 * hang-up behind them from now on. */
 		r->watch_given_up = 1;
+		conn_sweep_soon(r->srv);
 		return;
 	}
+	client_hung_up(r);
+}
+
+static void client_hung_up(struct req *r)
+{
 	r->client_gone = 1;
 	stop_work(r);
 	if (r->st)

@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "aichat/batch.h"
 #include "aichat/buf.h"
@@ -47,6 +48,7 @@ struct mhd_api {
 	__typeof__(MHD_create_response_from_callback) *create_response_from_callback;
 	__typeof__(MHD_destroy_response) *destroy_response;
 	__typeof__(MHD_get_connection_info) *get_connection_info;
+	__typeof__(MHD_get_connection_values) *get_connection_values;
 	__typeof__(MHD_get_daemon_info) *get_daemon_info;
 	__typeof__(MHD_get_timeout) *get_timeout;
 	__typeof__(MHD_lookup_connection_value) *lookup_connection_value;
@@ -62,6 +64,33 @@ struct mhd_api {
 extern struct mhd_api mhd;
 
 struct req;
+struct server;
+
+/* One MHD daemon of the server: the TCP port, or the unix socket
+ * (--unix).  Both run on the same loop and share everything else. */
+struct listener {
+	struct server *srv;
+	struct MHD_Daemon *d;
+	unsigned conns;              /* MHD's connections at the last rearm */
+	int is_unix;
+};
+
+/* One client connection, from MHD's "started" to its "closed": while it
+ * is receiving a request (head and body) it is in the server's list of
+ * receiving connections, oldest first, where a sweep enforces
+ * --request-timeout and drops clients that hung up mid-request (MHD, with
+ * edge-triggered epoll, misses a FIN that comes with the last bytes). */
+struct conn {
+	struct server *srv;
+	struct MHD_Connection *c;
+	int fd;
+	int64_t since;               /* the request being received began */
+	int receiving;               /* in srv's list */
+	int rdhup;                   /* seen half-closed at the last sweep */
+	int ended;                   /* cut off by the server: never again */
+	struct req *r;               /* the request, once MHD has its head */
+	struct conn *prev, *next;
+};
 
 /* The one server of `aichat serve`: its loop, daemon, shared state, and
  * the requests in flight. */
@@ -70,10 +99,15 @@ struct server {
 	const struct config *cfg;
 	struct loop *loop;
 	struct engine *eng;
-	struct MHD_Daemon *d;
+	struct listener ls[2];       /* TCP and/or the unix socket */
+	size_t nls;
 	struct loop_timer *mhd_timer;
 	int mhd_timer_soon;          /* mhd_timer is a 0 ms "run now" */
-	unsigned mhd_conns;          /* MHD's connections at the last rearm */
+	struct conn *recv_head, *recv_tail;  /* receiving, oldest first */
+	struct loop_timer *conn_timer;       /* the sweep of that list */
+	char *unix_path;             /* the socket file we created, or NULL */
+	dev_t unix_dev;              /* ... and its identity, so that only */
+	ino_t unix_ino;              /* ours is ever removed */
 	struct metrics *metrics;
 	struct ratelimit *rl;
 	struct cache *cache;
@@ -135,10 +169,15 @@ struct req {
 	char path[128];
 	char path_id[72];            /* the {id} of /jobs/{id} */
 	char id[72];
-	char client[72];             /* key id ("key:2") or client address */
+	char client[72];             /* key id ("key:2"), client address, or
+				      * "unix" for the unix socket */
+	int via_unix;                /* came through --unix */
+	struct conn *cs;             /* its connection */
 	int64_t started;
 	struct buf body;
 	int too_large;
+	int raw_answered;            /* raw_reply_error() answered it */
+	size_t dropped;              /* body bytes read after that */
 	int in_handler;              /* inside on_access: may queue directly */
 	int queued;                  /* a response is queued */
 	struct MHD_Response *pending;/* answer waiting for the resume */
@@ -194,20 +233,61 @@ struct req {
  * library or one of its symbols is missing. */
 int mhd_load(struct err *e);
 
+/* Creates, binds (mode 0600) and listens on the unix socket path: a
+ * stale socket file (nobody listening) is replaced; a path that exists
+ * and is not a socket, or a socket another server answers on, is refused
+ * (ERR_USAGE).  Returns the listening fd and notes the file in srv (for
+ * unix_unlink()), or -1 with e. */
+int unix_listen(struct server *srv, const char *path, struct err *e);
+
+/* Removes the socket file unix_listen() created, if it is still ours;
+ * safe to call more than once. */
+void unix_unlink(struct server *srv);
+
 /* Runs MHD again after MHD_get_timeout() (at most a minute), or at once
  * when connections have closed since the last call (MHD puts back a
  * listening socket it took out at its limits only when it runs): called
  * once the daemon has started, then after every run. */
 void rearm_mhd_timer(struct server *srv);
 
-/* The loop callback for MHD's epoll fd (data is the server): runs MHD. */
+/* The loop callback for a daemon's epoll fd (data is its listener):
+ * runs MHD. */
 void on_mhd_ready(struct loop *l, int fd, int events, void *data);
+
+/* MHD's connection notifications (MHD_OPTION_NOTIFY_CONNECTION; cls is
+ * the server): tracks each connection in a struct conn. */
+void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+		   enum MHD_ConnectionNotificationCode toe);
+
+/* r has been received whole (or answered early): its connection leaves
+ * the receiving list until the request ends. */
+void conn_received(struct req *r);
+
+/* r has ended: its connection starts receiving the next request (the
+ * --request-timeout clock starts again), unless it was cut off. */
+void conn_request_ended(struct req *r);
+
+/* Writes a whole JSON answer (status "413 Content Too Large") straight to
+ * the client's socket fd, with X-Request-ID id and Connection: close: for
+ * a connection MHD is still reading a request from, where MHD would send
+ * nothing before the request's end. */
+void raw_reply(struct server *srv, int fd, const char *status,
+	       const char *id, const char *json);
+
+/* raw_reply() of an error in r's route's shape, then shuts down the
+ * sending side; sets r->raw_answered, r->status and r->err_code.  The
+ * caller then makes MHD close the connection (MHD_NO). */
+void raw_reply_error(struct req *r, const char *status, enum err_code code,
+		     const char *msg);
 
 /* ==== http.c: small helpers ==== */
 
 /* The request header name (case-insensitive), borrowed from MHD for the
  * request's life; NULL when absent. */
 const char *header(struct req *r, const char *name);
+
+/* A new request id, "req_...", into dst. */
+void new_request_id(struct server *srv, char *dst, size_t cap);
 
 /* Sets r->id: the client's X-Request-ID when it has sane characters (up
  * to 64 of them kept), else a new "req_..." id. */
@@ -326,6 +406,13 @@ void push_data(struct req *r, const char *event, cJSON *obj);
  * then r->client becomes "key:N"); otherwise -1, the 401 sent, or the
  * 429 when the client address has spent its --rate-limit. */
 int check_auth(struct req *r);
+
+/* 0 when r may go on: the server has API keys, r came through the unix
+ * socket, or its Host names loopback (localhost, 127.0.0.1, [::1], any
+ * port), the --host address or an --allow-host; otherwise -1, the 403
+ * sent.  Without keys this is what stops a web page from driving the
+ * server through DNS rebinding. */
+int check_host(struct req *r);
 
 /* 0 when r's client may go on (no limit set, a route without auth, or a
  * token left); otherwise -1, the 429 with Retry-After and the

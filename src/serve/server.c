@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -48,6 +49,7 @@ void server_opts_default(struct server_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->host = "127.0.0.1";
 	o->port = 8000;
+	o->tcp = 1;
 	o->max_queue = 100;
 	o->max_body = 1024 * 1024;
 	o->upstream_timeout_ms = 30000;
@@ -55,6 +57,8 @@ void server_opts_default(struct server_opts *o)
 	o->keepalive_ms = 15000;
 	o->max_connections = 10000;
 	o->client_timeout_s = 30;
+	o->request_timeout_ms = 30000;
+	o->max_connections_per_ip = 1000;
 	o->cache_size = 1000;
 	o->cache_ttl_ms = 300000;
 	o->batch_concurrency = 10;
@@ -239,9 +243,14 @@ static void route(struct req *r)
 {
 	if (r->too_large) {
 		char msg[96];
+		struct MHD_Response *resp;
 		snprintf(msg, sizeof(msg), "request body larger than %zu bytes",
 			 r->srv->o->max_body);
-		reply_error_status(r, 413, ERR_PAYLOAD_TOO_LARGE, msg);
+		resp = error_response(r, ERR_PAYLOAD_TOO_LARGE, msg);
+		/* The rest of the body is not read: the connection cannot
+		 * carry another request. */
+		mhd.add_response_header(resp, "Connection", "close");
+		send_response(r, 413, resp);
 		return;
 	}
 	if (r->route->request)
@@ -250,13 +259,67 @@ static void route(struct req *r)
 		route_simple(r);
 }
 
+/* Is the Content-Type ct application/json, with or without parameters
+ * ("; charset=utf-8")?  Browsers send a body without a CORS preflight
+ * only as text/plain, form data or with no type: none of them passes. */
+static int is_json_type(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (!ct)
+		return 0;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, "application/json", n))
+		return 0;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return !*ct || *ct == ';';
+}
+
+/* A request's head, and its target, at most: past them 431 and 414
+ * (MHD's own, HTML, only past its 16 KiB per connection). */
+#define MAX_HEAD 8192
+#define MAX_TARGET 8192
+
+static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind,
+				   const char *key, const char *value)
+{
+	size_t *n = cls;
+
+	(void)kind;
+	*n += strlen(key) + (value ? strlen(value) + 1 : 0) + 1;
+	return MHD_YES;
+}
+
 /* Checks that need only the headers; 0 when the request may go on. */
-static int early_checks(struct req *r, const char *method)
+static int early_checks(struct req *r, const char *method, const char *url)
 {
 	int known;
 	const char *cl;
+	const union MHD_ConnectionInfo *ci;
+	size_t target = strlen(url);
 
 	r->route = find_route(r, method, &known);
+	mhd.get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg_len,
+				  &target);
+	if (target > MAX_TARGET) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "request target longer than %d bytes",
+			 MAX_TARGET);
+		reply_error_status(r, 414, ERR_URI_TOO_LONG, msg);
+		return -1;
+	}
+	ci = mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	if (ci && ci->header_size > MAX_HEAD) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "request head larger than %d bytes",
+			 MAX_HEAD);
+		reply_error_status(r, 431, ERR_HEADERS_TOO_LARGE, msg);
+		return -1;
+	}
+
 	/* Both framings at once (RFC 9112 6.1): a proxy in front may have
 	 * read the body by one and MHD reads it by the other, so what follows
 	 * on the connection cannot be trusted: refuse, and close it. */
@@ -268,6 +331,8 @@ static int early_checks(struct req *r, const char *method)
 		send_response(r, 400, resp);
 		return -1;
 	}
+	if (check_host(r) < 0)
+		return -1;
 	if (!strcmp(method, "OPTIONS") && r->srv->o->cors_origin) {
 		struct MHD_Response *resp = make_response("text/plain", "", 0);
 		mhd.add_response_header(resp, "Access-Control-Allow-Methods",
@@ -292,6 +357,18 @@ static int early_checks(struct req *r, const char *method)
 	}
 	if (check_auth(r) < 0 || check_rate(r) < 0)
 		return -1;
+	if (r->route->request && !is_json_type(header(r, "Content-Type"))) {
+		char msg[200];
+		const char *ct = header(r, "Content-Type");
+		snprintf(msg, sizeof(msg), "Content-Type must be application/json, not '%.60s'",
+			 ct ? ct : "");
+		for (char *p = msg; *p; p++)
+			if (*p < ' ' || *p == 127)
+				*p = '?';
+		reply_error_status(r, 415, ERR_UNSUPPORTED_MEDIA, ct ? msg :
+				   "Content-Type must be application/json (none was sent)");
+		return -1;
+	}
 	cl = header(r, "Content-Length");
 	if (cl && strtoull(cl, NULL, 10) > r->srv->o->max_body) {
 		r->too_large = 1;
@@ -323,6 +400,17 @@ static struct req *req_new(struct server *srv, struct MHD_Connection *conn,
 	snprintf(r->path, sizeof(r->path), "%s", url);
 	buf_init(&r->body, srv->o->max_body);
 	buf_init(&r->answer, 0);
+	{
+		const union MHD_ConnectionInfo *ci =
+			mhd.get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+		for (size_t i = 0; ci && i < srv->nls; i++)
+			if (srv->ls[i].is_unix && srv->ls[i].d == ci->daemon)
+				r->via_unix = 1;
+		ci = mhd.get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		r->cs = ci ? ci->socket_context : NULL;
+		if (r->cs)
+			r->cs->r = r;
+	}
 	client_address(r);
 	request_id(r);
 	r->next = srv->reqs;
@@ -346,17 +434,40 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 		r = req_new(srv, conn, url, method);
 		*con_cls = r;
 		r->in_handler = 1;
-		early_checks(r, method);
+		early_checks(r, method, url);
 		r->in_handler = 0;
+		if (r->queued)
+			conn_received(r);
 		return MHD_YES;
 	}
 	if (*upload_size) {
+		if (r->raw_answered) {
+			/* Give the client a moment to read the 413 before the
+			 * close, whose unread bytes would reset it. */
+			r->dropped += *upload_size;
+			*upload_size = 0;
+			return r->dropped > 1024 * 1024 ? MHD_NO : MHD_YES;
+		}
 		if (!r->queued && !r->too_large &&
-		    buf_append(&r->body, upload, *upload_size) < 0)
+		    buf_append(&r->body, upload, *upload_size) < 0) {
+			/* Past --max-body (a chunked body says its size only
+			 * at its end): answer now, not after the last byte;
+			 * MHD sends nothing before it, so the 413 is ours to
+			 * write. */
+			char msg[96];
 			r->too_large = 1;
+			snprintf(msg, sizeof(msg), "request body larger than %zu bytes",
+				 srv->o->max_body);
+			raw_reply_error(r, "413 Content Too Large",
+					ERR_PAYLOAD_TOO_LARGE, msg);
+			conn_received(r);
+		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	conn_received(r);
+	if (r->raw_answered)
+		return MHD_NO;   /* answered: close */
 	r->in_handler = 1;
 	if (r->pending) {
 		mhd.queue_response(conn, (unsigned)r->pending_status, r->pending);
@@ -445,6 +556,13 @@ static void log_request(struct req *r, enum MHD_RequestTerminationCode why)
 	struct buf b;
 
 	iso_time(when, sizeof(when));
+	if (r->model[0] && !r->provider[0]) {
+		/* Cancelled before its result: the provider from the model
+		 * the call was started with ("openai:gpt-4o-mini"). */
+		const char *colon = strchr(r->model, ':');
+		snprintf(r->provider, sizeof(r->provider), "%.*s",
+			 colon ? (int)(colon - r->model) : 0, r->model);
+	}
 	buf_init(&b, 0);
 	if (r->srv->o->log_text) {
 		/* What the client chose is escaped (trust.h): a path with
@@ -549,6 +667,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	buf_release(&r->answer);
 	cJSON_Delete(r->rag_sources);
 	buf_release(&r->body);
+	conn_request_ended(r);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -610,10 +729,13 @@ static void on_signal(struct loop *l, int fd, int events, void *data)
 	fprintf(stderr, "aichat: %s: draining %zu request%s (up to %.0f s)\n",
 		si.ssi_signo == SIGINT ? "interrupt" : "terminate", srv->active,
 		srv->active == 1 ? "" : "s", srv->o->drain_ms / 1000.0);
-	/* Stop accepting: close the listening socket, keep the others. */
-	int lfd = mhd.quiesce_daemon(srv->d);
-	if (lfd >= 0)
-		close(lfd);
+	/* Stop accepting: close the listening sockets, keep the others. */
+	for (size_t i = 0; i < srv->nls; i++) {
+		int lfd = srv->ls[i].d ? mhd.quiesce_daemon(srv->ls[i].d) : -1;
+		if (lfd >= 0)
+			close(lfd);
+	}
+	unix_unlink(srv);
 	if (srv->active == 0) {
 		loop_stop(l);
 		return;
@@ -639,26 +761,67 @@ static int is_loopback(const char *host)
 	       !strcmp(host, "::1") || !strncmp(host, "127.", 4);
 }
 
+/* Starts one daemon on the loop: on the address sa, or on the listening
+ * fd lfd (taken, whatever happens) when sa is NULL. */
+static int start_listener(struct server *srv, const struct sockaddr *sa,
+			  int lfd, struct err *e)
+{
+	const struct server_opts *o = srv->o;
+	struct listener *ls = &srv->ls[srv->nls];
+	/* No MHD_USE_ERROR_LOG: stderr carries one line per request, and a
+	 * client that leaves mid-stream is already in its line. */
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+	const union MHD_DaemonInfo *di;
+
+	if (sa && sa->sa_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	ls->srv = srv;
+	ls->is_unix = !sa;
+	ls->d = mhd.start_daemon(flags, 0, NULL, NULL, on_access, srv,
+		sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_LISTEN_SOCKET,
+		sa ? (intptr_t)sa : (intptr_t)lfd,
+		MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, o->client_timeout_s,
+		/* Room past the limits early_checks() enforces, so that
+		 * their answers are ours (JSON, X-Request-ID), not MHD's. */
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
+		MHD_OPTION_END);
+	if (!ls->d) {
+		if (sa)
+			return err_set(e, ERR_IO, "cannot listen on %s:%d: %s", o->host,
+				       o->port, strerror(errno ? errno : EADDRINUSE));
+		close(lfd);
+		return err_set(e, ERR_IO, "cannot serve on '%.200s'", o->unix_path);
+	}
+	srv->nls++;
+	di = mhd.get_daemon_info(ls->d, MHD_DAEMON_INFO_EPOLL_FD);
+	loop_add_fd(srv->loop, di->epoll_fd, LOOP_READ, on_mhd_ready, ls);
+	return 0;
+}
+
 int server_run(const struct server_opts *o, const struct config *cfg,
 	       struct err *e)
 {
 	struct server srv = { 0 };
 	struct sockaddr_in sin = { 0 };
 	struct sockaddr_in6 sin6 = { 0 };
-	struct sockaddr *sa;
-	/* No MHD_USE_ERROR_LOG: stderr carries one line per request, and a
-	 * client that leaves mid-stream is already in its line. */
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+	struct sockaddr *sa = NULL;
 	const union MHD_DaemonInfo *di;
 	const char *host = !strcmp(o->host, "localhost") ? "127.0.0.1" : o->host;
 	sigset_t mask, old;
-	int rc = -1, port;
+	int rc = -1, port = 0, ufd = -1;
 
-	if (!is_loopback(host) && !o->nkeys && !o->insecure_no_auth)
+	if (o->tcp && !is_loopback(host) && !o->nkeys && !o->insecure_no_auth)
 		return err_set(e, ERR_USAGE,
 			       "refusing to listen on %s without an API key: set --api-key or AICHAT_API_KEYS, or pass --insecure-no-auth",
 			       host);
-	if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
+	if (!o->tcp) {
+		/* --unix alone */
+	} else if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
 		sin.sin_family = AF_INET;
 		sin.sin_port = htons((uint16_t)o->port);
 		sa = (struct sockaddr *)&sin;
@@ -666,7 +829,6 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 		sin6.sin6_family = AF_INET6;
 		sin6.sin6_port = htons((uint16_t)o->port);
 		sa = (struct sockaddr *)&sin6;
-		flags |= MHD_USE_IPv6;
 	} else {
 		return err_set(e, ERR_USAGE,
 			       "invalid value '%.64s' for '--host': must be an IPv4 or IPv6 address",
@@ -674,11 +836,13 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 	}
 	if (mhd_load(e) < 0)
 		return -1;
-	raise_fd_limit();
-	signal(SIGPIPE, SIG_IGN);
 	srv.o = o;
 	srv.cfg = cfg;
 	srv.sigfd = -1;
+	if (o->unix_path && (ufd = unix_listen(&srv, o->unix_path, e)) < 0)
+		return -1;
+	raise_fd_limit();
+	signal(SIGPIPE, SIG_IGN);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 	srv.loop = loop_new();
 	srv.eng = srv.loop ? engine_new(srv.loop) : NULL;
@@ -708,23 +872,18 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 			fprintf(stderr, "aichat: serve: background jobs off: %s\n", dbe.msg);
 		}
 	}
-	srv.d = mhd.start_daemon(flags, 0, NULL, NULL, on_access, &srv,
-		MHD_OPTION_SOCK_ADDR, sa,
-		MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, o->client_timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
-		MHD_OPTION_END);
-	if (!srv.d) {
-		err_set(e, ERR_IO, "cannot listen on %s:%d: %s", o->host, o->port,
-			strerror(errno ? errno : EADDRINUSE));
-		goto cleanup;
+	if (sa) {
+		if (start_listener(&srv, sa, -1, e) < 0)
+			goto cleanup;
+		di = mhd.get_daemon_info(srv.ls[0].d, MHD_DAEMON_INFO_BIND_PORT);
+		port = di ? di->port : o->port;
 	}
-	di = mhd.get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
-	port = di ? di->port : o->port;
-	di = mhd.get_daemon_info(srv.d, MHD_DAEMON_INFO_EPOLL_FD);
-	loop_add_fd(srv.loop, di->epoll_fd, LOOP_READ, on_mhd_ready, &srv);
+	if (ufd >= 0) {
+		int fd = ufd;
+		ufd = -1;
+		if (start_listener(&srv, NULL, fd, e) < 0)
+			goto cleanup;
+	}
 	rearm_mhd_timer(&srv);
 
 	sigemptyset(&mask);
@@ -734,26 +893,37 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 	srv.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	loop_add_fd(srv.loop, srv.sigfd, LOOP_READ, on_signal, &srv);
 
-	fprintf(stderr, "aichat: listening on http://%s%s%s:%d\n",
-		sa->sa_family == AF_INET6 ? "[" : "", host,
-		sa->sa_family == AF_INET6 ? "]" : "", port);
+	if (sa)
+		fprintf(stderr, "aichat: listening on http://%s%s%s:%d\n",
+			sa->sa_family == AF_INET6 ? "[" : "", host,
+			sa->sa_family == AF_INET6 ? "]" : "", port);
+	if (srv.unix_path)
+		fprintf(stderr, "aichat: listening on unix:%s\n", srv.unix_path);
 	fflush(stderr);
 	loop_run(srv.loop);
 	fprintf(stderr, "aichat: stopped\n");
 	rc = 0;
 	/* Requests still open are ended by MHD_stop_daemon (on_completed). */
-	mhd.stop_daemon(srv.d);
-	srv.d = NULL;
+	for (size_t i = 0; i < srv.nls; i++) {
+		mhd.stop_daemon(srv.ls[i].d);
+		srv.ls[i].d = NULL;
+	}
 	loop_del_fd(srv.loop, srv.sigfd);
 	close(srv.sigfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 cleanup:
-	if (srv.d)
-		mhd.stop_daemon(srv.d);
+	for (size_t i = 0; i < srv.nls; i++)
+		if (srv.ls[i].d)
+			mhd.stop_daemon(srv.ls[i].d);
+	if (ufd >= 0)
+		close(ufd);
+	unix_unlink(&srv);
 	if (srv.drain_timer)
 		loop_del_timer(srv.loop, srv.drain_timer);
 	if (srv.mhd_timer)
 		loop_del_timer(srv.loop, srv.mhd_timer);
+	if (srv.conn_timer)
+		loop_del_timer(srv.loop, srv.conn_timer);
 	/* The jobs stop, the writer writes what is queued, then the jobs
 	 * (which those writes point to) go. */
 	jobs_stop(srv.jobs);

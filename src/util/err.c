@@ -32,6 +32,10 @@ static const struct {
 	[ERR_CANCELLED]            = { "cancelled", 499, EXIT_INTERRUPTED },
 	[ERR_IO]                   = { "io_error", 500, EXIT_RUNTIME },
 	[ERR_INTERNAL]             = { "internal_error", 500, EXIT_RUNTIME },
+	[ERR_FORBIDDEN]            = { "forbidden", 403, EXIT_USAGE },
+	[ERR_UNSUPPORTED_MEDIA]    = { "unsupported_media_type", 415, EXIT_USAGE },
+	[ERR_HEADERS_TOO_LARGE]    = { "request_header_too_large", 431, EXIT_USAGE },
+	[ERR_URI_TOO_LONG]         = { "uri_too_long", 414, EXIT_USAGE },
 };
 
 int err_set(struct err *e, enum err_code code, const char *fmt, ...)
