@@ -3,7 +3,7 @@
 # aichat need, when they are missing.  Uses sudo when not root.
 set -e
 pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev
-libmicrohttpd-dev libsqlite3-dev libreadline-dev sqlite3 bats tmux python3 curl iproute2 time
+libmicrohttpd-dev libsqlite3-dev libreadline-dev zlib1g-dev sqlite3 bats tmux python3 curl iproute2 time
 zsh fish"
 missing=""
 for p in $pkgs; do
