@@ -317,7 +317,13 @@ static int h_entity(struct html *h, struct buf *out)
 			if (c > 0x10FFFF)
 				c = 0x110000;
 		}
-		h_text(h, c == 0xA0 ? ' ' : c, out);
+		/* NUL is not text (it would make the file look binary);
+		 * other control characters and no-break space separate. */
+		if (c == 0)
+			c = 0xFFFD;
+		else if (c < 0x20 || c == 0x7F || c == 0xA0)
+			c = ' ';
+		h_text(h, c, out);
 		return 1;
 	}
 	for (size_t i = 0; i < sizeof(entities) / sizeof(entities[0]); i++) {
