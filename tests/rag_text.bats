@@ -272,3 +272,16 @@ EOF
 	index -v d
 	[ "$(grep -c "skipped$" <<<"$stderr")" -eq 4 ]
 }
+
+@test "make demo's collection answers from rendered man pages, never roff" {
+	cp -r "$BATS_TEST_DIRNAME/../man" "$BATS_TEST_DIRNAME/../README.md" .
+	index -c aichat-docs README.md man
+	[ "$status" -eq 0 ]
+	[[ $stderr != *skipped\ [0-9]*\ file* ]]
+	run --separate-stderr aichat rag query -c aichat-docs -k 3 -m mock:echo \
+		"which exit status means some batch items failed"
+	[ "$status" -eq 0 ]
+	[[ $output == *"man/aichat-batch.1:"* || $output == *"man/aichat.1:"* ]]
+	[[ $output == *"## EXIT STATUS"* ]]
+	[[ $output != *.TP* && $output != *'\-'* && $output != *'\f'* && $output != *.SH* ]]
+}
