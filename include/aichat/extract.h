@@ -80,6 +80,7 @@ struct roff {
 	int replay;           /* feeding held lines back: no block skipping */
 	int nofill;           /* .nf and the like: lines kept as they are */
 	int tag;              /* the next line is .TP's tag: a line alone */
+	int tbl;              /* in .TS: 1 options and format, 2 rows */
 	size_t col;           /* columns on the current output line */
 };
 

@@ -766,7 +766,8 @@ static const char *const ignored_requests[] = {
 	"fl", "cflags", "defcolor", "ie", "el", "if", "OP", "TQ", "HP", "LP",
 	"PP", "P", "Pp", "Lp", "sp", "TP", "IP", "TH", "SH", "SS", "Sh", "Ss",
 	"Dt", "B", "I", "SM", "SB", "BR", "BI", "IB", "IR", "RB", "RI", "UR",
-	"MT", "SY", "Nm", "Nd", "It", "Xr", NULL
+	"MT", "SY", "Nm", "Nd", "It", "Xr", "INDENT", "UNINDENT", "MTO", "Tg",
+	"DS", "DE", "TS", "TE", "T&", "R", "ID", "DS", "LD", "UN", NULL
 };
 
 /* mdoc macros that may appear among another's arguments. */
@@ -912,19 +913,48 @@ static void roff_line(struct roff *r, const char *s, size_t n, struct buf *out)
 	if (!n || (s[0] != '.' && s[0] != '\'')) {
 		if (!n || (n >= 2 && s[0] == '\\' && s[1] == '"'))
 			return;
+		if (r->tbl == 1) {             /* tbl options and format */
+			if (s[n - 1] == '.')
+				r->tbl = 2;
+			return;
+		}
+		if (r->tbl == 2) {             /* a row: cells, T{ T} blocks */
+			struct buf t;
+			int keep = r->nofill;
+			buf_init(&t, 0);
+			for (size_t k = 0; k < n; k++) {
+				if ((s[k] == 'T' && k + 1 < n && (s[k + 1] == '{' || s[k + 1] == '}')) &&
+				    (k == 0 || s[k - 1] == '\t')) {
+					k++;
+					continue;
+				}
+				buf_putc(&t, s[k] == '\t' ? ' ' : s[k]);
+			}
+			r->nofill = 1;
+			r_line(r, t.ptr, t.len, out);
+			r->nofill = keep;
+			buf_release(&t);
+			return;
+		}
 		r_line(r, s, n, out);
 		return;
 	}
 	while (i < n && (s[i] == ' ' || s[i] == '\t'))
 		i++;
+	/* The name ends at a blank or an escape (".el\{" is "el"). */
 	while (i < n && s[i] != ' ' && s[i] != '\t' && m + 1 < sizeof(mac)) {
-		if (s[i] == '\\' && i + 1 < n && s[i + 1] == '"')
+		if (s[i] == '\\' && m)
 			break;
 		mac[m++] = s[i++];
 	}
 	mac[m] = '\0';
 	if (!m || mac[0] == '\\')
 		return;                        /* "." alone, or a comment */
+	if (r->tbl == 1) {                     /* tbl options and format */
+		if (n && s[n - 1] == '.')
+			r->tbl = 2;
+		return;
+	}
 	argc = roff_args(s + i, n - i, store, sizeof(store), argv, 16);
 
 	if (!r->replay && (!strcmp(mac, "de") || !strcmp(mac, "de1") ||
@@ -947,6 +977,16 @@ static void roff_line(struct roff *r, const char *s, size_t n, struct buf *out)
 	}
 	if (!strcmp(mac, "br")) {
 		r_newline(r, out);
+		return;
+	}
+	if (!strcmp(mac, "TS")) {          /* a tbl table: rows as lines */
+		r_blank(r, out);
+		r->tbl = 1;
+		return;
+	}
+	if (!strcmp(mac, "TE")) {
+		r->tbl = 0;
+		r_blank(r, out);
 		return;
 	}
 	if (!strcmp(mac, "nf") || !strcmp(mac, "EX") || !strcmp(mac, "Vb") ||
@@ -1027,6 +1067,12 @@ static void roff_line(struct roff *r, const char *s, size_t n, struct buf *out)
 	}
 	if (in_list(mac, ignored_requests) || defined(r, mac))
 		return;
+	/* Not a macro's name ("...", ".gitignore", "./run"): a text line
+	 * whose author forgot \&.  roff would drop it; its words are kept. */
+	if (!isupper((unsigned char)mac[0]) || m > 4) {
+		r_line(r, s, n, out);
+		return;
+	}
 	/* Unknown: its words are probably text; keep them, and say so. */
 	if (!r->unknown++)
 		snprintf(r->first_unknown, sizeof(r->first_unknown), "%s", mac);

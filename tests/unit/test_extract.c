@@ -52,6 +52,9 @@ static const struct conv_case roff_cases[] = {
 	{ ".ZZ kept words\n", "kept words\n" },
 	{ "bad \\f\n", "bad\n" },
 	{ ".ig\nnever\n", "never\n" },
+	{ ".ie n .ds X y\n.el\\{\\\nhidden\n.\\}\nshown\n", "shown\n" },
+	{ ".TS\nbox;\nl l.\nName\tValue\nT{\nlong cell\nT}\tx\n.TE\nafter\n", "Name Value\nlong cell\n x\n\nafter\n" },
+	{ "...and more\n.gitignore files\n", "...and more .gitignore files\n" },
 	{ "\\s-1small\\s0 \\h'3n'x \\*(Tm\n", "small x \xe2\x84\xa2\n" },
 	{ "", "" },
 };
