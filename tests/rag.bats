@@ -57,8 +57,12 @@ index_unprivileged() {
 	index docs
 	[ "$status" -eq 0 ]
 	[ "$output" = "" ]
-	[[ $stderr == *"'$T/docs/blob.bin' looks binary, skipped"* ]]
+	[[ $stderr != *"blob.bin"* ]]
+	[[ $stderr == *"aichat: rag: skipped 1 file: 1 binary (--verbose lists them)"* ]]
 	[[ $stderr =~ aichat:\ rag:\ 3\ files\ added,\ 0\ updated,\ 0\ unchanged,\ 1\ skipped,\ [0-9]+\ chunks,\ [0-9]+\.[0-9]\ s ]]
+	index -v --prune docs
+	[[ $stderr == *"aichat: rag: '$T/docs/blob.bin' looks binary, skipped"* ]]
+	[[ $stderr == *"aichat: rag: skipped 1 file: 1 binary"$'\n'* ]]
 	run --separate-stderr aichat rag search hiddenword
 	[ "$output" = "" ]
 	run --separate-stderr aichat rag search gitword
@@ -219,9 +223,10 @@ PY
 
 @test "a fifo named on the command line is skipped, not waited on" {
 	mkfifo "$T/docs/pipe"
-	run --separate-stderr timeout 5 "$AICHAT_BIN" rag index docs/pipe docs/animals.txt
+	run --separate-stderr timeout 5 "$AICHAT_BIN" rag index -v docs/pipe docs/animals.txt
 	[ "$status" -eq 0 ]
-	[[ $stderr == *"is not a regular file, skipped"* ]]
+	[[ $stderr == *"'$T/docs/pipe' is not a regular file, skipped"* ]]
+	[[ $stderr == *"skipped 1 file: 1 not a regular file"$'\n'* ]]
 	[[ $stderr == *"1 files added"* ]]
 }
 
@@ -380,6 +385,22 @@ assert isinstance(v["retrieval_latency_ms"], (int, float)) and v["prompt_tokens"
 	run --separate-stderr aichat rag info second
 	[ "$status" -eq 0 ]
 	[[ $output == *"documents:       1"* ]]
+	# -c NAME as for the other subcommands; info defaults to "default".
+	run --separate-stderr aichat rag info -c second --json
+	[ "$status" -eq 0 ]
+	[ "$(json_get name <<<"$output")" = second ]
+	run --separate-stderr aichat rag info --json
+	[ "$(json_get name <<<"$output")" = default ]
+	run --separate-stderr aichat rag info -c second default
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"info takes one collection name"* ]]
+	run --separate-stderr aichat rag rm
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"rm needs a collection name: -c NAME or NAME"* ]]
+	run --separate-stderr aichat rag rm -c second
+	[ "$status" -eq 0 ]
+	[ "$stderr" = "aichat: rag: removed collection 'second'" ]
+	index -c second docs/animals.txt
 	run --separate-stderr aichat rag rm second
 	[ "$status" -eq 0 ]
 	[ "$stderr" = "aichat: rag: removed collection 'second'" ]

@@ -4,7 +4,7 @@
 # `make fuzz`).  Uses sudo when not root.
 set -e
 pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev
-libmicrohttpd-dev libsqlite3-dev libreadline-dev sqlite3 bats tmux python3 curl iproute2 time
+libmicrohttpd-dev libsqlite3-dev libreadline-dev zlib1g-dev sqlite3 bats tmux python3 curl iproute2 time
 util-linux
 zsh fish clang libclang-rt-dev"
 missing=""

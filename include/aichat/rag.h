@@ -129,22 +129,38 @@ enum rag_outcome {
 	RAG_ADDED,
 	RAG_UPDATED,
 	RAG_UNCHANGED,
-	RAG_SKIPPED,        /* binary or not a regular file;
-			     * the reason is in e (code ERR_OK) */
+	RAG_SKIPPED,        /* no text to index; the reason is in e (code
+			     * ERR_OK) and its class in rag_file.skip */
+};
+
+/* Files larger than this are skipped, and so are files whose text
+ * (decompressed or converted) is (rag index --max-file-size). */
+#define RAG_DEFAULT_MAX_FILE_SIZE (32u << 20)
+
+/* What indexing one file did. */
+struct rag_file {
+	enum rag_outcome outcome;
+	size_t nchunks;               /* chunks written */
+	const char *skip;             /* RAG_SKIPPED: a short class for a
+				       * summary ("binary", "too large",
+				       * "corrupt", "no pdftotext", ...) */
+	char note[200];               /* a warning about a file indexed
+				       * anyway ("" when none) */
 };
 
 /*
  * Indexes the file at path (stored as given: pass an absolute path) into
  * c: reads it in pieces, hashes it, and when the hash differs from the
- * stored one (or force) reads it again through rag_chunk_stream(),
- * replacing its chunks in one transaction as they come.  *outcome says
- * what happened, *nchunks how many chunks were
- * written.  -1 with e (ERR_IO) when the file cannot be read or the store
- * cannot be written; the store is then unchanged for this file.
+ * stored one (or force) reads its text (extract.h: gzip, HTML, man pages
+ * and PDF become text) through rag_chunk_stream(), replacing its chunks
+ * in one transaction as they come.  A file above max bytes, or whose text
+ * is, is skipped.  res says what happened.  -1 with e (ERR_IO) when the
+ * file cannot be read or the store cannot be written; the store is then
+ * unchanged for this file, as it is for a file skipped.
  */
 int rag_index_file(sqlite3 *db, const struct rag_collection *c,
-		   const char *path, int force, enum rag_outcome *outcome,
-		   size_t *nchunks, struct err *e);
+		   const char *path, int force, size_t max, struct rag_file *res,
+		   struct err *e);
 
 /* Removes the documents of c whose file no longer exists; *removed says
  * how many.  One transaction. */

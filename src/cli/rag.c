@@ -45,6 +45,10 @@
 	"index: forget documents whose file is gone" }
 #define O_EMBED_MODEL { 0, "embed-model", "MODEL", NULL, \
 	"index: provider:model that embeds chunks for hybrid search (fixed per collection)" }
+#define O_MAX_FILE_SIZE { 0, "max-file-size", "BYTES", "max_file_size", \
+	"index: skip files larger than this, and files whose text is (a .gz decompressed)" }
+#define O_VERBOSE { 'v', "verbose", NULL, NULL, \
+	"index: list each file skipped or indexed with a warning, and why" }
 #define O_TOP_K { 'k', "top-k", "N", "top_k", "passages to retrieve" }
 #define O_MODEL { 'm', "model", "MODEL", "model", \
 	"query: provider:model or an alias (default: as for chat)" }
@@ -55,21 +59,21 @@
 
 const struct opt rag_opts[] = {
 	O_COLLECTION, O_CHUNK_SIZE, O_OVERLAP, O_INCLUDE, O_EXCLUDE, O_PRUNE,
-	O_EMBED_MODEL, O_TOP_K, O_MODEL, O_NO_STREAM, O_JSON, O_HELP,
+	O_EMBED_MODEL, O_MAX_FILE_SIZE, O_VERBOSE, O_TOP_K, O_MODEL, O_NO_STREAM, O_JSON, O_HELP,
 };
 const size_t rag_nopts = sizeof(rag_opts) / sizeof(rag_opts[0]);
 
 static const struct opt index_opts[] = {
 	O_COLLECTION, O_CHUNK_SIZE, O_OVERLAP, O_INCLUDE, O_EXCLUDE, O_PRUNE,
-	O_EMBED_MODEL, O_HELP,
+	O_EMBED_MODEL, O_MAX_FILE_SIZE, O_VERBOSE, O_HELP,
 };
 static const struct opt search_opts[] = { O_COLLECTION, O_TOP_K, O_JSON, O_HELP };
 static const struct opt query_opts[] = {
 	O_COLLECTION, O_TOP_K, O_MODEL, O_NO_STREAM, O_JSON, O_HELP,
 };
 static const struct opt list_opts[] = { O_JSON, O_HELP };
-static const struct opt info_opts[] = { O_JSON, O_HELP };
-static const struct opt rm_opts[] = { O_HELP };
+static const struct opt info_opts[] = { O_COLLECTION, O_JSON, O_HELP };
+static const struct opt rm_opts[] = { O_COLLECTION, O_HELP };
 
 /* Flags of index that are not part of RAGRequest, checked the same way. */
 static const struct field index_fields[] = {
@@ -79,8 +83,10 @@ static const struct field index_fields[] = {
 	  "bytes a chunk repeats of the one before" },
 	{ "collection", FIELD_STRING, 0, "\"default\"", 1, 64, NULL, NULL,
 	  "the collection" },
+	{ "max_file_size", FIELD_INTEGER, 0, "33554432", 1, 1099511627776.0, NULL,
+	  NULL, "largest file, and largest text of a file, indexed" },
 };
-static const struct schema index_schema = { "RAGIndexOptions", index_fields, 3 };
+static const struct schema index_schema = { "RAGIndexOptions", index_fields, 4 };
 
 static const struct schema *const help_schemas[] = {
 	&schema_rag_request, &index_schema, NULL
@@ -385,6 +391,56 @@ static int embed_missing(struct indexer *ix, const struct embed_model *em,
 	return rc;
 }
 
+/* Files counted by reason, for one summary line. */
+struct tally_entry {
+	const char *why;
+	size_t n;
+};
+
+struct tally {
+	struct tally_entry *v;
+	size_t n, total;
+};
+
+static void tally_add(struct tally *t, const char *why)
+{
+	size_t i;
+
+	t->total++;
+	for (i = 0; i < t->n && strcmp(t->v[i].why, why); i++)
+		;
+	if (i == t->n) {
+		t->v = xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
+		t->v[t->n].why = why;
+		t->v[t->n++].n = 0;
+	}
+	t->v[i].n++;
+}
+
+/* "1990 binary, 11 too large": most first, ties by name. */
+static void tally_print(struct tally *t, FILE *f)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		size_t best = i;
+		for (size_t j = i + 1; j < t->n; j++)
+			if (t->v[j].n > t->v[best].n ||
+			    (t->v[j].n == t->v[best].n && strcmp(t->v[j].why, t->v[best].why) < 0))
+				best = j;
+		if (best != i) {
+			struct tally_entry tmp = t->v[i];
+			t->v[i] = t->v[best];
+			t->v[best] = tmp;
+		}
+		fprintf(f, "%s%zu %s", i ? ", " : "", t->v[i].n, t->v[i].why);
+	}
+}
+
+static void tally_release(struct tally *t)
+{
+	free(t->v);
+	memset(t, 0, sizeof(*t));
+}
+
 static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 {
 	struct indexer ix = { .r = r, .o = o, .n = n };
@@ -394,7 +450,9 @@ static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 	struct err e, eerr;
 	const char *name = value(r, o, n, "collection");
 	const char *embed = value(r, o, n, "embed-model");
-	size_t counts[4] = { 0 }, chunks = 0, vectors = 0;
+	size_t counts[4] = { 0 }, chunks = 0, vectors = 0, max_size;
+	struct tally skipped = { 0 }, warned = { 0 };
+	int verbose = seen(r, o, n, "verbose");
 	long missing = 0;
 	int have_em = 0, embed_rc = 0;
 	int64_t start = loop_now_ms(), last = 0;
@@ -409,6 +467,8 @@ static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 	name = json_str(opts, "collection");
 	chunk_size = json_num(opts, "chunk_size", &d) == 0 ? (int)d : RAG_DEFAULT_CHUNK_SIZE;
 	overlap = json_num(opts, "overlap", &d) == 0 ? (int)d : RAG_DEFAULT_OVERLAP;
+	max_size = json_num(opts, "max_file_size", &d) == 0 ? (size_t)d :
+		   RAG_DEFAULT_MAX_FILE_SIZE;
 	if (overlap * 2 > chunk_size) {
 		fprintf(stderr, "aichat: rag: invalid value '%d' for '--overlap': must be at most half of --chunk-size (%d)\n",
 			overlap, chunk_size);
@@ -483,26 +543,36 @@ static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 			add_operand(&ix, r->operands[i]);
 	}
 	for (size_t i = 0; i < ix.nfiles; i++) {
-		enum rag_outcome out;
-		size_t nc;
+		struct rag_file res;
 
 		if (tty)
 			progress(i, ix.nfiles, &last, 0);
 		err_clear(&e);
-		if (rag_index_file(ix.db, &ix.coll, ix.files[i], force, &out, &nc, &e) < 0) {
+		if (rag_index_file(ix.db, &ix.coll, ix.files[i], force, max_size, &res,
+				   &e) < 0) {
 			if (tty)
 				progress(0, 0, &last, 1);
 			fprintf(stderr, "aichat: rag: %s\n", e.msg);
 			ix.failed++;
 			continue;
 		}
-		if (out == RAG_SKIPPED) {
-			if (tty)
-				progress(0, 0, &last, 1);
-			fprintf(stderr, "aichat: rag: %s\n", e.msg);
+		if (res.outcome == RAG_SKIPPED) {
+			tally_add(&skipped, res.skip ? res.skip : "other");
+			if (verbose) {
+				if (tty)
+					progress(0, 0, &last, 1);
+				fprintf(stderr, "aichat: rag: %s\n", e.msg);
+			}
+		} else if (res.note[0]) {
+			tally_add(&warned, "warning");
+			if (verbose) {
+				if (tty)
+					progress(0, 0, &last, 1);
+				fprintf(stderr, "aichat: rag: '%s' %s\n", ix.files[i], res.note);
+			}
 		}
-		counts[out]++;
-		chunks += nc;
+		counts[res.outcome]++;
+		chunks += res.nchunks;
 	}
 	if (tty && ix.nfiles)
 		progress(0, 0, &last, 1);
@@ -528,6 +598,16 @@ static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 		fprintf(stderr, "aichat: rag: %s\n", e.msg);
 		ix.failed++;
 	}
+	if (skipped.total) {
+		fprintf(stderr, "aichat: rag: skipped %zu file%s: ", skipped.total,
+			skipped.total == 1 ? "" : "s");
+		tally_print(&skipped, stderr);
+		fprintf(stderr, "%s\n", verbose ? "" : " (--verbose lists them)");
+	}
+	if (warned.total)
+		fprintf(stderr, "aichat: rag: %zu file%s indexed with warnings%s\n",
+			warned.total, warned.total == 1 ? "" : "s",
+			verbose ? "" : " (--verbose lists them)");
 	fprintf(stderr, "aichat: rag: %zu files added, %zu updated, %zu unchanged, %zu skipped, %zu chunks, ",
 		counts[RAG_ADDED], counts[RAG_UPDATED], counts[RAG_UNCHANGED],
 		counts[RAG_SKIPPED], chunks);
@@ -547,6 +627,8 @@ static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 		status = EXIT_OK;
 
 cleanup:
+	tally_release(&skipped);
+	tally_release(&warned);
 	for (size_t i = 0; i < ix.nfiles; i++)
 		free(ix.files[i]);
 	free(ix.files);
@@ -954,12 +1036,23 @@ static int rag_list(const struct opt_result *r, const struct opt *o, size_t n)
 	return status;
 }
 
-/* The one NAME operand of info and rm. */
-static const char *one_name(const struct opt_result *r, const char *sub)
+/* The collection of info and rm: -c NAME or the one NAME operand (the
+ * same when both are given), else def (NULL: one is required). */
+static const char *one_name(const struct opt_result *r, const struct opt *o,
+			    size_t n, const char *sub, const char *def)
 {
+	const char *c = value(r, o, n, "collection");
+
+	if (r->noperands > 1 || (c && r->noperands == 1 && strcmp(c, r->operands[0]))) {
+		fprintf(stderr, "aichat: rag: %s takes one collection name, as -c NAME or NAME (see 'aichat rag %s --help')\n",
+			sub, sub);
+		return NULL;
+	}
 	if (r->noperands == 1)
 		return r->operands[0];
-	fprintf(stderr, "aichat: rag: %s takes one collection name (see 'aichat rag %s --help')\n",
+	if (c || def)
+		return c ? c : def;
+	fprintf(stderr, "aichat: rag: %s needs a collection name: -c NAME or NAME (see 'aichat rag %s --help')\n",
 		sub, sub);
 	return NULL;
 }
@@ -967,7 +1060,7 @@ static const char *one_name(const struct opt_result *r, const char *sub)
 static int rag_info(const struct opt_result *r, const struct opt *o, size_t n)
 {
 	struct rag_collection c;
-	const char *name = one_name(r, "info");
+	const char *name = one_name(r, o, n, "info", "default");
 	sqlite3 *db = NULL;
 	struct err e;
 	int status;
@@ -1010,13 +1103,11 @@ static int rag_info(const struct opt_result *r, const struct opt *o, size_t n)
 
 static int rag_rm(const struct opt_result *r, const struct opt *o, size_t n)
 {
-	const char *name = one_name(r, "rm");
+	const char *name = one_name(r, o, n, "rm", NULL);
 	sqlite3 *db = NULL;
 	struct err e;
 	int status;
 
-	(void)o;
-	(void)n;
 	err_clear(&e);
 	if (!name)
 		return EXIT_USAGE;
@@ -1039,7 +1130,7 @@ static int rag_rm(const struct opt_result *r, const struct opt *o, size_t n)
 
 static const struct sub subs[] = {
 	SUB("index", rag_index, index_opts,
-	    "[-c NAME] [--chunk-size N] [--overlap N] [--include GLOB] [--exclude GLOB] [--prune] [--embed-model MODEL] PATH...",
+	    "[-c NAME] [--chunk-size N] [--overlap N] [--include GLOB] [--exclude GLOB] [--prune] [--embed-model MODEL] [--max-file-size BYTES] [-v] PATH...",
 	    "index files and directories (recursively; '-' reads paths from stdin)"),
 	SUB("search", rag_search_cmd, search_opts, "[-c NAME] [-k N] [--json] QUERY...",
 	    "the passages that best match QUERY (BM25, hybrid with vectors), best first"),
@@ -1048,8 +1139,9 @@ static const struct sub subs[] = {
 	    "answer QUESTION from the best passages, citing them as [n]"),
 	SUB("list", rag_list, list_opts, "[--json]",
 	    "collections with their documents, chunks and size"),
-	SUB("info", rag_info, info_opts, "[--json] NAME", "one collection in detail"),
-	SUB("rm", rag_rm, rm_opts, "NAME", "delete a collection and its index"),
+	SUB("info", rag_info, info_opts, "[-c NAME] [--json] [NAME]",
+	    "one collection in detail"),
+	SUB("rm", rag_rm, rm_opts, "-c NAME | NAME", "delete a collection and its index"),
 };
 static const size_t nsubs = sizeof(subs) / sizeof(subs[0]);
 

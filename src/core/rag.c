@@ -10,6 +10,7 @@
  * chunk may lack one: BM25 never depends on them.
  */
 #include "aichat/rag.h"
+#include "aichat/extract.h"
 #include "aichat/store.h"
 #include "aichat/xalloc.h"
 
@@ -596,13 +597,14 @@ static ssize_t read_fd(void *ctx, char *p, size_t n)
 /* Pass one, in pieces: the hash of the file, and whether it is text (no
  * NUL byte, at most one byte in 16 not UTF-8).  1 = binary (reason in e,
  * code ERR_OK), 0 = text, -1 = error. */
-static int scan_file(int fd, const char *path, uint64_t *hash, struct err *e)
+static int scan_file(int fd, const char *path, uint64_t seed, uint64_t *hash,
+		     struct err *e)
 {
 	char piece[65536 + 4];
 	size_t carry = 0, bad = 0, total = 0, done;
 	ssize_t r;
 
-	*hash = RAG_HASH_INIT;
+	*hash = seed;
 	while ((r = read_fd(&fd, piece + carry, sizeof(piece) - 4)) != 0) {
 		if (r < 0)
 			return err_set(e, ERR_IO, "cannot read '%s': %s", path,
@@ -619,6 +621,24 @@ static int scan_file(int fd, const char *path, uint64_t *hash, struct err *e)
 	utf8_fix(piece, carry, 1, 0, &bad);
 	if (bad * 16 > total)
 		return skip(e, "'%s' looks binary, skipped", path);
+	return 0;
+}
+
+/* Pass one for a file read through a converter (gzip, PDF): the hash
+ * of its bytes only; what they hold is found when they are converted. */
+static int hash_file(int fd, const char *path, uint64_t seed, uint64_t *hash,
+		     struct err *e)
+{
+	char piece[65536];
+	ssize_t r;
+
+	*hash = seed;
+	while ((r = read_fd(&fd, piece, sizeof(piece))) != 0) {
+		if (r < 0)
+			return err_set(e, ERR_IO, "cannot read '%s': %s", path,
+				       strerror(errno));
+		*hash = rag_hash(*hash, piece, (size_t)r);
+	}
 	return 0;
 }
 
@@ -762,18 +782,22 @@ static int insert_chunk(void *ctx, const char *text, size_t len, int first,
 
 /*
  * Pass two: replaces the document and its chunks in one transaction,
- * chunking fd window by window as it is read (memory stays bounded
- * whatever the file's size).  The hash stored is that of the bytes read
- * here, in case the file changed since pass one.  1 = it turned binary
- * meanwhile (nothing stored); -2 = it could not be read (e says so); -1 =
- * the store failed.
+ * chunking the text of fd (extract.h) window by window as it is read
+ * (memory stays bounded whatever the file's size).  For plain text the
+ * hash stored is that of the bytes read here, in case the file changed
+ * since pass one.  1 = no text after all: binary, or the converter's
+ * reason (e says why, res->skip its class; nothing stored); -2 = it could
+ * not be read (e says so); -1 = the store failed.
  */
 static int store_document(sqlite3 *db, const struct rag_collection *c,
-			  const char *path, const char *hash, int fd,
-			  const struct stat *sb, size_t *nchunks, struct err *e)
+			  const char *path, const char *hash, int plain, int fd,
+			  const struct stat *sb, size_t max, struct rag_file *res,
+			  struct err *e)
 {
 	sqlite3_stmt *doc = NULL, *del = NULL, *upd = NULL;
 	struct chunk_sink sink = { 0 };
+	struct extract *x = extract_open(fd, path, max);
+	const char *why;
 	uint64_t h;
 	char now[40];
 	int rc = -1, r;
@@ -803,10 +827,15 @@ static int store_document(sqlite3 *db, const struct rag_collection *c,
 	sqlite3_bind_int64(del, 1, sink.doc);
 	if (sqlite3_step(del) != SQLITE_DONE)
 		goto rollback;
-	r = rag_chunk_stream(read_fd, &fd, RAG_WINDOW, (size_t)c->chunk_size,
-			     (size_t)c->overlap, insert_chunk, &sink, &h, nchunks);
+	r = rag_chunk_stream(extract_read, x, RAG_WINDOW, (size_t)c->chunk_size,
+			     (size_t)c->overlap, insert_chunk, &sink, &h, &res->nchunks);
 	if (r > 0) {
+		res->skip = "binary";
 		rc = skip(e, "'%s' looks binary, skipped", path);
+		goto rollback_quiet;
+	}
+	if (r == RAG_STREAM_READ && (why = extract_why(x, &res->skip))) {
+		rc = skip(e, "'%s' %s, skipped", path, why);
 		goto rollback_quiet;
 	}
 	if (r == RAG_STREAM_READ) {
@@ -818,7 +847,7 @@ static int store_document(sqlite3 *db, const struct rag_collection *c,
 	if (r < 0)
 		goto rollback;
 	hash_text(now, sizeof(now), h);
-	if (strcmp(now, hash)) {
+	if (plain && strcmp(now, hash)) {
 		sqlite3_bind_text(upd, 1, now, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(upd, 2, sink.doc);
 		if (sqlite3_step(upd) != SQLITE_DONE)
@@ -826,6 +855,7 @@ static int store_document(sqlite3 *db, const struct rag_collection *c,
 	}
 	if (run(db, "COMMIT", e) < 0)
 		goto rollback_quiet;
+	snprintf(res->note, sizeof(res->note), "%s", extract_note(x));
 	rc = 0;
 	goto cleanup;
 rollback:
@@ -833,6 +863,7 @@ rollback:
 rollback_quiet:
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 cleanup:
+	extract_close(x);
 	sqlite3_finalize(doc);
 	sqlite3_finalize(del);
 	sqlite3_finalize(upd);
@@ -840,17 +871,24 @@ cleanup:
 	return rc;
 }
 
+/* The hash of a converted file starts from this tag, so that files
+ * indexed before they were converted (or by an older converter) are
+ * indexed again.  Plain text keeps RAG_HASH_INIT. */
+#define EXTRACT_HASH_TAG "aichat-extract-1"
+
 int rag_index_file(sqlite3 *db, const struct rag_collection *c,
-		   const char *path, int force, enum rag_outcome *outcome,
-		   size_t *nchunks, struct err *e)
+		   const char *path, int force, size_t max, struct rag_file *res,
+		   struct err *e)
 {
 	struct stat sb;
-	uint64_t h;
-	char hash[40], old[64];
-	int fd, rc;
+	uint64_t h, seed = RAG_HASH_INIT;
+	char hash[40], old[64], head[4096];
+	ssize_t nh;
+	enum extract_kind kind;
+	int fd, rc, gz;
 
-	*nchunks = 0;
-	*outcome = RAG_SKIPPED;
+	memset(res, 0, sizeof(*res));
+	res->outcome = RAG_SKIPPED;
 	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(errno));
@@ -859,11 +897,30 @@ int rag_index_file(sqlite3 *db, const struct rag_collection *c,
 		goto cleanup;
 	}
 	if (!S_ISREG(sb.st_mode)) {
+		res->skip = "not a regular file";
 		skip(e, "'%s' is not a regular file, skipped", path);
 		rc = 0;
 		goto cleanup;
 	}
-	if ((rc = scan_file(fd, path, &h, e)) != 0) {
+	if ((uint64_t)sb.st_size > max) {
+		res->skip = "too large";
+		skip(e, "'%s' is larger than %zu bytes (--max-file-size), skipped", path, max);
+		rc = 0;
+		goto cleanup;
+	}
+	if ((nh = pread(fd, head, sizeof(head), 0)) < 0) {
+		rc = err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+		goto cleanup;
+	}
+	gz = extract_is_gzip((const unsigned char *)head, (size_t)nh);
+	kind = gz ? EXTRACT_TEXT : extract_kind_of(path, head, (size_t)nh);
+	if (gz || kind != EXTRACT_TEXT)
+		seed = rag_hash(seed, EXTRACT_HASH_TAG, strlen(EXTRACT_HASH_TAG));
+	if (gz || kind == EXTRACT_PDF)
+		rc = hash_file(fd, path, seed, &h, e);
+	else if ((rc = scan_file(fd, path, seed, &h, e)) > 0)
+		res->skip = "binary";
+	if (rc != 0) {
 		rc = rc > 0 ? 0 : -1;
 		goto cleanup;
 	}
@@ -871,22 +928,23 @@ int rag_index_file(sqlite3 *db, const struct rag_collection *c,
 	if ((rc = stored_hash(db, c, path, old, sizeof(old), e)) < 0)
 		goto cleanup;
 	if (old[0] && !strcmp(old, hash) && !force) {
-		*outcome = RAG_UNCHANGED;
+		res->outcome = RAG_UNCHANGED;
 		goto cleanup;
 	}
 	if (lseek(fd, 0, SEEK_SET) < 0) {
 		rc = err_set(e, ERR_IO, "cannot read '%s': %s", path, strerror(errno));
 		goto cleanup;
 	}
-	rc = store_document(db, c, path, hash, fd, &sb, nchunks, e);
+	rc = store_document(db, c, path, hash, !gz && kind == EXTRACT_TEXT, fd, &sb,
+			    max, res, e);
 	if (rc > 0) {
-		*nchunks = 0;
+		res->nchunks = 0;
 		rc = 0;
 		goto cleanup;
 	}
 	if (rc < 0) {
 		char why[sizeof(e->msg)];
-		*nchunks = 0;
+		res->nchunks = 0;
 		if (e && rc == -1) {
 			memcpy(why, e->msg, sizeof(why));
 			err_set(e, ERR_IO, "cannot index '%s': %s", path, why);
@@ -894,7 +952,7 @@ int rag_index_file(sqlite3 *db, const struct rag_collection *c,
 		rc = -1;
 		goto cleanup;
 	}
-	*outcome = old[0] ? RAG_UPDATED : RAG_ADDED;
+	res->outcome = old[0] ? RAG_UPDATED : RAG_ADDED;
 cleanup:
 	close(fd);
 	return rc;
