@@ -817,6 +817,10 @@ static void on_client_fd(struct loop *l, int fd, int events, void *data)
 
 static void client_hung_up(struct req *r)
 {
+	/* A client that closes once its answer is given whole (curl after
+	 * one request) has not left anything. */
+	if (r->status && (!r->st || r->st->complete))
+		return;
 	r->client_gone = 1;
 	stop_work(r);
 	if (r->st)
