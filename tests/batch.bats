@@ -17,11 +17,6 @@ teardown() {
 	fake_stop
 }
 
-with_openai_fake() {
-	fake_start "$@"
-	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
-}
-
 # ids of the result lines, space-separated
 ids() {
 	python3 -c 'import json,sys; print(" ".join(str(json.loads(l)["id"]) for l in open(sys.argv[1])))' "$1"

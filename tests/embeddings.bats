@@ -36,11 +36,6 @@ http_status() {
 	cat "$BATS_TEST_TMPDIR/status"
 }
 
-with_openai_fake() {
-	fake_start "$@"
-	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
-}
-
 @test "embeddings: every field reaches the upstream as written, the model its id, with the provider's key" {
 	with_openai_fake '{}' '{}'
 	serve_start

@@ -20,11 +20,6 @@ teardown() {
 	fake_stop
 }
 
-with_openai_fake() {
-	fake_start "$@"
-	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
-}
-
 # Open descriptors of the server, and its resident memory in kB.
 serve_fds() { ls "/proc/$SERVE_PID/fd" | wc -l; }
 serve_rss() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVE_PID/status"; }
@@ -237,4 +232,32 @@ PY
 	# Nothing was changed: one conversation, one exchange.
 	run aichat history
 	[ "${#lines[@]}" -eq 1 ]
+}
+
+@test "a second SIGTERM while streams drain stops the server at once, cleanly" {
+	with_openai_fake '{"deltas":["a","b","c","d","e","f","g","h"],"delay_ms":400}'
+	serve_start
+	curl -sN "$SERVE_URL/v1/chat/completions" -H "$JSON" -d "$V1S" >"$BATS_TEST_TMPDIR/s1" &
+	c1=$!
+	curl -sN "$SERVE_URL/chat" -H "$JSON" \
+		-d '{"prompt":"x","model":"openai:gpt-4o-mini","stream":true}' >"$BATS_TEST_TMPDIR/s2" &
+	c2=$!
+	fake_wait_count 2
+	pid=$SERVE_PID
+	kill -TERM "$pid"
+	for i in $(seq 100); do grep -q draining "$SERVE_LOG" && break; sleep 0.05; done
+	grep -q draining "$SERVE_LOG"
+	kill -TERM "$pid"
+	for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	run ! kill -0 "$pid"
+	status=0
+	wait "$pid" || status=$?
+	unset SERVE_PID
+	# exit 0, not killed by SIGABRT (134) from the HTTP library
+	[ "$status" -eq 0 ]
+	grep -q 'aichat: stopped' "$SERVE_LOG"
+	wait "$c1" || true
+	wait "$c2" || true
+	# both streams were cut, not finished: no [DONE]
+	run ! grep -q '\[DONE\]' "$BATS_TEST_TMPDIR/s1" "$BATS_TEST_TMPDIR/s2"
 }

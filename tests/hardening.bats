@@ -20,14 +20,6 @@ hcurl() {
 	curl -sS --max-time 5 -D "$BATS_TEST_TMPDIR/h" "$@"
 }
 
-hdr() {
-	grep -i "^$1:" "$BATS_TEST_TMPDIR/h" | head -1 | cut -d' ' -f2- | tr -d '\r'
-}
-
-status_line() {
-	head -1 "$BATS_TEST_TMPDIR/h" | cut -d' ' -f2
-}
-
 # raw_http BYTES: sends BYTES (Python escapes allowed) to the server on one
 # connection and prints all it answers until it closes, or "TIMEOUT" when
 # it is still open after 3 s.
@@ -223,12 +215,12 @@ def ask(req):
             sys.exit("closed after %r" % body)
         body += d
     return (head + b"\r\n\r\n" + body).decode()
-print(ask(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").split("\r\n")[0], flush=True)
+print(ask(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").split("\r\n")[0], flush=True)
 open(sys.argv[2], "w").close()
 while not os.path.exists(sys.argv[3]):
     time.sleep(0.02)
 body = b"{\"prompt\":\"late\",\"model\":\"mock:echo\"}"
-print(ask(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)), flush=True)
+print(ask(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)), flush=True)
 ' "${SERVE_URL##*:}" "$BATS_TEST_TMPDIR/ready" "$BATS_TEST_TMPDIR/go" >"$BATS_TEST_TMPDIR/ka" 2>&1 &
 	ka=$!
 	for i in $(seq 400); do [ -e "$BATS_TEST_TMPDIR/ready" ] && break; sleep 0.05; done
@@ -241,7 +233,7 @@ print(ask(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n
 	for i in $(seq 100); do grep -q draining "$SERVE_LOG" && break; sleep 0.05; done
 	grep -q "draining" "$SERVE_LOG"
 	touch "$BATS_TEST_TMPDIR/go"
-	wait "$ka"
+	wait "$ka" || { cat "$BATS_TEST_TMPDIR/ka" "$SERVE_LOG" >&2; false; }
 	run cat "$BATS_TEST_TMPDIR/ka"
 	[ "${lines[0]}" = "HTTP/1.1 200 OK" ]
 	[[ "${lines[1]}" == "HTTP/1.1 503 "* ]]

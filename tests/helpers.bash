@@ -261,3 +261,20 @@ for k in re.findall(r"[^.\[\]]+", sys.argv[1]):
 print(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, separators=(",", ":")))
 ' "$1"
 }
+
+# with_openai_fake [LINE...]: fake_start, then the openai provider pointed
+# at it with the file's $KEY.
+with_openai_fake() {
+	fake_start "$@"
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+}
+
+# hdr NAME: a header of the last answer whose headers curl wrote to
+# $BATS_TEST_TMPDIR/h (curl -D); status_line: that answer's status.
+hdr() {
+	grep -i "^$1:" "$BATS_TEST_TMPDIR/h" | head -1 | cut -d' ' -f2- | tr -d '\r'
+}
+
+status_line() {
+	head -1 "$BATS_TEST_TMPDIR/h" | cut -d' ' -f2
+}

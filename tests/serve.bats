@@ -22,14 +22,6 @@ hcurl() {
 	curl -sS -D "$BATS_TEST_TMPDIR/h" "$@"
 }
 
-hdr() {
-	grep -i "^$1:" "$BATS_TEST_TMPDIR/h" | head -1 | cut -d' ' -f2- | tr -d '\r'
-}
-
-status_line() {
-	head -1 "$BATS_TEST_TMPDIR/h" | cut -d' ' -f2
-}
-
 # gone PID: true once the process has exited (reaped or a zombie).
 # /proc directly: a ps per poll takes long enough on a busy machine to
 # outlast the drain timeout this is meant to beat.
@@ -37,11 +29,6 @@ gone() {
 	local _pid _comm st
 	read -r _pid _comm st _ 2>/dev/null <"/proc/$1/stat" || return 0
 	[ "$st" = Z ]
-}
-
-with_openai_fake() {
-	fake_start "$@"
-	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
 }
 
 # ---- basics ----

@@ -28,11 +28,6 @@ teardown() {
 	fake_stop
 }
 
-with_openai_fake() {
-	fake_start "$@"
-	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
-}
-
 items() { # items N [PREFIX]: a JSON array of N items
 	python3 -c 'import json,sys; n=int(sys.argv[1]); p=sys.argv[2]
 print(json.dumps([{"id": "%s%d" % (p, i), "prompt": "%s%d" % (p, i)} for i in range(1, n + 1)]))' "$1" "${2:-p}"

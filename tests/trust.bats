@@ -28,10 +28,6 @@ hcurl() {
 	curl -sS --max-time 5 -D "$BATS_TEST_TMPDIR/h" "$@"
 }
 
-status_line() {
-	head -1 "$BATS_TEST_TMPDIR/h" | cut -d' ' -f2
-}
-
 # no_hostile_bytes TEXT: fails, showing TEXT, when it holds ESC, BEL, a C1
 # control or the key.
 no_hostile_bytes() {

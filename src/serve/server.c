@@ -903,7 +903,21 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 	loop_run(srv.loop);
 	fprintf(stderr, "aichat: stopped\n");
 	rc = 0;
-	/* Requests still open are ended by MHD_stop_daemon (on_completed). */
+	/* Requests still open are ended by MHD_stop_daemon (on_completed),
+	 * which aborts the process if any is still suspended (a second
+	 * signal while streams wait for their model): their work stops, and
+	 * they are resumed and run once first. */
+	for (struct req *r = srv.reqs; r; r = r->next) {
+		stop_work(r);
+		if (r->st)
+			r->st->finished = 1;
+		if (r->suspended) {
+			r->suspended = 0;
+			mhd.resume_connection(r->conn);
+		}
+	}
+	for (size_t i = 0; i < srv.nls; i++)
+		mhd.run(srv.ls[i].d);
 	for (size_t i = 0; i < srv.nls; i++) {
 		mhd.stop_daemon(srv.ls[i].d);
 		srv.ls[i].d = NULL;
