@@ -239,6 +239,25 @@ static void set_result(struct item *it, const struct chat_result *res)
 }
 
 /* A line that never became a request: its error is its result. */
+/*
+ * The id of a line refused by the strict parser (a key twice, a NUL,
+ * malformed UTF-8) that is still JSON: its result keeps the id the user
+ * gave, when that id itself is a number or valid text.  NULL otherwise.
+ */
+static char *loose_id(const char *line, size_t n)
+{
+	cJSON *j = json_parse(line, n, NULL);
+	const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
+	char *out = NULL;
+
+	if (cJSON_IsNumber(id) ||
+	    (cJSON_IsString(id) &&
+	     trust_utf8_invalid(id->valuestring, strlen(id->valuestring)) < 0))
+		out = json_print(id);
+	cJSON_Delete(j);
+	return out;
+}
+
 static struct item *bad_line(struct run *r, char *id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -437,10 +456,11 @@ static struct item *read_item(struct run *r)
 
 			j = json_parse_strict(line, n, &pos, &iss);
 			if (!j && iss.type) {
+				char *lid = loose_id(line, n);
 				r->parsed++;
 				if (!strcmp(iss.type, "duplicate_key"))
-					return bad_line(r, NULL, "line %ld: %s", r->line, iss.msg);
-				return bad_line(r, NULL, "line %ld: '%s' %s", r->line,
+					return bad_line(r, lid, "line %ld: %s", r->line, iss.msg);
+				return bad_line(r, lid, "line %ld: '%s' %s", r->line,
 						iss.loc, iss.msg);
 			}
 			if (!j) {

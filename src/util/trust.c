@@ -210,21 +210,17 @@ static void put_space(struct out *w)
 		put(w, " ", 1);
 }
 
-size_t trust_clean(char *dst, size_t cap, const char *src, size_t len)
+/* Pass one of trust_clean(): escape sequences and control characters out,
+ * malformed UTF-8 as U+FFFD, blanks as one space; dst holds len * 3 + 1. */
+static size_t clean_text(char *dst, const char *src, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)src;
-	struct out w = { dst, cap, 0, 0 };
-	size_t i = 0, k, keep;
+	struct out w = { dst, len * 3 + 1, 0, 0 };
+	size_t i = 0, k;
 	unsigned cp;
 
-	if (!cap)
-		return 0;
-	while (i < len && !w.full) {
-		if ((k = secret_at(src, i, len - i, &keep))) {
-			put(&w, src + i, keep);
-			put(&w, TRUST_REDACTED, strlen(TRUST_REDACTED));
-			i += k;
-		} else if ((k = escape_at(p + i, len - i))) {
+	while (i < len) {
+		if ((k = escape_at(p + i, len - i))) {
 			i += k;
 		} else if (!(k = utf8_seq(p + i, len - i, &cp))) {
 			put(&w, "\xEF\xBF\xBD", 3);
@@ -238,8 +234,44 @@ size_t trust_clean(char *dst, size_t cap, const char *src, size_t len)
 			i += k;
 		}
 	}
+	return w.o;
+}
+
+size_t trust_clean(char *dst, size_t cap, const char *src, size_t len)
+{
+	/* Secrets are looked for in the cleaned text, not the raw one: what
+	 * an escape sequence or a control byte kept apart ("sk-fu", ESC,
+	 * "zz-...") must not join into a key after the check. */
+	char *text = xmalloc(len * 3 + 1);
+	size_t n = clean_text(text, src, len);
+	struct out w = { dst, cap, 0, 0 };
+	size_t i = 0, k, keep;
+	unsigned cp;
+
+	if (!cap) {
+		free(text);
+		return 0;
+	}
+	while (i < n && !w.full) {
+		if ((k = secret_at(text, i, n - i, &keep))) {
+			put(&w, text + i, keep);
+			put(&w, TRUST_REDACTED, strlen(TRUST_REDACTED));
+			i += k;
+		} else {
+			k = utf8_seq((const unsigned char *)text + i, n - i, &cp);
+			if (!k)
+				k = 1;
+			put(&w, text + i, k);
+			i += k;
+		}
+	}
+	free(text);
 	while (w.o > 0 && dst[w.o - 1] == ' ')
 		w.o--;
+	while (w.o > 0 && dst[0] == ' ') {
+		memmove(dst, dst + 1, w.o - 1);
+		w.o--;
+	}
 	dst[w.o] = '\0';
 	return w.o;
 }
