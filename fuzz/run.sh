@@ -5,6 +5,7 @@
 # starting from the seeds and from what earlier runs kept in
 # BUILD/corpus/NAME.  A crash, a leak or a broken property leaves its
 # input in BUILD/crashes/NAME/ (add it to fuzz/regress/NAME once fixed).
+# FUZZ_SEED=N makes a run repeatable (libFuzzer's -seed).
 # One line per target, then "fuzz: N passed, N failed".
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -27,7 +28,7 @@ for name in "$@"; do
 		failed=$((failed + 1))
 		continue
 	fi
-	if "$bin" -max_total_time="$secs" -print_final_stats=1 \
+	if "$bin" -max_total_time="$secs" -print_final_stats=1 ${FUZZ_SEED:+-seed="$FUZZ_SEED"} \
 		-artifact_prefix="$crashes/" "$work" "${dirs[@]}" >"$log" 2>&1; then
 		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 		speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
