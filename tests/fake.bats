@@ -13,11 +13,12 @@ teardown() {
 	fake_stop
 }
 
-# post PATH JSON [CURL-ARGS...]: POSTs JSON to the fake, prints the body.
+# post PATH JSON [CURL-ARGS...]: POSTs JSON to the fake, prints the body
+# (-q: not ~/.curlrc, whose Content-Type would come twice).
 post() {
 	local path=$1 json=$2
 	shift 2
-	curl -sS --no-buffer -H 'Content-Type: application/json' \
+	curl -q -sS --no-buffer -H 'Content-Type: application/json' \
 		--data-binary "$json" "$@" "$FAKE_URL$path"
 }
 
