@@ -238,17 +238,25 @@ serve_start() {
 # serve_stop: SIGTERM to the server started by serve_start, then waits
 # (SIGKILL after ~5 s).  Sets SERVE_STATUS to its exit status.
 serve_stop() {
-	local pid=${SERVE_PID:-} i
+	local pid=${SERVE_PID:-}
 	[ -n "$pid" ] || return 0
 	unset SERVE_PID
+	stop_pid "$pid"
+	SERVE_STATUS=$STOPPED_STATUS
+}
+
+# stop_pid PID: SIGTERM to a server this test started, then waits (SIGKILL
+# after ~5 s).  Sets STOPPED_STATUS to its exit status.
+stop_pid() {
+	local pid=$1 i
 	kill -TERM "$pid" 2>/dev/null || true
 	for ((i = 0; i < 100; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
 	kill -KILL "$pid" 2>/dev/null || true
-	SERVE_STATUS=0
-	wait "$pid" 2>/dev/null || SERVE_STATUS=$?
+	STOPPED_STATUS=0
+	wait "$pid" 2>/dev/null || STOPPED_STATUS=$?
 }
 
 # jq-like field of a JSON document on stdin: json_get PATH

@@ -44,17 +44,11 @@ unix_start() {
 # unix_stop: SIGTERM to UNIX_PID, waits for it (SIGKILL after ~5 s) and
 # sets UNIX_STATUS.
 unix_stop() {
-	local pid=${UNIX_PID:-} i
+	local pid=${UNIX_PID:-}
 	[ -n "$pid" ] || return 0
 	unset UNIX_PID
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	UNIX_STATUS=0
-	wait "$pid" 2>/dev/null || UNIX_STATUS=$?
+	stop_pid "$pid"
+	UNIX_STATUS=$STOPPED_STATUS
 }
 
 ucurl() {
