@@ -386,3 +386,27 @@ sys.stdout.write(out.hex())
 	run on_pty "$AICHAT_BIN" chat --raw -m openai:gpt-4o-mini hi
 	[[ "$(printf '%s' "$output" | xxd -r -p)" == *$'\e]0;pwned\a'* ]]
 }
+
+@test "history on a terminal: stored escape sequences are dropped; a title stays one line; piped show keeps the bytes" {
+	fake_start '{"deltas":["one \u001b]0;pw","ned\u0007two\n"]}'
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	run --separate-stderr aichat chat -m openai:gpt-4o-mini $'title \e]0;x\a\nsecond line'
+	[ "$status" -eq 0 ]
+	id=$(aichat history list --json | json_get 0.id)
+	[ -n "$id" ]
+	run on_pty "$AICHAT_BIN" history show "$id"
+	[ "$status" -eq 0 ]
+	text=$(printf '%s' "$output" | xxd -r -p)
+	[[ "$text" != *$'\e'* ]]
+	[[ "$text" != *$'\a'* ]]
+	[[ "$text" == *"one two"* ]]
+	# The list is one row per conversation, wherever it goes.
+	run --separate-stderr aichat history list
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" != *$'\e'* ]]
+	[[ "$output" == *"title second line"* ]]
+	# Piped, show prints what was stored.
+	run --separate-stderr aichat history show "$id"
+	[[ "$output" == *$'one \e]0;pwned\atwo'* ]]
+}

@@ -6,11 +6,13 @@
 #include "aichat/convlog.h"
 #include "aichat/json.h"
 #include "aichat/store.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { O_LIMIT, O_JSON, O_HELP };
 
@@ -43,10 +45,22 @@ static void usage(FILE *f)
 	opt_help(f, history_opts, history_nopts, schemas);
 }
 
+/* Text from the log as one line: a title, a model or a search match was
+ * typed by a user or written by a model, and a row must stay a row (no
+ * newline, no escape sequence).  Owned by the caller. */
+static char *line_of(const char *s)
+{
+	return s ? trust_clean_dup(s, strlen(s)) : xstrdup("-");
+}
+
 static void print_row(const cJSON *c)
 {
+	char *m = line_of(json_str(c, "model")), *t = line_of(json_str(c, "title"));
+
 	printf("%s  %.16s  %-24s  %s\n", json_str(c, "id"), json_str(c, "updated_at"),
-	       json_str(c, "model") ? json_str(c, "model") : "-", json_str(c, "title"));
+	       m, t);
+	free(m);
+	free(t);
 }
 
 static void print_list(const cJSON *arr, int json)
@@ -61,9 +75,32 @@ static void print_list(const cJSON *arr, int json)
 	}
 	cJSON_ArrayForEach(c, arr) {
 		print_row(c);
-		if (json_str(c, "match"))
-			printf("    %s\n", json_str(c, "match"));
+		if (json_str(c, "match")) {
+			char *t = line_of(json_str(c, "match"));
+			printf("    %s\n", t);
+			free(t);
+		}
 	}
+}
+
+/* A stored message on a terminal goes through the same filter as a
+ * streamed answer: its escape sequences could retitle the terminal or
+ * write its clipboard.  Piped, it is printed as it was stored. */
+static void print_content(const char *s)
+{
+	struct trust_term term = { 0 };
+	struct buf b = { 0 };
+
+	if (!s)
+		s = "";
+	if (!isatty(STDOUT_FILENO)) {
+		printf("%s\n", s);
+		return;
+	}
+	trust_term_feed(&term, &b, s, strlen(s));
+	fwrite(b.ptr, 1, b.len, stdout);
+	putchar('\n');
+	buf_release(&b);
 }
 
 static void print_show(const cJSON *o, int json)
@@ -76,16 +113,19 @@ static void print_show(const cJSON *o, int json)
 		free(t);
 		return;
 	}
-	printf("conversation %s (%s), started %s\n", json_str(o, "id"),
-	       json_str(o, "model") ? json_str(o, "model") : "-",
+	char *model = line_of(json_str(o, "model"));
+
+	printf("conversation %s (%s), started %s\n", json_str(o, "id"), model,
 	       json_str(o, "created_at"));
+	free(model);
 	cJSON_ArrayForEach(m, json_arr(o, "transcript")) {
 		double pt, ct;
 		printf("\n[%s]", json_str(m, "role"));
 		if (json_num(m, "prompt_tokens", &pt) == 0 &&
 		    json_num(m, "completion_tokens", &ct) == 0)
 			printf(" (%.0f + %.0f tokens)", pt, ct);
-		printf("\n%s\n", json_str(m, "content"));
+		putchar('\n');
+		print_content(json_str(m, "content"));
 	}
 }
 
