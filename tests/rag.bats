@@ -282,6 +282,24 @@ PY
 	[[ $stderr == *"for '-k'"* || $stderr == *"for '--top-k'"* ]]
 }
 
+@test "a question or query that is not valid UTF-8 is exit 2 saying where; nothing sent" {
+	index docs
+	use_fake
+	run --separate-stderr aichat rag query -m openai:gpt-4o-mini $'caf\xe9 quokka'
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: rag: the question is not valid UTF-8 (byte 4): convert it first, e.g. with iconv" ]
+	[ "$output" = "" ]
+	run --separate-stderr aichat rag search $'quokka \xc3'
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "aichat: rag: the query is not valid UTF-8 (byte 8): convert it first, e.g. with iconv" ]
+	[ "$(fake_count)" = 0 ]
+	# Valid UTF-8 reaches the model whole.
+	run --separate-stderr aichat rag query -m openai:gpt-4o-mini 'café quokka'
+	[ "$status" -eq 0 ]
+	[ "$(fake_count)" = 1 ]
+	[[ "$(fake_field 1 body.messages.0.content)" == *"Question: café quokka"* ]]
+}
+
 @test "collection names with quotes, slashes or SQL are refused clearly" {
 	local name
 	for name in "x'y" 'a"b' ../etc a/b "x; DROP TABLE chunks; --" "" \

@@ -101,6 +101,14 @@ int cli_check_budget(const struct config *cfg, const struct chat_request *req,
 int cli_fit_budget(const char *cmd, const struct config *cfg,
 		   struct chat_request *req, struct err *e);
 
+/*
+ * -1 with e (ERR_INVALID_REQUEST) when n bytes of s, named what ("the
+ * prompt"), hold a NUL or malformed UTF-8, saying at which byte: text
+ * is refused rather than sent cut short or mangled.
+ */
+int cli_text_check(const char *what, const char *s, size_t n,
+		   struct err *e);
+
 /* Prints "aichat: cmd: msg" to stderr and returns the exit status. */
 int cli_fail(const char *cmd, const struct err *e);
 

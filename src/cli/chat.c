@@ -155,26 +155,6 @@ static int gather_prompt(const struct opt_result *r, const struct cli_limit *l,
 	return 0;
 }
 
-/* The prompt is text: a NUL would end it early wherever it is a C
- * string, and malformed UTF-8 has no JSON form, so both are refused
- * (exit 2) rather than sent cut short or mangled. */
-static int text_check(const char *what, const char *s, size_t n,
-		      struct err *e)
-{
-	const char *nul = memchr(s, '\0', n);
-	long bad = trust_utf8_invalid(s, n);
-
-	if (nul)
-		return err_set(e, ERR_INVALID_REQUEST,
-			       "%s holds a NUL byte (byte %zu): it must be text",
-			       what, (size_t)(nul - s) + 1);
-	if (bad >= 0)
-		return err_set(e, ERR_INVALID_REQUEST,
-			       "%s is not valid UTF-8 (byte %ld): convert it first, e.g. with iconv",
-			       what, bad + 1);
-	return 0;
-}
-
 /* ---- running the call ---- */
 
 struct run {
@@ -628,9 +608,9 @@ int cmd_chat(int argc, char **argv)
 		have = 1;
 	} else if (gather_prompt(&r, &limit, !file_stdin(&r), &prompt, &have, &e) < 0 ||
 		   add_files(&r, &limit, &prompt, &att, &have, &e) < 0 ||
-		   text_check("the prompt", prompt.ptr, prompt.len, &e) < 0 ||
+		   cli_text_check("the prompt", prompt.ptr, prompt.len, &e) < 0 ||
 		   (r.values[O_SYSTEM] &&
-		    text_check("the system prompt", r.values[O_SYSTEM],
+		    cli_text_check("the system prompt", r.values[O_SYSTEM],
 			       strlen(r.values[O_SYSTEM]), &e) < 0)) {
 		status = cli_fail("chat", &e);
 		goto cleanup;

@@ -8,6 +8,7 @@
  * limits, and never echo any of the text.
  */
 #include "aichat/cli.h"
+#include "aichat/trust.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -141,4 +142,24 @@ int cli_fit_budget(const char *cmd, const struct config *cfg,
 		fprintf(stderr, "aichat: %s: the conversation is past the %ld-token budget of %s: dropped the %zu oldest message%s (the system prompt stays)\n",
 			cmd, budget, model, dropped, dropped == 1 ? "" : "s");
 	return cli_check_budget(cfg, req, e);
+}
+
+/* The prompt is text: a NUL would end it early wherever it is a C
+ * string, and malformed UTF-8 has no JSON form, so both are refused
+ * (exit 2) rather than sent cut short or mangled. */
+int cli_text_check(const char *what, const char *s, size_t n,
+		   struct err *e)
+{
+	const char *nul = memchr(s, '\0', n);
+	long bad = trust_utf8_invalid(s, n);
+
+	if (nul)
+		return err_set(e, ERR_INVALID_REQUEST,
+			       "%s holds a NUL byte (byte %zu): it must be text",
+			       what, (size_t)(nul - s) + 1);
+	if (bad >= 0)
+		return err_set(e, ERR_INVALID_REQUEST,
+			       "%s is not valid UTF-8 (byte %ld): convert it first, e.g. with iconv",
+			       what, bad + 1);
+	return 0;
 }

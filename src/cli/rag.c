@@ -732,7 +732,9 @@ static int retrieve(const struct opt_result *r, const struct opt *o, size_t n,
 	}
 	if (cli_limit_load(cfg, &cap, &e) < 0 ||
 	    cli_limit_check(&cap, !strcmp(what, "query") ? "the query" : "the question",
-			    q.len, 0, &e) < 0) {
+			    q.len, 0, &e) < 0 ||
+	    cli_text_check(!strcmp(what, "query") ? "the query" : "the question",
+			   q.ptr, q.len, &e) < 0) {
 		*status = cli_fail("rag", &e);
 		goto cleanup;
 	}
