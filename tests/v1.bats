@@ -370,6 +370,38 @@ EOF
 	[[ "$(printf '%s' "$output" | json_get error.message)" == *"'top_k'"* ]]
 }
 
+@test "/v1/messages: a tool name or a tool call id outside [A-Za-z0-9_-] is a 400 naming it; nothing sent" {
+	fake_start '{}'
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start
+	M='"model":"anthropic:claude-haiku-4-5","max_tokens":5'
+	TU='{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{}}]}'
+	TR='{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sunny"}]}'
+	Q='{"role":"user","content":"q"}'
+	for case in \
+		"tools.0.name|{$M,\"tools\":[{\"name\":\"get weather\",\"input_schema\":{}}],\"messages\":[$Q]}" \
+		"tools.0.name|{$M,\"tools\":[{\"name\":\"bell\\u0007\",\"input_schema\":{}}],\"messages\":[$Q]}" \
+		"tool_choice.name|{$M,\"tool_choice\":{\"type\":\"tool\",\"name\":\"a/b\"},\"messages\":[$Q]}" \
+		"messages.1.content.0.id|{$M,\"messages\":[$Q,{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"id\\u001b[2J\",\"name\":\"f\",\"input\":{}}]},$TR]}" \
+		"messages.1.content.0.name|{$M,\"messages\":[$Q,{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"f()\",\"input\":{}}]},$TR]}" \
+		"messages.2.content.0.tool_use_id|{$M,\"messages\":[$Q,$TU,{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"\",\"content\":\"x\"}]}]}"; do
+		field=${case%%|*} body=${case#*|}
+		run post /v1/messages "$body"
+		[ "$(http_status)" = 400 ] || { echo "$field: $(http_status) $output"; return 1; }
+		[ "$(printf '%s' "$output" | json_get error.type)" = invalid_request_error ]
+		msg=$(printf '%s' "$output" | json_get error.message)
+		[[ "$msg" == *"$field"* ]] || { echo "$field: $msg"; return 1; }
+		[[ "$msg" != *$'\e'* && "$msg" != *$'\a'* ]]
+	done
+	[ "$(fake_count)" -eq 0 ]
+	# Names and ids of the allowed characters are relayed as written.
+	run post /v1/messages "{$M,\"tools\":[{\"name\":\"get_weather-2\",\"input_schema\":{}}],\"tool_choice\":{\"type\":\"tool\",\"name\":\"get_weather-2\"},\"messages\":[$Q,$TU,$TR]}"
+	[ "$(http_status)" = 200 ]
+	[ "$(fake_field 1 body.tools.0.name)" = get_weather-2 ]
+	[ "$(fake_field 1 body.messages.1.content.0.id)" = toolu_1 ]
+	[ "$(fake_field 1 body.messages.2.content.0.tool_use_id)" = toolu_1 ]
+}
+
 @test "/v1/models: what the providers report, merged with the aliases, each once, listed once a minute" {
 	fake_start '{"models":["gpt-4o-mini","gpt-4o"]}' '{"models":["claude-haiku-4-5"]}'
 	mkdir -p "$XDG_CONFIG_HOME/aichat"

@@ -286,17 +286,45 @@ static void check_tool_choice(const cJSON *v, const char *loc,
 	need_string(fn, "name", where, out);
 }
 
-/* A function name: 1..64 of a-z, A-Z, 0-9, _ and -, as OpenAI requires. */
-static void check_function_name(const cJSON *v, const char *loc,
-				struct verrors *out)
+/* A name or an id both APIs restrict to a-z, A-Z, 0-9, _ and - (a
+ * function or tool name, a tool call's id): anything else would be
+ * refused upstream, and would reach logs and terminals as it is. */
+static void check_ident(const cJSON *v, const char *loc, struct verrors *out)
 {
-	for (const char *p = v->valuestring; *p; p++)
+	const char *p = v->valuestring;
+
+	if (!*p) {
+		verrors_add(out, loc, v, "string_too_short",
+			    "must not be empty");
+		return;
+	}
+	for (; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-')) {
 			verrors_add(out, loc, v, "string_pattern_mismatch",
 				    "must hold only letters, digits, '_' and '-'");
 			return;
 		}
+}
+
+/* A function name: 1..64 of a-z, A-Z, 0-9, _ and -, as OpenAI requires
+ * (the length is the table's). */
+static void check_function_name(const cJSON *v, const char *loc,
+				struct verrors *out)
+{
+	check_ident(v, loc, out);
+}
+
+/* A string member that must be present and be an identifier. */
+static void need_ident(const cJSON *obj, const char *name, const char *loc,
+		       struct verrors *out)
+{
+	char where[192];
+
+	if (need_string(obj, name, loc, out) < 0)
+		return;
+	at(where, sizeof(where), loc, name);
+	check_ident(member(obj, name), where, out);
 }
 
 static void check_json_schema_format(const cJSON *rf, const char *loc,
@@ -537,8 +565,8 @@ static void check_block(const cJSON *b, const char *loc, const char *role,
 		if (strcmp(role, "assistant"))
 			verrors_add(out, where, t, "literal_error",
 				    "tool_use is allowed only in an assistant message");
-		need_string(b, "id", loc, out);
-		need_string(b, "name", loc, out);
+		need_ident(b, "id", loc, out);
+		need_ident(b, "name", loc, out);
 		at(where, sizeof(where), loc, "input");
 		if (!cJSON_IsObject(member(b, "input")))
 			verrors_add(out, where, member(b, "input"), "model_type",
@@ -548,7 +576,7 @@ static void check_block(const cJSON *b, const char *loc, const char *role,
 		if (strcmp(role, "user"))
 			verrors_add(out, where, t, "literal_error",
 				    "tool_result is allowed only in a user message");
-		need_string(b, "tool_use_id", loc, out);
+		need_ident(b, "tool_use_id", loc, out);
 		at(where, sizeof(where), loc, "content");
 		if (c && !cJSON_IsString(c) && !cJSON_IsArray(c))
 			verrors_add(out, where, c, "content_type",
@@ -616,7 +644,7 @@ static void check_anthropic_tool_choice(const cJSON *v, const char *loc,
 		return;
 	}
 	if (!strcmp(t->valuestring, "tool"))
-		need_string(v, "name", loc, out);
+		need_ident(v, "name", loc, out);
 }
 
 static const char *const anthropic_roles[] = { "user", "assistant", NULL };
@@ -827,6 +855,7 @@ const struct schema_check schema_checks[] = {
 	{ &schema_anthropic_request, "system", check_system, "string|array" },
 	{ &schema_anthropic_request, "stop_sequences", check_strings, "array" },
 	{ &schema_anthropic_request, "tool_choice", check_anthropic_tool_choice, NULL },
+	{ &schema_anthropic_tool, "name", check_function_name, NULL },
 	{ &schema_openai_embeddings_request, "input", check_embedding_input,
 	  "string|array" },
 	{ NULL, NULL, NULL, NULL },
