@@ -410,3 +410,47 @@ sys.stdout.write(out.hex())
 	run --separate-stderr aichat history show "$id"
 	[[ "$output" == *$'one \e]0;pwned\atwo'* ]]
 }
+
+# valid_utf8_sse: reads an SSE body on stdin; fails unless it is valid
+# UTF-8 and every data line but [DONE] is JSON; prints the text deltas
+# (OpenAI content or Anthropic text_delta) joined.
+valid_utf8_sse() {
+	python3 -c '
+import json, sys
+raw = sys.stdin.buffer.read()
+text = raw.decode("utf-8")  # raises on malformed UTF-8
+out = []
+for line in text.splitlines():
+    if not line.startswith("data: ") or line == "data: [DONE]":
+        continue
+    o = json.loads(line[6:])
+    for ch in o.get("choices") or []:
+        out.append((ch.get("delta") or {}).get("content") or "")
+    if o.get("type") == "content_block_delta":
+        out.append(o["delta"].get("text", ""))
+sys.stdout.write("".join(out))
+'
+}
+
+@test "serve: malformed UTF-8 in an upstream's answer reaches a translating client as U+FFFD, valid JSON" {
+	fake_start $'{"deltas":["caf\xe9"," ok"]}' $'{"deltas":["na\xc3","ive"]}' \
+		$'{"deltas":["bad \xff\xfe end"]}' $'{"deltas":["caf\xe9"]}'
+	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="$FAKE_URL/v1"
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start --retries 0
+	# An Anthropic upstream, an OpenAI client.
+	curl -sS -N --max-time 5 "$SERVE_URL/v1/chat/completions" \
+		-d '{"model":"anthropic:claude-haiku-4-5","stream":true,"messages":[{"role":"user","content":"x"}]}' >"$BATS_TEST_TMPDIR/a"
+	[ "$(valid_utf8_sse <"$BATS_TEST_TMPDIR/a")" = "caf� ok" ]
+	# An OpenAI upstream, an Anthropic client.
+	curl -sS -N --max-time 5 "$SERVE_URL/v1/messages" \
+		-d '{"model":"openai:gpt-4o-mini","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"x"}]}' >"$BATS_TEST_TMPDIR/b"
+	[ "$(valid_utf8_sse <"$BATS_TEST_TMPDIR/b")" = "na�ive" ]
+	# Not streamed, and /chat's own JSON.
+	run curl -sS --max-time 5 "$SERVE_URL/v1/messages" \
+		-d '{"model":"openai:gpt-4o-mini","max_tokens":9,"messages":[{"role":"user","content":"x"}]}'
+	[ "$(printf '%s' "$output" | python3 -c 'import json,sys; print(json.loads(sys.stdin.buffer.read().decode())["content"][0]["text"])')" = "bad �� end" ]
+	run curl -sS --max-time 5 "$SERVE_URL/chat" -d '{"prompt":"x","model":"anthropic:claude-haiku-4-5"}'
+	[ "$(printf '%s' "$output" | python3 -c 'import json,sys; print(json.loads(sys.stdin.buffer.read().decode())["content"])')" = "caf�" ]
+	[ "$(fake_count)" = 4 ]
+}

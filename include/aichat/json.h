@@ -47,6 +47,13 @@ void json_position(const char *text, size_t pos, int *line, int *col);
  * the byte offset cJSON stopped at.
  */
 cJSON *json_parse(const char *text, size_t len, size_t *err_pos);
+/*
+ * Makes every string and key of v, its siblings after it and everything
+ * under them valid UTF-8 (each malformed byte and each NUL as U+FFFD):
+ * for JSON from an upstream, whose text aichat passes on in JSON of its
+ * own (cJSON would write malformed bytes out as they came).
+ */
+void json_make_utf8(cJSON *v);
 
 /* What json_parse_strict() refused in a document that is valid JSON. */
 struct json_issue {

@@ -69,6 +69,9 @@ void trust_escape(struct buf *b, const char *s, size_t n);
  * malformed UTF-8 as it is).
  */
 void trust_utf8(struct buf *b, const char *s, size_t n);
+/* The same without redaction: a model's answer is the model's, but it
+ * must be valid UTF-8 to be JSON a client can parse. */
+void trust_utf8_valid(struct buf *b, const char *s, size_t n);
 
 /*
  * A filter for text streamed to a terminal in pieces (a model's answer):

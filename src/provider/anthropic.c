@@ -735,6 +735,9 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 	root = json_parse(ev->data, ev->data_len, NULL);
 	if (!root)
 		return llm_malformed(c, "JSON in stream", ev->data, ev->data_len, e);
+	/* Its text reaches clients in aichat's own JSON (translated, or
+	 * as /chat's deltas): valid UTF-8 only. */
+	json_make_utf8(root);
 	type = *ev->event ? ev->event : json_str(root, "type");
 	if (!type)
 		type = "";
@@ -858,6 +861,9 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 
 	if (!root)
 		return llm_malformed(c, "JSON answer", body, len, e);
+	/* Its text reaches clients in aichat's own JSON (translated, or
+	 * as /chat's deltas): valid UTF-8 only. */
+	json_make_utf8(root);
 	a = answer_of(c);
 	buf_init(&text, 0);
 	buf_init(&reasoning, 0);

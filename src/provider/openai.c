@@ -161,6 +161,9 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 	root = json_parse(ev->data, ev->data_len, NULL);
 	if (!root)
 		return llm_malformed(c, "JSON in stream", ev->data, ev->data_len, e);
+	/* Its text reaches clients in aichat's own JSON (translated, or
+	 * as /chat's deltas): valid UTF-8 only. */
+	json_make_utf8(root);
 	if (!strcmp(ev->event, "error") || error_object(c, root, e) < 0) {
 		if (e->code == ERR_OK)
 			err_set(e, ERR_UPSTREAM_ERROR, "%s stream error",
@@ -202,6 +205,9 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 
 	if (!root)
 		return llm_malformed(c, "JSON answer", body, len, e);
+	/* Its text reaches clients in aichat's own JSON (translated, or
+	 * as /chat's deltas): valid UTF-8 only. */
+	json_make_utf8(root);
 	if (error_object(c, root, e) < 0)
 		goto cleanup;
 	choices = json_arr(root, "choices");

@@ -179,6 +179,46 @@ void json_position(const char *text, size_t pos, int *line, int *col)
 	}
 }
 
+/* s as valid UTF-8 in cJSON's own allocation, or NULL when it is. */
+static char *utf8_copy(const char *s)
+{
+	size_t n = strlen(s);
+	struct buf b;
+	char *out;
+
+	if (trust_utf8_invalid(s, n) < 0)
+		return NULL;
+	buf_init(&b, 0);
+	trust_utf8_valid(&b, s, n);
+	out = cJSON_malloc(b.len + 1);
+	if (out) {
+		memcpy(out, b.ptr, b.len);
+		out[b.len] = '\0';
+	}
+	buf_release(&b);
+	return out;
+}
+
+void json_make_utf8(cJSON *v)
+{
+	for (; v; v = v->next) {
+		char *t;
+
+		if (v->string && !(v->type & cJSON_StringIsConst) &&
+		    (t = utf8_copy(v->string))) {
+			cJSON_free(v->string);
+			v->string = t;
+		}
+		if (cJSON_IsString(v) && v->valuestring &&
+		    !(v->type & cJSON_IsReference) && (t = utf8_copy(v->valuestring))) {
+			cJSON_free(v->valuestring);
+			v->valuestring = t;
+		}
+		if (v->child)
+			json_make_utf8(v->child);
+	}
+}
+
 cJSON *json_parse(const char *text, size_t len, size_t *err_pos)
 {
 	const char *end = NULL;

@@ -331,14 +331,16 @@ void trust_escape(struct buf *b, const char *s, size_t n)
 
 /* ==== utf8: text for a JSON encoder ==== */
 
-void trust_utf8(struct buf *b, const char *s, size_t n)
+/* Valid UTF-8 of n bytes of s into b: each malformed byte and each NUL
+ * as U+FFFD; the secrets redacted too when redact is set. */
+static void utf8_into(struct buf *b, const char *s, size_t n, int redact)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, k, keep;
 	unsigned cp;
 
 	while (i < n) {
-		if ((k = secret_at(s, i, n - i, &keep))) {
+		if (redact && (k = secret_at(s, i, n - i, &keep))) {
 			buf_append(b, s + i, keep);
 			buf_appends(b, TRUST_REDACTED);
 			i += k;
@@ -350,6 +352,16 @@ void trust_utf8(struct buf *b, const char *s, size_t n)
 			i += k;
 		}
 	}
+}
+
+void trust_utf8(struct buf *b, const char *s, size_t n)
+{
+	utf8_into(b, s, n, 1);
+}
+
+void trust_utf8_valid(struct buf *b, const char *s, size_t n)
+{
+	utf8_into(b, s, n, 0);
 }
 
 /* ==== a terminal stream ==== */

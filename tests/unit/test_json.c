@@ -415,6 +415,26 @@ static void test_clamp(void)
 	       "clamp: INT_MAX + 1");
 }
 
+/* json_make_utf8: malformed bytes in values and keys, at any depth,
+ * become U+FFFD; valid text (and a string that shrinks nothing) stays. */
+static void test_make_utf8(void)
+{
+	static const char in[] =
+		"{\"a\":\"caf\xe9\",\"k\xff\":[\"ok \xc3\xa9\",{\"d\":\"x\xc3\"}],\"n\":1}";
+	cJSON *o = json_parse(in, sizeof(in) - 1, NULL);
+	char *t;
+
+	if (!ok(o != NULL, "make_utf8: cJSON takes malformed UTF-8 in strings"))
+		return;
+	json_make_utf8(o);
+	t = cJSON_PrintUnformatted(o);
+	ok(t && !strcmp(t, "{\"a\":\"caf\xef\xbf\xbd\",\"k\xef\xbf\xbd\":[\"ok \xc3\xa9\","
+			   "{\"d\":\"x\xef\xbf\xbd\"}],\"n\":1}"),
+	   "make_utf8: every malformed byte is U+FFFD, valid text kept: %s", t ? t : "(null)");
+	free(t);
+	cJSON_Delete(o);
+}
+
 int main(void)
 {
 	cJSON *doc = cJSON_Parse(doc_text);
@@ -429,6 +449,7 @@ int main(void)
 	test_position();
 	test_strict();
 	test_clamp();
+	test_make_utf8();
 	cJSON_Delete(doc);
 	return tap_done();
 }
