@@ -8,7 +8,8 @@
  * the store, runs the searches in order; the loop learns of each result
  * through an eventfd and calls back on its own thread.  One thread for
  * all searches, not one per request.  Listing the collections with their
- * counts (GET /rag/collections) scans as much, and runs there too.
+ * counts (GET /rag/collections) scans as much, and runs there too, as
+ * does the read of one collection's settings a rag route starts with.
  *
  * The worker is the only thread of serve that calls the rag service (its
  * in-memory copy of vectors included).
@@ -61,6 +62,11 @@ struct search *searcher_start(struct searcher *s, const char *collection,
  * Never NULL; search_cancel() forgets it like a search. */
 struct search *searcher_list(struct searcher *s, int64_t timeout_ms,
 			     search_fn fn, void *ud);
+/* Queues rag_collection_get(collection): fn gets it as res->cols[0]
+ * (ncols 1), or rc -1 with err when there is no such collection.  The
+ * rag routes ask it first, to learn whether to embed the query. */
+struct search *searcher_describe(struct searcher *s, const char *collection,
+				 int64_t timeout_ms, search_fn fn, void *ud);
 /* Forgets a search (interrupting it when under way): fn will not run. */
 void search_cancel(struct search *q);
 

@@ -126,20 +126,50 @@ static void on_query_embedded(void *ud, const struct embed_result *res)
 			     "the query could not be embedded");
 }
 
+/* The collection's settings, read by the searcher's thread: with vectors,
+ * the query is embedded first; otherwise, or when it cannot be, BM25. */
+static void on_described(void *ud, struct search_result *res)
+{
+	struct req *r = ud;
+	const struct rag_collection *c = res->ncols ? &res->cols[0] : NULL;
+	struct embed_model m;
+	struct llm_opts lo;
+	struct err e;
+	const char *q;
+
+	r->search = NULL;
+	err_clear(&e);
+	if (res->rc < 0 || !c || !c->embed_model[0]) {
+		/* rag_search says what is wrong with a missing collection. */
+		rag_continue(r, NULL, 0, NULL);
+		return;
+	}
+	if (embed_resolve(r->srv->cfg, c->embed_model, &m, &e) < 0) {
+		embed_model_release(&m);
+		rag_continue(r, NULL, 0, e.msg);
+		return;
+	}
+	llm_opts_default(&lo);
+	lo.retries = 0;
+	lo.total_ms = r->srv->o->rag_embed_ms;
+	q = json_str(r->json, "query");
+	r->embed = embed_start(r->srv->eng, &m, &q, 1, &lo, on_query_embedded, r, &e);
+	embed_model_release(&m);
+	if (!r->embed)
+		rag_continue(r, NULL, 0, e.msg);
+}
+
 /*
- * The rag routes: a collection with vectors has the query embedded first
- * (on the loop, within --rag-embed-timeout), then hybrid search; otherwise
- * BM25 at once.
+ * The rag routes: the collection's settings are read off the loop (the
+ * searcher's thread); a collection with vectors has the query embedded
+ * (on the loop, within --rag-embed-timeout), then hybrid search;
+ * otherwise BM25 at once.
  * An embedding provider that fails means BM25, and the answer says so.
  */
 void route_rag(struct req *r)
 {
 	const char *collection = json_str(r->json, "collection");
-	struct rag_collection c;
-	struct embed_model m;
-	struct llm_opts lo;
 	struct err e;
-	const char *q;
 
 	err_clear(&e);
 	r->rag_started = loop_now_ms();
@@ -152,26 +182,8 @@ void route_rag(struct req *r)
 		reply_error_status(r, 422, ERR_INVALID_REQUEST, e.msg);
 		return;
 	}
-	if (rag_collection_get(r->srv->db, collection, &c, &e) < 0 || !c.embed_model[0]) {
-		/* rag_search says what is wrong with a missing collection. */
-		rag_continue(r, NULL, 0, NULL);
-		return;
-	}
-	if (embed_resolve(r->srv->cfg, c.embed_model, &m, &e) < 0) {
-		embed_model_release(&m);
-		rag_continue(r, NULL, 0, e.msg);
-		return;
-	}
-	llm_opts_default(&lo);
-	lo.retries = 0;
-	lo.total_ms = r->srv->o->rag_embed_ms;
-	q = json_str(r->json, "query");
-	r->embed = embed_start(r->srv->eng, &m, &q, 1, &lo, on_query_embedded, r, &e);
-	embed_model_release(&m);
-	if (!r->embed) {
-		rag_continue(r, NULL, 0, e.msg);
-		return;
-	}
+	r->search = searcher_describe(r->srv->searcher, collection,
+				      r->srv->o->rag_search_ms, on_described, r);
 	if (r->in_handler)
 		req_suspend(r);
 }

@@ -29,6 +29,7 @@ struct search {
 	void *ud;
 	int cancelled;
 	int list;                      /* searcher_list(): no search */
+	int describe;                  /* searcher_describe(): collection */
 	struct search_result res;
 	struct search *next;
 };
@@ -69,7 +70,7 @@ static void run(struct searcher *s, struct search *q)
 	struct err e;
 
 	err_clear(&e);
-	if (s->delay_ms > 0)
+	if (s->delay_ms > 0 && !q->describe)
 		usleep((useconds_t)s->delay_ms * 1000);
 	/* Reading changed vectors is not the search's time: cut short, it
 	 * would start again on every search.  A failure is the search's
@@ -78,10 +79,15 @@ static void run(struct searcher *s, struct search *q)
 		err_clear(&e);
 	q->deadline = loop_now_ms() + q->timeout_ms;
 	sqlite3_progress_handler(s->db, 1000, past_deadline, q);
-	if (q->list)
+	if (q->list) {
 		q->res.rc = rag_collection_list(s->db, &q->res.cols,
 						&q->res.ncols, &q->res.err);
-	else
+	} else if (q->describe) {
+		q->res.cols = xcalloc(1, sizeof(*q->res.cols));
+		q->res.rc = rag_collection_get(s->db, q->collection, q->res.cols,
+					       &q->res.err);
+		q->res.ncols = q->res.rc < 0 ? 0 : 1;
+	} else
 		q->res.rc = rag_search_hybrid(s->db, q->collection, q->query,
 					      q->qvec, q->dim, q->k,
 					      &q->res.hits, &q->res.n,
@@ -265,6 +271,16 @@ struct search *searcher_list(struct searcher *s, int64_t timeout_ms,
 	struct search *q = xcalloc(1, sizeof(*q));
 
 	q->list = 1;
+	return queue(s, q, timeout_ms, fn, ud);
+}
+
+struct search *searcher_describe(struct searcher *s, const char *collection,
+				 int64_t timeout_ms, search_fn fn, void *ud)
+{
+	struct search *q = xcalloc(1, sizeof(*q));
+
+	q->describe = 1;
+	q->collection = xstrdup(collection);
 	return queue(s, q, timeout_ms, fn, ud);
 }
 
