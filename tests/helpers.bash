@@ -286,3 +286,27 @@ hdr() {
 status_line() {
 	head -1 "$BATS_TEST_TMPDIR/h" | cut -d' ' -f2
 }
+
+# raw_http BYTES: sends BYTES (Python escapes allowed) to the server at
+# SERVE_URL on one connection and prints all it answers until it closes, or "TIMEOUT" when
+# it is still open after 3 s.
+raw_http() {
+	timeout 10 python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
+s.settimeout(3)
+out = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except socket.timeout:
+    out += b"TIMEOUT"
+except ConnectionResetError:
+    pass
+sys.stdout.write(out.decode("latin-1"))
+' "${SERVE_URL##*:}" "$1"
+}
