@@ -41,6 +41,7 @@ struct redis {
 	int mask;                    /* LOOP_READ | LOOP_WRITE hiredis wants */
 	int up;
 	int closing;                 /* redis_free(): no reconnect */
+	int hs_failed;               /* a step of the handshake was refused */
 	char reason[512];
 	char sha[41];
 	const char *script;
@@ -275,9 +276,12 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *priv)
 	long step = (long)(intptr_t)priv;   /* 0 AUTH, 1 SELECT, 2 SCRIPT LOAD */
 	char why[512];
 
-	if (!rep || rs->ac != ac)
+	if (!rep || rs->ac != ac || rs->hs_failed)
 		return;
 	if (rep->type == REDIS_REPLY_ERROR) {
+		/* The first refusal is the reason; what follows it fails
+		 * for the same one (NOAUTH after a failed AUTH). */
+		rs->hs_failed = 1;
 		snprintf(why, sizeof(why), "%s refused: %.150s",
 			 step == 0 ? "AUTH" : step == 1 ? "SELECT" : "SCRIPT LOAD",
 			 rep->str);
@@ -314,6 +318,7 @@ static void connect_now(struct redis *rs)
 		return;
 	}
 	rs->ac = ac;
+	rs->hs_failed = 0;
 	rs->fd = ac->c.fd;
 	rs->mask = 0;
 	ac->ev.data = rs;
