@@ -168,7 +168,7 @@ chat() {
 	key=$(rcli --scan --pattern 'aichat:cache:*')
 	[[ $key =~ ^aichat:cache:[0-9a-f]{64}$ ]]
 	ttl=$(rcli PTTL "$key")
-	[ "$ttl" -gt 290000 ]
+	[ "$ttl" -gt 200000 ]
 	[ "$ttl" -le 300000 ]
 }
 
@@ -271,6 +271,10 @@ chat() {
 	replica_start A --redis "unix://$REDIS_SOCK" --rate-limit 10/minute --redis-timeout 0.2
 	health_wait "$A" ok
 	kill -STOP "$REDIS_PID"
+	# A client that leaves while its request waits for Redis: nothing
+	# is left waiting for it.
+	run curl -s -m 0.05 "$A/chat" -d '{"prompt":"hi","model":"mock:echo"}'
+	[ "$status" -eq 28 ]
 	start=$(date +%s%N)
 	run chat "$A" '{"prompt":"hi","model":"mock:echo"}'
 	ms=$((($(date +%s%N) - start) / 1000000))
@@ -281,6 +285,8 @@ chat() {
 	[ "$(json_get status <<<"$output")" = degraded ]
 	kill -CONT "$REDIS_PID"
 	health_wait "$A" ok
+	r=$(chat "$A" '{"prompt":"hi","model":"mock:echo"}')
+	[ "$r" = '200 {"content":"hi","model":"mock:echo","prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"finish_reason":"stop"}' ]
 }
 
 @test "redis: a script flushed from Redis (NOSCRIPT) is sent again, and the limit still holds" {

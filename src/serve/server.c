@@ -475,6 +475,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 	if (r && r->early_wait) {
 		/* Resumed with the limiter's verdict: the checks go on
 		 * where check_rate() left them. */
+		if (r->client_gone)
+			return MHD_NO;   /* it left while waiting: close */
 		if (r->kv) {
 			req_suspend(r);
 			return MHD_YES;
