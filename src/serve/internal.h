@@ -7,7 +7,9 @@
  * Where things are: server.c (options, routing, the end of every request,
  * signals, start and stop), http.c (MHD on the loop, responses, suspend
  * and resume, SSE), auth.c (API keys, rate limit, the upstream gate),
- * chatroute.c (what the routes that call a chat model share), and one
+ * shared.c (the rate limiter and the response cache, in the process or
+ * in Redis through redis.c), chatroute.c (what the routes that call a
+ * chat model share), and one
  * routes_*.c per family of routes (seed, OpenAI /v1, embeddings, jobs,
  * rag, playground).
  *
