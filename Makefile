@@ -3,7 +3,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD    ?= build
 CC       ?= cc
-PKGS     := libcurl libcjson libmicrohttpd sqlite3 readline zlib
+PKGS     := libcurl libcjson libmicrohttpd sqlite3 readline zlib hiredis
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -14,8 +14,8 @@ _aichat_chat_opts='-m --model -s --system -t --temperature --max-tokens --no-str
 _aichat_chat_argopts='-m --model -s --system -t --temperature --max-tokens --retries --timeout --cid -f --file -o --option --schema --thinking'
 _aichat_batch_opts='-o --output --resume -j --concurrency -m --model -s --system -t --temperature --max-tokens --text --unordered --rate --tokens-per-minute --retries --timeout -h --help'
 _aichat_batch_argopts='-o --output -j --concurrency -m --model -s --system -t --temperature --max-tokens --rate --tokens-per-minute --retries --timeout'
-_aichat_serve_opts='-m --model --host --allow-host -p --port --unix --api-key --api-key-file --insecure-no-auth --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --max-connections-per-ip --client-timeout --request-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries --rag-search-timeout --rag-embed-timeout --log-conversations -h --help'
-_aichat_serve_argopts='-m --model --host --allow-host -p --port --unix --api-key --api-key-file --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --max-connections-per-ip --client-timeout --request-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries --rag-search-timeout --rag-embed-timeout'
+_aichat_serve_opts='-m --model --host --allow-host -p --port --unix --api-key --api-key-file --insecure-no-auth --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --max-connections-per-ip --client-timeout --request-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries --rag-search-timeout --rag-embed-timeout --log-conversations --redis --redis-prefix --redis-fail --redis-timeout -h --help'
+_aichat_serve_argopts='-m --model --host --allow-host -p --port --unix --api-key --api-key-file --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --max-connections-per-ip --client-timeout --request-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries --rag-search-timeout --rag-embed-timeout --redis --redis-prefix --redis-fail --redis-timeout'
 _aichat_history_opts='-n --limit --json -h --help'
 _aichat_history_argopts='-n --limit'
 _aichat_history_actions='list show search rm'
@@ -80,6 +80,9 @@ _aichat_value()
 		;;
 	serve:--log-format)
 		words='json text'
+		;;
+	serve:--redis-fail)
+		words='auto open closed'
 		;;
 	batch:-o | batch:--output | serve:--api-key-file)
 		mapfile -t COMPREPLY < <(compgen -f -- "$3")

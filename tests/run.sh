@@ -69,7 +69,7 @@ count() {
 }
 
 # The tools the tests run.  tools/deps.sh installs every one of them.
-for tool in bats tmux node npm python3 curl ss sqlite3 zsh fish chromium; do
+for tool in bats tmux node npm python3 curl ss sqlite3 zsh fish chromium redis-server redis-cli; do
 	command -v "$tool" >/dev/null 2>&1 ||
 		fail "missing: $tool, which the tests need (tools/deps.sh installs it)"
 done

@@ -6,7 +6,8 @@ set -e
 pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev
 libmicrohttpd-dev libsqlite3-dev libreadline-dev zlib1g-dev sqlite3 bats tmux python3 curl iproute2 time
 util-linux
-zsh fish clang libclang-rt-dev"
+zsh fish clang libclang-rt-dev
+libhiredis-dev redis-server redis-tools"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

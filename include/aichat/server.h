@@ -48,6 +48,12 @@ struct server_opts {
 	int64_t rag_search_ms;       /* the search of a /rag route */
 	int64_t rag_embed_ms;        /* embedding a /rag query */
 	int log_conversations;       /* record /conversation in the log */
+	const char *redis_url;       /* --redis: limits and cache shared through
+				      * it; NULL = in the process */
+	const char *redis_prefix;    /* namespace of every key, "aichat:" */
+	int redis_fail;              /* 0 auto (closed for keys), 1 open,
+				      * 2 closed: limits while Redis is down */
+	int64_t redis_timeout_ms;    /* every Redis command, at most */
 	const char *default_model;   /* -m: for requests naming none; NULL =
 				      * AICHAT_MODEL or the config's, if set */
 };

@@ -7,6 +7,7 @@
 #include "aichat/cli.h"
 #include "aichat/json.h"
 #include "aichat/ratelimit.h"
+#include "aichat/redis.h"
 #include "aichat/server.h"
 #include "aichat/xalloc.h"
 #include "aichat/trust.h"
@@ -21,6 +22,7 @@ enum {
 	O_MAX_UPSTREAM, O_MAX_QUEUE, O_CORS, O_MAX_BODY, O_TIMEOUT, O_DRAIN,
 	O_MAX_CONN, O_MAX_CONN_IP, O_CLIENT_TIMEOUT, O_REQUEST_TIMEOUT, O_LOG_FORMAT, O_CACHE_TTL, O_CACHE_SIZE,
 	O_BATCH_CONC, O_RETRIES, O_RAG_SEARCH_TIMEOUT, O_RAG_EMBED_TIMEOUT, O_LOG_CONV,
+	O_REDIS, O_REDIS_PREFIX, O_REDIS_FAIL, O_REDIS_TIMEOUT,
 	O_HELP,
 };
 
@@ -75,11 +77,20 @@ const struct opt serve_opts[] = {
 				  "time limit for embedding a /rag query; then BM25 alone" },
 	[O_LOG_CONV] = { 0, "log-conversations", NULL, NULL,
 			 "record each POST /conversation in the conversation log" },
+	[O_REDIS] = { 0, "redis", "URL", NULL,
+		      "share rate limits and the cache with other replicas through Redis at URL: redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH (also $AICHAT_REDIS_URL)" },
+	[O_REDIS_PREFIX] = { 0, "redis-prefix", "PREFIX", "redis_prefix",
+			     "namespace of every Redis key, so deployments can share one Redis" },
+	[O_REDIS_FAIL] = { 0, "redis-fail", "MODE", "redis_fail",
+			   "rate limits while Redis is down: open (allow) or closed (503); default closed for API keys, open for addresses" },
+	[O_REDIS_TIMEOUT] = { 0, "redis-timeout", "SECONDS", "redis_timeout",
+			      "longest wait for a Redis reply; then Redis counts as down" },
 	[O_HELP] = { 'h', "help", NULL, NULL, "show this help and exit" },
 };
 const size_t serve_nopts = sizeof(serve_opts) / sizeof(serve_opts[0]);
 
 static const char *const log_formats[] = { "json", "text", NULL };
+static const char *const redis_fails[] = { "auto", "open", "closed", NULL };
 
 static const struct field serve_fields[] = {
 	{ "host", FIELD_STRING, 0, "\"127.0.0.1\"", 1, 255, NULL, NULL, "host" },
@@ -101,6 +112,10 @@ static const struct field serve_fields[] = {
 	{ "retries", FIELD_INTEGER, 0, "2", 0, 10, NULL, NULL, "" },
 	{ "rag_search_timeout", FIELD_NUMBER, 0, "2", 0.001, 3600, NULL, NULL, "" },
 	{ "rag_embed_timeout", FIELD_NUMBER, 0, "5", 0.001, 3600, NULL, NULL, "" },
+	{ "redis_prefix", FIELD_STRING, 0, "\"aichat:\"", 1, 64, NULL, NULL, "" },
+	{ "redis_fail", FIELD_STRING, 0, "\"auto\"", FIELD_NO_BOUND, FIELD_NO_BOUND,
+	  redis_fails, NULL, "" },
+	{ "redis_timeout", FIELD_NUMBER, 0, "0.1", 0.001, 60, NULL, NULL, "" },
 };
 static const struct schema serve_schema = {
 	"ServeOptions", serve_fields, sizeof(serve_fields) / sizeof(serve_fields[0])
@@ -251,6 +266,20 @@ int cmd_serve(int argc, char **argv)
 	json_num(o, "rag_search_timeout", &d), so.rag_search_ms = (int64_t)(d * 1000);
 	json_num(o, "rag_embed_timeout", &d), so.rag_embed_ms = (int64_t)(d * 1000);
 	so.log_text = !strcmp(json_str(o, "log_format"), "text");
+	so.redis_url = r.values[O_REDIS] ? r.values[O_REDIS] : env_get("AICHAT_REDIS_URL");
+	if (so.redis_url && !*so.redis_url)
+		so.redis_url = NULL;   /* AICHAT_REDIS_URL= turns it off */
+	so.redis_prefix = json_str(o, "redis_prefix");
+	so.redis_fail = !strcmp(json_str(o, "redis_fail"), "open") ? 1 :
+			!strcmp(json_str(o, "redis_fail"), "closed") ? 2 : 0;
+	json_num(o, "redis_timeout", &d), so.redis_timeout_ms = (int64_t)(d * 1000 + 0.5);
+	if (so.redis_url) {
+		struct redis_target t;
+		if (redis_url_parse(so.redis_url, &t, &e) < 0) {
+			status = cli_fail("serve", &e);
+			goto cleanup;
+		}
+	}
 	so.insecure_no_auth = r.seen[O_INSECURE] > 0;
 	so.log_conversations = r.seen[O_LOG_CONV] > 0;
 	so.cors_origin = r.values[O_CORS];

@@ -4,7 +4,8 @@
  * --max-upstream gate.
  *
  * check_auth() and check_rate() run once the route is known, before the
- * body is read, and send the refusal themselves (401, 429).  A request
+ * body is read, and send the refusal themselves (401, 429); with a shared
+ * limiter (shared.c) the request waits, suspended, for its verdict.  A request
  * with a valid key is limited per key, any other per client address: a
  * wrong key costs a token before its 401.  The gate
  * hands out --max-upstream slots: a request holds at most one
@@ -12,7 +13,6 @@
  * requests (503 past that); a slot given back goes to the oldest waiter.
  */
 #include "aichat/metrics.h"
-#include "aichat/ratelimit.h"
 #include "aichat/xalloc.h"
 #include "internal.h"
 
@@ -58,16 +58,19 @@ int check_auth(struct req *r)
 		return 0;
 	}
 	/* A failed key spends its address's budget too, so that guessing
-	 * keys is as slow as --rate-limit. */
-	if (check_rate(r) < 0)
-		return -1;
-	struct MHD_Response *resp = error_response(r, ERR_UNAUTHORIZED, given ?
-		"invalid API key" :
+	 * keys is as slow as --rate-limit: check_rate() answers. */
+	r->auth_failed = given ? 2 : 1;
+	return 0;
+}
+
+static void reply_unauthorized(struct req *r)
+{
+	struct MHD_Response *resp = error_response(r, ERR_UNAUTHORIZED,
+		r->auth_failed == 2 ? "invalid API key" :
 		"missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'");
 
 	mhd.add_response_header(resp, "WWW-Authenticate", "Bearer");
 	send_response(r, 401, resp);
-	return -1;
 }
 
 /* ==== Host, without keys (DNS rebinding) ==== */
@@ -142,31 +145,65 @@ int check_host(struct req *r)
 
 /* ==== rate limit ==== */
 
-/* 0 when allowed; otherwise the 429 has been sent. */
-int check_rate(struct req *r)
+static void on_rate(void *data, const struct rl_decision *d, int unavailable)
 {
-	struct rl_decision d;
+	struct req *r = data;
+
+	r->rl = *d;
+	r->rate_decided = 1;
+	r->rate_unavailable = unavailable;
+	if (r->kv) {
+		r->kv = NULL;
+		req_resume(r);
+	}
+}
+
+int rate_answer(struct req *r)
+{
+	const struct rl_decision *d = &r->rl;
 	char v[32];
 
-	if (!r->srv->rl || !r->route->auth)
-		return 0;
-	ratelimit_take(r->srv->rl, r->client, loop_now_ms(), &d);
-	if (d.allowed)
-		return 0;
-	metrics_rate_limited(r->srv->metrics, r->route->path);
-	struct MHD_Response *resp = error_response(r, ERR_RATE_LIMITED,
-		"rate limit exceeded, try again later");
+	if (r->rate_decided && !d->allowed) {
+		struct MHD_Response *resp;
 
-	snprintf(v, sizeof(v), "%ld", (long)(d.retry_after_s + 0.999));
-	mhd.add_response_header(resp, "Retry-After", v);
-	snprintf(v, sizeof(v), "%ld", d.limit);
-	mhd.add_response_header(resp, "X-RateLimit-Limit", v);
-	snprintf(v, sizeof(v), "%ld", d.remaining);
-	mhd.add_response_header(resp, "X-RateLimit-Remaining", v);
-	snprintf(v, sizeof(v), "%ld", (long)(d.reset_s + 0.999));
-	mhd.add_response_header(resp, "X-RateLimit-Reset", v);
-	send_response(r, 429, resp);
-	return -1;
+		metrics_rate_limited(r->srv->metrics, r->route->path);
+		if (r->rate_unavailable) {
+			/* --redis-fail closed: no verdict, so no entry. */
+			resp = error_response(r, ERR_OVERLOADED,
+				"rate limit unavailable (Redis is down), try again later");
+			mhd.add_response_header(resp, "Retry-After", "1");
+			send_response(r, 503, resp);
+			return -1;
+		}
+		resp = error_response(r, ERR_RATE_LIMITED,
+				      "rate limit exceeded, try again later");
+		snprintf(v, sizeof(v), "%ld", (long)(d->retry_after_s + 0.999));
+		mhd.add_response_header(resp, "Retry-After", v);
+		snprintf(v, sizeof(v), "%ld", d->limit);
+		mhd.add_response_header(resp, "X-RateLimit-Limit", v);
+		snprintf(v, sizeof(v), "%ld", d->remaining);
+		mhd.add_response_header(resp, "X-RateLimit-Remaining", v);
+		snprintf(v, sizeof(v), "%ld", (long)(d->reset_s + 0.999));
+		mhd.add_response_header(resp, "X-RateLimit-Reset", v);
+		send_response(r, 429, resp);
+		return -1;
+	}
+	if (r->auth_failed) {
+		reply_unauthorized(r);
+		return -1;
+	}
+	return 0;
+}
+
+int check_rate(struct req *r)
+{
+	if (!r->srv->lim || !r->route->auth)
+		return rate_answer(r);
+	r->kv = limiter_take(r->srv->lim, r->client, on_rate, r);
+	if (!r->kv)
+		return rate_answer(r);
+	req_suspend(r);
+	return 1;
 }
 
 /* ==== the upstream gate (--max-upstream) ==== */

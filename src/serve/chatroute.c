@@ -184,8 +184,8 @@ static void on_chat_done(void *ud, const struct chat_result *res)
 	    r->route->response == RESP_ANTHROPIC) {
 		/* The provider's answer, as it came or translated. */
 		if (r->cacheable && r->srv->cache)
-			cache_put(r->srv->cache, r->cache_key, strlen(r->cache_key),
-				  r->answer.ptr, r->answer.len, loop_now_ms());
+			acache_put(r->srv->cache, r->cache_key, strlen(r->cache_key),
+				   r->answer.ptr, r->answer.len);
 		reply(r, 200, "application/json", r->answer.ptr, r->answer.len);
 		return;
 	}
@@ -193,8 +193,8 @@ static void on_chat_done(void *ud, const struct chat_result *res)
 		   chat_result_json(res);
 	if (r->cacheable && r->srv->cache) {
 		char *text = json_print(o);
-		cache_put(r->srv->cache, r->cache_key, strlen(r->cache_key), text,
-			  strlen(text), loop_now_ms());
+		acache_put(r->srv->cache, r->cache_key, strlen(r->cache_key), text,
+			   strlen(text));
 		free(text);
 	}
 	reply_json(r, 200, o);
@@ -296,14 +296,35 @@ void start_chat(struct req *r)
 		req_suspend(r);
 }
 
+/* The cache's answer: kept in r (a copy: the value is borrowed). */
+static void on_cache(void *data, const char *val, size_t len, int failed)
+{
+	struct req *r = data;
+
+	metrics_cache(r->srv->metrics, val != NULL);
+	if (val) {
+		r->cache_val = xmalloc(len + 1);
+		memcpy(r->cache_val, val, len);
+		r->cache_val[len] = '\0';
+		r->cache_len = len;
+	} else if (failed) {
+		/* The cache is bypassed: no hit, and the answer is not
+		 * stored where it could not be read. */
+		r->cacheable = 0;
+	}
+	r->cache_ready = 1;
+	if (r->kv) {
+		r->kv = NULL;
+		req_resume(r);
+	}
+}
+
 /* A cached answer, if the request may use the cache and one is there. */
 int try_cache(struct req *r)
 {
 	struct server *srv = r->srv;
 	const char *opt_in = header(r, "X-AIChat-Cache");
 	cJSON *key;
-	const char *hit;
-	size_t len;
 
 	int v1 = r->route->response == RESP_OPENAI_CHAT ||
 		 r->route->response == RESP_ANTHROPIC;
@@ -342,12 +363,23 @@ lookup:
 	r->cache_key = json_print(key);
 	cJSON_Delete(key);
 	r->cacheable = 1;
-	hit = cache_get(srv->cache, r->cache_key, strlen(r->cache_key), &len,
-			loop_now_ms());
-	metrics_cache(srv->metrics, hit != NULL);
-	if (!hit)
+	r->kv = acache_get(srv->cache, r->cache_key, strlen(r->cache_key),
+			   on_cache, r);
+	if (r->kv) {
+		req_suspend(r);
+		return 1;
+	}
+	r->cache_ready = 0;
+	return cache_answer(r);
+}
+
+int cache_answer(struct req *r)
+{
+	struct MHD_Response *resp;
+
+	if (!r->cache_val)
 		return 0;
-	struct MHD_Response *resp = make_response("application/json", hit, len);
+	resp = make_response("application/json", r->cache_val, r->cache_len);
 	mhd.add_response_header(resp, "X-Cache", "HIT");
 	send_response(r, 200, resp);
 	return 1;

@@ -7,7 +7,9 @@
  * Where things are: server.c (options, routing, the end of every request,
  * signals, start and stop), http.c (MHD on the loop, responses, suspend
  * and resume, SSE), auth.c (API keys, rate limit, the upstream gate),
- * chatroute.c (what the routes that call a chat model share), and one
+ * shared.c (the rate limiter and the response cache, in the process or
+ * in Redis through redis.c), chatroute.c (what the routes that call a
+ * chat model share), and one
  * routes_*.c per family of routes (seed, OpenAI /v1, embeddings, jobs,
  * rag, playground).
  *
@@ -34,6 +36,7 @@
 #include "aichat/err.h"
 #include "aichat/loop.h"
 #include "aichat/models.h"
+#include "aichat/ratelimit.h"
 #include "aichat/schema.h"
 #include "aichat/searcher.h"
 #include "aichat/serve.h"
@@ -109,8 +112,9 @@ struct server {
 	dev_t unix_dev;              /* ... and its identity, so that only */
 	ino_t unix_ino;              /* ours is ever removed */
 	struct metrics *metrics;
-	struct ratelimit *rl;
-	struct cache *cache;
+	struct redis *redis;         /* --redis, or NULL */
+	struct limiter *lim;         /* --rate-limit, or NULL */
+	struct acache *cache;        /* the response cache, or NULL */
 	sqlite3 *db;
 	struct jobs *jobs;
 	struct searcher *searcher;   /* the rag routes' searches */
@@ -207,6 +211,16 @@ struct req {
 				      * gave it (or translated) */
 	char *cache_key;
 	int cacheable;
+	struct shared_call *kv;      /* a limiter or cache answer to wait for */
+	int early_wait;              /* its checks wait for the limiter */
+	int auth_failed;             /* a wrong or missing key: 401 once the
+				      * limiter has counted it */
+	int rate_decided;            /* rl holds the limiter's decision */
+	int rate_unavailable;        /* ... made without the shared limiter */
+	struct rl_decision rl;
+	int cache_ready;             /* the cache has answered (cache_val) */
+	char *cache_val;             /* a hit, or NULL */
+	size_t cache_len;
 	cJSON *rag_sources;          /* /rag/query: the numbered sources */
 	int64_t rag_started, retrieval_ms;
 	char retrieval[8];           /* "hybrid" | "bm25" */
@@ -400,11 +414,68 @@ void start_stream(struct req *r, enum stream_kind kind);
  * then "data: JSON"); takes obj. */
 void push_data(struct req *r, const char *event, cJSON *obj);
 
+/* ==== shared.c: the rate limiter and the response cache ==== */
+
+/* What the limiter does when Redis cannot answer: --redis-fail. */
+enum redis_fail { REDIS_FAIL_AUTO, REDIS_FAIL_OPEN, REDIS_FAIL_CLOSED };
+
+struct limiter;
+struct acache;
+struct redis;
+struct shared_call;
+
+/* The limiter's decision for a request; unavailable when the limiter
+ * could not be asked (d then follows the failure mode: refused when
+ * closed). */
+typedef void (*limiter_fn)(void *data, const struct rl_decision *d,
+			   int unavailable);
+
+/* A cached answer (val borrowed for the call), or a miss (val NULL);
+ * failed when the cache could not be asked. */
+typedef void (*acache_fn)(void *data, const char *val, size_t len,
+			  int failed);
+
+/* The Lua GCRA the Redis limiter runs (loaded at each connection). */
+const char *shared_script(void);
+
+/* In-process token buckets (util/ratelimit.c), or Redis' GCRA under
+ * prefix (borrowed, as is rs), deciding by fail when Redis is down. */
+struct limiter *limiter_local_new(double per_second, double burst,
+				  size_t max_keys);
+struct limiter *limiter_redis_new(struct redis *rs, const char *prefix,
+				  double per_second, double burst,
+				  enum redis_fail fail);
+void limiter_free(struct limiter *l);
+
+/* Takes one request of client.  fn runs before this returns (then NULL
+ * is returned), or later, once, with the handle returned until then. */
+struct shared_call *limiter_take(struct limiter *l, const char *client,
+				 limiter_fn fn, void *data);
+
+/* The in-process LRU (cache.h), or Redis under prefix with PX ttl_ms. */
+struct acache *acache_local_new(size_t max_entries, int64_t ttl_ms);
+struct acache *acache_redis_new(struct redis *rs, const char *prefix,
+				int64_t ttl_ms);
+void acache_free(struct acache *a);
+
+/* Looks key up; fn as for limiter_take(). */
+struct shared_call *acache_get(struct acache *a, const char *key,
+			       size_t keylen, acache_fn fn, void *data);
+
+/* Stores key -> val (copied), without waiting; nothing when Redis is
+ * down. */
+void acache_put(struct acache *a, const char *key, size_t keylen,
+		const char *val, size_t len);
+
+/* The callback of a pending call will not run; frees the handle. */
+void shared_call_cancel(struct shared_call *c);
+
 /* ==== auth.c: API keys, rate limit, the upstream gate ==== */
 
 /* 0 when r may go on (no keys set, a route without auth, or a valid key:
- * then r->client becomes "key:N"); otherwise -1, the 401 sent, or the
- * 429 when the client address has spent its --rate-limit. */
+ * then r->client becomes "key:N"; or a wrong or missing key: then
+ * r->auth_failed, and the 401 comes after check_rate(), so that guessing
+ * keys spends the address's --rate-limit). */
 int check_auth(struct req *r);
 
 /* 0 when r may go on: the server has API keys, r came through the unix
@@ -416,8 +487,14 @@ int check_host(struct req *r);
 
 /* 0 when r's client may go on (no limit set, a route without auth, or a
  * token left); otherwise -1, the 429 with Retry-After and the
- * X-RateLimit headers sent. */
+ * X-RateLimit headers sent (503 when the shared limiter could not be
+ * asked and fails closed), or the 401 of r->auth_failed.  1 when the
+ * limiter's answer is awaited: r is suspended, and rate_answer() gives
+ * the verdict once it is resumed. */
 int check_rate(struct req *r);
+
+/* After check_rate() returned 1 and r was resumed: as check_rate(). */
+int rate_answer(struct req *r);
 
 /*
  * Gives r one of the --max-upstream slots and starts its work
@@ -458,11 +535,16 @@ void start_chat(struct req *r);
  * was paused and less than STREAM_RESUME_AT bytes are left. */
 void stream_drained(struct req *r);
 
-/* 1 when a cached answer to r->creq has been sent (X-Cache: HIT); 0
- * otherwise, and when the request may be cached its key is kept for the
- * answer (r->cache_key).  Streams and non-zero temperatures (unless
- * "X-AIChat-Cache: 1") are never cached. */
+/* 1 when r is taken care of: a cached answer to r->creq has been sent
+ * (X-Cache: HIT), or r waits, suspended, for the cache's answer (then
+ * cache_answer() once resumed); 0 otherwise, and when the request may be
+ * cached its key is kept for the answer (r->cache_key).  Streams and
+ * non-zero temperatures (unless "X-AIChat-Cache: 1") are never cached. */
 int try_cache(struct req *r);
+
+/* Once the cache has answered r (r->cache_ready): 1 when the hit has been
+ * sent, else 0. */
+int cache_answer(struct req *r);
 
 /* Answers a request that names no model when the server has no default:
  * 422 (400 on /v1) on the model field. */

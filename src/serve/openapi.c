@@ -151,11 +151,16 @@ static const struct schema schema_batch_response = {
 	"BatchResponse", batch_response_fields, NFIELDS(batch_response_fields)
 };
 
-static const char *const health_status[] = { "ok", NULL };
+static const char *const health_status[] = { "ok", "degraded", NULL };
+static const char *const health_redis[] = { "up", "down", NULL };
 
 static const struct field health_fields[] = {
 	{ "status", FIELD_STRING, 1, NULL, NB, NB, health_status, NULL,
-	  "always ok while the server runs" },
+	  "ok while the server runs; degraded while its Redis (--redis) is down" },
+	{ "redis", FIELD_STRING, 0, NULL, NB, NB, health_redis, NULL,
+	  "with --redis: the connection's state" },
+	{ "reason", FIELD_STRING, 0, NULL, NB, NB, NULL, NULL,
+	  "why Redis is down" },
 };
 
 static const struct schema schema_health_response = {

@@ -25,7 +25,7 @@
 #include "aichat/store.h"
 #include "aichat/openapi.h"
 #include "aichat/rag.h"
-#include "aichat/ratelimit.h"
+#include "aichat/redis.h"
 #include "aichat/trust.h"
 #include "aichat/xalloc.h"
 #include "internal.h"
@@ -65,6 +65,8 @@ void server_opts_default(struct server_opts *o)
 	o->retries = 2;
 	o->rag_search_ms = 2000;
 	o->rag_embed_ms = 5000;
+	o->redis_prefix = "aichat:";
+	o->redis_timeout_ms = 100;
 }
 
 /* ==== routing ==== */
@@ -124,11 +126,26 @@ static void route_simple(struct req *r)
 
 	switch (r->route->response) {
 	case RESP_HEALTH:
+		if (r->srv->redis) {
+			/* Serving still, with what Redis held bypassed or
+			 * decided by --redis-fail: degraded, with why. */
+			cJSON *h = cJSON_CreateObject();
+			int up = redis_up(r->srv->redis);
+			cJSON_AddStringToObject(h, "status", up ? "ok" : "degraded");
+			cJSON_AddStringToObject(h, "redis", up ? "up" : "down");
+			if (!up)
+				cJSON_AddStringToObject(h, "reason",
+							redis_reason(r->srv->redis));
+			reply_json(r, 200, h);
+			return;
+		}
 		reply(r, 200, "application/json", "{\"status\":\"ok\"}", 15);
 		return;
 	case RESP_METRICS:
 		buf_init(&b, 0);
 		metrics_render(r->srv->metrics, &b);
+		if (r->srv->redis)
+			redis_metrics(r->srv->redis, &b);
 		reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr, b.len);
 		buf_release(&b);
 		return;
@@ -241,6 +258,13 @@ static void route_body(struct req *r)
 
 static void route(struct req *r)
 {
+	if (r->cache_ready) {
+		/* Resumed with the cache's answer (try_cache()). */
+		r->cache_ready = 0;
+		if (!cache_answer(r))
+			acquire_upstream(r);
+		return;
+	}
 	if (r->too_large) {
 		char msg[96];
 		struct MHD_Response *resp;
@@ -293,11 +317,13 @@ static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind,
 	return MHD_YES;
 }
 
-/* Checks that need only the headers; 0 when the request may go on. */
+static int after_rate_checks(struct req *r);
+
+/* Checks that need only the headers; 0 when the request may go on, 1
+ * when it waits for the rate limiter (suspended), -1 when answered. */
 static int early_checks(struct req *r, const char *method, const char *url)
 {
 	int known;
-	const char *cl;
 	const union MHD_ConnectionInfo *ci;
 	size_t target = strlen(url);
 
@@ -355,8 +381,24 @@ static int early_checks(struct req *r, const char *method, const char *url)
 		}
 		return -1;
 	}
-	if (check_auth(r) < 0 || check_rate(r) < 0)
+	if (check_auth(r) < 0)
 		return -1;
+	switch (check_rate(r)) {
+	case 0:
+		return after_rate_checks(r);
+	case 1:
+		r->early_wait = 1;   /* on_access() goes on once resumed */
+		return 1;
+	default:
+		return -1;
+	}
+}
+
+/* The checks after the rate limit; 0 when the request may go on. */
+static int after_rate_checks(struct req *r)
+{
+	const char *cl;
+
 	if (r->route->request && !is_json_type(header(r, "Content-Type"))) {
 		char msg[200];
 		const char *ct = header(r, "Content-Type");
@@ -430,6 +472,25 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 	struct req *r = *con_cls;
 
 	(void)version;
+	if (r && r->early_wait) {
+		/* Resumed with the limiter's verdict: the checks go on
+		 * where check_rate() left them. */
+		if (r->client_gone)
+			return MHD_NO;   /* it left while waiting: close */
+		if (r->kv) {
+			req_suspend(r);
+			return MHD_YES;
+		}
+		r->early_wait = 0;
+		r->in_handler = 1;
+		if (rate_answer(r) == 0)
+			after_rate_checks(r);
+		r->in_handler = 0;
+		if (r->queued)
+			conn_received(r);
+		if (r->queued || !*upload_size)
+			return MHD_YES;
+	}
 	if (!r) {
 		r = req_new(srv, conn, url, method);
 		*con_cls = r;
@@ -475,7 +536,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 		r->pending = NULL;
 		r->queued = 1;
 	} else if (!r->queued && !r->chat && !r->batch && !r->waiting &&
-		   !r->embed && !r->search && !r->jobcall && !r->client_gone) {
+		   !r->embed && !r->search && !r->jobcall && !r->kv &&
+		   !r->client_gone) {
 		route(r);
 	} else if (!r->queued && !r->client_gone) {
 		/* Resumed with nothing to send yet (a queue slot opened). */
@@ -517,6 +579,11 @@ void stop_work(struct req *r)
 	if (r->jobcall) {
 		jobs_call_cancel(r->jobcall);
 		r->jobcall = NULL;
+		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
+	}
+	if (r->kv) {
+		shared_call_cancel(r->kv);
+		r->kv = NULL;
 		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
 	}
 	models_unwait(r);
@@ -664,6 +731,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 		chat_request_release(&r->breqs[i]);
 	free(r->breqs);
 	free(r->cache_key);
+	free(r->cache_val);
 	buf_release(&r->answer);
 	cJSON_Delete(r->rag_sources);
 	buf_release(&r->body);
@@ -851,10 +919,26 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 		goto cleanup;
 	}
 	srv.metrics = metrics_new();
-	if (o->rate_per_second > 0)
-		srv.rl = ratelimit_new(o->rate_per_second, o->rate_burst, 100000);
-	if (o->cache_size)
-		srv.cache = cache_new(o->cache_size, o->cache_ttl_ms);
+	if (o->redis_url) {
+		struct redis_target t;
+		if (redis_url_parse(o->redis_url, &t, e) < 0)
+			goto cleanup;
+		srv.redis = redis_new(srv.loop, &t, o->redis_timeout_ms);
+		redis_set_script(srv.redis, shared_script());
+		if (o->rate_per_second > 0)
+			srv.lim = limiter_redis_new(srv.redis, o->redis_prefix,
+						    o->rate_per_second, o->rate_burst,
+						    (enum redis_fail)o->redis_fail);
+		if (o->cache_size && o->cache_ttl_ms > 0)
+			srv.cache = acache_redis_new(srv.redis, o->redis_prefix,
+						     o->cache_ttl_ms);
+	} else {
+		if (o->rate_per_second > 0)
+			srv.lim = limiter_local_new(o->rate_per_second, o->rate_burst,
+						    100000);
+		if (o->cache_size)
+			srv.cache = acache_local_new(o->cache_size, o->cache_ttl_ms);
+	}
 	{
 		struct err dbe;
 		struct llm_opts lo;
@@ -951,8 +1035,9 @@ cleanup:
 	rag_vectors_release();
 	engine_free(srv.eng);
 	metrics_free(srv.metrics);
-	ratelimit_free(srv.rl);
-	cache_free(srv.cache);
+	limiter_free(srv.lim);
+	acache_free(srv.cache);
+	redis_free(srv.redis);
 	loop_free(srv.loop);
 	return rc;
 }
