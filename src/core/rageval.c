@@ -160,9 +160,18 @@ int rag_qrels_parse(const char *name, const char *text, size_t len,
 			       "'%.64s' is not JSON (line %d, column %d): expected an array of questions",
 			       name, line, col);
 	}
-	if (!doc)
-		return err_set(e, ERR_INVALID_REQUEST, "'%.64s': %s: %s", name, iss.loc,
-			       iss.msg);
+	if (!doc) {
+		/* loc is "3.relevant": the entry counted from 0. */
+		char *end;
+		long entry = strtol(iss.loc, &end, 10);
+		if (end != iss.loc && entry >= 0 && *end == '.')
+			return err_set(e, ERR_INVALID_REQUEST, "'%.64s': entry %ld, '%.64s': %s",
+				       name, entry + 1, end + 1, iss.msg);
+		if (end != iss.loc && entry >= 0)
+			return err_set(e, ERR_INVALID_REQUEST, "'%.64s': entry %ld: %s", name,
+				       entry + 1, iss.msg);
+		return err_set(e, ERR_INVALID_REQUEST, "'%.64s': %s", name, iss.msg);
+	}
 	if (!cJSON_IsArray(doc)) {
 		err_set(e, ERR_INVALID_REQUEST,
 			"'%.64s' must hold a JSON array of questions, not %s", name,

@@ -135,6 +135,12 @@ static const struct {
 	{ "[{\"id\": \"q\", \"query\": \"x\", \"relevant\": [\"a\"]},"
 	  " {\"id\": \"q\", \"query\": \"y\", \"relevant\": [\"b\"]}]",
 	  "'q.json': entry 2: field 'id' 'q' is entry 1's too" },
+	{ "[{\"query\": \"x\", \"relevant\": [\"a\"]},"
+	  " {\"query\": \"y\", \"query\": \"z\", \"relevant\": [\"b\"]}]",
+	  "'q.json': entry 2, 'query': duplicate key 'query'" },
+	{ "[{\"query\": \"a\\u0000b\", \"relevant\": [\"a\"]}]",
+	  "'q.json': entry 1, 'query': must not contain a NUL character (\\u0000)" },
+	{ "[\"\\u0000\"]", "'q.json': entry 1: must not contain a NUL character (\\u0000)" },
 	/* An id given as the number another one defaults to. */
 	{ "[{\"query\": \"x\", \"relevant\": [\"a\"]},"
 	  " {\"id\": \"1\", \"query\": \"y\", \"relevant\": [\"b\"]}]",
