@@ -268,3 +268,12 @@ bad() {
 	eval_ -c hy --json q.json
 	[ "$(json_get results.1.hits.0.path <<<"$output")" = "$first" ]
 }
+
+@test "eval --help shows its own options; index's are refused" {
+	eval_ --help
+	[ "$status" -eq 0 ]
+	[[ $output == "usage: aichat rag eval [-c NAME] [-k N] [-v] [--json] QRELS"* ]]
+	[[ $output == *"-k, --top-k N           eval: the k of Recall@k, in files (1..1000, default 10)"* ]]
+	[[ $output != *--chunk-size* ]]
+	bad -c ev --chunk-size 200 q.json 2 "aichat: rag: unknown option '--chunk-size' (see 'aichat rag eval --help')"
+}

@@ -51,8 +51,8 @@
 #define O_MAX_FILE_SIZE { 0, "max-file-size", "BYTES", "max_file_size", \
 	"index: skip files larger than this, and files whose text is (a .gz decompressed)" }
 #define O_VERBOSE { 'v', "verbose", NULL, NULL, \
-	"index: list each file skipped or indexed with a warning, and why; eval: each question's top files" }
-#define O_TOP_K { 'k', "top-k", "N", "top_k", "passages to retrieve" }
+	"index: list each file skipped or indexed with a warning, and why; eval: each question with its top files" }
+#define O_TOP_K { 'k', "top-k", "N", "top_k", "search, query: passages to retrieve" }
 #define O_EVAL_K { 'k', "top-k", "N", "eval_k", "eval: the k of Recall@k, in files" }
 #define O_MODEL { 'm', "model", "MODEL", "model", \
 	"query: provider:model or an alias (default: as for chat)" }
