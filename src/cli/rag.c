@@ -1,14 +1,16 @@
 /*
  * rag.c - `aichat rag`: index local files, search them, answer from them.
  *
- * Subcommands index, search, query, list, info and rm, each with its own
- * option table; `aichat rag --help` shows their union (rag_opts, which
- * the docs test checks against the man page and the completions).  The
- * work is done by the RAG service (core/rag.c) and, for query, the chat
- * service, run on the event loop exactly as `aichat chat` runs it:
- * deltas flushed as they arrive, SIGINT/SIGTERM through a signalfd.
- * Per-file problems of index go to stderr and the other files are still
- * indexed; stdout carries only results.
+ * Subcommands index, search, query, list, info, rm and eval, each with
+ * its own option table; `aichat rag --help` shows their union (rag_opts,
+ * which the docs test checks against the man page and the completions;
+ * -k appears twice there, as search's and as eval's, with their own
+ * bounds).  The work is done by the RAG service (core/rag.c, and
+ * core/rageval.c for eval) and, for query, the chat service, run on the
+ * event loop exactly as `aichat chat` runs it: deltas flushed as they
+ * arrive, SIGINT/SIGTERM through a signalfd.  Per-file problems of index
+ * and per-question warnings of eval go to stderr and the work goes on;
+ * stdout carries only results.
  */
 #include "aichat/chat.h"
 #include "aichat/cli.h"
