@@ -24,7 +24,7 @@ _aichat_models_argopts='--timeout'
 _aichat_providers='openai anthropic ollama mock'
 _aichat_rag_opts='-c --collection --chunk-size --overlap --include --exclude --prune --embed-model --max-file-size -v --verbose -k --top-k -m --model --no-stream --json -h --help'
 _aichat_rag_argopts='-c --collection --chunk-size --overlap --include --exclude --embed-model --max-file-size -k --top-k -m --model'
-_aichat_rag_subcommands='index search query list info rm'
+_aichat_rag_subcommands='index search query list info rm eval'
 _aichat_models='mock:echo openai:gpt-4o-mini openai:gpt-4o anthropic:claude-sonnet-4-6 anthropic:claude-haiku-4-5 ollama:llama3.2'
 
 # Prints the alias names of the config file, one per line.  A light scan of
@@ -229,7 +229,7 @@ _aichat()
 			_aichat_reply "$cur" "$_aichat_providers"
 		elif [[ $cmd == rag ]] && ((nops == 0)); then
 			_aichat_reply "$cur" "$_aichat_rag_subcommands"
-		elif [[ $cmd == rag && ${words[ci + 1]-} == index ]]; then
+		elif [[ $cmd == rag && ${words[ci + 1]-} == @(index|eval) ]]; then
 			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		else
 			COMPREPLY=()

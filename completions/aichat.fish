@@ -88,7 +88,7 @@ complete -c aichat -n '__fish_seen_subcommand_from models' -l timeout -x -d 'tim
 complete -c aichat -n '__fish_seen_subcommand_from models' -s h -l help -d 'show this help and exit'
 
 # aichat rag SUBCOMMAND [options] [ARGS...]
-complete -c aichat -n '__fish_seen_subcommand_from rag; and not __fish_seen_subcommand_from index search query list info rm' -a 'index search query list info rm' -d 'subcommand'
+complete -c aichat -n '__fish_seen_subcommand_from rag; and not __fish_seen_subcommand_from index search query list info rm eval' -a 'index search query list info rm eval' -d 'subcommand'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -s c -l collection -x -d 'the collection: 1..64 of A-Z a-z 0-9 . _ - (default default)'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -l chunk-size -x -d 'index: bytes per chunk, for a new collection or to re-chunk (100..100000, default 1000)'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -l overlap -x -d 'index: bytes a chunk repeats of the one before (0..10000, default 100)'
@@ -97,13 +97,13 @@ complete -c aichat -n '__fish_seen_subcommand_from rag' -l exclude -x -d 'index:
 complete -c aichat -n '__fish_seen_subcommand_from rag' -l prune -d 'index: forget documents whose file is gone'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -l embed-model -x -a 'mock:embed openai:text-embedding-3-small' -d 'index: provider:model that embeds chunks for hybrid search (fixed per collection)'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -l max-file-size -x -d 'index: skip files larger than this, and files whose text is (a .gz decompressed) (1..1099511627776, default 33554432)'
-complete -c aichat -n '__fish_seen_subcommand_from rag' -s v -l verbose -d 'index: list each file skipped or indexed with a warning, and why'
-complete -c aichat -n '__fish_seen_subcommand_from rag' -s k -l top-k -x -d 'passages to retrieve (1..20, default 5)'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -s v -l verbose -d 'index: list each file skipped or indexed with a warning, and why; eval: each question with its top files'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -s k -l top-k -x -d 'search, query: passages to retrieve (1..20, default 5); eval: the k of Recall@k (1..1000, default 10)'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -s m -l model -x -a '(__aichat_models)' -d 'query: provider:model or an alias (default: as for chat)'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -l no-stream -d 'query: wait for the whole answer instead of streaming it'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -l json -d 'print JSON for scripts'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -s h -l help -d 'show this help and exit'
-complete -c aichat -n '__fish_seen_subcommand_from index' -F
+complete -c aichat -n '__fish_seen_subcommand_from index eval' -F
 
 # aichat serve [options]
 complete -c aichat -n '__fish_seen_subcommand_from serve' -s m -l model -x -a '(__aichat_models)' -d 'model for requests that name none (default: $AICHAT_MODEL, then the config file; without any, such a request is refused)'

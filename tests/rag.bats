@@ -437,7 +437,7 @@ assert isinstance(v["retrieval_latency_ms"], (int, float)) and v["prompt_tokens"
 	[ "$status" -eq 0 ]
 	[[ $output == "usage: aichat rag SUBCOMMAND"* ]]
 	help=$output
-	for s in index search query list info rm; do
+	for s in index search query list info rm eval; do
 		[[ $help == *"  $s "* ]]
 		run --separate-stderr aichat rag "$s" --help
 		[ "$status" -eq 0 ]

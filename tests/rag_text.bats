@@ -221,6 +221,45 @@ EOF
 	[[ $stderr == *"1 files added"* ]]
 }
 
+@test "the four bad inputs in one run: each a reason in the summary, the rest indexed, nothing lost" {
+	printf 'keptword in the first good version\n' | gzip >d/notes.gz
+	printf '<p>htmlword</p>\n' >d/small.html
+	index d
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"3 files added"* ]]
+	# Then notes.gz turns corrupt, and a 50 MB HTML line, a man page
+	# with broken macros, a PDF (no pdftotext on PATH) and a good file
+	# arrive.
+	printf '\037\213not deflate data at all' >d/notes.gz
+	{ printf '<html><body><p>'; head -c 50000000 /dev/zero | tr '\0' 'w'; } >d/huge.html
+	printf '.TH BROKEN 1\n.SH NAME\nbroken \\- trouble\n.ZZ brokenword stays\n' >d/broken.1
+	printf '%%PDF-1.4\n%%\342\343\n1 0 obj << >> endobj\n\0\0' >d/doc.pdf
+	printf 'freshword in a new file\n' >d/new.txt
+	mkdir -p "$BATS_TEST_TMPDIR/empty"
+	run --separate-stderr env PATH="$BATS_TEST_TMPDIR/empty" "$AICHAT_BIN" rag index -v d
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"aichat: rag: '$T/d/notes.gz' is corrupt gzip data ("*"), skipped"$'\n'* ]]
+	[[ $stderr == *"aichat: rag: '$T/d/huge.html' is larger than 33554432 bytes (--max-file-size), skipped"$'\n'* ]]
+	[[ $stderr == *"aichat: rag: '$T/d/broken.1' has 1 unknown roff macro (first .ZZ), kept as text"$'\n'* ]]
+	[[ $stderr == *"aichat: rag: '$T/d/doc.pdf' is a PDF and pdftotext is not installed (Debian: poppler-utils), skipped"$'\n'* ]]
+	[[ $stderr == *"aichat: rag: skipped 3 files: 1 corrupt, 1 no pdftotext, 1 too large"$'\n'* ]]
+	[[ $stderr == *"aichat: rag: 1 file indexed with warnings"$'\n'* ]]
+	[[ $stderr == *"2 files added, 0 updated, 2 unchanged, 3 skipped"* ]]
+	# The old text of notes.gz is kept; everything else readable is in.
+	run --separate-stderr aichat rag search --json -k 1 keptword
+	[ "$(json_get 0.path <<<"$output")" = d/notes.gz ]
+	run --separate-stderr aichat rag search --json -k 1 htmlword
+	[ "$(json_get 0.path <<<"$output")" = d/small.html ]
+	run --separate-stderr aichat rag search --json -k 1 brokenword
+	[ "$(json_get 0.path <<<"$output")" = d/broken.1 ]
+	run --separate-stderr aichat rag search --json -k 1 freshword
+	[ "$(json_get 0.path <<<"$output")" = d/new.txt ]
+	run --separate-stderr aichat rag search --json -k 1 quokka
+	[ "$(json_get 0.path <<<"$output")" = d/plain.txt ]
+	run --separate-stderr aichat rag info --json
+	[ "$(json_get documents <<<"$output")" = 5 ]
+}
+
 # A stand-in for pdftotext: prints the words of its behaviour file.
 fake_pdftotext() {
 	mkdir -p "$BATS_TEST_TMPDIR/bin"

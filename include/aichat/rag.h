@@ -167,6 +167,12 @@ int rag_index_file(sqlite3 *db, const struct rag_collection *c,
 int rag_prune(sqlite3 *db, const struct rag_collection *c, size_t *removed,
 	      struct err *e);
 
+/* The stored paths of c's documents, sorted (byte order): *paths and
+ * each path owned, rag_paths_free(). */
+int rag_documents(sqlite3 *db, const struct rag_collection *c, char ***paths,
+		  size_t *n, struct err *e);
+void rag_paths_free(char **paths, size_t n);
+
 /* ---- retrieval ---- */
 
 struct rag_hit {

@@ -1,28 +1,33 @@
 /*
  * rag.c - `aichat rag`: index local files, search them, answer from them.
  *
- * Subcommands index, search, query, list, info and rm, each with its own
- * option table; `aichat rag --help` shows their union (rag_opts, which
- * the docs test checks against the man page and the completions).  The
- * work is done by the RAG service (core/rag.c) and, for query, the chat
- * service, run on the event loop exactly as `aichat chat` runs it:
- * deltas flushed as they arrive, SIGINT/SIGTERM through a signalfd.
- * Per-file problems of index go to stderr and the other files are still
- * indexed; stdout carries only results.
+ * Subcommands index, search, query, list, info, rm and eval, each with
+ * its own option table; `aichat rag --help` shows their union (rag_opts,
+ * which the docs test checks against the man page and the completions;
+ * -k appears twice there, as search's and as eval's, with their own
+ * bounds).  The work is done by the RAG service (core/rag.c, and
+ * core/rageval.c for eval) and, for query, the chat service, run on the
+ * event loop exactly as `aichat chat` runs it: deltas flushed as they
+ * arrive, SIGINT/SIGTERM through a signalfd.  Per-file problems of index
+ * and per-question warnings of eval go to stderr and the work goes on;
+ * stdout carries only results.
  */
 #include "aichat/chat.h"
 #include "aichat/cli.h"
 #include "aichat/embed.h"
 #include "aichat/json.h"
 #include "aichat/rag.h"
+#include "aichat/rageval.h"
 #include "aichat/schema.h"
 #include "aichat/store.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +53,9 @@
 #define O_MAX_FILE_SIZE { 0, "max-file-size", "BYTES", "max_file_size", \
 	"index: skip files larger than this, and files whose text is (a .gz decompressed)" }
 #define O_VERBOSE { 'v', "verbose", NULL, NULL, \
-	"index: list each file skipped or indexed with a warning, and why" }
-#define O_TOP_K { 'k', "top-k", "N", "top_k", "passages to retrieve" }
+	"index: list each file skipped or indexed with a warning, and why; eval: each question with its top files" }
+#define O_TOP_K { 'k', "top-k", "N", "top_k", "search, query: passages to retrieve" }
+#define O_EVAL_K { 'k', "top-k", "N", "eval_k", "eval: the k of Recall@k, in files" }
 #define O_MODEL { 'm', "model", "MODEL", "model", \
 	"query: provider:model or an alias (default: as for chat)" }
 #define O_NO_STREAM { 0, "no-stream", NULL, NULL, \
@@ -59,7 +65,8 @@
 
 const struct opt rag_opts[] = {
 	O_COLLECTION, O_CHUNK_SIZE, O_OVERLAP, O_INCLUDE, O_EXCLUDE, O_PRUNE,
-	O_EMBED_MODEL, O_MAX_FILE_SIZE, O_VERBOSE, O_TOP_K, O_MODEL, O_NO_STREAM, O_JSON, O_HELP,
+	O_EMBED_MODEL, O_MAX_FILE_SIZE, O_VERBOSE, O_TOP_K, O_EVAL_K, O_MODEL, O_NO_STREAM, O_JSON,
+	O_HELP,
 };
 const size_t rag_nopts = sizeof(rag_opts) / sizeof(rag_opts[0]);
 
@@ -74,6 +81,7 @@ static const struct opt query_opts[] = {
 static const struct opt list_opts[] = { O_JSON, O_HELP };
 static const struct opt info_opts[] = { O_COLLECTION, O_JSON, O_HELP };
 static const struct opt rm_opts[] = { O_COLLECTION, O_HELP };
+static const struct opt eval_opts[] = { O_COLLECTION, O_EVAL_K, O_VERBOSE, O_JSON, O_HELP };
 
 /* Flags of index that are not part of RAGRequest, checked the same way. */
 static const struct field index_fields[] = {
@@ -88,8 +96,17 @@ static const struct field index_fields[] = {
 };
 static const struct schema index_schema = { "RAGIndexOptions", index_fields, 4 };
 
+/* Flags of eval. */
+static const struct field eval_fields[] = {
+	{ "eval_k", FIELD_INTEGER, 0, "10", 1, 1000, NULL, NULL,
+	  "files counted by Recall@k" },
+	{ "collection", FIELD_STRING, 0, "\"default\"", 1, 64, NULL, NULL,
+	  "the collection" },
+};
+static const struct schema eval_schema = { "RAGEvalOptions", eval_fields, 2 };
+
 static const struct schema *const help_schemas[] = {
-	&schema_rag_request, &index_schema, NULL
+	&schema_rag_request, &index_schema, &eval_schema, NULL
 };
 
 struct sub {
@@ -1125,6 +1142,360 @@ static int rag_rm(const struct opt_result *r, const struct opt *o, size_t n)
 	return status;
 }
 
+/* ==== eval ==== */
+
+/* Qrels files are small; a larger one is surely not one. */
+#define QRELS_MAX (64u << 20)
+
+/* Reads the qrels file at path into b: -1 (message printed) when it
+ * cannot be read or is too large. */
+static int read_qrels(const char *path, struct buf *b)
+{
+	struct stat sb;
+	char chunk[65536];
+	size_t got;
+	FILE *f;
+
+	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "aichat: rag: eval: '%.200s' is a directory, not a qrels file\n",
+			path);
+		return -1;
+	}
+	if (!(f = fopen(path, "r"))) {
+		fprintf(stderr, "aichat: rag: eval: cannot read '%.200s': %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (b->len + got > QRELS_MAX) {
+			fprintf(stderr, "aichat: rag: eval: '%.200s' is larger than %u bytes: not a qrels file\n",
+				path, QRELS_MAX);
+			fclose(f);
+			return -1;
+		}
+		buf_append(b, chunk, got);
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "aichat: rag: eval: cannot read '%.200s': %s\n", path,
+			strerror(errno));
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	return 0;
+}
+
+/* One question's outcome. */
+struct judged {
+	char **hits;              /* stored paths, best first */
+	size_t nhits;
+	unsigned char *rel;       /* per hit */
+	long *doc;                /* per relevant path: its document, or -1 */
+	const char *retrieval;
+};
+
+/* Prints a warning to stderr (cleaned) and keeps it for --json. */
+static void warn(cJSON *warnings, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void warn(cJSON *warnings, const char *fmt, ...)
+{
+	struct buf b;
+	va_list ap;
+	char *clean;
+
+	buf_init(&b, 0);
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	clean = trust_clean_dup(b.ptr, b.len);
+	fprintf(stderr, "aichat: rag: eval: %s\n", clean);
+	cJSON_AddItemToArray(warnings, cJSON_CreateString(clean));
+	free(clean);
+	buf_release(&b);
+}
+
+/* Resolves q's relevant paths to documents into j->doc, warning about
+ * those that match none or several; returns how many distinct relevant
+ * files the question has (a path matching none counts as one). */
+static size_t resolve(const struct rag_question *q, char **docs, size_t ndocs,
+		      const char *cwd, const char *coll, struct judged *j,
+		      cJSON *warnings)
+{
+	size_t distinct = 0;
+
+	j->doc = xcalloc(q->nrelevant, sizeof(*j->doc));
+	for (size_t r = 0; r < q->nrelevant; r++) {
+		size_t nm;
+		int dup = 0;
+		j->doc[r] = rag_eval_match(docs, ndocs, cwd, q->relevant[r], &nm);
+		if (j->doc[r] < 0)
+			warn(warnings, "question '%.64s': relevant path '%.200s' matches no document of collection '%s' (counted as a miss)",
+			     q->id, q->relevant[r], coll);
+		else if (nm > 1)
+			warn(warnings, "question '%.64s': relevant path '%.200s' matches %zu documents; taking '%s', the shortest (give more of its path)",
+			     q->id, q->relevant[r], nm, shown_path(docs[j->doc[r]]));
+		for (size_t p = 0; p < r && j->doc[r] >= 0; p++)
+			dup |= j->doc[p] == j->doc[r];
+		distinct += !dup;
+	}
+	return distinct;
+}
+
+static void judged_release(struct judged *j, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		rag_paths_free(j[i].hits, j[i].nhits);
+		free(j[i].rel);
+		free(j[i].doc);
+	}
+	free(j);
+}
+
+static void print_verbose(const struct rag_question *q, const struct judged *j,
+			  const struct rag_eval_scores *s, char **docs, size_t k)
+{
+	size_t show = k > RAG_EVAL_DEPTH ? k : RAG_EVAL_DEPTH;
+	char *id = trust_clean_dup(q->id, strlen(q->id));
+	char *kind = trust_clean_dup(q->kind, strlen(q->kind));
+	char *query = trust_clean_dup(q->query, strlen(q->query));
+
+	printf("%s (%s): %s\n", id, kind, query);
+	printf("  RR %.3f  nDCG@%d %.3f  Recall@%zu %.3f\n", s->rr, RAG_EVAL_DEPTH,
+	       s->ndcg, k, s->recall);
+	for (size_t i = 0; i < j->nhits && i < show; i++)
+		printf("  %3zu %c %s\n", i + 1, j->rel[i] ? '*' : ' ',
+		       shown_path(j->hits[i]));
+	for (size_t r = 0; r < q->nrelevant; r++) {
+		size_t i = j->nhits;
+		if (j->doc[r] >= 0)
+			for (i = 0; i < j->nhits && i < show &&
+			     strcmp(j->hits[i], docs[j->doc[r]]); i++)
+				;
+		if (j->doc[r] < 0) {
+			char *p = trust_clean_dup(q->relevant[r], strlen(q->relevant[r]));
+			printf("      - %s (no such document)\n", p);
+			free(p);
+		} else if (i >= j->nhits || i >= show)
+			printf("      - %s (relevant, not in the first %zu)\n",
+			       shown_path(docs[j->doc[r]]), show);
+	}
+	putchar('\n');
+	free(id);
+	free(kind);
+	free(query);
+}
+
+static void print_table(const struct rag_eval_row *rows, size_t n, size_t k)
+{
+	char rk[32];
+	int tty = isatty(STDOUT_FILENO);
+	int w = 4;
+
+	snprintf(rk, sizeof(rk), "RECALL@%zu", k);
+	for (size_t i = 0; i < n; i++)
+		if ((int)strlen(rows[i].kind) > w)
+			w = (int)strlen(rows[i].kind);
+	if (tty)
+		printf("%-*s  %9s  %7s  %7s  %9s\n", w, "KIND", "QUESTIONS", "MRR@10",
+		       "nDCG@10", rk);
+	else
+		printf("KIND\tQUESTIONS\tMRR@10\tnDCG@10\t%s\n", rk);
+	for (size_t i = 0; i < n; i++) {
+		char *kind = trust_clean_dup(rows[i].kind, strlen(rows[i].kind));
+		if (tty)
+			printf("%-*s  %9zu  %7.3f  %7.3f  %9.3f\n", w, kind,
+			       rows[i].questions, rows[i].mrr, rows[i].ndcg, rows[i].recall);
+		else
+			printf("%s\t%zu\t%.3f\t%.3f\t%.3f\n", kind, rows[i].questions,
+			       rows[i].mrr, rows[i].ndcg, rows[i].recall);
+		free(kind);
+	}
+}
+
+static cJSON *eval_json(const char *coll, const char *retrieval, size_t k,
+			const struct rag_qrels *q, const struct judged *j,
+			const struct rag_eval_scores *s, char **docs,
+			const struct rag_eval_row *rows, size_t nrows, cJSON *warnings)
+{
+	cJSON *out = cJSON_CreateObject(), *sum = cJSON_CreateArray(),
+	      *res = cJSON_CreateArray();
+	size_t show = k > RAG_EVAL_DEPTH ? k : RAG_EVAL_DEPTH;
+
+	cJSON_AddStringToObject(out, "collection", coll);
+	cJSON_AddStringToObject(out, "retrieval", retrieval);
+	cJSON_AddNumberToObject(out, "k", (double)k);
+	cJSON_AddNumberToObject(out, "questions", (double)q->n);
+	cJSON_AddItemToObject(out, "summary", sum);
+	for (size_t i = 0; i < nrows; i++) {
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddItemToArray(sum, r);
+		cJSON_AddStringToObject(r, "kind", rows[i].kind);
+		cJSON_AddNumberToObject(r, "questions", (double)rows[i].questions);
+		cJSON_AddNumberToObject(r, "mrr_at_10", rows[i].mrr);
+		cJSON_AddNumberToObject(r, "ndcg_at_10", rows[i].ndcg);
+		cJSON_AddNumberToObject(r, "recall_at_k", rows[i].recall);
+	}
+	cJSON_AddItemToObject(out, "results", res);
+	for (size_t i = 0; i < q->n; i++) {
+		cJSON *r = cJSON_CreateObject(), *rel = cJSON_CreateArray(),
+		      *hits = cJSON_CreateArray();
+		cJSON_AddItemToArray(res, r);
+		cJSON_AddStringToObject(r, "id", q->q[i].id);
+		cJSON_AddStringToObject(r, "kind", q->q[i].kind);
+		cJSON_AddStringToObject(r, "query", q->q[i].query);
+		cJSON_AddStringToObject(r, "retrieval", j[i].retrieval);
+		cJSON_AddNumberToObject(r, "rr", s[i].rr);
+		cJSON_AddNumberToObject(r, "ndcg", s[i].ndcg);
+		cJSON_AddNumberToObject(r, "recall", s[i].recall);
+		if (s[i].first)
+			cJSON_AddNumberToObject(r, "first_relevant_rank", (double)s[i].first);
+		else
+			cJSON_AddNullToObject(r, "first_relevant_rank");
+		cJSON_AddItemToObject(r, "relevant", rel);
+		for (size_t p = 0; p < q->q[i].nrelevant; p++) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddItemToArray(rel, o);
+			cJSON_AddStringToObject(o, "path", q->q[i].relevant[p]);
+			if (j[i].doc[p] >= 0)
+				cJSON_AddStringToObject(o, "document",
+							shown_path(docs[j[i].doc[p]]));
+			else
+				cJSON_AddNullToObject(o, "document");
+		}
+		cJSON_AddItemToObject(r, "hits", hits);
+		for (size_t h = 0; h < j[i].nhits && h < show; h++) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddItemToArray(hits, o);
+			cJSON_AddNumberToObject(o, "rank", (double)(h + 1));
+			cJSON_AddStringToObject(o, "path", shown_path(j[i].hits[h]));
+			cJSON_AddBoolToObject(o, "relevant", j[i].rel[h]);
+		}
+	}
+	cJSON_AddItemReferenceToObject(out, "warnings", warnings);
+	return out;
+}
+
+static int rag_eval(const struct opt_result *r, const struct opt *o, size_t n)
+{
+	cJSON *opts = cJSON_CreateObject(), *warnings = cJSON_CreateArray();
+	struct rag_qrels q = { 0 };
+	struct rag_collection c;
+	struct rag_eval_scores *s = NULL;
+	struct rag_eval_row *rows = NULL;
+	struct judged *j = NULL;
+	struct buf text;
+	struct err e;
+	sqlite3 *db = NULL;
+	char **docs = NULL, cwd[PATH_MAX];
+	const char *name, *retrieval = NULL;
+	size_t ndocs = 0, k, need, nrows = 0;
+	int status = EXIT_USAGE, embed = 0;
+	double d;
+
+	err_clear(&e);
+	buf_init(&text, 0);
+	if (opt_validate(o, n, r, &eval_schema, opts, "rag"))
+		goto cleanup;
+	name = json_str(opts, "collection");
+	k = json_num(opts, "eval_k", &d) == 0 ? (size_t)d : 10;
+	need = k > RAG_EVAL_DEPTH ? k : RAG_EVAL_DEPTH;
+	if (r->noperands != 1) {
+		fprintf(stderr, "aichat: rag: eval takes one qrels file, %s (see 'aichat rag eval --help')\n",
+			r->noperands ? "not several" : "none was given");
+		goto cleanup;
+	}
+	if (rag_name_check(name, &e) < 0) {
+		status = cli_fail("rag", &e);
+		goto cleanup;
+	}
+	/* The whole file is checked before the store is opened. */
+	if (read_qrels(r->operands[0], &text) < 0)
+		goto cleanup;
+	if (rag_qrels_parse(r->operands[0], text.ptr, text.len, &q, &e) < 0) {
+		status = cli_fail("rag", &e);
+		goto cleanup;
+	}
+	if ((status = open_store(&db)))
+		goto cleanup;
+	if (rag_collection_get(db, name, &c, &e) < 0) {
+		status = rag_fail(&e);
+		goto cleanup;
+	}
+	if (!c.chunks) {
+		err_set(&e, ERR_CONFIG,
+			"collection '%s' is empty: index some files first ('aichat rag index -c %s PATH')",
+			c.name, c.name);
+		status = rag_fail(&e);
+		goto cleanup;
+	}
+	if (rag_documents(db, &c, &docs, &ndocs, &e) < 0) {
+		status = rag_fail(&e);
+		goto cleanup;
+	}
+	if (!getcwd(cwd, sizeof(cwd)))
+		cwd[0] = '\0';
+	/* As `rag search`: hybrid when the collection has vectors and the
+	 * query can be embedded; once embedding fails, BM25 for the rest. */
+	embed = c.vectors > 0 && c.embed_model[0];
+	j = xcalloc(q.n, sizeof(*j));
+	s = xcalloc(q.n, sizeof(*s));
+	for (size_t i = 0; i < q.n; i++) {
+		const struct rag_question *qq = &q.q[i];
+		size_t nrel = resolve(qq, docs, ndocs, cwd, c.name, &j[i], warnings);
+		float *qvec = NULL;
+		int dim = 0;
+
+		if (embed && embed_query(&c, qq->query, &qvec, &dim, &e) < 0) {
+			warn(warnings, "searching with BM25 only from question '%.64s' on: cannot embed the query: %s",
+			     qq->id, e.msg);
+			embed = 0;
+			err_clear(&e);
+		}
+		j[i].retrieval = qvec ? "hybrid" : "bm25";
+		if (!retrieval)
+			retrieval = j[i].retrieval;
+		else if (strcmp(retrieval, j[i].retrieval))
+			retrieval = "mixed";
+		if (rag_eval_rank(db, c.name, qq->query, qvec, dim, need, &j[i].hits,
+				  &j[i].nhits, &e) < 0) {
+			free(qvec);
+			status = rag_fail(&e);
+			goto cleanup;
+		}
+		free(qvec);
+		j[i].rel = xcalloc(j[i].nhits ? j[i].nhits : 1, 1);
+		for (size_t h = 0; h < j[i].nhits; h++)
+			for (size_t p = 0; p < qq->nrelevant; p++)
+				if (j[i].doc[p] >= 0 && !strcmp(j[i].hits[h], docs[j[i].doc[p]]))
+					j[i].rel[h] = 1;
+		rag_eval_score(j[i].rel, j[i].nhits, nrel, k, &s[i]);
+	}
+	nrows = rag_eval_summary(&q, s, &rows);
+	if (seen(r, o, n, "json")) {
+		print_json(eval_json(c.name, retrieval, k, &q, j, s, docs, rows, nrows,
+				     warnings));
+	} else {
+		if (seen(r, o, n, "verbose"))
+			for (size_t i = 0; i < q.n; i++)
+				print_verbose(&q.q[i], &j[i], &s[i], docs, k);
+		print_table(rows, nrows, k);
+	}
+	status = EXIT_OK;
+cleanup:
+	if (j)
+		judged_release(j, q.n);
+	free(s);
+	free(rows);
+	rag_paths_free(docs, ndocs);
+	rag_qrels_release(&q);
+	buf_release(&text);
+	cJSON_Delete(opts);
+	cJSON_Delete(warnings);
+	store_close(db);
+	rag_vectors_release();
+	return status;
+}
+
 /* ==== dispatch ==== */
 
 #define SUB(name, fn, opts, syn, sum) \
@@ -1144,6 +1515,8 @@ static const struct sub subs[] = {
 	SUB("info", rag_info, info_opts, "[-c NAME] [--json] [NAME]",
 	    "one collection in detail"),
 	SUB("rm", rag_rm, rm_opts, "-c NAME | NAME", "delete a collection and its index"),
+	SUB("eval", rag_eval, eval_opts, "[-c NAME] [-k N] [-v] [--json] QRELS",
+	    "score search on questions with judged files: MRR@10, nDCG@10, Recall@k per kind"),
 };
 static const size_t nsubs = sizeof(subs) / sizeof(subs[0]);
 
@@ -1168,6 +1541,7 @@ static void usage(FILE *f)
 	      "  aichat rag index -c notes --embed-model openai:text-embedding-3-small ~/notes\n"
 	      "  aichat rag search -c notes backup schedule\n"
 	      "  aichat rag query -c notes -m mock:echo \"when do backups run?\"\n"
+	      "  aichat rag eval -c notes -v qrels.json\n"
 	      "\n"
 	      "Run 'aichat rag SUBCOMMAND --help' for the options of one subcommand;\n"
 	      "see aichat-rag(1) for more.\n", f);

@@ -1014,6 +1014,43 @@ cleanup:
 	return rc;
 }
 
+int rag_documents(sqlite3 *db, const struct rag_collection *c, char ***paths,
+		  size_t *n, struct err *e)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int r;
+
+	*paths = NULL;
+	*n = 0;
+	if (prep(db, "SELECT path FROM documents WHERE collection_id = ?1 ORDER BY path",
+		 &st, e) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->id);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 64;
+			*paths = xrealloc(*paths, cap * sizeof(**paths));
+		}
+		(*paths)[(*n)++] = xstrdup((const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE) {
+		rag_paths_free(*paths, *n);
+		*paths = NULL;
+		*n = 0;
+		return db_fail(db, "database", e);
+	}
+	return 0;
+}
+
+void rag_paths_free(char **paths, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
 /* ==== retrieval ==== */
 
 /* One line: runs of blanks become one space. */
