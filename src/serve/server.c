@@ -355,7 +355,7 @@ static int early_checks(struct req *r, const char *method, const char *url)
 		}
 		return -1;
 	}
-	if (check_auth(r) < 0 || check_rate(r) < 0)
+	if (check_auth(r) < 0 || check_rate(r) < 0 || check_budget(r) < 0)
 		return -1;
 	if (r->route->request && !is_json_type(header(r, "Content-Type"))) {
 		char msg[200];
@@ -872,6 +872,8 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 			fprintf(stderr, "aichat: serve: background jobs off: %s\n", dbe.msg);
 		}
 	}
+	if (budget_init(&srv, e) < 0)
+		goto cleanup;
 	if (sa) {
 		if (start_listener(&srv, sa, -1, e) < 0)
 			goto cleanup;
@@ -953,6 +955,7 @@ cleanup:
 	metrics_free(srv.metrics);
 	ratelimit_free(srv.rl);
 	cache_free(srv.cache);
+	free(srv.spend);
 	loop_free(srv.loop);
 	return rc;
 }
