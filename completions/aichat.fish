@@ -36,6 +36,7 @@ complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h 
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a models -d 'list the models of the configured providers, and the aliases'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a rag -d 'index local documents, search them, answer with sources'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a serve -d 'serve the same features over HTTP (JSON, SSE, OpenAI-compatible)'
+complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a usage -d 'tokens and cost of the logged exchanges, by day, model, provider or key'
 
 # aichat chat [options] [PROMPT...]
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s m -l model -x -a '(__aichat_models)' -d 'provider:model or an alias (default: $AICHAT_MODEL, then the config file, then openai:gpt-4o-mini)'
@@ -133,4 +134,11 @@ complete -c aichat -n '__fish_seen_subcommand_from serve' -l retries -x -d 'retr
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l rag-search-timeout -x -d 'time limit of the search of /rag/query and /rag/search; then 504 (0.001..3600, default 2)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l rag-embed-timeout -x -d 'time limit for embedding a /rag query; then BM25 alone (0.001..3600, default 5)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l log-conversations -d 'record each POST /conversation in the conversation log'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l budget -x -d 'key:N=AMOUNT/day: the US dollars API key N may spend a UTC day, then 429 until midnight UTC'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -s h -l help -d 'show this help and exit'
+
+# aichat usage [--since DATE] [--by GROUP] [--json]
+complete -c aichat -n '__fish_seen_subcommand_from usage' -l since -x -a '1d 7d 30d' -d 'count from DATE on: YYYY-MM-DD, or Nd for the last N days, today included (UTC days)'
+complete -c aichat -n '__fish_seen_subcommand_from usage' -l by -x -a 'day model provider key' -d 'one row per day, model, provider or key'
+complete -c aichat -n '__fish_seen_subcommand_from usage' -l json -d 'print JSON instead of a table'
+complete -c aichat -n '__fish_seen_subcommand_from usage' -s h -l help -d 'show this help and exit'

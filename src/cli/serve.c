@@ -77,7 +77,7 @@ const struct opt serve_opts[] = {
 	[O_LOG_CONV] = { 0, "log-conversations", NULL, NULL,
 			 "record each POST /conversation in the conversation log" },
 	[O_BUDGET] = { 0, "budget", "BUDGET", NULL,
-		       "key:N=AMOUNT/day: the US dollars API key N may spend a UTC day, then 429 until midnight UTC (repeatable; also the config's \"budgets\")" },
+		       "key:N=AMOUNT/day: the US dollars API key N may spend a UTC day, then 429 until midnight UTC (repeatable; also the config file's budgets)" },
 	[O_HELP] = { 'h', "help", NULL, NULL, "show this help and exit" },
 };
 const size_t serve_nopts = sizeof(serve_opts) / sizeof(serve_opts[0]);

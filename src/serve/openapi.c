@@ -800,7 +800,7 @@ static cJSON *response_new(cJSON *responses, const char *status,
 	return o;
 }
 
-static void add_retry_after(cJSON *resp)
+static cJSON *add_retry_after(cJSON *resp)
 {
 	cJSON *h = cJSON_AddObjectToObject(resp, "headers");
 	cJSON *ra = cJSON_AddObjectToObject(h, "Retry-After");
@@ -808,6 +808,29 @@ static void add_retry_after(cJSON *resp)
 
 	cJSON_AddStringToObject(ra, "description", "seconds to wait before trying again");
 	cJSON_AddStringToObject(s, "type", "integer");
+	return resp;
+}
+
+/* X-Budget-Limit and X-Budget-Remaining, which every answer to a key
+ * with a daily budget carries (--budget). */
+static void add_budget_headers(cJSON *resp)
+{
+	static const char *const names[] = { "X-Budget-Limit", "X-Budget-Remaining" };
+	static const char *const descs[] = {
+		"the API key's daily budget in US dollars, six decimals (keys with a --budget only)",
+		"what is left of it today (UTC), six decimals (keys with a --budget only)",
+	};
+	cJSON *h = cJSON_GetObjectItemCaseSensitive(resp, "headers");
+
+	if (!h)
+		h = cJSON_AddObjectToObject(resp, "headers");
+	for (int i = 0; i < 2; i++) {
+		cJSON *x = cJSON_AddObjectToObject(h, names[i]);
+		cJSON *s = cJSON_AddObjectToObject(x, "schema");
+		cJSON_AddStringToObject(x, "description", descs[i]);
+		cJSON_AddStringToObject(s, "type", "string");
+		cJSON_AddStringToObject(s, "pattern", "^[0-9]+\\.[0-9]{6}$");
+	}
 }
 
 static cJSON *error_response(cJSON *responses, const struct route_info *r,
@@ -1005,7 +1028,12 @@ static cJSON *operation_new(const struct route_info *r)
 			       "server's limit (--max-body)");
 	if (r->request && !is_v1(r))
 		add_invalid(responses);
-	if (r->auth)
+	if (r->auth && (calls_upstream(r) || r->response == RESP_JOB_SUBMIT))
+		add_budget_headers(add_retry_after(error_response(responses, r, "429",
+			"rate limit exceeded (--rate-limit), or the API key's daily "
+			"budget is spent (--budget): then Retry-After is the seconds "
+			"until midnight UTC, when the day turns")));
+	else if (r->auth)
 		add_retry_after(error_response(responses, r, "429",
 					       "rate limit exceeded"));
 	if (answers_upstream(r))
