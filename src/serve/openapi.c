@@ -460,6 +460,19 @@ static const struct schema schema_chunk = {
 
 static const char *const object_model[] = { "model", NULL };
 
+static const struct field pricing_fields[] = {
+	{ "input", FIELD_NUMBER, 1, NULL, 0, NB, NULL, NULL,
+	  "US dollars per million prompt tokens" },
+	{ "output", FIELD_NUMBER, 1, NULL, 0, NB, NULL, NULL,
+	  "US dollars per million completion tokens" },
+	{ "cached_input", FIELD_NUMBER, 1, NULL, 0, NB, NULL, NULL,
+	  "US dollars per million prompt tokens read from the provider's cache" },
+};
+
+static const struct schema schema_pricing = {
+	"ModelPricing", pricing_fields, NFIELDS(pricing_fields)
+};
+
 static const struct field model_fields[] = {
 	{ "id", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL,
 	  "a name to pass as model: provider:model or an alias" },
@@ -469,6 +482,9 @@ static const struct field model_fields[] = {
 	  "always 0: not known" },
 	{ "owned_by", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL,
 	  "the provider" },
+	{ "pricing", FIELD_OBJECT, 0, NULL, NB, NB, NULL, &schema_pricing,
+	  "what the model costs, when aichat knows (the config file's prices, "
+	  "else its built-in table); absent otherwise" },
 };
 
 static const struct schema schema_model = {
