@@ -265,3 +265,21 @@ assert o["rows"][0] == dict(o["total"], group="openai:gpt-4o-mini"), o
 	[[ "$stderr" == *"'prices.gpt-4o' must be an object {\"input\": N, \"output\": N} for a model named provider:model" ]]
 	[ "$(fake_count)" -eq 0 ]
 }
+
+@test "exchanges logged before the ledger existed are counted, without a cost" {
+	aichat chat -m mock:echo "one two three" >/dev/null
+	aichat chat -m mock:echo "four five" >/dev/null
+	# Back to the schema before the ledger (version 7): the next open
+	# migrates, copying the logged answers in.
+	db "DROP TABLE usage"
+	db "PRAGMA user_version = 7"
+	run --separate-stderr aichat usage --by model --json
+	[ "$status" -eq 0 ]
+	[ "$(json_get rows.0.group <<<"$output")" = mock:echo ]
+	[ "$(json_get total.exchanges <<<"$output")" = 2 ]
+	[ "$(json_get total.completion_tokens <<<"$output")" = 5 ]
+	[ "$(json_get total.cost <<<"$output")" = null ]
+	[ "$(json_get total.unpriced <<<"$output")" = 2 ]
+	# Migrated once: another run counts the same.
+	[ "$(aichat usage --json | json_get total.exchanges)" = 2 ]
+}
