@@ -8,17 +8,19 @@
 # keep one option per word, short and long names, and list in
 # _aichat_CMD_argopts every option that takes a value.
 
-_aichat_commands='batch chat history models rag serve'
+_aichat_commands='batch chat history models rag serve usage'
 _aichat_global_opts='-h --help -V --version'
 _aichat_chat_opts='-m --model -s --system -t --temperature --max-tokens --no-stream --json --retries --timeout -c --continue --cid --no-log -i --interactive --raw -f --file -o --option --schema --thinking -v --verbose -h --help'
 _aichat_chat_argopts='-m --model -s --system -t --temperature --max-tokens --retries --timeout --cid -f --file -o --option --schema --thinking'
 _aichat_batch_opts='-o --output --resume -j --concurrency -m --model -s --system -t --temperature --max-tokens --text --unordered --rate --tokens-per-minute --retries --timeout -h --help'
 _aichat_batch_argopts='-o --output -j --concurrency -m --model -s --system -t --temperature --max-tokens --rate --tokens-per-minute --retries --timeout'
-_aichat_serve_opts='-m --model --host --allow-host -p --port --unix --api-key --api-key-file --insecure-no-auth --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --max-connections-per-ip --client-timeout --request-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries --rag-search-timeout --rag-embed-timeout --log-conversations --redis --redis-prefix --redis-fail --redis-timeout -h --help'
-_aichat_serve_argopts='-m --model --host --allow-host -p --port --unix --api-key --api-key-file --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --max-connections-per-ip --client-timeout --request-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries --rag-search-timeout --rag-embed-timeout --redis --redis-prefix --redis-fail --redis-timeout'
+_aichat_serve_opts='-m --model --host --allow-host -p --port --unix --api-key --api-key-file --insecure-no-auth --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --max-connections-per-ip --client-timeout --request-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries --rag-search-timeout --rag-embed-timeout --log-conversations --redis --redis-prefix --redis-fail --redis-timeout -h --help --budget'
+_aichat_serve_argopts='-m --model --host --allow-host -p --port --unix --api-key --api-key-file --rate-limit --max-upstream --max-queue --cors-origin --max-body --timeout --drain-timeout --max-connections --max-connections-per-ip --client-timeout --request-timeout --log-format --cache-ttl --cache-size --batch-concurrency --retries --rag-search-timeout --rag-embed-timeout --redis --redis-prefix --redis-fail --redis-timeout --budget'
 _aichat_history_opts='-n --limit --json -h --help'
 _aichat_history_argopts='-n --limit'
 _aichat_history_actions='list show search rm'
+_aichat_usage_opts='--since --by --json -h --help'
+_aichat_usage_argopts='--since --by'
 _aichat_models_opts='--json --timeout -h --help'
 _aichat_models_argopts='--timeout'
 _aichat_providers='openai anthropic ollama mock'
@@ -83,6 +85,12 @@ _aichat_value()
 		;;
 	serve:--redis-fail)
 		words='auto open closed'
+		;;
+	usage:--by)
+		words='day model provider key'
+		;;
+	usage:--since)
+		words='1d 7d 30d'
 		;;
 	batch:-o | batch:--output | serve:--api-key-file)
 		mapfile -t COMPREPLY < <(compgen -f -- "$3")
@@ -150,7 +158,7 @@ _aichat()
 	fi
 
 	case $cmd in
-	chat | batch | history | models | rag | serve) ;;
+	chat | batch | history | models | rag | serve | usage) ;;
 	*) COMPREPLY=(); return ;;
 	esac
 	_aichat_cmd=$cmd

@@ -36,6 +36,7 @@ complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h 
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a models -d 'list the models of the configured providers, and the aliases'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a rag -d 'index local documents, search them, answer with sources'
 complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a serve -d 'serve the same features over HTTP (JSON, SSE, OpenAI-compatible)'
+complete -c aichat -n '__fish_use_subcommand; and not __fish_seen_argument -s h -l help -s V -l version' -a usage -d 'tokens and cost of the logged exchanges, by day, model, provider or key'
 
 # aichat chat [options] [PROMPT...]
 complete -c aichat -n '__fish_seen_subcommand_from chat' -s m -l model -x -a '(__aichat_models)' -d 'provider:model or an alias (default: $AICHAT_MODEL, then the config file, then openai:gpt-4o-mini)'
@@ -137,4 +138,11 @@ complete -c aichat -n '__fish_seen_subcommand_from serve' -l redis -x -d 'share 
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l redis-prefix -x -d 'namespace of every Redis key, so deployments can share one Redis (default aichat:)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l redis-fail -x -a 'auto open closed' -d 'rate limits while Redis is down: open (allow) or closed (503); default closed for API keys, open for addresses (default auto)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l redis-timeout -x -d 'longest wait for a Redis reply; then Redis counts as down (0.001..60, default 0.1)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l budget -x -d 'key:N=AMOUNT/day: the US dollars API key N may spend a UTC day, then 429 until midnight UTC'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -s h -l help -d 'show this help and exit'
+
+# aichat usage [--since DATE] [--by GROUP] [--json]
+complete -c aichat -n '__fish_seen_subcommand_from usage' -l since -x -a '1d 7d 30d' -d 'count from DATE on: YYYY-MM-DD, or Nd for the last N days, today included (UTC days)'
+complete -c aichat -n '__fish_seen_subcommand_from usage' -l by -x -a 'day model provider key' -d 'one row per day, model, provider or key'
+complete -c aichat -n '__fish_seen_subcommand_from usage' -l json -d 'print JSON instead of a table'
+complete -c aichat -n '__fish_seen_subcommand_from usage' -s h -l help -d 'show this help and exit'

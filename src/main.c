@@ -23,6 +23,8 @@ const struct cli_command cli_commands[] = {
 	  history_opts, 0 },
 	{ "models", cmd_models, "list the models of the configured providers, and the aliases",
 	  models_opts, 0 },
+	{ "usage", cmd_usage, "tokens and cost of the logged exchanges, by day, model, provider or key",
+	  usage_opts, 0 },
 	{ "serve", cmd_serve, "serve the same features over HTTP (JSON, SSE, OpenAI-compatible)",
 	  serve_opts, 0 },
 };

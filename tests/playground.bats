@@ -127,6 +127,11 @@ browse() {
 }
 
 @test "playground: an answer streams token by token, Stop cancels it, the conversation survives a reload" {
+	# A price for mock:echo, so that the answer shows what it cost:
+	# $1000 per million prompt tokens, $2000 per million completion tokens.
+	mkdir -p "$XDG_CONFIG_HOME/aichat"
+	echo '{"prices": {"mock:echo": {"input": 1000, "output": 2000}}}' \
+		>"$XDG_CONFIG_HOME/aichat/config.json"
 	serve_start
 	run browse stream
 	echo "$output"

@@ -77,7 +77,11 @@ struct chat_result {
 	int content_truncated;         /* the answer was longer than content */
 	char model[256];               /* "provider:model" */
 	long prompt_tokens, completion_tokens;
+	long cached_tokens;            /* of prompt_tokens, from the cache */
 	int have_usage;
+	int priced;                    /* the model has a price (prices.h) */
+	int64_t cost_micros;           /* then: what this call cost, in
+					* micro-dollars (0 without usage) */
 	char finish_reason[32];
 	struct err err;                /* ERR_OK on success */
 	int attempts;

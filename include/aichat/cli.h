@@ -21,6 +21,7 @@ int cmd_batch(int argc, char **argv);
 int cmd_rag(int argc, char **argv);
 int cmd_history(int argc, char **argv);
 int cmd_models(int argc, char **argv);
+int cmd_usage(int argc, char **argv);
 
 enum cli_output {
 	CLI_STREAM,   /* the answer to stdout as it arrives (styled on a tty) */
@@ -128,6 +129,8 @@ extern const struct opt chat_opts[];
 extern const size_t chat_nopts;
 extern const struct opt history_opts[];
 extern const size_t history_nopts;
+extern const struct opt usage_opts[];
+extern const size_t usage_nopts;
 extern const struct opt batch_opts[];
 extern const size_t batch_nopts;
 extern const struct opt serve_opts[];

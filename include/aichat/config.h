@@ -12,7 +12,10 @@
  *       "providers": { "groq": { "kind": "openai",
  *                                "base_url": "https://api.groq.com/openai/v1",
  *                                "api_key_env": "GROQ_API_KEY",
- *                                "api_key_cmd": "pass show groq" } } }
+ *                                "api_key_cmd": "pass show groq" } },
+ *       "prices":  { "openai:gpt-4o": { "input": 2.5, "output": 10,
+ *                                       "cached_input": 1.25 } },
+ *       "budgets": { "key:1": "5.00/day" } }
  *
  * All strings in struct config are owned by it; config_release() frees them.
  */
@@ -20,6 +23,7 @@
 #define AICHAT_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "aichat/err.h"
 
@@ -43,6 +47,19 @@ struct alias {
 	char *target;
 };
 
+/* "prices": what a model costs, in micro-dollars per million tokens (the
+ * file's dollars per million, times 10^6). */
+struct config_price {
+	char *model;         /* "provider:model" */
+	int64_t input, output, cached_input;
+};
+
+/* "budgets": serve's daily spending cap for one API key. */
+struct config_budget {
+	char *key;           /* the key's label, "key:N" */
+	int64_t per_day;     /* micro-dollars a UTC day */
+};
+
 struct config {
 	char *path;          /* file read, NULL if none */
 	char *default_model; /* from the file; AICHAT_MODEL wins over it */
@@ -54,6 +71,10 @@ struct config {
 	struct alias *budgets; /* "context_budget": model -> tokens (as text) */
 	size_t nbudgets;
 	size_t max_prompt_bytes; /* "max_prompt_bytes"; 0 = not in the file */
+	struct config_price *prices;
+	size_t nprices;
+	struct config_budget *key_budgets;
+	size_t nkey_budgets;
 };
 
 /* The input budget in tokens for model full_name ("provider:model"):

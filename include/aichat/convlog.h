@@ -41,7 +41,9 @@ int convlog_load(sqlite3 *db, const char *id, struct chat_request *req,
  * message and the assistant's answer (res: content, model, usage,
  * timings).  The conversation's model becomes res->model and its
  * temperature temperature (< 0: the provider's default).  *id names the
- * conversation; an empty *id starts a new one and receives its id.
+ * conversation; an empty *id starts a new one and receives its id.  The
+ * exchange's tokens and cost go to the usage ledger (usage.h) in the
+ * same transaction.
  */
 int convlog_record(sqlite3 *db, char id[CONVLOG_ID_MAX], const char *system,
 		   double temperature, const char *user,

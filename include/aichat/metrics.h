@@ -24,6 +24,9 @@ void metrics_ttft(struct metrics *m, const char *model, double seconds);
 /* aichat_tokens_total{model,kind="prompt"|"completion"}. */
 void metrics_tokens(struct metrics *m, const char *model, long prompt,
 		    long completion);
+/* aichat_cost_microdollars_total{model}: what the exchanges with a
+ * priced model cost, in millionths of a US dollar (exact integers). */
+void metrics_cost(struct metrics *m, const char *model, long long micros);
 /* aichat_upstream_errors_total{provider,code}; code "upstream_timeout"
  * also counts in aichat_upstream_timeouts_total{provider}. */
 void metrics_upstream_error(struct metrics *m, const char *provider,

@@ -177,6 +177,8 @@ int64_t llm_backoff_ms(const struct llm_opts *o, int attempt,
 struct llm_result {
 	struct err err;          /* ERR_OK on success */
 	long prompt_tokens, completion_tokens;
+	long cached_tokens;      /* of prompt_tokens, read from the
+				  * provider's cache (0 if not reported) */
 	int have_usage;
 	char finish_reason[32];  /* "stop", "length", ... ("" if unknown) */
 	int attempts;
@@ -244,6 +246,9 @@ void llm_emit_event(struct llm_call *c, const char *name, const char *data,
 void llm_emit_openai(struct llm_call *c, const cJSON *obj, int answer);
 /* Replaces the counts; pass -1 to keep one as it is. */
 void llm_set_usage(struct llm_call *c, long prompt, long completion);
+/* Of the prompt tokens, cached came from the provider's cache (priced
+ * as cached input); a negative count changes nothing. */
+void llm_set_cached(struct llm_call *c, long cached);
 void llm_set_finish(struct llm_call *c, const char *reason);
 /* The stream's end marker was seen. */
 void llm_mark_complete(struct llm_call *c);

@@ -23,6 +23,9 @@ struct server_opts {
 	const char *unix_path;       /* also (or only) this unix socket */
 	const char *const *api_keys; /* accepted keys (borrowed), may be empty */
 	size_t nkeys;
+	const int64_t *key_budgets;  /* per key (nkeys of them, borrowed): the
+				      * micro-dollars it may spend a UTC day,
+				      * -1 = no cap; NULL = none capped */
 	int insecure_no_auth;        /* allow a non-loopback bind without keys */
 	double rate_per_second;      /* per client; 0 = no limit */
 	double rate_burst;

@@ -6,6 +6,7 @@
  */
 #include "aichat/cli.h"
 #include "aichat/json.h"
+#include "aichat/money.h"
 #include "aichat/ratelimit.h"
 #include "aichat/redis.h"
 #include "aichat/server.h"
@@ -23,7 +24,7 @@ enum {
 	O_MAX_CONN, O_MAX_CONN_IP, O_CLIENT_TIMEOUT, O_REQUEST_TIMEOUT, O_LOG_FORMAT, O_CACHE_TTL, O_CACHE_SIZE,
 	O_BATCH_CONC, O_RETRIES, O_RAG_SEARCH_TIMEOUT, O_RAG_EMBED_TIMEOUT, O_LOG_CONV,
 	O_REDIS, O_REDIS_PREFIX, O_REDIS_FAIL, O_REDIS_TIMEOUT,
-	O_HELP,
+	O_BUDGET, O_HELP,
 };
 
 const struct opt serve_opts[] = {
@@ -85,6 +86,8 @@ const struct opt serve_opts[] = {
 			   "rate limits while Redis is down: open (allow) or closed (503); default closed for API keys, open for addresses" },
 	[O_REDIS_TIMEOUT] = { 0, "redis-timeout", "SECONDS", "redis_timeout",
 			      "longest wait for a Redis reply; then Redis counts as down" },
+	[O_BUDGET] = { 0, "budget", "BUDGET", NULL,
+		       "key:N=AMOUNT/day: the US dollars API key N may spend a UTC day, then 429 until midnight UTC (repeatable; also the config file's budgets)" },
 	[O_HELP] = { 'h', "help", NULL, NULL, "show this help and exit" },
 };
 const size_t serve_nopts = sizeof(serve_opts) / sizeof(serve_opts[0]);
@@ -200,6 +203,87 @@ static int keys_load_file(struct keys *k, const char *path, struct err *e)
 	return 0;
 }
 
+/* "key:N" with N from 1 to nkeys: N; else 0. */
+static size_t key_label(const char *s, size_t len, size_t nkeys)
+{
+	size_t n = 0;
+
+	if (len < 5 || strncmp(s, "key:", 4) || s[4] == '0')
+		return 0;
+	for (size_t i = 4; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9' || n > 1000000)
+			return 0;
+		n = n * 10 + (size_t)(s[i] - '0');
+	}
+	return n <= nkeys ? n : 0;
+}
+
+/*
+ * The daily budgets of the keys into *out (nkeys of them, -1 for none,
+ * owned): the config's "budgets", then each --budget over them.  Prints
+ * the error and returns its exit status, or EXIT_OK.
+ */
+static int key_budgets(const struct opt_result *r, const struct config *cfg,
+		       size_t nkeys, int64_t **out)
+{
+	int64_t *b;
+	int any = 0;
+
+	*out = NULL;
+	if (!nkeys) {
+		if (r->seen[O_BUDGET]) {
+			fputs("aichat: serve: '--budget' needs API keys: a budget belongs to a key (--api-key, $AICHAT_API_KEYS or --api-key-file)\n",
+			      stderr);
+			return EXIT_USAGE;
+		}
+		return EXIT_OK;   /* the config's budgets name no key here */
+	}
+	b = xmalloc(nkeys * sizeof(*b));
+	for (size_t i = 0; i < nkeys; i++)
+		b[i] = -1;
+	for (size_t i = 0; i < cfg->nkey_budgets; i++) {
+		const char *k = cfg->key_budgets[i].key;
+		size_t n = key_label(k, strlen(k), nkeys);
+		if (!n) {
+			fprintf(stderr, "aichat: serve: config file '%s': 'budgets.%.32s': no such API key: keys are key:1 to key:%zu, in the order --api-key, $AICHAT_API_KEYS, --api-key-file\n",
+				cfg->path, k, nkeys);
+			free(b);
+			return EXIT_CONFIG;
+		}
+		b[n - 1] = cfg->key_budgets[i].per_day;
+		any = 1;
+	}
+	for (size_t i = 0; i < r->ngiven; i++) {
+		const char *v = r->given[i].value, *eq;
+		int64_t micros;
+		size_t n;
+
+		if (r->given[i].opt != O_BUDGET)
+			continue;
+		eq = strchr(v, '=');
+		if (!eq || money_parse_per_day(eq + 1, &micros) < 0) {
+			fprintf(stderr, "aichat: serve: invalid value '%.64s' for '--budget': must be key:N=AMOUNT/day, such as key:1=5.00/day\n",
+				v);
+			free(b);
+			return EXIT_USAGE;
+		}
+		if (!(n = key_label(v, (size_t)(eq - v), nkeys))) {
+			fprintf(stderr, "aichat: serve: invalid value '%.64s' for '--budget': no such API key: keys are key:1 to key:%zu, in the order --api-key, $AICHAT_API_KEYS, --api-key-file\n",
+				v, nkeys);
+			free(b);
+			return EXIT_USAGE;
+		}
+		b[n - 1] = micros;
+		any = 1;
+	}
+	if (!any) {
+		free(b);
+		return EXIT_OK;
+	}
+	*out = b;
+	return EXIT_OK;
+}
+
 /* A host name or address, without a port: "example.com", "10.0.0.2",
  * "::1" or "[::1]". */
 static int valid_allow_host(const char *h)
@@ -219,6 +303,7 @@ int cmd_serve(int argc, char **argv)
 	struct server_opts so;
 	struct config cfg = { 0 };
 	struct keys keys = { 0 };
+	int64_t *budgets = NULL;
 	const char **allow = NULL;
 	size_t nallow = 0;
 	cJSON *o = NULL;
@@ -346,6 +431,9 @@ int cmd_serve(int argc, char **argv)
 		status = cli_fail("serve", &e);
 		goto cleanup;
 	}
+	if ((status = key_budgets(&r, &cfg, keys.n, &budgets)) != EXIT_OK)
+		goto cleanup;
+	so.key_budgets = budgets;
 	so.default_model = r.values[O_MODEL];
 	if (so.default_model) {
 		/* A default that cannot answer is a mistake to report now. */
@@ -363,6 +451,7 @@ cleanup:
 	for (size_t i = 0; i < keys.n; i++)
 		free(keys.v[i]);
 	free(keys.v);
+	free(budgets);
 	free(allow);
 	cJSON_Delete(o);
 	config_release(&cfg);

@@ -3,6 +3,7 @@
  */
 #include "aichat/chat.h"
 #include "aichat/json.h"
+#include "aichat/prices.h"
 #include "aichat/schema.h"
 #include "aichat/xalloc.h"
 
@@ -17,6 +18,7 @@ struct chat {
 	void *ud;
 	struct chat_result res;
 	int discard_text;
+	struct price price;            /* when res.priced */
 };
 
 /* Does s (NULL: any) declare field name? */
@@ -210,6 +212,10 @@ static void on_done(void *ud, const struct llm_result *r)
 	c->res.prompt_tokens = r->prompt_tokens;
 	c->res.completion_tokens = r->completion_tokens;
 	c->res.have_usage = r->have_usage;
+	c->res.cached_tokens = r->cached_tokens;
+	if (c->res.priced && r->have_usage)
+		c->res.cost_micros = price_cost(&c->price, r->prompt_tokens,
+						r->cached_tokens, r->completion_tokens);
 	memcpy(c->res.finish_reason, r->finish_reason, sizeof(c->res.finish_reason));
 	c->res.attempts = r->attempts;
 	c->res.retry_after = r->retry_after;
@@ -272,6 +278,7 @@ struct chat *chat_start(struct engine *eng, const struct config *cfg,
 	c->discard_text = req->discard_text;
 	buf_init(&c->res.content, 0);
 	snprintf(c->res.model, sizeof(c->res.model), "%s", m.full);
+	c->res.priced = price_lookup(cfg, m.full, &c->price) == 0;
 	c->call = llm_call_start(eng, &m, &p, o, &llm_cbs, c, e);
 	model_ref_release(&m);
 	if (!c->call) {

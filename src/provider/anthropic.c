@@ -544,6 +544,8 @@ static void read_usage(struct llm_call *c, const cJSON *u)
 	if (in >= 0 || out >= 0)
 		llm_set_usage(c, in >= 0 ? (long)(a->in + a->cache_read + a->cache_write) : -1,
 			      (long)out);
+	if (a->cache_read >= 0)
+		llm_set_cached(c, (long)a->cache_read);
 }
 
 static const char *finish_name(struct answer *a, const char *stop)

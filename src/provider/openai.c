@@ -121,6 +121,8 @@ static void read_usage(struct llm_call *c, const cJSON *root)
 	if (json_count(u, "completion_tokens", &ct) < 0)
 		ct = -1;
 	llm_set_usage(c, (long)pt, (long)ct);
+	if (json_count(json_obj(u, "prompt_tokens_details"), "cached_tokens", &pt) == 0)
+		llm_set_cached(c, (long)pt);
 }
 
 static int error_object(struct llm_call *c, const cJSON *root, struct err *e)

@@ -478,6 +478,12 @@ void llm_set_usage(struct llm_call *c, long prompt, long completion)
 	c->res.have_usage = 1;
 }
 
+void llm_set_cached(struct llm_call *c, long cached)
+{
+	if (cached >= 0)
+		c->res.cached_tokens = cached;
+}
+
 void llm_set_finish(struct llm_call *c, const char *reason)
 {
 	/* An upstream's word: keep only what a finish reason is made of, so
@@ -882,6 +888,7 @@ static void start_attempt(struct llm_call *c)
 	c->res.finish_reason[0] = '\0';
 	c->res.have_usage = 0;
 	c->res.prompt_tokens = c->res.completion_tokens = 0;
+	c->res.cached_tokens = 0;
 	sse_release(&c->sse);
 	sse_init(&c->sse, 0);
 	buf_clear(&c->whole);

@@ -55,6 +55,7 @@ int check_auth(struct req *r)
 				match = (int)i;
 	if (match >= 0) {
 		snprintf(r->client, sizeof(r->client), "key:%d", match + 1);
+		r->key = match + 1;
 		return 0;
 	}
 	/* A failed key spends its address's budget too, so that guessing

@@ -34,9 +34,7 @@ static void note_result(struct req *r, const struct chat_result *res)
 	r->have_usage = res->have_usage;
 	if (res->first_token_ms >= 0)
 		r->ttft_ms = res->first_token_ms;
-	if (res->have_usage)
-		metrics_tokens(r->srv->metrics, res->model, res->prompt_tokens,
-			       res->completion_tokens);
+	spend(r, res);
 	if (res->first_token_ms >= 0)
 		metrics_ttft(r->srv->metrics, res->model,
 			     res->first_token_ms / 1000.0);

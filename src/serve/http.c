@@ -508,10 +508,11 @@ static void add_common_headers(struct req *r, struct MHD_Response *resp)
 	const char *origin = r->srv->o->cors_origin;
 
 	mhd.add_response_header(resp, "X-Request-ID", r->id);
+	budget_headers(r, resp);
 	if (origin) {
 		mhd.add_response_header(resp, "Access-Control-Allow-Origin", origin);
 		mhd.add_response_header(resp, "Access-Control-Expose-Headers",
-					"X-Request-ID, X-Cache, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset");
+					"X-Request-ID, X-Cache, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Budget-Limit, X-Budget-Remaining");
 		if (strcmp(origin, "*"))
 			mhd.add_response_header(resp, "Vary", "Origin");
 	}

@@ -131,6 +131,7 @@ struct server {
 	size_t nbwait, capbwait;
 	int grant_batch_next;        /* both queues wait: whose turn */
 	struct writer *writer;       /* every SQLite write (writer.h) */
+	struct key_spend *spend;     /* per API key (nkeys), when budgets */
 	int draining;
 	struct loop_timer *drain_timer;
 	unsigned long long seq;
@@ -176,6 +177,7 @@ struct req {
 	char client[72];             /* key id ("key:2"), client address, or
 				      * "unix" for the unix socket */
 	int via_unix;                /* came through --unix */
+	int key;                     /* N of the API key "key:N" used, 0 none */
 	struct conn *cs;             /* its connection */
 	int64_t started;
 	struct buf body;
@@ -568,6 +570,33 @@ cJSON *usage_object(const struct chat_result *res, int openai);
 /* --log-conversations: records a /conversation exchange in the
  * conversation log; nothing on other routes, or when off. */
 void log_conversation(struct req *r, const struct chat_result *res);
+
+/* ==== budget.c: what each exchange cost, and daily budgets ==== */
+
+/* A key's spending on its day (days since the epoch, UTC). */
+struct key_spend {
+	int64_t limit;               /* micro-dollars a day; -1 = no cap */
+	int64_t spent;
+	long day;
+};
+
+/* Before the loop runs: srv->spend from the options, each capped key's
+ * spending today read from the ledger (srv->db).  -1 with e when
+ * budgets are set and the ledger cannot be read. */
+int budget_init(struct server *srv, struct err *e);
+
+/* 0 when r may call a model; otherwise the 429 (its key's budget for
+ * today is spent) has been sent.  Only routes that call a model are
+ * checked. */
+int check_budget(struct req *r);
+
+/* An exchange of r ended with res: its tokens and cost go to /metrics,
+ * its row to the usage ledger (through the writer), its cost to r's
+ * key's spending today. */
+void spend(struct req *r, const struct chat_result *res);
+
+/* X-Budget-Limit and X-Budget-Remaining when r's key has a budget. */
+void budget_headers(struct req *r, struct MHD_Response *resp);
 
 /* Starts the items of a validated /batch body, r holding an upstream
  * slot; the answer is sent when the last is done. */

@@ -39,6 +39,7 @@ enum fam_id {
 	F_DURATION,
 	F_TTFT,
 	F_TOKENS,
+	F_COST,
 	F_UPSTREAM_ERRORS,
 	F_UPSTREAM_TIMEOUTS,
 	F_VALIDATION,
@@ -70,6 +71,9 @@ static const struct fam_def {
 	[F_TOKENS] = { "aichat_tokens_total",
 		"Tokens used, by model and kind (prompt or completion)",
 		COUNTER, 2, { "model", "kind" } },
+	[F_COST] = { "aichat_cost_microdollars_total",
+		"What the exchanges with a priced model cost, in millionths of a US dollar, by model",
+		COUNTER, 1, { "model" } },
 	[F_UPSTREAM_ERRORS] = { "aichat_upstream_errors_total",
 		"Failed upstream calls, by provider and error code",
 		COUNTER, 2, { "provider", "code" } },
@@ -309,6 +313,13 @@ void metrics_tokens(struct metrics *m, const char *model, long prompt,
 	/* A counter never goes down: an unknown (negative) count adds 0. */
 	counter_add(m, F_TOKENS, p, prompt > 0 ? (double)prompt : 0);
 	counter_add(m, F_TOKENS, c, completion > 0 ? (double)completion : 0);
+}
+
+void metrics_cost(struct metrics *m, const char *model, long long micros)
+{
+	const char *v[] = { model };
+
+	counter_add(m, F_COST, v, micros > 0 ? (double)micros : 0);
 }
 
 void metrics_upstream_error(struct metrics *m, const char *provider,

@@ -465,6 +465,19 @@ static const struct schema schema_chunk = {
 
 static const char *const object_model[] = { "model", NULL };
 
+static const struct field pricing_fields[] = {
+	{ "input", FIELD_NUMBER, 1, NULL, 0, NB, NULL, NULL,
+	  "US dollars per million prompt tokens" },
+	{ "output", FIELD_NUMBER, 1, NULL, 0, NB, NULL, NULL,
+	  "US dollars per million completion tokens" },
+	{ "cached_input", FIELD_NUMBER, 1, NULL, 0, NB, NULL, NULL,
+	  "US dollars per million prompt tokens read from the provider's cache" },
+};
+
+static const struct schema schema_pricing = {
+	"ModelPricing", pricing_fields, NFIELDS(pricing_fields)
+};
+
 static const struct field model_fields[] = {
 	{ "id", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL,
 	  "a name to pass as model: provider:model or an alias" },
@@ -474,6 +487,9 @@ static const struct field model_fields[] = {
 	  "always 0: not known" },
 	{ "owned_by", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL,
 	  "the provider" },
+	{ "pricing", FIELD_OBJECT, 0, NULL, NB, NB, NULL, &schema_pricing,
+	  "what the model costs, when aichat knows (the config file's prices, "
+	  "else its built-in table); absent otherwise" },
 };
 
 static const struct schema schema_model = {
@@ -805,7 +821,7 @@ static cJSON *response_new(cJSON *responses, const char *status,
 	return o;
 }
 
-static void add_retry_after(cJSON *resp)
+static cJSON *add_retry_after(cJSON *resp)
 {
 	cJSON *h = cJSON_AddObjectToObject(resp, "headers");
 	cJSON *ra = cJSON_AddObjectToObject(h, "Retry-After");
@@ -813,6 +829,29 @@ static void add_retry_after(cJSON *resp)
 
 	cJSON_AddStringToObject(ra, "description", "seconds to wait before trying again");
 	cJSON_AddStringToObject(s, "type", "integer");
+	return resp;
+}
+
+/* X-Budget-Limit and X-Budget-Remaining, which every answer to a key
+ * with a daily budget carries (--budget). */
+static void add_budget_headers(cJSON *resp)
+{
+	static const char *const names[] = { "X-Budget-Limit", "X-Budget-Remaining" };
+	static const char *const descs[] = {
+		"the API key's daily budget in US dollars, six decimals (keys with a --budget only)",
+		"what is left of it today (UTC), six decimals (keys with a --budget only)",
+	};
+	cJSON *h = cJSON_GetObjectItemCaseSensitive(resp, "headers");
+
+	if (!h)
+		h = cJSON_AddObjectToObject(resp, "headers");
+	for (int i = 0; i < 2; i++) {
+		cJSON *x = cJSON_AddObjectToObject(h, names[i]);
+		cJSON *s = cJSON_AddObjectToObject(x, "schema");
+		cJSON_AddStringToObject(x, "description", descs[i]);
+		cJSON_AddStringToObject(s, "type", "string");
+		cJSON_AddStringToObject(s, "pattern", "^[0-9]+\\.[0-9]{6}$");
+	}
 }
 
 static cJSON *error_response(cJSON *responses, const struct route_info *r,
@@ -1010,7 +1049,12 @@ static cJSON *operation_new(const struct route_info *r)
 			       "server's limit (--max-body)");
 	if (r->request && !is_v1(r))
 		add_invalid(responses);
-	if (r->auth)
+	if (r->auth && (calls_upstream(r) || r->response == RESP_JOB_SUBMIT))
+		add_budget_headers(add_retry_after(error_response(responses, r, "429",
+			"rate limit exceeded (--rate-limit), or the API key's daily "
+			"budget is spent (--budget): then Retry-After is the seconds "
+			"until midnight UTC, when the day turns")));
+	else if (r->auth)
 		add_retry_after(error_response(responses, r, "429",
 					       "rate limit exceeded"));
 	if (answers_upstream(r))

@@ -19,6 +19,9 @@
   const KEY = 'aichat.apiKey';
   const log = $('log'), input = $('input'), statusLine = $('status');
   let state = load();
+  /* Model id -> its price ({input, output, cached_input}, dollars per
+   * million tokens), from /v1/models. */
+  const pricing = {};
   let busy = null;            /* { ctl: AbortController, msg } while streaming */
   let keyAsk = null;          /* the key prompt on screen, shared by callers */
 
@@ -272,6 +275,8 @@
       parts.push(msg.meta.tokens + (msg.meta.tokens === 1 ? ' token' : ' tokens'));
       if (msg.meta.tps !== null)
         parts.push(msg.meta.tps.toFixed(1) + ' tokens/s');
+      if (Number.isFinite(msg.meta.cost))
+        parts.push('$' + msg.meta.cost.toFixed(6));
     }
     if (msg.stopped)
       parts.push('stopped');
@@ -381,8 +386,25 @@
     return null;
   }
 
+  /* What an answer cost, in US dollars, from the usage the server
+   * reported and the model's price in /v1/models; null when either is
+   * unknown. */
+  function costOf(model, usage) {
+    const p = pricing[model];
+    if (!p || !usage || !Number.isFinite(usage.prompt_tokens) ||
+        !Number.isFinite(usage.completion_tokens))
+      return null;
+    const d = usage.prompt_tokens_details;
+    const cached = Math.min(usage.prompt_tokens,
+      d && Number.isFinite(d.cached_tokens) ? d.cached_tokens : 0);
+    const cin = Number.isFinite(p.cached_input) ? p.cached_input : p.input;
+    return ((usage.prompt_tokens - cached) * p.input + cached * cin +
+      usage.completion_tokens * p.output) / 1e6;
+  }
+
   async function run(msg) {
     const ctl = new AbortController();
+    const asked = msg.model;
     const t0 = performance.now();
     let tFirst = 0, deltas = 0, usage = null;
     busy = { ctl, msg };
@@ -461,7 +483,8 @@
           usage.completion_tokens : deltas;
         const secs = (t1 - tFirst) / 1000;
         msg.meta = { ttft: Math.round(tFirst - t0), tokens,
-          tps: tokens > 1 && secs > 0 ? (tokens - 1) / secs : null };
+          tps: tokens > 1 && secs > 0 ? (tokens - 1) / secs : null,
+          cost: costOf(asked || msg.model, usage) };
       }
       busy = null;
       setBusy(false);
@@ -549,6 +572,9 @@
       if (!res.ok)
         throw new Error(await errorText(res));
       const j = await res.json();
+      for (const m of j.data || [])
+        if (m.pricing && Number.isFinite(m.pricing.input) && Number.isFinite(m.pricing.output))
+          pricing[String(m.id)] = m.pricing;
       const ids = (j.data || []).map((m) => String(m.id)).sort();
       if (state.model && !ids.includes(state.model))
         ids.unshift(state.model);

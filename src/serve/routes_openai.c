@@ -6,6 +6,7 @@
  * chatroute.c's; errors on these routes take the client's shape (http.c).
  */
 #include "aichat/json.h"
+#include "aichat/prices.h"
 #include "aichat/xalloc.h"
 #include "aichat/xlate.h"
 #include "internal.h"
@@ -74,6 +75,23 @@ int v1_prepare(struct req *r, cJSON *j)
 
 /* ==== GET /v1/models ==== */
 
+/* A model's price, when it (or the model its alias names) has one: US
+ * dollars per million tokens, for a client that shows what an answer
+ * cost (the playground does). */
+static void add_pricing(const struct config *cfg, cJSON *e, const char *id)
+{
+	const char *target = config_alias(cfg, id);
+	struct price p;
+	cJSON *o;
+
+	if (price_lookup(cfg, target ? target : id, &p) < 0)
+		return;
+	o = cJSON_AddObjectToObject(e, "pricing");
+	cJSON_AddNumberToObject(o, "input", (double)p.input / 1e6);
+	cJSON_AddNumberToObject(o, "output", (double)p.output / 1e6);
+	cJSON_AddNumberToObject(o, "cached_input", (double)p.cached_input / 1e6);
+}
+
 static void reply_models(struct req *r, const struct models_list *l)
 {
 	cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
@@ -87,6 +105,7 @@ static void reply_models(struct req *r, const struct models_list *l)
 		cJSON_AddStringToObject(e, "object", "model");
 		cJSON_AddNumberToObject(e, "created", 0);
 		cJSON_AddStringToObject(e, "owned_by", m->provider ? m->provider : "aichat");
+		add_pricing(r->srv->cfg, e, m->id);
 		cJSON_AddItemToArray(data, e);
 	}
 	reply_json(r, 200, o);

@@ -122,9 +122,8 @@ static void on_batch_item(void *ud, void *tag, const struct chat_result *res)
 		r->prompt_tokens += res->prompt_tokens;
 		r->completion_tokens += res->completion_tokens;
 		r->have_usage = 1;
-		metrics_tokens(r->srv->metrics, res->model, res->prompt_tokens,
-			       res->completion_tokens);
 	}
+	spend(r, res);
 	if (res->model[0])
 		snprintf(r->model, sizeof(r->model), "%s", res->model);
 }

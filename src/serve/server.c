@@ -399,6 +399,8 @@ static int after_rate_checks(struct req *r)
 {
 	const char *cl;
 
+	if (check_budget(r) < 0)
+		return -1;
 	if (r->route->request && !is_json_type(header(r, "Content-Type"))) {
 		char msg[200];
 		const char *ct = header(r, "Content-Type");
@@ -956,6 +958,8 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 			fprintf(stderr, "aichat: serve: background jobs off: %s\n", dbe.msg);
 		}
 	}
+	if (budget_init(&srv, e) < 0)
+		goto cleanup;
 	if (sa) {
 		if (start_listener(&srv, sa, -1, e) < 0)
 			goto cleanup;
@@ -1038,6 +1042,7 @@ cleanup:
 	limiter_free(srv.lim);
 	acache_free(srv.cache);
 	redis_free(srv.redis);
+	free(srv.spend);
 	loop_free(srv.loop);
 	return rc;
 }

@@ -118,6 +118,30 @@ static const char *const migrations[] = {
 	 * lease holds (milliseconds since the epoch) */
 	"ALTER TABLE jobs ADD COLUMN owner TEXT;"
 	"ALTER TABLE jobs ADD COLUMN lease_until INTEGER;",
+	/* 8: the usage ledger: one row per exchange, with its tokens and,
+	 * when the model had a price, its cost in micro-dollars; day is the
+	 * UTC date.  The exchanges logged before it are copied in, without
+	 * a cost (their prices were not recorded). */
+	"CREATE TABLE usage ("
+	"  id INTEGER PRIMARY KEY,"
+	"  created_at TEXT NOT NULL,"
+	"  day TEXT NOT NULL,"
+	"  source TEXT NOT NULL,"
+	"  provider TEXT NOT NULL,"
+	"  model TEXT NOT NULL,"
+	"  api_key TEXT,"
+	"  prompt_tokens INTEGER,"
+	"  completion_tokens INTEGER,"
+	"  cached_tokens INTEGER,"
+	"  cost_micros INTEGER);"
+	"CREATE INDEX usage_day ON usage(day, api_key);"
+	"INSERT INTO usage (created_at, day, source, provider, model,"
+	"  prompt_tokens, completion_tokens, cached_tokens)"
+	"  SELECT created_at, substr(created_at, 1, 10), 'history',"
+	"  CASE WHEN instr(model, ':') > 0 THEN substr(model, 1, instr(model, ':') - 1)"
+	"  ELSE '' END, model, prompt_tokens, completion_tokens, 0"
+	"  FROM messages WHERE role = 'assistant' AND model IS NOT NULL"
+	"  ORDER BY id;",
 };
 
 char *store_home(void)

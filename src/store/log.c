@@ -8,6 +8,7 @@
 #include "aichat/convlog.h"
 #include "aichat/json.h"
 #include "aichat/store.h"
+#include "aichat/usage.h"
 #include "aichat/xalloc.h"
 
 #include <stdio.h>
@@ -242,6 +243,7 @@ int convlog_record(sqlite3 *db, char id[CONVLOG_ID_MAX], const char *system,
 {
 	char when[40];
 	int seq = 0, fresh = !id[0];
+	struct usage_entry u;
 
 	now_iso(when, sizeof(when));
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -254,7 +256,10 @@ int convlog_record(sqlite3 *db, char id[CONVLOG_ID_MAX], const char *system,
 	}
 	if ((system && insert_message(db, id, seq++, "system", system, NULL, when) < 0) ||
 	    insert_message(db, id, seq++, "user", user, NULL, when) < 0 ||
-	    insert_message(db, id, seq++, "assistant", res->content.ptr, res, when) < 0 ||
+	    insert_message(db, id, seq++, "assistant", res->content.ptr, res, when) < 0)
+		goto fail;
+	usage_entry_from(&u, res, "chat", NULL);
+	if (usage_record(db, &u, e) < 0 ||
 	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	return 0;

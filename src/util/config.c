@@ -7,6 +7,7 @@
 #include "aichat/config.h"
 #include "aichat/buf.h"
 #include "aichat/json.h"
+#include "aichat/money.h"
 #include "aichat/xalloc.h"
 
 #include <errno.h>
@@ -129,6 +130,75 @@ static int parse_provider(struct config *c, const char *path,
 	return 0;
 }
 
+/* The most a price may be: $100,000 per million tokens. */
+#define PRICE_MAX 1e5
+
+/* "prices": {"provider:model": {"input": 2.5, "output": 10,
+ * "cached_input": 1.25}}, dollars per million tokens; cached_input
+ * defaults to input. */
+static int parse_price(struct config *c, const char *path, const cJSON *p,
+		       struct err *e)
+{
+	static const char *const fields[] = { "input", "output", "cached_input" };
+	char name[65], fname[65];
+	double v[3] = { -1, -1, -1 };
+	const cJSON *f;
+
+	shown(p->string, name, sizeof(name));
+	if (!cJSON_IsObject(p) || !strchr(p->string, ':'))
+		return err_set(e, ERR_CONFIG,
+			       "config file '%s': 'prices.%s' must be an object {\"input\": N, \"output\": N} for a model named provider:model",
+			       path, name);
+	cJSON_ArrayForEach(f, p) {
+		size_t i = 0;
+		while (i < 3 && strcmp(f->string, fields[i]))
+			i++;
+		if (i == 3)
+			return err_set(e, ERR_CONFIG,
+				       "config file '%s': 'prices.%s': unknown key '%s' (expected input, output, cached_input)",
+				       path, name, shown(f->string, fname, sizeof(fname)));
+		if (!cJSON_IsNumber(f) || !(f->valuedouble >= 0 && f->valuedouble <= PRICE_MAX))
+			return err_set(e, ERR_CONFIG,
+				       "config file '%s': 'prices.%s.%s' must be a number of dollars per million tokens, 0 to 100000",
+				       path, name, fields[i]);
+		v[i] = f->valuedouble;
+	}
+	for (size_t i = 0; i < 2; i++)
+		if (v[i] < 0)
+			return err_set(e, ERR_CONFIG,
+				       "config file '%s': 'prices.%s' needs '%s' (dollars per million tokens)",
+				       path, name, fields[i]);
+	if (v[2] < 0)
+		v[2] = v[0];
+	c->prices = xrealloc(c->prices, (c->nprices + 1) * sizeof(*c->prices));
+	c->prices[c->nprices].model = xstrdup(p->string);
+	c->prices[c->nprices].input = llround(v[0] * 1e6);
+	c->prices[c->nprices].output = llround(v[1] * 1e6);
+	c->prices[c->nprices].cached_input = llround(v[2] * 1e6);
+	c->nprices++;
+	return 0;
+}
+
+/* "budgets": {"key:1": "5.00/day"}. */
+static int parse_budget(struct config *c, const char *path, const cJSON *b,
+			struct err *e)
+{
+	char name[65];
+	int64_t micros;
+
+	shown(b->string, name, sizeof(name));
+	if (!cJSON_IsString(b) || money_parse_per_day(b->valuestring, &micros) < 0)
+		return err_set(e, ERR_CONFIG,
+			       "config file '%s': 'budgets.%s' must be an amount a day, such as \"5.00/day\"",
+			       path, name);
+	c->key_budgets = xrealloc(c->key_budgets,
+				  (c->nkey_budgets + 1) * sizeof(*c->key_budgets));
+	c->key_budgets[c->nkey_budgets].key = xstrdup(b->string);
+	c->key_budgets[c->nkey_budgets].per_day = micros;
+	c->nkey_budgets++;
+	return 0;
+}
+
 int config_parse(struct config *c, const char *path, const char *text,
 		 size_t len, struct err *e)
 {
@@ -232,6 +302,19 @@ int config_parse(struct config *c, const char *path, const char *text,
 				c->aliases[c->naliases].target = xstrdup(a->valuestring);
 				c->naliases++;
 			}
+		} else if (!strcmp(k, "prices") || !strcmp(k, "budgets")) {
+			int prices = !strcmp(k, "prices");
+			if (!cJSON_IsObject(n)) {
+				err_set(e, ERR_CONFIG, prices ?
+					"config file '%s': 'prices' must be an object of provider:model: {input, output, cached_input}" :
+					"config file '%s': 'budgets' must be an object of key: \"AMOUNT/day\"",
+					path);
+				goto cleanup;
+			}
+			cJSON_ArrayForEach(a, n)
+				if ((prices ? parse_price(c, path, a, e) :
+				     parse_budget(c, path, a, e)) < 0)
+					goto cleanup;
 		} else if (!strcmp(k, "providers")) {
 			if (!cJSON_IsObject(n)) {
 				err_set(e, ERR_CONFIG,
@@ -244,7 +327,7 @@ int config_parse(struct config *c, const char *path, const char *text,
 		} else {
 			char name[65];
 			err_set(e, ERR_CONFIG,
-				"config file '%s': unknown key '%s' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes)",
+				"config file '%s': unknown key '%s' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes, prices, budgets)",
 				path, shown(k, name, sizeof(name)));
 			goto cleanup;
 		}
@@ -303,6 +386,12 @@ void config_release(struct config *c)
 		free(c->budgets[i].target);
 	}
 	free(c->budgets);
+	for (size_t i = 0; i < c->nprices; i++)
+		free(c->prices[i].model);
+	free(c->prices);
+	for (size_t i = 0; i < c->nkey_budgets; i++)
+		free(c->key_budgets[i].key);
+	free(c->key_budgets);
 	free(c->aliases);
 	free(c->providers);
 	free(c->default_model);

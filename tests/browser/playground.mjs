@@ -126,6 +126,13 @@ async function stream(browser) {
   // mock:echo sends a word every AICHAT_MOCK_DELAY_MS: no faster than that.
   const most = 1000 / Number(process.env.AICHAT_MOCK_DELAY_MS || 100) * 1.1;
   check(tps > 0 && tps <= most, `tokens/s shown, no more than the mock sends: ${tps} <= ${most.toFixed(1)}`);
+  // The cost, from the usage the stream reported and the price /v1/models
+  // gives ($1000 and $2000 per million, set by playground.bats): the 10
+  // completion tokens cost $0.02, each prompt token $0.001 more.
+  const cost = Number((meta.match(/\$(\d+\.\d{6})/) || [])[1]);
+  const prompt = Math.round((cost - 0.02) / 0.001);
+  check(prompt >= 1 && Math.abs(prompt * 0.001 + 0.02 - cost) < 1e-9,
+    `the cost of the answer shown, from its tokens and price: ${meta}`);
   await page.screenshot({ path: outDir + '/playground.png' });
   console.log('ok: screenshot ' + outDir + '/playground.png');
 

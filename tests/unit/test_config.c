@@ -111,10 +111,10 @@ static const struct ccase cases[] = {
 	BAD("array at the top", "[]", PFX "must be a JSON object"),
 	BAD("string at the top", "\"openai:gpt-4o\"", PFX "must be a JSON object"),
 	BAD("unknown top-level key", "{\"default_modle\":\"a:b\"}",
-	  PFX "unknown key 'default_modle' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes)"),
+	  PFX "unknown key 'default_modle' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes, prices, budgets)"),
 	BAD("unknown key after good ones",
 	  "{\"default_model\":\"a:b\",\"alias\":{}}",
-	  PFX "unknown key 'alias' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes)"),
+	  PFX "unknown key 'alias' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes, prices, budgets)"),
 	BAD("empty default_model", "{\"default_model\":\"\"}",
 	  PFX "'default_model' must be a non-empty string"),
 	BAD("number default_model", "{\"default_model\":4}",
@@ -127,6 +127,28 @@ static const struct ccase cases[] = {
 	  PFX "'aliases.fast' must be a non-empty string"),
 	BAD("object alias target", "{\"aliases\":{\"a\":\"x:y\",\"fast\":{}}}",
 	  PFX "'aliases.fast' must be a non-empty string"),
+	BAD("prices not an object", "{\"prices\":[]}",
+	  PFX "'prices' must be an object of provider:model: {input, output, cached_input}"),
+	BAD("a price without its provider", "{\"prices\":{\"gpt-4o\":{\"input\":1,\"output\":1}}}",
+	  PFX "'prices.gpt-4o' must be an object {\"input\": N, \"output\": N} for a model named provider:model"),
+	BAD("a price as a number", "{\"prices\":{\"openai:gpt-4o\":2.5}}",
+	  PFX "'prices.openai:gpt-4o' must be an object {\"input\": N, \"output\": N} for a model named provider:model"),
+	BAD("a price without output", "{\"prices\":{\"openai:gpt-4o\":{\"input\":1}}}",
+	  PFX "'prices.openai:gpt-4o' needs 'output' (dollars per million tokens)"),
+	BAD("a negative price", "{\"prices\":{\"openai:gpt-4o\":{\"input\":-0.01,\"output\":1}}}",
+	  PFX "'prices.openai:gpt-4o.input' must be a number of dollars per million tokens, 0 to 100000"),
+	BAD("a price past the bound", "{\"prices\":{\"openai:gpt-4o\":{\"input\":1,\"output\":100000.01}}}",
+	  PFX "'prices.openai:gpt-4o.output' must be a number of dollars per million tokens, 0 to 100000"),
+	BAD("a price as a string", "{\"prices\":{\"openai:gpt-4o\":{\"input\":\"1\",\"output\":1}}}",
+	  PFX "'prices.openai:gpt-4o.input' must be a number of dollars per million tokens, 0 to 100000"),
+	BAD("an unknown price key", "{\"prices\":{\"openai:gpt-4o\":{\"input\":1,\"output\":1,\"cached\":1}}}",
+	  PFX "'prices.openai:gpt-4o': unknown key 'cached' (expected input, output, cached_input)"),
+	BAD("budgets not an object", "{\"budgets\":\"5/day\"}",
+	  PFX "'budgets' must be an object of key: \"AMOUNT/day\""),
+	BAD("a budget as a number", "{\"budgets\":{\"key:1\":5}}",
+	  PFX "'budgets.key:1' must be an amount a day, such as \"5.00/day\""),
+	BAD("a budget a week", "{\"budgets\":{\"key:1\":\"5/week\"}}",
+	  PFX "'budgets.key:1' must be an amount a day, such as \"5.00/day\""),
 	BAD("providers not an object", "{\"providers\":[]}",
 	  PFX "'providers' must be an object"),
 	BAD("provider not an object", "{\"providers\":{\"groq\":\"openai\"}}",
@@ -455,6 +477,33 @@ static void test_load(void)
 	rmdir(tmpdir);
 }
 
+/* "prices" become micro-dollars per million tokens, cached_input
+ * defaulting to input; "budgets" micro-dollars a day. */
+static void test_prices(void)
+{
+	static const char text[] =
+		"{\"prices\": {\"openai:gpt-4o\": {\"input\": 2.5, \"output\": 10,"
+		" \"cached_input\": 1.25}, \"x:y\": {\"input\": 0.000001, \"output\": 0}},"
+		" \"budgets\": {\"key:1\": \"5.00/day\", \"key:2\": \"0.000001/day\"}}";
+	struct config c;
+	struct err e;
+
+	err_clear(&e);
+	is_int(config_parse(&c, PATH, text, strlen(text), &e), 0, "prices: parsed");
+	is_int(c.nprices, 2, "prices: two");
+	is_str(c.prices[0].model, "openai:gpt-4o", "prices: name");
+	is_int(c.prices[0].input, 2500000, "prices: input");
+	is_int(c.prices[0].output, 10000000, "prices: output");
+	is_int(c.prices[0].cached_input, 1250000, "prices: cached_input");
+	is_int(c.prices[1].input, 1, "prices: the smallest price");
+	is_int(c.prices[1].cached_input, 1, "prices: cached_input defaults to input");
+	is_int(c.nkey_budgets, 2, "budgets: two");
+	is_str(c.key_budgets[0].key, "key:1", "budgets: key");
+	is_int(c.key_budgets[0].per_day, 5000000, "budgets: 5.00/day");
+	is_int(c.key_budgets[1].per_day, 1, "budgets: a micro-dollar a day");
+	config_release(&c);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -462,5 +511,6 @@ int main(void)
 	test_lookups();
 	test_sizes();
 	test_load();
+	test_prices();
 	return tap_done();
 }

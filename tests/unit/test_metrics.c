@@ -112,6 +112,7 @@ static const struct {
 	{ "aichat_http_request_duration_seconds", "histogram", NULL },
 	{ "aichat_ttft_seconds", "histogram", NULL },
 	{ "aichat_tokens_total", "counter", NULL },
+	{ "aichat_cost_microdollars_total", "counter", NULL },
 	{ "aichat_upstream_errors_total", "counter", NULL },
 	{ "aichat_upstream_timeouts_total", "counter", NULL },
 	{ "aichat_validation_failures_total", "counter", NULL },
@@ -165,6 +166,8 @@ static const char *const want_lines[] = {
 	"aichat_tokens_total{model=\"openai:gpt-4o-mini\",kind=\"prompt\"} 15",
 	"aichat_tokens_total{model=\"openai:gpt-4o-mini\",kind=\"completion\"} 34",
 	"aichat_tokens_total{model=\"mock:echo\",kind=\"prompt\"} 1000000000000",
+	"aichat_cost_microdollars_total{model=\"openai:gpt-4o-mini\"} 1257",
+	"aichat_cost_microdollars_total{model=\"openai:gpt-4o\"} 4000000000000000",
 	"aichat_upstream_errors_total{provider=\"openai\",code=\"upstream_timeout\"} 2",
 	"aichat_upstream_errors_total{provider=\"openai\",code=\"upstream_error\"} 1",
 	"aichat_upstream_errors_total{provider=\"anthropic\",code=\"overloaded\"} 1",
@@ -255,6 +258,12 @@ static void test_sequence(void)
 	metrics_tokens(m, "openai:gpt-4o-mini", 12, 34);
 	metrics_tokens(m, "openai:gpt-4o-mini", 3, -1);
 	metrics_tokens(m, "mock:echo", 1000000000000L, 0);
+	metrics_cost(m, "openai:gpt-4o-mini", 1250);
+	metrics_cost(m, "openai:gpt-4o-mini", 7);
+	metrics_cost(m, "openai:gpt-4o-mini", -5);   /* never down */
+	/* $4 billion in micro-dollars: still a whole number, printed
+	 * exactly. */
+	metrics_cost(m, "openai:gpt-4o", 4000000000000000LL);
 	metrics_upstream_error(m, "openai", "upstream_timeout");
 	metrics_upstream_error(m, "openai", "upstream_error");
 	metrics_upstream_error(m, "openai", "upstream_timeout");
