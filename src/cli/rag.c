@@ -996,6 +996,10 @@ static cJSON *collection_json(const struct rag_collection *c)
 	cJSON_AddNumberToObject(o, "bytes", (double)c->bytes);
 	cJSON_AddNumberToObject(o, "chunk_size", c->chunk_size);
 	cJSON_AddNumberToObject(o, "overlap", c->overlap);
+	if (c->language[0])
+		cJSON_AddStringToObject(o, "language", c->language);
+	else
+		cJSON_AddNullToObject(o, "language");
 	if (c->embed_model[0])
 		cJSON_AddStringToObject(o, "embed_model", c->embed_model);
 	else
@@ -1108,6 +1112,12 @@ static int rag_info(const struct opt_result *r, const struct opt *o, size_t n)
 		       "overlap:         %d\n",
 		       c.name, c.created_at, c.documents, c.chunks, sz,
 		       (long long)c.bytes, c.chunk_size, c.overlap);
+		if (!strcmp(c.language, "en"))
+			printf("language:        en (words stemmed, English stop words not ranked)\n");
+		else if (c.language[0])
+			printf("language:        none (words as written)\n");
+		else
+			printf("language:        none, indexed before languages (re-index with --language en to stem words)\n");
 		if (!c.embed_model[0])
 			printf("embedding model: none (keyword search, BM25)\n");
 		else if (!c.dim)
