@@ -194,7 +194,7 @@ static int hybrid(size_t n, int dim)
 	double t0, cold, warm = 1e18;
 
 	if (store_open(NULL, &db, &e) < 0 ||
-	    rag_collection_ensure(db, "vec", 1000, 100, &c, &e) < 0) {
+	    rag_collection_ensure(db, "vec", 1000, 100, "en", &c, &e) < 0) {
 		fprintf(stderr, "ragbench: %s\n", e.msg);
 		return 1;
 	}

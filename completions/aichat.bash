@@ -24,8 +24,8 @@ _aichat_usage_argopts='--since --by'
 _aichat_models_opts='--json --timeout -h --help'
 _aichat_models_argopts='--timeout'
 _aichat_providers='openai anthropic ollama mock'
-_aichat_rag_opts='-c --collection --chunk-size --overlap --include --exclude --prune --embed-model --max-file-size -v --verbose -k --top-k -m --model --no-stream --json -h --help'
-_aichat_rag_argopts='-c --collection --chunk-size --overlap --include --exclude --embed-model --max-file-size -k --top-k -m --model'
+_aichat_rag_opts='-c --collection --chunk-size --overlap --include --exclude --prune --embed-model --max-file-size --language -v --verbose -k --top-k -m --model --no-stream --json -h --help'
+_aichat_rag_argopts='-c --collection --chunk-size --overlap --include --exclude --embed-model --max-file-size --language -k --top-k -m --model'
 _aichat_rag_subcommands='index search query list info rm eval'
 _aichat_models='mock:echo openai:gpt-4o-mini openai:gpt-4o anthropic:claude-sonnet-4-6 anthropic:claude-haiku-4-5 ollama:llama3.2'
 
@@ -91,6 +91,9 @@ _aichat_value()
 		;;
 	usage:--since)
 		words='1d 7d 30d'
+		;;
+	rag:--language)
+		words='en none'
 		;;
 	batch:-o | batch:--output | serve:--api-key-file)
 		mapfile -t COMPREPLY < <(compgen -f -- "$3")

@@ -98,6 +98,7 @@ complete -c aichat -n '__fish_seen_subcommand_from rag' -l exclude -x -d 'index:
 complete -c aichat -n '__fish_seen_subcommand_from rag' -l prune -d 'index: forget documents whose file is gone'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -l embed-model -x -a 'mock:embed openai:text-embedding-3-small' -d 'index: provider:model that embeds chunks for hybrid search (fixed per collection)'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -l max-file-size -x -d 'index: skip files larger than this, and files whose text is (a .gz decompressed) (1..1099511627776, default 33554432)'
+complete -c aichat -n '__fish_seen_subcommand_from rag' -l language -x -a 'en none' -d 'index: en (stem English words, rank without stop words) or none, for a new collection or to re-index one (default en)'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -s v -l verbose -d 'index: list each file skipped or indexed with a warning, and why; eval: each question with its top files'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -s k -l top-k -x -d 'search, query: passages to retrieve (1..20, default 5); eval: the k of Recall@k (1..1000, default 10)'
 complete -c aichat -n '__fish_seen_subcommand_from rag' -s m -l model -x -a '(__aichat_models)' -d 'query: provider:model or an alias (default: as for chat)'

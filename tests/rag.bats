@@ -494,11 +494,12 @@ use_fake() {
 }
 
 @test "hybrid search finds a file by a word form that BM25 alone misses" {
-	index -c plain docs
+	# --language none: words as written (en would stem "quokkas").
+	index -c plain --language none docs
 	run --separate-stderr aichat rag search -c plain quokkas
 	[ "$status" -eq 0 ]
 	[ "$output" = "" ]
-	index -c dense --embed-model mock:embed docs
+	index -c dense --language none --embed-model mock:embed docs
 	run --separate-stderr aichat rag search -c dense quokkas
 	[ "$status" -eq 0 ]
 	[[ ${lines[0]} =~ ^\ 1\ +0\.[0-9]+\ +docs/animals.txt:1-3\ +The\ quokka ]]

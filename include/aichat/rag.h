@@ -99,6 +99,8 @@ struct rag_collection {
 	char embed_model[256];         /* "" when the collection has none */
 	int dim;                       /* 0 until the first vector is stored */
 	long vectors;                  /* chunks that have their vector */
+	char language[8];              /* "en", "none"; "" when indexed before
+					* languages (unstemmed, as "none") */
 };
 
 /* The collection named name into *c, without counting: chunks and
@@ -109,10 +111,21 @@ int rag_collection_get(sqlite3 *db, const char *name, struct rag_collection *c,
 /* The same with every count (a scan of the collection's index entries). */
 int rag_collection_count(sqlite3 *db, const char *name,
 			 struct rag_collection *c, struct err *e);
-/* Gets the collection, creating it with these chunk settings when it does
- * not exist (another process creating it at the same time is fine). */
+/* Gets the collection, creating it with these chunk settings and
+ * language (rag_language_check(); NULL: none recorded, as collections
+ * made before languages) when it does not exist (another process
+ * creating it at the same time is fine). */
 int rag_collection_ensure(sqlite3 *db, const char *name, int chunk_size,
-			  int overlap, struct rag_collection *c, struct err *e);
+			  int overlap, const char *language,
+			  struct rag_collection *c, struct err *e);
+/* The languages a collection can have: "en" (English: words stemmed by
+ * Porter's algorithm, English stop words left out of the ranking) and
+ * "none" (words as written).  0, or ERR_INVALID_REQUEST naming --language. */
+int rag_language_check(const char *language, struct err *e);
+/* Sets c's language, moving its chunks to that language's index in one
+ * transaction (no file is read again). */
+int rag_collection_set_language(sqlite3 *db, struct rag_collection *c,
+				const char *language, struct err *e);
 /* Stores new chunk settings for c (used by documents indexed from now on). */
 int rag_collection_set_chunking(sqlite3 *db, struct rag_collection *c,
 				int chunk_size, int overlap, struct err *e);
@@ -195,24 +208,26 @@ struct rag_hit {
 #ifndef RAG_BM25_POSTINGS   /* bench/rag.sh builds one without it */
 #define RAG_BM25_POSTINGS 20000
 #endif
-/* When words were left out, this many of the best chunks by the others
- * are ordered by how many of the query's words they hold, then by BM25. */
+/* This many of the best chunks by BM25 are ranked again with their
+ * documents as context. */
 #define RAG_COORD_POOL 200
 
 /*
- * The FTS5 query that ranks user text by bm25(): its words (as
- * rag_fts_query(), each once whatever its case) that fit
- * RAG_BM25_POSTINGS, joined by OR.  Owned; NULL with e
- * (ERR_INVALID_REQUEST) when text has no word.
+ * The FTS5 query that ranks user text by bm25() in an English collection:
+ * its terms, each once whatever its case: words, "quoted phrases" and
+ * prefix* words; English stop words left out unless there is nothing
+ * else; rarest first while they fit RAG_BM25_POSTINGS; joined by OR.
+ * Owned; NULL with e (ERR_INVALID_REQUEST) when text has no word.
  */
 char *rag_bm25_query(sqlite3 *db, const char *text, struct err *e);
 
 /*
  * The k best chunks of collection for query, best first, ranked by FTS5's
- * bm25() over rag_bm25_query()'s words.  When it left words out, the
- * best RAG_COORD_POOL by those are ordered by how many of all the words
- * they hold first, and score is that count plus s / (1 + s), s the BM25
- * score.  ERR_NOT_FOUND for an unknown collection, ERR_CONFIG for one
+ * bm25() over rag_bm25_query()'s terms (stop words kept in a collection
+ * of language none) in the chunk's text and head (its document's title,
+ * file name and section); the best RAG_COORD_POOL are ranked again with
+ * their document's next best chunk (rag.c says how).  A passage or
+ * document identical to one of a better hit is left out.  ERR_NOT_FOUND for an unknown collection, ERR_CONFIG for one
  * with no documents, ERR_INVALID_REQUEST for a query without words.
  * Zero hits is success.  *hits owned: rag_hits_free().
  */

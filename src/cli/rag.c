@@ -52,6 +52,8 @@
 	"index: provider:model that embeds chunks for hybrid search (fixed per collection)" }
 #define O_MAX_FILE_SIZE { 0, "max-file-size", "BYTES", "max_file_size", \
 	"index: skip files larger than this, and files whose text is (a .gz decompressed)" }
+#define O_LANGUAGE { 0, "language", "LANG", "language", \
+	"index: en (stem English words, rank without stop words) or none, for a new collection or to re-index one" }
 #define O_VERBOSE { 'v', "verbose", NULL, NULL, \
 	"index: list each file skipped or indexed with a warning, and why; eval: each question with its top files" }
 #define O_TOP_K { 'k', "top-k", "N", "top_k", "search, query: passages to retrieve" }
@@ -65,14 +67,14 @@
 
 const struct opt rag_opts[] = {
 	O_COLLECTION, O_CHUNK_SIZE, O_OVERLAP, O_INCLUDE, O_EXCLUDE, O_PRUNE,
-	O_EMBED_MODEL, O_MAX_FILE_SIZE, O_VERBOSE, O_TOP_K, O_EVAL_K, O_MODEL, O_NO_STREAM, O_JSON,
-	O_HELP,
+	O_EMBED_MODEL, O_MAX_FILE_SIZE, O_LANGUAGE, O_VERBOSE, O_TOP_K, O_EVAL_K, O_MODEL,
+	O_NO_STREAM, O_JSON, O_HELP,
 };
 const size_t rag_nopts = sizeof(rag_opts) / sizeof(rag_opts[0]);
 
 static const struct opt index_opts[] = {
 	O_COLLECTION, O_CHUNK_SIZE, O_OVERLAP, O_INCLUDE, O_EXCLUDE, O_PRUNE,
-	O_EMBED_MODEL, O_MAX_FILE_SIZE, O_VERBOSE, O_HELP,
+	O_EMBED_MODEL, O_MAX_FILE_SIZE, O_LANGUAGE, O_VERBOSE, O_HELP,
 };
 static const struct opt search_opts[] = { O_COLLECTION, O_TOP_K, O_JSON, O_HELP };
 static const struct opt query_opts[] = {
@@ -82,6 +84,8 @@ static const struct opt list_opts[] = { O_JSON, O_HELP };
 static const struct opt info_opts[] = { O_COLLECTION, O_JSON, O_HELP };
 static const struct opt rm_opts[] = { O_COLLECTION, O_HELP };
 static const struct opt eval_opts[] = { O_COLLECTION, O_EVAL_K, O_VERBOSE, O_JSON, O_HELP };
+
+static const char *const languages[] = { "en", "none", NULL };
 
 /* Flags of index that are not part of RAGRequest, checked the same way. */
 static const struct field index_fields[] = {
@@ -93,8 +97,10 @@ static const struct field index_fields[] = {
 	  "the collection" },
 	{ "max_file_size", FIELD_INTEGER, 0, "33554432", 1, 1099511627776.0, NULL,
 	  NULL, "largest file, and largest text of a file, indexed" },
+	{ "language", FIELD_STRING, 0, "\"en\"", -1, -1, languages, NULL,
+	  "how words are analysed: en (stemmed, English stop words not ranked) or none" },
 };
-static const struct schema index_schema = { "RAGIndexOptions", index_fields, 4 };
+static const struct schema index_schema = { "RAGIndexOptions", index_fields, 5 };
 
 /* Flags of eval. */
 static const struct field eval_fields[] = {
@@ -467,6 +473,7 @@ static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 	struct err e, eerr;
 	const char *name = value(r, o, n, "collection");
 	const char *embed = value(r, o, n, "embed-model");
+	const char *language;
 	size_t counts[4] = { 0 }, chunks = 0, vectors = 0, max_size;
 	struct tally skipped = { 0 }, warned = { 0 };
 	int verbose = seen(r, o, n, "verbose");
@@ -517,9 +524,21 @@ static int rag_index(const struct opt_result *r, const struct opt *o, size_t n)
 		goto cleanup;
 	/* Another indexer may hold the store for a whole large file. */
 	sqlite3_busy_timeout(ix.db, 300000);
-	if (rag_collection_ensure(ix.db, name, chunk_size, overlap, &ix.coll, &e) < 0) {
+	language = seen(r, o, n, "language") ? json_str(opts, "language") : NULL;
+	if (rag_collection_ensure(ix.db, name, chunk_size, overlap,
+				  language ? language : "en", &ix.coll, &e) < 0) {
 		status = rag_fail(&e);
 		goto cleanup;
+	}
+	/* A new language: the chunks move to its index, and every file
+	 * named now is read again (a collection from before languages has
+	 * no titles yet). */
+	if (language && strcmp(ix.coll.language, language)) {
+		if (rag_collection_set_language(ix.db, &ix.coll, language, &e) < 0) {
+			status = rag_fail(&e);
+			goto cleanup;
+		}
+		force = 1;
 	}
 	/* New chunk settings apply to every file indexed now. */
 	if ((seen(r, o, n, "chunk-size") && ix.coll.chunk_size != chunk_size) ||
@@ -995,6 +1014,10 @@ static cJSON *collection_json(const struct rag_collection *c)
 	cJSON_AddNumberToObject(o, "bytes", (double)c->bytes);
 	cJSON_AddNumberToObject(o, "chunk_size", c->chunk_size);
 	cJSON_AddNumberToObject(o, "overlap", c->overlap);
+	if (c->language[0])
+		cJSON_AddStringToObject(o, "language", c->language);
+	else
+		cJSON_AddNullToObject(o, "language");
 	if (c->embed_model[0])
 		cJSON_AddStringToObject(o, "embed_model", c->embed_model);
 	else
@@ -1107,6 +1130,12 @@ static int rag_info(const struct opt_result *r, const struct opt *o, size_t n)
 		       "overlap:         %d\n",
 		       c.name, c.created_at, c.documents, c.chunks, sz,
 		       (long long)c.bytes, c.chunk_size, c.overlap);
+		if (!strcmp(c.language, "en"))
+			printf("language:        en (words stemmed, English stop words not ranked)\n");
+		else if (c.language[0])
+			printf("language:        none (words as written)\n");
+		else
+			printf("language:        none, indexed before languages (re-index with --language en to stem words)\n");
 		if (!c.embed_model[0])
 			printf("embedding model: none (keyword search, BM25)\n");
 		else if (!c.dim)

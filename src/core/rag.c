@@ -2,9 +2,9 @@
  * rag.c - the RAG service; see rag.h.
  *
  * Invariants: every chunk row belongs to one document of one collection,
- * and chunks_fts mirrors the chunks table through the triggers of
- * migration 3, so deleting a document (or a collection, by cascade)
- * removes its text from the index.  A document's chunks are only ever
+ * and one FTS5 index mirrors it through the triggers of migration 8 (which
+ * one: chunks.fts, from the collection's language), so deleting a document
+ * (or a collection, by cascade) removes its text from the index.  A document's chunks are only ever
  * replaced all at once, inside the transaction that updates its hash.
  * Vectors are filled in afterwards (migration 4's chunks.embedding), so a
  * chunk may lack one: BM25 never depends on them.
@@ -360,8 +360,8 @@ static int run(sqlite3 *db, const char *sql, struct err *e)
 	" (SELECT coalesce(sum(size), 0) FROM documents d WHERE d.collection_id = c.id)," \
 	" coalesce(embed_model, ''), coalesce(dim, 0)," \
 	" (SELECT count(*) FROM chunks k INDEXED BY chunks_vectors" \
-	"  WHERE k.collection_id = c.id AND k.embedding IS NOT NULL)" \
-	" FROM collections c"
+	"  WHERE k.collection_id = c.id AND k.embedding IS NOT NULL)," \
+	" coalesce(language, '') FROM collections c"
 
 /* Whether there are chunks and vectors, not how many: counting a
  * million chunks would cost a search more than the search. */
@@ -370,8 +370,8 @@ static int run(sqlite3 *db, const char *sql, struct err *e)
 	" EXISTS (SELECT 1 FROM chunks k WHERE k.collection_id = c.id), 0," \
 	" coalesce(embed_model, ''), coalesce(dim, 0)," \
 	" EXISTS (SELECT 1 FROM chunks k INDEXED BY chunks_vectors" \
-	"  WHERE k.collection_id = c.id AND k.embedding IS NOT NULL)" \
-	" FROM collections c"
+	"  WHERE k.collection_id = c.id AND k.embedding IS NOT NULL)," \
+	" coalesce(language, '') FROM collections c"
 
 static void collection_row(sqlite3_stmt *st, struct rag_collection *c)
 {
@@ -392,6 +392,8 @@ static void collection_row(sqlite3_stmt *st, struct rag_collection *c)
 		snprintf(c->embed_model, sizeof(c->embed_model), "%s", (const char *)s);
 	c->dim = sqlite3_column_int(st, 9);
 	c->vectors = (long)sqlite3_column_int64(st, 10);
+	if ((s = sqlite3_column_text(st, 11)))
+		snprintf(c->language, sizeof(c->language), "%s", (const char *)s);
 }
 
 static int collection_get(sqlite3 *db, const char *name, int counts,
@@ -431,26 +433,77 @@ int rag_collection_count(sqlite3 *db, const char *name,
 	return collection_get(db, name, 1, c, e);
 }
 
+int rag_language_check(const char *language, struct err *e)
+{
+	if (!strcmp(language, "en") || !strcmp(language, "none"))
+		return 0;
+	return err_set(e, ERR_INVALID_REQUEST,
+		       "invalid value '%.32s' for '--language': must be one of en, none",
+		       language);
+}
+
+/* The chunks.fts of a collection's language: which index holds them. */
+static int fts_of(const char *language)
+{
+	return !strcmp(language, "en") ? 1 : !strcmp(language, "none") ? 2 : 0;
+}
+
 int rag_collection_ensure(sqlite3 *db, const char *name, int chunk_size,
-			  int overlap, struct rag_collection *c, struct err *e)
+			  int overlap, const char *language,
+			  struct rag_collection *c, struct err *e)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (rag_name_check(name, e) < 0)
+	if (rag_name_check(name, e) < 0 ||
+	    (language && rag_language_check(language, e) < 0))
 		return -1;
-	if (prep(db, "INSERT INTO collections (name, created_at, chunk_size, overlap)"
-		 " VALUES (?1, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?2, ?3)"
+	if (prep(db, "INSERT INTO collections (name, created_at, chunk_size, overlap, language)"
+		 " VALUES (?1, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?2, ?3, ?4)"
 		 " ON CONFLICT (name) DO NOTHING", &st, e) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, chunk_size);
 	sqlite3_bind_int(st, 3, overlap);
+	if (language)
+		sqlite3_bind_text(st, 4, language, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return db_fail(db, "cannot create the collection", e);
 	return rag_collection_get(db, name, c, e);
+}
+
+int rag_collection_set_language(sqlite3 *db, struct rag_collection *c,
+				const char *language, struct err *e)
+{
+	sqlite3_stmt *lang = NULL, *move = NULL;
+	int rc = -1;
+
+	if (rag_language_check(language, e) < 0)
+		return -1;
+	if (prep(db, "UPDATE collections SET language = ?1 WHERE id = ?2", &lang, e) < 0 ||
+	    prep(db, "UPDATE chunks SET fts = ?1 WHERE collection_id = ?2", &move, e) < 0)
+		goto cleanup;
+	sqlite3_bind_text(lang, 1, language, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(lang, 2, c->id);
+	sqlite3_bind_int(move, 1, fts_of(language));
+	sqlite3_bind_int64(move, 2, c->id);
+	if (run(db, "BEGIN IMMEDIATE", e) < 0)
+		goto cleanup;
+	if (sqlite3_step(lang) != SQLITE_DONE || sqlite3_step(move) != SQLITE_DONE) {
+		db_fail(db, "cannot change the language", e);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		goto cleanup;
+	}
+	if (run(db, "COMMIT", e) < 0)
+		goto cleanup;
+	snprintf(c->language, sizeof(c->language), "%s", language);
+	rc = 0;
+cleanup:
+	sqlite3_finalize(lang);
+	sqlite3_finalize(move);
+	return rc;
 }
 
 int rag_collection_set_chunking(sqlite3 *db, struct rag_collection *c,
@@ -763,13 +816,109 @@ static void hash_text(char *out, size_t size, uint64_t h)
 struct chunk_sink {
 	sqlite3_stmt *ins;
 	int64_t doc, coll, seq;
+	int fts;                       /* chunks.fts of the collection */
+	const char *path;
+	char title[256];               /* from the first chunk */
+	char section[128];             /* the heading the next chunk is under */
+	struct buf head;
 };
+
+/* Copies the line at p (up to end) into out, trimmed, at most size - 1
+ * bytes; returns the start of the next line. */
+static const char *copy_line(const char *p, const char *end, char *out,
+			     size_t size)
+{
+	const char *nl = memchr(p, '\n', (size_t)(end - p)), *e = nl ? nl : end;
+	size_t n;
+
+	while (p < e && (*p == '#' || is_blank((unsigned char)*p)))
+		p++;
+	while (e > p && is_blank((unsigned char)e[-1]))
+		e--;
+	n = (size_t)(e - p) < size - 1 ? (size_t)(e - p) : size - 1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return nl ? nl + 1 : end;
+}
+
+/* The start of the line after the one at p. */
+static const char *next_line(const char *p, const char *end)
+{
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	return nl ? nl + 1 : end;
+}
+
+/* Whether the line at p holds only blanks. */
+static int line_blank(const char *p, const char *end)
+{
+	for (; p < end && *p != '\n'; p++)
+		if (!is_blank((unsigned char)*p))
+			return 0;
+	return 1;
+}
+
+/* The first line at or after p that is not blank (end when none). */
+static const char *skip_blank(const char *p, const char *end)
+{
+	while (p < end && line_blank(p, end))
+		p = next_line(p, end);
+	return p;
+}
+
+/*
+ * A document's title, from its first chunk: its first line (a heading's
+ * text without the marks); for a manual page (a NAME section next), the
+ * line under it too ("curl(1) curl - transfer a URL").
+ */
+static void find_title(struct chunk_sink *k, const char *text, size_t len)
+{
+	const char *end = text + len, *p = skip_blank(text, end);
+	size_t n;
+
+	k->title[0] = '\0';
+	if (p == end)
+		return;
+	copy_line(p, end, k->title, sizeof(k->title));
+	if (!is_heading(p, end))
+		return;
+	p = skip_blank(next_line(p, end), end);
+	if (p < end && !strncmp(line_body(p, end), "## NAME", 7)) {
+		p = skip_blank(next_line(p, end), end);
+		n = strlen(k->title);
+		if (p < end && n + 2 < sizeof(k->title)) {
+			k->title[n] = ' ';
+			copy_line(p, end, k->title + n + 1, sizeof(k->title) - n - 1);
+		}
+	}
+}
+
+/* The head of the next chunk: the title, the file's name and the folder
+ * it is in, and the section the chunk starts in. */
+static void make_head(struct chunk_sink *k)
+{
+	const char *base = strrchr(k->path, '/'), *dir = base;
+
+	base = base ? base + 1 : k->path;
+	while (dir && dir > k->path && dir[-1] != '/')
+		dir--;
+	buf_clear(&k->head);
+	buf_printf(&k->head, "%s\n%.*s%s\n%s", k->title,
+		   dir ? (int)(base - dir) : 0, dir ? dir : "", base, k->section);
+}
 
 static int insert_chunk(void *ctx, const char *text, size_t len, int first,
 			int last)
 {
 	struct chunk_sink *k = ctx;
+	const char *p, *end = text + len;
 
+	if (k->seq == 0)
+		find_title(k, text, len);
+	make_head(k);
+	/* The last heading in this chunk is the next one's section. */
+	for (p = text; p < end; p = next_line(p, end))
+		if (is_heading(p, end))
+			copy_line(p, end, k->section, sizeof(k->section));
 	sqlite3_reset(k->ins);
 	sqlite3_bind_int64(k->ins, 1, k->doc);
 	sqlite3_bind_int64(k->ins, 2, k->coll);
@@ -777,6 +926,11 @@ static int insert_chunk(void *ctx, const char *text, size_t len, int first,
 	sqlite3_bind_text(k->ins, 4, text, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int(k->ins, 5, first);
 	sqlite3_bind_int(k->ins, 6, last);
+	sqlite3_bind_text(k->ins, 7, k->head.ptr, (int)k->head.len, SQLITE_STATIC);
+	if (k->fts)
+		sqlite3_bind_int(k->ins, 8, k->fts);
+	else
+		sqlite3_bind_null(k->ins, 8);
 	return sqlite3_step(k->ins) == SQLITE_DONE ? 0 : -1;
 }
 
@@ -810,8 +964,11 @@ static int store_document(sqlite3 *db, const struct rag_collection *c,
 	    prep(db, "DELETE FROM chunks WHERE document_id = ?1", &del, e) < 0 ||
 	    prep(db, "UPDATE documents SET hash = ?1 WHERE id = ?2", &upd, e) < 0 ||
 	    prep(db, "INSERT INTO chunks (document_id, collection_id, seq, text, line_first,"
-		 " line_last) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &sink.ins, e) < 0)
+		 " line_last, head, fts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &sink.ins, e) < 0)
 		goto cleanup;
+	sink.fts = fts_of(c->language);
+	sink.path = path;
+	buf_init(&sink.head, 0);
 	if (run(db, "BEGIN IMMEDIATE", e) < 0)
 		goto cleanup;
 	sqlite3_bind_int64(doc, 1, c->id);
@@ -868,6 +1025,7 @@ cleanup:
 	sqlite3_finalize(del);
 	sqlite3_finalize(upd);
 	sqlite3_finalize(sink.ins);
+	buf_release(&sink.head);
 	return rc;
 }
 
@@ -1348,107 +1506,213 @@ cleanup:
 
 /* ==== BM25 retrieval ==== */
 
-/* A word of the query and the chunks that hold it. */
-struct term {
-	char *quoted;                  /* "word", as FTS5 takes it */
-	int64_t df;
+
+/* Where a collection's chunks are indexed, and how its queries are read. */
+struct fts_table {
+	const char *name;
+	int head;                      /* has the head column */
+	int stop;                      /* English stop words are not ranked */
 };
+
+static const struct fts_table fts_tables[] = {
+	{ "chunks_fts", 0, 1 },        /* before languages */
+	{ "chunks_en", 1, 1 },
+	{ "chunks_plain", 1, 0 },
+};
+
+/* English words that say little about what a passage is about, sorted. */
+static const char *const stop_words[] = {
+	"a", "about", "after", "again", "all", "also", "am", "an", "and",
+	"any", "are", "as", "at", "be", "been", "before", "being", "both",
+	"but", "by", "can", "could", "did", "do", "does", "doing", "done",
+	"each", "few", "for", "from", "get", "had", "has", "have", "having",
+	"he", "her", "here", "him", "his", "how", "i", "if", "in", "into",
+	"is", "it", "its", "just", "me", "might", "more", "most", "must",
+	"my", "no", "nor", "not", "of", "on", "once", "only", "or", "other",
+	"our", "out", "over", "own", "same", "she", "should", "so", "some",
+	"such", "than", "that", "the", "their", "them", "then", "there",
+	"these", "they", "this", "those", "through", "to", "too", "under",
+	"until", "up", "very", "was", "we", "were", "what", "when", "where",
+	"which", "while", "who", "whom", "why", "will", "with", "would",
+	"you", "your",
+};
+
+static int by_word(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Whether w[0, n) is a stop word (ASCII case folded). */
+static int is_stop(const char *w, size_t n)
+{
+	char low[16];
+	const char *key = low;
+
+	if (n >= sizeof(low))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		low[i] = (char)tolower((unsigned char)w[i]);
+	low[n] = '\0';
+	return bsearch(&key, stop_words, sizeof(stop_words) / sizeof(stop_words[0]),
+		       sizeof(stop_words[0]), by_word) != NULL;
+}
+
+/* A term of the query: a word, a "quoted phrase" or a prefix*. */
+struct term {
+	char *fts;                     /* as FTS5 takes it */
+	int stop;                      /* a stop word: not ranked */
+	int64_t df;                    /* chunks holding it, up to the budget */
+};
+
+/* The terms of a query, and those ranked by bm25() (fq). */
+struct words {
+	char *fq;                      /* the FTS5 query of the kept terms */
+	struct term *t;                /* kept first, in fq's order */
+	size_t n, kept;
+};
+
+static void words_free(struct words *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->t[i].fts);
+	free(w->fq);
+	free(w->t);
+	memset(w, 0, sizeof(*w));
+}
 
 static int by_df(const void *a, const void *b)
 {
 	const struct term *x = a, *y = b;
 
+	if (x->stop != y->stop)
+		return x->stop - y->stop;
 	return (x->df > y->df) - (x->df < y->df);
 }
 
-/* How many chunks (of every collection) hold the word, counted by st up
- * to its limit: the cost of a count is its result. */
-static int term_df(sqlite3 *db, sqlite3_stmt *st, struct term *t, struct err *e)
+static void add_term(struct words *w, char *fts, int stop)
 {
-	int r;
-
-	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, t->quoted, -1, SQLITE_STATIC);
-	t->df = 0;
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW)
-		t->df = sqlite3_column_int64(st, 0);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
-		return db_fail(db, "search failed", e);
-	return 0;
+	for (size_t i = 0; i < w->n; i++)
+		if (!strcasecmp(w->t[i].fts, fts)) {
+			free(fts);
+			return;
+		}
+	w->t = xrealloc(w->t, (w->n + 1) * sizeof(*w->t));
+	memset(&w->t[w->n], 0, sizeof(w->t[0]));
+	w->t[w->n].fts = fts;
+	w->t[w->n].stop = stop;
+	w->n++;
 }
 
-/* The words of a query: those ranked by bm25() (fq), and every one. */
-struct words {
-	char *fq;                      /* the FTS5 query of the kept words */
-	char *list;                    /* every word, quoted, NUL-separated */
-	char **all;                    /* into list, each once */
-	size_t n;
-	int dropped;                   /* words left out of fq */
-};
-
-static void words_free(struct words *w)
+/*
+ * Splits query into terms: words (letters, digits, UTF-8), "quoted
+ * phrases" (their words, in order) and prefixes (a word and '*'); no
+ * other FTS5 syntax gets through.  At most 64 terms.
+ */
+static void parse_terms(const char *query, int stop, struct words *w)
 {
-	free(w->fq);
-	free(w->list);
-	free(w->all);
-	memset(w, 0, sizeof(*w));
+	const unsigned char *p = (const unsigned char *)query;
+
+	while (*p && w->n < 64) {
+		const unsigned char *s;
+		struct buf b;
+		if (*p == '"') {
+			buf_init(&b, 0);
+			for (p++; *p && *p != '"'; ) {
+				if (!store_word_byte(*p)) {
+					p++;
+					continue;
+				}
+				for (s = p; *p && store_word_byte(*p); p++)
+					;
+				buf_printf(&b, "%s%.*s", b.len ? " " : "\"",
+					   (int)(p - s > 100 ? 100 : p - s), (const char *)s);
+			}
+			if (*p == '"')
+				p++;
+			if (b.len) {
+				buf_printf(&b, "\"");
+				add_term(w, buf_detach(&b), 0);
+			} else {
+				buf_release(&b);
+			}
+			continue;
+		}
+		if (!store_word_byte(*p)) {
+			p++;
+			continue;
+		}
+		for (s = p; *p && store_word_byte(*p); p++)
+			;
+		buf_init(&b, 0);
+		buf_printf(&b, "\"%.*s\"%s", (int)(p - s > 100 ? 100 : p - s),
+			   (const char *)s, *p == '*' ? "*" : "");
+		add_term(w, buf_detach(&b), *p != '*' && stop && is_stop((const char *)s,
+							(size_t)(p - s)));
+	}
 }
 
-static int words_of(sqlite3 *db, const char *query, struct words *out,
-		    struct err *e)
+static int words_of(sqlite3 *db, const struct fts_table *tb, const char *query,
+		    struct words *out, struct err *e)
 {
-	char *save = NULL, *w;
-	struct term *t = NULL;
-	sqlite3_stmt *st;
-	size_t keep = 0;
+	sqlite3_stmt *st = NULL;
 	int64_t total = 0;
+	size_t ranked, i;
+	char sql[160];
 	struct buf b;
 
 	memset(out, 0, sizeof(*out));
-	if (!(out->list = store_fts_query(query, "\n")))
+	parse_terms(query, tb->stop, out);
+	if (!out->n)
 		return err_set(e, ERR_INVALID_REQUEST, "the query has no words to search for");
-	if (prep(db, "SELECT count(*) FROM (SELECT 1 FROM chunks_fts"
-		 " WHERE chunks_fts MATCH ?1 LIMIT ?2)", &st, e) < 0)
+	/* Stop words never leave a query empty: all stop words, all ranked. */
+	for (i = 0; i < out->n && out->t[i].stop; i++)
+		;
+	if (i == out->n)
+		for (i = 0; i < out->n; i++)
+			out->t[i].stop = 0;
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM (SELECT 1 FROM %s"
+		 " WHERE %s MATCH ?1 LIMIT ?2)", tb->name, tb->name);
+	if (prep(db, sql, &st, e) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 2, RAG_BM25_POSTINGS + 1);
-	for (w = strtok_r(out->list, "\n", &save); w; w = strtok_r(NULL, "\n", &save)) {
-		size_t j;
-		for (j = 0; j < out->n && strcasecmp(out->all[j], w); j++)
-			;
-		if (j < out->n)
+	for (i = 0; i < out->n; i++) {
+		int r;
+		if (out->t[i].stop)
 			continue;
-		out->all = xrealloc(out->all, (out->n + 1) * sizeof(*out->all));
-		t = xrealloc(t, (out->n + 1) * sizeof(*t));
-		out->all[out->n] = t[out->n].quoted = w;
-		if (term_df(db, st, &t[out->n], e) < 0) {
-			sqlite3_finalize(st);
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, out->t[i].fts, -1, SQLITE_STATIC);
+		if ((r = sqlite3_step(st)) == SQLITE_ROW)
+			out->t[i].df = sqlite3_column_int64(st, 0);
+		else if (r != SQLITE_DONE) {
+			db_fail(db, "search failed", e);
 			goto fail;
 		}
-		out->n++;
 	}
 	sqlite3_finalize(st);
-	qsort(t, out->n, sizeof(*t), by_df);
+	st = NULL;
+	qsort(out->t, out->n, sizeof(*out->t), by_df);
+	for (ranked = 0; ranked < out->n && !out->t[ranked].stop; ranked++)
+		;
 	/* Rarest first, while their postings fit the budget; the rarest
-	 * word that is anywhere always. */
-	for (size_t i = 0; i < out->n; i++) {
-		if (t[i].df == 0 && i + 1 < out->n)
+	 * term that is anywhere always. */
+	for (i = 0; i < ranked; i++) {
+		struct term t = out->t[i];
+		if (t.df == 0 && i + 1 < ranked)
 			continue;
-		if (keep > 0 && total + t[i].df > RAG_BM25_POSTINGS) {
-			out->dropped = (int)(out->n - i);
+		if (out->kept > 0 && total + t.df > RAG_BM25_POSTINGS)
 			break;
-		}
-		total += t[i].df;
-		t[keep++] = t[i];
+		total += t.df;
+		memmove(&out->t[out->kept + 1], &out->t[out->kept],
+			(i - out->kept) * sizeof(t));
+		out->t[out->kept++] = t;
 	}
 	buf_init(&b, 0);
-	for (size_t i = 0; i < keep; i++)
-		buf_printf(&b, "%s%s", i ? " OR " : "", t[i].quoted);
+	for (i = 0; i < out->kept; i++)
+		buf_printf(&b, "%s%s", i ? " OR " : "", out->t[i].fts);
 	out->fq = buf_detach(&b);
-	free(t);
 	return 0;
 fail:
-	free(t);
+	sqlite3_finalize(st);
 	words_free(out);
 	return -1;
 }
@@ -1458,7 +1722,7 @@ char *rag_bm25_query(sqlite3 *db, const char *query, struct err *e)
 	struct words w;
 	char *fq;
 
-	if (words_of(db, query, &w, e) < 0)
+	if (words_of(db, &fts_tables[1], query, &w, e) < 0)
 		return NULL;
 	fq = w.fq;
 	w.fq = NULL;
@@ -1466,89 +1730,56 @@ char *rag_bm25_query(sqlite3 *db, const char *query, struct err *e)
 	return fq;
 }
 
-/* Whether text holds word (quoted: "..."), as a whole word, ASCII case
- * folded as the FTS5 tokenizer does. */
-static int holds_word(const char *text, const char *quoted)
-{
-	size_t n = strlen(quoted) - 2;
-	const char *w = quoted + 1;
+/* A candidate chunk and what ranks it. */
+struct cand {
+	int64_t id, doc;
+	double bm25;                   /* -bm25(): higher is better */
+	int text;                      /* its text holds a word of the query */
+	double score;
+};
 
-	for (const char *p = text; *p; p++) {
-		if (tolower((unsigned char)*p) != tolower((unsigned char)*w) ||
-		    strncasecmp(p, w, n))
-			continue;
-		if ((p == text || !store_word_byte((unsigned char)p[-1])) &&
-		    !store_word_byte((unsigned char)p[n]))
-			return 1;
-	}
-	return 0;
+static int by_score(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score < y->score ? 1 : -1;
+	return (x->id > y->id) - (x->id < y->id);
 }
+
+/* Weights of the ranking, measured with bench/rag_eval.sh (RESULTS.md). */
+#define RANK_HEAD "1.0"        /* bm25() weight of the head beside the text */
+#define RANK_DOC 0.2           /* of the next best chunk of the same document */
+#define RANK_HEAD_ONLY 0.5     /* a chunk whose head alone holds the words */
 
 /*
- * When words were left out of the ranking, the candidates ids[0..*n)
- * (best first by bm25() over the kept words, scores[] = -bm25()) are
- * ordered by how many of all the query's words each holds, then as they
- * were, and cut to pool.  The score becomes that count plus s / (1 + s),
- * s the BM25 score, so that it still falls with the rank.
+ * The candidates of c for w: the pool best chunks by bm25() (over text and
+ * head, as weighed above), with their documents.  FTS5 ranks the matches
+ * of every collection; the subquery's limit grows until pool of them are
+ * c's or there are no more.
  */
-static int coordinate(sqlite3 *db, const struct words *w, int64_t *ids,
-		      double *scores, size_t *n, size_t pool, struct err *e)
-{
-	struct ranked *r = xcalloc(*n + 1, sizeof(*r));
-	sqlite3_stmt *st;
-	int rc = SQLITE_DONE;
-
-	if (prep(db, "SELECT text FROM chunks WHERE id = ?1", &st, e) < 0) {
-		free(r);
-		return -1;
-	}
-	/* key: words held; ties keep the BM25 order. */
-	for (size_t i = 0; i < *n; i++) {
-		double sc = scores[i] > 0 ? scores[i] : 0;
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, ids[i]);
-		if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *text = (const char *)sqlite3_column_text(st, 0);
-			for (size_t j = 0; text && j < w->n; j++)
-				r[i].key += holds_word(text, w->all[j]);
-		} else if (rc != SQLITE_DONE) {
-			break;
-		}
-		r[i].id = ids[i];
-		r[i].score = r[i].key + sc / (1 + sc);
-		r[i].pos = i;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		free(r);
-		return db_fail(db, "search failed", e);
-	}
-	sort_ranked(r, *n, ids, scores);
-	if (*n > pool)
-		*n = pool;
-	free(r);
-	return 0;
-}
-
-/* The ids (and -bm25() scores, when scores) of the pool best chunks of c
- * for the FTS5 query fq, best first.  FTS5 ranks the matches of every
- * collection; the subquery's limit grows until pool of them are c's or
- * there are no more. */
-static int bm25_ids(sqlite3 *db, const struct rag_collection *c, const char *fq,
-		    size_t pool, int64_t *ids, double *scores, size_t *n,
-		    struct err *e)
+static int bm25_cands(sqlite3 *db, const struct rag_collection *c,
+		      const struct fts_table *tb, const struct words *w,
+		      size_t pool, struct cand *out, size_t *n, struct err *e)
 {
 	sqlite3_stmt *st;
 	int64_t limit = (int64_t)pool;
+	char sql[400], text[64] = "1";
 	int r;
 
 	*n = 0;
-	if (prep(db, "SELECT f.rowid, f.rank, k.collection_id = ?2 FROM"
-		 " (SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ?1"
+	/* Whether the text holds a word (not only the head): 0 if not. */
+	if (tb->head)
+		snprintf(text, sizeof(text), "bm25(%s, 1.0, 0.0)", tb->name);
+	snprintf(sql, sizeof(sql), "SELECT f.rowid, f.rank, k.collection_id = ?2, k.document_id,"
+		 " f.t FROM (SELECT rowid, rank, %s AS t FROM %s WHERE %s MATCH ?1%s"
 		 "  ORDER BY rank LIMIT ?3) f"
-		 " LEFT JOIN chunks k ON k.id = f.rowid ORDER BY f.rank", &st, e) < 0)
+		 " LEFT JOIN chunks k ON k.id = f.rowid ORDER BY f.rank",
+		 text, tb->name, tb->name,
+		 tb->head ? " AND rank MATCH 'bm25(1.0, " RANK_HEAD ")'" : "");
+	if (prep(db, sql, &st, e) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, fq, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, w->fq, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, c->id);
 	for (;;) {
 		int64_t rows = 0;
@@ -1558,9 +1789,11 @@ static int bm25_ids(sqlite3 *db, const struct rag_collection *c, const char *fq,
 			rows++;
 			if (!sqlite3_column_int(st, 2) || *n == pool)
 				continue;
-			if (scores)
-				scores[*n] = -sqlite3_column_double(st, 1);
-			ids[(*n)++] = sqlite3_column_int64(st, 0);
+			out[*n].id = sqlite3_column_int64(st, 0);
+			out[*n].bm25 = -sqlite3_column_double(st, 1);
+			out[*n].doc = sqlite3_column_int64(st, 3);
+			out[*n].text = sqlite3_column_double(st, 4) != 0;
+			(*n)++;
 		}
 		sqlite3_reset(st);
 		if ((r != SQLITE_DONE) || *n == pool || rows < limit)
@@ -1571,6 +1804,31 @@ static int bm25_ids(sqlite3 *db, const struct rag_collection *c, const char *fq,
 	if (r != SQLITE_DONE)
 		return db_fail(db, "search failed", e);
 	return 0;
+}
+
+/*
+ * Ranks the candidates with their document as context: a chunk's BM25
+ * score plus RANK_DOC times that of the best other candidate of its
+ * document, so that a manual page answering in several places passes a
+ * changelog that names the words once; times RANK_HEAD_ONLY when only its
+ * head holds the words (a title word in every chunk of a document that
+ * is most of the store has no weight left to tell its chunks apart).  (Ordering by the part of the
+ * query's words a chunk or its document holds, stop words left out,
+ * was measured too: it lost, see RESULTS.md.)
+ */
+static void rank_cands(struct cand *cs, size_t n)
+{
+	/* The candidates are few (RAG_COORD_POOL): a quadratic scan. */
+	for (size_t i = 0; i < n; i++) {
+		double next = 0;
+		for (size_t j = 0; j < n; j++)
+			if (j != i && cs[j].doc == cs[i].doc && cs[j].bm25 > next)
+				next = cs[j].bm25;
+		cs[i].score = cs[i].bm25 + RANK_DOC * next;
+		if (!cs[i].text)
+			cs[i].score *= RANK_HEAD_ONLY;
+	}
+	qsort(cs, n, sizeof(*cs), by_score);
 }
 
 /* ==== hybrid retrieval ==== */
@@ -1785,16 +2043,20 @@ static char *lead_snippet(const char *text)
 	return line;
 }
 
-/* Fills h from chunk id: its document, lines, text and a snippet (FTS5's
- * when the query's words are in it). */
-static int fill_hit(sqlite3 *db, int64_t id, const char *fq, struct rag_hit *h,
-		    struct err *e)
+/* Fills h from chunk id: its document (its id and hash into doc and
+ * hash), lines, text and a snippet (FTS5's when the query's words are in
+ * it). */
+static int fill_hit(sqlite3 *db, const struct fts_table *tb, int64_t id,
+		    const char *fq, struct rag_hit *h, int64_t *doc, char *hash,
+		    size_t hsize, struct err *e)
 {
 	sqlite3_stmt *st = NULL, *sn = NULL;
+	char sql[200];
 	int r;
 
-	if (prep(db, "SELECT d.path, k.line_first, k.line_last, k.text FROM chunks k"
-		 " JOIN documents d ON d.id = k.document_id WHERE k.id = ?1", &st, e) < 0)
+	if (prep(db, "SELECT d.path, k.line_first, k.line_last, k.text, d.id, d.hash"
+		 " FROM chunks k JOIN documents d ON d.id = k.document_id WHERE k.id = ?1",
+		 &st, e) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	if ((r = sqlite3_step(st)) != SQLITE_ROW) {
@@ -1806,9 +2068,12 @@ static int fill_hit(sqlite3 *db, int64_t id, const char *fq, struct rag_hit *h,
 	h->line_first = sqlite3_column_int(st, 1);
 	h->line_last = sqlite3_column_int(st, 2);
 	h->text = xstrdup((const char *)sqlite3_column_text(st, 3));
+	*doc = sqlite3_column_int64(st, 4);
+	snprintf(hash, hsize, "%s", (const char *)sqlite3_column_text(st, 5));
 	sqlite3_finalize(st);
-	if (prep(db, "SELECT snippet(chunks_fts, 0, '', '', '...', 16) FROM chunks_fts"
-		 " WHERE chunks_fts MATCH ?1 AND rowid = ?2", &sn, NULL) == 0) {
+	snprintf(sql, sizeof(sql), "SELECT snippet(%s, 0, '', '', '...', 16) FROM %s"
+		 " WHERE %s MATCH ?1 AND rowid = ?2", tb->name, tb->name, tb->name);
+	if (fq[0] && prep(db, sql, &sn, NULL) == 0) {
 		sqlite3_bind_text(sn, 1, fq, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(sn, 2, id);
 		if (sqlite3_step(sn) == SQLITE_ROW)
@@ -1826,16 +2091,26 @@ int rag_search(sqlite3 *db, const char *collection, const char *query, int k,
 	return rag_search_hybrid(db, collection, query, NULL, 0, k, hits, n, e);
 }
 
+/* A document a hit came from: a hit of another with the same text is
+ * left out. */
+struct seen_doc {
+	int64_t id;
+	char hash[64];
+};
+
 int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
 		      const float *qvec, int dim, int k, struct rag_hit **hits,
 		      size_t *n, struct err *e)
 {
 	struct rag_collection c;
+	const struct fts_table *tb;
 	struct words w = { 0 };
+	struct cand *cs = NULL;
+	struct seen_doc *docs = NULL;
 	int64_t *bm = NULL, *dn = NULL, *fused = NULL;
 	double *bscores = NULL, *scores = NULL;
 	float *q = NULL;
-	size_t pool, cand, nbm = 0, ndn = 0, nf;
+	size_t pool, cand, nbm = 0, ndn = 0, nf, ndocs = 0;
 	int rc = -1;
 
 	*hits = NULL;
@@ -1850,22 +2125,30 @@ int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
 		return err_set(e, ERR_INVALID_REQUEST,
 			       "the query vector has %d dimensions, collection '%s' %d",
 			       dim, c.name, c.dim);
-	if (words_of(db, query, &w, e) < 0)
+	tb = &fts_tables[fts_of(c.language)];
+	if (words_of(db, tb, query, &w, e) < 0)
 		return -1;
-	/* BM25 alone: k best.  Hybrid: a deeper pool of each for the fusion.
-	 * Words left out: more BM25 candidates, to order by words held. */
-	pool = !qvec ? (size_t)(k > 0 ? k : 1) :
+	/* BM25 alone: k best (and as many more as twins may take).  Hybrid:
+	 * a deeper pool of each for the fusion.  Both ranked from the
+	 * RAG_COORD_POOL best by BM25. */
+	pool = !qvec ? (size_t)(k > 0 ? 2 * k : 1) :
 	       k > 0 && (size_t)k * 4 > 50 ? (size_t)k * 4 : 50;
-	cand = w.dropped && pool < RAG_COORD_POOL ? RAG_COORD_POOL : pool;
+	cand = pool < RAG_COORD_POOL ? RAG_COORD_POOL : pool;
+	cs = xmalloc(cand * sizeof(*cs));
 	bm = xmalloc(cand * sizeof(*bm));
 	bscores = xmalloc(cand * sizeof(*bscores));
 	dn = xmalloc(pool * sizeof(*dn));
 	fused = xmalloc(2 * pool * sizeof(*fused));
 	scores = xmalloc(2 * pool * sizeof(*scores));
-	if (bm25_ids(db, &c, w.fq, cand, bm, bscores, &nbm, e) < 0)
+	if (w.kept && bm25_cands(db, &c, tb, &w, cand, cs, &nbm, e) < 0)
 		goto cleanup;
-	if (w.dropped && coordinate(db, &w, bm, bscores, &nbm, pool, e) < 0)
-		goto cleanup;
+	rank_cands(cs, nbm);
+	if (nbm > pool)
+		nbm = pool;
+	for (size_t i = 0; i < nbm; i++) {
+		bm[i] = cs[i].id;
+		bscores[i] = cs[i].score;
+	}
 	if (qvec) {
 		q = xmalloc((size_t)dim * sizeof(*q));
 		memcpy(q, qvec, (size_t)dim * sizeof(*q));
@@ -1879,9 +2162,13 @@ int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
 		nf = nbm;
 	}
 	*hits = xcalloc((size_t)(k > 0 ? k : 1), sizeof(**hits));
+	docs = xcalloc(nf + 1, sizeof(*docs));
 	for (size_t i = 0; i < nf && *n < (size_t)k; i++) {
 		struct rag_hit *h = &(*hits)[*n];
-		int r = fill_hit(db, fused[i], w.fq, h, e);
+		struct seen_doc d;
+		size_t j;
+		int dup, r = fill_hit(db, tb, fused[i], w.fq ? w.fq : "", h, &d.id, d.hash,
+				 sizeof(d.hash), e);
 		if (r < 0) {
 			rag_hits_free(*hits, *n + 1);
 			*hits = NULL;
@@ -1890,11 +2177,31 @@ int rag_search_hybrid(sqlite3 *db, const char *collection, const char *query,
 		}
 		if (r > 0)
 			continue;
+		/* Identical documents (same hash) appear once, and so does a
+		 * passage of the same text in another document. */
+		dup = 0;
+		for (j = 0; j < ndocs && !dup; j++)
+			dup = docs[j].id != d.id && !strcmp(docs[j].hash, d.hash);
+		for (j = 0; j < *n && !dup; j++)
+			dup = !strcmp((*hits)[j].text, h->text) && strcmp((*hits)[j].path, h->path);
+		if (dup) {
+			free(h->path);
+			free(h->snippet);
+			free(h->text);
+			memset(h, 0, sizeof(*h));
+			continue;
+		}
+		for (j = 0; j < ndocs && docs[j].id != d.id; j++)
+			;
+		if (j == ndocs)
+			docs[ndocs++] = d;
 		h->rank = (int)++*n;
 		h->score = scores[i];
 	}
 	rc = 0;
 cleanup:
+	free(cs);
+	free(docs);
 	free(bm);
 	free(bscores);
 	free(dn);

@@ -142,6 +142,49 @@ static const char *const migrations[] = {
 	"  ELSE '' END, model, prompt_tokens, completion_tokens, 0"
 	"  FROM messages WHERE role = 'assistant' AND model IS NOT NULL"
 	"  ORDER BY id;",
+	/* 9: a collection's language: 'en' (stemmed, in chunks_en), 'none'
+	 * (not stemmed, chunks_plain) or NULL (indexed before this column:
+	 * chunks_fts, as before).  A chunk says which index holds it (fts:
+	 * NULL, 1 en, 2 none), so that its triggers never need its
+	 * collection, which a cascade may have deleted already; head is the
+	 * text ranked beside it: its document's title, file name and the
+	 * section it is in. */
+	"ALTER TABLE collections ADD COLUMN language TEXT;"
+	"ALTER TABLE chunks ADD COLUMN head TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE chunks ADD COLUMN fts INTEGER;"
+	"CREATE VIRTUAL TABLE chunks_en USING fts5(text, head, content='chunks',"
+	"  content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');"
+	"CREATE VIRTUAL TABLE chunks_plain USING fts5(text, head, content='chunks',"
+	"  content_rowid='id', tokenize='unicode61 remove_diacritics 2');"
+	"DROP TRIGGER chunks_ai;"
+	"DROP TRIGGER chunks_ad;"
+	"CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN"
+	"  INSERT INTO chunks_fts(rowid, text) SELECT new.id, new.text WHERE new.fts IS NULL;"
+	"  INSERT INTO chunks_en(rowid, text, head) SELECT new.id, new.text, new.head"
+	"   WHERE new.fts = 1;"
+	"  INSERT INTO chunks_plain(rowid, text, head) SELECT new.id, new.text, new.head"
+	"   WHERE new.fts = 2; END;"
+	"CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN"
+	"  INSERT INTO chunks_fts(chunks_fts, rowid, text) SELECT 'delete', old.id, old.text"
+	"   WHERE old.fts IS NULL;"
+	"  INSERT INTO chunks_en(chunks_en, rowid, text, head)"
+	"   SELECT 'delete', old.id, old.text, old.head WHERE old.fts = 1;"
+	"  INSERT INTO chunks_plain(chunks_plain, rowid, text, head)"
+	"   SELECT 'delete', old.id, old.text, old.head WHERE old.fts = 2; END;"
+	/* A collection that changes language moves its chunks. */
+	"CREATE TRIGGER chunks_au AFTER UPDATE OF fts ON chunks"
+	"  WHEN old.fts IS NOT new.fts BEGIN"
+	"  INSERT INTO chunks_fts(chunks_fts, rowid, text) SELECT 'delete', old.id, old.text"
+	"   WHERE old.fts IS NULL;"
+	"  INSERT INTO chunks_en(chunks_en, rowid, text, head)"
+	"   SELECT 'delete', old.id, old.text, old.head WHERE old.fts = 1;"
+	"  INSERT INTO chunks_plain(chunks_plain, rowid, text, head)"
+	"   SELECT 'delete', old.id, old.text, old.head WHERE old.fts = 2;"
+	"  INSERT INTO chunks_fts(rowid, text) SELECT new.id, new.text WHERE new.fts IS NULL;"
+	"  INSERT INTO chunks_en(rowid, text, head) SELECT new.id, new.text, new.head"
+	"   WHERE new.fts = 1;"
+	"  INSERT INTO chunks_plain(rowid, text, head) SELECT new.id, new.text, new.head"
+	"   WHERE new.fts = 2; END;",
 };
 
 char *store_home(void)
