@@ -310,3 +310,28 @@ except ConnectionResetError:
 sys.stdout.write(out.decode("latin-1"))
 ' "${SERVE_URL##*:}" "$1"
 }
+
+# schema_back_to_7 DB: turns an aichat database back into schema 7 (before
+# the usage ledger, 8, and rag languages, 9), as an older aichat left it,
+# so that a test can see the next open migrate it.  Anything stored in
+# what 8 and 9 added is lost, as it would not exist.
+schema_back_to_7() {
+	python3 - "$1" <<-'PYEOF'
+	import sqlite3, sys
+	db = sqlite3.connect(sys.argv[1])
+	for stmt in (
+	    "DROP TRIGGER chunks_ai", "DROP TRIGGER chunks_ad", "DROP TRIGGER chunks_au",
+	    "DROP TABLE chunks_en", "DROP TABLE chunks_plain",
+	    "ALTER TABLE chunks DROP COLUMN head", "ALTER TABLE chunks DROP COLUMN fts",
+	    "ALTER TABLE collections DROP COLUMN language",
+	    "CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN"
+	    "  INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
+	    "CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN"
+	    "  INSERT INTO chunks_fts(chunks_fts, rowid, text)"
+	    "  VALUES ('delete', old.id, old.text); END",
+	    "DROP TABLE usage",
+	    "PRAGMA user_version = 7"):
+	    db.execute(stmt)
+	db.commit()
+	PYEOF
+}

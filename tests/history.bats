@@ -105,7 +105,8 @@ last_id() {
 @test "a log from before conversations kept their temperature still continues" {
 	aichat chat -m mock:echo "old one" >/dev/null
 	# as an older aichat left it: schema 5, no temperature column (nor
-	# the job owners and leases of schema 7)
+	# the job owners and leases of schema 7, nor what came after)
+	schema_back_to_7 "$AICHAT_HOME/aichat.db"
 	python3 - "$AICHAT_HOME/aichat.db" <<-'EOF'
 	import sqlite3, sys
 	db = sqlite3.connect(sys.argv[1])

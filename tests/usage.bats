@@ -271,8 +271,7 @@ assert o["rows"][0] == dict(o["total"], group="openai:gpt-4o-mini"), o
 	aichat chat -m mock:echo "four five" >/dev/null
 	# Back to the schema before the ledger (version 7): the next open
 	# migrates, copying the logged answers in.
-	db "DROP TABLE usage"
-	db "PRAGMA user_version = 7"
+	schema_back_to_7 "$AICHAT_HOME/aichat.db"
 	run --separate-stderr aichat usage --by model --json
 	[ "$status" -eq 0 ]
 	[ "$(json_get rows.0.group <<<"$output")" = mock:echo ]
