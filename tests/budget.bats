@@ -160,6 +160,37 @@ c.commit()' "$AICHAT_HOME/aichat.db" "$(date -u -d yesterday +%F)"
 	[ "$output" = 0 ]
 }
 
+@test "a job's items spend its submitter's budget, in the ledger under its key, after a restart too" {
+	with_openai_fake "$ANSWER"
+	serve_start --api-key k-one --api-key k-two --budget key:1=0.005/day
+	run curl -sS -H "Authorization: Bearer k-one" "$SERVE_URL/jobs" \
+		-d '{"model":"openai:gpt-4o-mini","concurrency":1,"items":[{"id":"a","prompt":"x"},{"id":"b","prompt":"y"},{"id":"c","prompt":"z"}]}'
+	id=$(json_get id <<<"$output")
+	[ -n "$id" ]
+	for ((i = 0; i < 100; i++)); do
+		[ "$(curl -sS -H "Authorization: Bearer k-one" "$SERVE_URL/jobs/$id" | json_get status)" = done ] && break
+		sleep 0.1
+	done
+	[ "$(fake_count)" -eq 3 ]
+	# Three items of $0.002: the key's $0.005 is spent, by the job alone.
+	run chat k-one
+	[ "$(status_line)" = 429 ]
+	[[ "$(json_get error.message <<<"$output")" == "the daily budget of API key key:1 is spent (\$0.006000 of \$0.005000 a day)"* ]]
+	run chat k-two
+	[ "$(status_line)" = 200 ]
+	[ "$(fake_count)" -eq 4 ]
+	# The ledger has them under key:1, so a restart still knows.
+	serve_stop
+	run aichat usage --by key --json
+	[ "$(json_get rows.0.group <<<"$output")" = key:1 ]
+	[ "$(json_get rows.0.exchanges <<<"$output")" = 3 ]
+	[ "$(json_get rows.0.cost_micros <<<"$output")" = 6000 ]
+	serve_start --api-key k-one --api-key k-two --budget key:1=0.005/day
+	run chat k-one
+	[ "$(status_line)" = 429 ]
+	[ "$(fake_count)" -eq 4 ]
+}
+
 @test "/metrics counts tokens and cost per model" {
 	with_openai_fake "$ANSWER" '{"usage":{"prompt_tokens":3,"completion_tokens":4}}'
 	serve_start

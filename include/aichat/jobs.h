@@ -39,6 +39,12 @@ struct jobs_call;
 struct jobs *jobs_new(struct engine *eng, const struct config *cfg,
 		      struct writer *w, int max_running, const struct llm_opts *o,
 		      const struct upstream_gate *gate);
+/* Called on the loop with each finished item's result, job_id and the
+ * number of the API key that submitted the job (0: none), wherever the
+ * job runs (after a restart too): its spending is that key's. */
+typedef void (*jobs_spend_fn)(void *ud, const char *job_id, int key,
+			      const struct chat_result *res);
+void jobs_set_spend(struct jobs *j, jobs_spend_fn fn, void *ud);
 /* Looks for queued jobs, and for running ones whose owner is gone, now
  * and then periodically. */
 void jobs_resume(struct jobs *j);
@@ -62,9 +68,10 @@ typedef void (*jobs_reply_fn)(void *ud, cJSON *status, const struct buf *results
 /* Each queues its work and calls fn later, on the loop; NULL with e when
  * it cannot be queued (ERR_OVERLOADED: the writer's queue is full;
  * ERR_NOT_FOUND: not a job id).  jobs_submit stores a validated
- * JobRequest and queues the job; jobs_cancel cancels a queued or running
+ * JobRequest, submitted with API key number key (0: none), and queues
+ * the job; jobs_cancel cancels a queued or running
  * one (an answer of its status either way). */
-struct jobs_call *jobs_submit(struct jobs *j, const cJSON *req,
+struct jobs_call *jobs_submit(struct jobs *j, const cJSON *req, int key,
 			      jobs_reply_fn fn, void *ud, struct err *e);
 struct jobs_call *jobs_status(struct jobs *j, const char *id,
 			      jobs_reply_fn fn, void *ud, struct err *e);

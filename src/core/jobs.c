@@ -46,6 +46,7 @@ struct run_job {
 	char *model, *callback;
 	double temperature;
 	int max_tokens, concurrency;
+	int key;                      /* the API key that submitted it, 0 */
 	struct batch *batch;
 	struct job_item *page[PAGE];
 	int npage, pos;
@@ -73,6 +74,8 @@ struct jobs {
 	long long lease_ms;
 	char owner[96];               /* "host:pid:random", this server */
 	char host[64];
+	jobs_spend_fn spend;
+	void *spend_ud;
 };
 
 static void now_iso(char *dst, size_t cap)
@@ -212,6 +215,7 @@ struct jobs_call {
 	enum call_kind kind;
 	char id[24];
 	cJSON *req;                   /* CALL_SUBMIT: the body, a copy */
+	int key;                      /* CALL_SUBMIT: the API key's number */
 	cJSON *status;
 	struct buf results;
 	struct err e;
@@ -233,8 +237,8 @@ static int db_submit(sqlite3 *db, struct jobs_call *c)
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return db_abort(db, &c->e);
 	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (id, status, model, temperature,"
-			       " max_tokens, concurrency, callback_url, total, created_at)"
-			       " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)", -1, &job, NULL) != SQLITE_OK ||
+			       " max_tokens, concurrency, callback_url, total, created_at, api_key)"
+			       " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)", -1, &job, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "INSERT INTO job_items (job_id, idx, item_id, prompt)"
 			       " VALUES (?, ?, ?, ?)", -1, &ins, NULL) != SQLITE_OK)
 		goto fail;
@@ -252,6 +256,8 @@ static int db_submit(sqlite3 *db, struct jobs_call *c)
 		sqlite3_bind_text(job, 6, json_str(c->req, "callback_url"), -1, SQLITE_STATIC);
 	sqlite3_bind_int(job, 7, cJSON_GetArraySize(items));
 	sqlite3_bind_text(job, 8, when, -1, SQLITE_STATIC);
+	if (c->key > 0)
+		sqlite3_bind_int(job, 9, c->key);
 	if (sqlite3_step(job) != SQLITE_DONE)
 		goto fail;
 	cJSON_ArrayForEach(it, items) {
@@ -381,8 +387,8 @@ static void call_done(void *arg, int rc, int cancelled)
 static const struct writer_ops call_ops = { .run = call_run, .done = call_done };
 
 static struct jobs_call *call_new(struct jobs *j, enum call_kind kind, const char *id,
-				  const cJSON *req, jobs_reply_fn fn, void *ud,
-				  struct err *e)
+				  const cJSON *req, int key, jobs_reply_fn fn,
+				  void *ud, struct err *e)
 {
 	struct jobs_call *c;
 
@@ -397,6 +403,7 @@ static struct jobs_call *call_new(struct jobs *j, enum call_kind kind, const cha
 		memcpy(c->id, "job_", 4);
 		random_hex(c->id + 4, 8);
 		c->req = cJSON_Duplicate(req, 1);
+		c->key = key;
 	} else {
 		snprintf(c->id, sizeof(c->id), "%s", id);
 	}
@@ -414,28 +421,34 @@ static struct jobs_call *call_new(struct jobs *j, enum call_kind kind, const cha
 	return c;
 }
 
-struct jobs_call *jobs_submit(struct jobs *j, const cJSON *req,
+struct jobs_call *jobs_submit(struct jobs *j, const cJSON *req, int key,
 			      jobs_reply_fn fn, void *ud, struct err *e)
 {
-	return call_new(j, CALL_SUBMIT, NULL, req, fn, ud, e);
+	return call_new(j, CALL_SUBMIT, NULL, req, key, fn, ud, e);
+}
+
+void jobs_set_spend(struct jobs *j, jobs_spend_fn fn, void *ud)
+{
+	j->spend = fn;
+	j->spend_ud = ud;
 }
 
 struct jobs_call *jobs_status(struct jobs *j, const char *id,
 			      jobs_reply_fn fn, void *ud, struct err *e)
 {
-	return call_new(j, CALL_STATUS, id, NULL, fn, ud, e);
+	return call_new(j, CALL_STATUS, id, NULL, 0, fn, ud, e);
 }
 
 struct jobs_call *jobs_results(struct jobs *j, const char *id,
 			       jobs_reply_fn fn, void *ud, struct err *e)
 {
-	return call_new(j, CALL_RESULTS, id, NULL, fn, ud, e);
+	return call_new(j, CALL_RESULTS, id, NULL, 0, fn, ud, e);
 }
 
 struct jobs_call *jobs_cancel(struct jobs *j, const char *id,
 			      jobs_reply_fn fn, void *ud, struct err *e)
 {
-	return call_new(j, CALL_CANCEL, id, NULL, fn, ud, e);
+	return call_new(j, CALL_CANCEL, id, NULL, 0, fn, ud, e);
 }
 
 void jobs_call_cancel(struct jobs_call *c)
@@ -726,6 +739,8 @@ static void on_item(void *ud, void *tag, const struct chat_result *res)
 	w->owner = rj->j->owner;
 	w->idx = it->idx;
 	w->ok = res->err.code == ERR_OK;
+	if (rj->j->spend)
+		rj->j->spend(rj->j->spend_ud, rj->id, rj->key, res);
 	rj->writes++;
 	writer_submit(rj->j->w, &item_ops, w, WRITER_ALWAYS);
 	item_free(it);
@@ -911,7 +926,7 @@ struct claim_op {
 	char id[40];
 	char *model, *callback;
 	double temperature;
-	int max_tokens, concurrency;
+	int max_tokens, concurrency, key;
 };
 
 /* Claims one job: a running one whose owner is gone first, else the
@@ -968,7 +983,7 @@ static int claim_run(sqlite3 *db, void *arg)
 	if (rc != SQLITE_DONE || sqlite3_changes(db) != 1)
 		return db_retry(db);
 	if (sqlite3_prepare_v2(db, "SELECT model, temperature, max_tokens, concurrency,"
-			       " callback_url FROM jobs WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+			       " callback_url, api_key FROM jobs WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
 		return db_retry(db);
 	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
 	free(c->model);
@@ -985,6 +1000,7 @@ static int claim_run(sqlite3 *db, void *arg)
 		c->concurrency = sqlite3_column_int(st, 3);
 		if (sqlite3_column_type(st, 4) != SQLITE_NULL)
 			c->callback = xstrdup((const char *)sqlite3_column_text(st, 4));
+		c->key = sqlite3_column_int(st, 5);
 	}
 	sqlite3_finalize(st);
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -1010,6 +1026,7 @@ static void claim_done(void *arg, int rc, int cancelled)
 			rj->temperature = c->temperature;
 			rj->max_tokens = c->max_tokens;
 			rj->concurrency = c->concurrency > 0 ? c->concurrency : 1;
+			rj->key = c->key;
 			rj->cursor = -1;
 			rj->lease_until = c->until;
 			rj->next = j->list;

@@ -158,14 +158,15 @@ static void ledger_done(void *arg, int rc, int cancelled)
 
 	(void)cancelled;
 	if (rc != 0)
-		fprintf(stderr, "aichat: serve: could not record the usage of request %s: %s\n",
+		fprintf(stderr, "aichat: serve: could not record the usage of %s: %s\n",
 			l->rid, l->e.code ? l->e.msg : "the server stopped first");
 	free(l);
 }
 
 static const struct writer_ops ledger_ops = { .run = ledger_run, .done = ledger_done };
 
-void spend(struct req *r, const struct chat_result *res)
+void spend_key(struct server *srv, int key, const char *what,
+	       const struct chat_result *res)
 {
 	struct key_spend *k;
 	struct ledger_op *l;
@@ -174,19 +175,30 @@ void spend(struct req *r, const struct chat_result *res)
 	if (!res->model[0] || (!res->have_usage && res->err.code != ERR_OK))
 		return;
 	if (res->have_usage)
-		metrics_tokens(r->srv->metrics, res->model, res->prompt_tokens,
+		metrics_tokens(srv->metrics, res->model, res->prompt_tokens,
 			       res->completion_tokens);
 	if (res->priced)
-		metrics_cost(r->srv->metrics, res->model, res->cost_micros);
-	if (res->priced && (k = current(r->srv, r->key)))
+		metrics_cost(srv->metrics, res->model, res->cost_micros);
+	if (res->priced && (k = current(srv, key)))
 		k->spent += res->cost_micros;
-	if (!r->srv->writer)
+	if (!srv->writer)
 		return;
-	if (r->key)
-		snprintf(label, sizeof(label), "key:%d", r->key);
+	if (key)
+		snprintf(label, sizeof(label), "key:%d", key);
 	l = xcalloc(1, sizeof(*l));
-	snprintf(l->rid, sizeof(l->rid), "%s", r->id);
+	snprintf(l->rid, sizeof(l->rid), "%s", what);
 	usage_entry_from(&l->u, res, "serve", label);
 	/* Owed, not asked for: the ledger is what budgets start from. */
-	writer_submit(r->srv->writer, &ledger_ops, l, WRITER_ALWAYS);
+	writer_submit(srv->writer, &ledger_ops, l, WRITER_ALWAYS);
+}
+
+void spend(struct req *r, const struct chat_result *res)
+{
+	spend_key(r->srv, r->key, r->id, res);
+}
+
+void spend_job_item(void *ud, const char *job_id, int key,
+		    const struct chat_result *res)
+{
+	spend_key(ud, key, job_id, res);
 }

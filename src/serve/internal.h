@@ -594,6 +594,14 @@ int check_budget(struct req *r);
  * its row to the usage ledger (through the writer), its cost to r's
  * key's spending today. */
 void spend(struct req *r, const struct chat_result *res);
+/* The same for an exchange of no request: key is the API key's number
+ * (0: none), what names the exchange in messages (a request or job id). */
+void spend_key(struct server *srv, int key, const char *what,
+	       const struct chat_result *res);
+/* A job item's exchange, as jobs_set_spend() wants it (ud: the server):
+ * it counts towards the key that submitted the job. */
+void spend_job_item(void *ud, const char *job_id, int key,
+		    const struct chat_result *res);
 
 /* X-Budget-Limit and X-Budget-Remaining when r's key has a budget. */
 void budget_headers(struct req *r, struct MHD_Response *resp);

@@ -40,7 +40,7 @@ void route_job(struct req *r)
 	}
 	switch (r->route->response) {
 	case RESP_JOB_SUBMIT:
-		r->jobcall = jobs_submit(j, r->json, on_answer, r, &e);
+		r->jobcall = jobs_submit(j, r->json, r->key, on_answer, r, &e);
 		break;
 	case RESP_JOB_RESULTS:
 		r->jobcall = jobs_results(j, r->path_id, on_answer, r, &e);

@@ -951,6 +951,7 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 		    (srv.writer = writer_new(srv.loop, o->max_queue ? (size_t)o->max_queue : 1,
 					     &dbe))) {
 			srv.jobs = jobs_new(srv.eng, cfg, srv.writer, 2, &lo, &srv.gate);
+			jobs_set_spend(srv.jobs, spend_job_item, &srv);
 			jobs_resume(srv.jobs);
 			if (!(srv.searcher = searcher_new(srv.loop, &dbe)))
 				fprintf(stderr, "aichat: serve: document search off: %s\n", dbe.msg);

@@ -185,6 +185,9 @@ static const char *const migrations[] = {
 	"   WHERE new.fts = 1;"
 	"  INSERT INTO chunks_plain(rowid, text, head) SELECT new.id, new.text, new.head"
 	"   WHERE new.fts = 2; END;",
+	/* 10: the API key (its number in serve's list, from 1) that submitted
+	 * a job, whose spending its items count towards; NULL without keys. */
+	"ALTER TABLE jobs ADD COLUMN api_key INTEGER;",
 };
 
 char *store_home(void)
