@@ -216,6 +216,28 @@ assert o["rows"][0] == dict(o["total"], group="openai:gpt-4o-mini"), o
 	[ "$(json_get total.prompt_tokens <<<"$output")" = 10 ]
 }
 
+@test "rag query's answer is in the ledger too; with log false in the config it is not" {
+	with_openai_fake '{"usage":{"prompt_tokens":300,"completion_tokens":20}}'
+	mkdir -p "$BATS_TEST_TMPDIR/docs"
+	printf 'The quokka lives on Rottnest Island.\n' >"$BATS_TEST_TMPDIR/docs/q.txt"
+	aichat rag index "$BATS_TEST_TMPDIR/docs" 2>/dev/null
+	run --separate-stderr aichat rag query -m openai:gpt-4o-mini "where does the quokka live"
+	[ "$status" -eq 0 ]
+	[ "$(fake_count)" -eq 1 ]
+	run --separate-stderr aichat usage --by model --json
+	[ "$(json_get rows.0.group <<<"$output")" = openai:gpt-4o-mini ]
+	[ "$(json_get total.exchanges <<<"$output")" = 1 ]
+	[ "$(json_get total.prompt_tokens <<<"$output")" = 300 ]
+	# 300 x $1 + 20 x $2 per million
+	[ "$(json_get total.cost_micros <<<"$output")" = 340 ]
+	printf '{"log": false, "prices": {"openai:gpt-4o-mini": {"input": 1, "output": 2}}}\n' \
+		>"$XDG_CONFIG_HOME/aichat/config.json"
+	run --separate-stderr aichat rag query -m openai:gpt-4o-mini "where does the quokka live"
+	[ "$status" -eq 0 ]
+	[ "$(fake_count)" -eq 2 ]
+	[ "$(aichat usage --json | json_get total.exchanges)" = 1 ]
+}
+
 @test "bad flags: exit 2 naming the flag, and the ledger is left as it was" {
 	with_openai_fake '{"usage":{"prompt_tokens":10,"completion_tokens":1}}'
 	ask openai:gpt-4o-mini "keep me"

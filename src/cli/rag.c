@@ -20,6 +20,7 @@
 #include "aichat/rageval.h"
 #include "aichat/schema.h"
 #include "aichat/store.h"
+#include "aichat/usage.h"
 #include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
@@ -903,6 +904,34 @@ static int ask(const struct config *cfg, const struct chat_request *req,
 	return status;
 }
 
+/* The answer's exchange goes to the usage ledger, as chat's do (unless
+ * the config's "log" is false); a store that cannot take it is said on
+ * stderr and changes nothing else: the answer is out already. */
+static void record_usage(const struct config *cfg, const struct chat_result *res)
+{
+	struct usage_entry u;
+	sqlite3 *db = NULL;
+	struct err e;
+	const char *why;
+
+	if (!cfg->log || !res->model[0])
+		return;
+	err_clear(&e);
+	if (store_open(NULL, &db, &e) < 0)
+		goto out;
+	if ((why = store_read_only_why(db))) {
+		err_set(&e, ERR_IO, "%s", why);
+		goto out;
+	}
+	usage_entry_from(&u, res, "rag", NULL);
+	usage_record(db, &u, &e);
+out:
+	if (e.code != ERR_OK)
+		fprintf(stderr, "aichat: rag: the exchange is not in the usage ledger: %s\n",
+			e.msg);
+	sqlite3_close(db);
+}
+
 static int rag_query(const struct opt_result *r, const struct opt *o, size_t n)
 {
 	cJSON *body = cJSON_CreateObject();
@@ -941,7 +970,11 @@ static int rag_query(const struct opt_result *r, const struct opt *o, size_t n)
 	req.stream = !seen(r, o, n, "no-stream");
 	req.messages = &msg;
 	req.nmessages = 1;
-	if ((status = ask(&cfg, &req, &run)))
+	status = ask(&cfg, &req, &run);
+	/* An answer that failed part-way was paid for all the same. */
+	if (run.res.have_usage || status == EXIT_OK)
+		record_usage(&cfg, &run.res);
+	if (status)
 		goto cleanup;
 	if (run.json) {
 		cJSON *out = cJSON_CreateObject(), *src = cJSON_CreateArray();
