@@ -312,7 +312,8 @@ sys.stdout.write(out.decode("latin-1"))
 }
 
 # schema_back_to_7 DB: turns an aichat database back into schema 7 (before
-# the usage ledger, 8, and rag languages, 9), as an older aichat left it,
+# the usage ledger, 8, rag languages, 9, and the key of a job, 10), as an
+# older aichat left it,
 # so that a test can see the next open migrate it.  Anything stored in
 # what 8 and 9 added is lost, as it would not exist.
 schema_back_to_7() {
@@ -330,6 +331,7 @@ schema_back_to_7() {
 	    "  INSERT INTO chunks_fts(chunks_fts, rowid, text)"
 	    "  VALUES ('delete', old.id, old.text); END",
 	    "DROP TABLE usage",
+	    "ALTER TABLE jobs DROP COLUMN api_key",
 	    "PRAGMA user_version = 7"):
 	    db.execute(stmt)
 	db.commit()

@@ -238,6 +238,57 @@ assert o["rows"][0] == dict(o["total"], group="openai:gpt-4o-mini"), o
 	[ "$(aichat usage --json | json_get total.exchanges)" = 1 ]
 }
 
+@test "aichat batch: each item's exchange is in the ledger; with log false in the config none is" {
+	with_openai_fake '{"usage":{"prompt_tokens":100,"completion_tokens":10}}'
+	printf '{"id":"a","prompt":"x"}\n{"id":"b","prompt":"y"}\n{"id":"c","prompt":"z"}\n' >"$BATS_TEST_TMPDIR/in.jsonl"
+	run --separate-stderr aichat batch -m openai:gpt-4o-mini "$BATS_TEST_TMPDIR/in.jsonl"
+	[ "$status" -eq 0 ]
+	[ "$(fake_count)" -eq 3 ]
+	run --separate-stderr aichat usage --by model --json
+	[ "$(json_get total.exchanges <<<"$output")" = 3 ]
+	[ "$(json_get total.prompt_tokens <<<"$output")" = 300 ]
+	# 3 x (100 x $1 + 10 x $2) per million
+	[ "$(json_get total.cost_micros <<<"$output")" = 360 ]
+	printf '{"log": false}\n' >"$XDG_CONFIG_HOME/aichat/config.json"
+	run --separate-stderr aichat batch -m openai:gpt-4o-mini "$BATS_TEST_TMPDIR/in.jsonl"
+	[ "$status" -eq 0 ]
+	[ "$(fake_count)" -eq 6 ]
+	[ "$(aichat usage --json | json_get total.exchanges)" = 3 ]
+}
+
+@test "aichat batch: a database locked by another process holds no item back, and no exchange is lost" {
+	python3 -c 'import json
+for i in range(700):
+    print(json.dumps({"id": i, "prompt": "p%d" % i}))' >"$BATS_TEST_TMPDIR/in.jsonl"
+	aichat chat -m mock:echo "create the store" >/dev/null
+	rm -f "$BATS_TEST_TMPDIR/locked"
+	python3 -c 'import os, sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+c.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+time.sleep(4)
+c.execute("COMMIT")' "$AICHAT_HOME/aichat.db" "$BATS_TEST_TMPDIR/locked" &
+	lock=$!
+	for ((i = 0; i < 100; i++)); do
+		[ -e "$BATS_TEST_TMPDIR/locked" ] && break
+		sleep 0.05
+	done
+	# 700 items: the ledger is tried after 256 and 512 of them, while the
+	# lock holds; the items go on, and the end waits for the lock.
+	aichat batch -m mock:echo -o "$BATS_TEST_TMPDIR/out.jsonl" "$BATS_TEST_TMPDIR/in.jsonl" \
+		2>"$BATS_TEST_TMPDIR/err" &
+	batch=$!
+	sleep 2.5
+	# Every item is answered and written while the lock still holds.
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/out.jsonl")" -eq 700 ]
+	kill -0 "$lock"
+	wait "$batch"
+	wait "$lock"
+	[[ "$(cat "$BATS_TEST_TMPDIR/err")" != *"not in the usage ledger"* ]]
+	# 700 items and the one chat exchange.
+	[ "$(aichat usage --json | json_get total.exchanges)" = 701 ]
+}
+
 @test "bad flags: exit 2 naming the flag, and the ledger is left as it was" {
 	with_openai_fake '{"usage":{"prompt_tokens":10,"completion_tokens":1}}'
 	ask openai:gpt-4o-mini "keep me"

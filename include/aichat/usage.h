@@ -4,7 +4,8 @@
  *
  * `aichat chat` writes a row with each exchange it logs (in the same
  * transaction as the conversation log), `aichat rag query` one for its
- * answer; `aichat serve` writes one for
+ * answer, `aichat batch` one per item (a few hundred at a time, never
+ * waiting for a lock until the run ends); `aichat serve` writes one for
  * every exchange with a model, through its writer thread, with the label
  * of the API key that asked ("key:N", never the key).  Days are UTC dates
  * ("2026-12-02"): a day turns at midnight UTC.  Money is in micro-dollars
@@ -25,7 +26,7 @@
 
 struct usage_entry {
 	char model[256];               /* "provider:model" */
-	const char *source;            /* "chat", "rag" or "serve" (static) */
+	const char *source;            /* "chat", "rag", "batch" or "serve" */
 	char api_key[32];              /* the key's label, "" for none */
 	int have_usage;                /* else the token counts are unknown */
 	long prompt_tokens, completion_tokens, cached_tokens;

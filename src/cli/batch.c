@@ -12,7 +12,9 @@
 #include "aichat/cli.h"
 #include "aichat/json.h"
 #include "aichat/ratelimit.h"
+#include "aichat/store.h"
 #include "aichat/trust.h"
+#include "aichat/usage.h"
 #include "aichat/xalloc.h"
 
 #include <errno.h>
@@ -112,6 +114,16 @@ struct item {
 	int ok;
 };
 
+/* Finished items' exchanges on their way to the usage ledger. */
+struct ledger {
+	sqlite3 *db;
+	int off;                 /* the store cannot take them: why says */
+	char why[256];
+	struct usage_entry *pend;
+	size_t n, cap;
+	size_t lost;             /* exchanges left out, for the summary */
+};
+
 struct run {
 	struct loop *loop;
 	struct engine *eng;
@@ -152,7 +164,91 @@ struct run {
 	int progress;
 	int interrupted;
 	int write_error;
+	struct ledger ledger;
 };
+
+/* ==== the usage ledger ==== */
+
+/* Items' exchanges go to the ledger this many at a time, in one
+ * transaction that never waits for a lock: the loop runs every item's
+ * stream.  What a locked store refuses waits for the next try; the end
+ * of the run waits for the lock as chat does. */
+#define LEDGER_EVERY 256
+
+static void ledger_off(struct ledger *l, const char *why)
+{
+	l->off = 1;
+	snprintf(l->why, sizeof(l->why), "%s", why);
+	l->lost += l->n;
+	l->n = 0;
+}
+
+/* Writes what waits; wait: for a lock, as long as the store's timeout.
+ * 0 when nothing waits any more. */
+static int ledger_write(struct ledger *l, int wait)
+{
+	const char *why;
+	struct err e;
+	size_t i;
+
+	err_clear(&e);
+	if (!l->n)
+		return 0;
+	if (!l->db) {
+		if (store_open(NULL, &l->db, &e) < 0) {
+			ledger_off(l, e.msg);
+			return -1;
+		}
+		if ((why = store_read_only_why(l->db))) {
+			ledger_off(l, why);
+			return -1;
+		}
+	}
+	sqlite3_busy_timeout(l->db, wait ? 10000 : 0);
+	if (sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	for (i = 0; i < l->n; i++)
+		if (usage_record(l->db, &l->pend[i], &e) < 0)
+			goto fail;
+	if (sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	l->n = 0;
+	return 0;
+fail:
+	snprintf(l->why, sizeof(l->why), "%s", sqlite3_errmsg(l->db));
+	if (!sqlite3_get_autocommit(l->db))
+		sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+/* An item's exchange, when it reached a model and the log is on. */
+static void ledger_add(struct run *r, const struct chat_result *res)
+{
+	struct ledger *l = &r->ledger;
+
+	if (!r->cfg->log || l->off || !res->model[0] ||
+	    (!res->have_usage && res->err.code != ERR_OK))
+		return;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : LEDGER_EVERY;
+		l->pend = xrealloc(l->pend, l->cap * sizeof(*l->pend));
+	}
+	usage_entry_from(&l->pend[l->n++], res, "batch", NULL);
+	if (l->n % LEDGER_EVERY == 0)
+		ledger_write(l, 0);
+}
+
+/* The end of the run: what waits is written, or said to be left out. */
+static void ledger_end(struct ledger *l)
+{
+	if (ledger_write(l, 1) < 0 && !l->off)
+		l->lost += l->n;
+	if (l->lost)
+		fprintf(stderr, "aichat: batch: %zu exchange%s not in the usage ledger: %s\n",
+			l->lost, l->lost == 1 ? " is" : "s are", l->why);
+	sqlite3_close(l->db);
+	free(l->pend);
+}
 
 static void item_free(struct item *it)
 {
@@ -629,6 +725,7 @@ static void on_item(void *ud, void *tag, const struct chat_result *res)
 	struct item *it = tag;
 
 	set_result(it, res);
+	ledger_add(r, res);
 	if (res->have_usage) {
 		long t = res->prompt_tokens + res->completion_tokens;
 		r->tokens += t;
@@ -890,6 +987,7 @@ int cmd_batch(int argc, char **argv)
 	if (r.skipped)
 		fprintf(stderr, ", %zu skipped (already done)", r.skipped);
 	fputc('\n', stderr);
+	ledger_end(&r.ledger);
 
 	if (r.write_error) {
 		fprintf(stderr, "aichat: batch: cannot write results: %s\n",
