@@ -13,6 +13,7 @@
 #include "aichat/json.h"
 #include "aichat/xalloc.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,19 +202,22 @@ static void text_delta(struct xo2a *x, xo2a_emit_fn emit, void *ud,
 static void tool_delta(struct xo2a *x, xo2a_emit_fn emit, void *ud,
 		       const cJSON *tc)
 {
-	double idx = 0;
+	double d = 0;
 	const cJSON *fn = json_obj(tc, "function");
 	const char *id = json_str(tc, "id"), *name = json_str(fn, "name");
 	const char *args = json_str(fn, "arguments");
+	int idx;
 
-	json_num(tc, "index", &idx);
-	if (x->open != BLOCK_TOOL || (int)idx != x->tool_index || id) {
+	/* An upstream's number: clamped before it becomes an int. */
+	json_num(tc, "index", &d);
+	idx = json_clamp_int(d, 0, INT_MAX);
+	if (x->open != BLOCK_TOOL || idx != x->tool_index || id) {
 		cJSON *b = event("tool_use");
 		cJSON_AddStringToObject(b, "id", id ? id : "toolu_aichat");
 		cJSON_AddStringToObject(b, "name", name ? name : "");
 		cJSON_AddObjectToObject(b, "input");
 		open_block(x, emit, ud, b, BLOCK_TOOL);
-		x->tool_index = (int)idx;
+		x->tool_index = idx;
 	}
 	if (args && *args)
 		block_delta(x, emit, ud, "input_json_delta", "partial_json", args);
