@@ -20,8 +20,8 @@
 #include "aichat/rageval.h"
 #include "aichat/schema.h"
 #include "aichat/store.h"
-#include "aichat/usage.h"
 #include "aichat/trust.h"
+#include "aichat/usage.h"
 #include "aichat/xalloc.h"
 
 #include <dirent.h>
