@@ -13,6 +13,7 @@ setup() {
 
 teardown() {
 	serve_stop
+	fake_stop
 }
 
 # trickle FAST SLOW: sends FAST at once, then SLOW one byte every 0.1 s, on one
