@@ -289,6 +289,20 @@ c.execute("COMMIT")' "$AICHAT_HOME/aichat.db" "$BATS_TEST_TMPDIR/locked" &
 	[ "$(aichat usage --json | json_get total.exchanges)" = 701 ]
 }
 
+@test "a model name with escapes or a tab from the ledger is printed as one clean cell" {
+	aichat chat -m mock:echo "create the store" >/dev/null
+	db "INSERT INTO usage (created_at, day, source, provider, model, prompt_tokens, completion_tokens, cached_tokens) VALUES ('2026-01-01T00:00:00.000Z', '2026-01-01', 'serve', 'openai', 'openai:x'||char(27)||']0;pwn'||char(7)||char(9)||'y', 1, 1, 0)"
+	run --separate-stderr aichat usage --by model
+	[ "$status" -eq 0 ]
+	[[ "$output" != *$'\e'* && "$output" != *$'\a'* ]]
+	# header, two models, total: four rows of seven tab-separated cells
+	[ "${#lines[@]}" -eq 4 ]
+	for l in "${lines[@]}"; do
+		[ "$(awk -F'\t' '{ print NF }' <<<"$l")" -eq 7 ]
+	done
+	[[ "$output" == *"openai:x y"* ]]
+}
+
 @test "bad flags: exit 2 naming the flag, and the ledger is left as it was" {
 	with_openai_fake '{"usage":{"prompt_tokens":10,"completion_tokens":1}}'
 	ask openai:gpt-4o-mini "keep me"

@@ -6,6 +6,7 @@
 #include "aichat/cli.h"
 #include "aichat/json.h"
 #include "aichat/store.h"
+#include "aichat/trust.h"
 #include "aichat/usage.h"
 #include "aichat/xalloc.h"
 
@@ -56,7 +57,9 @@ static void cells(const cJSON *row, const char *group, char c[7][64])
 		"cached_tokens", "completion_tokens" };
 	double d;
 
-	snprintf(c[0], 64, "%s", group);
+	/* A model's name came from a request: one clean line, so that a
+	 * row stays a row on a terminal and in a pipe. */
+	trust_clean(c[0], 64, group, strlen(group));
 	for (int i = 0; i < 4; i++) {
 		json_num(row, num[i], &d);
 		snprintf(c[1 + i], 64, "%.0f", d);

@@ -20,6 +20,7 @@
  */
 #include "aichat/buf.h"
 #include "aichat/redis.h"
+#include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
 #include <hiredis/async.h>
@@ -215,7 +216,9 @@ static void set_down(struct redis *rs, const char *why)
 	if (rs->up || !rs->reason[0])
 		rs->st.errors++;
 	rs->up = 0;
-	snprintf(rs->reason, sizeof(rs->reason), "%s", why);
+	/* Redis' own words (an error reply, hiredis' errstr) reach /health
+	 * and the log: one clean line. */
+	trust_clean(rs->reason, sizeof(rs->reason), why, strlen(why));
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
