@@ -443,7 +443,15 @@ static void map_curl_error(struct transfer *t, CURLcode rc, const char *detail)
 	}
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
-		err_set(e, ERR_UPSTREAM_TIMEOUT, "timed out: %s", what);
+		/* curl's own limit and our first-byte watchdog may both be due
+		 * (a caller giving one time for both): say it the same way
+		 * whichever timer the loop ran first. */
+		if (!t->res.first_byte_at && t->first_byte_ms &&
+		    loop_now_ms() - t->started >= t->first_byte_ms)
+			err_set(e, ERR_UPSTREAM_TIMEOUT, "no response within %.3g s",
+				t->first_byte_ms / 1000.0);
+		else
+			err_set(e, ERR_UPSTREAM_TIMEOUT, "timed out: %s", what);
 		break;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
