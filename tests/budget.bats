@@ -206,6 +206,49 @@ c.commit()' "$AICHAT_HOME/aichat.db" "$(date -u -d yesterday +%F)"
 	[[ "$output" != *'aichat_cost_microdollars_total{model="mock:echo"}'* ]]
 }
 
+@test "/v1/embeddings spends like a chat: its prompt tokens priced as input, in /metrics, the ledger and the key's budget" {
+	# 1,000,000 prompt tokens at the built-in $0.02 a million: $0.020000.
+	with_openai_fake '{"usage":{"prompt_tokens":1000000}}' '{"usage":{"prompt_tokens":1000000}}' \
+		'{"usage":{"prompt_tokens":1000000}}'
+	serve_start --api-key k-one --budget key:1=0.03/day
+	local i codes=""
+	for i in 1 2 3; do
+		codes="$codes $(curl -sS -o /dev/null -w '%{http_code}' -D "$BATS_TEST_TMPDIR/h" \
+			-H 'Authorization: Bearer k-one' "$SERVE_URL/v1/embeddings" \
+			-d '{"model":"openai:text-embedding-3-small","input":"one"}')"
+		[ "$i" != 1 ] || [ "$(hdr X-Budget-Remaining)" = 0.010000 ]
+	done
+	# The second call crossed the budget; the third was refused unsent.
+	[ "$codes" = " 200 200 429" ]
+	[ "$(fake_count)" -eq 2 ]
+	run curl -sS -H 'Authorization: Bearer k-one' "$SERVE_URL/metrics"
+	[[ "$output" == *'aichat_tokens_total{model="openai:text-embedding-3-small",kind="prompt"} 2000000'* ]]
+	[[ "$output" == *'aichat_cost_microdollars_total{model="openai:text-embedding-3-small"} 40000'* ]]
+	serve_stop
+	run aichat usage --by key --json
+	[ "$status" -eq 0 ]
+	[ "$(json_get total.prompt_tokens <<<"$output")" = 2000000 ]
+	[ "$(json_get total.cost_micros <<<"$output")" = 40000 ]
+	[ "$(json_get rows.0.group <<<"$output")" = key:1 ]
+}
+
+@test "/v1/models: a priced model carries its pricing, the config's or the built-in; an unpriced one none" {
+	config_file='{"prices": {"openai:gpt-4o-mini": {"input": 1, "output": 2, "cache_write": 3}}, "aliases": {"cheap": "openai:gpt-4o-mini"}}'
+	printf '%s' "$config_file" >"$XDG_CONFIG_HOME/aichat/config.json"
+	with_openai_fake '{"models":["gpt-4o","gpt-4o-mini"]}'
+	serve_start
+	run curl -sS "$SERVE_URL/v1/models"
+	[ "$status" -eq 0 ]
+	python3 -c '
+import json, sys
+m = {e["id"]: e.get("pricing") for e in json.load(sys.stdin)["data"]}
+assert m["openai:gpt-4o"] == {"input": 2.5, "output": 10, "cached_input": 1.25, "cache_write": 2.5}, m
+assert m["openai:gpt-4o-mini"] == {"input": 1, "output": 2, "cached_input": 1, "cache_write": 3}, m
+assert m["cheap"] == m["openai:gpt-4o-mini"], m
+assert m["mock:echo"] is None, m
+' <<<"$output"
+}
+
 @test "bad budgets: exit 2 (flag) or 3 (config) naming what and why; nothing starts" {
 	local f="$XDG_CONFIG_HOME/aichat/config.json"
 	for bad in key:1 key:1=5 key:1=5/week key:1=-1/day key:1=1.0000001/day; do

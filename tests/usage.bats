@@ -85,6 +85,28 @@ EOF
 	[ "$(json_get total.cost <<<"$output")" = 0.000820 ]
 }
 
+@test "Anthropic's cache writes are priced as cache_write, its cache reads as cached input" {
+	fake_start '{"usage":{"input_tokens":1000,"cache_creation_input_tokens":2000,"cache_read_input_tokens":4000,"output_tokens":100}}' \
+		'{"usage":{"input_tokens":10,"cache_creation_input_tokens":20,"output_tokens":1}}'
+	export ANTHROPIC_API_KEY=$KEY ANTHROPIC_BASE_URL="$FAKE_URL"
+	# Built-in: $1 input, $0.10 cache read, $1.25 cache write, $5 output.
+	ask anthropic:claude-haiku-4-5 "built-in price"
+	run aichat usage --json
+	[ "$(json_get total.prompt_tokens <<<"$output")" = 7000 ]
+	[ "$(json_get total.cached_tokens <<<"$output")" = 4000 ]
+	# 1000 at 1 + 4000 at 0.1 + 2000 at 1.25 + 100 at 5
+	[ "$(json_get total.cost_micros <<<"$output")" = 4400 ]
+	cat >"$XDG_CONFIG_HOME/aichat/config.json" <<'EOF'
+{"prices": {"anthropic:claude-x": {"input": 1, "output": 2, "cache_write": 100}}}
+EOF
+	ask anthropic:claude-x "the config's cache_write"
+	run aichat usage --by model --json
+	[ "$(json_get rows.0.group <<<"$output")" = anthropic:claude-haiku-4-5 ]
+	[ "$(json_get rows.1.group <<<"$output")" = anthropic:claude-x ]
+	# 10 at 1 + 20 at 100 + 1 at 2
+	[ "$(json_get rows.1.cost_micros <<<"$output")" = 2012 ]
+}
+
 @test "the config's price wins over the built-in table; a model without a price has no cost" {
 	with_openai_fake '{"usage":{"prompt_tokens":1000000,"completion_tokens":0}}' \
 		'{"usage":{"prompt_tokens":1000000,"completion_tokens":0}}'
@@ -345,7 +367,7 @@ c.execute("COMMIT")' "$AICHAT_HOME/aichat.db" "$BATS_TEST_TMPDIR/locked" &
 	echo '{"prices": {"openai:gpt-4o": {"input": 1, "output": 1, "cache": 1}}}' >"$f"
 	run --separate-stderr aichat chat -m openai:gpt-4o "hi"
 	[ "$status" -eq 3 ]
-	[ "$stderr" = "aichat: chat: config file '$f': 'prices.openai:gpt-4o': unknown key 'cache' (expected input, output, cached_input)" ]
+	[ "$stderr" = "aichat: chat: config file '$f': 'prices.openai:gpt-4o': unknown key 'cache' (expected input, output, cached_input, cache_write)" ]
 	echo '{"prices": {"gpt-4o": {"input": 1, "output": 1}}}' >"$f"
 	run --separate-stderr aichat chat -m openai:gpt-4o "hi"
 	[ "$status" -eq 3 ]

@@ -78,6 +78,7 @@ struct chat_result {
 	char model[256];               /* "provider:model" */
 	long prompt_tokens, completion_tokens;
 	long cached_tokens;            /* of prompt_tokens, from the cache */
+	long cache_write_tokens;       /* of prompt_tokens, into the cache */
 	int have_usage;
 	int priced;                    /* the model has a price (prices.h) */
 	int64_t cost_micros;           /* then: what this call cost, in

@@ -14,7 +14,8 @@
  *                                "api_key_env": "GROQ_API_KEY",
  *                                "api_key_cmd": "pass show groq" } },
  *       "prices":  { "openai:gpt-4o": { "input": 2.5, "output": 10,
- *                                       "cached_input": 1.25 } },
+ *                                       "cached_input": 1.25,
+ *                                       "cache_write": 3.125 } },
  *       "budgets": { "key:1": "5.00/day" } }
  *
  * All strings in struct config are owned by it; config_release() frees them.
@@ -51,7 +52,7 @@ struct alias {
  * file's dollars per million, times 10^6). */
 struct config_price {
 	char *model;         /* "provider:model" */
-	int64_t input, output, cached_input;
+	int64_t input, output, cached_input, cache_write;
 };
 
 /* "budgets": serve's daily spending cap for one API key. */

@@ -2,7 +2,9 @@
  * prices.h - what a model costs, and what an exchange cost.
  *
  * Prices are in micro-dollars per million tokens: input (prompt tokens not
- * served from the provider's cache), cached input, and output.  They come
+ * served from the provider's cache), cached input, cache write (prompt
+ * tokens written to the provider's cache: Anthropic bills them at 1.25
+ * times input), and output.  They come
  * from the config file's "prices" first, then from a built-in table of the
  * models the README names, dated PRICES_AS_OF.  A model in neither has no
  * price: its exchanges record tokens and no cost.
@@ -19,6 +21,8 @@
 
 struct price {
 	int64_t input, output, cached_input;  /* micro-dollars per 1M tokens */
+	int64_t cache_write;                  /* prompt tokens written to the
+					       * provider's cache */
 	const char *source;                   /* "config" or "built-in" */
 };
 
@@ -31,13 +35,13 @@ struct price {
 int price_lookup(const struct config *cfg, const char *model, struct price *p);
 
 /*
- * The cost in micro-dollars of prompt tokens (cached of them from the
- * provider's cache) and completion tokens at price p, rounded to the
- * nearest micro-dollar.  Negative counts count as 0; cached is at most
- * prompt.
+ * The cost in micro-dollars of prompt tokens (cached of them read from
+ * the provider's cache, written of them written to it) and completion
+ * tokens at price p, rounded to the nearest micro-dollar.  Negative counts
+ * count as 0; cached is at most prompt, written at most what is left.
  */
 int64_t price_cost(const struct price *p, long prompt, long cached,
-		   long completion);
+		   long written, long completion);
 
 /* The built-in table, for listing: entry i (NULL model past the end). */
 const char *price_builtin(size_t i, struct price *p);

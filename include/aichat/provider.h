@@ -179,6 +179,10 @@ struct llm_result {
 	long prompt_tokens, completion_tokens;
 	long cached_tokens;      /* of prompt_tokens, read from the
 				  * provider's cache (0 if not reported) */
+	long cache_write_tokens; /* of prompt_tokens, written to the
+				  * provider's cache (Anthropic's
+				  * cache_creation_input_tokens; 0 if not
+				  * reported) */
 	int have_usage;
 	char finish_reason[32];  /* "stop", "length", ... ("" if unknown) */
 	int attempts;
@@ -249,6 +253,9 @@ void llm_set_usage(struct llm_call *c, long prompt, long completion);
 /* Of the prompt tokens, cached came from the provider's cache (priced
  * as cached input); a negative count changes nothing. */
 void llm_set_cached(struct llm_call *c, long cached);
+/* Of the prompt tokens, written went into the provider's cache (priced
+ * as cache_write); a negative count changes nothing. */
+void llm_set_cache_write(struct llm_call *c, long written);
 void llm_set_finish(struct llm_call *c, const char *reason);
 /* The stream's end marker was seen. */
 void llm_mark_complete(struct llm_call *c);

@@ -213,9 +213,12 @@ static void on_done(void *ud, const struct llm_result *r)
 	c->res.completion_tokens = r->completion_tokens;
 	c->res.have_usage = r->have_usage;
 	c->res.cached_tokens = r->cached_tokens;
+	c->res.cache_write_tokens = r->cache_write_tokens;
 	if (c->res.priced && r->have_usage)
 		c->res.cost_micros = price_cost(&c->price, r->prompt_tokens,
-						r->cached_tokens, r->completion_tokens);
+						r->cached_tokens,
+						r->cache_write_tokens,
+						r->completion_tokens);
 	memcpy(c->res.finish_reason, r->finish_reason, sizeof(c->res.finish_reason));
 	c->res.attempts = r->attempts;
 	c->res.retry_after = r->retry_after;

@@ -13,14 +13,19 @@
 
 static const struct {
 	const char *model;
-	int64_t input, output, cached_input;
+	int64_t input, output, cached_input, cache_write;
 } builtin[] = {
-	{ "anthropic:claude-haiku-4-5", USD(1.00), USD(5.00), USD(0.10) },
-	{ "anthropic:claude-sonnet-4-6", USD(3.00), USD(15.00), USD(0.30) },
-	{ "groq:llama-3.1-8b-instant", USD(0.05), USD(0.08), USD(0.05) },
-	{ "openai:gpt-4o", USD(2.50), USD(10.00), USD(1.25) },
-	{ "openai:gpt-4o-mini", USD(0.15), USD(0.60), USD(0.075) },
-	{ "openai:o3-mini", USD(1.10), USD(4.40), USD(0.55) },
+	/* Anthropic bills writing to its prompt cache (5-minute lifetime) at
+	 * 1.25 times input, reading from it at a tenth. */
+	{ "anthropic:claude-haiku-4-5", USD(1.00), USD(5.00), USD(0.10), USD(1.25) },
+	{ "anthropic:claude-sonnet-4-6", USD(3.00), USD(15.00), USD(0.30), USD(3.75) },
+	{ "groq:llama-3.1-8b-instant", USD(0.05), USD(0.08), USD(0.05), USD(0.05) },
+	{ "openai:gpt-4o", USD(2.50), USD(10.00), USD(1.25), USD(2.50) },
+	{ "openai:gpt-4o-mini", USD(0.15), USD(0.60), USD(0.075), USD(0.15) },
+	{ "openai:o3-mini", USD(1.10), USD(4.40), USD(0.55), USD(1.10) },
+	/* Embeddings: input only. */
+	{ "openai:text-embedding-3-large", USD(0.13), 0, USD(0.13), USD(0.13) },
+	{ "openai:text-embedding-3-small", USD(0.02), 0, USD(0.02), USD(0.02) },
 };
 
 /* Is model name itself, or name followed by a date ("-2024-08-06",
@@ -52,6 +57,7 @@ int price_lookup(const struct config *cfg, const char *model, struct price *p)
 			p->input = cfg->prices[i].input;
 			p->output = cfg->prices[i].output;
 			p->cached_input = cfg->prices[i].cached_input;
+			p->cache_write = cfg->prices[i].cache_write;
 			p->source = "config";
 			return 0;
 		}
@@ -60,6 +66,7 @@ int price_lookup(const struct config *cfg, const char *model, struct price *p)
 			p->input = builtin[i].input;
 			p->output = builtin[i].output;
 			p->cached_input = builtin[i].cached_input;
+			p->cache_write = builtin[i].cache_write;
 			p->source = "built-in";
 			return 0;
 		}
@@ -70,7 +77,7 @@ int price_lookup(const struct config *cfg, const char *model, struct price *p)
  * 10^8 tokens at $100,000 per million is 10^19 micro-dollars-per-million,
  * so the sum is done in unsigned 128-bit arithmetic. */
 int64_t price_cost(const struct price *p, long prompt, long cached,
-		   long completion)
+		   long written, long completion)
 {
 	const long max = 100000000;
 	unsigned __int128 total;
@@ -78,8 +85,10 @@ int64_t price_cost(const struct price *p, long prompt, long cached,
 	prompt = prompt < 0 ? 0 : prompt > max ? max : prompt;
 	completion = completion < 0 ? 0 : completion > max ? max : completion;
 	cached = cached < 0 ? 0 : cached > prompt ? prompt : cached;
-	total = (unsigned __int128)(prompt - cached) * (uint64_t)p->input +
+	written = written < 0 ? 0 : written > prompt - cached ? prompt - cached : written;
+	total = (unsigned __int128)(prompt - cached - written) * (uint64_t)p->input +
 		(unsigned __int128)cached * (uint64_t)p->cached_input +
+		(unsigned __int128)written * (uint64_t)p->cache_write +
 		(unsigned __int128)completion * (uint64_t)p->output;
 	return (int64_t)((total + 500000) / 1000000);
 }
@@ -91,6 +100,7 @@ const char *price_builtin(size_t i, struct price *p)
 	p->input = builtin[i].input;
 	p->output = builtin[i].output;
 	p->cached_input = builtin[i].cached_input;
+	p->cache_write = builtin[i].cache_write;
 	p->source = "built-in";
 	return builtin[i].model;
 }

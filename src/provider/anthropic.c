@@ -546,6 +546,8 @@ static void read_usage(struct llm_call *c, const cJSON *u)
 			      (long)out);
 	if (a->cache_read >= 0)
 		llm_set_cached(c, (long)a->cache_read);
+	if (a->cache_write >= 0)
+		llm_set_cache_write(c, (long)a->cache_write);
 }
 
 static const char *finish_name(struct answer *a, const char *stop)

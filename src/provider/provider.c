@@ -484,6 +484,12 @@ void llm_set_cached(struct llm_call *c, long cached)
 		c->res.cached_tokens = cached;
 }
 
+void llm_set_cache_write(struct llm_call *c, long written)
+{
+	if (written >= 0)
+		c->res.cache_write_tokens = written;
+}
+
 void llm_set_finish(struct llm_call *c, const char *reason)
 {
 	/* An upstream's word: keep only what a finish reason is made of, so
@@ -889,6 +895,7 @@ static void start_attempt(struct llm_call *c)
 	c->res.have_usage = 0;
 	c->res.prompt_tokens = c->res.completion_tokens = 0;
 	c->res.cached_tokens = 0;
+	c->res.cache_write_tokens = 0;
 	sse_release(&c->sse);
 	sse_init(&c->sse, 0);
 	buf_clear(&c->whole);

@@ -472,6 +472,8 @@ static const struct field pricing_fields[] = {
 	  "US dollars per million completion tokens" },
 	{ "cached_input", FIELD_NUMBER, 1, NULL, 0, NB, NULL, NULL,
 	  "US dollars per million prompt tokens read from the provider's cache" },
+	{ "cache_write", FIELD_NUMBER, 1, NULL, 0, NB, NULL, NULL,
+	  "US dollars per million prompt tokens written to the provider's cache" },
 };
 
 static const struct schema schema_pricing = {

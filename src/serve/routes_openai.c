@@ -90,6 +90,7 @@ static void add_pricing(const struct config *cfg, cJSON *e, const char *id)
 	cJSON_AddNumberToObject(o, "input", (double)p.input / 1e6);
 	cJSON_AddNumberToObject(o, "output", (double)p.output / 1e6);
 	cJSON_AddNumberToObject(o, "cached_input", (double)p.cached_input / 1e6);
+	cJSON_AddNumberToObject(o, "cache_write", (double)p.cache_write / 1e6);
 }
 
 static void reply_models(struct req *r, const struct models_list *l)

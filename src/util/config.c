@@ -134,14 +134,15 @@ static int parse_provider(struct config *c, const char *path,
 #define PRICE_MAX 1e5
 
 /* "prices": {"provider:model": {"input": 2.5, "output": 10,
- * "cached_input": 1.25}}, dollars per million tokens; cached_input
- * defaults to input. */
+ * "cached_input": 1.25, "cache_write": 3.125}}, dollars per million
+ * tokens; cached_input and cache_write default to input. */
 static int parse_price(struct config *c, const char *path, const cJSON *p,
 		       struct err *e)
 {
-	static const char *const fields[] = { "input", "output", "cached_input" };
+	static const char *const fields[] = { "input", "output", "cached_input",
+					      "cache_write" };
 	char name[65], fname[65];
-	double v[3] = { -1, -1, -1 };
+	double v[4] = { -1, -1, -1, -1 };
 	const cJSON *f;
 
 	shown(p->string, name, sizeof(name));
@@ -151,11 +152,11 @@ static int parse_price(struct config *c, const char *path, const cJSON *p,
 			       path, name);
 	cJSON_ArrayForEach(f, p) {
 		size_t i = 0;
-		while (i < 3 && strcmp(f->string, fields[i]))
+		while (i < 4 && strcmp(f->string, fields[i]))
 			i++;
-		if (i == 3)
+		if (i == 4)
 			return err_set(e, ERR_CONFIG,
-				       "config file '%s': 'prices.%s': unknown key '%s' (expected input, output, cached_input)",
+				       "config file '%s': 'prices.%s': unknown key '%s' (expected input, output, cached_input, cache_write)",
 				       path, name, shown(f->string, fname, sizeof(fname)));
 		if (!cJSON_IsNumber(f) || !(f->valuedouble >= 0 && f->valuedouble <= PRICE_MAX))
 			return err_set(e, ERR_CONFIG,
@@ -168,13 +169,15 @@ static int parse_price(struct config *c, const char *path, const cJSON *p,
 			return err_set(e, ERR_CONFIG,
 				       "config file '%s': 'prices.%s' needs '%s' (dollars per million tokens)",
 				       path, name, fields[i]);
-	if (v[2] < 0)
-		v[2] = v[0];
+	for (size_t i = 2; i < 4; i++)
+		if (v[i] < 0)
+			v[i] = v[0];
 	c->prices = xrealloc(c->prices, (c->nprices + 1) * sizeof(*c->prices));
 	c->prices[c->nprices].model = xstrdup(p->string);
 	c->prices[c->nprices].input = llround(v[0] * 1e6);
 	c->prices[c->nprices].output = llround(v[1] * 1e6);
 	c->prices[c->nprices].cached_input = llround(v[2] * 1e6);
+	c->prices[c->nprices].cache_write = llround(v[3] * 1e6);
 	c->nprices++;
 	return 0;
 }
@@ -306,7 +309,7 @@ int config_parse(struct config *c, const char *path, const char *text,
 			int prices = !strcmp(k, "prices");
 			if (!cJSON_IsObject(n)) {
 				err_set(e, ERR_CONFIG, prices ?
-					"config file '%s': 'prices' must be an object of provider:model: {input, output, cached_input}" :
+					"config file '%s': 'prices' must be an object of provider:model: {input, output, cached_input, cache_write}" :
 					"config file '%s': 'budgets' must be an object of key: \"AMOUNT/day\"",
 					path);
 				goto cleanup;

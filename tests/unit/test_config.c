@@ -128,7 +128,7 @@ static const struct ccase cases[] = {
 	BAD("object alias target", "{\"aliases\":{\"a\":\"x:y\",\"fast\":{}}}",
 	  PFX "'aliases.fast' must be a non-empty string"),
 	BAD("prices not an object", "{\"prices\":[]}",
-	  PFX "'prices' must be an object of provider:model: {input, output, cached_input}"),
+	  PFX "'prices' must be an object of provider:model: {input, output, cached_input, cache_write}"),
 	BAD("a price without its provider", "{\"prices\":{\"gpt-4o\":{\"input\":1,\"output\":1}}}",
 	  PFX "'prices.gpt-4o' must be an object {\"input\": N, \"output\": N} for a model named provider:model"),
 	BAD("a price as a number", "{\"prices\":{\"openai:gpt-4o\":2.5}}",
@@ -142,7 +142,7 @@ static const struct ccase cases[] = {
 	BAD("a price as a string", "{\"prices\":{\"openai:gpt-4o\":{\"input\":\"1\",\"output\":1}}}",
 	  PFX "'prices.openai:gpt-4o.input' must be a number of dollars per million tokens, 0 to 100000"),
 	BAD("an unknown price key", "{\"prices\":{\"openai:gpt-4o\":{\"input\":1,\"output\":1,\"cached\":1}}}",
-	  PFX "'prices.openai:gpt-4o': unknown key 'cached' (expected input, output, cached_input)"),
+	  PFX "'prices.openai:gpt-4o': unknown key 'cached' (expected input, output, cached_input, cache_write)"),
 	BAD("budgets not an object", "{\"budgets\":\"5/day\"}",
 	  PFX "'budgets' must be an object of key: \"AMOUNT/day\""),
 	BAD("a budget as a number", "{\"budgets\":{\"key:1\":5}}",
@@ -483,7 +483,7 @@ static void test_prices(void)
 {
 	static const char text[] =
 		"{\"prices\": {\"openai:gpt-4o\": {\"input\": 2.5, \"output\": 10,"
-		" \"cached_input\": 1.25}, \"x:y\": {\"input\": 0.000001, \"output\": 0}},"
+		" \"cached_input\": 1.25, \"cache_write\": 3.125}, \"x:y\": {\"input\": 0.000001, \"output\": 0}},"
 		" \"budgets\": {\"key:1\": \"5.00/day\", \"key:2\": \"0.000001/day\"}}";
 	struct config c;
 	struct err e;
@@ -495,8 +495,10 @@ static void test_prices(void)
 	is_int(c.prices[0].input, 2500000, "prices: input");
 	is_int(c.prices[0].output, 10000000, "prices: output");
 	is_int(c.prices[0].cached_input, 1250000, "prices: cached_input");
+	is_int(c.prices[0].cache_write, 3125000, "prices: cache_write");
 	is_int(c.prices[1].input, 1, "prices: the smallest price");
 	is_int(c.prices[1].cached_input, 1, "prices: cached_input defaults to input");
+	is_int(c.prices[1].cache_write, 1, "prices: cache_write defaults to input");
 	is_int(c.nkey_budgets, 2, "budgets: two");
 	is_str(c.key_budgets[0].key, "key:1", "budgets: key");
 	is_int(c.key_budgets[0].per_day, 5000000, "budgets: 5.00/day");

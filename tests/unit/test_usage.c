@@ -82,7 +82,7 @@ static const struct {
 int main(void)
 {
 	const time_t now = 1772366400;   /* 2026-03-01T12:00:00Z */
-	struct price p = { 2500000, 10000000, 1250000, "test" }, q;
+	struct price p = { 2500000, 10000000, 1250000, 3125000, "test" }, q;
 	char buf[40];
 	int64_t m;
 
@@ -108,16 +108,20 @@ int main(void)
 	money_format(-1500000, buf, sizeof(buf));
 	is_str(buf, "-1.500000", "money_format of a negative amount");
 
-	/* $2.50 / $10 / $1.25 per million. */
-	is_int(price_cost(&p, 1000000, 0, 0), 2500000, "a million input tokens");
-	is_int(price_cost(&p, 0, 0, 1000000), 10000000, "a million output tokens");
-	is_int(price_cost(&p, 1000, 200, 500), 2000 + 250 + 5000, "cached tokens at the cached price");
-	is_int(price_cost(&p, 100, 500, 0), 125, "cached is at most prompt");
-	is_int(price_cost(&p, -5, -1, -9), 0, "unknown counts cost nothing");
-	is_int(price_cost(&p, 1, 0, 0), 3, "2.5 micro-dollars round half up");
-	is_int(price_cost(&p, 1, 1, 0), 1, "1.25 rounds down");
+	/* $2.50 / $10 / $1.25 / $3.125 per million. */
+	is_int(price_cost(&p, 1000000, 0, 0, 0), 2500000, "a million input tokens");
+	is_int(price_cost(&p, 0, 0, 0, 1000000), 10000000, "a million output tokens");
+	is_int(price_cost(&p, 1000, 200, 0, 500), 2000 + 250 + 5000, "cached tokens at the cached price");
+	is_int(price_cost(&p, 1000, 200, 400, 0), 1000 + 250 + 1250,
+	       "written tokens at the cache-write price");
+	is_int(price_cost(&p, 100, 500, 0, 0), 125, "cached is at most prompt");
+	is_int(price_cost(&p, 100, 60, 90, 0), 75 + 125,
+	       "written is at most what the cache did not serve");
+	is_int(price_cost(&p, -5, -1, -3, -9), 0, "unknown counts cost nothing");
+	is_int(price_cost(&p, 1, 0, 0, 0), 3, "2.5 micro-dollars round half up");
+	is_int(price_cost(&p, 1, 1, 0, 0), 1, "1.25 rounds down");
 	p.input = 100000LL * 1000000;    /* the most a price may be */
-	is_int(price_cost(&p, 100000000, 0, 0), 10000000000000LL,
+	is_int(price_cost(&p, 100000000, 0, 0, 0), 10000000000000LL,
 	       "the largest price times the largest count does not overflow");
 
 	ok(price_lookup(NULL, "openai:gpt-4o", &q) == 0 && q.input == 2500000 &&
@@ -125,18 +129,24 @@ int main(void)
 	ok(price_lookup(NULL, "openai:gpt-4o-2024-08-06", &q) == 0 && q.input == 2500000,
 	   "a dated snapshot has its model's price");
 	ok(price_lookup(NULL, "openai:gpt-4o-20240806", &q) == 0, "a compact date too");
+	ok(price_lookup(NULL, "anthropic:claude-haiku-4-5", &q) == 0 &&
+	   q.cache_write == q.input * 5 / 4 && q.cached_input == q.input / 10,
+	   "Anthropic's cache writes cost 1.25 times input, reads a tenth");
+	ok(price_lookup(NULL, "openai:gpt-4o-mini", &q) == 0 && q.cache_write == q.input,
+	   "OpenAI's cache writes cost what input costs");
 	ok(price_lookup(NULL, "openai:gpt-4o-audio", &q) < 0, "another model is not priced");
 	ok(price_lookup(NULL, "openai:gpt-4o-2024-08", &q) < 0, "half a date is not a date");
 	ok(price_lookup(NULL, "ollama:llama3.2", &q) < 0, "a local model has no price");
 	ok(price_lookup(NULL, "gpt-4o", &q) < 0, "a name without its provider has no price");
 	{
-		struct config_price cp = { "openai:gpt-4o", 1, 2, 3 };
+		struct config_price cp = { "openai:gpt-4o", 1, 2, 3, 4 };
 		struct config c;
 		memset(&c, 0, sizeof(c));
 		c.prices = &cp;
 		c.nprices = 1;
 		ok(price_lookup(&c, "openai:gpt-4o", &q) == 0 && q.input == 1 &&
-		   q.output == 2 && q.cached_input == 3 && !strcmp(q.source, "config"),
+		   q.output == 2 && q.cached_input == 3 && q.cache_write == 4 &&
+		   !strcmp(q.source, "config"),
 		   "the config's price wins");
 		ok(price_lookup(&c, "openai:gpt-4o-mini", &q) == 0 && q.input == 150000,
 		   "others keep the built-in price");
