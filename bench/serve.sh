@@ -65,8 +65,12 @@ say "== serve: aichat serve vs nginx vs a mock upstream ($NPROC cores) =="
 nginx_setup
 say "  nginx: $NGINX_NOTE"
 # `--workers N` runs N event loops; a build without it gets "n/a" rows.
-HAVE_WORKERS=0
-if "$ROOT/aichat" serve --help 2>&1 | grep -q -- '--workers'; then HAVE_WORKERS=1; fi
+# With it, the "1 loop" server says --workers 1 (the default is one loop
+# per core).
+HAVE_WORKERS=0 ONE_LOOP=()
+if "$ROOT/aichat" serve --help 2>&1 | grep -q -- '--workers'; then
+	HAVE_WORKERS=1 ONE_LOOP=(--workers 1)
+fi
 start_upstream
 
 # The servers under test, all in front of the same upstream, all started
@@ -105,9 +109,10 @@ if [ "$HAVE_WORKERS" = 1 ]; then
 	AI_ARGS=(--workers 2)
 	start_aichat_log "$OUT/serve-w2.log"
 	AI2_PID=$AI_PID AI2_PORT=$AI_PORT AI2_LOG=$AI_LOG
-	AI_ARGS=()
 fi
+AI_ARGS=("${ONE_LOOP[@]+"${ONE_LOOP[@]}"}")
 start_aichat_log "$OUT/serve.log"
+AI_ARGS=()
 SIDES+=(aichat)
 SIDE_PORT[aichat]=$AI_PORT SIDE_WATCH[aichat]=$AI_PID
 if [ -n "$AI2_PID" ]; then
@@ -198,7 +203,7 @@ if [ "$HAVE_WRK" = 1 ]; then
 		case $run in mock-*) body=$BODY_MOCK ;; esac
 		log="$OUT/serve-$run.log"
 		case $run in *-nolog) log=/dev/null ;; esac
-		AI_ARGS=()
+		AI_ARGS=("${ONE_LOOP[@]+"${ONE_LOOP[@]}"}")
 		case $run in w2-*) AI_ARGS=(--workers 2) ;; esac
 		start_aichat_log "$log"
 		AI_ARGS=()
