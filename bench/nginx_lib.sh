@@ -93,8 +93,11 @@ nginx_start() {
 	sed -e "s|@WORKERS@|$workers|g" -e "s|@PREFIX@|$prefix|g" \
 		-e "s|@PORT@|$NG_PORT|g" -e "s|@UPSTREAM_PORT@|$UP_PORT|g" \
 		bench/nginx.conf >"$prefix/nginx.conf"
-	"$NGINX_BIN" -p "$prefix" -e "$prefix/error.log" -c "$prefix/nginx.conf" \
-		>"$prefix/stdout.log" 2>&1 &
+	# The subshell becomes nginx (exec): $! is the master's PID.
+	(
+		ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+		exec "$NGINX_BIN" -p "$prefix" -e "$prefix/error.log" -c "$prefix/nginx.conf"
+	) >"$prefix/stdout.log" 2>&1 &
 	NG_PID=$!
 	PIDS+=("$NG_PID")
 	NGINX_PREFIXES+=("$prefix")
