@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# bench/serve.sh - `aichat serve` under load, next to the same load sent
-# straight to a mock upstream in the same run.  Not a test: it reports
-# numbers, ratios and the project's targets; it fails only when it cannot
-# run at all.
+# bench/serve.sh - `aichat serve` under load, next to nginx relaying the
+# same load as a pure reverse proxy and to the same load sent straight to a
+# mock upstream, all in the same run, in front of the same upstream.  Not a
+# test: it reports numbers, ratios and the project's targets (issue #12's
+# goals against nginx first); it fails only when it cannot run at all.
 #
-#   (b) streaming, first, on a fresh server: 100, 1,000 and 5,000
-#       concurrent streams of 50 tokens, one every 20 ms, straight to the
-#       upstream and through aichat: completion, TTFT, stream time,
-#       aichat's CPU per relayed token, RSS, RSS per held stream, threads.
+# The servers: direct (the mock upstream alone), nginx with 1 worker and
+# with `worker_processes auto` (bench/nginx.conf; Debian's package,
+# installed when missing, never the system service: bench/nginx_lib.sh),
+# aichat serve with one loop, and with --workers 2 when the build has it
+# (otherwise those rows read "n/a (no --workers in this build)").
+#
+#   (b) streaming, first, on fresh servers: 100, 1,000 and 5,000
+#       concurrent streams of 50 tokens, one every 20 ms, to each server in
+#       turn: completion, TTFT, stream time, the server's CPU per relayed
+#       token, RSS, RSS per held stream, threads, and the most streams the
+#       upstream served at once (its GET /stats).
 #   (a) non-streaming: wrk POST /v1/chat/completions against the mock
-#       upstream (baseline), through aichat to it (openai:bench), and
-#       against aichat's own mock:echo model (no upstream: the server's
-#       ceiling); then both aichat runs again on a second server whose
-#       request log goes to /dev/null instead of a file: what logging costs.
+#       upstream (baseline), through nginx, through aichat to it
+#       (openai:bench), and against aichat's own mock:echo model (no
+#       upstream: the server's ceiling); then both aichat runs again on a
+#       second server whose request log goes to /dev/null instead of a
+#       file: what logging costs.
 #
 # Streaming runs first because a client hanging up in the middle of a
 # non-streaming request (wrk does, when it stops) has been seen to leave
@@ -28,7 +37,9 @@
 # Knobs (environment): BENCH_DURATION (wrk seconds, 10), BENCH_WRK_THREADS
 # (1), BENCH_WRK_CONNS (64), BENCH_LEVELS ("100 1000 5000"), BENCH_TOKENS
 # (50), BENCH_INTERVAL_MS (20), BENCH_RATE (new streams per second, 10000),
-# BENCH_DEADLINE (seconds per streaming run, 30).
+# BENCH_DEADLINE (seconds per streaming run, 30), BENCH_COMPARE_MID and
+# BENCH_COMPARE_TOP (the levels issue #12's figures are read at, 1000 and
+# 5000), BENCH_NO_INSTALL=1 (never install nginx: its rows are skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
