@@ -154,7 +154,8 @@ start_aichat_log() {  # start_aichat_log LOGFILE
 			AI_PORT=$(ss -ltnpH 2>/dev/null | awk -v p="pid=$AI_PID," \
 				'index($0, p) { n = split($4, a, ":"); print a[n]; exit }')
 		else
-			AI_PORT=$(sed -n 's/^aichat: listening on http:.*:\([0-9]*\)$/\1/p' "$log" | head -1)
+			# The log may not exist yet: the child opens it after fork.
+			AI_PORT=$(sed -n 's/^aichat: listening on http:.*:\([0-9]*\)$/\1/p' "$log" 2>/dev/null | head -1 || true)
 		fi
 		[ -n "$AI_PORT" ] && break
 		kill -0 "$AI_PID" 2>/dev/null || break
