@@ -48,7 +48,7 @@ REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/test_fuzz_%)
 FUZZ_SECONDS ?= 60
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all check asan fuzz fuzz-build install uninstall clean deps demo bench mutate
+.PHONY: all check asan fuzz fuzz-build install uninstall clean deps demo bench bench-serve mutate
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(OBJS)
@@ -121,6 +121,11 @@ demo: deps
 
 bench: $(BIN) $(BUILD)/bench/ragbench
 	@bench/run.sh
+
+# The serve part alone: aichat serve against nginx and the mock upstream
+# (bench/serve.sh; installs Debian's nginx when it is missing).
+bench-serve: $(BIN)
+	@bench/serve.sh
 
 # Times rag's own search code in one process (bench/rag.sh).
 $(BUILD)/bench/ragbench: bench/ragbench.c $(OBJS)

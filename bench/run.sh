@@ -16,7 +16,7 @@ env -i PATH=/usr/bin:/bin HOME="$home" build/bench/startup 500 -- /bin/true -- \
 	"$PWD/aichat" chat --no-log -m mock:echo hello
 rm -rf "$home"
 echo
-echo "== serve: aichat serve under load vs the same load straight to a mock upstream =="
+echo "== serve: aichat serve under load vs nginx as a pure proxy vs the same load straight to a mock upstream =="
 bench/serve.sh
 echo
 echo "== batch: aichat batch against a 50 ms mock upstream vs the ideal wall time =="

@@ -13,6 +13,8 @@ PIDS=()
 TMP=$(mktemp -d)
 cleanup() {
 	local pid i
+	# nginx first, by the PID in its pid file (bench/nginx_lib.sh).
+	if declare -F nginx_cleanup >/dev/null; then nginx_cleanup; fi
 	for pid in "${PIDS[@]}"; do
 		kill "$pid" 2>/dev/null || true
 	done
@@ -60,14 +62,18 @@ fi
 
 # ==== /proc readings ====
 
-# utime+stime of PID in clock ticks.
+# utime+stime of PID in clock ticks; PID may be a comma-separated list
+# (nginx's master and workers): the sum.
 cpu_ticks() {
-	local f
-	f=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-	f=${f##*) }
-	# shellcheck disable=SC2086
-	set -- $f
-	echo $((${12} + ${13}))
+	local f p sum=0
+	for p in ${1//,/ }; do
+		f=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		f=${f##*) }
+		# shellcheck disable=SC2086
+		set -- $f
+		sum=$((sum + ${12} + ${13}))
+	done
+	echo "$sum"
 }
 HZ=$(getconf CLK_TCK)
 
@@ -148,7 +154,8 @@ start_aichat_log() {  # start_aichat_log LOGFILE
 			AI_PORT=$(ss -ltnpH 2>/dev/null | awk -v p="pid=$AI_PID," \
 				'index($0, p) { n = split($4, a, ":"); print a[n]; exit }')
 		else
-			AI_PORT=$(sed -n 's/^aichat: listening on http:.*:\([0-9]*\)$/\1/p' "$log" | head -1)
+			# The log may not exist yet: the child opens it after fork.
+			AI_PORT=$(sed -n 's/^aichat: listening on http:.*:\([0-9]*\)$/\1/p' "$log" 2>/dev/null | head -1 || true)
 		fi
 		[ -n "$AI_PORT" ] && break
 		kill -0 "$AI_PID" 2>/dev/null || break
@@ -213,7 +220,7 @@ wrk_run() {
 	say "  wrk $name ..."
 	if [ -n "$watch" ]; then
 		rm -f "$TMP/sample.$name" "$TMP/sample.$name.stop"
-		sample_status "$watch" $((DURATION + 5)) "$TMP/sample.$name" &
+		sample_status "${watch%%,*}" $((DURATION + 5)) "$TMP/sample.$name" &
 		sp=$!
 		PIDS+=("$sp")
 		c0=$(cpu_ticks "$watch")
@@ -238,7 +245,7 @@ wrk_run() {
 		[ "${W_REQ:-0}" -gt 0 ] 2>/dev/null &&
 			W_CPU=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$W_REQ" \
 				'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
-		ai_alive || say "serve.sh: aichat serve died during wrk $name"
+		[ "$watch" != "$AI_PID" ] || ai_alive || say "serve.sh: aichat serve died during wrk $name"
 	fi
 	[ -n "$W_RPS" ] || { W_RPS=0; W_P50=n/a; W_P99=n/a; }
 }
@@ -247,11 +254,18 @@ wrk_run() {
 
 BODY_STREAM='{"model":"openai:bench","messages":[{"role":"user","content":"hi"}],"stream":true}'
 
-# stream_run LABEL PORT N [WATCH_PID]: the key=value line in S_LINE
+# The mock upstream's counters since the last call (bench/upstream.c's
+# GET /stats), one line "in_flight=N peak=N started=N span_ms=N".
+up_stats() {
+	curl -s -m 5 "http://127.0.0.1:$UP_PORT/stats" 2>/dev/null || echo "stats=unavailable"
+}
+
+# stream_run LABEL PORT N [WATCH_PID[,PID...]]: the key=value line in S_LINE
 stream_run() {
 	local label=$1 port=$2 n=$3 watch=${4:-} ramp j0 j1
 	ramp=$((n * 1000 / RATE))
 	say "  streams $label: $n streams ..."
+	up_stats >/dev/null   # resets the upstream's peak
 	j0=$(machine_jiffies)
 	build/bench/streams --port "$port" --conns "$n" --body "$BODY_STREAM" \
 		--expect-tokens "$TOKENS" --ramp-ms "$ramp" --deadline "$DEADLINE" \
@@ -261,6 +275,9 @@ stream_run() {
 	S_LINE=$(cat "$TMP/streams.out")
 	j1=$(machine_jiffies)
 	S_LINE="$S_LINE machine_busy_pct=$(busy_pct "$j0" "$j1")"
+	# What the upstream saw: the most streams in flight at once, how many
+	# started, over how many ms (first start to last).
+	S_LINE="$S_LINE $(up_stats | awk '{ for (i = 1; i <= NF; i++) printf "up_%s ", $i }')"
 	echo "$S_LINE" >>"$OUT/streams.txt"
 	sleep 1   # let both sides close their sockets
 }

@@ -3,7 +3,7 @@
  *
  *     streams --port P --conns C [--host H] [--path PATH] [--body JSON]
  *             [--expect-tokens N] [--ramp-ms R] [--deadline S]
- *             [--watch-pid PID] [--label NAME]
+ *             [--watch-pid PID[,PID...]] [--label NAME]
  *
  * Opens C connections (spread evenly over R ms, default all at once),
  * sends one POST with BODY on each, and reads the answer on one epoll
@@ -19,6 +19,8 @@
  *
  * With --watch-pid it also reads that process's /proc files: CPU time
  * (utime+stime) at start and end, and every 50 ms VmRSS and Threads.
+ * --watch-pid takes a comma-separated list too (nginx's master and
+ * workers): CPU, RSS, VmHWM and threads are then sums over them.
  *
  * Bounded: it gives up after --deadline seconds (default 120) and
  * reports what it has.  Prints one line of key=value pairs to stdout.
@@ -92,7 +94,8 @@ static int64_t now_us(void)
 
 /* ==== watching the server process ==== */
 
-static int watch_pid;
+static int watch_pid;            /* the first of watch_pids, or 0 */
+static int watch_pids[64], nwatch;
 static long long rss_max_kib, rss_start_kib, hwm_kib, threads_max;
 static long long cpu_ticks_start, cpu_ticks_end;
 static int samples;
@@ -131,30 +134,49 @@ static long long proc_cpu_ticks(int pid)
 	return (long long)(ut + st);
 }
 
+/* Summed over every watched process; -1 when one cannot be read. */
+static long long watched_cpu_ticks(void)
+{
+	long long sum = 0;
+
+	for (int i = 0; i < nwatch; i++) {
+		long long t = proc_cpu_ticks(watch_pids[i]);
+		if (t < 0)
+			return -1;
+		sum += t;
+	}
+	return sum;
+}
+
 static void proc_sample(void)
 {
 	char path[64], line[256];
+	long long rss = 0, hwm = 0, threads = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", watch_pid);
-	f = fopen(path, "r");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		long long v;
-		if (sscanf(line, "VmRSS: %lld", &v) == 1) {
-			if (!samples)
-				rss_start_kib = v;
-			if (v > rss_max_kib)
-				rss_max_kib = v;
-		} else if (sscanf(line, "VmHWM: %lld", &v) == 1) {
-			hwm_kib = v;
-		} else if (sscanf(line, "Threads: %lld", &v) == 1) {
-			if (v > threads_max)
-				threads_max = v;
+	for (int i = 0; i < nwatch; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/status", watch_pids[i]);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			long long v;
+			if (sscanf(line, "VmRSS: %lld", &v) == 1)
+				rss += v;
+			else if (sscanf(line, "VmHWM: %lld", &v) == 1)
+				hwm += v;
+			else if (sscanf(line, "Threads: %lld", &v) == 1)
+				threads += v;
 		}
+		fclose(f);
 	}
-	fclose(f);
+	if (!samples)
+		rss_start_kib = rss;
+	if (rss > rss_max_kib)
+		rss_max_kib = rss;
+	hwm_kib = hwm;
+	if (threads > threads_max)
+		threads_max = threads;
 	samples++;
 }
 
@@ -458,7 +480,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: streams --port P --conns C [--host H] [--path PATH] [--body JSON]\n"
 		"               [--expect-tokens N] [--ramp-ms R] [--deadline S]\n"
-		"               [--watch-pid PID] [--label NAME]\n");
+		"               [--watch-pid PID[,PID...]] [--label NAME]\n");
 	exit(2);
 }
 
@@ -484,7 +506,16 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--expect-tokens")) expect_tokens = atoi(v);
 		else if (!strcmp(a, "--ramp-ms")) ramp_ms = atoi(v);
 		else if (!strcmp(a, "--deadline")) deadline_s = atof(v);
-		else if (!strcmp(a, "--watch-pid")) watch_pid = atoi(v);
+		else if (!strcmp(a, "--watch-pid")) {
+			for (const char *p = v; *p && nwatch < 64; ) {
+				int pid = atoi(p);
+				if (pid > 0)
+					watch_pids[nwatch++] = pid;
+				p += strcspn(p, ",");
+				p += *p == ',';
+			}
+			watch_pid = nwatch ? watch_pids[0] : 0;
+		}
 		else if (!strcmp(a, "--label")) label = v;
 		else usage();
 	}
@@ -520,7 +551,7 @@ int main(int argc, char **argv)
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 
 	if (watch_pid) {
-		cpu_ticks_start = proc_cpu_ticks(watch_pid);
+		cpu_ticks_start = watched_cpu_ticks();
 		proc_sample();
 	}
 	int64_t t_start = now_us(), deadline = t_start + (int64_t)(deadline_s * 1e6);
@@ -578,7 +609,7 @@ int main(int argc, char **argv)
 	int64_t wall = now_us() - t_start;
 	if (watch_pid) {
 		proc_sample();
-		cpu_ticks_end = proc_cpu_ticks(watch_pid);
+		cpu_ticks_end = watched_cpu_ticks();
 	}
 
 	/* Whatever is still open timed out. */

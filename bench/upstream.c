@@ -8,8 +8,11 @@
  * answers a fixed small chat.completion at once, or, with "stream":true,
  * N chunks of content "tok " one every T ms (chunked transfer encoding),
  * then a finish chunk, a usage chunk if stream_options.include_usage,
- * and "data: [DONE]".  Anything else is 404.  The request body is not
- * parsed beyond finding those two flags.
+ * and "data: [DONE]".  GET /stats answers, as text, the streams in flight
+ * now, the most in flight at once, how many streams started and over how
+ * many ms (first to last start), all since the previous GET /stats, which
+ * resets them.  Anything else is 404.  The request body is not parsed
+ * beyond finding those two flags.
  *
  * Timers: every stream waits the same T between ticks, so a plain FIFO
  * is already ordered by due time; the loop sleeps until its head is due.
@@ -54,6 +57,10 @@ static int ntokens = 50, interval_ms = 20;
 static volatile sig_atomic_t stop;
 static unsigned long long n_req, n_stream, n_stream_done, n_conn, n_chunks,
 	n_dropped;
+/* For GET /stats: streams in flight, and since the last GET /stats the
+ * most in flight at once, streams started, first and last start (ms). */
+static long long in_flight, w_peak, w_started;
+static int64_t w_first_ms, w_last_ms;
 
 static int64_t now_ms(void)
 {
@@ -115,6 +122,7 @@ static void conn_close(int epfd, struct conn *c)
 	if (c->streaming) {
 		timer_del(c);
 		n_dropped++;
+		in_flight--;
 	}
 	epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
@@ -243,6 +251,17 @@ static void handle(struct conn *c, const char *req, size_t hlen, size_t blen)
 	const char *path = sp1 + 1, *q = memchr(path, '?', plen);
 	if (q)
 		plen = (size_t)(q - path);
+	if ((size_t)(sp1 - req) == 3 && !memcmp(req, "GET", 3) &&
+	    plen == 6 && !memcmp(path, "/stats", 6)) {
+		char b[256];
+		snprintf(b, sizeof(b), "in_flight=%lld peak=%lld started=%lld span_ms=%lld\n",
+			 in_flight, w_peak, w_started,
+			 w_started ? (long long)(w_last_ms - w_first_ms) : 0LL);
+		w_peak = in_flight;
+		w_started = 0;
+		simple_reply(c, 200, "OK", "text/plain", b);
+		return;
+	}
 	static const char suffix[] = "/chat/completions";
 	if ((size_t)(sp1 - req) != 4 || memcmp(req, "POST", 4) ||
 	    plen < sizeof(suffix) - 1 ||
@@ -256,6 +275,12 @@ static void handle(struct conn *c, const char *req, size_t hlen, size_t blen)
 		return;
 	}
 	n_stream++;
+	in_flight++;
+	if (in_flight > w_peak)
+		w_peak = in_flight;
+	w_last_ms = now_ms();
+	if (!w_started++)
+		w_first_ms = w_last_ms;
 	c->usage = json_flag(body, blen, "\"include_usage\"");
 	c->streaming = 1;
 	c->left = ntokens;
@@ -379,6 +404,7 @@ static void tick(int epfd, struct conn *c)
 		out_append(c, "0\r\n\r\n", 5);
 		c->streaming = 0;
 		n_stream_done++;
+		in_flight--;
 		process_input(c);    /* a pipelined request, if any */
 	}
 	if (conn_flush(epfd, c) < 0 ||
