@@ -23,7 +23,18 @@ int store_open(const char *path, sqlite3 **db, struct err *e);
 /* Why db was opened read-only (a full disk, a read-only file system or
  * directory), or NULL when it can be written. */
 const char *store_read_only_why(sqlite3 *db);
+/* Finalizes db's kept statements (store_stmt), then closes it; NULL is
+ * a no-op. */
 void store_close(sqlite3 *db);
+/* db's prepared statement for sql, kept from one call to the next: sql
+ * is a string literal (its address is the key).  The store owns it
+ * (store_close finalizes it): the caller binds and steps it, then hands
+ * it back with store_stmt_done(), never finalizes it.  NULL when it
+ * cannot be kept (the table is full, or it does not prepare): the
+ * caller prepares its own. */
+sqlite3_stmt *store_stmt(sqlite3 *db, const char *sql);
+/* Resets st and clears its bindings, for the next store_stmt(). */
+void store_stmt_done(sqlite3_stmt *st);
 
 /*
  * The FTS5 query for user text: its words (runs of letters, digits and

@@ -37,6 +37,12 @@ struct writer_ops {
 	 * it never ran).  cancelled: the op was cancelled or the writer is
 	 * being freed; done only frees arg then. */
 	void (*done)(void *arg, int rc, int cancelled);
+	/* 1: run() is statements that may share a transaction (it opens
+	 * none itself): ops of these ops queued one after another run in
+	 * one BEGIN IMMEDIATE ... COMMIT, a commit for many (the usage
+	 * ledger's rows under load).  When any of them fails, or the commit
+	 * does, the transaction is rolled back and each runs again alone. */
+	int batch;
 };
 
 /* Opens its own connection to the store (store_open(NULL)) and starts the

@@ -246,7 +246,7 @@ static void ledger_end(struct ledger *l)
 	if (l->lost)
 		fprintf(stderr, "aichat: batch: %zu exchange%s not in the usage ledger: %s\n",
 			l->lost, l->lost == 1 ? " is" : "s are", l->why);
-	sqlite3_close(l->db);
+	store_close(l->db);
 	free(l->pend);
 }
 

@@ -929,7 +929,7 @@ out:
 	if (e.code != ERR_OK)
 		fprintf(stderr, "aichat: rag: the exchange is not in the usage ledger: %s\n",
 			e.msg);
-	sqlite3_close(db);
+	store_close(db);
 }
 
 static int rag_query(const struct opt_result *r, const struct opt *o, size_t n)

@@ -163,7 +163,9 @@ static void ledger_done(void *arg, int rc, int cancelled)
 	free(l);
 }
 
-static const struct writer_ops ledger_ops = { .run = ledger_run, .done = ledger_done };
+static const struct writer_ops ledger_ops = {
+	.run = ledger_run, .done = ledger_done, .batch = 1,
+};
 
 void spend_key(struct server *srv, int key, const char *what,
 	       const struct chat_result *res)

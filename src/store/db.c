@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,8 +432,65 @@ const char *store_read_only_why(sqlite3 *db)
 	return why;
 }
 
+/* ==== prepared statements kept per connection ==== */
+
+/* A few hot statements (the ledger's insert) prepared once per
+ * connection: SQLite's parser is a fifth of an insert.  Keyed by the
+ * connection and the SQL text's address (a literal); a connection is
+ * used by one thread at a time, and only its own entries are ever
+ * touched on its behalf, so the lock guards the table only. */
+#define STMT_CACHE 16
+
+static struct stmt_entry {
+	sqlite3 *db;
+	const char *sql;
+	sqlite3_stmt *st;
+} stmt_cache[STMT_CACHE];
+static pthread_mutex_t stmt_lock = PTHREAD_MUTEX_INITIALIZER;
+
+sqlite3_stmt *store_stmt(sqlite3 *db, const char *sql)
+{
+	struct stmt_entry *free_slot = NULL;
+	sqlite3_stmt *st = NULL;
+
+	pthread_mutex_lock(&stmt_lock);
+	for (int i = 0; i < STMT_CACHE; i++) {
+		struct stmt_entry *c = &stmt_cache[i];
+		if (c->db == db && c->sql == sql) {
+			st = c->st;
+			goto out;
+		}
+		if (!c->db && !free_slot)
+			free_slot = c;
+	}
+	if (free_slot && sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+					    &st, NULL) == SQLITE_OK) {
+		free_slot->db = db;
+		free_slot->sql = sql;
+		free_slot->st = st;
+	}
+out:
+	pthread_mutex_unlock(&stmt_lock);
+	return st;
+}
+
+void store_stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
 void store_close(sqlite3 *db)
 {
+	if (!db)
+		return;
+	pthread_mutex_lock(&stmt_lock);
+	for (int i = 0; i < STMT_CACHE; i++)
+		if (stmt_cache[i].db == db) {
+			sqlite3_finalize(stmt_cache[i].st);
+			memset(&stmt_cache[i], 0, sizeof(stmt_cache[i]));
+		}
+	pthread_mutex_unlock(&stmt_lock);
 	sqlite3_close(db);
 }
 

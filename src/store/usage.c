@@ -42,12 +42,16 @@ long usage_seconds_to_midnight(time_t t)
 	return 86400 - (long)(t % 86400 + 86400) % 86400;
 }
 
+static const char insert_usage[] = "INSERT INTO usage (created_at, day, source,"
+	" provider, model, api_key, prompt_tokens, completion_tokens,"
+	" cached_tokens, cost_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
 int usage_record(sqlite3 *db, const struct usage_entry *u, struct err *e)
 {
 	const char *colon = strchr(u->model, ':');
 	char when[40], day[USAGE_DAY_MAX];
 	struct tm tm;
-	sqlite3_stmt *st;
+	sqlite3_stmt *st, *kept;
 	int rc;
 
 	gmtime_r(&u->when.tv_sec, &tm);
@@ -56,10 +60,8 @@ int usage_record(sqlite3 *db, const struct usage_entry *u, struct err *e)
 		 tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
 		 tm.tm_sec % 100, (int)(u->when.tv_nsec / 1000000) % 1000);
 	usage_day(u->when.tv_sec, day);
-	if (sqlite3_prepare_v2(db, "INSERT INTO usage (created_at, day, source,"
-			       " provider, model, api_key, prompt_tokens, completion_tokens,"
-			       " cached_tokens, cost_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			       -1, &st, NULL) != SQLITE_OK)
+	kept = st = store_stmt(db, insert_usage);
+	if (!st && sqlite3_prepare_v2(db, insert_usage, -1, &st, NULL) != SQLITE_OK)
 		return err_set(e, ERR_IO, "usage ledger: %s", sqlite3_errmsg(db));
 	sqlite3_bind_text(st, 1, when, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
@@ -77,10 +79,13 @@ int usage_record(sqlite3 *db, const struct usage_entry *u, struct err *e)
 	if (u->priced)
 		sqlite3_bind_int64(st, 10, u->cost_micros);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
 	if (rc < 0)
-		return err_set(e, ERR_IO, "usage ledger: %s", sqlite3_errmsg(db));
-	return 0;
+		err_set(e, ERR_IO, "usage ledger: %s", sqlite3_errmsg(db));
+	if (kept)
+		store_stmt_done(st);
+	else
+		sqlite3_finalize(st);
+	return rc;
 }
 
 /* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */

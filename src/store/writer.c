@@ -2,8 +2,9 @@
  * writer.c - serve's SQLite work on one worker thread; see writer.h.
  *
  * Invariants: an op is in exactly one place -- the queue, the worker
- * (w->running), or the done list -- and w->lock guards all three and the
- * counts.  Only the loop thread calls done callbacks and frees ops; only
+ * (w->running, a list: a batch), or the done list -- and w->lock guards
+ * all three and the counts.  The done list is newest first (finish()
+ * reverses it).  Only the loop thread calls done callbacks and frees ops; only
  * the loop thread reads or writes an op's cancelled flag.
  */
 #include "aichat/config.h"
@@ -18,6 +19,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+/* Ops of one batch kind run in one transaction, this many at most. */
+#define WRITER_BATCH_MAX 256
 
 struct writer_op {
 	const struct writer_ops *ops;
@@ -61,6 +65,41 @@ static int pause_ms(struct writer *w, long ms)
 	return stop;
 }
 
+/* Runs one op until it goes through, fails, or (stopping) once. */
+static void run_one(struct writer *w, struct writer_op *op, int stopping)
+{
+	long backoff = 20;
+
+	/* Busy or locked: again, a little later, until it goes through or
+	 * the writer stops (then once more is all). */
+	while ((op->rc = op->ops->run(w->db, op->arg)) == WRITER_RETRY && !stopping) {
+		stopping = pause_ms(w, backoff);
+		if (backoff < 500)
+			backoff *= 2;
+	}
+}
+
+/*
+ * A run of batch ops in one transaction: one commit (one WAL append and
+ * its locks) for all of them instead of one each.  Anything short of
+ * every op going through and the commit too rolls the transaction back,
+ * and each op runs again alone, as unbatched ops do.
+ */
+static void run_batch(struct writer *w, struct writer_op *list, int stopping)
+{
+	struct writer_op *op;
+	int ok = sqlite3_exec(w->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+
+	for (op = list; ok && op; op = op->next)
+		ok = (op->rc = op->ops->run(w->db, op->arg)) == 0;
+	if (ok && sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		return;
+	if (!sqlite3_get_autocommit(w->db))
+		sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+	for (op = list; op; op = op->next)
+		run_one(w, op, stopping);
+}
+
 static void *worker(void *arg)
 {
 	struct writer *w = arg;
@@ -68,32 +107,41 @@ static void *worker(void *arg)
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		struct writer_op *op;
-		int stopping;
-		long backoff = 20;
+		struct writer_op *op, *last;
+		int stopping, n = 1;
 
 		while (!w->stop && !w->queue)
 			pthread_cond_wait(&w->wake, &w->lock);
 		if (!w->queue)
 			break;            /* stopping, and nothing left */
-		op = w->queue;
-		w->queue = op->next;
+		/* The op first in line, with the ops of the same batch kind
+		 * right behind it. */
+		op = last = w->queue;
+		if (op->ops->batch)
+			while (last->next && last->next->ops == op->ops &&
+			       n < WRITER_BATCH_MAX) {
+				last = last->next;
+				n++;
+			}
+		w->queue = last->next;
 		if (!w->queue)
 			w->queue_tail = &w->queue;
+		last->next = NULL;
 		w->running = op;
 		stopping = w->stop;
 		pthread_mutex_unlock(&w->lock);
-		/* Busy or locked: again, a little later, until it goes through
-		 * or the writer stops (then once more is all). */
-		while ((op->rc = op->ops->run(w->db, op->arg)) == WRITER_RETRY && !stopping) {
-			stopping = pause_ms(w, backoff);
-			if (backoff < 500)
-				backoff *= 2;
-		}
+		if (n > 1)
+			run_batch(w, op, stopping);
+		else
+			run_one(w, op, stopping);
 		pthread_mutex_lock(&w->lock);
 		w->running = NULL;
-		op->next = w->done;
-		w->done = op;
+		while (op) {
+			struct writer_op *next = op->next;
+			op->next = w->done;
+			w->done = op;
+			op = next;
+		}
 		while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
 	}
