@@ -139,6 +139,84 @@ print("".join(tc["function"].get("arguments", "") for l in sys.stdin
 	[ "$args" = '{"query":"look up \"café\" now"}' ]
 }
 
+# A stream with escapes, multi-byte text and usage, as the fake sends it.
+RELAY_SPEC='"deltas":["h\u00e9llo"," \"q\"\n\t"," \ud83d\ude00","\u65e5\u672c"],"usage":{"prompt_tokens":4,"completion_tokens":3,"cached_tokens":1}'
+
+@test "/v1: an upstream stream sent one byte at a time reaches the client whole and byte-identical" {
+	fake_start "{\"split\":1,\"split_pause_us\":20,$RELAY_SPEC}" "{$RELAY_SPEC}"
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	body='{"model":"openai:gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}'
+	run post /v1/chat/completions "$body"
+	[ "$(http_status)" = 200 ]
+	# Every split of every event was a TCP read of its own: the events
+	# still reach the client whole, each byte as the upstream sent it.
+	direct=$(curl -sS --data-binary "$(printf '%s' "$body" | sed 's/openai:gpt-4o-mini/gpt-4o-mini/')" \
+		"$FAKE_URL/v1/chat/completions")
+	[ "$(grep -c '^data: ' "$BATS_TEST_TMPDIR/body")" -eq 8 ]
+	[ "$(grep '^data: ' "$BATS_TEST_TMPDIR/body")" = "$(printf '%s\n' "$direct" | grep '^data: ')" ]
+	# ... and aichat read them: the usage and the finish in its log line,
+	# a first token timed.
+	line=$(grep '"path":"/v1/chat/completions"' "$SERVE_LOG")
+	[ "$(echo "$line" | json_get prompt_tokens)" = 4 ]
+	[ "$(echo "$line" | json_get completion_tokens)" = 3 ]
+	echo "$line" | json_get ttft_ms
+}
+
+@test "/v1: a stream's usage reaches /metrics, the log and the ledger, whether or not the client gets its chunk" {
+	fake_start "{$RELAY_SPEC}" "{$RELAY_SPEC}"
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start
+	run post /v1/chat/completions '{"model":"openai:gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+	[ "$(http_status)" = 200 ]
+	run ! grep -q '"usage"' "$BATS_TEST_TMPDIR/body"
+	run post /v1/chat/completions '{"model":"openai:gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}'
+	grep -q '"choices":\[\],"usage":{"prompt_tokens":4,' "$BATS_TEST_TMPDIR/body"
+	run curl -sS "$SERVE_URL/metrics"
+	[[ "$output" == *'aichat_tokens_total{model="openai:gpt-4o-mini",kind="prompt"} 8'* ]]
+	[[ "$output" == *'aichat_tokens_total{model="openai:gpt-4o-mini",kind="completion"} 6'* ]]
+	[ "$(grep -c '"prompt_tokens":4,"completion_tokens":3' "$SERVE_LOG")" -eq 2 ]
+	serve_stop
+	run --separate-stderr "$AICHAT_BIN" usage --json
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | json_get total.exchanges)" = 2 ]
+	[ "$(echo "$output" | json_get total.prompt_tokens)" = 8 ]
+	[ "$(echo "$output" | json_get total.completion_tokens)" = 6 ]
+}
+
+@test "/v1: an upstream error event mid-stream ends the stream with an OpenAI error, no [DONE]" {
+	chunk='{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}'
+	fake_start "{\"events\":[$chunk,{\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}},$chunk]}"
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+	serve_start --retries 0
+	run post /v1/chat/completions '{"model":"openai:gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+	[ "$(http_status)" = 200 ]
+	# The chunk before it as sent; then the error; nothing after it.
+	[ "$(grep -c '^data: ' "$BATS_TEST_TMPDIR/body")" -eq 2 ]
+	[ "$(grep '^data: ' "$BATS_TEST_TMPDIR/body" | head -1)" = "data: $chunk" ]
+	err=$(grep '^data: ' "$BATS_TEST_TMPDIR/body" | sed -n '2s/^data: //p')
+	[ "$(echo "$err" | json_get error.message)" = "openai stream error: boom" ]
+	run ! grep -q '\[DONE\]' "$BATS_TEST_TMPDIR/body"
+	[ "$(grep '"path":"/v1/chat/completions"' "$SERVE_LOG" | json_get error)" = upstream_error ]
+}
+
+@test "/v1: an upstream chunk that is not JSON ends the stream with an error; the chunks before it pass as sent" {
+	chunk='{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}'
+	for bad in '{"choices":[{"delta":{"content":"a"}}],}' '{"choices":[{"delta":{"content":"a\x"}}]}' \
+		'{"choices":[]} x' '{"choices":[{"delta":{"content":"a"}}]' '{"usage":{"prompt_tokens":-}}'; do
+		# A string event is sent as written: framed here.
+		fake_start "{\"events\":[$chunk,$(printf 'data: %s\n\n' "$bad" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')]}"
+		export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1"
+		serve_start --retries 0
+		run post /v1/chat/completions '{"model":"openai:gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+		[ "$(grep '^data: ' "$BATS_TEST_TMPDIR/body" | head -1)" = "data: $chunk" ]
+		[ "$(grep -c '^data: ' "$BATS_TEST_TMPDIR/body")" -eq 2 ]
+		msg=$(grep '^data: ' "$BATS_TEST_TMPDIR/body" | sed -n '2s/^data: //p' | json_get error.message)
+		[[ "$msg" == "malformed JSON in stream from openai: '"* ]]
+		run ! grep -q '\[DONE\]' "$BATS_TEST_TMPDIR/body"
+	done
+}
+
 @test "/v1: an Anthropic upstream gets tools, images, system, stop and tool_choice translated" {
 	fake_start '{}' '{}'
 	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
