@@ -14,10 +14,14 @@
  * or the configured key or its first 8 bytes (a key echoed cut); no
  * empty text or reasoning delta reaches the caller; every event translated
  * from the other dialect is JSON, with no empty text delta and token
- * counts that are whole numbers from 0 to 2^53.
+ * counts that are whole numbers from 0 to 2^53.  OpenAI to an OpenAI
+ * caller: the decoder reads the same with its skim as with cJSON alone
+ * (openai_skim 0) -- the same deltas and relayed events, the same result
+ * and error.
  */
 #include "fuzz.h"
 
+#include "aichat/buf.h"
 #include "aichat/json.h"
 #include "aichat/provider.h"
 
@@ -76,12 +80,19 @@ static void check_message(const char *msg)
 
 struct ctx {
 	enum dialect own, want;
+	struct buf *trace;   /* what the caller saw, or NULL */
 };
 
 static void on_delta(void *ud, const char *s, size_t n)
 {
-	(void)ud;
+	struct ctx *x = ud;
+
 	FUZZ_CHECK(n > 0 && s, "empty delta");
+	if (x->trace) {
+		buf_printf(x->trace, "delta %zu:", n);
+		buf_append(x->trace, s, n);
+		buf_putc(x->trace, '\n');
+	}
 }
 
 static void on_reasoning(void *ud, const char *s, size_t n)
@@ -119,8 +130,15 @@ static void on_event(void *ud, const char *name, const char *data, size_t n)
 	cJSON *j;
 	const char *s;
 
-	if (x->own == x->want)
-		return;   /* the upstream's own bytes, relayed */
+	if (x->own == x->want) {
+		/* the upstream's own bytes, relayed */
+		if (x->trace) {
+			buf_printf(x->trace, "event %s %zu:", name ? name : "(body)", n);
+			buf_append(x->trace, data, n);
+			buf_putc(x->trace, '\n');
+		}
+		return;
+	}
 	j = json_parse(data, n, NULL);
 	FUZZ_CHECK(j != NULL, "translated event '%s' is not JSON: %.*s",
 		   name ? name : "(body)", (int)n, data);
@@ -166,12 +184,11 @@ static int on_sse(void *ud, const struct sse_event *ev)
 	return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Runs the decoder mode says on the upstream's n bytes at s; with trace,
+ * writes down what the caller saw and the result. */
+static void decode(unsigned mode, const char *s, size_t n, struct buf *trace)
 {
-	struct fuzz_in in = { data, size };
-	unsigned mode = fuzz_byte(&in), status = 400 + fuzz_byte(&in) % 200;
 	int anthropic = mode & 1, usage = mode & 8, which = ((mode >> 4) & 3) % 3;
-	static const char *const ctypes[] = { "application/json", "text/html", "" };
 	const struct model_ref *m = &models[anthropic];
 	struct chat_message msg = { "user", "hi", NULL };
 	struct chat_params p = { 0 };
@@ -180,19 +197,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct err e;
 	struct llm_call *c;
 	cJSON *extra = NULL;
-	const char *s = (const char *)in.p;
-	size_t n = in.n;
 
 	x.own = anthropic ? DIALECT_ANTHROPIC : DIALECT_OPENAI;
 	x.want = (enum dialect)(((mode >> 1) & 3) % 3);
+	x.trace = trace;
 	err_clear(&e);
-	if (which == 2) {
-		/* An error answer: no call needed. */
-		llm_http_error(m, status, ctypes[(mode >> 6) % 3], s, n, &e);
-		FUZZ_CHECK(e.code != ERR_OK, "HTTP %u is no error", status);
-		check_message(e.msg);
-		return 0;
-	}
 	if (usage) {
 		extra = cJSON_CreateObject();
 		cJSON_AddTrueToObject(cJSON_AddObjectToObject(extra, "stream_options"),
@@ -223,7 +232,52 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(e.code != ERR_OK, "failed with no error");
 		check_message(e.msg);
 	}
+	if (trace) {
+		const struct llm_result *r = llm_result_so_far(c);
+		buf_printf(trace, "error %d %s\nusage %d %ld %ld %ld\nfinish %s\n"
+			   "first token %d, %zu bytes\n", (int)e.code, e.msg,
+			   r->have_usage, r->prompt_tokens, r->completion_tokens,
+			   r->cached_tokens, r->finish_reason, r->first_token_ms >= 0,
+			   r->delta_bytes);
+	}
 	llm_call_cancel(c);
 	cJSON_Delete(extra);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_in in = { data, size };
+	unsigned mode = fuzz_byte(&in), status = 400 + fuzz_byte(&in) % 200;
+	int anthropic = mode & 1, which = ((mode >> 4) & 3) % 3;
+	static const char *const ctypes[] = { "application/json", "text/html", "" };
+	enum dialect want = (enum dialect)(((mode >> 1) & 3) % 3);
+	const char *s = (const char *)in.p;
+	size_t n = in.n;
+	struct err e;
+
+	err_clear(&e);
+	if (which == 2) {
+		/* An error answer: no call needed. */
+		llm_http_error(&models[anthropic], status, ctypes[(mode >> 6) % 3], s, n, &e);
+		FUZZ_CHECK(e.code != ERR_OK, "HTTP %u is no error", status);
+		check_message(e.msg);
+		return 0;
+	}
+	if (!anthropic && want == DIALECT_OPENAI) {
+		struct buf skimmed, parsed;
+
+		buf_init(&skimmed, 0);
+		buf_init(&parsed, 0);
+		decode(mode, s, n, &skimmed);
+		openai_skim = 0;
+		decode(mode, s, n, &parsed);
+		openai_skim = 1;
+		FUZZ_CHECK(skimmed.len == parsed.len && !memcmp(skimmed.ptr, parsed.ptr, parsed.len),
+			   "skimmed:\n%s\nparsed:\n%s", skimmed.ptr, parsed.ptr);
+		buf_release(&skimmed);
+		buf_release(&parsed);
+		return 0;
+	}
+	decode(mode, s, n, NULL);
 	return 0;
 }

@@ -282,5 +282,14 @@ void llm_http_error(const struct model_ref *m, long status,
  * returns -1. */
 int llm_malformed(struct llm_call *c, const char *what, const char *data,
 		  size_t len, struct err *e);
+/* The result as the decoders have filled it so far (for the fuzzer,
+ * which drives a decoder without running the call). */
+const struct llm_result *llm_result_so_far(const struct llm_call *c);
+
+/* 1 (the default): an OpenAI upstream's chunks and bodies for an OpenAI
+ * caller are read without a tree when they are plain (openai.c, skim());
+ * 0: every one goes through cJSON.  For the fuzzer, which checks that
+ * both read the same. */
+extern int openai_skim;
 
 #endif

@@ -166,6 +166,8 @@ static int error_object(struct llm_call *c, const cJSON *root, struct err *e)
  */
 #define SKIM_DEPTH 64
 
+int openai_skim = 1;
+
 struct skim {
 	const char *p, *end;
 };
@@ -679,7 +681,7 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 		llm_stream_end(c);
 		return 0;
 	}
-	if (llm_dialect(c) == DIALECT_OPENAI && strcmp(ev->event, "error") &&
+	if (openai_skim && llm_dialect(c) == DIALECT_OPENAI && strcmp(ev->event, "error") &&
 	    fast_event(c, ev) == 0)
 		return 0;
 	root = json_parse(ev->data, ev->data_len, NULL);
@@ -727,7 +729,7 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 	const char *text, *fr;
 	int rc = -1;
 
-	if (llm_dialect(c) == DIALECT_OPENAI && fast_body(c, body, len) == 0)
+	if (openai_skim && llm_dialect(c) == DIALECT_OPENAI && fast_body(c, body, len) == 0)
 		return 0;
 	root = json_parse(body, len, NULL);
 	if (!root)

@@ -1002,6 +1002,11 @@ void llm_set_local(struct llm_call *c, void *state, void (*fn)(void *))
 	c->local_free = fn;
 }
 
+const struct llm_result *llm_result_so_far(const struct llm_call *c)
+{
+	return &c->res;
+}
+
 int llm_wants_usage(const struct llm_call *c)
 {
 	return c->want_usage;
