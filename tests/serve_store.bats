@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # aichat serve and its database: SQLite never on the event loop (a locked
 # store slows the writes, never the server), every finished job item
-# written, --max-upstream over every upstream call, and jobs owned by one
+# written, every usage row written (queued ones in one transaction),
+# --max-upstream over every upstream call, and jobs owned by one
 # live server at a time.
 
 bats_require_minimum_version 1.5.0
@@ -286,4 +287,35 @@ print(len({json.loads(l)["body"]["messages"][-1]["content"] for l in open(sys.ar
 	# asked again: at most the 2 items in flight at the kill and the 2
 	# results still on their way to the database
 	[ "$(fake_count)" -le 20 ]
+}
+
+@test "usage rows queued behind a held lock are all written once it goes: 30 exchanges, 30 rows, exact sums" {
+	with_openai_fake '{"usage":{"prompt_tokens":5,"completion_tokens":2}}'
+	serve_start
+	# The first write makes the ledger's table; then the lock is taken.
+	curl -sS -o /dev/null "$SERVE_URL/v1/chat/completions" \
+		-d '{"model":"openai:gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+	for i in $(seq 100); do
+		[ "$(sql 'SELECT count(*) FROM usage')" -eq 1 ] && break
+		sleep 0.05
+	done
+	hold_lock
+	# Answered at once, every one; their rows wait for the lock, in line
+	# behind the first, and go in together once it goes.
+	echo '{"model":"openai:gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}' \
+		>"$BATS_TEST_TMPDIR/req"
+	seq 29 | xargs -P 8 -I{} curl -sS -m 10 -o /dev/null -w '%{http_code}\n' \
+		"$SERVE_URL/v1/chat/completions" -d "@$BATS_TEST_TMPDIR/req" >"$BATS_TEST_TMPDIR/codes"
+	[ "$(grep -c '^200$' "$BATS_TEST_TMPDIR/codes")" -eq 29 ]
+	[ "$(sqlite3 "$DB" 'PRAGMA query_only=1; SELECT count(*) FROM usage')" -eq 1 ]
+	release_lock
+	for i in $(seq 100); do
+		[ "$(sql 'SELECT count(*) FROM usage')" -eq 30 ] && break
+		sleep 0.1
+	done
+	[ "$(sql 'SELECT count(*) FROM usage')" -eq 30 ]
+	[ "$(sql 'SELECT sum(prompt_tokens), sum(completion_tokens) FROM usage')" = "150|60" ]
+	serve_stop
+	[ "$(sql 'SELECT count(*) FROM usage')" -eq 30 ]
+	run ! grep -q 'could not record the usage' "$SERVE_LOG"
 }
