@@ -37,6 +37,10 @@ char *json_print(const cJSON *node);
 char *json_canonical(const cJSON *node);
 /* Appends s as a JSON string literal (with quotes) to b. */
 int json_quote(struct buf *b, const char *s, size_t n);
+/* Appends d as cJSON_PrintUnformatted() writes a number (%1.15g, or
+ * %1.17g when that does not read back the same; NaN and infinities as
+ * null), so that JSON written by hand reads as cJSON's. */
+void json_number(struct buf *b, double d);
 /*
  * 1-based line and column of position pos in text, for error messages
  * that point at the place a parse failed.

@@ -606,16 +606,29 @@ static void iso_time(char *dst, size_t cap)
 		 (int)(ts.tv_nsec / 1000000) % 1000);
 }
 
-/* A client's string in the JSON log: valid UTF-8 (cJSON escapes control
- * characters but would write malformed bytes as they are). */
-static void add_log_string(cJSON *o, const char *name, const char *s)
+/* ,"name":"s" in the JSON log line, s as valid UTF-8 (a client's bytes
+ * may not be: malformed ones become U+FFFD). */
+static void log_string(struct buf *b, const char *name, const char *s)
 {
-	struct buf b;
+	size_t n = strlen(s);
 
-	buf_init(&b, 0);
-	trust_utf8(&b, s, strlen(s));
-	cJSON_AddStringToObject(o, name, b.ptr);
-	buf_release(&b);
+	buf_printf(b, ",\"%s\":", name);
+	if (trust_utf8_invalid(s, n) < 0) {
+		json_quote(b, s, n);
+	} else {
+		struct buf t;
+		buf_init(&t, 0);
+		trust_utf8(&t, s, n);
+		json_quote(b, t.ptr, t.len);
+		buf_release(&t);
+	}
+}
+
+/* ,"name":d in the JSON log line. */
+static void log_number(struct buf *b, const char *name, double d)
+{
+	buf_printf(b, ",\"%s\":", name);
+	json_number(b, d);
 }
 
 static void log_request(struct req *r, enum MHD_RequestTerminationCode why)
@@ -656,34 +669,31 @@ static void log_request(struct req *r, enum MHD_RequestTerminationCode why)
 		if (why == MHD_REQUEST_TERMINATED_CLIENT_ABORT || r->client_gone)
 			buf_appends(&b, " client_disconnected");
 	} else {
-		cJSON *o = cJSON_CreateObject();
-		char *text;
-		cJSON_AddStringToObject(o, "time", when);
-		cJSON_AddStringToObject(o, "request_id", r->id);
-		add_log_string(o, "method", r->method);
-		add_log_string(o, "path", r->path);
-		cJSON_AddNumberToObject(o, "status", r->status);
-		cJSON_AddNumberToObject(o, "duration_ms", (double)ms);
+		/* Written out, not built as a tree: the line cJSON would
+		 * print, members in this order. */
+		buf_appends(&b, "{\"time\":");
+		json_quote(&b, when, strlen(when));
+		log_string(&b, "request_id", r->id);
+		log_string(&b, "method", r->method);
+		log_string(&b, "path", r->path);
+		log_number(&b, "status", r->status);
+		log_number(&b, "duration_ms", (double)ms);
 		if (r->ttft_ms >= 0)
-			cJSON_AddNumberToObject(o, "ttft_ms", (double)r->ttft_ms);
+			log_number(&b, "ttft_ms", (double)r->ttft_ms);
 		if (r->model[0]) {
-			add_log_string(o, "model", r->model);
-			add_log_string(o, "provider", r->provider);
+			log_string(&b, "model", r->model);
+			log_string(&b, "provider", r->provider);
 		}
 		if (r->have_usage) {
-			cJSON_AddNumberToObject(o, "prompt_tokens", (double)r->prompt_tokens);
-			cJSON_AddNumberToObject(o, "completion_tokens",
-						(double)r->completion_tokens);
+			log_number(&b, "prompt_tokens", (double)r->prompt_tokens);
+			log_number(&b, "completion_tokens", (double)r->completion_tokens);
 		}
-		cJSON_AddStringToObject(o, "client", r->client);
+		log_string(&b, "client", r->client);
 		if (r->err_code[0])
-			cJSON_AddStringToObject(o, "error", r->err_code);
+			log_string(&b, "error", r->err_code);
 		if (why == MHD_REQUEST_TERMINATED_CLIENT_ABORT || r->client_gone)
-			cJSON_AddBoolToObject(o, "client_disconnected", 1);
-		text = json_print(o);
-		buf_appends(&b, text);
-		free(text);
-		cJSON_Delete(o);
+			buf_appends(&b, ",\"client_disconnected\":true");
+		buf_putc(&b, '}');
 	}
 	buf_putc(&b, '\n');
 	fwrite(b.ptr, 1, b.len, stderr);

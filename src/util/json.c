@@ -5,6 +5,9 @@
 #include "aichat/trust.h"
 #include "aichat/xalloc.h"
 
+#include <float.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +166,38 @@ int json_quote(struct buf *b, const char *s, size_t n)
 	if (buf_append(b, s + start, n - start) < 0)
 		return -1;
 	return buf_putc(b, '"');
+}
+
+void json_number(struct buf *b, double d)
+{
+	/* cJSON's print_number: %1.15g, or %1.17g when that does not read
+	 * back the same; an int (not -0) prints the same as %d. */
+	char t[32];
+	double back;
+	int i;
+
+	if (isnan(d) || isinf(d)) {
+		buf_appends(b, "null");
+		return;
+	}
+	i = d >= INT_MAX ? INT_MAX : d <= (double)INT_MIN ? INT_MIN : (int)d;
+	if (d == (double)i && !signbit(d)) {
+		/* The common case, without printf. */
+		char *p = t + sizeof(t);
+		unsigned u = i < 0 ? 0u - (unsigned)i : (unsigned)i;
+		do
+			*--p = (char)('0' + u % 10);
+		while (u /= 10);
+		if (i < 0)
+			*--p = '-';
+		buf_append(b, p, (size_t)(t + sizeof(t) - p));
+		return;
+	}
+	snprintf(t, sizeof(t), "%1.15g", d);
+	if (sscanf(t, "%lg", &back) != 1 ||
+	    fabs(back - d) > (fabs(back) > fabs(d) ? fabs(back) : fabs(d)) * DBL_EPSILON)
+		snprintf(t, sizeof(t), "%1.17g", d);
+	buf_appends(b, t);
 }
 
 void json_position(const char *text, size_t pos, int *line, int *col)

@@ -9,6 +9,7 @@
 #include "aichat/json.h"
 #include "tap.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -435,6 +436,33 @@ static void test_make_utf8(void)
 	cJSON_Delete(o);
 }
 
+/* ==== json_number: cJSON's own text for every number ==== */
+
+static void test_number(void)
+{
+	static const double v[] = {
+		0, -0.0, 1, -1, 42, 2147483647.0, 2147483648.0, -2147483648.0,
+		-2147483649.0, 1e15, 9007199254740992.0, 0.1, 1.5, -2.25, 1e-7,
+		3.141592653589793, 1.0 / 3, 123456789.123, 1e300, -1e-300,
+		4.9e-324, 1.7976931348623157e308, NAN, INFINITY,
+	};
+	char name[64];
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		cJSON *n = cJSON_CreateNumber(v[i]);
+		char *want = cJSON_PrintUnformatted(n);
+		struct buf b;
+
+		buf_init(&b, 0);
+		json_number(&b, v[i]);
+		snprintf(name, sizeof(name), "json_number %.17g reads as cJSON's", v[i]);
+		is_str(b.ptr, want, name);
+		buf_release(&b);
+		free(want);
+		cJSON_Delete(n);
+	}
+}
+
 int main(void)
 {
 	cJSON *doc = cJSON_Parse(doc_text);
@@ -445,6 +473,7 @@ int main(void)
 	test_path(doc);
 	test_print(doc);
 	test_quote();
+	test_number();
 	test_parse();
 	test_position();
 	test_strict();
