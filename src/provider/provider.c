@@ -790,13 +790,20 @@ static int on_data(void *ud, const char *p, size_t n)
 		return 0;
 	}
 	/* The start of a stream is kept, so an answer that is not one (an
-	 * HTML page from a proxy, a JSON error sent with 200) can be told. */
-	if (c->whole.len < STREAM_HEAD_KEEP)
+	 * HTML page from a proxy, a JSON error sent with 200) can be told;
+	 * once an event has come it is one, and the copy goes (a held
+	 * stream costs less). */
+	if (!c->events && c->whole.len < STREAM_HEAD_KEEP)
 		(void)buf_append(&c->whole, p,
 				 n < STREAM_HEAD_KEEP - c->whole.len ?
 				 n : STREAM_HEAD_KEEP - c->whole.len);
 	err_clear(&e);
 	rc = sse_feed(&c->sse, p, n, on_sse_event, c, &e);
+	if (c->events && c->whole.cap) {
+		size_t max = c->whole.max;
+		buf_release(&c->whole);
+		buf_init(&c->whole, max);
+	}
 	if (rc < 0) {
 		/* Not formatted into itself: the message is copied first. */
 		struct err why = e;
