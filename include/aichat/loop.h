@@ -30,8 +30,16 @@ void loop_free(struct loop *l);
 
 /* Watches fd for the events in mask, replacing any earlier watch of fd. */
 int loop_add_fd(struct loop *l, int fd, int mask, loop_fd_fn fn, void *data);
-/* Stops watching fd (no-op when not watched). */
+/* Stops watching fd (no-op when not watched); a parked fd leaves the
+ * epoll set.  Call it before closing an fd the loop may hold. */
 void loop_del_fd(struct loop *l, int fd);
+/* Stops watching fd but leaves it in the epoll set, so that watching it
+ * again with the same events costs no syscall (a keep-alive connection
+ * between two requests).  An event that comes while it is parked takes it
+ * out of the set, as loop_del_fd() would.  Only for an fd whose owner
+ * calls loop_del_fd() before closing it: a closed fd leaves the kernel's
+ * set by itself, and a new fd of the same number would be taken for it. */
+void loop_park_fd(struct loop *l, int fd);
 
 /* Calls fn(l, data) once, after ms milliseconds (0 = next iteration).
  * The handle is valid until the timer fires or is deleted. */

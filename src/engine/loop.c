@@ -6,7 +6,9 @@
  * O(log n).  Handlers may change registrations from inside a callback:
  * epoll events for an fd that was deleted (or re-added for another
  * purpose) during the same iteration are checked against a generation
- * counter and dropped.
+ * counter and dropped.  A parked fd (loop_park_fd) stays in the epoll set
+ * with no handler: watched again with the same events it costs no
+ * syscall; an event while parked takes it out of the set.
  */
 #include "aichat/loop.h"
 #include "aichat/xalloc.h"
@@ -23,6 +25,7 @@ struct fd_slot {
 	void *data;
 	int mask;
 	unsigned gen;
+	int parked;     /* in the epoll set as mask, with no handler */
 };
 
 struct loop_timer {
@@ -90,7 +93,16 @@ int loop_add_fd(struct loop *l, int fd, int mask, loop_fd_fn fn, void *data)
 		       (size_t)(cap - l->nfds_cap) * sizeof(*l->fds));
 		l->nfds_cap = cap;
 	}
-	op = l->fds[fd].fn ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	if (l->fds[fd].parked && l->fds[fd].mask == mask) {
+		/* Still in the set as it should be: no syscall.  Its
+		 * generation stays the one the kernel holds. */
+		l->fds[fd].parked = 0;
+		l->fds[fd].fn = fn;
+		l->fds[fd].data = data;
+		l->nwatched++;
+		return 0;
+	}
+	op = l->fds[fd].fn || l->fds[fd].parked ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
 	ev.events = (mask & LOOP_READ ? EPOLLIN : 0) |
 		    (mask & LOOP_WRITE ? EPOLLOUT : 0);
 	ev.data.u64 = (uint64_t)fd | ((uint64_t)(l->fds[fd].gen + 1) << 32);
@@ -107,6 +119,7 @@ int loop_add_fd(struct loop *l, int fd, int mask, loop_fd_fn fn, void *data)
 	}
 	if (!l->fds[fd].fn)
 		l->nwatched++;
+	l->fds[fd].parked = 0;
 	l->fds[fd].gen++;
 	l->fds[fd].fn = fn;
 	l->fds[fd].data = data;
@@ -116,13 +129,25 @@ int loop_add_fd(struct loop *l, int fd, int mask, loop_fd_fn fn, void *data)
 
 void loop_del_fd(struct loop *l, int fd)
 {
-	if (fd < 0 || fd >= l->nfds_cap || !l->fds[fd].fn)
+	if (fd < 0 || fd >= l->nfds_cap || (!l->fds[fd].fn && !l->fds[fd].parked))
 		return;
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+	if (l->fds[fd].fn)
+		l->nwatched--;
 	l->fds[fd].fn = NULL;
 	l->fds[fd].data = NULL;
 	l->fds[fd].mask = 0;
+	l->fds[fd].parked = 0;
 	l->fds[fd].gen++;
+}
+
+void loop_park_fd(struct loop *l, int fd)
+{
+	if (fd < 0 || fd >= l->nfds_cap || !l->fds[fd].fn)
+		return;
+	l->fds[fd].fn = NULL;
+	l->fds[fd].data = NULL;
+	l->fds[fd].parked = 1;
 	l->nwatched--;
 }
 
@@ -248,7 +273,16 @@ int loop_run(struct loop *l)
 			if (fd >= l->nfds_cap)
 				continue;
 			s = &l->fds[fd];
-			if (!s->fn || s->gen != gen)
+			if (s->gen != gen)
+				continue;
+			if (s->parked) {
+				/* No one watches it now (an idle connection
+				 * the server closed): out of the set, so a
+				 * level-triggered event does not come back. */
+				loop_del_fd(l, fd);
+				continue;
+			}
+			if (!s->fn)
 				continue;
 			if (evs[i].events & EPOLLIN)
 				mask |= LOOP_READ;

@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ERROR_BODY_MAX (64 * 1024)
 
@@ -91,6 +93,10 @@ struct engine {
 	struct transfer *list;   /* running transfers, for engine_free */
 	CURL *spare[SPARE_MAX];
 	int nspare;
+	unsigned char *ours;     /* by fd: a socket curl opened through
+				  * open_socket(), so closed through
+				  * close_socket() */
+	int nours;
 };
 
 /* A fresh easy handle: a spare one, reset, or a new one. */
@@ -146,6 +152,43 @@ static void on_socket_ready(struct loop *l, int fd, int events, void *data)
 	check_done(eng);
 }
 
+/*
+ * curl's connections are opened and closed through these, so that the
+ * loop can keep an idle one in its epoll set between two requests
+ * (loop_park_fd): a keep-alive connection then costs no epoll_ctl per
+ * request.  Any other socket curl watches (a resolver's) is let go.
+ */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose,
+				 struct curl_sockaddr *a)
+{
+	struct engine *eng = clientp;
+	int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+
+	(void)purpose;
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	if (fd >= eng->nours) {
+		int n = eng->nours ? eng->nours : 64;
+		while (n <= fd)
+			n *= 2;
+		eng->ours = xrealloc(eng->ours, (size_t)n);
+		memset(eng->ours + eng->nours, 0, (size_t)(n - eng->nours));
+		eng->nours = n;
+	}
+	eng->ours[fd] = 1;
+	return fd;
+}
+
+static int close_socket(void *clientp, curl_socket_t fd)
+{
+	struct engine *eng = clientp;
+
+	if (fd >= 0 && fd < eng->nours)
+		eng->ours[fd] = 0;
+	loop_del_fd(eng->loop, fd);
+	return close(fd);
+}
+
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
 		     void *socketp)
 {
@@ -154,7 +197,10 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
 	(void)easy;
 	(void)socketp;
 	if (what == CURL_POLL_REMOVE) {
-		loop_del_fd(eng->loop, s);
+		if (s >= 0 && s < eng->nours && eng->ours[s])
+			loop_park_fd(eng->loop, s);
+		else
+			loop_del_fd(eng->loop, s);
 		return 0;
 	}
 	int mask = (what & CURL_POLL_IN ? LOOP_READ : 0) |
@@ -274,6 +320,7 @@ void engine_free(struct engine *eng)
 		cu.easy_cleanup(eng->spare[--eng->nspare]);
 	if (eng->multi)
 		cu.multi_cleanup(eng->multi);
+	free(eng->ours);
 	free(eng);
 }
 
@@ -542,6 +589,10 @@ struct transfer *transfer_start(struct engine *eng,
 	cu.easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
 	cu.easy_setopt(t->easy, CURLOPT_PRIVATE, t);
 	cu.easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+	cu.easy_setopt(t->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	cu.easy_setopt(t->easy, CURLOPT_OPENSOCKETDATA, t->eng);
+	cu.easy_setopt(t->easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+	cu.easy_setopt(t->easy, CURLOPT_CLOSESOCKETDATA, t->eng);
 	cu.easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, "");
 	cu.easy_setopt(t->easy, CURLOPT_TCP_NODELAY, 1L);
 	/* LLM answers arrive in small pieces: 4 KiB per transfer instead

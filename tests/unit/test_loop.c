@@ -350,6 +350,12 @@ static void on_writable(struct loop *l, int fd, int events, void *data)
 	loop_del_fd(l, fd);
 }
 
+static void on_never_loop(struct loop *l, void *data)
+{
+	(void)l;
+	(void)data;
+}
+
 static void test_fd_events(void)
 {
 	struct pipe_state s;
@@ -426,6 +432,62 @@ static void test_fd_events(void)
 	loop_free(l);
 }
 
+/* A parked fd: not watched (the loop returns), still in the set; watched
+ * again, its events come; an event while parked takes it out, once. */
+static void on_park_timer(struct loop *l, void *data)
+{
+	struct pipe_state *s = data;
+
+	loop_add_fd(l, s->rd, LOOP_READ, on_readable, s);
+}
+
+static void test_park(void)
+{
+	struct pipe_state s;
+	struct loop *l = loop_new();
+
+	make_pipe(&s);
+	loop_add_fd(l, s.rd, LOOP_READ, on_readable, &s);
+	loop_park_fd(l, s.rd);
+	is_int(loop_run(l), 0, "park: a parked fd alone does not keep the loop running");
+	/* Readable while parked: the event takes it out of the set, and
+	 * nothing is called. */
+	if (write(s.wr, "p", 1) != 1)
+		perror("write");
+	loop_add_timer(l, 5, on_never_loop, NULL);
+	is_int(loop_run(l), 0, "park: an event on a parked fd");
+	is_int(s.reads, 0, "park: no handler called while parked");
+	/* Watched again (the same events): the byte waiting is read. */
+	s.del_self = 1;
+	loop_add_fd(l, s.rd, LOOP_READ, on_readable, &s);
+	is_int(loop_run(l), 0, "park: watched again after the event");
+	is_int(s.reads, 1, "park: its handler runs");
+	is_str(s.got, "p", "park: the byte that came while parked");
+	/* Parked, then watched again from a timer before any event; a byte
+	 * written after comes through. */
+	s.del_self = 0;
+	s.stop_self = 1;
+	loop_add_fd(l, s.rd, LOOP_READ, on_readable, &s);
+	loop_park_fd(l, s.rd);
+	loop_add_timer(l, 2, on_park_timer, &s);
+	loop_add_timer(l, 4, on_write_timer, &s);
+	is_int(loop_run(l), 0, "park: unparked from a timer");
+	is_str(s.got, "plate", "park: read once watched again, no syscall needed");
+	/* Deleted while parked: gone for good. */
+	loop_park_fd(l, s.rd);
+	loop_del_fd(l, s.rd);
+	if (write(s.wr, "x", 1) != 1)
+		perror("write");
+	loop_add_timer(l, 3, on_never_loop, NULL);
+	is_int(loop_run(l), 0, "park: deleted while parked");
+	is_int(s.reads, 2, "park: no call after the delete");
+	/* Parking what is not watched is a no-op. */
+	loop_park_fd(l, 1000);
+	loop_park_fd(l, -1);
+	close_pipe(&s);
+	loop_free(l);
+}
+
 /* An fd deleted by an earlier callback of the same iteration is not called. */
 struct pair {
 	int rd[2], wr[2];
@@ -499,6 +561,7 @@ int main(void)
 	test_no_starvation();
 	test_fd_events();
 	test_delete_other_fd();
+	test_park();
 	test_free_pending();
 	ok(loop_now_ms() - start < 1500, "whole file ran in %lld ms",
 	   (long long)(loop_now_ms() - start));
