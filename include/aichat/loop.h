@@ -12,14 +12,16 @@
 
 #include <stdint.h>
 
-enum { LOOP_READ = 1, LOOP_WRITE = 2 };
+/* LOOP_HUP: the peer shut its side down (EPOLLRDHUP), without waking
+ * for data it sends. */
+enum { LOOP_READ = 1, LOOP_WRITE = 2, LOOP_HUP = 4 };
 
 struct loop;
 struct loop_timer;
 
-/* events is a mask of LOOP_READ / LOOP_WRITE.  Errors and hangups are
- * reported as the events the fd is watched for, so the handler's own read
- * or write sees them. */
+/* events is a mask of LOOP_READ / LOOP_WRITE / LOOP_HUP.  Errors and
+ * hangups are reported as the events the fd is watched for, so the
+ * handler's own read or write sees them. */
 typedef void (*loop_fd_fn)(struct loop *l, int fd, int events, void *data);
 typedef void (*loop_timer_fn)(struct loop *l, void *data);
 

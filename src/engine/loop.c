@@ -104,7 +104,8 @@ int loop_add_fd(struct loop *l, int fd, int mask, loop_fd_fn fn, void *data)
 	}
 	op = l->fds[fd].fn || l->fds[fd].parked ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
 	ev.events = (mask & LOOP_READ ? EPOLLIN : 0) |
-		    (mask & LOOP_WRITE ? EPOLLOUT : 0);
+		    (mask & LOOP_WRITE ? EPOLLOUT : 0) |
+		    (mask & LOOP_HUP ? EPOLLRDHUP : 0);
 	ev.data.u64 = (uint64_t)fd | ((uint64_t)(l->fds[fd].gen + 1) << 32);
 	if (epoll_ctl(l->epfd, op, fd, &ev) < 0) {
 		/* The fd was closed and reused behind our back: start over. */
@@ -288,6 +289,8 @@ int loop_run(struct loop *l)
 				mask |= LOOP_READ;
 			if (evs[i].events & EPOLLOUT)
 				mask |= LOOP_WRITE;
+			if (evs[i].events & EPOLLRDHUP)
+				mask |= LOOP_HUP;
 			if (evs[i].events & (EPOLLERR | EPOLLHUP))
 				mask |= s->mask ? s->mask : LOOP_READ;
 			s->fn(l, fd, mask, s->data);

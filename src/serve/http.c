@@ -450,6 +450,9 @@ void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 	}
 	if (!c)
 		return;
+	/* Closed next by MHD: a watch parked on it goes first (loop.h). */
+	if (c->fd >= 0)
+		loop_del_fd(srv->loop, c->fd);
 	recv_unlink(c);
 	if (c->r)
 		c->r->cs = NULL;
@@ -794,10 +797,14 @@ void req_suspend(struct req *r)
 	r->suspended = 1;
 	/* MHD does not watch a suspended socket, so the loop does, from the
 	 * first suspend to the end of the request: adding and removing it
-	 * at every token would cost two epoll_ctl calls a token. */
+	 * at every token would cost two epoll_ctl calls a token.  For a
+	 * hang-up only (a pipelined request does not wake it), so between
+	 * two requests of a connection it stays parked in the epoll set
+	 * (on_completed) and the next request's watch costs no syscall;
+	 * on_connection() takes it out before MHD closes the socket. */
 	if (r->watch_fd < 0 && !r->watch_given_up) {
 		ci = mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		if (ci && loop_add_fd(r->srv->loop, ci->connect_fd, LOOP_READ,
+		if (ci && loop_add_fd(r->srv->loop, ci->connect_fd, LOOP_HUP,
 				      on_client_fd, r) == 0)
 			r->watch_fd = ci->connect_fd;
 	}
@@ -815,8 +822,9 @@ void req_resume(struct req *r)
 	mhd_run_soon(r->srv);
 }
 
-/* The client's socket became readable: either it sent more (a pipelined
- * request: leave it to MHD, and stop watching) or it hung up. */
+/* The client's socket says its peer shut down (or failed): it hung up,
+ * unless bytes of a pipelined request wait and its side is still open
+ * (leave them to MHD, and stop watching). */
 static void on_client_fd(struct loop *l, int fd, int events, void *data)
 {
 	struct req *r = data;

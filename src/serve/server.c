@@ -716,7 +716,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 		r->client_gone = 1;
 	stop_work(r);
 	if (r->watch_fd >= 0)
-		loop_del_fd(srv->loop, r->watch_fd);
+		loop_park_fd(srv->loop, r->watch_fd);  /* for the next request */
 	if (r->keepalive)
 		loop_del_timer(srv->loop, r->keepalive);
 	if (r->st) {
