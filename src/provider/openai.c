@@ -345,8 +345,9 @@ static int sk_word(struct skim *s, const char *w, size_t n)
 /*
  * The members of an object or the elements of an array: after s->p has
  * stepped over the opening bracket, each sk_more() is 1 with s->p at the
- * next value (in an object, with its name in *name and *nlen; a name with
- * an escape is -1), 0 past the closing bracket, -1 when malformed.
+ * next value, inside the text (in an object, with its name in *name and
+ * *nlen; a name with an escape is -1), 0 past the closing bracket, -1 when
+ * malformed.
  */
 static int sk_more(struct skim *s, char close, int *first, const char **name,
 		   size_t *nlen)
@@ -369,6 +370,8 @@ static int sk_more(struct skim *s, char close, int *first, const char **name,
 		sk_ws(s);
 	}
 	*first = 0;
+	if (s->p >= s->end)
+		return -1;
 	if (!name)
 		return 1;
 	if (s->p >= s->end || *s->p != '"')
@@ -384,7 +387,7 @@ static int sk_more(struct skim *s, char close, int *first, const char **name,
 		return -1;
 	s->p++;
 	sk_ws(s);
-	return 1;
+	return s->p < s->end ? 1 : -1;
 }
 
 static int sk_value(struct skim *s, int depth)
