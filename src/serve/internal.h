@@ -116,7 +116,8 @@ struct server {
 	struct limiter *lim;         /* --rate-limit, or NULL */
 	struct acache *cache;        /* the response cache, or NULL */
 	sqlite3 *db;
-	struct jobs *jobs;
+	struct jobs *jobs;           /* the jobs in SQLite, without --redis */
+	struct rjobs *rjobs;         /* the jobs in Redis, with --redis */
 	struct searcher *searcher;   /* the rag routes' searches */
 	struct models_cache models;  /* GET /v1/models, for a minute */
 	struct models_job *models_job;  /* the listing under way, if any */
@@ -231,6 +232,7 @@ struct req {
 				      * /v1/embeddings request relayed */
 	struct search *search;       /* the search under way (worker thread) */
 	struct jobs_call *jobcall;   /* the jobs service's answer to wait for */
+	struct rjobs_call *rjobcall; /* ... or the Redis jobs' */
 	/* for the log line */
 	char model[256];
 	char provider[64];

@@ -9,6 +9,7 @@
  */
 #include "aichat/jobs.h"
 #include "internal.h"
+#include "rjobs.h"
 
 static void on_answer(void *ud, cJSON *status, const struct buf *results,
 		      const struct err *e)
@@ -16,6 +17,7 @@ static void on_answer(void *ud, cJSON *status, const struct buf *results,
 	struct req *r = ud;
 
 	r->jobcall = NULL;
+	r->rjobcall = NULL;
 	if (!status)
 		reply_error(r, e);
 	else if (r->route->response == RESP_JOB_RESULTS) {
@@ -23,6 +25,45 @@ static void on_answer(void *ud, cJSON *status, const struct buf *results,
 		cJSON_Delete(status);
 	} else
 		reply_json(r, r->route->response == RESP_JOB_SUBMIT ? 202 : 200, status);
+}
+
+/* A call that could not be made: 503 with Retry-After when the jobs
+ * cannot be reached (a full queue, Redis down), else e as it is. */
+static void reply_job_error(struct req *r, const struct err *e)
+{
+	if (e->code == ERR_OVERLOADED) {
+		struct MHD_Response *resp = error_response(r, e->code, e->msg);
+		mhd.add_response_header(resp, "Retry-After", "1");
+		send_response(r, 503, resp);
+	} else {
+		reply_error(r, e);
+	}
+}
+
+/* The same routes on the jobs in Redis (--redis). */
+static void route_job_redis(struct req *r, struct rjobs *q)
+{
+	struct err e;
+
+	err_clear(&e);
+	switch (r->route->response) {
+	case RESP_JOB_SUBMIT:
+		r->rjobcall = rjobs_submit(q, r->json, r->key, on_answer, r, &e);
+		break;
+	case RESP_JOB_RESULTS:
+		r->rjobcall = rjobs_results(q, r->path_id, on_answer, r, &e);
+		break;
+	case RESP_JOB_CANCEL:
+		r->rjobcall = rjobs_cancel(q, r->path_id, on_answer, r, &e);
+		break;
+	default:
+		r->rjobcall = rjobs_status(q, r->path_id, on_answer, r, &e);
+		break;
+	}
+	if (r->rjobcall)
+		req_suspend(r);
+	else
+		reply_job_error(r, &e);
 }
 
 /* POST /jobs (its body validated, in r->json), and GET and DELETE on
@@ -33,6 +74,10 @@ void route_job(struct req *r)
 	struct err e;
 
 	err_clear(&e);
+	if (r->srv->rjobs) {
+		route_job_redis(r, r->srv->rjobs);
+		return;
+	}
 	if (!j) {
 		reply_error_status(r, 503, ERR_OVERLOADED,
 				   "background jobs are unavailable: the database could not be opened");
@@ -52,13 +97,8 @@ void route_job(struct req *r)
 		r->jobcall = jobs_status(j, r->path_id, on_answer, r, &e);
 		break;
 	}
-	if (r->jobcall) {
+	if (r->jobcall)
 		req_suspend(r);
-	} else if (e.code == ERR_OVERLOADED) {
-		struct MHD_Response *resp = error_response(r, e.code, e.msg);
-		mhd.add_response_header(resp, "Retry-After", "1");
-		send_response(r, 503, resp);
-	} else {
-		reply_error(r, &e);
-	}
+	else
+		reply_job_error(r, &e);
 }
