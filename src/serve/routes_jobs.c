@@ -1,7 +1,7 @@
 /*
  * routes_jobs.c - background jobs over HTTP: POST /jobs queues a batch
  * (202), GET /jobs/{id} and /jobs/{id}/results report on it, DELETE
- * /jobs/{id} cancels it.  The work is the jobs service's (core/jobs.c),
+ * /jobs/{id} cancels it, GET /jobs lists the newest.  The work is the jobs service's (core/jobs.c),
  * which outlives the request; its database work runs on the writer's
  * thread, so each route suspends until the answer comes back (r->jobcall),
  * and a full writer queue is a 503 with Retry-After.  503 too when the
@@ -56,6 +56,9 @@ static void route_job_redis(struct req *r, struct rjobs *q)
 	case RESP_JOB_CANCEL:
 		r->rjobcall = rjobs_cancel(q, r->path_id, on_answer, r, &e);
 		break;
+	case RESP_JOB_LIST:
+		r->rjobcall = rjobs_list(q, JOBS_LIST_MAX, on_answer, r, &e);
+		break;
 	default:
 		r->rjobcall = rjobs_status(q, r->path_id, on_answer, r, &e);
 		break;
@@ -92,6 +95,9 @@ void route_job(struct req *r)
 		break;
 	case RESP_JOB_CANCEL:
 		r->jobcall = jobs_cancel(j, r->path_id, on_answer, r, &e);
+		break;
+	case RESP_JOB_LIST:
+		r->jobcall = jobs_list(j, JOBS_LIST_MAX, on_answer, r, &e);
 		break;
 	default:
 		r->jobcall = jobs_status(j, r->path_id, on_answer, r, &e);

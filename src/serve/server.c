@@ -163,6 +163,7 @@ static void route_simple(struct req *r)
 	case RESP_JOB_STATUS:
 	case RESP_JOB_CANCEL:
 	case RESP_JOB_RESULTS:
+	case RESP_JOB_LIST:
 		route_job(r);
 		return;
 	case RESP_OPENAI_MODELS:
