@@ -365,3 +365,23 @@ chat() {
 	run -2 aichat serve --port 0 --redis-prefix ''
 	[ "$output" = "aichat: serve: invalid value '' for '--redis-prefix': must be at least 1 character" ]
 }
+
+@test "redis: one command that times out is one error in /metrics, not two (the command and the connection it drops)" {
+	redis_start
+	# The jobs' idle look for items waits: the request's commands are the only ones.
+	# No rate limit: the one command of /chat is the cache's GET.
+	AICHAT_JOB_POLL_MS=60000 replica_start A --redis "unix://$REDIS_SOCK" \
+		--redis-timeout 0.2
+	health_wait "$A" ok
+	errs() { curl -s "$A/metrics" | sed -n 's/^aichat_redis_errors_total //p'; }
+	[ "$(errs)" = 0 ]
+	kill -STOP "$REDIS_PID"
+	run chat "$A" '{"prompt":"hi","model":"mock:echo","temperature":0}'
+	[ "${output%% *}" = 200 ]       # a cache miss
+	sleep 0.3                       # the reconnection waits for the stopped Redis
+	[ "$(curl -s "$A/health" | json_get reason)" = "no reply within 200 ms" ]
+	[ "$(errs)" = 1 ]
+	kill -CONT "$REDIS_PID"
+	health_wait "$A" ok
+	[ "$(errs)" = 1 ]
+}

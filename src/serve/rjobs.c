@@ -48,7 +48,8 @@ static const char submit_lua[] =
 /* ARGV: prefix, consumer, count, visibility ms, now (ISO).  Takes items
  * idle for the visibility timeout (their replica is gone), then new
  * ones; drops those of jobs no longer queued or running and those with a
- * result.  Returns {entry, job, idx, item id, prompt, model, temperature,
+ * result.  Creates no key while no job was ever posted (the group again
+ * if it went missing: a flushed Redis).  Returns {entry, job, idx, item id, prompt, model, temperature,
  * max_tokens, api key} per item. */
 static const char take_lua[] =
 	"local p, me, n = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
@@ -58,11 +59,11 @@ static const char take_lua[] =
 	"if type(r) == 'table' and not r.err then\n"
 	"  for _, e in ipairs(r[2]) do if e and e[2] then got[#got + 1] = e end end\n"
 	"end\n"
-	"if #got < n then\n"
+	"if #got < n and redis.call('EXISTS', q) == 1 then\n"
 	"  local x = redis.pcall('XREADGROUP', 'GROUP', '" GROUP "', me, 'COUNT', n - #got,\n"
 	"    'STREAMS', q, '>')\n"
 	"  if type(x) == 'table' and x.err then\n"
-	"    redis.pcall('XGROUP', 'CREATE', q, '" GROUP "', '0', 'MKSTREAM')\n"
+	"    redis.pcall('XGROUP', 'CREATE', q, '" GROUP "', '0')\n"
 	"  elseif type(x) == 'table' then\n"
 	"    for _, e in ipairs(x[1][2]) do got[#got + 1] = e end\n"
 	"  end\n"
@@ -883,7 +884,7 @@ struct rjobs *rjobs_new(struct engine *eng, const struct config *cfg,
 	q->gate = gate;
 	q->concurrency = concurrency > 0 ? concurrency : 1;
 	q->vis_ms = env_ms("AICHAT_JOB_LEASE_MS", 30000, 300);
-	q->poll_ms = env_ms("AICHAT_JOB_POLL_MS", 250, 10);
+	q->poll_ms = env_ms("AICHAT_JOB_POLL_MS", 1000, 10);
 	if (gethostname(host, sizeof(host)) < 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';

@@ -37,7 +37,7 @@ struct rjobs_call;
  * prefix); at most concurrency items run here at once, each holding a
  * slot of gate.  The visibility timeout is $AICHAT_JOB_LEASE_MS (30 s by
  * default, as for the SQLite jobs' lease); an idle replica looks for
- * items every $AICHAT_JOB_POLL_MS (250 ms). */
+ * items every $AICHAT_JOB_POLL_MS (1 s; a job posted to it, at once). */
 struct rjobs *rjobs_new(struct engine *eng, const struct config *cfg,
 			struct redis *rs, const char *prefix,
 			const struct llm_opts *o, const struct upstream_gate *gate,
