@@ -79,7 +79,7 @@ const struct opt serve_opts[] = {
 	[O_LOG_CONV] = { 0, "log-conversations", NULL, NULL,
 			 "record each POST /conversation in the conversation log" },
 	[O_REDIS] = { 0, "redis", "URL", NULL,
-		      "share rate limits and the cache with other replicas through Redis at URL: redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH (also $AICHAT_REDIS_URL)" },
+		      "share rate limits, the cache and background jobs with other replicas through Redis at URL: redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH (also $AICHAT_REDIS_URL)" },
 	[O_REDIS_PREFIX] = { 0, "redis-prefix", "PREFIX", "redis_prefix",
 			     "namespace of every Redis key, so deployments can share one Redis" },
 	[O_REDIS_FAIL] = { 0, "redis-fail", "MODE", "redis_fail",
