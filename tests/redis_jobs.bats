@@ -221,6 +221,32 @@ print(len(ids), len(set(ids)), ids == ["i%d" % i for i in range(200)])' "$BATS_T
 	[ "$(json_get error.code <<<"${lines[0]}")" = not_found ]
 }
 
+@test "redis jobs: items spend the submitter's key wherever they run; Redis holds its number, never the key" {
+	redis_start
+	with_openai_fake '{"deltas":["ok"],"delay_ms":20}'
+	replica_start A --api-key k-one --api-key k-two --max-upstream 2
+	replica_start B --api-key k-one --api-key k-two --max-upstream 2
+	run curl -sS -H 'Authorization: Bearer k-two' -H 'Content-Type: application/json' "$A/jobs" \
+		-d "{\"model\":\"openai:gpt-4o-mini\",\"items\":$(items 12)}"
+	id=$(json_get id <<<"$output")
+	[[ $id =~ ^job_ ]]
+	for ((i = 0; i < 100; i++)); do
+		[ "$(curl -sS -H 'Authorization: Bearer k-one' "$B/jobs/$id" | json_get status)" = done ] && break
+		sleep 0.1
+	done
+	[ "$(rcli HGET "aichat:job:$id" api_key)" = 2 ]
+	run bash -c "for k in \$(redis-cli -s '$REDIS_SOCK' --scan); do redis-cli -s '$REDIS_SOCK' --no-raw DUMP \"\$k\"; done | grep -c 'k-two'"
+	[ "$output" = 0 ]
+	# Every item ran once, and the ledger has each under key:2.
+	[ "$(grep -c '"path":"/v1/chat/completions"' "$FAKE_LOG")" -eq 12 ]
+	for v in A B; do
+		stop_pid "$(eval echo "\$${v}_PID")"
+	done
+	run "$AICHAT_BIN" usage --by key --json
+	[ "$(json_get rows.0.group <<<"$output")" = key:2 ]
+	[ "$(json_get rows.0.exchanges <<<"$output")" = 12 ]
+}
+
 @test "redis jobs: Redis down, the job routes answer 503 and the others follow --redis-fail; Redis back, jobs run again" {
 	redis_start
 	replica_start A --redis-fail open
