@@ -779,7 +779,8 @@ static void on_drain_timeout(struct loop *l, void *data)
 			stop_work(r);
 			push_error(r, ERR_OVERLOADED, "server shutting down");
 			stream_end(r);
-		} else if ((r->chat || r->batch || r->embed || r->waiting || r->jobcall) &&
+		} else if ((r->chat || r->batch || r->embed || r->waiting || r->jobcall ||
+			    r->rjobcall) &&
 			   !r->queued && !r->pending) {
 			stop_work(r);
 			reply_error_status(r, 503, ERR_OVERLOADED,
