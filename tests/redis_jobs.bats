@@ -27,6 +27,7 @@ teardown() {
 		stop_pid "$p"
 	done
 	redis_stop
+	serve_stop
 	fake_stop
 }
 
