@@ -660,6 +660,8 @@ static void on_take(void *data, redisReply *rep, const char *why)
 					     atoi(rstr(e->element[7])) : 0;
 			it->req.stream = 1;
 			it->key = rstr(e->element[8]) ? atoi(rstr(e->element[8])) : 0;
+			if (it->key < 0)
+				it->key = 0;   /* a number is all Redis holds of a key */
 			if (q->tail)
 				q->tail->next = it;
 			else
