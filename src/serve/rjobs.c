@@ -49,8 +49,8 @@ static const char submit_lua[] =
  * idle for the visibility timeout (their replica is gone), then new
  * ones; drops those of jobs no longer queued or running and those with a
  * result.  Creates no key while no job was ever posted (the group again
- * if it went missing: a flushed Redis).  Returns {entry, job, idx, item id, prompt, model, temperature,
- * max_tokens, api key} per item. */
+ * if it went missing: a flushed Redis).  Returns {entry, job, idx, item
+ * id, prompt, model, temperature, max_tokens, api key} per item. */
 static const char take_lua[] =
 	"local p, me, n = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
 	"local q = p .. 'jobs:q'\n"
