@@ -24,3 +24,6 @@ bench/batch.sh
 echo
 echo "== rag: index 100 MB, BM25 search at a million chunks, dense brute force vs reading memory =="
 bench/rag.sh
+echo
+echo "== redis: 2 replicas sharing Redis vs 2 on their own, and Redis round trips a request =="
+bench/redis.sh

@@ -135,7 +135,7 @@ complete -c aichat -n '__fish_seen_subcommand_from serve' -l retries -x -d 'retr
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l rag-search-timeout -x -d 'time limit of the search of /rag/query and /rag/search; then 504 (0.001..3600, default 2)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l rag-embed-timeout -x -d 'time limit for embedding a /rag query; then BM25 alone (0.001..3600, default 5)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l log-conversations -d 'record each POST /conversation in the conversation log'
-complete -c aichat -n '__fish_seen_subcommand_from serve' -l redis -x -d 'share rate limits and the cache with other replicas through Redis at URL: redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH (also $AICHAT_REDIS_URL)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l redis -x -d 'share rate limits, the cache and background jobs with other replicas through Redis at URL: redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH (also $AICHAT_REDIS_URL)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l redis-prefix -x -d 'namespace of every Redis key, so deployments can share one Redis (default aichat:)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l redis-fail -x -a 'auto open closed' -d 'rate limits while Redis is down: open (allow) or closed (503); default closed for API keys, open for addresses (default auto)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l redis-timeout -x -d 'longest wait for a Redis reply; then Redis counts as down (0.001..60, default 0.1)'

@@ -173,3 +173,20 @@ wait_status() { # wait_status ID STATUS [SECONDS]
 	[ "$(fake_field 1 body.status)" = done ]
 	[ "$(fake_field 1 body.counts.succeeded)" = 2 ]
 }
+
+@test "GET /jobs lists the jobs, the newest first, each with its status" {
+	serve_start
+	run curl -sS "$SERVE_URL/jobs"
+	[ "$output" = '{"object":"list","data":[]}' ]
+	first=$(submit "{\"model\":\"mock:echo\",\"items\":$(items 2)}")
+	wait_status "$first" done
+	second=$(submit "{\"model\":\"mock:echo\",\"items\":$(items 3)}")
+	wait_status "$second" done
+	run curl -sS "$SERVE_URL/jobs"
+	[ "$(json_get object <<<"$output")" = list ]
+	[ "$(json_get data.0.id <<<"$output")" = "$second" ]
+	[ "$(json_get data.0.counts.total <<<"$output")" = 3 ]
+	[ "$(json_get data.1.id <<<"$output")" = "$first" ]
+	[ "$(json_get data.1.status <<<"$output")" = done ]
+	[ "$(json_get data <<<"$output" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ]
+}

@@ -365,3 +365,51 @@ chat() {
 	run -2 aichat serve --port 0 --redis-prefix ''
 	[ "$output" = "aichat: serve: invalid value '' for '--redis-prefix': must be at least 1 character" ]
 }
+
+@test "redis: one command that times out is one error in /metrics, not two (the command and the connection it drops)" {
+	redis_start
+	# The jobs' idle look for items waits: the request's commands are the only ones.
+	# No rate limit: the one command of /chat is the cache's GET.
+	AICHAT_JOB_POLL_MS=60000 replica_start A --redis "unix://$REDIS_SOCK" \
+		--redis-timeout 0.2
+	health_wait "$A" ok
+	errs() { curl -s "$A/metrics" | sed -n 's/^aichat_redis_errors_total //p'; }
+	[ "$(errs)" = 0 ]
+	kill -STOP "$REDIS_PID"
+	run chat "$A" '{"prompt":"hi","model":"mock:echo","temperature":0}'
+	[ "${output%% *}" = 200 ]       # a cache miss
+	sleep 0.3                       # the reconnection waits for the stopped Redis
+	[ "$(curl -s "$A/health" | json_get reason)" = "no reply within 200 ms" ]
+	[ "$(errs)" = 1 ]
+	kill -CONT "$REDIS_PID"
+	health_wait "$A" ok
+	[ "$(errs)" = 1 ]
+}
+
+@test "redis: the config file's \"redis\" settings apply when no option is given; an option wins" {
+	redis_start
+	export AICHAT_CONFIG="$BATS_TEST_TMPDIR/config.json"
+	printf '{"redis": {"url": "unix://%s", "prefix": "cfg:", "fail": "closed", "timeout": 0.5}}\n' \
+		"$REDIS_SOCK" >"$AICHAT_CONFIG"
+	replica_start A --rate-limit 2/minute
+	replica_start B --rate-limit 2/minute --redis-prefix cli:
+	for u in "$A" "$B"; do
+		r=$(chat "$u" '{"prompt":"hi","model":"mock:echo"}')
+		[ "${r%% *}" = 200 ]
+	done
+	run bash -c "redis-cli -s '$REDIS_SOCK' --scan | sort"
+	[ "$output" = $'cfg:rl:127.0.0.1\ncli:rl:127.0.0.1' ]
+	# fail: closed from the file: an address is refused while Redis is down.
+	redis_stop
+	health_wait "$A" degraded
+	r=$(chat "$A" '{"prompt":"hi","model":"mock:echo"}')
+	[ "${r%% *}" = 503 ]
+	# A bad URL in the file is a configuration error naming it.
+	printf '{"redis": {"url": "rediss://h"}}\n' >"$AICHAT_CONFIG"
+	run -3 "$AICHAT_BIN" serve --port 0
+	[[ $output == "aichat: serve: config file '$AICHAT_CONFIG': 'redis.url': invalid Redis URL 'rediss://h': rediss://"* ]]
+	# A bad setting in the file: exit 3, naming it.
+	printf '{"redis": {"url": "redis://h", "fail": "sometimes"}}\n' >"$AICHAT_CONFIG"
+	run -3 "$AICHAT_BIN" serve --port 0
+	[ "$output" = "aichat: serve: config file '$AICHAT_CONFIG': 'redis.fail' must be auto, open or closed" ]
+}

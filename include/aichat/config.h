@@ -16,7 +16,9 @@
  *       "prices":  { "openai:gpt-4o": { "input": 2.5, "output": 10,
  *                                       "cached_input": 1.25,
  *                                       "cache_write": 3.125 } },
- *       "budgets": { "key:1": "5.00/day" } }
+ *       "budgets": { "key:1": "5.00/day" },
+ *       "redis":   { "url": "redis://10.0.0.5:6379/0", "prefix": "aichat:",
+ *                    "fail": "auto", "timeout": 0.1 } }
  *
  * All strings in struct config are owned by it; config_release() frees them.
  */
@@ -76,6 +78,11 @@ struct config {
 	size_t nprices;
 	struct config_budget *key_budgets;
 	size_t nkey_budgets;
+	/* "redis": serve's --redis, --redis-prefix, --redis-fail and
+	 * --redis-timeout, for when neither the option nor (for the URL)
+	 * $AICHAT_REDIS_URL is given.  NULL, or timeout 0: not in the file. */
+	char *redis_url, *redis_prefix, *redis_fail;
+	double redis_timeout;
 };
 
 /* The input budget in tokens for model full_name ("provider:model"):

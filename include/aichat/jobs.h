@@ -79,6 +79,11 @@ struct jobs_call *jobs_results(struct jobs *j, const char *id,
 			       jobs_reply_fn fn, void *ud, struct err *e);
 struct jobs_call *jobs_cancel(struct jobs *j, const char *id,
 			      jobs_reply_fn fn, void *ud, struct err *e);
+/* The newest jobs first, at most limit: status is {"object": "list",
+ * "data": [status...]}. */
+#define JOBS_LIST_MAX 100
+struct jobs_call *jobs_list(struct jobs *j, int limit,
+			    jobs_reply_fn fn, void *ud, struct err *e);
 /* fn will not be called (what was asked is still done). */
 void jobs_call_cancel(struct jobs_call *c);
 

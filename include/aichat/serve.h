@@ -26,6 +26,7 @@ enum route_response {
 	RESP_JOB_STATUS,    /* job status */
 	RESP_JOB_RESULTS,   /* JSONL of finished items */
 	RESP_JOB_CANCEL,    /* job status after cancelling */
+	RESP_JOB_LIST,      /* the newest jobs' statuses */
 	RESP_RAG_QUERY,     /* RAGResponse, or SSE with a metadata event */
 	RESP_RAG_SEARCH,    /* ranked passages */
 	RESP_RAG_COLLECTIONS, /* the collections, with their counts */

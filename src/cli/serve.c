@@ -79,7 +79,7 @@ const struct opt serve_opts[] = {
 	[O_LOG_CONV] = { 0, "log-conversations", NULL, NULL,
 			 "record each POST /conversation in the conversation log" },
 	[O_REDIS] = { 0, "redis", "URL", NULL,
-		      "share rate limits and the cache with other replicas through Redis at URL: redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH (also $AICHAT_REDIS_URL)" },
+		      "share rate limits, the cache and background jobs with other replicas through Redis at URL: redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH (also $AICHAT_REDIS_URL)" },
 	[O_REDIS_PREFIX] = { 0, "redis-prefix", "PREFIX", "redis_prefix",
 			     "namespace of every Redis key, so deployments can share one Redis" },
 	[O_REDIS_FAIL] = { 0, "redis-fail", "MODE", "redis_fail",
@@ -433,6 +433,25 @@ int cmd_serve(int argc, char **argv)
 	}
 	if ((status = key_budgets(&r, &cfg, keys.n, &budgets)) != EXIT_OK)
 		goto cleanup;
+	/* The config file's "redis" where no option (and, for the URL, no
+	 * $AICHAT_REDIS_URL) says otherwise: the command line wins. */
+	if (!r.values[O_REDIS] && !env_get("AICHAT_REDIS_URL") && cfg.redis_url) {
+		struct redis_target t;
+		so.redis_url = cfg.redis_url;
+		if (redis_url_parse(so.redis_url, &t, &e) < 0) {
+			fprintf(stderr, "aichat: serve: config file '%s': 'redis.url': %s\n",
+				cfg.path, e.msg);
+			status = EXIT_CONFIG;
+			goto cleanup;
+		}
+	}
+	if (!r.seen[O_REDIS_PREFIX] && cfg.redis_prefix)
+		so.redis_prefix = cfg.redis_prefix;
+	if (!r.seen[O_REDIS_FAIL] && cfg.redis_fail)
+		so.redis_fail = !strcmp(cfg.redis_fail, "open") ? 1 :
+				!strcmp(cfg.redis_fail, "closed") ? 2 : 0;
+	if (!r.seen[O_REDIS_TIMEOUT] && cfg.redis_timeout > 0)
+		so.redis_timeout_ms = (int64_t)(cfg.redis_timeout * 1000 + 0.5);
 	so.key_budgets = budgets;
 	so.default_model = r.values[O_MODEL];
 	if (so.default_model) {

@@ -208,14 +208,15 @@ static int db_retry(sqlite3 *db)
 
 /* ==== calls from the routes ==== */
 
-enum call_kind { CALL_SUBMIT, CALL_STATUS, CALL_RESULTS, CALL_CANCEL };
+enum call_kind { CALL_SUBMIT, CALL_STATUS, CALL_RESULTS, CALL_CANCEL, CALL_LIST };
 
 struct jobs_call {
 	struct jobs *j;
 	enum call_kind kind;
 	char id[24];
 	cJSON *req;                   /* CALL_SUBMIT: the body, a copy */
-	int key;                      /* CALL_SUBMIT: the API key's number */
+	int key;                      /* CALL_SUBMIT: the API key's number;
+				       * CALL_LIST: how many at most */
 	cJSON *status;
 	struct buf results;
 	struct err e;
@@ -334,6 +335,38 @@ static int db_cancel(sqlite3 *db, struct jobs_call *c)
 	return db_status(db, c->id, &c->status, &c->e);
 }
 
+/* The newest jobs' statuses, as a list object. */
+static int db_list(sqlite3 *db, struct jobs_call *c)
+{
+	sqlite3_stmt *st;
+	cJSON *data;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT id FROM jobs ORDER BY created_at DESC, rowid DESC"
+			       " LIMIT ?", -1, &st, NULL) != SQLITE_OK)
+		return db_fail(db, &c->e);
+	sqlite3_bind_int(st, 1, c->key);
+	c->status = cJSON_CreateObject();
+	cJSON_AddStringToObject(c->status, "object", "list");
+	data = cJSON_AddArrayToObject(c->status, "data");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		cJSON *one = NULL;
+		char id[40];
+		snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(st, 0));
+		if ((rc = db_status(db, id, &one, &c->e)) != 0)
+			break;
+		if (one)
+			cJSON_AddItemToArray(data, one);
+		rc = SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	cJSON_Delete(c->status);
+	c->status = NULL;
+	return rc == SQLITE_ROW ? db_fail(db, &c->e) : rc;
+}
+
 static int call_run(sqlite3 *db, void *arg)
 {
 	struct jobs_call *c = arg;
@@ -348,6 +381,8 @@ static int call_run(sqlite3 *db, void *arg)
 		return db_results(db, c);
 	case CALL_CANCEL:
 		return db_cancel(db, c);
+	case CALL_LIST:
+		return db_list(db, c);
 	case CALL_STATUS:
 		break;
 	}
@@ -392,7 +427,7 @@ static struct jobs_call *call_new(struct jobs *j, enum call_kind kind, const cha
 {
 	struct jobs_call *c;
 
-	if (kind != CALL_SUBMIT && !jobs_valid_id(id)) {
+	if (kind != CALL_SUBMIT && kind != CALL_LIST && !jobs_valid_id(id)) {
 		err_set(e, ERR_NOT_FOUND, "no job '%.64s' (job ids look like job_0123456789abcdef)", id);
 		return NULL;
 	}
@@ -403,6 +438,8 @@ static struct jobs_call *call_new(struct jobs *j, enum call_kind kind, const cha
 		memcpy(c->id, "job_", 4);
 		random_hex(c->id + 4, 8);
 		c->req = cJSON_Duplicate(req, 1);
+		c->key = key;
+	} else if (kind == CALL_LIST) {
 		c->key = key;
 	} else {
 		snprintf(c->id, sizeof(c->id), "%s", id);
@@ -449,6 +486,12 @@ struct jobs_call *jobs_cancel(struct jobs *j, const char *id,
 			      jobs_reply_fn fn, void *ud, struct err *e)
 {
 	return call_new(j, CALL_CANCEL, id, NULL, 0, fn, ud, e);
+}
+
+struct jobs_call *jobs_list(struct jobs *j, int limit,
+			    jobs_reply_fn fn, void *ud, struct err *e)
+{
+	return call_new(j, CALL_LIST, NULL, NULL, limit > 0 ? limit : 1, fn, ud, e);
 }
 
 void jobs_call_cancel(struct jobs_call *c)

@@ -8,7 +8,7 @@
  * signals, start and stop), http.c (MHD on the loop, responses, suspend
  * and resume, SSE), auth.c (API keys, rate limit, the upstream gate),
  * shared.c (the rate limiter and the response cache, in the process or
- * in Redis through redis.c), chatroute.c (what the routes that call a
+ * in Redis through redis.c), rjobs.c (background jobs in Redis), chatroute.c (what the routes that call a
  * chat model share), and one
  * routes_*.c per family of routes (seed, OpenAI /v1, embeddings, jobs,
  * rag, playground).
@@ -116,7 +116,8 @@ struct server {
 	struct limiter *lim;         /* --rate-limit, or NULL */
 	struct acache *cache;        /* the response cache, or NULL */
 	sqlite3 *db;
-	struct jobs *jobs;
+	struct jobs *jobs;           /* the jobs in SQLite, without --redis */
+	struct rjobs *rjobs;         /* the jobs in Redis, with --redis */
 	struct searcher *searcher;   /* the rag routes' searches */
 	struct models_cache models;  /* GET /v1/models, for a minute */
 	struct models_job *models_job;  /* the listing under way, if any */
@@ -231,6 +232,7 @@ struct req {
 				      * /v1/embeddings request relayed */
 	struct search *search;       /* the search under way (worker thread) */
 	struct jobs_call *jobcall;   /* the jobs service's answer to wait for */
+	struct rjobs_call *rjobcall; /* ... or the Redis jobs' */
 	/* for the log line */
 	char model[256];
 	char provider[64];
@@ -648,8 +650,10 @@ void start_embeddings(struct req *r);
 /* ==== routes_jobs.c: /jobs ==== */
 
 /* The /jobs routes: POST /jobs queues the validated body (r->json) as a
- * job (202); GET /jobs/{id}, GET /jobs/{id}/results and DELETE /jobs/{id}
- * report on one or cancel it.  503 when the jobs service is off. */
+ * job (202); GET /jobs lists the newest; GET /jobs/{id}, GET
+ * /jobs/{id}/results and DELETE /jobs/{id} report on one or cancel it.
+ * The jobs are in SQLite (core/jobs.c), or in Redis with --redis
+ * (rjobs.c); 503 when the jobs service is off or Redis is down. */
 void route_job(struct req *r);
 
 /* ==== routes_rag.c: /rag/search and /rag/query ==== */

@@ -201,6 +201,18 @@ static const struct schema schema_job_status = {
 	"JobStatus", job_status_fields, NFIELDS(job_status_fields)
 };
 
+static const char *const list_object[] = { "list", NULL };
+
+static const struct field job_list_fields[] = {
+	{ "object", FIELD_STRING, 1, NULL, NB, NB, list_object, NULL, "always \"list\"" },
+	{ "data", FIELD_ARRAY, 1, NULL, NB, NB, NULL, &schema_job_status,
+	  "the newest jobs first, at most 100" },
+};
+
+static const struct schema schema_job_list = {
+	"JobList", job_list_fields, NFIELDS(job_list_fields)
+};
+
 /* ---- rag ---- */
 
 static const char *const json_integer[] = { "integer", NULL };
@@ -783,6 +795,7 @@ static const struct schema *ok_schema(const struct route_info *r)
 	case RESP_JOB_SUBMIT:
 	case RESP_JOB_STATUS:
 	case RESP_JOB_CANCEL: return &schema_job_status;
+	case RESP_JOB_LIST: return &schema_job_list;
 	case RESP_RAG_QUERY: return &schema_rag_response;
 	case RESP_RAG_SEARCH: return &schema_rag_search_response;
 	case RESP_RAG_COLLECTIONS: return &schema_rag_collections_response;

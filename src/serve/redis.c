@@ -404,11 +404,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 	c->timer = NULL;
 	c->fn = NULL;
 	if (!rep) {
-		if (fn) {
-			rs->st.errors++;
+		/* Lost with its connection: counted once, as the loss. */
+		if (fn)
 			fn(c->data, NULL, rs->reason[0] ? rs->reason :
 			   "connection lost");
-		}
 		free(c);
 		return;
 	}
@@ -426,15 +425,19 @@ static void on_deadline(struct loop *l, void *data)
 	struct redis_call *c = data;
 	struct redis *rs = c->rs;
 	char why[120];
+	unsigned long long before;
 
 	(void)l;
 	c->timer = NULL;
-	rs->st.errors++;
 	snprintf(why, sizeof(why), "no reply within %lld ms",
 		 (long long)rs->timeout_ms);
 	call_fail(c, why);
-	/* A Redis that does not answer in time is treated as gone. */
+	/* A Redis that does not answer in time is treated as gone.  One
+	 * failure, counted once: as the connection lost, else here. */
+	before = rs->st.errors;
 	drop(rs, why);
+	if (rs->st.errors == before)
+		rs->st.errors++;
 }
 
 struct redis_call *redis_command(struct redis *rs, redis_reply_fn fn,

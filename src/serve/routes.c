@@ -27,6 +27,8 @@ const struct route_info serve_routes[] = {
 	  NULL, RESP_RAG_COLLECTIONS, 1, 0 },
 	{ "POST", "/jobs", "queue a background batch job (up to 10,000 items)",
 	  &schema_job_request, RESP_JOB_SUBMIT, 1, 0 },
+	{ "GET", "/jobs", "the newest jobs, up to 100, each with its status",
+	  NULL, RESP_JOB_LIST, 1, 0 },
 	{ "GET", "/jobs/{id}", "a job's status, counts and timestamps",
 	  NULL, RESP_JOB_STATUS, 1, 0 },
 	{ "GET", "/jobs/{id}/results", "a job's finished results as JSONL, in input order",

@@ -1,7 +1,7 @@
 /*
  * routes_jobs.c - background jobs over HTTP: POST /jobs queues a batch
  * (202), GET /jobs/{id} and /jobs/{id}/results report on it, DELETE
- * /jobs/{id} cancels it.  The work is the jobs service's (core/jobs.c),
+ * /jobs/{id} cancels it, GET /jobs lists the newest.  The work is the jobs service's (core/jobs.c),
  * which outlives the request; its database work runs on the writer's
  * thread, so each route suspends until the answer comes back (r->jobcall),
  * and a full writer queue is a 503 with Retry-After.  503 too when the
@@ -9,6 +9,7 @@
  */
 #include "aichat/jobs.h"
 #include "internal.h"
+#include "rjobs.h"
 
 static void on_answer(void *ud, cJSON *status, const struct buf *results,
 		      const struct err *e)
@@ -16,6 +17,7 @@ static void on_answer(void *ud, cJSON *status, const struct buf *results,
 	struct req *r = ud;
 
 	r->jobcall = NULL;
+	r->rjobcall = NULL;
 	if (!status)
 		reply_error(r, e);
 	else if (r->route->response == RESP_JOB_RESULTS) {
@@ -23,6 +25,48 @@ static void on_answer(void *ud, cJSON *status, const struct buf *results,
 		cJSON_Delete(status);
 	} else
 		reply_json(r, r->route->response == RESP_JOB_SUBMIT ? 202 : 200, status);
+}
+
+/* A call that could not be made: 503 with Retry-After when the jobs
+ * cannot be reached (a full queue, Redis down), else e as it is. */
+static void reply_job_error(struct req *r, const struct err *e)
+{
+	if (e->code == ERR_OVERLOADED) {
+		struct MHD_Response *resp = error_response(r, e->code, e->msg);
+		mhd.add_response_header(resp, "Retry-After", "1");
+		send_response(r, 503, resp);
+	} else {
+		reply_error(r, e);
+	}
+}
+
+/* The same routes on the jobs in Redis (--redis). */
+static void route_job_redis(struct req *r, struct rjobs *q)
+{
+	struct err e;
+
+	err_clear(&e);
+	switch (r->route->response) {
+	case RESP_JOB_SUBMIT:
+		r->rjobcall = rjobs_submit(q, r->json, r->key, on_answer, r, &e);
+		break;
+	case RESP_JOB_RESULTS:
+		r->rjobcall = rjobs_results(q, r->path_id, on_answer, r, &e);
+		break;
+	case RESP_JOB_CANCEL:
+		r->rjobcall = rjobs_cancel(q, r->path_id, on_answer, r, &e);
+		break;
+	case RESP_JOB_LIST:
+		r->rjobcall = rjobs_list(q, JOBS_LIST_MAX, on_answer, r, &e);
+		break;
+	default:
+		r->rjobcall = rjobs_status(q, r->path_id, on_answer, r, &e);
+		break;
+	}
+	if (r->rjobcall)
+		req_suspend(r);
+	else
+		reply_job_error(r, &e);
 }
 
 /* POST /jobs (its body validated, in r->json), and GET and DELETE on
@@ -33,6 +77,10 @@ void route_job(struct req *r)
 	struct err e;
 
 	err_clear(&e);
+	if (r->srv->rjobs) {
+		route_job_redis(r, r->srv->rjobs);
+		return;
+	}
 	if (!j) {
 		reply_error_status(r, 503, ERR_OVERLOADED,
 				   "background jobs are unavailable: the database could not be opened");
@@ -48,17 +96,15 @@ void route_job(struct req *r)
 	case RESP_JOB_CANCEL:
 		r->jobcall = jobs_cancel(j, r->path_id, on_answer, r, &e);
 		break;
+	case RESP_JOB_LIST:
+		r->jobcall = jobs_list(j, JOBS_LIST_MAX, on_answer, r, &e);
+		break;
 	default:
 		r->jobcall = jobs_status(j, r->path_id, on_answer, r, &e);
 		break;
 	}
-	if (r->jobcall) {
+	if (r->jobcall)
 		req_suspend(r);
-	} else if (e.code == ERR_OVERLOADED) {
-		struct MHD_Response *resp = error_response(r, e.code, e.msg);
-		mhd.add_response_header(resp, "Retry-After", "1");
-		send_response(r, 503, resp);
-	} else {
-		reply_error(r, &e);
-	}
+	else
+		reply_job_error(r, &e);
 }

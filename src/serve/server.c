@@ -26,6 +26,7 @@
 #include "aichat/openapi.h"
 #include "aichat/rag.h"
 #include "aichat/redis.h"
+#include "rjobs.h"
 #include "aichat/trust.h"
 #include "aichat/xalloc.h"
 #include "internal.h"
@@ -162,6 +163,7 @@ static void route_simple(struct req *r)
 	case RESP_JOB_STATUS:
 	case RESP_JOB_CANCEL:
 	case RESP_JOB_RESULTS:
+	case RESP_JOB_LIST:
 		route_job(r);
 		return;
 	case RESP_OPENAI_MODELS:
@@ -583,6 +585,11 @@ void stop_work(struct req *r)
 		r->jobcall = NULL;
 		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
 	}
+	if (r->rjobcall) {
+		rjobs_call_cancel(r->rjobcall);
+		r->rjobcall = NULL;
+		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
+	}
 	if (r->kv) {
 		shared_call_cancel(r->kv);
 		r->kv = NULL;
@@ -782,7 +789,8 @@ static void on_drain_timeout(struct loop *l, void *data)
 			stop_work(r);
 			push_error(r, ERR_OVERLOADED, "server shutting down");
 			stream_end(r);
-		} else if ((r->chat || r->batch || r->embed || r->waiting || r->jobcall) &&
+		} else if ((r->chat || r->batch || r->embed || r->waiting || r->jobcall ||
+			    r->rjobcall) &&
 			   !r->queued && !r->pending) {
 			stop_work(r);
 			reply_error_status(r, 503, ERR_OVERLOADED,
@@ -957,12 +965,22 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 		llm_opts_default(&lo);
 		lo.retries = o->retries;
 		upstream_gate_init(&srv);
+		if (srv.redis) {
+			/* Jobs in Redis: every replica sees and runs them. */
+			srv.rjobs = rjobs_new(srv.eng, cfg, srv.redis, o->redis_prefix, &lo,
+					      &srv.gate, o->max_upstream > 0 ?
+					      o->max_upstream : 20);
+			rjobs_set_spend(srv.rjobs, spend_job_item, &srv);
+			rjobs_start(srv.rjobs);
+		}
 		if (store_open(NULL, &srv.db, &dbe) == 0 &&
 		    (srv.writer = writer_new(srv.loop, o->max_queue ? (size_t)o->max_queue : 1,
 					     &dbe))) {
-			srv.jobs = jobs_new(srv.eng, cfg, srv.writer, 2, &lo, &srv.gate);
-			jobs_set_spend(srv.jobs, spend_job_item, &srv);
-			jobs_resume(srv.jobs);
+			if (!srv.redis) {
+				srv.jobs = jobs_new(srv.eng, cfg, srv.writer, 2, &lo, &srv.gate);
+				jobs_set_spend(srv.jobs, spend_job_item, &srv);
+				jobs_resume(srv.jobs);
+			}
 			if (!(srv.searcher = searcher_new(srv.loop, &dbe)))
 				fprintf(stderr, "aichat: serve: document search off: %s\n", dbe.msg);
 		} else {
@@ -1040,6 +1058,7 @@ cleanup:
 	/* The jobs stop, the writer writes what is queued, then the jobs
 	 * (which those writes point to) go. */
 	jobs_stop(srv.jobs);
+	rjobs_stop(srv.rjobs);
 	writer_free(srv.writer);
 	jobs_free(srv.jobs);
 	free(srv.bwait);
@@ -1053,6 +1072,7 @@ cleanup:
 	limiter_free(srv.lim);
 	acache_free(srv.cache);
 	redis_free(srv.redis);
+	rjobs_free(srv.rjobs);   /* after: the replies redis_free() fails */
 	free(srv.spend);
 	loop_free(srv.loop);
 	return rc;

@@ -202,6 +202,55 @@ static int parse_budget(struct config *c, const char *path, const cJSON *b,
 	return 0;
 }
 
+/* "redis": {"url", "prefix", "fail", "timeout"}, each checked as the
+ * options check theirs (the URL's shape is serve's to check). */
+static int parse_redis(struct config *c, const char *path, const cJSON *r,
+		       struct err *e)
+{
+	const cJSON *n;
+	char name[65];
+
+	if (!cJSON_IsObject(r))
+		return err_set(e, ERR_CONFIG,
+			       "config file '%s': 'redis' must be an object: {url, prefix, fail, timeout}",
+			       path);
+	cJSON_ArrayForEach(n, r) {
+		const char *k = n->string;
+		char key[32];
+		char **dst = !strcmp(k, "url") ? &c->redis_url :
+			     !strcmp(k, "prefix") ? &c->redis_prefix :
+			     !strcmp(k, "fail") ? &c->redis_fail : NULL;
+
+		if (!strcmp(k, "timeout")) {
+			if (!cJSON_IsNumber(n) || !(n->valuedouble >= 0.001 && n->valuedouble <= 60))
+				return err_set(e, ERR_CONFIG,
+					       "config file '%s': 'redis.timeout' must be a number of seconds from 0.001 to 60",
+					       path);
+			c->redis_timeout = n->valuedouble;
+			continue;
+		}
+		if (!dst)
+			return err_set(e, ERR_CONFIG,
+				       "config file '%s': 'redis.%s': unknown key (expected url, prefix, fail, timeout)",
+				       path, shown(k, name, sizeof(name)));
+		snprintf(key, sizeof(key), "redis.%s", k);
+		if (want_string(path, n, key, e) < 0)
+			return -1;
+		if (dst == &c->redis_prefix && strlen(n->valuestring) > 64)
+			return err_set(e, ERR_CONFIG,
+				       "config file '%s': 'redis.prefix' must be at most 64 characters",
+				       path);
+		if (dst == &c->redis_fail && strcmp(n->valuestring, "auto") &&
+		    strcmp(n->valuestring, "open") && strcmp(n->valuestring, "closed"))
+			return err_set(e, ERR_CONFIG,
+				       "config file '%s': 'redis.fail' must be auto, open or closed",
+				       path);
+		free(*dst);
+		*dst = xstrdup(n->valuestring);
+	}
+	return 0;
+}
+
 int config_parse(struct config *c, const char *path, const char *text,
 		 size_t len, struct err *e)
 {
@@ -318,6 +367,9 @@ int config_parse(struct config *c, const char *path, const char *text,
 				if ((prices ? parse_price(c, path, a, e) :
 				     parse_budget(c, path, a, e)) < 0)
 					goto cleanup;
+		} else if (!strcmp(k, "redis")) {
+			if (parse_redis(c, path, n, e) < 0)
+				goto cleanup;
 		} else if (!strcmp(k, "providers")) {
 			if (!cJSON_IsObject(n)) {
 				err_set(e, ERR_CONFIG,
@@ -330,7 +382,7 @@ int config_parse(struct config *c, const char *path, const char *text,
 		} else {
 			char name[65];
 			err_set(e, ERR_CONFIG,
-				"config file '%s': unknown key '%s' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes, prices, budgets)",
+				"config file '%s': unknown key '%s' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes, prices, budgets, redis)",
 				path, shown(k, name, sizeof(name)));
 			goto cleanup;
 		}
@@ -398,6 +450,9 @@ void config_release(struct config *c)
 	free(c->aliases);
 	free(c->providers);
 	free(c->default_model);
+	free(c->redis_url);
+	free(c->redis_prefix);
+	free(c->redis_fail);
 	free(c->path);
 	memset(c, 0, sizeof(*c));
 }

@@ -111,10 +111,10 @@ static const struct ccase cases[] = {
 	BAD("array at the top", "[]", PFX "must be a JSON object"),
 	BAD("string at the top", "\"openai:gpt-4o\"", PFX "must be a JSON object"),
 	BAD("unknown top-level key", "{\"default_modle\":\"a:b\"}",
-	  PFX "unknown key 'default_modle' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes, prices, budgets)"),
+	  PFX "unknown key 'default_modle' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes, prices, budgets, redis)"),
 	BAD("unknown key after good ones",
 	  "{\"default_model\":\"a:b\",\"alias\":{}}",
-	  PFX "unknown key 'alias' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes, prices, budgets)"),
+	  PFX "unknown key 'alias' (expected default_model, aliases, providers, log, context_budget, max_prompt_bytes, prices, budgets, redis)"),
 	BAD("empty default_model", "{\"default_model\":\"\"}",
 	  PFX "'default_model' must be a non-empty string"),
 	BAD("number default_model", "{\"default_model\":4}",
@@ -127,6 +127,21 @@ static const struct ccase cases[] = {
 	  PFX "'aliases.fast' must be a non-empty string"),
 	BAD("object alias target", "{\"aliases\":{\"a\":\"x:y\",\"fast\":{}}}",
 	  PFX "'aliases.fast' must be a non-empty string"),
+	BAD("redis not an object", "{\"redis\":\"redis://h\"}",
+	  PFX "'redis' must be an object: {url, prefix, fail, timeout}"),
+	BAD("redis: an unknown key", "{\"redis\":{\"uri\":\"redis://h\"}}",
+	  PFX "'redis.uri': unknown key (expected url, prefix, fail, timeout)"),
+	BAD("redis: an empty url", "{\"redis\":{\"url\":\"\"}}",
+	  PFX "'redis.url' must be a non-empty string"),
+	BAD("redis: fail neither open nor closed", "{\"redis\":{\"fail\":\"half\"}}",
+	  PFX "'redis.fail' must be auto, open or closed"),
+	BAD("redis: a prefix of 65 characters",
+	  "{\"redis\":{\"prefix\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}}",
+	  PFX "'redis.prefix' must be at most 64 characters"),
+	BAD("redis: a timeout of 0", "{\"redis\":{\"timeout\":0}}",
+	  PFX "'redis.timeout' must be a number of seconds from 0.001 to 60"),
+	BAD("redis: a timeout as a string", "{\"redis\":{\"timeout\":\"1\"}}",
+	  PFX "'redis.timeout' must be a number of seconds from 0.001 to 60"),
 	BAD("prices not an object", "{\"prices\":[]}",
 	  PFX "'prices' must be an object of provider:model: {input, output, cached_input, cache_write}"),
 	BAD("a price without its provider", "{\"prices\":{\"gpt-4o\":{\"input\":1,\"output\":1}}}",
@@ -506,6 +521,24 @@ static void test_prices(void)
 	config_release(&c);
 }
 
+static void test_redis(void)
+{
+	static const char text[] =
+		"{\"redis\": {\"url\": \"unix:///run/redis.sock\", \"prefix\": "
+		"\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+		" \"fail\": \"closed\", \"timeout\": 60}}";
+	struct config c;
+	struct err e;
+
+	err_clear(&e);
+	is_int(config_parse(&c, PATH, text, strlen(text), &e), 0, "redis: parsed");
+	is_str(c.redis_url, "unix:///run/redis.sock", "redis: url");
+	is_int((long)strlen(c.redis_prefix), 64, "redis: a prefix of 64 characters");
+	is_str(c.redis_fail, "closed", "redis: fail");
+	is_int((long)(c.redis_timeout * 1000), 60000, "redis: the longest timeout");
+	config_release(&c);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -514,5 +547,6 @@ int main(void)
 	test_sizes();
 	test_load();
 	test_prices();
+	test_redis();
 	return tap_done();
 }

@@ -273,6 +273,7 @@ static void check_route_spots(void)
 		case RESP_JOB_SUBMIT:
 		case RESP_JOB_STATUS:
 		case RESP_JOB_CANCEL: want = "JobStatus"; break;
+		case RESP_JOB_LIST: want = "JobList"; break;
 		case RESP_JOB_RESULTS: mt = "application/x-ndjson"; break;
 		case RESP_RAG_QUERY: want = "RAGResponse"; break;
 		case RESP_RAG_SEARCH: want = "RAGSearchResponse"; break;
