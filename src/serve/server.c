@@ -1041,7 +1041,10 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 	}
 	loop_del_fd(srv.loop, srv.sigfd);
 	close(srv.sigfd);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	/* SIGINT and SIGTERM stay blocked: a second one arriving while the
+	 * server cleans up (the writer still flushing) would otherwise kill
+	 * the process on its way out of a clean drain (exit 143). */
+	(void)old;
 cleanup:
 	for (size_t i = 0; i < srv.nls; i++)
 		if (srv.ls[i].d)
