@@ -87,4 +87,10 @@ struct jobs_call *jobs_list(struct jobs *j, int limit,
 /* fn will not be called (what was asked is still done). */
 void jobs_call_cancel(struct jobs_call *c);
 
+/* Shared by both job backends (jobs.c, serve/rjobs.c): the time now as
+ * "YYYY-MM-DDTHH:MM:SSZ" (UTC), and bytes (at most 16) random bytes as
+ * lowercase hex into dst (2 * bytes + 1 long), for ids. */
+void jobs_now_iso(char *dst, size_t cap);
+void jobs_random_hex(char *dst, int bytes);
+
 #endif

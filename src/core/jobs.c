@@ -78,7 +78,7 @@ struct jobs {
 	void *spend_ud;
 };
 
-static void now_iso(char *dst, size_t cap)
+void jobs_now_iso(char *dst, size_t cap)
 {
 	time_t t = time(NULL);
 	struct tm tm;
@@ -180,7 +180,7 @@ static int db_status(sqlite3 *db, const char *id, cJSON **out, struct err *e)
 	return 0;
 }
 
-static void random_hex(char *dst, int bytes)
+void jobs_random_hex(char *dst, int bytes)
 {
 	unsigned char b[16];
 	static const char hex[] = "0123456789abcdef";
@@ -234,7 +234,7 @@ static int db_submit(sqlite3 *db, struct jobs_call *c)
 	long idx = 0;
 	int rc;
 
-	now_iso(when, sizeof(when));
+	jobs_now_iso(when, sizeof(when));
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return db_abort(db, &c->e);
 	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (id, status, model, temperature,"
@@ -321,7 +321,7 @@ static int db_cancel(sqlite3 *db, struct jobs_call *c)
 	char when[32];
 	int rc;
 
-	now_iso(when, sizeof(when));
+	jobs_now_iso(when, sizeof(when));
 	if (sqlite3_prepare_v2(db, "UPDATE jobs SET status = 'cancelled', finished_at = ?,"
 			       " owner = NULL WHERE id = ? AND status IN ('queued', 'running')",
 			       -1, &st, NULL) != SQLITE_OK)
@@ -436,7 +436,7 @@ static struct jobs_call *call_new(struct jobs *j, enum call_kind kind, const cha
 	c->kind = kind;
 	if (kind == CALL_SUBMIT) {
 		memcpy(c->id, "job_", 4);
-		random_hex(c->id + 4, 8);
+		jobs_random_hex(c->id + 4, 8);
 		c->req = cJSON_Duplicate(req, 1);
 		c->key = key;
 	} else if (kind == CALL_LIST) {
@@ -863,7 +863,7 @@ static int finish_run(sqlite3 *db, void *arg)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return 0;
 	}
-	now_iso(when, sizeof(when));
+	jobs_now_iso(when, sizeof(when));
 	if (sqlite3_prepare_v2(db, "UPDATE jobs SET status = ?, finished_at = ?"
 			       " WHERE id = ? AND status = 'running' AND owner = ?",
 			       -1, &st, NULL) != SQLITE_OK)
@@ -984,7 +984,7 @@ static int claim_run(sqlite3 *db, void *arg)
 	int rc;
 
 	c->claimed = 0;
-	now_iso(when, sizeof(when));
+	jobs_now_iso(when, sizeof(when));
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return db_retry(db);
 	if (sqlite3_prepare_v2(db, "SELECT id, status, owner, lease_until FROM jobs"
@@ -1278,7 +1278,7 @@ struct jobs *jobs_new(struct engine *eng, const struct config *cfg,
 	for (char *p = j->host; *p; p++)
 		if (*p == ':')
 			*p = '_';
-	random_hex(rnd, 8);
+	jobs_random_hex(rnd, 8);
 	snprintf(j->owner, sizeof(j->owner), "%s:%ld:%s", j->host, (long)getpid(), rnd);
 	return j;
 }

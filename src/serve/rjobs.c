@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,32 +165,6 @@ struct rjobs {
 	jobs_spend_fn spend;
 	void *spend_ud;
 };
-
-static void now_iso(char *dst, size_t cap)
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(dst, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static void random_hex(char *dst, int bytes)
-{
-	unsigned char b[16];
-	static const char hex[] = "0123456789abcdef";
-
-	if (bytes > 16)
-		bytes = 16;
-	if (getrandom(b, (size_t)bytes, 0) != (ssize_t)bytes)
-		for (int i = 0; i < bytes; i++)
-			b[i] = (unsigned char)rand();
-	for (int i = 0; i < bytes; i++) {
-		dst[2 * i] = hex[b[i] >> 4];
-		dst[2 * i + 1] = hex[b[i] & 15];
-	}
-	dst[2 * bytes] = '\0';
-}
 
 /* Sends EVAL script with argc arguments after it (argv[0..argc-1], their
  * lengths in len, or NULL: strlen).  redis_command()'s answer. */
@@ -434,8 +407,8 @@ struct rjobs_call *rjobs_submit(struct rjobs *q, const cJSON *req, int key,
 	cJSON *o, *counts;
 
 	memcpy(c->id, "job_", 4);
-	random_hex(c->id + 4, 8);
-	now_iso(when, sizeof(when));
+	jobs_random_hex(c->id + 4, 8);
+	jobs_now_iso(when, sizeof(when));
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(ms, sizeof(ms), "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 	if (json_num(req, "temperature", &d) == 0)
@@ -540,7 +513,7 @@ struct rjobs_call *rjobs_cancel(struct rjobs *q, const char *id,
 
 	if (!c)
 		return NULL;
-	now_iso(when, sizeof(when));
+	jobs_now_iso(when, sizeof(when));
 	argv[0] = q->prefix;
 	argv[1] = c->id;
 	argv[2] = when;
@@ -691,7 +664,7 @@ static void take_more(struct rjobs *q, int n)
 	}
 	snprintf(count, sizeof(count), "%d", n > 0 ? n : 1);
 	snprintf(vis, sizeof(vis), "%lld", q->vis_ms);
-	now_iso(when, sizeof(when));
+	jobs_now_iso(when, sizeof(when));
 	argv[0] = q->prefix;
 	argv[1] = q->me;
 	argv[2] = count;
@@ -799,7 +772,7 @@ static void on_item(void *ud, void *tag, const struct chat_result *res)
 	d->q = q;
 	snprintf(d->job, sizeof(d->job), "%s", it->job);
 	snprintf(idx, sizeof(idx), "%ld", it->idx);
-	now_iso(when, sizeof(when));
+	jobs_now_iso(when, sizeof(when));
 	argv[0] = q->prefix;
 	argv[1] = it->job;
 	argv[2] = idx;
@@ -890,7 +863,7 @@ struct rjobs *rjobs_new(struct engine *eng, const struct config *cfg,
 	if (gethostname(host, sizeof(host)) < 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
-	random_hex(rnd, 8);
+	jobs_random_hex(rnd, 8);
 	snprintf(q->me, sizeof(q->me), "%s:%ld:%s", host, (long)getpid(), rnd);
 	return q;
 }
