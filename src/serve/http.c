@@ -425,6 +425,7 @@ void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 			recv_append(c);
 		return;
 	}
+	conn_closed(srv, mc);
 	if (!c)
 		return;
 	recv_unlink(c);

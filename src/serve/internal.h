@@ -13,7 +13,9 @@
  * routes_*.c per family of routes (seed, OpenAI /v1, embeddings, jobs,
  * rag, playground).
  *
- * Everything here runs on the loop's one thread: nothing locks.  A struct
+ * Everything here runs on one worker's loop thread (--workers: one loop
+ * per worker, each with its own struct server); what the workers share
+ * lives in struct hub, under its locks (workers.c).  A struct
  * req lives from the first on_access() of its connection to
  * on_completed(), which ends every request whatever happened; a struct
  * stream may outlive it, until MHD lets go of the response.
@@ -25,7 +27,9 @@
 #include <microhttpd.h>
 #include <sqlite3.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "aichat/batch.h"
@@ -95,8 +99,14 @@ struct conn {
 	struct conn *prev, *next;
 };
 
-/* The one server of `aichat serve`: its loop, daemon, shared state, and
- * the requests in flight. */
+struct hub;
+struct mailbox;
+struct xjob;
+
+/* One worker of `aichat serve` (the only one with --workers 1): its
+ * loop, daemons, its share of the state, and the requests in flight.
+ * metrics, lim and cache (in the process), db and spend point to what
+ * every worker shares. */
 struct server {
 	const struct server_opts *o;
 	const struct config *cfg;
@@ -136,6 +146,10 @@ struct server {
 	struct loop_timer *drain_timer;
 	unsigned long long seq;
 	int sigfd;
+	struct hub *hub;             /* what the workers share (workers.c) */
+	unsigned worker;             /* this worker's number, 0 first */
+	struct mailbox *mbox;        /* messages from other workers */
+	int gate_wake_posted;        /* a gate wake is in mbox (atomic) */
 };
 
 /*
@@ -231,6 +245,7 @@ struct req {
 				      * /v1/embeddings request relayed */
 	struct search *search;       /* the search under way (worker thread) */
 	struct jobs_call *jobcall;   /* the jobs service's answer to wait for */
+	struct xjob *xjob;           /* ... asked of worker 0 (workers.c) */
 	/* for the log line */
 	char model[256];
 	char provider[64];
@@ -687,5 +702,88 @@ void start_upstream_work(struct req *r);
  * it out of the wait queue and gives back its slot; no callback of that
  * work runs afterwards. */
 void stop_work(struct req *r);
+
+/* ==== workers.c: several loops, one server ==== */
+
+/*
+ * What the workers of one server share.  lock guards the --max-upstream
+ * slots: upstream_active over every worker, reqwaiting (requests queued
+ * on any worker, for --max-queue) and waiters[i] (requests and batches
+ * queued on worker i), so that a slot given back on one worker wakes the
+ * workers that wait for one (a message to their loop).  conn_lock guards
+ * the connection counts of --max-connections and --max-connections-per-ip
+ * (with several workers the server counts them, not each daemon).
+ */
+struct hub {
+	pthread_mutex_t lock;
+	int upstream_active;
+	size_t reqwaiting;
+	size_t *waiters;
+	struct server **w;           /* the workers, w[0] owns jobs and signals */
+	unsigned n;
+	size_t active;               /* requests in flight, all workers (atomic) */
+	unsigned running;            /* worker loops not yet ended (atomic) */
+	int hard_stop;               /* a second signal (atomic) */
+	pthread_mutex_t conn_lock;
+	struct ip_count *ips;        /* open connections per address */
+	size_t nips, capips;
+	unsigned conns;
+};
+
+/* A message's handler, run on the loop of the worker it was posted to;
+ * srv NULL: the server is stopping and the handler only frees data. */
+typedef void (*worker_fn)(struct server *srv, void *data);
+
+/* Runs fn(to, data) on to's loop, from any thread, soon. */
+void worker_post(struct server *to, worker_fn fn, void *data);
+
+/* Sets up srv's mailbox on its loop; mailbox_release() runs nothing
+ * left in it (each handler gets srv NULL) and frees it. */
+void mailbox_init(struct server *srv);
+void mailbox_release(struct server *srv);
+
+/* hub_init() sizes h for n workers; hub_release() frees what it holds. */
+void hub_init(struct hub *h, unsigned n);
+void hub_release(struct hub *h);
+
+/* Opens a listening TCP socket on sa with SO_REUSEPORT (port: sa's, or
+ * port when sa's is 0 and port is not), one per worker, so that the
+ * kernel spreads connections over them; -1 with errno. */
+int reuseport_listen(const struct sockaddr *sa, int port);
+
+/* MHD's accept policy with several workers: --max-connections and
+ * --max-connections-per-ip counted over every worker (cls: the server);
+ * conn_closed() gives back what it counted. */
+enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr,
+			      socklen_t addrlen);
+void conn_closed(struct server *srv, struct MHD_Connection *c);
+
+/* The worker's loop has nothing in flight while draining: it stops,
+ * worker 0 only once every other worker has (it runs the jobs others
+ * hand it). */
+void worker_idle(struct server *srv);
+
+/* On worker 0 (the signal's): tells every other worker to drain (or, on
+ * a second signal, to stop now). */
+void workers_drain(struct server *srv, int now);
+
+/* A thread's body for workers 1..n-1 (arg: its struct server). */
+void *worker_main(void *arg);
+
+/* A /jobs route on a worker other than 0: the call is made on worker 0's
+ * loop, the answer comes back to r's (r->xjob meanwhile). */
+void route_job_remote(struct req *r);
+
+/* r no longer waits for its remote jobs call: the answer is dropped. */
+void xjob_cancel(struct req *r);
+
+/* Counts a request of srv's worker in /metrics. */
+void worker_count_request(struct server *srv);
+
+/* ==== auth.c: the gate, across workers ==== */
+
+/* A slot was given back on another worker: grants srv's waiters what
+ * fits now (the message of a gate wake). */
+void gate_wake(struct server *srv, void *data);
 
 #endif
