@@ -423,6 +423,7 @@ void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 		*socket_context = c;
 		if (c->fd >= 0)
 			recv_append(c);
+		metrics_worker_connection(srv->metrics, srv->worker);
 		return;
 	}
 	conn_closed(srv, mc);

@@ -777,9 +777,6 @@ void route_job_remote(struct req *r);
 /* r no longer waits for its remote jobs call: the answer is dropped. */
 void xjob_cancel(struct req *r);
 
-/* Counts a request of srv's worker in /metrics. */
-void worker_count_request(struct server *srv);
-
 /* ==== auth.c: the gate, across workers ==== */
 
 /* A slot was given back on another worker: grants srv's waiters what

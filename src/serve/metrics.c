@@ -53,7 +53,7 @@ enum fam_id {
 	F_CACHE_HITS,
 	F_CACHE_MISSES,
 	F_RATE_LIMITED,
-	F_WORKER_REQUESTS,
+	F_WORKER_CONNECTIONS,
 	F__COUNT
 };
 
@@ -106,8 +106,8 @@ static const struct fam_def {
 	[F_RATE_LIMITED] = { "aichat_rate_limited_total",
 		"Requests refused by the rate limit, by route",
 		COUNTER, 1, { "route" } },
-	[F_WORKER_REQUESTS] = { "aichat_worker_requests_total",
-		"HTTP requests answered, by the worker (--workers) whose loop took them",
+	[F_WORKER_CONNECTIONS] = { "aichat_worker_connections_total",
+		"Client connections accepted, by the worker (--workers) whose loop took them",
 		COUNTER, 1, { "worker" } },
 };
 
@@ -383,13 +383,13 @@ void metrics_rate_limited(struct metrics *m, const char *route)
 	counter_add(m, F_RATE_LIMITED, v, 1);
 }
 
-void metrics_worker_request(struct metrics *m, unsigned worker)
+void metrics_worker_connection(struct metrics *m, unsigned worker)
 {
 	char w[16];
 	const char *v[] = { w };
 
 	snprintf(w, sizeof(w), "%u", worker);
-	counter_add(m, F_WORKER_REQUESTS, v, 1);
+	counter_add(m, F_WORKER_CONNECTIONS, v, 1);
 }
 
 /* ==== rendering ==== */

@@ -33,6 +33,11 @@ void route_job(struct req *r)
 	struct err e;
 
 	err_clear(&e);
+	if (r->srv->worker) {
+		/* Worker 0 runs the jobs: the call is its (workers.c). */
+		route_job_remote(r);
+		return;
+	}
 	if (!j) {
 		reply_error_status(r, 503, ERR_OVERLOADED,
 				   "background jobs are unavailable: the database could not be opened");

@@ -731,7 +731,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 		r->status = 499;   /* the client closed the request (nginx's code) */
 	metrics_request(srv->metrics, route, r->method, r->status,
 			(loop_now_ms() - r->started) / 1000.0);
-	worker_count_request(srv);
 	log_request(r, why);
 	cJSON_Delete(r->json);
 	cJSON_Delete(r->bresults);

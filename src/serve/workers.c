@@ -316,11 +316,6 @@ void *worker_main(void *arg)
 	return NULL;
 }
 
-void worker_count_request(struct server *srv)
-{
-	metrics_worker_request(srv->metrics, srv->worker);
-}
-
 /* ==== /jobs on a worker other than 0 ==== */
 
 /* One /jobs call handed to worker 0.  It belongs to whichever thread
