@@ -1149,8 +1149,16 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 	threads = xcalloc(n, sizeof(*threads));
 	for (started = 1; started < n; started++)
 		if (pthread_create(&threads[started], NULL, worker_main, &ws[started])) {
-			/* Fewer loops than asked: the others serve all. */
+			/* Fewer loops than asked: those that run serve all;
+			 * the others' sockets close. */
 			hub.running -= n - started;
+			for (unsigned i = started; i < n; i++) {
+				for (size_t k = 0; k < ws[i].nls; k++) {
+					mhd.stop_daemon(ws[i].ls[k].d);
+					ws[i].ls[k].d = NULL;
+				}
+				ws[i].nls = 0;
+			}
 			break;
 		}
 	loop_run(ws[0].loop);
