@@ -80,7 +80,7 @@ both_workers_used() {
 }
 
 @test "--workers 2 --max-upstream 3: never a fourth upstream call at once; all 16 answered" {
-	with_openai_fake '{"stall_ms":300}'
+	with_openai_fake '{"stall_ms":300,"done_before_reply":true}'
 	serve_start --workers 2 --max-upstream 3
 	pids=()
 	for i in $(seq 16); do
@@ -92,6 +92,7 @@ both_workers_used() {
 	wait "${pids[@]}"
 	[ "$(cat "$BATS_TEST_TMPDIR"/code.* | grep -c '^200$')" -eq 16 ]
 	[ "$(fake_count)" -eq 16 ]
+	echo "peak: $(fake_peak)" >&2
 	[ "$(fake_peak)" -eq 3 ]
 	both_workers_used 2
 }
