@@ -1194,7 +1194,10 @@ cleanup:
 	free(ws);
 	free(threads);
 	hub_release(&hub);
-	if (masked)
+	/* SIGINT and SIGTERM stay blocked once they have been: one that
+	 * comes while the server cleans up (a second signal) would otherwise
+	 * kill the process on the way out of a clean drain. */
+	if (masked && rc < 0)
 		sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }
