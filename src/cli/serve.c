@@ -46,7 +46,7 @@ const struct opt serve_opts[] = {
 	[O_RATE_LIMIT] = { 0, "rate-limit", "RATE", NULL,
 			   "requests per client, e.g. 10/minute (keyed by API key, else address)" },
 	[O_WORKERS] = { 0, "workers", "N", "workers",
-			"event loops, each on its own thread, serving as one server (also $AICHAT_WORKERS; default: the number of online cores, at most 64)" },
+			"event loops, each on its own thread, serving as one server (also $AICHAT_WORKERS; default: the number of online cores, at most 64; 1 with --redis)" },
 	[O_MAX_UPSTREAM] = { 0, "max-upstream", "N", "max_upstream",
 			     "concurrent upstream calls; 0 = no bound" },
 	[O_MAX_QUEUE] = { 0, "max-queue", "N", "max_queue",
@@ -314,7 +314,7 @@ int cmd_serve(int argc, char **argv)
 	cJSON *o = NULL;
 	struct err e;
 	double d;
-	int status;
+	int status, default_workers = 0;
 
 	err_clear(&e);
 	if (opt_parse(serve_opts, serve_nopts, argc, argv, "serve", &r, &e) < 0) {
@@ -358,6 +358,7 @@ int cmd_serve(int argc, char **argv)
 	} else {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
 		so.workers = cores < 1 ? 1 : cores > 64 ? 64 : (int)cores;
+		default_workers = 1;
 	}
 	json_num(o, "max_upstream", &d), so.max_upstream = (int)d;
 	json_num(o, "max_queue", &d), so.max_queue = (int)d;
@@ -378,6 +379,11 @@ int cmd_serve(int argc, char **argv)
 	so.redis_url = r.values[O_REDIS] ? r.values[O_REDIS] : env_get("AICHAT_REDIS_URL");
 	if (so.redis_url && !*so.redis_url)
 		so.redis_url = NULL;   /* AICHAT_REDIS_URL= turns it off */
+	/* With Redis each worker has its own connection, and /health tells
+	 * what the answering worker's connection has seen: one loop unless
+	 * more are asked for. */
+	if (so.redis_url && default_workers)
+		so.workers = 1;
 	so.redis_prefix = json_str(o, "redis_prefix");
 	so.redis_fail = !strcmp(json_str(o, "redis_fail"), "open") ? 1 :
 			!strcmp(json_str(o, "redis_fail"), "closed") ? 2 : 0;
