@@ -50,9 +50,11 @@ aichat_env() {
 	unset OPENAI_API_KEY ANTHROPIC_API_KEY OPENAI_BASE_URL ANTHROPIC_BASE_URL \
 		AICHAT_MODEL AICHAT_CONFIG NO_COLOR \
 		http_proxy https_proxy all_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY
-	# Any other AICHAT_* setting of the user's, but not the binary under test.
+	# Any other AICHAT_* setting of the user's, but not the binary under
+	# test, nor AICHAT_WORKERS: the suite runs with serve's default workers
+	# and again with AICHAT_WORKERS=1.
 	for v in $(compgen -e AICHAT_); do
-		[ "$v" = AICHAT_BIN ] || unset "$v"
+		[ "$v" = AICHAT_BIN ] || [ "$v" = AICHAT_WORKERS ] || unset "$v"
 	done
 }
 

@@ -413,3 +413,33 @@ chat() {
 	run -3 "$AICHAT_BIN" serve --port 0
 	[ "$output" = "aichat: serve: config file '$AICHAT_CONFIG': 'redis.fail' must be auto, open or closed" ]
 }
+
+@test "redis: with --workers 2 /health and /metrics speak for every loop's connection: a frozen Redis seen by one loop is degraded on all" {
+	redis_start
+	# (The first loop's jobs would look for items every second: not
+	# while this test looks.)
+	AICHAT_JOB_POLL_MS=600000 replica_start A --workers 2 --redis "unix://$REDIS_SOCK" \
+		--rate-limit 100/minute --redis-timeout 0.2
+	health_wait "$A" ok
+	kill -STOP "$REDIS_PID"
+	# One request: the loop it reaches waits on Redis and counts it down;
+	# the other loop has not sent anything.
+	r=$(chat "$A" '{"prompt":"hi","model":"mock:echo"}')
+	[ "${r%% *}" = 200 ]
+	# Every new connection, whichever loop takes it, says degraded.
+	for i in $(seq 20); do
+		run curl -s "$A/health"
+		[ "$(json_get status <<<"$output")" = degraded ]
+		[ "$(json_get redis <<<"$output")" = down ]
+		[[ $(json_get reason <<<"$output") == *"no reply within 200 ms"* ]]
+		run curl -s "$A/metrics"
+		[[ $output == *$'\naichat_redis_up 0\n'* ]]
+	done
+	kill -CONT "$REDIS_PID"
+	health_wait "$A" ok
+	run curl -s "$A/metrics"
+	[[ $output == *$'\naichat_redis_up 1\n'* ]]
+	# Both loops' connections count (one connect each, at least).
+	n=$(grep -o '^aichat_redis_connects_total [0-9]*' <<<"$output" | cut -d' ' -f2)
+	[ "$n" -ge 2 ]
+}

@@ -47,6 +47,9 @@ void metrics_cache(struct metrics *m, int hit);
 void metrics_rate_limited(struct metrics *m, const char *route);
 
 /* Appends the whole exposition (HELP and TYPE lines included) to out. */
+/* One client connection accepted by worker (--workers), in
+ * aichat_worker_connections_total. */
+void metrics_worker_connection(struct metrics *m, unsigned worker);
 void metrics_render(const struct metrics *m, struct buf *out);
 
 #endif

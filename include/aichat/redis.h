@@ -82,13 +82,28 @@ struct redis_stats {
 	double roundtrip_seconds;
 	unsigned long long reconnects;
 };
-void redis_stats(const struct redis *rs, struct redis_stats *st);
+
+/* What the connection shows other threads (serve --workers: one
+ * connection per worker, /health and /metrics gather them all). */
+struct redis_view {
+	int up;
+	char reason[512];            /* why it is down, "" when up */
+	struct redis_stats st;
+};
+
+/* A copy of rs's state, taken under its lock: any thread may ask, while
+ * rs lives. */
+void redis_view(struct redis *rs, struct redis_view *v);
+
+/* Adds v to sum: the counters add up, sum is up only while every
+ * connection is, and its reason is the first one down's. */
+void redis_view_add(struct redis_view *sum, const struct redis_view *v);
 
 struct buf;
-/* Appends the connection's metrics to out, in Prometheus' text format:
+/* Appends v's metrics to out, in Prometheus' text format:
  * aichat_redis_up, aichat_redis_errors_total,
  * aichat_redis_roundtrip_seconds (sum and count), aichat_redis_connects_total. */
-void redis_metrics(const struct redis *rs, struct buf *out);
+void redis_metrics(const struct redis_view *v, struct buf *out);
 
 /* The SHA-1 the server gave for script (loaded with SCRIPT LOAD at each
  * connection), or NULL while unknown: then EVAL it. */

@@ -57,6 +57,8 @@ struct server_opts {
 	int redis_fail;              /* 0 auto (closed for keys), 1 open,
 				      * 2 closed: limits while Redis is down */
 	int64_t redis_timeout_ms;    /* every Redis command, at most */
+	int workers;                 /* event loops, each in its own thread
+				      * (the first on the caller's); 0 = 1 */
 	const char *default_model;   /* -m: for requests naming none; NULL =
 				      * AICHAT_MODEL or the config's, if set */
 };

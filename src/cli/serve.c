@@ -17,10 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
 	O_MODEL, O_HOST, O_ALLOW_HOST, O_PORT, O_UNIX, O_API_KEY, O_API_KEY_FILE, O_INSECURE, O_RATE_LIMIT,
-	O_MAX_UPSTREAM, O_MAX_QUEUE, O_CORS, O_MAX_BODY, O_TIMEOUT, O_DRAIN,
+	O_WORKERS, O_MAX_UPSTREAM, O_MAX_QUEUE, O_CORS, O_MAX_BODY, O_TIMEOUT, O_DRAIN,
 	O_MAX_CONN, O_MAX_CONN_IP, O_CLIENT_TIMEOUT, O_REQUEST_TIMEOUT, O_LOG_FORMAT, O_CACHE_TTL, O_CACHE_SIZE,
 	O_BATCH_CONC, O_RETRIES, O_RAG_SEARCH_TIMEOUT, O_RAG_EMBED_TIMEOUT, O_LOG_CONV,
 	O_REDIS, O_REDIS_PREFIX, O_REDIS_FAIL, O_REDIS_TIMEOUT,
@@ -44,6 +45,8 @@ const struct opt serve_opts[] = {
 			 "allow a non-loopback address without any API key" },
 	[O_RATE_LIMIT] = { 0, "rate-limit", "RATE", NULL,
 			   "requests per client, e.g. 10/minute (keyed by API key, else address)" },
+	[O_WORKERS] = { 0, "workers", "N", "workers",
+			"event loops, each on its own thread, serving as one server (also $AICHAT_WORKERS; default: the number of online cores, at most 64)" },
 	[O_MAX_UPSTREAM] = { 0, "max-upstream", "N", "max_upstream",
 			     "concurrent upstream calls; 0 = no bound" },
 	[O_MAX_QUEUE] = { 0, "max-queue", "N", "max_queue",
@@ -98,6 +101,7 @@ static const char *const redis_fails[] = { "auto", "open", "closed", NULL };
 static const struct field serve_fields[] = {
 	{ "host", FIELD_STRING, 0, "\"127.0.0.1\"", 1, 255, NULL, NULL, "host" },
 	{ "port", FIELD_INTEGER, 0, "8000", 0, 65535, NULL, NULL, "port" },
+	{ "workers", FIELD_INTEGER, 0, NULL, 1, 64, NULL, NULL, "" },
 	{ "max_upstream", FIELD_INTEGER, 0, "0", 0, 1000000, NULL, NULL, "" },
 	{ "max_queue", FIELD_INTEGER, 0, "100", 0, 1000000, NULL, NULL, "" },
 	{ "max_body", FIELD_INTEGER, 0, "1048576", 1, 1073741824, NULL, NULL, "" },
@@ -131,7 +135,8 @@ static void usage(FILE *f)
 	fputs("usage: aichat serve [options]\n"
 	      "\n"
 	      "Serve chat, conversations, batches and an OpenAI-compatible API over HTTP\n"
-	      "(JSON and Server-Sent Events), on one event loop.  Listens on 127.0.0.1:8000\n"
+	      "(JSON and Server-Sent Events), on one event loop per core (--workers), all\n"
+	      "one server to clients.  Listens on 127.0.0.1:8000\n"
 	      "unless told otherwise; a chat page for the browser at /, API docs at /docs,\n"
 	      "OpenAPI at /openapi.json.\n"
 	      "\n"
@@ -335,6 +340,25 @@ int cmd_serve(int argc, char **argv)
 	server_opts_default(&so);
 	so.host = json_str(o, "host");
 	json_num(o, "port", &d), so.port = (int)d;
+	if (json_num(o, "workers", &d) == 0)
+		so.workers = (int)d;
+	else if (env_get("AICHAT_WORKERS")) {
+		const char *v = env_get("AICHAT_WORKERS");
+		char *end;
+		long w;
+		errno = 0;
+		w = strtol(v, &end, 10);
+		if (!*v || *end || errno || w < 1 || w > 64) {
+			fprintf(stderr, "aichat: serve: invalid value '%.32s' for 'AICHAT_WORKERS': must be an integer, 1..64\n",
+				v);
+			status = EXIT_USAGE;
+			goto cleanup;
+		}
+		so.workers = (int)w;
+	} else {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		so.workers = cores < 1 ? 1 : cores > 64 ? 64 : (int)cores;
+	}
 	json_num(o, "max_upstream", &d), so.max_upstream = (int)d;
 	json_num(o, "max_queue", &d), so.max_queue = (int)d;
 	json_num(o, "max_body", &d), so.max_body = (size_t)d;

@@ -23,6 +23,7 @@
 #include "aichat/xalloc.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -250,16 +251,27 @@ struct engine *engine_new(struct loop *l)
  */
 static int engine_ready(struct engine *eng, struct err *e)
 {
+	/* Once per process, whichever engine (serve's workers each have
+	 * one, on its own thread) starts the first transfer. */
+	static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
 	static int global_done;
+	int rc = 0;
 
 	if (eng->multi)
 		return 0;
-	if (!global_done) {
-		if (curl_load(e) < 0)
+	if (!__atomic_load_n(&global_done, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&global_lock);
+		if (!global_done) {
+			if (curl_load(e) < 0)
+				rc = -1;
+			else if (cu.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+				rc = err_set(e, ERR_INTERNAL, "cannot initialise libcurl");
+			else
+				__atomic_store_n(&global_done, 1, __ATOMIC_RELEASE);
+		}
+		pthread_mutex_unlock(&global_lock);
+		if (rc < 0)
 			return -1;
-		if (cu.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return err_set(e, ERR_INTERNAL, "cannot initialise libcurl");
-		global_done = 1;
 	}
 	eng->multi = cu.multi_init();
 	if (!eng->multi)

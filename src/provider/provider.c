@@ -990,11 +990,9 @@ struct llm_call *llm_call_start(struct engine *eng, const struct model_ref *m,
 	}
 	c->url = buf_detach(&url);
 	/* Seeded once: the retry jitter only needs processes to differ. */
-	static int seeded;
-	if (!seeded) {
+	static int seeded;   /* atomic: serve's workers start calls too */
+	if (!__atomic_exchange_n(&seeded, 1, __ATOMIC_RELAXED))
 		srand((unsigned)(time(NULL) ^ (uintptr_t)c));
-		seeded = 1;
-	}
 	/* The first attempt starts on the loop, so that every outcome,
 	 * even a handle curl refuses, reaches on_done and never re-enters
 	 * the caller from inside llm_call_start. */

@@ -209,17 +209,54 @@ int check_rate(struct req *r)
 
 /* ==== the upstream gate (--max-upstream) ==== */
 
-/* Hands free slots to the waiters, oldest first within each queue; the
+/*
+ * The slots are the hub's, shared by every worker (hub->lock).  A worker
+ * whose request or batch finds none free counts it in its waiters under
+ * the same lock, so that whoever gives a slot back, on any worker, sees
+ * it and wakes that worker's loop (gate_wake()), which takes the slot if
+ * it is still free: never more than --max-upstream calls at once, and no
+ * waiter left asleep while a slot is free.
+ */
+
+/* Takes a slot for one of srv's waiters: 1 when taken (the waiter is no
+ * longer counted), 0 when none is free. */
+static int slot_take_waiter(struct server *srv)
+{
+	struct hub *h = srv->hub;
+	int ok;
+
+	pthread_mutex_lock(&h->lock);
+	ok = !srv->o->max_upstream || h->upstream_active < srv->o->max_upstream;
+	if (ok) {
+		h->upstream_active++;
+		h->waiters[srv->worker]--;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return ok;
+}
+
+/* One of srv's waiters leaves the queue without a slot. */
+static void slot_unwait(struct server *srv, int is_req)
+{
+	struct hub *h = srv->hub;
+
+	pthread_mutex_lock(&h->lock);
+	h->waiters[srv->worker]--;
+	if (is_req)
+		h->reqwaiting--;
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Hands free slots to srv's waiters, oldest first within each queue; the
  * requests' queue and the batches' (items of /batch and of jobs) take
  * turns when both wait. */
 static void grant_waiters(struct server *srv)
 {
-	while ((srv->wait_head || srv->nbwait) &&
-	       (!srv->o->max_upstream || srv->upstream_active < srv->o->max_upstream)) {
+	while ((srv->wait_head || srv->nbwait) && slot_take_waiter(srv)) {
+		srv->upstream_active++;
 		if (srv->nbwait && (!srv->wait_head || srv->grant_batch_next)) {
 			struct batch *b = srv->bwait[0];
 			memmove(srv->bwait, srv->bwait + 1, --srv->nbwait * sizeof(*srv->bwait));
-			srv->upstream_active++;
 			srv->grant_batch_next = 0;
 			batch_grant(b);
 			continue;
@@ -228,34 +265,70 @@ static void grant_waiters(struct server *srv)
 		srv->wait_head = w->wait_next;
 		if (!srv->wait_head)
 			srv->wait_tail = NULL;
+		pthread_mutex_lock(&srv->hub->lock);
+		srv->hub->reqwaiting--;
+		pthread_mutex_unlock(&srv->hub->lock);
 		srv->waiting--;
 		w->waiting = 0;
 		w->holds_upstream = 1;
-		srv->upstream_active++;
 		srv->grant_batch_next = 1;
 		start_upstream_work(w);
 	}
 }
 
+void gate_wake(struct server *srv, void *data)
+{
+	(void)data;
+	if (!srv)
+		return;
+	__atomic_store_n(&srv->gate_wake_posted, 0, __ATOMIC_SEQ_CST);
+	grant_waiters(srv);
+}
+
+/* Gives one slot of srv's back: the other workers with waiters are
+ * woken, then srv's own waiters served. */
+static void slot_give(struct server *srv)
+{
+	struct hub *h = srv->hub;
+
+	srv->upstream_active--;
+	if (!srv->o->max_upstream)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->upstream_active--;
+	for (unsigned i = 0; i < h->n; i++) {
+		struct server *w = h->w[i];
+		if (w != srv && h->waiters[i] &&
+		    !__atomic_exchange_n(&w->gate_wake_posted, 1, __ATOMIC_SEQ_CST))
+			worker_post(w, gate_wake, NULL);
+	}
+	pthread_mutex_unlock(&h->lock);
+	grant_waiters(srv);
+}
+
 void release_upstream(struct req *r)
 {
-	struct server *srv = r->srv;
-
 	if (!r->holds_upstream)
 		return;
 	r->holds_upstream = 0;
-	srv->upstream_active--;
-	grant_waiters(srv);
+	slot_give(r->srv);
 }
 
 /* The gate batches see (struct upstream_gate): the same slots. */
 static int gate_take(void *ud, struct batch *b)
 {
 	struct server *srv = ud;
+	struct hub *h = srv->hub;
+	int max = srv->o->max_upstream, ok;
 
-	if (!srv->o->max_upstream ||
-	    (srv->upstream_active < srv->o->max_upstream && !srv->wait_head &&
-	     !srv->nbwait)) {
+	pthread_mutex_lock(&h->lock);
+	ok = !max || (h->upstream_active < max && !srv->wait_head && !srv->nbwait);
+	if (!ok)
+		h->waiters[srv->worker]++;
+	else if (max)
+		h->upstream_active++;
+	pthread_mutex_unlock(&h->lock);
+	if (ok) {
 		srv->upstream_active++;
 		return 1;
 	}
@@ -269,10 +342,7 @@ static int gate_take(void *ud, struct batch *b)
 
 static void gate_give(void *ud)
 {
-	struct server *srv = ud;
-
-	srv->upstream_active--;
-	grant_waiters(srv);
+	slot_give(ud);
 }
 
 static void gate_forget(void *ud, struct batch *b)
@@ -284,6 +354,7 @@ static void gate_forget(void *ud, struct batch *b)
 			memmove(srv->bwait + i, srv->bwait + i + 1,
 				(srv->nbwait - i - 1) * sizeof(*srv->bwait));
 			srv->nbwait--;
+			slot_unwait(srv, 0);
 			return;
 		}
 }
@@ -312,6 +383,7 @@ void unqueue(struct req *r)
 		if (srv->wait_tail == r)
 			srv->wait_tail = prev;
 		srv->waiting--;
+		slot_unwait(srv, 1);
 	}
 	r->waiting = 0;
 }
@@ -319,15 +391,30 @@ void unqueue(struct req *r)
 void acquire_upstream(struct req *r)
 {
 	struct server *srv = r->srv;
+	struct hub *h = srv->hub;
 	const struct server_opts *o = srv->o;
+	int taken = 0, full = 0;
 
-	if (!o->max_upstream || srv->upstream_active < o->max_upstream) {
+	if (o->max_upstream) {
+		pthread_mutex_lock(&h->lock);
+		if (h->upstream_active < o->max_upstream) {
+			h->upstream_active++;
+			taken = 1;
+		} else if (h->reqwaiting >= (size_t)o->max_queue) {
+			full = 1;
+		} else {
+			h->reqwaiting++;
+			h->waiters[srv->worker]++;
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	if (!o->max_upstream || taken) {
 		r->holds_upstream = 1;
 		srv->upstream_active++;
 		start_upstream_work(r);
 		return;
 	}
-	if (srv->waiting >= (size_t)o->max_queue) {
+	if (full) {
 		struct MHD_Response *resp = error_response(r, ERR_OVERLOADED,
 			"server busy: too many upstream calls in flight, try again");
 

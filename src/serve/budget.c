@@ -9,6 +9,7 @@
  * check before a request never waits on SQLite.  A request is let through
  * while the key has spent less than its budget; the one that crosses it
  * runs to its end, and the next is refused with 429 until midnight UTC.
+ * The workers of one server (--workers) share the spending, under lock.
  */
 #include "aichat/metrics.h"
 #include "aichat/money.h"
@@ -16,10 +17,14 @@
 #include "aichat/xalloc.h"
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* The spending of every worker's keys (one server, one process). */
+static pthread_mutex_t spend_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static long today(time_t *now)
 {
@@ -97,14 +102,20 @@ static int spends(const struct req *r)
 
 int check_budget(struct req *r)
 {
-	struct key_spend *k = current(r->srv, r->key);
+	struct key_spend *k, copy;
 	char limit[40], spent[40], msg[256], v[32];
 	struct MHD_Response *resp;
 	time_t now;
 	long wait;
 
-	if (!k || !spends(r) || k->spent < k->limit)
+	pthread_mutex_lock(&spend_lock);
+	k = current(r->srv, r->key);
+	if (k)
+		copy = *k;
+	pthread_mutex_unlock(&spend_lock);
+	if (!k || !spends(r) || copy.spent < copy.limit)
 		return 0;
+	k = &copy;
 	today(&now);
 	wait = usage_seconds_to_midnight(now);
 	money_format(k->limit, limit, sizeof(limit));
@@ -121,11 +132,17 @@ int check_budget(struct req *r)
 
 void budget_headers(struct req *r, struct MHD_Response *resp)
 {
-	struct key_spend *k = current(r->srv, r->key);
+	struct key_spend *k, copy;
 	char v[40];
 
+	pthread_mutex_lock(&spend_lock);
+	k = current(r->srv, r->key);
+	if (k)
+		copy = *k;
+	pthread_mutex_unlock(&spend_lock);
 	if (!k)
 		return;
+	k = &copy;
 	money_format(k->limit, v, sizeof(v));
 	mhd.add_response_header(resp, "X-Budget-Limit", v);
 	money_format(k->spent < k->limit ? k->limit - k->spent : 0, v, sizeof(v));
@@ -181,8 +198,10 @@ void spend_key(struct server *srv, int key, const char *what,
 			       res->completion_tokens);
 	if (res->priced)
 		metrics_cost(srv->metrics, res->model, res->cost_micros);
+	pthread_mutex_lock(&spend_lock);
 	if (res->priced && (k = current(srv, key)))
 		k->spent += res->cost_micros;
+	pthread_mutex_unlock(&spend_lock);
 	if (!srv->writer)
 		return;
 	if (key)

@@ -446,8 +446,10 @@ void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 		*socket_context = c;
 		if (c->fd >= 0)
 			recv_append(c);
+		metrics_worker_connection(srv->metrics, srv->worker);
 		return;
 	}
+	conn_closed(srv, mc);
 	if (!c)
 		return;
 	/* Closed next by MHD: a watch parked on it goes first (loop.h). */

@@ -8,12 +8,15 @@
  * signals, start and stop), http.c (MHD on the loop, responses, suspend
  * and resume, SSE), auth.c (API keys, rate limit, the upstream gate),
  * shared.c (the rate limiter and the response cache, in the process or
- * in Redis through redis.c), rjobs.c (background jobs in Redis), chatroute.c (what the routes that call a
- * chat model share), and one
- * routes_*.c per family of routes (seed, OpenAI /v1, embeddings, jobs,
+ * in Redis through redis.c), jobq.c (the background jobs, in SQLite or
+ * in Redis through rjobs.c), workers.c (--workers), chatroute.c (what the
+ * routes that call a chat model share), and one routes_*.c per family of
+ * routes (seed, OpenAI /v1, embeddings, jobs,
  * rag, playground).
  *
- * Everything here runs on the loop's one thread: nothing locks.  A struct
+ * Everything here runs on one worker's loop thread (--workers: one loop
+ * per worker, each with its own struct server); what the workers share
+ * lives in struct hub, under its locks (workers.c).  A struct
  * req lives from the first on_access() of its connection to
  * on_completed(), which ends every request whatever happened; a struct
  * stream may outlive it, until MHD lets go of the response.
@@ -25,7 +28,9 @@
 #include <microhttpd.h>
 #include <sqlite3.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "aichat/batch.h"
@@ -34,6 +39,7 @@
 #include "aichat/config.h"
 #include "aichat/embed.h"
 #include "aichat/err.h"
+#include "aichat/jobs.h"
 #include "aichat/loop.h"
 #include "aichat/models.h"
 #include "aichat/ratelimit.h"
@@ -95,8 +101,14 @@ struct conn {
 	struct conn *prev, *next;
 };
 
-/* The one server of `aichat serve`: its loop, daemon, shared state, and
- * the requests in flight. */
+struct hub;
+struct mailbox;
+struct xjob;
+
+/* One worker of `aichat serve` (the only one with --workers 1): its
+ * loop, daemons, its share of the state, and the requests in flight.
+ * metrics, lim and cache (in the process), db and spend point to what
+ * every worker shares. */
 struct server {
 	const struct server_opts *o;
 	const struct config *cfg;
@@ -116,8 +128,8 @@ struct server {
 	struct limiter *lim;         /* --rate-limit, or NULL */
 	struct acache *cache;        /* the response cache, or NULL */
 	sqlite3 *db;
-	struct jobs *jobs;           /* the jobs in SQLite, without --redis */
-	struct rjobs *rjobs;         /* the jobs in Redis, with --redis */
+	struct jobq *jq;             /* the background jobs (worker 0's), or
+				      * NULL when they are off */
 	struct searcher *searcher;   /* the rag routes' searches */
 	struct models_cache models;  /* GET /v1/models, for a minute */
 	struct models_job *models_job;  /* the listing under way, if any */
@@ -137,6 +149,10 @@ struct server {
 	struct loop_timer *drain_timer;
 	unsigned long long seq;
 	int sigfd;
+	struct hub *hub;             /* what the workers share (workers.c) */
+	unsigned worker;             /* this worker's number, 0 first */
+	struct mailbox *mbox;        /* messages from other workers */
+	int gate_wake_posted;        /* a gate wake is in mbox (atomic) */
 };
 
 /*
@@ -231,8 +247,8 @@ struct req {
 	struct embed_job *embed;     /* the query being embedded, or the
 				      * /v1/embeddings request relayed */
 	struct search *search;       /* the search under way (worker thread) */
-	struct jobs_call *jobcall;   /* the jobs service's answer to wait for */
-	struct rjobs_call *rjobcall; /* ... or the Redis jobs' */
+	struct jobq_call *jobcall;   /* the jobs service's answer to wait for */
+	struct xjob *xjob;           /* ... asked of worker 0 (workers.c) */
 	/* for the log line */
 	char model[256];
 	char provider[64];
@@ -647,14 +663,52 @@ void route_embeddings(struct req *r);
  * the slot back and answers why. */
 void start_embeddings(struct req *r);
 
+/* ==== jobq.c: the background jobs, one interface, two backends ==== */
+
+struct jobs;
+struct rjobs;
+struct jobq;
+struct jobq_call;
+
+enum jobq_op { JOBQ_SUBMIT, JOBQ_STATUS, JOBQ_RESULTS, JOBQ_CANCEL, JOBQ_LIST };
+
+/* The jobs in SQLite (jobs.h) or in Redis (rjobs.h); the jobq owns them. */
+struct jobq *jobq_local_new(struct jobs *j);
+struct jobq *jobq_redis_new(struct rjobs *rq);
+
+/* One call: body for JOBQ_SUBMIT (with the submitting key's number), id
+ * for STATUS, RESULTS and CANCEL, limit for LIST.  fn runs later, on the
+ * loop, as jobs_reply_fn says, unless jobq_call_cancel() comes first;
+ * NULL with e when the call cannot be made (ERR_OVERLOADED: the jobs are
+ * off, their queue is full or Redis is down; ERR_NOT_FOUND: not a job
+ * id).  q may be NULL: the jobs are off. */
+struct jobq_call *jobq_call(struct jobq *q, enum jobq_op op, const cJSON *body,
+			    const char *id, int key, int limit,
+			    jobs_reply_fn fn, void *ud, struct err *e);
+/* fn will not be called (NULL-safe). */
+void jobq_call_cancel(struct jobq_call *c);
+/* Stops running items: before the writer (SQLite) or the Redis
+ * connection goes.  jobq_free() after both have. */
+void jobq_stop(struct jobq *q);
+void jobq_free(struct jobq *q);
+
 /* ==== routes_jobs.c: /jobs ==== */
 
 /* The /jobs routes: POST /jobs queues the validated body (r->json) as a
  * job (202); GET /jobs lists the newest; GET /jobs/{id}, GET
  * /jobs/{id}/results and DELETE /jobs/{id} report on one or cancel it.
- * The jobs are in SQLite (core/jobs.c), or in Redis with --redis
- * (rjobs.c); 503 when the jobs service is off or Redis is down. */
+ * The jobs are worker 0's (jobq.c): other workers hand the call over;
+ * 503 when the jobs service is off or Redis is down. */
 void route_job(struct req *r);
+
+#define JOBS_OFF_MSG "background jobs are unavailable: the database could not be opened"
+
+/* The jobs call a /jobs route makes. */
+enum jobq_op job_route_op(enum route_response kind);
+
+/* A jobs call that could not be made: 503 with Retry-After when the jobs
+ * cannot be reached now (a full queue, Redis down), else e as it is. */
+void reply_job_error(struct req *r, const struct err *e);
 
 /* ==== routes_rag.c: /rag/search and /rag/query ==== */
 
@@ -691,5 +745,85 @@ void start_upstream_work(struct req *r);
  * it out of the wait queue and gives back its slot; no callback of that
  * work runs afterwards. */
 void stop_work(struct req *r);
+
+/* ==== workers.c: several loops, one server ==== */
+
+/*
+ * What the workers of one server share.  lock guards the --max-upstream
+ * slots: upstream_active over every worker, reqwaiting (requests queued
+ * on any worker, for --max-queue) and waiters[i] (requests and batches
+ * queued on worker i), so that a slot given back on one worker wakes the
+ * workers that wait for one (a message to their loop).  conn_lock guards
+ * the connection counts of --max-connections and --max-connections-per-ip
+ * (with several workers the server counts them, not each daemon).
+ */
+struct hub {
+	pthread_mutex_t lock;
+	int upstream_active;
+	size_t reqwaiting;
+	size_t *waiters;
+	struct server **w;           /* the workers, w[0] owns jobs and signals */
+	unsigned n;
+	size_t active;               /* requests in flight, all workers (atomic) */
+	unsigned running;            /* worker loops not yet ended (atomic) */
+	int hard_stop;               /* a second signal (atomic) */
+	pthread_mutex_t conn_lock;
+	struct ip_count *ips;        /* open connections per address */
+	size_t nips, capips;
+	unsigned conns;
+};
+
+/* A message's handler, run on the loop of the worker it was posted to;
+ * srv NULL: the server is stopping and the handler only frees data. */
+typedef void (*worker_fn)(struct server *srv, void *data);
+
+/* Runs fn(to, data) on to's loop, from any thread, soon. */
+void worker_post(struct server *to, worker_fn fn, void *data);
+
+/* Sets up srv's mailbox on its loop; mailbox_release() runs nothing
+ * left in it (each handler gets srv NULL) and frees it. */
+void mailbox_init(struct server *srv);
+void mailbox_release(struct server *srv);
+
+/* hub_init() sizes h for n workers; hub_release() frees what it holds. */
+void hub_init(struct hub *h, unsigned n);
+void hub_release(struct hub *h);
+
+/* Opens a listening TCP socket on sa with SO_REUSEPORT (port: sa's, or
+ * port when sa's is 0 and port is not), one per worker, so that the
+ * kernel spreads connections over them; -1 with errno. */
+int reuseport_listen(const struct sockaddr *sa, int port);
+
+/* MHD's accept policy with several workers: --max-connections and
+ * --max-connections-per-ip counted over every worker (cls: the server);
+ * conn_closed() gives back what it counted. */
+enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr,
+			      socklen_t addrlen);
+void conn_closed(struct server *srv, struct MHD_Connection *c);
+
+/* The worker's loop has nothing in flight while draining: it stops,
+ * worker 0 only once every other worker has (it runs the jobs others
+ * hand it). */
+void worker_idle(struct server *srv);
+
+/* On worker 0 (the signal's): tells every other worker to drain (or, on
+ * a second signal, to stop now). */
+void workers_drain(struct server *srv, int now);
+
+/* A thread's body for workers 1..n-1 (arg: its struct server). */
+void *worker_main(void *arg);
+
+/* A /jobs route on a worker other than 0: the call is made on worker 0's
+ * loop, the answer comes back to r's (r->xjob meanwhile). */
+void route_job_remote(struct req *r);
+
+/* r no longer waits for its remote jobs call: the answer is dropped. */
+void xjob_cancel(struct req *r);
+
+/* ==== auth.c: the gate, across workers ==== */
+
+/* A slot was given back on another worker: grants srv's waiters what
+ * fits now (the message of a gate wake). */
+void gate_wake(struct server *srv, void *data);
 
 #endif

@@ -12,11 +12,15 @@
  * one series whose values are all "other".  Values are stored raw and
  * escaped only when rendered; invalid UTF-8 is rendered as U+FFFD so one
  * odd byte cannot make a scraper reject the whole page.
+ *
+ * The workers of one server (--workers) share one struct metrics: every
+ * record and the rendering hold its lock, so /metrics is the sum.
  */
 #include "aichat/metrics.h"
 #include "aichat/xalloc.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +53,7 @@ enum fam_id {
 	F_CACHE_HITS,
 	F_CACHE_MISSES,
 	F_RATE_LIMITED,
+	F_WORKER_CONNECTIONS,
 	F__COUNT
 };
 
@@ -101,6 +106,9 @@ static const struct fam_def {
 	[F_RATE_LIMITED] = { "aichat_rate_limited_total",
 		"Requests refused by the rate limit, by route",
 		COUNTER, 1, { "route" } },
+	[F_WORKER_CONNECTIONS] = { "aichat_worker_connections_total",
+		"Client connections accepted, by the worker (--workers) whose loop took them",
+		COUNTER, 1, { "worker" } },
 };
 
 struct series {
@@ -118,6 +126,7 @@ struct family {
 };
 
 struct metrics {
+	pthread_mutex_t lock;
 	struct family fam[F__COUNT];
 };
 
@@ -234,7 +243,9 @@ static struct series *series_get(struct metrics *m, enum fam_id f,
 static void counter_add(struct metrics *m, enum fam_id f,
 			const char *const *values, double n)
 {
+	pthread_mutex_lock(&m->lock);
 	series_get(m, f, values)->value += n;
+	pthread_mutex_unlock(&m->lock);
 }
 
 static void histogram_observe(struct metrics *m, enum fam_id f,
@@ -250,18 +261,21 @@ static void histogram_observe(struct metrics *m, enum fam_id f,
 		return;
 	if (x < 0)
 		x = 0;
+	pthread_mutex_lock(&m->lock);
 	s = series_get(m, f, values);
 	for (i = 0; i < NBOUNDS && x > bounds[i]; i++)
 		;
 	s->buckets[i]++;
 	s->count++;
 	s->sum += x;
+	pthread_mutex_unlock(&m->lock);
 }
 
 struct metrics *metrics_new(void)
 {
 	struct metrics *m = xcalloc(1, sizeof(*m));
 
+	pthread_mutex_init(&m->lock, NULL);
 	/* A family without labels has its one series from the start, so its
 	 * sample reads 0 instead of being absent. */
 	for (int f = 0; f < F__COUNT; f++)
@@ -284,6 +298,7 @@ void metrics_free(struct metrics *m)
 		}
 		free(fam->series);
 	}
+	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
 
@@ -366,6 +381,15 @@ void metrics_rate_limited(struct metrics *m, const char *route)
 	const char *v[] = { route };
 
 	counter_add(m, F_RATE_LIMITED, v, 1);
+}
+
+void metrics_worker_connection(struct metrics *m, unsigned worker)
+{
+	char w[16];
+	const char *v[] = { w };
+
+	snprintf(w, sizeof(w), "%u", worker);
+	counter_add(m, F_WORKER_CONNECTIONS, v, 1);
 }
 
 /* ==== rendering ==== */
@@ -500,7 +524,9 @@ void metrics_render(const struct metrics *m, struct buf *out)
 		[COUNTER] = "counter", [GAUGE] = "gauge",
 		[HISTOGRAM] = "histogram",
 	};
+	pthread_mutex_t *lock = (pthread_mutex_t *)&m->lock;
 
+	pthread_mutex_lock(lock);
 	for (int f = 0; f < F__COUNT; f++) {
 		const struct fam_def *d = &defs[f];
 		const struct family *fam = &m->fam[f];
@@ -516,4 +542,5 @@ void metrics_render(const struct metrics *m, struct buf *out)
 			}
 		}
 	}
+	pthread_mutex_unlock(lock);
 }

@@ -25,6 +25,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,8 @@ struct redis {
 	int64_t backoff_ms;
 	struct loop_timer *retry;
 	struct redis_stats st;
+	pthread_mutex_t view_mu;     /* view: what other threads read */
+	struct redis_view view;
 };
 
 struct redis_call {
@@ -68,6 +71,16 @@ static double now_s(void)
 }
 
 static void connect_now(struct redis *rs);
+
+/* Copies the loop thread's state where other threads read it. */
+static void publish(struct redis *rs)
+{
+	pthread_mutex_lock(&rs->view_mu);
+	rs->view.up = rs->up;
+	snprintf(rs->view.reason, sizeof(rs->view.reason), "%s", rs->up ? "" : rs->reason);
+	rs->view.st = rs->st;
+	pthread_mutex_unlock(&rs->view_mu);
+}
 
 /* ==== parsing the URL ==== */
 
@@ -219,6 +232,7 @@ static void set_down(struct redis *rs, const char *why)
 	/* Redis' own words (an error reply, hiredis' errstr) reach /health
 	 * and the log: one clean line. */
 	trust_clean(rs->reason, sizeof(rs->reason), why, strlen(why));
+	publish(rs);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -232,6 +246,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	if (!rs->reason[0] || rs->up)
 		set_down(rs, ac->err ? ac->errstr : "connection closed");
 	rs->up = 0;
+	publish(rs);
 	schedule_retry(rs);
 }
 
@@ -300,6 +315,7 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *priv)
 	rs->up = 1;
 	rs->reason[0] = '\0';
 	rs->backoff_ms = BACKOFF_MIN_MS;
+	publish(rs);
 }
 
 static void connect_now(struct redis *rs)
@@ -308,6 +324,7 @@ static void connect_now(struct redis *rs)
 	char why[512];
 
 	rs->st.reconnects++;
+	publish(rs);
 	ac = rs->t.path[0] ? redisAsyncConnectUnix(rs->t.path) :
 	     redisAsyncConnect(rs->t.host, rs->t.port);
 	if (!ac || ac->err) {
@@ -353,6 +370,8 @@ struct redis *redis_new(struct loop *l, const struct redis_target *t,
 	rs->fd = -1;
 	rs->backoff_ms = BACKOFF_MIN_MS;
 	snprintf(rs->reason, sizeof(rs->reason), "connecting to %s", t->shown);
+	pthread_mutex_init(&rs->view_mu, NULL);
+	publish(rs);
 	/* The first attempt runs from the loop, once the script is set. */
 	rs->retry = loop_add_timer(l, 0, on_retry, rs);
 	return rs;
@@ -375,6 +394,7 @@ void redis_free(struct redis *rs)
 		rs->ac = NULL;
 		redisAsyncFree(ac);
 	}
+	pthread_mutex_destroy(&rs->view_mu);
 	free(rs);
 }
 
@@ -415,6 +435,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		rs->st.errors++;
 	rs->st.roundtrips++;
 	rs->st.roundtrip_seconds += now_s() - c->sent;
+	publish(rs);
 	if (fn)
 		fn(c->data, rep, NULL);
 	free(c);
@@ -438,6 +459,7 @@ static void on_deadline(struct loop *l, void *data)
 	drop(rs, why);
 	if (rs->st.errors == before)
 		rs->st.errors++;
+	publish(rs);
 }
 
 struct redis_call *redis_command(struct redis *rs, redis_reply_fn fn,
@@ -448,6 +470,7 @@ struct redis_call *redis_command(struct redis *rs, redis_reply_fn fn,
 
 	if (!rs->up || !rs->ac) {
 		rs->st.errors++;
+		publish(rs);
 		fn(data, NULL, rs->reason[0] ? rs->reason : "not connected");
 		return NULL;
 	}
@@ -459,6 +482,7 @@ struct redis_call *redis_command(struct redis *rs, redis_reply_fn fn,
 	if (redisAsyncCommandArgv(rs->ac, on_reply, c, argc, argv, argvlen) != REDIS_OK) {
 		free(c);
 		rs->st.errors++;
+		publish(rs);
 		fn(data, NULL, "command not sent");
 		return NULL;
 	}
@@ -491,9 +515,22 @@ const char *redis_shown(const struct redis *rs)
 	return rs->t.shown;
 }
 
-void redis_stats(const struct redis *rs, struct redis_stats *st)
+void redis_view(struct redis *rs, struct redis_view *v)
 {
-	*st = rs->st;
+	pthread_mutex_lock(&rs->view_mu);
+	*v = rs->view;
+	pthread_mutex_unlock(&rs->view_mu);
+}
+
+void redis_view_add(struct redis_view *sum, const struct redis_view *v)
+{
+	if (sum->up && !v->up)
+		snprintf(sum->reason, sizeof(sum->reason), "%s", v->reason);
+	sum->up = sum->up && v->up;
+	sum->st.errors += v->st.errors;
+	sum->st.roundtrips += v->st.roundtrips;
+	sum->st.roundtrip_seconds += v->st.roundtrip_seconds;
+	sum->st.reconnects += v->st.reconnects;
 }
 
 const char *redis_script_sha(const struct redis *rs)
@@ -501,7 +538,7 @@ const char *redis_script_sha(const struct redis *rs)
 	return rs->sha[0] ? rs->sha : NULL;
 }
 
-void redis_metrics(const struct redis *rs, struct buf *out)
+void redis_metrics(const struct redis_view *v, struct buf *out)
 {
 	buf_printf(out,
 		"# HELP aichat_redis_up 1 when the Redis connection (--redis) is up\n"
@@ -517,6 +554,6 @@ void redis_metrics(const struct redis *rs, struct buf *out)
 		"# HELP aichat_redis_connects_total Attempts to connect to Redis\n"
 		"# TYPE aichat_redis_connects_total counter\n"
 		"aichat_redis_connects_total %llu\n",
-		rs->up, rs->st.errors, rs->st.roundtrip_seconds,
-		rs->st.roundtrips, rs->st.reconnects);
+		v->up, v->st.errors, v->st.roundtrip_seconds,
+		v->st.roundtrips, v->st.reconnects);
 }

@@ -1,15 +1,15 @@
 /*
  * routes_jobs.c - background jobs over HTTP: POST /jobs queues a batch
  * (202), GET /jobs/{id} and /jobs/{id}/results report on it, DELETE
- * /jobs/{id} cancels it, GET /jobs lists the newest.  The work is the jobs service's (core/jobs.c),
- * which outlives the request; its database work runs on the writer's
- * thread, so each route suspends until the answer comes back (r->jobcall),
- * and a full writer queue is a 503 with Retry-After.  503 too when the
- * database could not be opened at start.
+ * /jobs/{id} cancels it, GET /jobs lists the newest.  The work is the
+ * jobs service's (jobq.c: SQLite, or Redis with --redis), which outlives
+ * the request; each route suspends until the answer comes back
+ * (r->jobcall), and a call that cannot be made now (a full writer queue,
+ * Redis down, the database not opened at start) is a 503 with
+ * Retry-After.  The jobs are worker 0's: on another worker the call is
+ * handed over (workers.c).
  */
-#include "aichat/jobs.h"
 #include "internal.h"
-#include "rjobs.h"
 
 static void on_answer(void *ud, cJSON *status, const struct buf *results,
 		      const struct err *e)
@@ -17,7 +17,6 @@ static void on_answer(void *ud, cJSON *status, const struct buf *results,
 	struct req *r = ud;
 
 	r->jobcall = NULL;
-	r->rjobcall = NULL;
 	if (!status)
 		reply_error(r, e);
 	else if (r->route->response == RESP_JOB_RESULTS) {
@@ -27,9 +26,23 @@ static void on_answer(void *ud, cJSON *status, const struct buf *results,
 		reply_json(r, r->route->response == RESP_JOB_SUBMIT ? 202 : 200, status);
 }
 
-/* A call that could not be made: 503 with Retry-After when the jobs
- * cannot be reached (a full queue, Redis down), else e as it is. */
-static void reply_job_error(struct req *r, const struct err *e)
+enum jobq_op job_route_op(enum route_response kind)
+{
+	switch (kind) {
+	case RESP_JOB_SUBMIT:
+		return JOBQ_SUBMIT;
+	case RESP_JOB_RESULTS:
+		return JOBQ_RESULTS;
+	case RESP_JOB_CANCEL:
+		return JOBQ_CANCEL;
+	case RESP_JOB_LIST:
+		return JOBQ_LIST;
+	default:
+		return JOBQ_STATUS;
+	}
+}
+
+void reply_job_error(struct req *r, const struct err *e)
 {
 	if (e->code == ERR_OVERLOADED) {
 		struct MHD_Response *resp = error_response(r, e->code, e->msg);
@@ -40,69 +53,23 @@ static void reply_job_error(struct req *r, const struct err *e)
 	}
 }
 
-/* The same routes on the jobs in Redis (--redis). */
-static void route_job_redis(struct req *r, struct rjobs *q)
-{
-	struct err e;
-
-	err_clear(&e);
-	switch (r->route->response) {
-	case RESP_JOB_SUBMIT:
-		r->rjobcall = rjobs_submit(q, r->json, r->key, on_answer, r, &e);
-		break;
-	case RESP_JOB_RESULTS:
-		r->rjobcall = rjobs_results(q, r->path_id, on_answer, r, &e);
-		break;
-	case RESP_JOB_CANCEL:
-		r->rjobcall = rjobs_cancel(q, r->path_id, on_answer, r, &e);
-		break;
-	case RESP_JOB_LIST:
-		r->rjobcall = rjobs_list(q, JOBS_LIST_MAX, on_answer, r, &e);
-		break;
-	default:
-		r->rjobcall = rjobs_status(q, r->path_id, on_answer, r, &e);
-		break;
-	}
-	if (r->rjobcall)
-		req_suspend(r);
-	else
-		reply_job_error(r, &e);
-}
-
-/* POST /jobs (its body validated, in r->json), and GET and DELETE on
- * /jobs/{id}. */
+/* POST /jobs (its body validated, in r->json), GET /jobs, and GET and
+ * DELETE on /jobs/{id}. */
 void route_job(struct req *r)
 {
-	struct jobs *j = r->srv->jobs;
 	struct err e;
 
+	if (r->srv->worker) {
+		route_job_remote(r);
+		return;
+	}
+	if (!r->srv->jq) {
+		reply_error_status(r, 503, ERR_OVERLOADED, JOBS_OFF_MSG);
+		return;
+	}
 	err_clear(&e);
-	if (r->srv->rjobs) {
-		route_job_redis(r, r->srv->rjobs);
-		return;
-	}
-	if (!j) {
-		reply_error_status(r, 503, ERR_OVERLOADED,
-				   "background jobs are unavailable: the database could not be opened");
-		return;
-	}
-	switch (r->route->response) {
-	case RESP_JOB_SUBMIT:
-		r->jobcall = jobs_submit(j, r->json, r->key, on_answer, r, &e);
-		break;
-	case RESP_JOB_RESULTS:
-		r->jobcall = jobs_results(j, r->path_id, on_answer, r, &e);
-		break;
-	case RESP_JOB_CANCEL:
-		r->jobcall = jobs_cancel(j, r->path_id, on_answer, r, &e);
-		break;
-	case RESP_JOB_LIST:
-		r->jobcall = jobs_list(j, JOBS_LIST_MAX, on_answer, r, &e);
-		break;
-	default:
-		r->jobcall = jobs_status(j, r->path_id, on_answer, r, &e);
-		break;
-	}
+	r->jobcall = jobq_call(r->srv->jq, job_route_op(r->route->response), r->json,
+			       r->path_id, r->key, JOBS_LIST_MAX, on_answer, r, &e);
 	if (r->jobcall)
 		req_suspend(r);
 	else

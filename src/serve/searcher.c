@@ -65,11 +65,16 @@ static int past_deadline(void *data)
 	       loop_now_ms() > q->deadline;
 }
 
+/* rag's vectors of the last collection are one copy in the process: the
+ * searchers of several workers take turns. */
+static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void run(struct searcher *s, struct search *q)
 {
 	struct err e;
 
 	err_clear(&e);
+	pthread_mutex_lock(&run_lock);
 	if (s->delay_ms > 0 && !q->describe)
 		usleep((useconds_t)s->delay_ms * 1000);
 	/* Reading changed vectors is not the search's time: cut short, it
@@ -94,6 +99,7 @@ static void run(struct searcher *s, struct search *q)
 					      &q->res.err);
 	sqlite3_progress_handler(s->db, 0, NULL, NULL);
 	q->res.timed_out = q->res.rc < 0 && sqlite3_errcode(s->db) == SQLITE_INTERRUPT;
+	pthread_mutex_unlock(&run_lock);
 }
 
 static void *worker(void *arg)

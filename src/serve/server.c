@@ -4,7 +4,8 @@
  * the routing, the end of every request, signals and draining, and start
  * and stop; the rest of serve is listed in internal.h.
  *
- * Threads: none besides the loop.  libmicrohttpd runs in "external
+ * Threads: one per worker (--workers, workers.c; worker 0 is the main
+ * thread), each with its own loop.  libmicrohttpd runs in "external
  * polling" mode: its epoll fd is watched by the loop, mhd.run() is called
  * on readiness and after every resume, and mhd.get_timeout() feeds one
  * loop timer.
@@ -120,8 +121,23 @@ void start_upstream_work(struct req *r)
 		start_chat(r);
 }
 
+/* Every worker's Redis connection, as one: up while all are. */
+static void redis_gather(const struct server *srv, struct redis_view *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	sum->up = 1;
+	for (unsigned i = 0; i < srv->hub->n; i++) {
+		struct redis_view v;
+		if (!srv->hub->w[i]->redis)
+			continue;
+		redis_view(srv->hub->w[i]->redis, &v);
+		redis_view_add(sum, &v);
+	}
+}
+
 static void route_simple(struct req *r)
 {
+	struct redis_view rv;
 	struct buf b;
 	char *doc;
 
@@ -131,12 +147,11 @@ static void route_simple(struct req *r)
 			/* Serving still, with what Redis held bypassed or
 			 * decided by --redis-fail: degraded, with why. */
 			cJSON *h = cJSON_CreateObject();
-			int up = redis_up(r->srv->redis);
-			cJSON_AddStringToObject(h, "status", up ? "ok" : "degraded");
-			cJSON_AddStringToObject(h, "redis", up ? "up" : "down");
-			if (!up)
-				cJSON_AddStringToObject(h, "reason",
-							redis_reason(r->srv->redis));
+			redis_gather(r->srv, &rv);
+			cJSON_AddStringToObject(h, "status", rv.up ? "ok" : "degraded");
+			cJSON_AddStringToObject(h, "redis", rv.up ? "up" : "down");
+			if (!rv.up)
+				cJSON_AddStringToObject(h, "reason", rv.reason);
 			reply_json(r, 200, h);
 			return;
 		}
@@ -145,8 +160,10 @@ static void route_simple(struct req *r)
 	case RESP_METRICS:
 		buf_init(&b, 0);
 		metrics_render(r->srv->metrics, &b);
-		if (r->srv->redis)
-			redis_metrics(r->srv->redis, &b);
+		if (r->srv->redis) {
+			redis_gather(r->srv, &rv);
+			redis_metrics(&rv, &b);
+		}
 		reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.ptr, b.len);
 		buf_release(&b);
 		return;
@@ -464,6 +481,7 @@ static struct req *req_new(struct server *srv, struct MHD_Connection *conn,
 		srv->reqs->prev = r;
 	srv->reqs = r;
 	srv->active++;
+	__atomic_add_fetch(&srv->hub->active, 1, __ATOMIC_SEQ_CST);
 	return r;
 }
 
@@ -540,7 +558,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 		r->pending = NULL;
 		r->queued = 1;
 	} else if (!r->queued && !r->chat && !r->batch && !r->waiting &&
-		   !r->embed && !r->search && !r->jobcall && !r->kv &&
+		   !r->embed && !r->search && !r->jobcall && !r->xjob && !r->kv &&
 		   !r->client_gone) {
 		route(r);
 	} else if (!r->queued && !r->client_gone) {
@@ -581,13 +599,12 @@ void stop_work(struct req *r)
 		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
 	}
 	if (r->jobcall) {
-		jobs_call_cancel(r->jobcall);
+		jobq_call_cancel(r->jobcall);
 		r->jobcall = NULL;
 		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
 	}
-	if (r->rjobcall) {
-		rjobs_call_cancel(r->rjobcall);
-		r->rjobcall = NULL;
+	if (r->xjob) {
+		xjob_cancel(r);
 		snprintf(r->err_code, sizeof(r->err_code), "cancelled");
 	}
 	if (r->kv) {
@@ -763,8 +780,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 		r->next->prev = r->prev;
 	free(r);
 	srv->active--;
+	__atomic_sub_fetch(&srv->hub->active, 1, __ATOMIC_SEQ_CST);
 	if (srv->draining && srv->active == 0)
-		loop_stop(srv->loop);
+		worker_idle(srv);
 }
 
 /* ==== signals and draining ==== */
@@ -790,7 +808,7 @@ static void on_drain_timeout(struct loop *l, void *data)
 			push_error(r, ERR_OVERLOADED, "server shutting down");
 			stream_end(r);
 		} else if ((r->chat || r->batch || r->embed || r->waiting || r->jobcall ||
-			    r->rjobcall) &&
+			    r->xjob) &&
 			   !r->queued && !r->pending) {
 			stop_work(r);
 			reply_error_status(r, 503, ERR_OVERLOADED,
@@ -801,22 +819,12 @@ static void on_drain_timeout(struct loop *l, void *data)
 	srv->drain_timer = loop_add_timer(srv->loop, 2000, hard_stop, srv);
 }
 
-static void on_signal(struct loop *l, int fd, int events, void *data)
+/* Stops accepting, and srv's loop once nothing is in flight; what is
+ * still there after --drain-timeout is ended then. */
+void server_drain(struct server *srv);
+void server_drain(struct server *srv)
 {
-	struct server *srv = data;
-	struct signalfd_siginfo si;
-
-	(void)events;
-	if (read(fd, &si, sizeof(si)) != sizeof(si))
-		return;
-	if (srv->draining) {
-		loop_stop(l);   /* a second signal: stop now */
-		return;
-	}
 	srv->draining = 1;
-	fprintf(stderr, "aichat: %s: draining %zu request%s (up to %.0f s)\n",
-		si.ssi_signo == SIGINT ? "interrupt" : "terminate", srv->active,
-		srv->active == 1 ? "" : "s", srv->o->drain_ms / 1000.0);
 	/* Stop accepting: close the listening sockets, keep the others. */
 	for (size_t i = 0; i < srv->nls; i++) {
 		int lfd = srv->ls[i].d ? mhd.quiesce_daemon(srv->ls[i].d) : -1;
@@ -825,10 +833,33 @@ static void on_signal(struct loop *l, int fd, int events, void *data)
 	}
 	unix_unlink(srv);
 	if (srv->active == 0) {
-		loop_stop(l);
+		worker_idle(srv);
 		return;
 	}
-	srv->drain_timer = loop_add_timer(l, srv->o->drain_ms, on_drain_timeout, srv);
+	srv->drain_timer = loop_add_timer(srv->loop, srv->o->drain_ms,
+					  on_drain_timeout, srv);
+}
+
+static void on_signal(struct loop *l, int fd, int events, void *data)
+{
+	struct server *srv = data;
+	struct signalfd_siginfo si;
+	size_t active;
+
+	(void)events;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (srv->draining) {
+		workers_drain(srv, 1);
+		loop_stop(l);   /* a second signal: stop now */
+		return;
+	}
+	active = __atomic_load_n(&srv->hub->active, __ATOMIC_SEQ_CST);
+	fprintf(stderr, "aichat: %s: draining %zu request%s (up to %.0f s)\n",
+		si.ssi_signo == SIGINT ? "interrupt" : "terminate", active,
+		active == 1 ? "" : "s", srv->o->drain_ms / 1000.0);
+	workers_drain(srv, 0);
+	server_drain(srv);
 }
 
 /* ==== start and stop ==== */
@@ -849,8 +880,10 @@ static int is_loopback(const char *host)
 	       !strcmp(host, "::1") || !strncmp(host, "127.", 4);
 }
 
-/* Starts one daemon on the loop: on the address sa, or on the listening
- * fd lfd (taken, whatever happens) when sa is NULL. */
+/* Starts one daemon on srv's loop: on the address sa, or on the
+ * listening fd lfd (taken, whatever happens) when lfd >= 0; sa NULL: the
+ * unix socket.  With several workers the connection limits are counted
+ * by the server (accept_policy()), not by each daemon. */
 static int start_listener(struct server *srv, const struct sockaddr *sa,
 			  int lfd, struct err *e)
 {
@@ -860,14 +893,16 @@ static int start_listener(struct server *srv, const struct sockaddr *sa,
 	 * client that leaves mid-stream is already in its line. */
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
 	const union MHD_DaemonInfo *di;
+	int shared = srv->hub->n > 1;
 
 	if (sa && sa->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	ls->srv = srv;
 	ls->is_unix = !sa;
-	ls->d = mhd.start_daemon(flags, 0, NULL, NULL, on_access, srv,
-		sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_LISTEN_SOCKET,
-		sa ? (intptr_t)sa : (intptr_t)lfd,
+	ls->d = mhd.start_daemon(flags, 0, shared ? accept_policy : NULL,
+		shared ? srv : NULL, on_access, srv,
+		lfd < 0 ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_LISTEN_SOCKET,
+		lfd < 0 ? (intptr_t)sa : (intptr_t)lfd,
 		MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, o->client_timeout_s,
 		/* Room past the limits early_checks() enforces, so that
@@ -876,7 +911,8 @@ static int start_listener(struct server *srv, const struct sockaddr *sa,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		shared ? 0u : o->max_connections_per_ip,
 		MHD_OPTION_END);
 	if (!ls->d) {
 		if (sa)
@@ -891,17 +927,154 @@ static int start_listener(struct server *srv, const struct sockaddr *sa,
 	return 0;
 }
 
+/* What the workers share, made once before them: metrics, the
+ * in-process limiter and cache, the database (for budgets' start). */
+struct shared_state {
+	struct metrics *metrics;
+	struct limiter *lim;
+	struct acache *cache;
+	sqlite3 *db;
+};
+
+/* Sets up worker srv (srv->o, cfg, hub and worker set): its loop,
+ * engine, mailbox, Redis connection, writer, searcher, and on worker 0
+ * the jobs service.  -1 with e when the loop cannot start. */
+static int worker_init(struct server *srv, const struct shared_state *sh,
+		       struct err *e)
+{
+	const struct server_opts *o = srv->o;
+	struct err dbe;
+	struct llm_opts lo;
+
+	srv->loop = loop_new();
+	srv->eng = srv->loop ? engine_new(srv->loop) : NULL;
+	if (!srv->eng)
+		return err_set(e, ERR_INTERNAL, "cannot start the event loop");
+	mailbox_init(srv);
+	srv->metrics = sh->metrics;
+	srv->lim = sh->lim;
+	srv->cache = sh->cache;
+	srv->db = sh->db;
+	if (o->redis_url) {
+		struct redis_target t;
+		if (redis_url_parse(o->redis_url, &t, e) < 0)
+			return -1;
+		srv->redis = redis_new(srv->loop, &t, o->redis_timeout_ms);
+		redis_set_script(srv->redis, shared_script());
+		if (o->rate_per_second > 0)
+			srv->lim = limiter_redis_new(srv->redis, o->redis_prefix,
+						     o->rate_per_second, o->rate_burst,
+						     (enum redis_fail)o->redis_fail);
+		if (o->cache_size && o->cache_ttl_ms > 0)
+			srv->cache = acache_redis_new(srv->redis, o->redis_prefix,
+						      o->cache_ttl_ms);
+	}
+	llm_opts_default(&lo);
+	lo.retries = o->retries;
+	upstream_gate_init(srv);
+	if (srv->redis && srv->worker == 0) {
+		/* Jobs in Redis: every replica sees and runs them; here,
+		 * worker 0 does, as it runs the SQLite jobs without Redis. */
+		struct rjobs *rq = rjobs_new(srv->eng, srv->cfg, srv->redis, o->redis_prefix,
+					     &lo, &srv->gate,
+					     o->max_upstream > 0 ? o->max_upstream : 20);
+		rjobs_set_spend(rq, spend_job_item, srv);
+		rjobs_start(rq);
+		srv->jq = jobq_redis_new(rq);
+	}
+	if (!srv->db)
+		return 0;
+	err_clear(&dbe);
+	if (!(srv->writer = writer_new(srv->loop, o->max_queue ? (size_t)o->max_queue : 1,
+				       &dbe))) {
+		if (srv->worker == 0)
+			fprintf(stderr, "aichat: serve: background jobs off: %s\n", dbe.msg);
+		return 0;
+	}
+	if (srv->worker == 0 && !srv->redis) {
+		struct jobs *j = jobs_new(srv->eng, srv->cfg, srv->writer, 2, &lo, &srv->gate);
+		jobs_set_spend(j, spend_job_item, srv);
+		jobs_resume(j);
+		srv->jq = jobq_local_new(j);
+	}
+	if (!(srv->searcher = searcher_new(srv->loop, &dbe)) && srv->worker == 0)
+		fprintf(stderr, "aichat: serve: document search off: %s\n", dbe.msg);
+	return 0;
+}
+
+/* After srv's loop has ended: the requests still open end, its daemons
+ * stop. */
+static void worker_stop(struct server *srv)
+{
+	/* Requests still open are ended by MHD_stop_daemon (on_completed),
+	 * which aborts the process if any is still suspended (a second
+	 * signal while streams wait for their model): their work stops, and
+	 * they are resumed and run once first. */
+	for (struct req *r = srv->reqs; r; r = r->next) {
+		stop_work(r);
+		if (r->st)
+			r->st->finished = 1;
+		if (r->suspended) {
+			r->suspended = 0;
+			mhd.resume_connection(r->conn);
+		}
+	}
+	for (size_t i = 0; i < srv->nls; i++)
+		mhd.run(srv->ls[i].d);
+	for (size_t i = 0; i < srv->nls; i++) {
+		mhd.stop_daemon(srv->ls[i].d);
+		srv->ls[i].d = NULL;
+	}
+}
+
+/* Frees what worker_init() made, the jobs last but one: they stop, the
+ * writer writes what is queued, then the jobs (which those writes point
+ * to) go. */
+static void worker_free(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nls; i++)
+		if (srv->ls[i].d)
+			mhd.stop_daemon(srv->ls[i].d);
+	unix_unlink(srv);
+	if (!srv->loop)
+		return;
+	if (srv->drain_timer)
+		loop_del_timer(srv->loop, srv->drain_timer);
+	if (srv->mhd_timer)
+		loop_del_timer(srv->loop, srv->mhd_timer);
+	if (srv->conn_timer)
+		loop_del_timer(srv->loop, srv->conn_timer);
+	jobq_stop(srv->jq);
+	writer_free(srv->writer);
+	free(srv->bwait);
+	models_cancel(srv->models_job);
+	models_cache_release(&srv->models);
+	searcher_free(srv->searcher);
+	engine_free(srv->eng);
+	if (srv->redis) {
+		limiter_free(srv->lim);
+		acache_free(srv->cache);
+		redis_free(srv->redis);
+	}
+	/* Last: the Redis replies redis_free() fails may still be its. */
+	jobq_free(srv->jq);
+}
+
 int server_run(const struct server_opts *o, const struct config *cfg,
 	       struct err *e)
 {
-	struct server srv = { 0 };
+	unsigned n = o->workers > 0 ? (unsigned)o->workers : 1, started = 0;
+	struct server *ws = NULL;
+	struct hub hub;
+	struct shared_state sh = { 0 };
+	pthread_t *threads = NULL;
 	struct sockaddr_in sin = { 0 };
 	struct sockaddr_in6 sin6 = { 0 };
 	struct sockaddr *sa = NULL;
 	const union MHD_DaemonInfo *di;
 	const char *host = !strcmp(o->host, "localhost") ? "127.0.0.1" : o->host;
 	sigset_t mask, old;
-	int rc = -1, port = 0, ufd = -1;
+	int rc = -1, port = 0, ufd = -1, masked = 0;
 
 	if (o->tcp && !is_loopback(host) && !o->nkeys && !o->insecure_no_auth)
 		return err_set(e, ERR_USAGE,
@@ -924,159 +1097,147 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 	}
 	if (mhd_load(e) < 0)
 		return -1;
-	srv.o = o;
-	srv.cfg = cfg;
-	srv.sigfd = -1;
-	if (o->unix_path && (ufd = unix_listen(&srv, o->unix_path, e)) < 0)
-		return -1;
+	if (!sa)
+		n = 1;   /* the unix socket alone is one worker's */
+	hub_init(&hub, n);
+	ws = xcalloc(n, sizeof(*ws));
+	for (unsigned i = 0; i < n; i++) {
+		ws[i].o = o;
+		ws[i].cfg = cfg;
+		ws[i].sigfd = -1;
+		ws[i].hub = &hub;
+		ws[i].worker = i;
+		hub.w[i] = &ws[i];
+	}
+	/* The unix socket is worker 0's alone. */
+	if (o->unix_path && (ufd = unix_listen(&ws[0], o->unix_path, e)) < 0)
+		goto cleanup;
 	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
-	srv.loop = loop_new();
-	srv.eng = srv.loop ? engine_new(srv.loop) : NULL;
-	if (!srv.eng) {
-		err_set(e, ERR_INTERNAL, "cannot start the event loop");
-		goto cleanup;
-	}
-	srv.metrics = metrics_new();
-	if (o->redis_url) {
-		struct redis_target t;
-		if (redis_url_parse(o->redis_url, &t, e) < 0)
-			goto cleanup;
-		srv.redis = redis_new(srv.loop, &t, o->redis_timeout_ms);
-		redis_set_script(srv.redis, shared_script());
-		if (o->rate_per_second > 0)
-			srv.lim = limiter_redis_new(srv.redis, o->redis_prefix,
-						    o->rate_per_second, o->rate_burst,
-						    (enum redis_fail)o->redis_fail);
-		if (o->cache_size && o->cache_ttl_ms > 0)
-			srv.cache = acache_redis_new(srv.redis, o->redis_prefix,
-						     o->cache_ttl_ms);
-	} else {
-		if (o->rate_per_second > 0)
-			srv.lim = limiter_local_new(o->rate_per_second, o->rate_burst,
-						    100000);
-		if (o->cache_size)
-			srv.cache = acache_local_new(o->cache_size, o->cache_ttl_ms);
-	}
-	{
-		struct err dbe;
-		struct llm_opts lo;
-		llm_opts_default(&lo);
-		lo.retries = o->retries;
-		upstream_gate_init(&srv);
-		if (srv.redis) {
-			/* Jobs in Redis: every replica sees and runs them. */
-			srv.rjobs = rjobs_new(srv.eng, cfg, srv.redis, o->redis_prefix, &lo,
-					      &srv.gate, o->max_upstream > 0 ?
-					      o->max_upstream : 20);
-			rjobs_set_spend(srv.rjobs, spend_job_item, &srv);
-			rjobs_start(srv.rjobs);
-		}
-		if (store_open(NULL, &srv.db, &dbe) == 0 &&
-		    (srv.writer = writer_new(srv.loop, o->max_queue ? (size_t)o->max_queue : 1,
-					     &dbe))) {
-			if (!srv.redis) {
-				srv.jobs = jobs_new(srv.eng, cfg, srv.writer, 2, &lo, &srv.gate);
-				jobs_set_spend(srv.jobs, spend_job_item, &srv);
-				jobs_resume(srv.jobs);
-			}
-			if (!(srv.searcher = searcher_new(srv.loop, &dbe)))
-				fprintf(stderr, "aichat: serve: document search off: %s\n", dbe.msg);
-		} else {
-			fprintf(stderr, "aichat: serve: background jobs off: %s\n", dbe.msg);
-		}
-	}
-	if (budget_init(&srv, e) < 0)
-		goto cleanup;
-	if (sa) {
-		if (start_listener(&srv, sa, -1, e) < 0)
-			goto cleanup;
-		di = mhd.get_daemon_info(srv.ls[0].d, MHD_DAEMON_INFO_BIND_PORT);
-		port = di ? di->port : o->port;
-	}
-	if (ufd >= 0) {
-		int fd = ufd;
-		ufd = -1;
-		if (start_listener(&srv, NULL, fd, e) < 0)
-			goto cleanup;
-	}
-	rearm_mhd_timer(&srv);
-
+	/* Blocked in every thread: worker 0 reads them (signalfd). */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigprocmask(SIG_BLOCK, &mask, &old);
-	srv.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	loop_add_fd(srv.loop, srv.sigfd, LOOP_READ, on_signal, &srv);
+	masked = 1;
+	sh.metrics = metrics_new();
+	if (!o->redis_url) {
+		if (o->rate_per_second > 0)
+			sh.lim = limiter_local_new(o->rate_per_second, o->rate_burst,
+						   100000);
+		if (o->cache_size)
+			sh.cache = acache_local_new(o->cache_size, o->cache_ttl_ms);
+	}
+	{
+		struct err dbe;
+		if (store_open(NULL, &sh.db, &dbe) < 0) {
+			sh.db = NULL;
+			fprintf(stderr, "aichat: serve: background jobs off: %s\n", dbe.msg);
+		}
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (worker_init(&ws[i], &sh, e) < 0)
+			goto cleanup;
+	if (budget_init(&ws[0], e) < 0)
+		goto cleanup;
+	for (unsigned i = 1; i < n; i++)
+		ws[i].spend = ws[0].spend;
+	if (sa && n == 1) {
+		if (start_listener(&ws[0], sa, -1, e) < 0)
+			goto cleanup;
+		di = mhd.get_daemon_info(ws[0].ls[0].d, MHD_DAEMON_INFO_BIND_PORT);
+		port = di ? di->port : o->port;
+	} else if (sa) {
+		/* One SO_REUSEPORT socket per worker: the kernel spreads the
+		 * connections over them, and no loop wakes for another's. */
+		for (unsigned i = 0; i < n; i++) {
+			int fd = reuseport_listen(sa, port);
+			if (fd < 0) {
+				err_set(e, ERR_IO, "cannot listen on %s:%d: %s", o->host,
+					o->port, strerror(errno));
+				goto cleanup;
+			}
+			if (start_listener(&ws[i], sa, fd, e) < 0)
+				goto cleanup;
+			if (i == 0) {
+				di = mhd.get_daemon_info(ws[0].ls[0].d,
+							 MHD_DAEMON_INFO_BIND_PORT);
+				port = di ? di->port : o->port;
+			}
+		}
+	}
+	if (ufd >= 0) {
+		int fd = ufd;
+		ufd = -1;
+		if (start_listener(&ws[0], NULL, fd, e) < 0)
+			goto cleanup;
+	}
+	for (unsigned i = 0; i < n; i++)
+		rearm_mhd_timer(&ws[i]);
+
+	ws[0].sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	loop_add_fd(ws[0].loop, ws[0].sigfd, LOOP_READ, on_signal, &ws[0]);
 
 	if (sa)
 		fprintf(stderr, "aichat: listening on http://%s%s%s:%d\n",
 			sa->sa_family == AF_INET6 ? "[" : "", host,
 			sa->sa_family == AF_INET6 ? "]" : "", port);
-	if (srv.unix_path)
-		fprintf(stderr, "aichat: listening on unix:%s\n", srv.unix_path);
+	if (ws[0].unix_path)
+		fprintf(stderr, "aichat: listening on unix:%s\n", ws[0].unix_path);
 	fflush(stderr);
-	loop_run(srv.loop);
+	threads = xcalloc(n, sizeof(*threads));
+	for (started = 1; started < n; started++)
+		if (pthread_create(&threads[started], NULL, worker_main, &ws[started])) {
+			/* Fewer loops than asked: those that run serve all;
+			 * the others' sockets close. */
+			hub.running -= n - started;
+			for (unsigned i = started; i < n; i++) {
+				for (size_t k = 0; k < ws[i].nls; k++) {
+					mhd.stop_daemon(ws[i].ls[k].d);
+					ws[i].ls[k].d = NULL;
+				}
+				ws[i].nls = 0;
+			}
+			break;
+		}
+	loop_run(ws[0].loop);
+	/* A second signal, or worker 0's drain time is up: the others stop
+	 * too (after a clean drain they have already). */
+	workers_drain(&ws[0], 1);
+	for (unsigned i = 1; i < started; i++)
+		pthread_join(threads[i], NULL);
 	fprintf(stderr, "aichat: stopped\n");
 	rc = 0;
-	/* Requests still open are ended by MHD_stop_daemon (on_completed),
-	 * which aborts the process if any is still suspended (a second
-	 * signal while streams wait for their model): their work stops, and
-	 * they are resumed and run once first. */
-	for (struct req *r = srv.reqs; r; r = r->next) {
-		stop_work(r);
-		if (r->st)
-			r->st->finished = 1;
-		if (r->suspended) {
-			r->suspended = 0;
-			mhd.resume_connection(r->conn);
-		}
-	}
-	for (size_t i = 0; i < srv.nls; i++)
-		mhd.run(srv.ls[i].d);
-	for (size_t i = 0; i < srv.nls; i++) {
-		mhd.stop_daemon(srv.ls[i].d);
-		srv.ls[i].d = NULL;
-	}
-	loop_del_fd(srv.loop, srv.sigfd);
-	close(srv.sigfd);
-	/* SIGINT and SIGTERM stay blocked: a second one arriving while the
-	 * server cleans up (the writer still flushing) would otherwise kill
-	 * the process on its way out of a clean drain (exit 143). */
-	(void)old;
+	for (unsigned i = 0; i < n; i++)
+		worker_stop(&ws[i]);
+	loop_del_fd(ws[0].loop, ws[0].sigfd);
+	close(ws[0].sigfd);
 cleanup:
-	for (size_t i = 0; i < srv.nls; i++)
-		if (srv.ls[i].d)
-			mhd.stop_daemon(srv.ls[i].d);
 	if (ufd >= 0)
 		close(ufd);
-	unix_unlink(&srv);
-	if (srv.drain_timer)
-		loop_del_timer(srv.loop, srv.drain_timer);
-	if (srv.mhd_timer)
-		loop_del_timer(srv.loop, srv.mhd_timer);
-	if (srv.conn_timer)
-		loop_del_timer(srv.loop, srv.conn_timer);
-	/* The jobs stop, the writer writes what is queued, then the jobs
-	 * (which those writes point to) go. */
-	jobs_stop(srv.jobs);
-	rjobs_stop(srv.rjobs);
-	writer_free(srv.writer);
-	jobs_free(srv.jobs);
-	free(srv.bwait);
-	models_cancel(srv.models_job);
-	models_cache_release(&srv.models);
-	searcher_free(srv.searcher);
-	store_close(srv.db);
+	for (unsigned i = 0; i < n; i++)
+		worker_free(&ws[i]);
+	/* Messages still in a mailbox (a jobs answer for a worker that has
+	 * stopped) only free what they carry. */
+	for (unsigned i = 0; i < n; i++)
+		if (ws[i].loop)
+			mailbox_release(&ws[i]);
+	store_close(sh.db);
 	rag_vectors_release();
-	engine_free(srv.eng);
-	metrics_free(srv.metrics);
-	limiter_free(srv.lim);
-	acache_free(srv.cache);
-	redis_free(srv.redis);
-	rjobs_free(srv.rjobs);   /* after: the replies redis_free() fails */
-	free(srv.spend);
-	loop_free(srv.loop);
+	metrics_free(sh.metrics);
+	limiter_free(sh.lim);
+	acache_free(sh.cache);
+	free(ws[0].spend);
+	for (unsigned i = 0; i < n; i++)
+		loop_free(ws[i].loop);
+	free(ws);
+	free(threads);
+	hub_release(&hub);
+	/* SIGINT and SIGTERM stay blocked once they have been: one that
+	 * comes while the server cleans up (a second signal) would otherwise
+	 * kill the process on the way out of a clean drain. */
+	if (masked && rc < 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }

@@ -21,6 +21,11 @@
  * maxmemory policy bounds it.  When Redis cannot answer, the limiter
  * decides by the failure mode (open: allow; closed: refuse as
  * unavailable), and the cache misses and stores nothing.
+ *
+ * The in-process backends are shared by the workers of one server
+ * (--workers), each behind its lock, so a limit is one limit whichever
+ * worker a request reaches; Redis backends are one per worker, as is
+ * their connection.
  */
 #include "aichat/cache.h"
 #include "aichat/ratelimit.h"
@@ -31,6 +36,7 @@
 
 #include <hiredis/hiredis.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +122,7 @@ static void call_end(struct shared_call *c)
 
 struct limiter {
 	struct ratelimit *local;     /* in-process, or NULL */
+	pthread_mutex_t lock;        /* local's, shared by the workers */
 	struct redis *rs;            /* Redis, or NULL */
 	const char *prefix;
 	double rate, burst;
@@ -128,6 +135,7 @@ struct limiter *limiter_local_new(double per_second, double burst,
 	struct limiter *l = xcalloc(1, sizeof(*l));
 
 	l->local = ratelimit_new(per_second, burst, max_keys);
+	pthread_mutex_init(&l->lock, NULL);
 	l->rate = per_second;
 	l->burst = burst;
 	return l;
@@ -151,6 +159,8 @@ void limiter_free(struct limiter *l)
 {
 	if (!l)
 		return;
+	if (l->local)
+		pthread_mutex_destroy(&l->lock);
 	ratelimit_free(l->local);
 	free(l);
 }
@@ -234,7 +244,9 @@ struct shared_call *limiter_take(struct limiter *l, const char *client,
 
 	if (l->local) {
 		struct rl_decision d;
+		pthread_mutex_lock(&l->lock);
 		ratelimit_take(l->local, client, loop_now_ms(), &d);
+		pthread_mutex_unlock(&l->lock);
 		fn(data, &d, 0);
 		return NULL;
 	}
@@ -259,6 +271,7 @@ struct shared_call *limiter_take(struct limiter *l, const char *client,
 
 struct acache {
 	struct cache *local;
+	pthread_mutex_t lock;        /* local's, shared by the workers */
 	struct redis *rs;
 	const char *prefix;
 	int64_t ttl_ms;
@@ -269,6 +282,7 @@ struct acache *acache_local_new(size_t max_entries, int64_t ttl_ms)
 	struct acache *a = xcalloc(1, sizeof(*a));
 
 	a->local = cache_new(max_entries, ttl_ms);
+	pthread_mutex_init(&a->lock, NULL);
 	a->ttl_ms = ttl_ms;
 	return a;
 }
@@ -288,6 +302,8 @@ void acache_free(struct acache *a)
 {
 	if (!a)
 		return;
+	if (a->local)
+		pthread_mutex_destroy(&a->lock);
 	cache_free(a->local);
 	free(a);
 }
@@ -326,9 +342,21 @@ struct shared_call *acache_get(struct acache *a, const char *key,
 	size_t len[2];
 
 	if (a->local) {
-		size_t n;
-		const char *v = cache_get(a->local, key, keylen, &n, loop_now_ms());
-		fn(data, v, n, 0);
+		size_t n = 0;
+		const char *v;
+		char *copy = NULL;
+
+		/* A copy: once unlocked, another worker may evict it. */
+		pthread_mutex_lock(&a->lock);
+		v = cache_get(a->local, key, keylen, &n, loop_now_ms());
+		if (v) {
+			copy = xmalloc(n + 1);
+			memcpy(copy, v, n);
+			copy[n] = '\0';
+		}
+		pthread_mutex_unlock(&a->lock);
+		fn(data, copy, n, 0);
+		free(copy);
 		return NULL;
 	}
 	c = xcalloc(1, sizeof(*c));
@@ -358,7 +386,9 @@ void acache_put(struct acache *a, const char *key, size_t keylen,
 	char ttl[32], *k;
 
 	if (a->local) {
+		pthread_mutex_lock(&a->lock);
 		cache_put(a->local, key, keylen, val, len, loop_now_ms());
+		pthread_mutex_unlock(&a->lock);
 		return;
 	}
 	if (a->ttl_ms <= 0 || !redis_up(a->rs))

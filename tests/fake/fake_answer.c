@@ -44,6 +44,9 @@
  *                     it has sent (a decimal number padded with spaces,
  *                     rewritten every 64 KiB and at the end), so a test
  *                     can tell how far a reader let the stream go
+ *   done_before_reply true: with stall_ms (and no stall_at), the request
+ *                     leaves "inflight" once the stall is over, before
+ *                     its reply is written (fake_upstream.c)
  *   match             see fake_script.c
  *
  * Generated chat answers (fake_chat.c decides, fake_openai.c and

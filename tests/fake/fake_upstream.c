@@ -113,7 +113,7 @@ static void *serve_conn(void *arg)
 	struct request rq;
 	struct reply rp;
 	cJSON *spec;
-	int rc;
+	int rc, counted;
 
 	for (;;) {
 		rc = http_read_request(c->fd, &in, &rq);
@@ -127,10 +127,26 @@ static void *serve_conn(void *arg)
 		spec = script_select(script_path, fbuf_str(&rq.body));
 		reply_init(&rp);
 		answer_build(&rp, spec, &rq);
+		counted = 1;
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(spec, "done_before_reply")) &&
+		    rp.stall_at < 0) {
+			/* The request stops counting once its stall is over,
+			 * before a byte of the reply: a client that starts its
+			 * next call on reading this one never overlaps it in
+			 * "inflight". */
+			fake_sleep_ms(rp.stall_ms);
+			rp.stall_ms = 0;
+			pthread_mutex_lock(&log_lock);
+			in_flight--;
+			pthread_mutex_unlock(&log_lock);
+			counted = 0;
+		}
 		rc = http_send_reply(c->fd, &rp, rq.keep_alive && !rp.close);
-		pthread_mutex_lock(&log_lock);
-		in_flight--;
-		pthread_mutex_unlock(&log_lock);
+		if (counted) {
+			pthread_mutex_lock(&log_lock);
+			in_flight--;
+			pthread_mutex_unlock(&log_lock);
+		}
 		reply_release(&rp);
 		cJSON_Delete(spec);
 		request_release(&rq);
