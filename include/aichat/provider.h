@@ -291,5 +291,11 @@ const struct llm_result *llm_result_so_far(const struct llm_call *c);
  * 0: every one goes through cJSON.  For the fuzzer, which checks that
  * both read the same. */
 extern int openai_skim;
+/* The same for an Anthropic upstream's events for an Anthropic caller
+ * (anthropic.c, skim_event()). */
+extern int anthropic_skim;
+/* 0 when the data of an Anthropic event would be read by that skim, -1
+ * when it would go through cJSON (for the tests). */
+int anthropic_skims(const char *data, size_t len);
 
 #endif

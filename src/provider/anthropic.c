@@ -22,6 +22,7 @@
  * chunks (or one completion); one that speaks Anthropic gets them as they
  * came.
  */
+#include "aichat/jscan.h"
 #include "aichat/json.h"
 #include "aichat/provider.h"
 #include "aichat/trust.h"
@@ -469,14 +470,17 @@ struct answer {
 	int ntools;
 	double in, out, cache_read, cache_write;
 	char stop[32];
+	struct buf scratch;          /* a skimmed event's strings */
 };
 
 static void answer_free(void *p)
 {
 	struct answer *a = p;
 
-	if (a)
+	if (a) {
 		free(a->schema_tool);
+		buf_release(&a->scratch);
+	}
 	free(a);
 }
 
@@ -526,21 +530,43 @@ static cJSON *usage_object(const struct answer *a)
 	return u;
 }
 
-static void read_usage(struct llm_call *c, const cJSON *u)
+/* A usage object's counts, as json_count() reads them (-1: not a number
+ * there). */
+struct usage_view {
+	int present;                 /* the object is there */
+	double count[4];             /* by enum usage_count */
+};
+
+enum usage_count { U_IN, U_OUT, U_CACHE_READ, U_CACHE_WRITE };
+
+static void usage_of(const cJSON *u, struct usage_view *v)
+{
+	static const char *const names[4] = {
+		"input_tokens", "output_tokens", "cache_read_input_tokens",
+		"cache_creation_input_tokens",
+	};
+
+	v->present = u != NULL;
+	for (int i = 0; i < 4; i++)
+		if (json_count(u, names[i], &v->count[i]) < 0)
+			v->count[i] = -1;
+}
+
+static void read_usage(struct llm_call *c, const struct usage_view *u)
 {
 	struct answer *a = answer_of(c);
-	double in = -1, out = -1, d;
+	double in = u->count[U_IN], out = u->count[U_OUT];
 
-	if (!u)
+	if (!u->present)
 		return;
-	if (json_count(u, "input_tokens", &in) == 0)
+	if (in >= 0)
 		a->in = in;
-	if (json_count(u, "output_tokens", &out) == 0)
+	if (out >= 0)
 		a->out = out;
-	if (json_count(u, "cache_read_input_tokens", &d) == 0)
-		a->cache_read = d;
-	if (json_count(u, "cache_creation_input_tokens", &d) == 0)
-		a->cache_write = d;
+	if (u->count[U_CACHE_READ] >= 0)
+		a->cache_read = u->count[U_CACHE_READ];
+	if (u->count[U_CACHE_WRITE] >= 0)
+		a->cache_write = u->count[U_CACHE_WRITE];
 	if (in >= 0 || out >= 0)
 		llm_set_usage(c, in >= 0 ? (long)(a->in + a->cache_read + a->cache_write) : -1,
 			      (long)out);
@@ -570,6 +596,7 @@ static void start_answer(struct llm_call *c, const struct chat_params *p)
 	a->schema_block = -1;
 	for (int i = 0; i < MAX_BLOCKS; i++)
 		a->tool_of[i] = -1;
+	buf_init(&a->scratch, 0);
 	llm_set_state(c, a, answer_free);
 }
 
@@ -620,6 +647,224 @@ static int build(struct llm_call *c, const struct chat_params *p,
 	return 0;
 }
 
+/* ==== one streamed event, as aichat reads it ==== */
+
+/*
+ * The members of an event aichat reads, described once: from a cJSON tree
+ * (view_of()) and, for a caller that speaks Anthropic and gets the event's
+ * bytes as they came, skimmed from its text in one pass without a tree
+ * (skim_event(), jscan.h).  The skim says no to whatever it is not sure
+ * the tree would read the same -- a member it reads that comes twice, an
+ * escaped member name, a string it reads that is not valid UTF-8 once
+ * decoded, \u0000, a number cJSON would cut, nesting deeper than
+ * JSCAN_DEPTH, anything malformed -- and the event goes the full way: the
+ * same errors, the same results.  An "error" event always goes the full
+ * way.  fuzz_decode checks that both read the same.
+ */
+int anthropic_skim = 1;
+
+enum event_str {
+	S_TYPE,                       /* type */
+	S_MSG_ID, S_MSG_MODEL,        /* message.id, message.model */
+	S_BLOCK_TYPE, S_BLOCK_ID, S_BLOCK_NAME,   /* content_block.* */
+	S_DELTA_TYPE, S_TEXT, S_PARTIAL_JSON, S_THINKING, S_STOP,  /* delta.* */
+	S_COUNT
+};
+
+enum { USAGE_MESSAGE, USAGE_TOP };
+
+struct event_view {
+	const char *str[S_COUNT];     /* NULL: absent or not a string */
+	double index;                 /* index, -1 when not a number */
+	struct usage_view usage[2];   /* message.usage, usage */
+};
+
+enum member_kind { M_STR, M_INDEX, M_COUNT, M_OBJ };
+
+struct member {
+	const char *name;
+	enum member_kind kind;
+	int slot;                     /* M_STR: enum event_str; M_COUNT: enum
+				       * usage_count; M_OBJ: a usage view, or -1 */
+	const struct member *sub;     /* M_OBJ: its members, NULL-named last */
+};
+
+static const struct member usage_members[] = {
+	{ "input_tokens", M_COUNT, U_IN, NULL },
+	{ "output_tokens", M_COUNT, U_OUT, NULL },
+	{ "cache_read_input_tokens", M_COUNT, U_CACHE_READ, NULL },
+	{ "cache_creation_input_tokens", M_COUNT, U_CACHE_WRITE, NULL },
+	{ NULL, M_STR, 0, NULL },
+};
+
+static const struct member message_members[] = {
+	{ "id", M_STR, S_MSG_ID, NULL },
+	{ "model", M_STR, S_MSG_MODEL, NULL },
+	{ "usage", M_OBJ, USAGE_MESSAGE, usage_members },
+	{ NULL, M_STR, 0, NULL },
+};
+
+static const struct member block_members[] = {
+	{ "type", M_STR, S_BLOCK_TYPE, NULL },
+	{ "id", M_STR, S_BLOCK_ID, NULL },
+	{ "name", M_STR, S_BLOCK_NAME, NULL },
+	{ NULL, M_STR, 0, NULL },
+};
+
+static const struct member delta_members[] = {
+	{ "type", M_STR, S_DELTA_TYPE, NULL },
+	{ "text", M_STR, S_TEXT, NULL },
+	{ "partial_json", M_STR, S_PARTIAL_JSON, NULL },
+	{ "thinking", M_STR, S_THINKING, NULL },
+	{ "stop_reason", M_STR, S_STOP, NULL },
+	{ NULL, M_STR, 0, NULL },
+};
+
+static const struct member event_members[] = {
+	{ "type", M_STR, S_TYPE, NULL },
+	{ "index", M_INDEX, 0, NULL },
+	{ "message", M_OBJ, -1, message_members },
+	{ "usage", M_OBJ, USAGE_TOP, usage_members },
+	{ "content_block", M_OBJ, -1, block_members },
+	{ "delta", M_OBJ, -1, delta_members },
+	{ NULL, M_STR, 0, NULL },
+};
+
+static void view_init(struct event_view *v)
+{
+	for (int i = 0; i < S_COUNT; i++)
+		v->str[i] = NULL;
+	v->index = -1;
+	for (int i = 0; i < 2; i++) {
+		v->usage[i].present = 0;
+		for (int j = 0; j < 4; j++)
+			v->usage[i].count[j] = -1;
+	}
+}
+
+/* The members of obj (a tree) that m names; u: the usage view of an
+ * object of counts. */
+static void view_from(const cJSON *obj, const struct member *m,
+		      struct event_view *v, struct usage_view *u)
+{
+	for (; m->name; m++) {
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, m->name);
+
+		if (m->kind == M_STR && cJSON_IsString(n))
+			v->str[m->slot] = n->valuestring;
+		else if (m->kind == M_INDEX && cJSON_IsNumber(n))
+			v->index = n->valuedouble;
+		else if (m->kind == M_COUNT)
+			json_count(obj, m->name, &u->count[m->slot]);
+		else if (m->kind == M_OBJ && cJSON_IsObject(n))
+			view_from(n, m->sub, v, m->slot >= 0 ? &v->usage[m->slot] : NULL);
+	}
+	if (u)
+		u->present = 1;
+}
+
+static void view_of(const cJSON *root, struct event_view *v)
+{
+	view_init(v);
+	view_from(root, event_members, v, NULL);
+}
+
+/* The object whose '{' is at s->p, its members that m names read into v
+ * (strings decoded onto out, each followed by a NUL, at offsets in at[]).
+ * 0, or -1: take the full way. */
+static int skim_object(struct jscan *s, const struct member *m, int depth,
+		       struct event_view *v, struct usage_view *u,
+		       struct buf *out, size_t *at)
+{
+	const char *name;
+	size_t nlen;
+	unsigned seen = 0;
+	int first = 1, rc;
+
+	if (u)
+		u->present = 1;
+	s->p++;
+	while ((rc = jscan_more(s, '}', &first, &name, &nlen)) > 0) {
+		const struct member *k = m;
+		int have = 0;
+
+		while (k->name && !jscan_named(name, nlen, k->name))
+			k++;
+		if (!k->name) {
+			rc = jscan_value(s, depth + 1);
+		} else if (seen & 1u << (k - m)) {
+			return -1;           /* cJSON reads the first; not sure */
+		} else if (k->kind == M_STR) {
+			size_t from = out->len;
+			seen |= 1u << (k - m);
+			rc = jscan_text(s, out, &have, depth + 1);
+			if (have) {
+				at[k->slot] = from;
+				buf_putc(out, '\0');
+			}
+		} else if (k->kind == M_INDEX) {
+			seen |= 1u << (k - m);
+			if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+				rc = jscan_number(s, &v->index);
+			else
+				rc = jscan_value(s, depth + 1);
+		} else if (k->kind == M_COUNT) {
+			seen |= 1u << (k - m);
+			rc = jscan_count(s, &u->count[k->slot], depth + 1);
+		} else {
+			seen |= 1u << (k - m);
+			if (*s->p == '{' && depth + 1 < JSCAN_DEPTH)
+				rc = skim_object(s, k->sub, depth + 1, v,
+						 k->slot >= 0 ? &v->usage[k->slot] : NULL,
+						 out, at);
+			else
+				rc = jscan_value(s, depth + 1);
+		}
+		if (rc < 0)
+			return -1;
+	}
+	return rc;
+}
+
+/* The event's text read as view_of() would read its tree, strings kept
+ * in out (cleared first); 0, or -1: take the full way. */
+static int skim_event(const char *text, size_t len, struct buf *out,
+		      struct event_view *v)
+{
+	struct jscan s = { text, text + len };
+	size_t at[S_COUNT];
+
+	view_init(v);
+	buf_clear(out);
+	for (int i = 0; i < S_COUNT; i++)
+		at[i] = (size_t)-1;
+	jscan_ws(&s);
+	if (s.p >= s.end || *s.p != '{' ||
+	    skim_object(&s, event_members, 0, v, NULL, out, at) < 0)
+		return -1;
+	jscan_ws(&s);
+	/* Whitespace only after the object; what aichat reads, UTF-8 only
+	 * (the strings are NUL-separated: one check holds for each). */
+	if (s.p != s.end || trust_utf8_invalid(out->ptr, out->len) >= 0)
+		return -1;
+	for (int i = 0; i < S_COUNT; i++)
+		if (at[i] != (size_t)-1)
+			v->str[i] = out->ptr + at[i];
+	return 0;
+}
+
+int anthropic_skims(const char *data, size_t len)
+{
+	struct event_view v;
+	struct buf out;
+	int rc;
+
+	buf_init(&out, 0);
+	rc = skim_event(data, len, &out, &v);
+	buf_release(&out);
+	return rc;
+}
+
 /* ==== answers ==== */
 
 static int error_event(struct llm_call *c, const cJSON *root, struct err *e)
@@ -640,19 +885,17 @@ static int error_event(struct llm_call *c, const cJSON *root, struct err *e)
 		       *ctype ? ctype : "error", *clean ? ": " : "", clean);
 }
 
-static void block_start(struct llm_call *c, const cJSON *root)
+static void block_start(struct llm_call *c, const struct event_view *v)
 {
 	struct answer *a = answer_of(c);
-	const cJSON *b = json_obj(root, "content_block");
-	const char *type = json_str(b, "type");
-	double idx = -1;
+	const char *type = v->str[S_BLOCK_TYPE], *name = v->str[S_BLOCK_NAME];
+	const char *id = v->str[S_BLOCK_ID];
+	double idx = v->index;
 	cJSON *d, *tc, *fn;
 
-	json_num(root, "index", &idx);
 	if (!type || strcmp(type, "tool_use") || idx < 0 || idx >= MAX_BLOCKS)
 		return;
-	if (a->schema_tool && json_str(b, "name") &&
-	    !strcmp(json_str(b, "name"), a->schema_tool)) {
+	if (a->schema_tool && name && !strcmp(name, a->schema_tool)) {
 		a->schema_block = (int)idx;
 		return;
 	}
@@ -663,10 +906,10 @@ static void block_start(struct llm_call *c, const cJSON *root)
 	tc = cJSON_CreateObject();
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "tool_calls"), tc);
 	cJSON_AddNumberToObject(tc, "index", a->tool_of[(int)idx]);
-	cJSON_AddStringToObject(tc, "id", json_str(b, "id") ? json_str(b, "id") : "");
+	cJSON_AddStringToObject(tc, "id", id ? id : "");
 	cJSON_AddStringToObject(tc, "type", "function");
 	fn = cJSON_AddObjectToObject(tc, "function");
-	cJSON_AddStringToObject(fn, "name", json_str(b, "name") ? json_str(b, "name") : "");
+	cJSON_AddStringToObject(fn, "name", name ? name : "");
 	cJSON_AddStringToObject(fn, "arguments", "");
 	emit_delta(c, d, NULL, 1);
 }
@@ -685,20 +928,18 @@ static void text_out(struct llm_call *c, const char *text)
 	emit_delta(c, d, NULL, 1);
 }
 
-static void block_delta(struct llm_call *c, const cJSON *root)
+static void block_delta(struct llm_call *c, const struct event_view *v)
 {
 	struct answer *a = answer_of(c);
-	const cJSON *d = json_obj(root, "delta");
-	const char *dt = json_str(d, "type");
-	double idx = -1;
+	const char *dt = v->str[S_DELTA_TYPE];
+	double idx = v->index;
 
-	json_num(root, "index", &idx);
 	if (!dt)
 		return;
 	if (!strcmp(dt, "text_delta")) {
-		text_out(c, json_str(d, "text"));
+		text_out(c, v->str[S_TEXT]);
 	} else if (!strcmp(dt, "input_json_delta")) {
-		const char *frag = json_str(d, "partial_json");
+		const char *frag = v->str[S_PARTIAL_JSON];
 		int i = idx >= 0 && idx < MAX_BLOCKS ? (int)idx : -1;
 
 		if (i >= 0 && i == a->schema_block) {
@@ -713,7 +954,7 @@ static void block_delta(struct llm_call *c, const cJSON *root)
 			emit_delta(c, o, NULL, 1);
 		}
 	} else if (!strcmp(dt, "thinking_delta")) {
-		const char *t = json_str(d, "thinking");
+		const char *t = v->str[S_THINKING];
 		if (t && *t) {
 			llm_emit_reasoning(c, t, strlen(t));
 			if (llm_dialect(c) == DIALECT_OPENAI) {
@@ -725,36 +966,17 @@ static void block_delta(struct llm_call *c, const cJSON *root)
 	}
 }
 
-static int stream_event(struct llm_call *c, const struct sse_event *ev,
-			struct err *e)
+/* One event other than an error, of this type, read into v. */
+static void on_event(struct llm_call *c, const struct sse_event *ev,
+		     const char *type, const struct event_view *v)
 {
-	struct answer *a;
-	cJSON *root;
-	const char *type;
-	int rc = 0;
+	struct answer *a = answer_of(c);
 
-	if (ev->data_len == 0)
-		return 0;
-	a = answer_of(c);
-	root = json_parse(ev->data, ev->data_len, NULL);
-	if (!root)
-		return llm_malformed(c, "JSON in stream", ev->data, ev->data_len, e);
-	/* Its text reaches clients in aichat's own JSON (translated, or
-	 * as /chat's deltas): valid UTF-8 only. */
-	json_make_utf8(root);
-	type = *ev->event ? ev->event : json_str(root, "type");
-	if (!type)
-		type = "";
-	if (!strcmp(type, "error")) {
-		rc = error_event(c, root, e);
-		goto cleanup;
-	}
 	/* A caller that speaks Anthropic gets the event as it came. */
 	if (llm_dialect(c) == DIALECT_ANTHROPIC && strcmp(type, "ping"))
 		llm_emit_event(c, type, ev->data, ev->data_len,
 			       !strcmp(type, "content_block_delta"));
 	if (!strcmp(type, "message_start")) {
-		const cJSON *m = json_obj(root, "message");
 		/* A new attempt's answer: nothing of an earlier one counts. */
 		for (int i = 0; i < MAX_BLOCKS; i++)
 			a->tool_of[i] = -1;
@@ -762,11 +984,11 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 		a->schema_block = -1;
 		a->in = a->out = a->cache_read = a->cache_write = 0;
 		a->stop[0] = '\0';
-		if (json_str(m, "id"))
-			snprintf(a->id, sizeof(a->id), "chatcmpl-%.100s", json_str(m, "id"));
-		if (json_str(m, "model"))
-			snprintf(a->model, sizeof(a->model), "%s", json_str(m, "model"));
-		read_usage(c, json_obj(m, "usage"));
+		if (v->str[S_MSG_ID])
+			snprintf(a->id, sizeof(a->id), "chatcmpl-%.100s", v->str[S_MSG_ID]);
+		if (v->str[S_MSG_MODEL])
+			snprintf(a->model, sizeof(a->model), "%s", v->str[S_MSG_MODEL]);
+		read_usage(c, &v->usage[USAGE_MESSAGE]);
 		if (llm_dialect(c) == DIALECT_OPENAI) {
 			cJSON *d = cJSON_CreateObject();
 			cJSON_AddStringToObject(d, "role", "assistant");
@@ -774,12 +996,12 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 			emit_delta(c, d, NULL, 0);
 		}
 	} else if (!strcmp(type, "content_block_start")) {
-		block_start(c, root);
+		block_start(c, v);
 	} else if (!strcmp(type, "content_block_delta")) {
-		block_delta(c, root);
+		block_delta(c, v);
 	} else if (!strcmp(type, "message_delta")) {
-		const char *stop = json_str(json_obj(root, "delta"), "stop_reason");
-		read_usage(c, json_obj(root, "usage"));
+		const char *stop = v->str[S_STOP];
+		read_usage(c, &v->usage[USAGE_TOP]);
 		if (stop) {
 			snprintf(a->stop, sizeof(a->stop), "%s", stop);
 			llm_set_finish(c, finish_name(a, stop));
@@ -796,7 +1018,53 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 			cJSON_Delete(o);
 		}
 	}
-cleanup:
+}
+
+/* An event for a caller that speaks Anthropic, skimmed: 0 when done, -1
+ * to parse it. */
+static int fast_event(struct llm_call *c, const struct sse_event *ev)
+{
+	struct answer *a = answer_of(c);
+	struct event_view v;
+	const char *type;
+
+	if (skim_event(ev->data, ev->data_len, &a->scratch, &v) < 0)
+		return -1;
+	type = *ev->event ? ev->event : v.str[S_TYPE] ? v.str[S_TYPE] : "";
+	if (!strcmp(type, "error"))
+		return -1;
+	on_event(c, ev, type, &v);
+	return 0;
+}
+
+static int stream_event(struct llm_call *c, const struct sse_event *ev,
+			struct err *e)
+{
+	struct event_view v;
+	cJSON *root;
+	const char *type;
+	int rc = 0;
+
+	if (ev->data_len == 0)
+		return 0;
+	if (anthropic_skim && llm_dialect(c) == DIALECT_ANTHROPIC &&
+	    strcmp(ev->event, "error") && fast_event(c, ev) == 0)
+		return 0;
+	root = json_parse(ev->data, ev->data_len, NULL);
+	if (!root)
+		return llm_malformed(c, "JSON in stream", ev->data, ev->data_len, e);
+	/* Its text reaches clients in aichat's own JSON (translated, or
+	 * as /chat's deltas): valid UTF-8 only. */
+	json_make_utf8(root);
+	type = *ev->event ? ev->event : json_str(root, "type");
+	if (!type)
+		type = "";
+	if (!strcmp(type, "error"))
+		rc = error_event(c, root, e);
+	else {
+		view_of(root, &v);
+		on_event(c, ev, type, &v);
+	}
 	cJSON_Delete(root);
 	return rc;
 }
@@ -861,6 +1129,7 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 	const cJSON *content, *blk;
 	const char *stop;
 	struct buf text, reasoning;
+	struct usage_view u;
 	int rc = -1;
 
 	if (!root)
@@ -905,7 +1174,8 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 		snprintf(a->stop, sizeof(a->stop), "%s", stop);
 		llm_set_finish(c, finish_name(a, stop));
 	}
-	read_usage(c, json_obj(root, "usage"));
+	usage_of(json_obj(root, "usage"), &u);
+	read_usage(c, &u);
 	if (llm_dialect(c) == DIALECT_ANTHROPIC)
 		llm_emit_event(c, NULL, body, len, 1);
 	else if (llm_dialect(c) == DIALECT_OPENAI)
