@@ -608,10 +608,9 @@ static int build(struct llm_call *c, const struct chat_params *p,
 {
 	const struct model_ref *m = llm_model(c);
 	cJSON *root;
-	char **h = xcalloc(4, sizeof(*h));
-	struct buf hb;
 	char *text;
-	int nh = 0;
+
+	(void)headers;
 
 	buf_printf(url, "%s/v1/messages", m->base_url);
 	if (p->native && p->dialect == DIALECT_ANTHROPIC) {
@@ -625,7 +624,6 @@ static int build(struct llm_call *c, const struct chat_params *p,
 		cJSON_AddStringToObject(root, "model", m->model);
 		if (translate_messages(p, root, e) < 0 || translate_extra(p, root, e) < 0) {
 			cJSON_Delete(root);
-			free(h);
 			return -1;
 		}
 	}
@@ -636,6 +634,15 @@ static int build(struct llm_call *c, const struct chat_params *p,
 	free(text);
 	cJSON_Delete(root);
 	start_answer(c, p);
+	return 0;
+}
+
+static char **headers(const struct model_ref *m)
+{
+	char **h = xcalloc(4, sizeof(*h));
+	struct buf hb;
+	int nh = 0;
+
 	h[nh++] = xstrdup("Content-Type: application/json");
 	h[nh++] = xstrdup("anthropic-version: " ANTHROPIC_VERSION);
 	if (m->api_key) {
@@ -643,8 +650,7 @@ static int build(struct llm_call *c, const struct chat_params *p,
 		buf_printf(&hb, "x-api-key: %s", m->api_key);
 		h[nh++] = buf_detach(&hb);
 	}
-	*headers = h;
-	return 0;
+	return h;
 }
 
 /* ==== one streamed event, as aichat reads it ==== */
@@ -1192,6 +1198,7 @@ cleanup:
 const struct provider_ops provider_anthropic = {
 	.kind = "anthropic",
 	.build = build,
+	.headers = headers,
 	.stream_event = stream_event,
 	.parse_body = parse_body,
 };

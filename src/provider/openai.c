@@ -59,9 +59,9 @@ static int build(struct llm_call *c, const struct chat_params *p,
 	const struct model_ref *m = llm_model(c);
 	cJSON *root = cJSON_CreateObject(), *msgs;
 	const cJSON *f;
-	char **h = xcalloc(3, sizeof(*h));
-	int nh = 0;
 	char *text;
+
+	(void)headers;
 
 	buf_printf(url, "%s/chat/completions", m->base_url);
 	cJSON_AddStringToObject(root, "model", m->model);
@@ -97,18 +97,24 @@ static int build(struct llm_call *c, const struct chat_params *p,
 	}
 	if (model_family_apply(m, root, p->temperature_default, e) < 0) {
 		cJSON_Delete(root);
-		free(h);
 		return -1;
 	}
 	text = json_print(root);
 	buf_appends(body, text);
 	free(text);
 	cJSON_Delete(root);
+	return 0;
+}
+
+static char **headers(const struct model_ref *m)
+{
+	char **h = xcalloc(3, sizeof(*h));
+	int nh = 0;
+
 	h[nh++] = xstrdup("Content-Type: application/json");
 	if (m->api_key)
 		h[nh++] = header("Authorization: Bearer %s", m->api_key);
-	*headers = h;
-	return 0;
+	return h;
 }
 
 static void read_usage(struct llm_call *c, const cJSON *root)
@@ -492,6 +498,7 @@ cleanup:
 const struct provider_ops provider_openai = {
 	.kind = "openai",
 	.build = build,
+	.headers = headers,
 	.stream_event = stream_event,
 	.parse_body = parse_body,
 };
