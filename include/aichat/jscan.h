@@ -11,9 +11,10 @@
  * lone surrogate escape, an escaped member name, a number of 64 bytes or
  * more (cJSON cuts it), nesting deeper than JSCAN_DEPTH, anything
  * malformed.  The caller then takes the full way (cJSON): the same
- * errors, the same results.  A caller also says no to a member it reads
- * that comes twice (cJSON would read the first; the fast way does not try
- * to) and to text it reads that is not valid UTF-8.
+ * errors, the same results.  A caller says no, too, to text it reads that
+ * is not valid UTF-8 (json_make_utf8() would change it), and reads a
+ * member given twice as cJSON does (the first: openai.c) or says no to it
+ * (anthropic.c).
  *
  * A scanner is a cursor over borrowed text; nothing here allocates except
  * the decoded strings appended to a caller's buf.

@@ -20,7 +20,7 @@
  * message_stop, ping, and error, which ends the stream with the partial
  * text kept.  A caller that speaks OpenAI gets them as chat completion
  * chunks (or one completion); one that speaks Anthropic gets them as they
- * came.
+ * came, read without a tree when they are plain (skim_event()).
  */
 #include "aichat/jscan.h"
 #include "aichat/json.h"
@@ -794,7 +794,7 @@ static int skim_object(struct jscan *s, const struct member *m, int depth,
 		const struct member *k = m;
 		int have = 0;
 
-		while (k->name && !jscan_named(name, nlen, k->name))
+		while (k->name && (k->name[0] != *name || !jscan_named(name, nlen, k->name)))
 			k++;
 		if (!k->name) {
 			rc = jscan_value(s, depth + 1);

@@ -162,9 +162,9 @@ static int error_object(struct llm_call *c, const cJSON *root, struct err *e)
  * choice's content (time to first token, the conversation log) and
  * finish_reason, the usage, and whether choices has an element (a usage
  * chunk aichat asked for on its own is not passed on).  skim() finds these
- * in one pass of jscan.h that checks the whole text as strict JSON, reading each
- * member the way cJSON_GetObjectItemCaseSensitive would (the first of a
- * name).  Whatever it is not sure the full parse would read the same --
+ * in one pass (jscan.h) that checks the whole text as strict JSON, reading
+ * each member the way cJSON_GetObjectItemCaseSensitive would (the first of
+ * a name).  Whatever it is not sure the full parse would read the same --
  * an "error" that is not null, an escaped member name, a raw control byte
  * or \u0000 in a string, a first choice that is not an object, a number of
  * 64 bytes or more (cJSON cuts it), nesting deeper than JSCAN_DEPTH, text

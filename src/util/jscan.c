@@ -150,7 +150,17 @@ int jscan_number(struct jscan *s, double *v)
 	}
 	if ((size_t)(p - s->p) >= sizeof(tmp))
 		return -1;
-	if (v) {
+	if (v && p - s->p <= 15 && !memchr(s->p, '.', (size_t)(p - s->p)) &&
+	    !memchr(s->p, 'e', (size_t)(p - s->p)) && !memchr(s->p, 'E', (size_t)(p - s->p))) {
+		/* An integer of at most 15 digits is exact in a double: the
+		 * value strtod() gives, without its cost (an index, a count). */
+		const char *q = s->p + (*s->p == '-');
+		double d = 0;
+
+		while (q < p)
+			d = d * 10 + (*q++ - '0');
+		*v = *s->p == '-' ? -d : d;
+	} else if (v) {
 		memcpy(tmp, s->p, (size_t)(p - s->p));
 		tmp[p - s->p] = '\0';
 		*v = strtod(tmp, NULL);

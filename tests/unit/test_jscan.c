@@ -134,6 +134,21 @@ static void test_decoding(void)
 	is_int(jscan_number(&j, &d), 0, "a number with an exponent");
 	ok(d == -1500, "read as -1500 (got %g)", d);
 
+	/* Integers are read without strtod(): the same doubles, to the bit. */
+	static const char *const ints[] = {
+		"0", "-0", "7", "-12", "999999999999999", "-99999999999999",
+		"9007199254740993", "123456789012345678", "1.5", "2E3",
+	};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(*ints); i++) {
+		double want = strtod(ints[i], NULL);
+		j.p = fenced(ints[i], strlen(ints[i]));
+		j.end = j.p + strlen(ints[i]);
+		d = 42;
+		is_int(jscan_number(&j, &d), 0, "number %s", ints[i]);
+		ok(!memcmp(&d, &want, sizeof(d)), "number %s read as strtod() reads it (%.17g, got %.17g)",
+		   ints[i], want, d);
+	}
+
 	static const struct { const char *in; double want; } counts[] = {
 		{ "12", 12 }, { "3e2", 300 }, { "7.9", 7 }, { "-4", 0 },
 		{ "1e300", 1e12 }, { "\"5\"", -1 }, { "null", -1 },
