@@ -23,6 +23,7 @@
 #define AICHAT_JSCAN_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "aichat/buf.h"
 
@@ -57,8 +58,12 @@ int jscan_value(struct jscan *s, int depth);
  */
 int jscan_more(struct jscan *s, char close, int *first, const char **name,
 	       size_t *nlen);
-/* Whether the name of length nlen is want. */
-int jscan_named(const char *name, size_t nlen, const char *want);
+/* Whether the name of length nlen is want.  Inline: with a literal, the
+ * length is known when compiling (one test per member of an event). */
+static inline int jscan_named(const char *name, size_t nlen, const char *want)
+{
+	return strlen(want) == nlen && !memcmp(name, want, nlen);
+}
 /* A member's value that aichat reads as a count (json_count()): when it
  * is a number, its count in *out; any other value is skipped and *out is
  * left as it is.  0 or -1. */

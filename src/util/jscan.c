@@ -255,11 +255,6 @@ int jscan_value(struct jscan *s, int depth)
 	}
 }
 
-int jscan_named(const char *name, size_t nlen, const char *want)
-{
-	return strlen(want) == nlen && !memcmp(name, want, nlen);
-}
-
 static int at_number(const struct jscan *s)
 {
 	return *s->p == '-' || (*s->p >= '0' && *s->p <= '9');
