@@ -539,19 +539,6 @@ struct usage_view {
 
 enum usage_count { U_IN, U_OUT, U_CACHE_READ, U_CACHE_WRITE };
 
-static void usage_of(const cJSON *u, struct usage_view *v)
-{
-	static const char *const names[4] = {
-		"input_tokens", "output_tokens", "cache_read_input_tokens",
-		"cache_creation_input_tokens",
-	};
-
-	v->present = u != NULL;
-	for (int i = 0; i < 4; i++)
-		if (json_count(u, names[i], &v->count[i]) < 0)
-			v->count[i] = -1;
-}
-
 static void read_usage(struct llm_call *c, const struct usage_view *u)
 {
 	struct answer *a = answer_of(c);
@@ -1127,17 +1114,181 @@ static void emit_completion(struct llm_call *c, const cJSON *root,
 	cJSON_Delete(o);
 }
 
+/* ==== a whole answer ==== */
+
+/* What aichat reads of a message body besides its content. */
+static const struct member body_members[] = {
+	{ "id", M_STR, S_MSG_ID, NULL },
+	{ "model", M_STR, S_MSG_MODEL, NULL },
+	{ "stop_reason", M_STR, S_STOP, NULL },
+	{ "usage", M_OBJ, USAGE_TOP, usage_members },
+	{ NULL, M_STR, 0, NULL },
+};
+
+enum { B_TYPE, B_TEXT, B_THINKING, B_COUNT };
+
+/* What aichat reads of one content block (when no schema tool is asked
+ * for, whose input would need the tree). */
+static const struct member content_members[] = {
+	{ "type", M_STR, B_TYPE, NULL },
+	{ "text", M_STR, B_TEXT, NULL },
+	{ "thinking", M_STR, B_THINKING, NULL },
+	{ NULL, M_STR, 0, NULL },
+};
+
+/* The answer's text and reasoning, their blocks joined in order, and its
+ * other members (the way the tree is read in parse_body()); 0, or -1:
+ * take the full way (also for an error, or content that is not an
+ * array). */
+static int skim_body(const char *body, size_t len, struct buf *out,
+		     struct event_view *v, struct buf *text, struct buf *reasoning)
+{
+	struct jscan s = { body, body + len };
+	const char *name;
+	size_t nlen, at[S_COUNT];
+	int first = 1, rc, seen_content = 0, seen_error = 0, seen_usage = 0;
+
+	view_init(v);
+	buf_clear(out);
+	for (int i = 0; i < S_COUNT; i++)
+		at[i] = (size_t)-1;
+	jscan_ws(&s);
+	if (s.p >= s.end || *s.p != '{')
+		return -1;
+	s.p++;
+	while ((rc = jscan_more(&s, '}', &first, &name, &nlen)) > 0) {
+		if (jscan_named(name, nlen, "error")) {
+			if (seen_error++ || *s.p == '{')
+				return -1;
+			rc = jscan_value(&s, 1);
+		} else if (jscan_named(name, nlen, "content")) {
+			int f2 = 1;
+
+			if (seen_content++ || *s.p != '[')
+				return -1;
+			s.p++;
+			while ((rc = jscan_more(&s, ']', &f2, NULL, NULL)) > 0) {
+				size_t bat[B_COUNT] = { (size_t)-1, (size_t)-1, (size_t)-1 };
+				size_t from = out->len;
+				const char *type;
+
+				if (*s.p != '{') {
+					rc = jscan_value(&s, 2);   /* no members: read as none */
+				} else if ((rc = skim_object(&s, content_members, 2, v, NULL,
+							     out, bat)) == 0 && bat[B_TYPE] != (size_t)-1) {
+					type = out->ptr + bat[B_TYPE];
+					if (!strcmp(type, "text") && bat[B_TEXT] != (size_t)-1)
+						buf_appends(text, out->ptr + bat[B_TEXT]);
+					else if (!strcmp(type, "thinking") && bat[B_THINKING] != (size_t)-1)
+						buf_appends(reasoning, out->ptr + bat[B_THINKING]);
+				}
+				if (rc < 0 || trust_utf8_invalid(out->ptr + from, out->len - from) >= 0)
+					return -1;
+				buf_truncate(out, from);
+			}
+		} else {
+			/* The other members as an object of body_members. */
+			const struct member *k = body_members;
+
+			while (k->name && (k->name[0] != *name || !jscan_named(name, nlen, k->name)))
+				k++;
+			if (!k->name) {
+				rc = jscan_value(&s, 1);
+			} else if (k->kind == M_STR) {
+				int have = 0;
+				size_t from = out->len;
+
+				if (at[k->slot] != (size_t)-1)
+					return -1;       /* given twice */
+				rc = jscan_text(&s, out, &have, 1);
+				if (have) {
+					at[k->slot] = from;
+					buf_putc(out, '\0');
+				} else {
+					at[k->slot] = (size_t)-2;    /* seen, not a string */
+				}
+			} else {
+				if (seen_usage++)
+					return -1;       /* given twice */
+				if (*s.p == '{')
+					rc = skim_object(&s, usage_members, 1, v,
+							 &v->usage[USAGE_TOP], out, at);
+				else
+					rc = jscan_value(&s, 1);
+			}
+		}
+		if (rc < 0)
+			return -1;
+	}
+	if (rc < 0 || !seen_content)
+		return -1;
+	jscan_ws(&s);
+	if (s.p != s.end || trust_utf8_invalid(out->ptr, out->len) >= 0)
+		return -1;
+	for (int i = 0; i < S_COUNT; i++)
+		if (at[i] < (size_t)-2)
+			v->str[i] = out->ptr + at[i];
+	return 0;
+}
+
+/* What parse_body() and fast_body() do alike once the answer is read. */
+static void body_read(struct llm_call *c, const struct event_view *v,
+		      const struct buf *text, const struct buf *reasoning)
+{
+	struct answer *a = answer_of(c);
+	const char *stop = v->str[S_STOP];
+
+	if (v->str[S_MSG_ID])
+		snprintf(a->id, sizeof(a->id), "chatcmpl-%.100s", v->str[S_MSG_ID]);
+	if (v->str[S_MSG_MODEL])
+		snprintf(a->model, sizeof(a->model), "%s", v->str[S_MSG_MODEL]);
+	if (reasoning->len)
+		llm_emit_reasoning(c, reasoning->ptr, reasoning->len);
+	llm_emit(c, text->ptr, text->len);
+	if (stop) {
+		snprintf(a->stop, sizeof(a->stop), "%s", stop);
+		llm_set_finish(c, finish_name(a, stop));
+	}
+	read_usage(c, &v->usage[USAGE_TOP]);
+}
+
+/* A whole answer for a caller that speaks Anthropic, skimmed: 0 when
+ * done, -1 to parse it. */
+static int fast_body(struct llm_call *c, const char *body, size_t len)
+{
+	struct answer *a = answer_of(c);
+	struct event_view v;
+	struct buf text, reasoning;
+	int rc = -1;
+
+	buf_init(&text, 0);
+	buf_init(&reasoning, 0);
+	if (!a->schema_tool &&
+	    skim_body(body, len, &a->scratch, &v, &text, &reasoning) == 0) {
+		body_read(c, &v, &text, &reasoning);
+		llm_emit_event(c, NULL, body, len, 1);
+		llm_mark_complete(c);
+		rc = 0;
+	}
+	buf_release(&text);
+	buf_release(&reasoning);
+	return rc;
+}
+
 static int parse_body(struct llm_call *c, const char *body, size_t len,
 		      struct err *e)
 {
-	cJSON *root = json_parse(body, len, NULL);
+	cJSON *root;
 	struct answer *a;
 	const cJSON *content, *blk;
-	const char *stop;
 	struct buf text, reasoning;
-	struct usage_view u;
+	struct event_view v;
 	int rc = -1;
 
+	if (anthropic_skim && llm_dialect(c) == DIALECT_ANTHROPIC &&
+	    fast_body(c, body, len) == 0)
+		return 0;
+	root = json_parse(body, len, NULL);
 	if (!root)
 		return llm_malformed(c, "JSON answer", body, len, e);
 	/* Its text reaches clients in aichat's own JSON (translated, or
@@ -1155,10 +1306,6 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 		llm_malformed(c, "answer (no content)", body, len, e);
 		goto cleanup;
 	}
-	if (json_str(root, "id"))
-		snprintf(a->id, sizeof(a->id), "chatcmpl-%.100s", json_str(root, "id"));
-	if (json_str(root, "model"))
-		snprintf(a->model, sizeof(a->model), "%s", json_str(root, "model"));
 	cJSON_ArrayForEach(blk, content) {
 		const char *bt = json_str(blk, "type"), *t = json_str(blk, "text");
 		if (bt && !strcmp(bt, "text") && t) {
@@ -1172,16 +1319,9 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 			free(in);
 		}
 	}
-	if (reasoning.len)
-		llm_emit_reasoning(c, reasoning.ptr, reasoning.len);
-	llm_emit(c, text.ptr, text.len);
-	stop = json_str(root, "stop_reason");
-	if (stop) {
-		snprintf(a->stop, sizeof(a->stop), "%s", stop);
-		llm_set_finish(c, finish_name(a, stop));
-	}
-	usage_of(json_obj(root, "usage"), &u);
-	read_usage(c, &u);
+	view_init(&v);
+	view_from(root, body_members, &v, NULL);
+	body_read(c, &v, &text, &reasoning);
 	if (llm_dialect(c) == DIALECT_ANTHROPIC)
 		llm_emit_event(c, NULL, body, len, 1);
 	else if (llm_dialect(c) == DIALECT_OPENAI)
