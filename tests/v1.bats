@@ -275,6 +275,35 @@ else:
 	[ "$(echo "$output" | json_get total.cost_micros)" = 226 ]
 }
 
+@test "/v1/messages: a whole Anthropic answer reaches the client as its bytes; its usage reaches /metrics and the ledger" {
+	# Written every way an upstream may write it: escapes, members in
+	# another order, a block that is not an object, a tool block with
+	# nested input, a text given twice (read as cJSON reads it).
+	local answer='{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"thinking","thinking":"hm \"q\"","signature":"s"},{"text":"h\u00e9llo \ud83d\ude00","type":"text"},7,{"type":"tool_use","id":"t1","name":"f","input":{"a":[1,{"b":null}]}},{"type":"text","text":" one","text":" two"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":10,"cache_creation_input_tokens":2e1,"cache_read_input_tokens":30,"output_tokens":1.5e1}}'
+	local spec
+	spec=$(python3 -c 'import json, sys; print(json.dumps({"body": sys.argv[1]}))' "$answer")
+	fake_start "$spec"
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start
+	for i in 1 2; do
+		run post /v1/messages '{"model":"anthropic:claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}'
+		[ "$(http_status)" = 200 ]
+		[ "$(cat "$BATS_TEST_TMPDIR/body")" = "$answer" ]
+	done
+	run curl -sS "$SERVE_URL/metrics"
+	[[ "$output" == *'aichat_tokens_total{model="anthropic:claude-haiku-4-5",kind="prompt"} 120'* ]]
+	[[ "$output" == *'aichat_tokens_total{model="anthropic:claude-haiku-4-5",kind="completion"} 30'* ]]
+	line=$(grep '"path":"/v1/messages"' "$SERVE_LOG" | tail -1)
+	[ "$(echo "$line" | json_get completion_tokens)" = 15 ]
+	serve_stop
+	run --separate-stderr "$AICHAT_BIN" usage --json
+	[ "$(echo "$output" | json_get total.exchanges)" = 2 ]
+	[ "$(echo "$output" | json_get total.prompt_tokens)" = 120 ]
+	[ "$(echo "$output" | json_get total.cached_tokens)" = 60 ]
+	[ "$(echo "$output" | json_get total.completion_tokens)" = 30 ]
+	[ "$(echo "$output" | json_get total.cost_micros)" = 226 ]
+}
+
 @test "/v1: each provider's own headers reach every request, interleaved through one server" {
 	fake_start '{}'
 	export OPENAI_API_KEY=sk-one OPENAI_BASE_URL="$FAKE_URL/v1" OTHER_KEY=sk-two
