@@ -9,7 +9,9 @@
 #
 #   bench/relay_ir.sh [AICHAT_BINARY]
 #
-# Knobs: IR_SECONDS (wrk seconds, 5), IR_STREAMS (streams, 200).  Every
+# Knobs: IR_SECONDS (wrk seconds, 5), IR_STREAMS (streams, 200), IR_ROUTE
+# (openai: POST /v1/chat/completions to an OpenAI upstream, the default;
+# anthropic: POST /v1/messages to an Anthropic upstream).  Every
 # process it starts is killed by PID on exit (serve_lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,7 @@ INTERVAL=20
 RATE=1000
 DEADLINE=60
 OUT=build/bench/ir
+ROUTE=${IR_ROUTE:-openai}
 mkdir -p "$OUT"
 . bench/serve_lib.sh
 command -v valgrind >/dev/null || { say "relay_ir.sh: valgrind not found"; exit 1; }
@@ -36,6 +39,7 @@ start_vg() {
 	env -i PATH=/usr/bin:/bin HOME="$TMP/home" AICHAT_HOME="$TMP/home/aichat" \
 		XDG_CONFIG_HOME="$TMP/home/.config" \
 		OPENAI_BASE_URL="http://127.0.0.1:$UP_PORT/v1" OPENAI_API_KEY=bench \
+		ANTHROPIC_BASE_URL="http://127.0.0.1:$UP_PORT" ANTHROPIC_API_KEY=bench \
 		valgrind --tool=callgrind --callgrind-out-file="$OUT/$1.cg" \
 		"$BIN" serve --port 0 --max-connections 20000 --max-connections-per-ip 0 \
 		--log-format text --drain-timeout 5 2>"$OUT/$1.log" &
@@ -43,7 +47,8 @@ start_vg() {
 	PIDS+=("$AI_PID")
 	AI_PORT=
 	for ((i = 0; i < 600; i++)); do
-		AI_PORT=$(sed -n 's/^aichat: listening on http:.*:\([0-9]*\)$/\1/p' "$OUT/$1.log" | head -1)
+		# The log may not exist yet: the child opens it after fork.
+		AI_PORT=$(sed -n 's/^aichat: listening on http:.*:\([0-9]*\)$/\1/p' "$OUT/$1.log" 2>/dev/null | head -1 || true)
 		[ -n "$AI_PORT" ] && break
 		sleep 0.05
 	done
@@ -57,6 +62,15 @@ stop_vg() {
 	forget_pid "$AI_PID"
 	IR=$(awk '/^(summary|totals):/ { print $2; exit }' "$OUT/$1.cg")
 }
+
+case $ROUTE in
+openai) ;;
+anthropic)
+	WRK_PATH=/v1/messages STREAM_PATH=/v1/messages
+	BODY_OPENAI='{"model":"anthropic:bench","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}'
+	BODY_STREAM='{"model":"anthropic:bench","max_tokens":100,"messages":[{"role":"user","content":"hi"}],"stream":true}' ;;
+*) say "relay_ir.sh: IR_ROUTE is openai or anthropic, not '$ROUTE'"; exit 2 ;;
+esac
 
 start_upstream
 start_vg idle
@@ -76,8 +90,8 @@ stop_vg streams
 IR_STR=$IR
 TOK=$(kv "$S_LINE" tokens)
 
-awk -v i="$IDLE" -v w="$IR_WRK" -v r="$REQ" -v s="$IR_STR" -v t="$TOK" -v n="$NSTREAMS" -v b="$BIN" 'BEGIN {
-	printf "binary %s\n", b
+awk -v i="$IDLE" -v w="$IR_WRK" -v r="$REQ" -v s="$IR_STR" -v t="$TOK" -v n="$NSTREAMS" -v b="$BIN" -v route="$ROUTE" 'BEGIN {
+	printf "binary %s, route %s\n", b, route
 	printf "idle start+stop: %.1f M instructions\n", i / 1e6
 	printf "non-streamed: %d requests, %.0f instructions per request\n", r, (w - i) / r
 	printf "streams: %d streams, %d tokens, %.0f instructions per token (%.0f per stream)\n", n, t, (s - i) / t, (s - i) / n

@@ -227,7 +227,7 @@ wrk_run() {
 	fi
 	BENCH_BODY=$body timeout $((DURATION + 30)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" \
 		-d"${DURATION}s" --timeout 5s --latency -s "$TMP/post.lua" \
-		"http://127.0.0.1:$port/v1/chat/completions" >"$f" 2>&1 &
+		"http://127.0.0.1:$port${WRK_PATH:-/v1/chat/completions}" >"$f" 2>&1 &
 	run_child $!
 	W_RPS=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$f")
 	W_P50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$f")")
@@ -268,6 +268,7 @@ stream_run() {
 	up_stats >/dev/null   # resets the upstream's peak
 	j0=$(machine_jiffies)
 	build/bench/streams --port "$port" --conns "$n" --body "$BODY_STREAM" \
+		--path "${STREAM_PATH:-/v1/chat/completions}" \
 		--expect-tokens "$TOKENS" --ramp-ms "$ramp" --deadline "$DEADLINE" \
 		--label "$label" ${watch:+--watch-pid "$watch"} >"$TMP/streams.out" \
 		2>>"$OUT/streams.log" &

@@ -9,8 +9,9 @@
  * sends one POST with BODY on each, and reads the answer on one epoll
  * loop: HTTP status, chunked framing (or Content-Length, or to EOF), and
  * in the body the SSE "data:" lines.  A data line holding "content" is a
- * content event; "[DONE]" ends the stream.  Each connection is closed
- * after its one stream.
+ * content event; "[DONE]" ends the stream.  With a PATH ending in
+ * /messages the stream is Anthropic's: a text_delta is a content event and
+ * message_stop ends it.  Each connection is closed after its one stream.
  *
  * Per stream it records the time from connect() to the first content
  * event (TTFT) and to [DONE] (stream time).  A stream is complete when
@@ -81,6 +82,7 @@ static int nconns;
 static const char *req;
 static size_t reqlen;
 static int expect_tokens = -1;
+static int anthropic;            /* --path ends in /messages */
 static int epfd;
 static int open_now;             /* streams not yet finished */
 
@@ -215,7 +217,8 @@ static void sse_line(struct stream *s)
 
 	if (n < 5 || memcmp(l, "data:", 5))
 		return;
-	if (memmem(l, n, "[DONE]", 6)) {
+	if (anthropic ? memmem(l, n, "\"message_stop\"", 14) != NULL :
+	    memmem(l, n, "[DONE]", 6) != NULL) {
 		s->done_seen = 1;
 		s->t_end = now_us();
 		return;
@@ -224,7 +227,8 @@ static void sse_line(struct stream *s)
 		s->error_seen = 1;
 	/* A token; not the opening chunk that only names the role, whose
 	 * content is empty. */
-	if (memmem(l, n, "\"content\"", 9) && !memmem(l, n, "\"content\":\"\"", 12)) {
+	if (anthropic ? memmem(l, n, "\"text_delta\"", 12) != NULL :
+	    memmem(l, n, "\"content\"", 9) && !memmem(l, n, "\"content\":\"\"", 12)) {
 		if (!s->content_events)
 			s->t_first = now_us();
 		s->content_events++;
@@ -519,6 +523,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--label")) label = v;
 		else usage();
 	}
+	anthropic = strlen(path) >= 9 && !strcmp(path + strlen(path) - 9, "/messages");
 	if (port <= 0 || nconns <= 0 || nconns > 1000000 || deadline_s <= 0 || ramp_ms < 0)
 		usage();
 

@@ -1,5 +1,6 @@
 /*
- * upstream.c - a fast mock OpenAI-compatible upstream for bench/serve.sh.
+ * upstream.c - a fast mock OpenAI-compatible (and Anthropic) upstream for
+ * bench/serve.sh and bench/relay_ir.sh.
  *
  *     upstream [--port-file F] [--port P] [--tokens N] [--interval-ms T]
  *              [--max-seconds S]
@@ -8,7 +9,10 @@
  * answers a fixed small chat.completion at once, or, with "stream":true,
  * N chunks of content "tok " one every T ms (chunked transfer encoding),
  * then a finish chunk, a usage chunk if stream_options.include_usage,
- * and "data: [DONE]".  GET /stats answers, as text, the streams in flight
+ * and "data: [DONE]".  POST .../messages does the same in Anthropic's
+ * dialect: a fixed message, or message_start, content_block_start, N
+ * text_delta events, content_block_stop, message_delta (stop_reason,
+ * usage) and message_stop.  GET /stats answers, as text, the streams in flight
  * now, the most in flight at once, how many streams started and over how
  * many ms (first to last start), all since the previous GET /stats, which
  * resets them.  Anything else is 404.  The request body is not parsed
@@ -45,6 +49,7 @@ struct conn {
 	int streaming;               /* a stream is in progress */
 	int left;                    /* content chunks still to send */
 	int usage;                   /* include_usage was asked for */
+	int anthropic;               /* the stream speaks Anthropic */
 	int close_after;             /* "Connection: close" was asked for */
 	int64_t due;                 /* next tick, ms */
 	struct conn *tnext, *tprev;  /* in the timer FIFO while streaming */
@@ -220,6 +225,26 @@ static const char chunk_finish[] =
 	"\"created\":1700000000,\"model\":\"bench\",\"choices\":[{\"index\":0,"
 	"\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
 
+static const char message[] =
+	"{\"id\":\"msg_bench\",\"type\":\"message\",\"role\":\"assistant\","
+	"\"model\":\"bench\",\"content\":[{\"type\":\"text\",\"text\":"
+	"\"Hello from the bench upstream.\"}],\"stop_reason\":\"end_turn\","
+	"\"stop_sequence\":null,\"usage\":{\"input_tokens\":5,\"output_tokens\":6}}";
+
+static const char a_start[] =
+	"event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
+	"{\"id\":\"msg_bench\",\"type\":\"message\",\"role\":\"assistant\","
+	"\"model\":\"bench\",\"content\":[],\"stop_reason\":null,"
+	"\"stop_sequence\":null,\"usage\":{\"input_tokens\":5,"
+	"\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,"
+	"\"output_tokens\":1}}}\n\n"
+	"event: content_block_start\ndata: {\"type\":\"content_block_start\","
+	"\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+
+static const char a_tok[] =
+	"event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+	"\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"tok \"}}\n\n";
+
 static void simple_reply(struct conn *c, int status, const char *reason,
 			 const char *type, const char *body)
 {
@@ -262,16 +287,19 @@ static void handle(struct conn *c, const char *req, size_t hlen, size_t blen)
 		simple_reply(c, 200, "OK", "text/plain", b);
 		return;
 	}
-	static const char suffix[] = "/chat/completions";
-	if ((size_t)(sp1 - req) != 4 || memcmp(req, "POST", 4) ||
-	    plen < sizeof(suffix) - 1 ||
-	    memcmp(path + plen - (sizeof(suffix) - 1), suffix, sizeof(suffix) - 1)) {
+	static const char suffix[] = "/chat/completions", asuffix[] = "/messages";
+	int post = (size_t)(sp1 - req) == 4 && !memcmp(req, "POST", 4);
+	c->anthropic = post && plen >= sizeof(asuffix) - 1 &&
+		!memcmp(path + plen - (sizeof(asuffix) - 1), asuffix, sizeof(asuffix) - 1);
+	if (!post || (!c->anthropic && (plen < sizeof(suffix) - 1 ||
+	    memcmp(path + plen - (sizeof(suffix) - 1), suffix, sizeof(suffix) - 1)))) {
 		simple_reply(c, 404, "Not Found", "application/json",
 			     "{\"error\":{\"message\":\"not found\",\"type\":\"invalid_request_error\"}}");
 		return;
 	}
 	if (!json_flag(body, blen, "\"stream\"")) {
-		simple_reply(c, 200, "OK", "application/json", completion);
+		simple_reply(c, 200, "OK", "application/json",
+			     c->anthropic ? message : completion);
 		return;
 	}
 	n_stream++;
@@ -287,6 +315,8 @@ static void handle(struct conn *c, const char *req, size_t hlen, size_t blen)
 	static const char hdr[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
 		"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
 	out_append(c, hdr, sizeof(hdr) - 1);
+	if (c->anthropic)
+		out_chunk(c, a_start, sizeof(a_start) - 1);
 	int64_t due = now_ms() + interval_ms;
 	timer_add(c, ttail && ttail->due > due ? ttail->due : due);
 }
@@ -384,7 +414,10 @@ static void on_readable(int epfd, struct conn *c)
 static void tick(int epfd, struct conn *c)
 {
 	timer_del(c);
-	out_chunk(c, chunk_tok, sizeof(chunk_tok) - 1);
+	if (c->anthropic)
+		out_chunk(c, a_tok, sizeof(a_tok) - 1);
+	else
+		out_chunk(c, chunk_tok, sizeof(chunk_tok) - 1);
 	n_chunks++;
 	if (--c->left > 0) {
 		/* No drift from a late tick, and the FIFO stays sorted. */
@@ -397,10 +430,22 @@ static void tick(int epfd, struct conn *c)
 			"\"created\":1700000000,\"model\":\"bench\",\"choices\":[],"
 			"\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n",
 			ntokens, ntokens + 5);
-		out_chunk(c, chunk_finish, sizeof(chunk_finish) - 1);
-		if (c->usage)
+		if (c->anthropic) {
+			n = snprintf(u, sizeof(u),
+				"event: content_block_stop\ndata: {\"type\":\"content_block_stop\","
+				"\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\","
+				"\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},"
+				"\"usage\":{\"output_tokens\":%d}}\n\n", ntokens);
 			out_chunk(c, u, (size_t)n);
-		out_chunk(c, "data: [DONE]\n\n", 14);
+			static const char stop[] =
+				"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+			out_chunk(c, stop, sizeof(stop) - 1);
+		} else {
+			out_chunk(c, chunk_finish, sizeof(chunk_finish) - 1);
+			if (c->usage)
+				out_chunk(c, u, (size_t)n);
+			out_chunk(c, "data: [DONE]\n\n", 14);
+		}
 		out_append(c, "0\r\n\r\n", 5);
 		c->streaming = 0;
 		n_stream_done++;

@@ -15,9 +15,9 @@
  * empty text or reasoning delta reaches the caller; every event translated
  * from the other dialect is JSON, with no empty text delta and token
  * counts that are whole numbers from 0 to 2^53.  OpenAI to an OpenAI
- * caller: the decoder reads the same with its skim as with cJSON alone
- * (openai_skim 0) -- the same deltas and relayed events, the same result
- * and error.
+ * caller, and Anthropic to an Anthropic caller: the decoder reads the same
+ * with its skim as with cJSON alone (openai_skim, anthropic_skim 0) -- the
+ * same deltas, reasoning and relayed events, the same result and error.
  */
 #include "fuzz.h"
 
@@ -97,8 +97,14 @@ static void on_delta(void *ud, const char *s, size_t n)
 
 static void on_reasoning(void *ud, const char *s, size_t n)
 {
-	(void)ud;
+	struct ctx *x = ud;
+
 	FUZZ_CHECK(n > 0 && s, "empty reasoning delta");
+	if (x->trace) {
+		buf_printf(x->trace, "reasoning %zu:", n);
+		buf_append(x->trace, s, n);
+		buf_putc(x->trace, '\n');
+	}
 }
 
 static void on_done(void *ud, const struct llm_result *r)
@@ -234,11 +240,11 @@ static void decode(unsigned mode, const char *s, size_t n, struct buf *trace)
 	}
 	if (trace) {
 		const struct llm_result *r = llm_result_so_far(c);
-		buf_printf(trace, "error %d %s\nusage %d %ld %ld %ld\nfinish %s\n"
+		buf_printf(trace, "error %d %s\nusage %d %ld %ld %ld %ld\nfinish %s\n"
 			   "first token %d, %zu bytes\n", (int)e.code, e.msg,
 			   r->have_usage, r->prompt_tokens, r->completion_tokens,
-			   r->cached_tokens, r->finish_reason, r->first_token_ms >= 0,
-			   r->delta_bytes);
+			   r->cached_tokens, r->cache_write_tokens, r->finish_reason,
+			   r->first_token_ms >= 0, r->delta_bytes);
 	}
 	llm_call_cancel(c);
 	cJSON_Delete(extra);
@@ -263,15 +269,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_message(e.msg);
 		return 0;
 	}
-	if (!anthropic && want == DIALECT_OPENAI) {
+	if ((!anthropic && want == DIALECT_OPENAI) ||
+	    (anthropic && want == DIALECT_ANTHROPIC)) {
 		struct buf skimmed, parsed;
 
 		buf_init(&skimmed, 0);
 		buf_init(&parsed, 0);
 		decode(mode, s, n, &skimmed);
-		openai_skim = 0;
+		openai_skim = anthropic_skim = 0;
 		decode(mode, s, n, &parsed);
-		openai_skim = 1;
+		openai_skim = anthropic_skim = 1;
 		FUZZ_CHECK(skimmed.len == parsed.len && !memcmp(skimmed.ptr, parsed.ptr, parsed.len),
 			   "skimmed:\n%s\nparsed:\n%s", skimmed.ptr, parsed.ptr);
 		buf_release(&skimmed);

@@ -184,6 +184,154 @@ RELAY_SPEC='"deltas":["h\u00e9llo"," \"q\"\n\t"," \ud83d\ude00","\u65e5\u672c"],
 	[ "$(echo "$output" | json_get total.completion_tokens)" = 6 ]
 }
 
+# An Anthropic stream with what the relay reads written every way an
+# upstream may write it: escapes, a surrogate pair, counts with an
+# exponent, members in another order, nested members it does not read, a
+# member given twice (read as cJSON reads it: the first), a ping, cache
+# counts, thinking.
+anthropic_events() {
+	cat <<'EOF'
+event: message_start
+data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"usage":{"input_tokens":10,"cache_creation_input_tokens":2e1,"cache_read_input_tokens":30,"output_tokens":1}}}
+
+event: ping
+data: {"type": "ping"}
+
+event: content_block_start
+data: {"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"let me \"think\""}}
+
+event: content_block_start
+data: {"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}
+
+event: content_block_delta
+data: {"index":1,"delta":{"text":"h\u00e9llo \"q\"\n\t","type":"text_delta"},"type":"content_block_delta"}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":" \ud83d\ude00 \u65e5"},"extra":{"a":[1,{"b":null}]}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"!","text":"twice"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":1}
+
+event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":1.5e1}}
+
+event: message_stop
+data: {"type":"message_stop"}
+
+EOF
+}
+
+# Those events as the fake's spec, or (with "client") as the client gets
+# them: the same bytes, but the ping.
+anthropic_spec() {
+	anthropic_events | python3 -c '
+import json, sys
+events = [e + "\n\n" for e in sys.stdin.read().strip("\n").split("\n\n")]
+if sys.argv[1:] == ["client"]:
+    print("".join(e for e in events if not e.startswith("event: ping")), end="")
+else:
+    print(json.dumps({"events": events}))' "$@"
+}
+
+# usage_counted: the two answers' usage (input 10, cache writes 20, cache
+# reads 30, output 15 each) is in /metrics, the request log and, once serve
+# has stopped, the ledger.
+usage_counted() {
+	run curl -sS "$SERVE_URL/metrics"
+	# prompt: input + cache writes + cache reads; completion: the last
+	# (cumulative) output_tokens.
+	[[ "$output" == *'aichat_tokens_total{model="anthropic:claude-haiku-4-5",kind="prompt"} 120'* ]]
+	[[ "$output" == *'aichat_tokens_total{model="anthropic:claude-haiku-4-5",kind="completion"} 30'* ]]
+	line=$(grep '"path":"/v1/messages"' "$SERVE_LOG" | tail -1)
+	[ "$(echo "$line" | json_get prompt_tokens)" = 60 ]
+	[ "$(echo "$line" | json_get completion_tokens)" = 15 ]
+	serve_stop
+	run --separate-stderr "$AICHAT_BIN" usage --json
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | json_get total.exchanges)" = 2 ]
+	[ "$(echo "$output" | json_get total.prompt_tokens)" = 120 ]
+	[ "$(echo "$output" | json_get total.cached_tokens)" = 60 ]
+	[ "$(echo "$output" | json_get total.completion_tokens)" = 30 ]
+	# claude-haiku-4-5, built in: $1 input, $0.10 cache read, $1.25 cache
+	# write, $5 output a million: 2 x (10 + 3 + 25 + 75) micro-dollars.
+	[ "$(echo "$output" | json_get total.cost_micros)" = 226 ]
+}
+
+@test "/v1/messages: an Anthropic stream reaches the client as its bytes; its usage reaches /metrics, the log and the ledger" {
+	local spec
+	spec=$(anthropic_spec)
+	fake_start "$spec" "$spec"
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start
+	anthropic_spec client >"$BATS_TEST_TMPDIR/want"
+	for i in 1 2; do
+		run post /v1/messages '{"model":"anthropic:claude-haiku-4-5","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]}'
+		[ "$(http_status)" = 200 ]
+		cmp "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/body"
+	done
+	# The headers built once reach every request.
+	[ "$(fake_field 1 headers.x-api-key)" = sk-ant-test ]
+	[ "$(fake_field 2 headers.x-api-key)" = sk-ant-test ]
+	[ "$(fake_field 2 headers.anthropic-version)" = 2023-06-01 ]
+	usage_counted
+}
+
+@test "/v1/messages: a whole Anthropic answer reaches the client as its bytes; its usage reaches /metrics, the log and the ledger" {
+	# Written every way an upstream may write it: escapes, members in
+	# another order, a block that is not an object, a tool block with
+	# nested input, a text given twice (read as cJSON reads it).
+	local answer='{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"thinking","thinking":"hm \"q\"","signature":"s"},{"text":"h\u00e9llo \ud83d\ude00","type":"text"},7,{"type":"tool_use","id":"t1","name":"f","input":{"a":[1,{"b":null}]}},{"type":"text","text":" one","text":" two"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":10,"cache_creation_input_tokens":2e1,"cache_read_input_tokens":30,"output_tokens":1.5e1}}'
+	local spec
+	spec=$(python3 -c 'import json, sys; print(json.dumps({"body": sys.argv[1]}))' "$answer")
+	fake_start "$spec"
+	export ANTHROPIC_API_KEY=sk-ant-test ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start
+	for i in 1 2; do
+		run post /v1/messages '{"model":"anthropic:claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}'
+		[ "$(http_status)" = 200 ]
+		[ "$(cat "$BATS_TEST_TMPDIR/body")" = "$answer" ]
+	done
+	usage_counted
+}
+
+@test "/v1: each provider's own headers reach every request, interleaved through one server" {
+	fake_start '{}'
+	export OPENAI_API_KEY=sk-one OPENAI_BASE_URL="$FAKE_URL/v1" OTHER_KEY=sk-two
+	export ANTHROPIC_API_KEY=sk-ant-three ANTHROPIC_BASE_URL="$FAKE_URL"
+	mkdir -p "$XDG_CONFIG_HOME/aichat"
+	cat >"$XDG_CONFIG_HOME/aichat/config.json" <<EOF
+{"providers": {"other": {"kind": "openai", "base_url": "$FAKE_URL/v1", "api_key_env": "OTHER_KEY"},
+               "keyless": {"kind": "openai", "base_url": "$FAKE_URL/v1"}}}
+EOF
+	serve_start
+	local models=(openai:m other:m anthropic:claude-haiku-4-5 keyless:m) i n=0
+	for i in 1 2; do
+		for m in "${models[@]}"; do
+			run post /v1/chat/completions "{\"model\":\"$m\",\"stream\":$([ $i = 1 ] && echo true || echo false),\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+			[ "$(http_status)" = 200 ]
+			n=$((n + 1))
+			case $m in
+			openai:m) [ "$(fake_field $n headers.authorization)" = "Bearer sk-one" ] ;;
+			other:m) [ "$(fake_field $n headers.authorization)" = "Bearer sk-two" ] ;;
+			keyless:m) run ! fake_field $n headers.authorization ;;
+			anthropic:*)
+				[ "$(fake_field $n headers.x-api-key)" = sk-ant-three ]
+				[ "$(fake_field $n headers.anthropic-version)" = 2023-06-01 ]
+				run ! fake_field $n headers.authorization ;;
+			esac
+			[ "$(fake_field $n headers.content-type)" = application/json ]
+			run ! fake_field $n headers.expect
+		done
+	done
+	[ "$(fake_count)" -eq 8 ]
+}
+
 @test "/v1: an upstream error event mid-stream ends the stream with an OpenAI error, no [DONE]" {
 	chunk='{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}'
 	fake_start "{\"events\":[$chunk,{\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}},$chunk]}"

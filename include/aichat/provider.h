@@ -28,6 +28,7 @@
 #include "aichat/transfer.h"
 
 struct llm_call;
+struct model_ref;
 
 struct chat_message {
 	const char *role;    /* "system" | "developer" | "user" | "assistant" | "tool" */
@@ -77,10 +78,15 @@ struct chat_params {
 
 struct provider_ops {
 	const char *kind;
-	/* Builds url, body and extra headers (NULL-terminated, owned by out). */
+	/* Builds url, body and the headers of this request only
+	 * (NULL-terminated, owned by out; left NULL when there are none). */
 	int (*build)(struct llm_call *c, const struct chat_params *p,
 		     struct buf *url, struct buf *body, char ***headers,
 		     struct err *e);
+	/* The headers every request to m carries (content type, auth,
+	 * version): NULL-terminated, owned by the caller.  Asked once per
+	 * engine, provider and key, never per request (llm_call_start()). */
+	char **(*headers)(const struct model_ref *m);
 	/* One SSE event of a streamed answer. */
 	int (*stream_event)(struct llm_call *c, const struct sse_event *ev,
 			    struct err *e);
@@ -291,5 +297,11 @@ const struct llm_result *llm_result_so_far(const struct llm_call *c);
  * 0: every one goes through cJSON.  For the fuzzer, which checks that
  * both read the same. */
 extern int openai_skim;
+/* The same for an Anthropic upstream's events for an Anthropic caller
+ * (anthropic.c, skim_event()). */
+extern int anthropic_skim;
+/* 0 when the data of an Anthropic event would be read by that skim, -1
+ * when it would go through cJSON (for the tests). */
+int anthropic_skims(const char *data, size_t len);
 
 #endif

@@ -23,10 +23,17 @@
 
 struct engine;
 struct transfer;
+struct transfer_headers;
 
 struct transfer_req {
 	const char *url;
-	const char *const *headers; /* "Name: value" strings, NULL-terminated */
+	/* The headers every request to this upstream carries, built once
+	 * (transfer_headers_new()); borrowed until on_done or cancel.  NULL =
+	 * none. */
+	const struct transfer_headers *shared;
+	/* Headers of this request only, sent before the shared ones: "Name:
+	 * value" strings, NULL-terminated (copied).  NULL = none. */
+	const char *const *headers;
 	const char *body;           /* POST body; NULL = GET */
 	size_t body_len;
 	int64_t connect_ms;         /* 0 = no limit (each of these) */
@@ -57,6 +64,31 @@ struct engine *engine_new(struct loop *l);
 /* Cancels every transfer still running, then frees the engine. */
 void engine_free(struct engine *eng);
 struct loop *engine_loop(struct engine *eng);
+
+/*
+ * A header list built once and shared: the headers every request to one
+ * upstream carries (content type, auth, version), used by any number of
+ * transfers at once without a copy.  Immutable once made, so transfers on
+ * engines of other threads may share one too.  h: "Name: value" strings,
+ * NULL-terminated, copied.  Owned by the caller: transfer_headers_free()
+ * once no transfer uses it.
+ */
+struct transfer_headers *transfer_headers_new(const char *const *h);
+void transfer_headers_free(struct transfer_headers *th);
+/*
+ * The list an engine keeps for (owner, key) -- e.g. a provider and its
+ * API key (NULL: none) -- or NULL when it keeps none.  Lists kept live
+ * until engine_free().  Keys are compared, never copied out.
+ */
+const struct transfer_headers *engine_headers(struct engine *eng,
+					      const void *owner, const char *key);
+/* Keeps th (taking it) under (owner, key) and returns it; NULL when the
+ * engine keeps ENGINE_HEADERS_MAX lists already: th is then still the
+ * caller's. */
+#define ENGINE_HEADERS_MAX 32
+const struct transfer_headers *engine_keep_headers(struct engine *eng,
+						   const void *owner, const char *key,
+						   struct transfer_headers *th);
 
 /*
  * Starts a transfer.  req and its strings are copied; cbs and ud are

@@ -17,6 +17,12 @@
  * socket, and TCP pushes back on the upstream.  The unpause runs from a
  * 0 ms timer, never from inside a callback: curl delivers the kept block
  * from within curl_easy_pause().  A paused transfer is never idle.
+ *
+ * Request headers: the ones every request to an upstream carries are one
+ * list built once (struct transfer_headers, kept by the engine per
+ * provider and key) that curl reads in place; a request's own headers, if
+ * any, are a short list of its own whose last node points at the shared
+ * one, unhooked again before it is freed.
  */
 #include "aichat/dynlib.h"
 #include "aichat/transfer.h"
@@ -87,8 +93,18 @@ static int curl_load(struct err *e)
  * a dozen allocations; curl_easy_reset() keeps its buffers. */
 #define SPARE_MAX 64
 
+/* A curl_slist in one allocation (the nodes, then their strings), ending
+ * with "Expect:"; curl only reads it. */
+struct transfer_headers {
+	struct curl_slist *list;
+	const void *owner;               /* what the engine keeps it under */
+	char *key;
+};
+
 struct engine {
 	struct loop *loop;
+	struct transfer_headers *kept[ENGINE_HEADERS_MAX];
+	int nkept;
 	CURLM *multi;
 	struct loop_timer *timer;
 	struct transfer *list;   /* running transfers, for engine_free */
@@ -119,7 +135,9 @@ static void easy_put(struct engine *eng, CURL *easy)
 struct transfer {
 	struct engine *eng;
 	CURL *easy;
-	struct curl_slist *headers;
+	struct curl_slist *headers;    /* this request's own, or NULL */
+	struct curl_slist *tail;       /* its last node, when it points at a
+					* shared list */
 	char *body;
 	const struct transfer_cbs *cbs;
 	void *ud;
@@ -314,6 +332,8 @@ static void transfer_free(struct transfer *t)
 		cu.easy_cleanup(t->easy);
 	else
 		easy_put(eng, t->easy);
+	if (t->tail)
+		t->tail->next = NULL;
 	cu.slist_free_all(t->headers);
 	buf_release(&t->res.error_body);
 	free(t->body);
@@ -328,6 +348,8 @@ void engine_free(struct engine *eng)
 		transfer_free(eng->list);
 	if (eng->timer)
 		loop_del_timer(eng->loop, eng->timer);
+	while (eng->nkept)
+		transfer_headers_free(eng->kept[--eng->nkept]);
 	while (eng->nspare)
 		cu.easy_cleanup(eng->spare[--eng->nspare]);
 	if (eng->multi)
@@ -583,10 +605,17 @@ struct transfer *transfer_start(struct engine *eng,
 	}
 	for (const char *const *h = req->headers; h && *h; h++)
 		t->headers = cu.slist_append(t->headers, *h);
-	/* Stream bodies must not wait for a 100-continue round trip. */
-	t->headers = cu.slist_append(t->headers, "Expect:");
+	if (req->shared && t->headers) {
+		for (t->tail = t->headers; t->tail->next; t->tail = t->tail->next)
+			;
+		t->tail->next = req->shared->list;
+	} else if (!req->shared) {
+		/* Stream bodies must not wait for a 100-continue round trip. */
+		t->headers = cu.slist_append(t->headers, "Expect:");
+	}
 	cu.easy_setopt(t->easy, CURLOPT_URL, req->url);
-	cu.easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+	cu.easy_setopt(t->easy, CURLOPT_HTTPHEADER,
+		       t->headers ? t->headers : req->shared ? req->shared->list : NULL);
 	if (req->body) {
 		t->body = xmalloc(req->body_len + 1);
 		memcpy(t->body, req->body, req->body_len);
@@ -623,6 +652,8 @@ struct transfer *transfer_start(struct engine *eng,
 	t->started = t->last_activity = loop_now_ms();
 	if (cu.multi_add_handle(eng->multi, t->easy) != CURLM_OK) {
 		easy_put(eng, t->easy);
+		if (t->tail)
+			t->tail->next = NULL;
 		cu.slist_free_all(t->headers);
 		free(t->body);
 		free(t);
@@ -635,6 +666,67 @@ struct transfer *transfer_start(struct engine *eng,
 	eng->list = t;
 	arm_watchdog(t);
 	return t;
+}
+
+/* ==== header lists built once ==== */
+
+struct transfer_headers *transfer_headers_new(const char *const *h)
+{
+	static const char expect[] = "Expect:";
+	struct transfer_headers *th;
+	size_t n = 1, bytes = sizeof(expect);
+	char *at;
+
+	for (const char *const *p = h; p && *p; p++, n++)
+		bytes += strlen(*p) + 1;
+	th = xmalloc(sizeof(*th) + n * sizeof(struct curl_slist) + bytes);
+	th->list = (struct curl_slist *)(th + 1);
+	th->owner = NULL;
+	th->key = NULL;
+	at = (char *)(th->list + n);
+	for (size_t i = 0; i < n; i++) {
+		const char *src = i + 1 < n ? h[i] : expect;
+		size_t len = strlen(src) + 1;
+
+		memcpy(at, src, len);
+		th->list[i].data = at;
+		th->list[i].next = i + 1 < n ? &th->list[i + 1] : NULL;
+		at += len;
+	}
+	return th;
+}
+
+void transfer_headers_free(struct transfer_headers *th)
+{
+	if (!th)
+		return;
+	free(th->key);
+	free(th);
+}
+
+const struct transfer_headers *engine_headers(struct engine *eng,
+					      const void *owner, const char *key)
+{
+	for (int i = 0; i < eng->nkept; i++) {
+		const struct transfer_headers *th = eng->kept[i];
+
+		if (th->owner == owner && (th->key && key ? !strcmp(th->key, key) :
+					   th->key == key))
+			return th;
+	}
+	return NULL;
+}
+
+const struct transfer_headers *engine_keep_headers(struct engine *eng,
+						   const void *owner, const char *key,
+						   struct transfer_headers *th)
+{
+	if (eng->nkept >= ENGINE_HEADERS_MAX)
+		return NULL;
+	th->owner = owner;
+	th->key = key ? xstrdup(key) : NULL;
+	eng->kept[eng->nkept++] = th;
+	return th;
 }
 
 void transfer_cancel(struct transfer *t)

@@ -20,8 +20,9 @@
  * message_stop, ping, and error, which ends the stream with the partial
  * text kept.  A caller that speaks OpenAI gets them as chat completion
  * chunks (or one completion); one that speaks Anthropic gets them as they
- * came.
+ * came, read without a tree when they are plain (skim_event()).
  */
+#include "aichat/jscan.h"
 #include "aichat/json.h"
 #include "aichat/provider.h"
 #include "aichat/trust.h"
@@ -469,14 +470,17 @@ struct answer {
 	int ntools;
 	double in, out, cache_read, cache_write;
 	char stop[32];
+	struct buf scratch;          /* a skimmed event's strings */
 };
 
 static void answer_free(void *p)
 {
 	struct answer *a = p;
 
-	if (a)
+	if (a) {
 		free(a->schema_tool);
+		buf_release(&a->scratch);
+	}
 	free(a);
 }
 
@@ -526,21 +530,30 @@ static cJSON *usage_object(const struct answer *a)
 	return u;
 }
 
-static void read_usage(struct llm_call *c, const cJSON *u)
+/* A usage object's counts, as json_count() reads them (-1: not a number
+ * there). */
+struct usage_view {
+	int present;                 /* the object is there */
+	double count[4];             /* by enum usage_count */
+};
+
+enum usage_count { U_IN, U_OUT, U_CACHE_READ, U_CACHE_WRITE };
+
+static void read_usage(struct llm_call *c, const struct usage_view *u)
 {
 	struct answer *a = answer_of(c);
-	double in = -1, out = -1, d;
+	double in = u->count[U_IN], out = u->count[U_OUT];
 
-	if (!u)
+	if (!u->present)
 		return;
-	if (json_count(u, "input_tokens", &in) == 0)
+	if (in >= 0)
 		a->in = in;
-	if (json_count(u, "output_tokens", &out) == 0)
+	if (out >= 0)
 		a->out = out;
-	if (json_count(u, "cache_read_input_tokens", &d) == 0)
-		a->cache_read = d;
-	if (json_count(u, "cache_creation_input_tokens", &d) == 0)
-		a->cache_write = d;
+	if (u->count[U_CACHE_READ] >= 0)
+		a->cache_read = u->count[U_CACHE_READ];
+	if (u->count[U_CACHE_WRITE] >= 0)
+		a->cache_write = u->count[U_CACHE_WRITE];
 	if (in >= 0 || out >= 0)
 		llm_set_usage(c, in >= 0 ? (long)(a->in + a->cache_read + a->cache_write) : -1,
 			      (long)out);
@@ -570,6 +583,7 @@ static void start_answer(struct llm_call *c, const struct chat_params *p)
 	a->schema_block = -1;
 	for (int i = 0; i < MAX_BLOCKS; i++)
 		a->tool_of[i] = -1;
+	buf_init(&a->scratch, 0);
 	llm_set_state(c, a, answer_free);
 }
 
@@ -581,10 +595,9 @@ static int build(struct llm_call *c, const struct chat_params *p,
 {
 	const struct model_ref *m = llm_model(c);
 	cJSON *root;
-	char **h = xcalloc(4, sizeof(*h));
-	struct buf hb;
 	char *text;
-	int nh = 0;
+
+	(void)headers;
 
 	buf_printf(url, "%s/v1/messages", m->base_url);
 	if (p->native && p->dialect == DIALECT_ANTHROPIC) {
@@ -598,7 +611,6 @@ static int build(struct llm_call *c, const struct chat_params *p,
 		cJSON_AddStringToObject(root, "model", m->model);
 		if (translate_messages(p, root, e) < 0 || translate_extra(p, root, e) < 0) {
 			cJSON_Delete(root);
-			free(h);
 			return -1;
 		}
 	}
@@ -609,6 +621,15 @@ static int build(struct llm_call *c, const struct chat_params *p,
 	free(text);
 	cJSON_Delete(root);
 	start_answer(c, p);
+	return 0;
+}
+
+static char **headers(const struct model_ref *m)
+{
+	char **h = xcalloc(4, sizeof(*h));
+	struct buf hb;
+	int nh = 0;
+
 	h[nh++] = xstrdup("Content-Type: application/json");
 	h[nh++] = xstrdup("anthropic-version: " ANTHROPIC_VERSION);
 	if (m->api_key) {
@@ -616,8 +637,225 @@ static int build(struct llm_call *c, const struct chat_params *p,
 		buf_printf(&hb, "x-api-key: %s", m->api_key);
 		h[nh++] = buf_detach(&hb);
 	}
-	*headers = h;
+	return h;
+}
+
+/* ==== one streamed event, as aichat reads it ==== */
+
+/*
+ * The members of an event aichat reads, described once: from a cJSON tree
+ * (view_of()) and, for a caller that speaks Anthropic and gets the event's
+ * bytes as they came, skimmed from its text in one pass without a tree
+ * (skim_event(), jscan.h).  The skim says no to whatever it is not sure
+ * the tree would read the same -- a member it reads that comes twice, an
+ * escaped member name, a string it reads that is not valid UTF-8 once
+ * decoded, \u0000, a number cJSON would cut, nesting deeper than
+ * JSCAN_DEPTH, anything malformed -- and the event goes the full way: the
+ * same errors, the same results.  An "error" event always goes the full
+ * way.  fuzz_decode checks that both read the same.
+ */
+int anthropic_skim = 1;
+
+enum event_str {
+	S_TYPE,                       /* type */
+	S_MSG_ID, S_MSG_MODEL,        /* message.id, message.model */
+	S_BLOCK_TYPE, S_BLOCK_ID, S_BLOCK_NAME,   /* content_block.* */
+	S_DELTA_TYPE, S_TEXT, S_PARTIAL_JSON, S_THINKING, S_STOP,  /* delta.* */
+	S_COUNT
+};
+
+enum { USAGE_MESSAGE, USAGE_TOP };
+
+struct event_view {
+	const char *str[S_COUNT];     /* NULL: absent or not a string */
+	double index;                 /* index, -1 when not a number */
+	struct usage_view usage[2];   /* message.usage, usage */
+};
+
+enum member_kind { M_STR, M_INDEX, M_COUNT, M_OBJ };
+
+struct member {
+	const char *name;
+	enum member_kind kind;
+	int slot;                     /* M_STR: enum event_str; M_COUNT: enum
+				       * usage_count; M_OBJ: a usage view, or -1 */
+	const struct member *sub;     /* M_OBJ: its members, NULL-named last */
+};
+
+static const struct member usage_members[] = {
+	{ "input_tokens", M_COUNT, U_IN, NULL },
+	{ "output_tokens", M_COUNT, U_OUT, NULL },
+	{ "cache_read_input_tokens", M_COUNT, U_CACHE_READ, NULL },
+	{ "cache_creation_input_tokens", M_COUNT, U_CACHE_WRITE, NULL },
+	{ NULL, M_STR, 0, NULL },
+};
+
+static const struct member message_members[] = {
+	{ "id", M_STR, S_MSG_ID, NULL },
+	{ "model", M_STR, S_MSG_MODEL, NULL },
+	{ "usage", M_OBJ, USAGE_MESSAGE, usage_members },
+	{ NULL, M_STR, 0, NULL },
+};
+
+static const struct member block_members[] = {
+	{ "type", M_STR, S_BLOCK_TYPE, NULL },
+	{ "id", M_STR, S_BLOCK_ID, NULL },
+	{ "name", M_STR, S_BLOCK_NAME, NULL },
+	{ NULL, M_STR, 0, NULL },
+};
+
+static const struct member delta_members[] = {
+	{ "type", M_STR, S_DELTA_TYPE, NULL },
+	{ "text", M_STR, S_TEXT, NULL },
+	{ "partial_json", M_STR, S_PARTIAL_JSON, NULL },
+	{ "thinking", M_STR, S_THINKING, NULL },
+	{ "stop_reason", M_STR, S_STOP, NULL },
+	{ NULL, M_STR, 0, NULL },
+};
+
+static const struct member event_members[] = {
+	{ "type", M_STR, S_TYPE, NULL },
+	{ "index", M_INDEX, 0, NULL },
+	{ "message", M_OBJ, -1, message_members },
+	{ "usage", M_OBJ, USAGE_TOP, usage_members },
+	{ "content_block", M_OBJ, -1, block_members },
+	{ "delta", M_OBJ, -1, delta_members },
+	{ NULL, M_STR, 0, NULL },
+};
+
+static void view_init(struct event_view *v)
+{
+	for (int i = 0; i < S_COUNT; i++)
+		v->str[i] = NULL;
+	v->index = -1;
+	for (int i = 0; i < 2; i++) {
+		v->usage[i].present = 0;
+		for (int j = 0; j < 4; j++)
+			v->usage[i].count[j] = -1;
+	}
+}
+
+/* The members of obj (a tree) that m names; u: the usage view of an
+ * object of counts. */
+static void view_from(const cJSON *obj, const struct member *m,
+		      struct event_view *v, struct usage_view *u)
+{
+	for (; m->name; m++) {
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, m->name);
+
+		if (m->kind == M_STR && cJSON_IsString(n))
+			v->str[m->slot] = n->valuestring;
+		else if (m->kind == M_INDEX && cJSON_IsNumber(n))
+			v->index = n->valuedouble;
+		else if (m->kind == M_COUNT)
+			json_count(obj, m->name, &u->count[m->slot]);
+		else if (m->kind == M_OBJ && cJSON_IsObject(n))
+			view_from(n, m->sub, v, m->slot >= 0 ? &v->usage[m->slot] : NULL);
+	}
+	if (u)
+		u->present = 1;
+}
+
+static void view_of(const cJSON *root, struct event_view *v)
+{
+	view_init(v);
+	view_from(root, event_members, v, NULL);
+}
+
+/* The object whose '{' is at s->p, its members that m names read into v
+ * (strings decoded onto out, each followed by a NUL, at offsets in at[]).
+ * 0, or -1: take the full way. */
+static int skim_object(struct jscan *s, const struct member *m, int depth,
+		       struct event_view *v, struct usage_view *u,
+		       struct buf *out, size_t *at)
+{
+	const char *name;
+	size_t nlen;
+	unsigned seen = 0;
+	int first = 1, rc;
+
+	if (u)
+		u->present = 1;
+	s->p++;
+	while ((rc = jscan_more(s, '}', &first, &name, &nlen)) > 0) {
+		const struct member *k = m;
+		int have = 0;
+
+		while (k->name && (k->name[0] != *name || !jscan_named(name, nlen, k->name)))
+			k++;
+		if (!k->name) {
+			rc = jscan_value(s, depth + 1);
+		} else if (seen & 1u << (k - m)) {
+			return -1;           /* cJSON reads the first; not sure */
+		} else if (k->kind == M_STR) {
+			size_t from = out->len;
+			seen |= 1u << (k - m);
+			rc = jscan_text(s, out, &have, depth + 1);
+			if (have) {
+				at[k->slot] = from;
+				buf_putc(out, '\0');
+			}
+		} else if (k->kind == M_INDEX) {
+			seen |= 1u << (k - m);
+			if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+				rc = jscan_number(s, &v->index);
+			else
+				rc = jscan_value(s, depth + 1);
+		} else if (k->kind == M_COUNT) {
+			seen |= 1u << (k - m);
+			rc = jscan_count(s, &u->count[k->slot], depth + 1);
+		} else {
+			seen |= 1u << (k - m);
+			if (*s->p == '{' && depth + 1 < JSCAN_DEPTH)
+				rc = skim_object(s, k->sub, depth + 1, v,
+						 k->slot >= 0 ? &v->usage[k->slot] : NULL,
+						 out, at);
+			else
+				rc = jscan_value(s, depth + 1);
+		}
+		if (rc < 0)
+			return -1;
+	}
+	return rc;
+}
+
+/* The event's text read as view_of() would read its tree, strings kept
+ * in out (cleared first); 0, or -1: take the full way. */
+static int skim_event(const char *text, size_t len, struct buf *out,
+		      struct event_view *v)
+{
+	struct jscan s = { text, text + len };
+	size_t at[S_COUNT];
+
+	view_init(v);
+	buf_clear(out);
+	for (int i = 0; i < S_COUNT; i++)
+		at[i] = (size_t)-1;
+	jscan_ws(&s);
+	if (s.p >= s.end || *s.p != '{' ||
+	    skim_object(&s, event_members, 0, v, NULL, out, at) < 0)
+		return -1;
+	jscan_ws(&s);
+	/* Whitespace only after the object; what aichat reads, UTF-8 only
+	 * (the strings are NUL-separated: one check holds for each). */
+	if (s.p != s.end || trust_utf8_invalid(out->ptr, out->len) >= 0)
+		return -1;
+	for (int i = 0; i < S_COUNT; i++)
+		if (at[i] != (size_t)-1)
+			v->str[i] = out->ptr + at[i];
 	return 0;
+}
+
+int anthropic_skims(const char *data, size_t len)
+{
+	struct event_view v;
+	struct buf out;
+	int rc;
+
+	buf_init(&out, 0);
+	rc = skim_event(data, len, &out, &v);
+	buf_release(&out);
+	return rc;
 }
 
 /* ==== answers ==== */
@@ -640,19 +878,17 @@ static int error_event(struct llm_call *c, const cJSON *root, struct err *e)
 		       *ctype ? ctype : "error", *clean ? ": " : "", clean);
 }
 
-static void block_start(struct llm_call *c, const cJSON *root)
+static void block_start(struct llm_call *c, const struct event_view *v)
 {
 	struct answer *a = answer_of(c);
-	const cJSON *b = json_obj(root, "content_block");
-	const char *type = json_str(b, "type");
-	double idx = -1;
+	const char *type = v->str[S_BLOCK_TYPE], *name = v->str[S_BLOCK_NAME];
+	const char *id = v->str[S_BLOCK_ID];
+	double idx = v->index;
 	cJSON *d, *tc, *fn;
 
-	json_num(root, "index", &idx);
 	if (!type || strcmp(type, "tool_use") || idx < 0 || idx >= MAX_BLOCKS)
 		return;
-	if (a->schema_tool && json_str(b, "name") &&
-	    !strcmp(json_str(b, "name"), a->schema_tool)) {
+	if (a->schema_tool && name && !strcmp(name, a->schema_tool)) {
 		a->schema_block = (int)idx;
 		return;
 	}
@@ -663,10 +899,10 @@ static void block_start(struct llm_call *c, const cJSON *root)
 	tc = cJSON_CreateObject();
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "tool_calls"), tc);
 	cJSON_AddNumberToObject(tc, "index", a->tool_of[(int)idx]);
-	cJSON_AddStringToObject(tc, "id", json_str(b, "id") ? json_str(b, "id") : "");
+	cJSON_AddStringToObject(tc, "id", id ? id : "");
 	cJSON_AddStringToObject(tc, "type", "function");
 	fn = cJSON_AddObjectToObject(tc, "function");
-	cJSON_AddStringToObject(fn, "name", json_str(b, "name") ? json_str(b, "name") : "");
+	cJSON_AddStringToObject(fn, "name", name ? name : "");
 	cJSON_AddStringToObject(fn, "arguments", "");
 	emit_delta(c, d, NULL, 1);
 }
@@ -685,20 +921,18 @@ static void text_out(struct llm_call *c, const char *text)
 	emit_delta(c, d, NULL, 1);
 }
 
-static void block_delta(struct llm_call *c, const cJSON *root)
+static void block_delta(struct llm_call *c, const struct event_view *v)
 {
 	struct answer *a = answer_of(c);
-	const cJSON *d = json_obj(root, "delta");
-	const char *dt = json_str(d, "type");
-	double idx = -1;
+	const char *dt = v->str[S_DELTA_TYPE];
+	double idx = v->index;
 
-	json_num(root, "index", &idx);
 	if (!dt)
 		return;
 	if (!strcmp(dt, "text_delta")) {
-		text_out(c, json_str(d, "text"));
+		text_out(c, v->str[S_TEXT]);
 	} else if (!strcmp(dt, "input_json_delta")) {
-		const char *frag = json_str(d, "partial_json");
+		const char *frag = v->str[S_PARTIAL_JSON];
 		int i = idx >= 0 && idx < MAX_BLOCKS ? (int)idx : -1;
 
 		if (i >= 0 && i == a->schema_block) {
@@ -713,7 +947,7 @@ static void block_delta(struct llm_call *c, const cJSON *root)
 			emit_delta(c, o, NULL, 1);
 		}
 	} else if (!strcmp(dt, "thinking_delta")) {
-		const char *t = json_str(d, "thinking");
+		const char *t = v->str[S_THINKING];
 		if (t && *t) {
 			llm_emit_reasoning(c, t, strlen(t));
 			if (llm_dialect(c) == DIALECT_OPENAI) {
@@ -725,36 +959,17 @@ static void block_delta(struct llm_call *c, const cJSON *root)
 	}
 }
 
-static int stream_event(struct llm_call *c, const struct sse_event *ev,
-			struct err *e)
+/* One event other than an error, of this type, read into v. */
+static void on_event(struct llm_call *c, const struct sse_event *ev,
+		     const char *type, const struct event_view *v)
 {
-	struct answer *a;
-	cJSON *root;
-	const char *type;
-	int rc = 0;
+	struct answer *a = answer_of(c);
 
-	if (ev->data_len == 0)
-		return 0;
-	a = answer_of(c);
-	root = json_parse(ev->data, ev->data_len, NULL);
-	if (!root)
-		return llm_malformed(c, "JSON in stream", ev->data, ev->data_len, e);
-	/* Its text reaches clients in aichat's own JSON (translated, or
-	 * as /chat's deltas): valid UTF-8 only. */
-	json_make_utf8(root);
-	type = *ev->event ? ev->event : json_str(root, "type");
-	if (!type)
-		type = "";
-	if (!strcmp(type, "error")) {
-		rc = error_event(c, root, e);
-		goto cleanup;
-	}
 	/* A caller that speaks Anthropic gets the event as it came. */
 	if (llm_dialect(c) == DIALECT_ANTHROPIC && strcmp(type, "ping"))
 		llm_emit_event(c, type, ev->data, ev->data_len,
 			       !strcmp(type, "content_block_delta"));
 	if (!strcmp(type, "message_start")) {
-		const cJSON *m = json_obj(root, "message");
 		/* A new attempt's answer: nothing of an earlier one counts. */
 		for (int i = 0; i < MAX_BLOCKS; i++)
 			a->tool_of[i] = -1;
@@ -762,11 +977,11 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 		a->schema_block = -1;
 		a->in = a->out = a->cache_read = a->cache_write = 0;
 		a->stop[0] = '\0';
-		if (json_str(m, "id"))
-			snprintf(a->id, sizeof(a->id), "chatcmpl-%.100s", json_str(m, "id"));
-		if (json_str(m, "model"))
-			snprintf(a->model, sizeof(a->model), "%s", json_str(m, "model"));
-		read_usage(c, json_obj(m, "usage"));
+		if (v->str[S_MSG_ID])
+			snprintf(a->id, sizeof(a->id), "chatcmpl-%.100s", v->str[S_MSG_ID]);
+		if (v->str[S_MSG_MODEL])
+			snprintf(a->model, sizeof(a->model), "%s", v->str[S_MSG_MODEL]);
+		read_usage(c, &v->usage[USAGE_MESSAGE]);
 		if (llm_dialect(c) == DIALECT_OPENAI) {
 			cJSON *d = cJSON_CreateObject();
 			cJSON_AddStringToObject(d, "role", "assistant");
@@ -774,12 +989,12 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 			emit_delta(c, d, NULL, 0);
 		}
 	} else if (!strcmp(type, "content_block_start")) {
-		block_start(c, root);
+		block_start(c, v);
 	} else if (!strcmp(type, "content_block_delta")) {
-		block_delta(c, root);
+		block_delta(c, v);
 	} else if (!strcmp(type, "message_delta")) {
-		const char *stop = json_str(json_obj(root, "delta"), "stop_reason");
-		read_usage(c, json_obj(root, "usage"));
+		const char *stop = v->str[S_STOP];
+		read_usage(c, &v->usage[USAGE_TOP]);
 		if (stop) {
 			snprintf(a->stop, sizeof(a->stop), "%s", stop);
 			llm_set_finish(c, finish_name(a, stop));
@@ -796,7 +1011,53 @@ static int stream_event(struct llm_call *c, const struct sse_event *ev,
 			cJSON_Delete(o);
 		}
 	}
-cleanup:
+}
+
+/* An event for a caller that speaks Anthropic, skimmed: 0 when done, -1
+ * to parse it. */
+static int fast_event(struct llm_call *c, const struct sse_event *ev)
+{
+	struct answer *a = answer_of(c);
+	struct event_view v;
+	const char *type;
+
+	if (skim_event(ev->data, ev->data_len, &a->scratch, &v) < 0)
+		return -1;
+	type = *ev->event ? ev->event : v.str[S_TYPE] ? v.str[S_TYPE] : "";
+	if (!strcmp(type, "error"))
+		return -1;
+	on_event(c, ev, type, &v);
+	return 0;
+}
+
+static int stream_event(struct llm_call *c, const struct sse_event *ev,
+			struct err *e)
+{
+	struct event_view v;
+	cJSON *root;
+	const char *type;
+	int rc = 0;
+
+	if (ev->data_len == 0)
+		return 0;
+	if (anthropic_skim && llm_dialect(c) == DIALECT_ANTHROPIC &&
+	    strcmp(ev->event, "error") && fast_event(c, ev) == 0)
+		return 0;
+	root = json_parse(ev->data, ev->data_len, NULL);
+	if (!root)
+		return llm_malformed(c, "JSON in stream", ev->data, ev->data_len, e);
+	/* Its text reaches clients in aichat's own JSON (translated, or
+	 * as /chat's deltas): valid UTF-8 only. */
+	json_make_utf8(root);
+	type = *ev->event ? ev->event : json_str(root, "type");
+	if (!type)
+		type = "";
+	if (!strcmp(type, "error"))
+		rc = error_event(c, root, e);
+	else {
+		view_of(root, &v);
+		on_event(c, ev, type, &v);
+	}
 	cJSON_Delete(root);
 	return rc;
 }
@@ -853,16 +1114,181 @@ static void emit_completion(struct llm_call *c, const cJSON *root,
 	cJSON_Delete(o);
 }
 
-static int parse_body(struct llm_call *c, const char *body, size_t len,
-		      struct err *e)
+/* ==== a whole answer ==== */
+
+/* What aichat reads of a message body besides its content. */
+static const struct member body_members[] = {
+	{ "id", M_STR, S_MSG_ID, NULL },
+	{ "model", M_STR, S_MSG_MODEL, NULL },
+	{ "stop_reason", M_STR, S_STOP, NULL },
+	{ "usage", M_OBJ, USAGE_TOP, usage_members },
+	{ NULL, M_STR, 0, NULL },
+};
+
+enum { B_TYPE, B_TEXT, B_THINKING, B_COUNT };
+
+/* What aichat reads of one content block (when no schema tool is asked
+ * for, whose input would need the tree). */
+static const struct member content_members[] = {
+	{ "type", M_STR, B_TYPE, NULL },
+	{ "text", M_STR, B_TEXT, NULL },
+	{ "thinking", M_STR, B_THINKING, NULL },
+	{ NULL, M_STR, 0, NULL },
+};
+
+/* The answer's text and reasoning, their blocks joined in order, and its
+ * other members (the way the tree is read in parse_body()); 0, or -1:
+ * take the full way (also for an error, or content that is not an
+ * array). */
+static int skim_body(const char *body, size_t len, struct buf *out,
+		     struct event_view *v, struct buf *text, struct buf *reasoning)
 {
-	cJSON *root = json_parse(body, len, NULL);
-	struct answer *a;
-	const cJSON *content, *blk;
-	const char *stop;
+	struct jscan s = { body, body + len };
+	const char *name;
+	size_t nlen, at[S_COUNT];
+	int first = 1, rc, seen_content = 0, seen_error = 0, seen_usage = 0;
+
+	view_init(v);
+	buf_clear(out);
+	for (int i = 0; i < S_COUNT; i++)
+		at[i] = (size_t)-1;
+	jscan_ws(&s);
+	if (s.p >= s.end || *s.p != '{')
+		return -1;
+	s.p++;
+	while ((rc = jscan_more(&s, '}', &first, &name, &nlen)) > 0) {
+		if (jscan_named(name, nlen, "error")) {
+			if (seen_error++ || *s.p == '{')
+				return -1;
+			rc = jscan_value(&s, 1);
+		} else if (jscan_named(name, nlen, "content")) {
+			int f2 = 1;
+
+			if (seen_content++ || *s.p != '[')
+				return -1;
+			s.p++;
+			while ((rc = jscan_more(&s, ']', &f2, NULL, NULL)) > 0) {
+				size_t bat[B_COUNT] = { (size_t)-1, (size_t)-1, (size_t)-1 };
+				size_t from = out->len;
+				const char *type;
+
+				if (*s.p != '{') {
+					rc = jscan_value(&s, 2);   /* no members: read as none */
+				} else if ((rc = skim_object(&s, content_members, 2, v, NULL,
+							     out, bat)) == 0 && bat[B_TYPE] != (size_t)-1) {
+					type = out->ptr + bat[B_TYPE];
+					if (!strcmp(type, "text") && bat[B_TEXT] != (size_t)-1)
+						buf_appends(text, out->ptr + bat[B_TEXT]);
+					else if (!strcmp(type, "thinking") && bat[B_THINKING] != (size_t)-1)
+						buf_appends(reasoning, out->ptr + bat[B_THINKING]);
+				}
+				if (rc < 0 || trust_utf8_invalid(out->ptr + from, out->len - from) >= 0)
+					return -1;
+				buf_truncate(out, from);
+			}
+		} else {
+			/* The other members as an object of body_members. */
+			const struct member *k = body_members;
+
+			while (k->name && (k->name[0] != *name || !jscan_named(name, nlen, k->name)))
+				k++;
+			if (!k->name) {
+				rc = jscan_value(&s, 1);
+			} else if (k->kind == M_STR) {
+				int have = 0;
+				size_t from = out->len;
+
+				if (at[k->slot] != (size_t)-1)
+					return -1;       /* given twice */
+				rc = jscan_text(&s, out, &have, 1);
+				if (have) {
+					at[k->slot] = from;
+					buf_putc(out, '\0');
+				} else {
+					at[k->slot] = (size_t)-2;    /* seen, not a string */
+				}
+			} else {
+				if (seen_usage++)
+					return -1;       /* given twice */
+				if (*s.p == '{')
+					rc = skim_object(&s, usage_members, 1, v,
+							 &v->usage[USAGE_TOP], out, at);
+				else
+					rc = jscan_value(&s, 1);
+			}
+		}
+		if (rc < 0)
+			return -1;
+	}
+	if (rc < 0 || !seen_content)
+		return -1;
+	jscan_ws(&s);
+	if (s.p != s.end || trust_utf8_invalid(out->ptr, out->len) >= 0)
+		return -1;
+	for (int i = 0; i < S_COUNT; i++)
+		if (at[i] < (size_t)-2)
+			v->str[i] = out->ptr + at[i];
+	return 0;
+}
+
+/* What parse_body() and fast_body() do alike once the answer is read. */
+static void body_read(struct llm_call *c, const struct event_view *v,
+		      const struct buf *text, const struct buf *reasoning)
+{
+	struct answer *a = answer_of(c);
+	const char *stop = v->str[S_STOP];
+
+	if (v->str[S_MSG_ID])
+		snprintf(a->id, sizeof(a->id), "chatcmpl-%.100s", v->str[S_MSG_ID]);
+	if (v->str[S_MSG_MODEL])
+		snprintf(a->model, sizeof(a->model), "%s", v->str[S_MSG_MODEL]);
+	if (reasoning->len)
+		llm_emit_reasoning(c, reasoning->ptr, reasoning->len);
+	llm_emit(c, text->ptr, text->len);
+	if (stop) {
+		snprintf(a->stop, sizeof(a->stop), "%s", stop);
+		llm_set_finish(c, finish_name(a, stop));
+	}
+	read_usage(c, &v->usage[USAGE_TOP]);
+}
+
+/* A whole answer for a caller that speaks Anthropic, skimmed: 0 when
+ * done, -1 to parse it. */
+static int fast_body(struct llm_call *c, const char *body, size_t len)
+{
+	struct answer *a = answer_of(c);
+	struct event_view v;
 	struct buf text, reasoning;
 	int rc = -1;
 
+	buf_init(&text, 0);
+	buf_init(&reasoning, 0);
+	if (!a->schema_tool &&
+	    skim_body(body, len, &a->scratch, &v, &text, &reasoning) == 0) {
+		body_read(c, &v, &text, &reasoning);
+		llm_emit_event(c, NULL, body, len, 1);
+		llm_mark_complete(c);
+		rc = 0;
+	}
+	buf_release(&text);
+	buf_release(&reasoning);
+	return rc;
+}
+
+static int parse_body(struct llm_call *c, const char *body, size_t len,
+		      struct err *e)
+{
+	cJSON *root;
+	struct answer *a;
+	const cJSON *content, *blk;
+	struct buf text, reasoning;
+	struct event_view v;
+	int rc = -1;
+
+	if (anthropic_skim && llm_dialect(c) == DIALECT_ANTHROPIC &&
+	    fast_body(c, body, len) == 0)
+		return 0;
+	root = json_parse(body, len, NULL);
 	if (!root)
 		return llm_malformed(c, "JSON answer", body, len, e);
 	/* Its text reaches clients in aichat's own JSON (translated, or
@@ -880,10 +1306,6 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 		llm_malformed(c, "answer (no content)", body, len, e);
 		goto cleanup;
 	}
-	if (json_str(root, "id"))
-		snprintf(a->id, sizeof(a->id), "chatcmpl-%.100s", json_str(root, "id"));
-	if (json_str(root, "model"))
-		snprintf(a->model, sizeof(a->model), "%s", json_str(root, "model"));
 	cJSON_ArrayForEach(blk, content) {
 		const char *bt = json_str(blk, "type"), *t = json_str(blk, "text");
 		if (bt && !strcmp(bt, "text") && t) {
@@ -897,15 +1319,9 @@ static int parse_body(struct llm_call *c, const char *body, size_t len,
 			free(in);
 		}
 	}
-	if (reasoning.len)
-		llm_emit_reasoning(c, reasoning.ptr, reasoning.len);
-	llm_emit(c, text.ptr, text.len);
-	stop = json_str(root, "stop_reason");
-	if (stop) {
-		snprintf(a->stop, sizeof(a->stop), "%s", stop);
-		llm_set_finish(c, finish_name(a, stop));
-	}
-	read_usage(c, json_obj(root, "usage"));
+	view_init(&v);
+	view_from(root, body_members, &v, NULL);
+	body_read(c, &v, &text, &reasoning);
 	if (llm_dialect(c) == DIALECT_ANTHROPIC)
 		llm_emit_event(c, NULL, body, len, 1);
 	else if (llm_dialect(c) == DIALECT_OPENAI)
@@ -922,6 +1338,7 @@ cleanup:
 const struct provider_ops provider_anthropic = {
 	.kind = "anthropic",
 	.build = build,
+	.headers = headers,
 	.stream_event = stream_event,
 	.parse_body = parse_body,
 };

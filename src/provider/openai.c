@@ -13,6 +13,7 @@
  * a tree when they are plain (skim()), one that speaks Anthropic gets
  * them translated (xlate.h).
  */
+#include "aichat/jscan.h"
 #include "aichat/json.h"
 #include "aichat/provider.h"
 #include "aichat/trust.h"
@@ -58,9 +59,9 @@ static int build(struct llm_call *c, const struct chat_params *p,
 	const struct model_ref *m = llm_model(c);
 	cJSON *root = cJSON_CreateObject(), *msgs;
 	const cJSON *f;
-	char **h = xcalloc(3, sizeof(*h));
-	int nh = 0;
 	char *text;
+
+	(void)headers;
 
 	buf_printf(url, "%s/chat/completions", m->base_url);
 	cJSON_AddStringToObject(root, "model", m->model);
@@ -96,18 +97,24 @@ static int build(struct llm_call *c, const struct chat_params *p,
 	}
 	if (model_family_apply(m, root, p->temperature_default, e) < 0) {
 		cJSON_Delete(root);
-		free(h);
 		return -1;
 	}
 	text = json_print(root);
 	buf_appends(body, text);
 	free(text);
 	cJSON_Delete(root);
+	return 0;
+}
+
+static char **headers(const struct model_ref *m)
+{
+	char **h = xcalloc(3, sizeof(*h));
+	int nh = 0;
+
 	h[nh++] = xstrdup("Content-Type: application/json");
 	if (m->api_key)
 		h[nh++] = header("Authorization: Bearer %s", m->api_key);
-	*headers = h;
-	return 0;
+	return h;
 }
 
 static void read_usage(struct llm_call *c, const cJSON *root)
@@ -155,22 +162,16 @@ static int error_object(struct llm_call *c, const cJSON *root, struct err *e)
  * choice's content (time to first token, the conversation log) and
  * finish_reason, the usage, and whether choices has an element (a usage
  * chunk aichat asked for on its own is not passed on).  skim() finds these
- * in one pass that checks the whole text as strict JSON, reading each
- * member the way cJSON_GetObjectItemCaseSensitive would (the first of a
- * name).  Whatever it is not sure the full parse would read the same --
+ * in one pass (jscan.h) that checks the whole text as strict JSON, reading
+ * each member the way cJSON_GetObjectItemCaseSensitive would (the first of
+ * a name).  Whatever it is not sure the full parse would read the same --
  * an "error" that is not null, an escaped member name, a raw control byte
  * or \u0000 in a string, a first choice that is not an object, a number of
- * 64 bytes or more (cJSON cuts it), nesting deeper than SKIM_DEPTH, text
+ * 64 bytes or more (cJSON cuts it), nesting deeper than JSCAN_DEPTH, text
  * that is not UTF-8, anything malformed -- makes it say no, and the event
  * or body goes the full way (cJSON): the same errors, the same results.
  */
-#define SKIM_DEPTH 64
-
 int openai_skim = 1;
-
-struct skim {
-	const char *p, *end;
-};
 
 struct skimmed {
 	int choices;             /* choices is an array with an element */
@@ -180,316 +181,43 @@ struct skimmed {
 	int have_finish;
 	struct buf finish;       /* the first choice's finish_reason, decoded */
 	int usage;               /* usage is an object */
-	long prompt, completion, cached;  /* -1: not a number there */
+	double prompt, completion, cached;  /* -1: not a number there */
 };
 
-static void sk_ws(struct skim *s)
-{
-	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' ||
-				 *s->p == '\r'))
-		s->p++;
-}
-
-static int hex4(const char *p, unsigned *v)
-{
-	*v = 0;
-	for (int i = 0; i < 4; i++) {
-		int c = (unsigned char)p[i];
-		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-		if (d < 0)
-			return -1;
-		*v = *v << 4 | (unsigned)d;
-	}
-	return 0;
-}
-
-static void put_utf8(struct buf *b, unsigned u)
-{
-	char t[4];
-	size_t n;
-
-	if (u < 0x80) {
-		t[0] = (char)u;
-		n = 1;
-	} else if (u < 0x800) {
-		t[0] = (char)(0xC0 | u >> 6);
-		t[1] = (char)(0x80 | (u & 0x3F));
-		n = 2;
-	} else if (u < 0x10000) {
-		t[0] = (char)(0xE0 | u >> 12);
-		t[1] = (char)(0x80 | (u >> 6 & 0x3F));
-		t[2] = (char)(0x80 | (u & 0x3F));
-		n = 3;
-	} else {
-		t[0] = (char)(0xF0 | u >> 18);
-		t[1] = (char)(0x80 | (u >> 12 & 0x3F));
-		t[2] = (char)(0x80 | (u >> 6 & 0x3F));
-		t[3] = (char)(0x80 | (u & 0x3F));
-		n = 4;
-	}
-	buf_append(b, t, n);
-}
-
-/* The string whose opening quote is at s->p, checked and, when out is
- * not NULL, decoded onto it.  0, or -1 (see above). */
-static int sk_string(struct skim *s, struct buf *out)
-{
-	const char *p = s->p + 1, *end = s->end;
-
-	while (p < end && *p != '"') {
-		unsigned u, lo;
-		char ch;
-
-		if ((unsigned char)*p < 0x20)
-			return -1;
-		if (*p != '\\') {
-			const char *q = p;
-			while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-				q++;
-			if (out)
-				buf_append(out, p, (size_t)(q - p));
-			p = q;
-			continue;
-		}
-		if (end - p < 2)
-			return -1;
-		switch (p[1]) {
-		case '"': case '\\': case '/': ch = p[1]; break;
-		case 'b': ch = '\b'; break;
-		case 'f': ch = '\f'; break;
-		case 'n': ch = '\n'; break;
-		case 'r': ch = '\r'; break;
-		case 't': ch = '\t'; break;
-		case 'u':
-			if (end - p < 6 || hex4(p + 2, &u) < 0)
-				return -1;
-			p += 6;
-			if (u >= 0xDC00 && u <= 0xDFFF)
-				return -1;
-			if (u >= 0xD800 && u <= 0xDBFF) {
-				if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
-				    hex4(p + 2, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
-					return -1;
-				p += 6;
-				u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-			}
-			if (u == 0)
-				return -1;
-			if (out)
-				put_utf8(out, u);
-			continue;
-		default:
-			return -1;
-		}
-		if (out)
-			buf_putc(out, ch);
-		p += 2;
-	}
-	if (p >= end)
-		return -1;
-	s->p = p + 1;
-	return 0;
-}
-
-/* A number as RFC 8259 writes it, shorter than cJSON's 64-byte cut;
- * its value in *v when v is not NULL. */
-static int sk_number(struct skim *s, double *v)
-{
-	const char *p = s->p, *end = s->end;
-	char tmp[64];
-
-	if (p < end && *p == '-')
-		p++;
-	if (p < end && *p == '0')
-		p++;
-	else if (p < end && *p >= '1' && *p <= '9')
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
-	else
-		return -1;
-	if (p < end && *p == '.') {
-		if (++p >= end || *p < '0' || *p > '9')
-			return -1;
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
-	}
-	if (p < end && (*p == 'e' || *p == 'E')) {
-		p++;
-		if (p < end && (*p == '+' || *p == '-'))
-			p++;
-		if (p >= end || *p < '0' || *p > '9')
-			return -1;
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
-	}
-	if ((size_t)(p - s->p) >= sizeof(tmp))
-		return -1;
-	if (v) {
-		memcpy(tmp, s->p, (size_t)(p - s->p));
-		tmp[p - s->p] = '\0';
-		*v = strtod(tmp, NULL);
-	}
-	s->p = p;
-	return 0;
-}
-
-static int sk_word(struct skim *s, const char *w, size_t n)
-{
-	if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n))
-		return -1;
-	s->p += n;
-	return 0;
-}
-
-/*
- * The members of an object or the elements of an array: after s->p has
- * stepped over the opening bracket, each sk_more() is 1 with s->p at the
- * next value, inside the text (in an object, with its name in *name and
- * *nlen; a name with an escape is -1), 0 past the closing bracket, -1 when
- * malformed.
- */
-static int sk_more(struct skim *s, char close, int *first, const char **name,
-		   size_t *nlen)
-{
-	sk_ws(s);
-	if (s->p >= s->end)
-		return -1;
-	if (*s->p == close && *first) {
-		s->p++;
-		return 0;
-	}
-	if (!*first) {
-		if (*s->p == close) {
-			s->p++;
-			return 0;
-		}
-		if (*s->p != ',')
-			return -1;
-		s->p++;
-		sk_ws(s);
-	}
-	*first = 0;
-	if (s->p >= s->end)
-		return -1;
-	if (!name)
-		return 1;
-	if (s->p >= s->end || *s->p != '"')
-		return -1;
-	*name = s->p + 1;
-	if (sk_string(s, NULL) < 0)
-		return -1;
-	*nlen = (size_t)(s->p - 1 - *name);
-	if (memchr(*name, '\\', *nlen))
-		return -1;
-	sk_ws(s);
-	if (s->p >= s->end || *s->p != ':')
-		return -1;
-	s->p++;
-	sk_ws(s);
-	return s->p < s->end ? 1 : -1;
-}
-
-static int sk_value(struct skim *s, int depth)
-{
-	const char *name;
-	size_t nlen;
-	int first = 1, rc;
-
-	sk_ws(s);
-	if (s->p >= s->end)
-		return -1;
-	switch (*s->p) {
-	case '"':
-		return sk_string(s, NULL);
-	case '{':
-	case '[':
-		if (depth >= SKIM_DEPTH)
-			return -1;
-		if (*s->p++ == '{') {
-			while ((rc = sk_more(s, '}', &first, &name, &nlen)) > 0)
-				if (sk_value(s, depth + 1) < 0)
-					return -1;
-		} else {
-			while ((rc = sk_more(s, ']', &first, NULL, NULL)) > 0)
-				if (sk_value(s, depth + 1) < 0)
-					return -1;
-		}
-		return rc;
-	case 't':
-		return sk_word(s, "true", 4);
-	case 'f':
-		return sk_word(s, "false", 5);
-	case 'n':
-		return sk_word(s, "null", 4);
-	default:
-		return sk_number(s, NULL);
-	}
-}
-
-static int named(const char *name, size_t nlen, const char *want)
-{
-	return strlen(want) == nlen && !memcmp(name, want, nlen);
-}
-
-static int at_number(const struct skim *s)
-{
-	return *s->p == '-' || (*s->p >= '0' && *s->p <= '9');
-}
-
-/* json_count()'s reading of a number. */
-static long count_of(double d)
-{
-	return d >= 0 ? (d <= JSON_COUNT_MAX ? (long)(long long)d : (long)JSON_COUNT_MAX) : 0;
-}
-
-/* A member that is a number: its count in *out, else the value skipped. */
-static int sk_count(struct skim *s, long *out, int depth)
-{
-	double d;
-
-	if (!at_number(s))
-		return sk_value(s, depth);
-	if (sk_number(s, &d) < 0)
-		return -1;
-	*out = count_of(d);
-	return 0;
-}
-
 /* The usage object at s->p (its '{'). */
-static int sk_usage(struct skim *s, struct skimmed *k)
+static int sk_usage(struct jscan *s, struct skimmed *k)
 {
 	const char *name;
 	size_t nlen;
 	int first = 1, rc, seen_p = 0, seen_c = 0, seen_d = 0;
 
 	s->p++;
-	while ((rc = sk_more(s, '}', &first, &name, &nlen)) > 0) {
-		if (!seen_p && named(name, nlen, "prompt_tokens")) {
+	while ((rc = jscan_more(s, '}', &first, &name, &nlen)) > 0) {
+		if (!seen_p && jscan_named(name, nlen, "prompt_tokens")) {
 			seen_p = 1;
-			rc = sk_count(s, &k->prompt, 3);
-		} else if (!seen_c && named(name, nlen, "completion_tokens")) {
+			rc = jscan_count(s, &k->prompt, 3);
+		} else if (!seen_c && jscan_named(name, nlen, "completion_tokens")) {
 			seen_c = 1;
-			rc = sk_count(s, &k->completion, 3);
-		} else if (!seen_d && named(name, nlen, "prompt_tokens_details") &&
+			rc = jscan_count(s, &k->completion, 3);
+		} else if (!seen_d && jscan_named(name, nlen, "prompt_tokens_details") &&
 			   *s->p == '{') {
 			int f2 = 1, seen_k = 0;
 			seen_d = 1;
 			s->p++;
-			while ((rc = sk_more(s, '}', &f2, &name, &nlen)) > 0) {
-				if (!seen_k && named(name, nlen, "cached_tokens")) {
+			while ((rc = jscan_more(s, '}', &f2, &name, &nlen)) > 0) {
+				if (!seen_k && jscan_named(name, nlen, "cached_tokens")) {
 					seen_k = 1;
-					rc = sk_count(s, &k->cached, 4);
+					rc = jscan_count(s, &k->cached, 4);
 				} else {
-					rc = sk_value(s, 4);
+					rc = jscan_value(s, 4);
 				}
 				if (rc < 0)
 					return -1;
 			}
 		} else {
-			if (named(name, nlen, "prompt_tokens_details"))
+			if (jscan_named(name, nlen, "prompt_tokens_details"))
 				seen_d = 1;
-			rc = sk_value(s, 3);
+			rc = jscan_value(s, 3);
 		}
 		if (rc < 0)
 			return -1;
@@ -499,7 +227,7 @@ static int sk_usage(struct skim *s, struct skimmed *k)
 
 /* The first choice at s->p: its body_name object's content, and its
  * finish_reason. */
-static int sk_choice(struct skim *s, const char *body_name, struct skimmed *k)
+static int sk_choice(struct jscan *s, const char *body_name, struct skimmed *k)
 {
 	const char *name;
 	size_t nlen;
@@ -508,41 +236,41 @@ static int sk_choice(struct skim *s, const char *body_name, struct skimmed *k)
 	if (*s->p != '{')
 		return -1;
 	s->p++;
-	while ((rc = sk_more(s, '}', &first, &name, &nlen)) > 0) {
-		if (!seen_b && named(name, nlen, body_name)) {
+	while ((rc = jscan_more(s, '}', &first, &name, &nlen)) > 0) {
+		if (!seen_b && jscan_named(name, nlen, body_name)) {
 			seen_b = 1;
 			if (*s->p == '{') {
 				int f2 = 1, seen_t = 0;
 				k->body = 1;
 				s->p++;
-				while ((rc = sk_more(s, '}', &f2, &name, &nlen)) > 0) {
-					if (!seen_t && named(name, nlen, "content")) {
+				while ((rc = jscan_more(s, '}', &f2, &name, &nlen)) > 0) {
+					if (!seen_t && jscan_named(name, nlen, "content")) {
 						seen_t = 1;
 						if (*s->p == '"') {
 							k->have_text = 1;
-							rc = sk_string(s, &k->text);
+							rc = jscan_string(s, &k->text);
 						} else {
-							rc = sk_value(s, 4);
+							rc = jscan_value(s, 4);
 						}
 					} else {
-						rc = sk_value(s, 4);
+						rc = jscan_value(s, 4);
 					}
 					if (rc < 0)
 						return -1;
 				}
 			} else {
-				rc = sk_value(s, 3);
+				rc = jscan_value(s, 3);
 			}
-		} else if (!seen_f && named(name, nlen, "finish_reason")) {
+		} else if (!seen_f && jscan_named(name, nlen, "finish_reason")) {
 			seen_f = 1;
 			if (*s->p == '"') {
 				k->have_finish = 1;
-				rc = sk_string(s, &k->finish);
+				rc = jscan_string(s, &k->finish);
 			} else {
-				rc = sk_value(s, 3);
+				rc = jscan_value(s, 3);
 			}
 		} else {
-			rc = sk_value(s, 3);
+			rc = jscan_value(s, 3);
 		}
 		if (rc < 0)
 			return -1;
@@ -569,52 +297,52 @@ static void skimmed_release(struct skimmed *k)
 static int skim(const char *text, size_t len, const char *body_name,
 		struct skimmed *k)
 {
-	struct skim s = { text, text + len };
+	struct jscan s = { text, text + len };
 	const char *name;
 	size_t nlen;
 	int first = 1, rc, seen_c = 0, seen_u = 0, seen_e = 0;
 
-	sk_ws(&s);
+	jscan_ws(&s);
 	if (s.p >= s.end || *s.p != '{')
 		return -1;
 	s.p++;
-	while ((rc = sk_more(&s, '}', &first, &name, &nlen)) > 0) {
-		if (!seen_c && named(name, nlen, "choices")) {
+	while ((rc = jscan_more(&s, '}', &first, &name, &nlen)) > 0) {
+		if (!seen_c && jscan_named(name, nlen, "choices")) {
 			seen_c = 1;
 			if (*s.p == '[') {
 				int f2 = 1;
 				s.p++;
-				if ((rc = sk_more(&s, ']', &f2, NULL, NULL)) > 0) {
+				if ((rc = jscan_more(&s, ']', &f2, NULL, NULL)) > 0) {
 					k->choices = 1;
 					if (sk_choice(&s, body_name, k) < 0)
 						return -1;
-					while ((rc = sk_more(&s, ']', &f2, NULL, NULL)) > 0)
-						if (sk_value(&s, 2) < 0)
+					while ((rc = jscan_more(&s, ']', &f2, NULL, NULL)) > 0)
+						if (jscan_value(&s, 2) < 0)
 							return -1;
 				}
 			} else {
-				rc = sk_value(&s, 1);
+				rc = jscan_value(&s, 1);
 			}
-		} else if (!seen_u && named(name, nlen, "usage")) {
+		} else if (!seen_u && jscan_named(name, nlen, "usage")) {
 			seen_u = 1;
 			if (*s.p == '{') {
 				k->usage = 1;
 				rc = sk_usage(&s, k);
 			} else {
-				rc = sk_value(&s, 1);
+				rc = jscan_value(&s, 1);
 			}
-		} else if (!seen_e && named(name, nlen, "error")) {
+		} else if (!seen_e && jscan_named(name, nlen, "error")) {
 			seen_e = 1;
-			rc = sk_word(&s, "null", 4);
+			rc = jscan_word(&s, "null", 4);
 		} else {
-			rc = sk_value(&s, 1);
+			rc = jscan_value(&s, 1);
 		}
 		if (rc < 0)
 			return -1;
 	}
 	if (rc < 0)
 		return -1;
-	sk_ws(&s);
+	jscan_ws(&s);
 	if (s.p != s.end)
 		return -1;
 	return trust_utf8_invalid(k->text.ptr, k->text.len) < 0 ? 0 : -1;
@@ -628,9 +356,9 @@ static void skimmed_apply(struct llm_call *c, const struct skimmed *k)
 	if (k->have_finish)
 		llm_set_finish(c, k->finish.ptr);
 	if (k->usage) {
-		llm_set_usage(c, k->prompt, k->completion);
+		llm_set_usage(c, (long)k->prompt, (long)k->completion);
 		if (k->cached >= 0)
-			llm_set_cached(c, k->cached);
+			llm_set_cached(c, (long)k->cached);
 	}
 }
 
@@ -770,6 +498,7 @@ cleanup:
 const struct provider_ops provider_openai = {
 	.kind = "openai",
 	.build = build,
+	.headers = headers,
 	.stream_event = stream_event,
 	.parse_body = parse_body,
 };

@@ -277,7 +277,11 @@ struct llm_call {
 	void *ud;
 	int stream;
 	char *url;
-	char **headers;               /* NULL-terminated */
+	char **headers;               /* this request's own, NULL-terminated,
+				       * or NULL */
+	const struct transfer_headers *shared;  /* the provider's, built once */
+	struct transfer_headers *own_shared;    /* that, when the engine
+						 * keeps no more */
 	struct buf body;
 	struct transfer *tr;
 	struct loop_timer *retry_timer;
@@ -526,6 +530,7 @@ static void call_free(struct llm_call *c)
 	model_ref_release(&c->m);
 	free(c->url);
 	free_headers(c->headers);
+	transfer_headers_free(c->own_shared);
 	buf_release(&c->body);
 	buf_release(&c->whole);
 	sse_release(&c->sse);
@@ -912,6 +917,7 @@ static void start_attempt(struct llm_call *c)
 			left = 1;
 	}
 	req.url = c->url;
+	req.shared = c->shared;
 	req.headers = (const char *const *)c->headers;
 	req.body = c->body.ptr;
 	req.body_len = c->body.len;
@@ -933,6 +939,26 @@ void llm_call_pause(struct llm_call *c, int on)
 	c->paused = !!on;
 	if (c->tr)
 		transfer_pause(c->tr, c->paused);
+}
+
+/* The headers every request to m carries: built once per engine,
+ * provider and key, and kept by the engine (so per worker thread). */
+static const struct transfer_headers *shared_headers(struct llm_call *c,
+						     const struct model_ref *m)
+{
+	const struct transfer_headers *kept = engine_headers(c->eng, m->ops, m->api_key);
+	struct transfer_headers *th;
+	char **h;
+
+	if (kept || !m->ops->headers)
+		return kept;
+	h = m->ops->headers(m);
+	th = transfer_headers_new((const char *const *)h);
+	free_headers(h);
+	kept = engine_keep_headers(c->eng, m->ops, m->api_key, th);
+	if (!kept)
+		kept = c->own_shared = th;
+	return kept;
 }
 
 struct llm_call *llm_call_start(struct engine *eng, const struct model_ref *m,
@@ -989,6 +1015,7 @@ struct llm_call *llm_call_start(struct engine *eng, const struct model_ref *m,
 		return NULL;
 	}
 	c->url = buf_detach(&url);
+	c->shared = shared_headers(c, m);
 	/* Seeded once: the retry jitter only needs processes to differ. */
 	static int seeded;   /* atomic: serve's workers start calls too */
 	if (!__atomic_exchange_n(&seeded, 1, __ATOMIC_RELAXED))

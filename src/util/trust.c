@@ -82,9 +82,14 @@ long trust_utf8_invalid(const char *s, size_t n)
 	const unsigned char *p = (const unsigned char *)s;
 	unsigned cp;
 
-	for (size_t i = 0, k; i < n; i += k)
+	for (size_t i = 0, k; i < n; i += k) {
+		if (p[i] < 0x80) {      /* most text: no call per byte */
+			k = 1;
+			continue;
+		}
 		if (!(k = utf8_seq(p + i, n - i, &cp)))
 			return (long)i;
+	}
 	return -1;
 }
 
