@@ -88,7 +88,7 @@ nginx_start() {
 	sed -e "s|127\.0\.0\.1:8001;|127.0.0.1:$PORT1;|" \
 		-e "s|127\.0\.0\.1:8002;|127.0.0.1:$PORT2;|" \
 		-e "s|127\.0\.0\.1:8003;|127.0.0.1:$PORT3;|" \
-		-e "s|^\tlisten 80;|\tlisten 127.0.0.1:$port;|" \
+		-e "s|^\tlisten 80 default_server;|\tlisten 127.0.0.1:$port;|" \
 		"$AICHAT_ROOT/contrib/nginx-aichat.conf" >"$p/aichat.conf"
 	# Every substitution took (a changed file fails here, loudly).
 	[ "$(grep -c -e "127.0.0.1:$PORT1;" -e "127.0.0.1:$PORT2;" \
@@ -308,6 +308,22 @@ served() {
 	# The shipped file is as it was.
 	[ "$(sha256sum "$AICHAT_HOME/aichat.db")" = "$sum" ]
 	[ ! -e "$AICHAT_HOME/aichat.db-wal" ]
+}
+
+@test "deploy: contrib/nginx-aichat.conf in a copy of Debian's /etc/nginx, installed as its comment says, passes nginx -t" {
+	[ -f /etc/nginx/nginx.conf ]
+	e="$BATS_TEST_TMPDIR/etc-nginx"
+	cp -r /etc/nginx "$e"
+	# The copy's paths: its own files, logs and pid file.
+	sed -i -e "s|/etc/nginx/|$e/|g" -e "s|/var/log/nginx/|$BATS_TEST_TMPDIR/|g" \
+		-e "s|/run/nginx.pid|$BATS_TEST_TMPDIR/nginx.pid|" "$e/nginx.conf"
+	run grep -e /etc/nginx -e /var/log -e /run/ "$e/nginx.conf"
+	[ "$output" = "" ]
+	install -m 644 "$AICHAT_ROOT/contrib/nginx-aichat.conf" "$e/conf.d/aichat.conf"
+	rm -f "$e/sites-enabled/default"
+	run "$NGINX_BIN" -t -p "$e" -e "$BATS_TEST_TMPDIR/error.log" -c "$e/nginx.conf"
+	[ "$status" -eq 0 ]
+	[[ $output == *"test is successful"* ]]
 }
 
 @test "deploy: contrib/aichat-serve@.service passes systemd-analyze verify (ExecStart pointed at the built binary)" {
