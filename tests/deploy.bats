@@ -250,6 +250,21 @@ served() {
 		"$first" "$end"
 }
 
+@test "deploy: a replica stopped (a restart under systemd): nginx sends every request to the other two" {
+	FAKE_LINES=()
+	deploy_start
+	stop_pid "${REPLICA_PIDS[1]}"
+	[ "$STOPPED_STATUS" -eq 0 ]
+	codes=""
+	for i in 1 2 3 4 5 6; do
+		codes+="$(curl -s -o /dev/null -w '%{http_code}' -H "X-Request-ID: left$i" \
+			"$NG/chat" -d '{"prompt":"hi","model":"mock:echo"}') "
+	done
+	[ "$codes" = "200 200 200 200 200 200 " ]
+	[ "$(grep -c '"request_id":"left' "$BATS_TEST_TMPDIR/r2.log")" -eq 0 ]
+	[ "$(cat "$BATS_TEST_TMPDIR"/r1.log "$BATS_TEST_TMPDIR"/r3.log | grep -c '"request_id":"left')" -eq 6 ]
+}
+
 @test "deploy: a job posted through nginx runs on the replicas and completes, seen through nginx" {
 	FAKE_LINES=('{"deltas":["ok"]}')
 	AICHAT_JOB_POLL_MS=50 deploy_start
