@@ -241,11 +241,11 @@ served() {
 	print("%.2f %.2f %d" % (first, end, text.count("data: [DONE]")))
 	EOF
 	[ "$status" -eq 0 ]
-	read -r first end done <<<"$output"
+	read -r first end ndone <<<"$output"
 	echo "first word $first s, end $end s" >&3
 	# Five deltas 0.3 s apart: the end comes after 1.2 s at least; the
 	# first word more than 0.8 s before it.
-	[ "$done" = 1 ]
+	[ "$ndone" = 1 ]
 	python3 -c "import sys; f, e = map(float, sys.argv[1:]); sys.exit(not (e >= 1.2 and e - f >= 0.8))" \
 		"$first" "$end"
 }
@@ -275,11 +275,11 @@ served() {
 	id=$(json_get id <<<"${lines[0]}")
 	[[ $id =~ ^job_[0-9a-f]{16}$ ]]
 	for ((i = 0; i < 200; i++)); do
-		[ "$(curl -s "$NG/jobs/$id" | json_get status)" = done ] && break
+		[ "$(curl -s "$NG/jobs/$id" | json_get status)" = "done" ] && break
 		sleep 0.05
 	done
 	run curl -s "$NG/jobs/$id"
-	[ "$(json_get status <<<"$output")" = done ]
+	[ "$(json_get status <<<"$output")" = "done" ]
 	[ "$(json_get counts.succeeded <<<"$output")" = 30 ]
 	run curl -s "$NG/jobs/$id/results"
 	[ "${#lines[@]}" -eq 30 ]

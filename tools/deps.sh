@@ -36,8 +36,8 @@ if [ ! -e "$policy" ]; then
 	ours=1
 fi
 rc=0
-$sudo apt-get update -qq &&
-	# shellcheck disable=SC2086
-	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null || rc=$?
+# shellcheck disable=SC2086
+{ $sudo apt-get update -qq &&
+	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null; } || rc=$?
 [ -z "$ours" ] || $sudo rm -f "$policy"
 exit $rc
