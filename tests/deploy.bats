@@ -176,21 +176,67 @@ served() {
 	[[ $output == *$'\naichat_redis_up 1\n'* ]]
 }
 
-@test "deploy: without API keys every client behind nginx is nginx's address: one bucket, whatever X-Forwarded-For says" {
+@test "deploy: --trust-proxy: the limit keys on the client address nginx sends, not on nginx, whatever X-Forwarded-For the client sends" {
+	FAKE_LINES=()
+	deploy_start --rate-limit 4/minute --trust-proxy 127.0.0.1
+	# Two clients, from two loopback addresses: 4 each.  The first
+	# claims other addresses in X-Forwarded-For: nginx adds the real one
+	# last, and only that one counts.
+	codes=""
+	for xff in 192.0.2.1 '198.51.100.7, 127.0.0.3' '' 203.0.113.9 '127.0.0.3, 127.0.0.3'; do
+		codes+="$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 \
+			${xff:+-H "X-Forwarded-For: $xff"} \
+			"$NG/chat" -d '{"prompt":"hi","model":"mock:echo"}') "
+	done
+	[ "$codes" = "200 200 200 200 429 " ]
+	codes=""
+	for i in 1 2 3 4 5; do
+		codes+="$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.3 \
+			"$NG/chat" -d '{"prompt":"hi","model":"mock:echo"}') "
+	done
+	[ "$codes" = "200 200 200 200 429 " ]
+	run bash -c "redis-cli -s '$REDIS_SOCK' --scan --pattern 'aichat:rl:*' | sort"
+	[ "$output" = $'aichat:rl:127.0.0.2\naichat:rl:127.0.0.3' ]
+	# The request log names them too.
+	run bash -c "cat '$BATS_TEST_TMPDIR'/r[123].log | grep -o '\"client\":\"[^\"]*\"' | sort | uniq -c"
+	[ "$(echo $output)" = '5 "client":"127.0.0.2" 5 "client":"127.0.0.3"' ]
+	# A peer that is not the proxy says what it likes: its own address counts.
+	run curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.4 \
+		-H 'X-Forwarded-For: 127.0.0.3' "127.0.0.1:$PORT1/chat" -d '{"prompt":"hi","model":"mock:echo"}'
+	[ "$output" = 200 ]
+	[ "$(rcli --scan --pattern 'aichat:rl:127.0.0.4')" = aichat:rl:127.0.0.4 ]
+}
+
+@test "deploy: --trust-proxy takes the last X-Forwarded-For item when it is an address, written as the server writes one" {
+	FAKE_LINES=()
+	deploy_start --trust-proxy 127.0.0.1 --trust-proxy ::1
+	# Straight to replica 1, from 127.0.0.1 (a proxy it trusts).
+	for xff in '192.0.2.1, 192.0.2.2, 198.51.100.7' ' 192.0.2.1 ,  203.0.113.5 ' '2001:DB8:0::1' \
+		'192.0.2.1, unknown' '192.0.2.1,' '198.51.100.7 203.0.113.5' '[2001:db8::1]' \
+		'192.0.2.300' ''; do
+		curl -s -o /dev/null -H "X-Forwarded-For: $xff" "127.0.0.1:$PORT1/health"
+	done
+	run grep -o '"client":"[^"]*"' "$BATS_TEST_TMPDIR/r1.log"
+	[ "$(echo $output)" = '"client":"198.51.100.7" "client":"203.0.113.5" "client":"2001:db8::1" "client":"127.0.0.1" "client":"127.0.0.1" "client":"127.0.0.1" "client":"127.0.0.1" "client":"127.0.0.1" "client":"127.0.0.1"' ]
+}
+
+@test "deploy: without --trust-proxy every client behind nginx is nginx's address: one bucket, whatever X-Forwarded-For says" {
 	FAKE_LINES=()
 	deploy_start --rate-limit 4/minute
 	codes=""
 	for xff in 192.0.2.1 192.0.2.2 198.51.100.7 192.0.2.1 203.0.113.9 198.51.100.8; do
-		codes+="$(curl -s -o /dev/null -w '%{http_code}' -H "X-Forwarded-For: $xff" \
-			"$NG/chat" -d '{"prompt":"hi","model":"mock:echo"}') "
+		codes+="$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 \
+			-H "X-Forwarded-For: $xff" "$NG/chat" -d '{"prompt":"hi","model":"mock:echo"}') "
 	done
 	[ "$codes" = "200 200 200 200 429 429 " ]
 	[ "$(rcli --scan --pattern 'aichat:rl:*')" = "aichat:rl:127.0.0.1" ]
-	# The request log says the same.
-	run grep -h -o '"client":"[^"]*"' "$BATS_TEST_TMPDIR/r1.log" "$BATS_TEST_TMPDIR/r2.log" \
-		"$BATS_TEST_TMPDIR/r3.log"
-	[ "${#lines[@]}" -eq 6 ]
-	[ "$(printf '%s\n' "${lines[@]}" | sort -u)" = '"client":"127.0.0.1"' ]
+}
+
+@test "deploy: --trust-proxy wants an address" {
+	for bad in 10.0.0.0/8 localhost '' 127.0.0.1:8080 '[::1]'; do
+		run -2 aichat serve --port 0 --trust-proxy "$bad"
+		[ "$output" = "aichat: serve: invalid value '$bad' for '--trust-proxy': must be an IPv4 or IPv6 address" ]
+	done
 }
 
 @test "deploy: an answer cached through nginx by one replica is a hit through nginx from another, the model called once" {
