@@ -2,7 +2,8 @@
 # tests/deploy.bats - the deployment of aichat-serve(1) ("DEPLOYMENT"),
 # checked with the real thing: Debian's nginx, configured from
 # contrib/nginx-aichat.conf, in front of three `aichat serve` replicas
-# that share one redis-server; and contrib/aichat-serve@.service as
+# that share one redis-server and run with the options of
+# contrib/aichat-serve@.service's ExecStart; and that unit as
 # systemd-analyze sees it.
 #
 # Everything is started here and stopped by PID: redis-server on a unix
@@ -59,13 +60,27 @@ rcli() {
 	redis-cli -s "$REDIS_SOCK" "$@"
 }
 
-# replica_start N [ARG...]: replica N (1..3) on a free port, its port in
-# PORTn, its stderr (the request log) in $BATS_TEST_TMPDIR/rN.log.
+# unit_args: the options of contrib/aichat-serve@.service's ExecStart,
+# its port (%i) 0 and without $AICHAT_SERVE_OPTS, one a line.
+unit_args() {
+	sed -n 's/^ExecStart=[^ ]* serve //p' "$AICHAT_ROOT/contrib/aichat-serve@.service" |
+		tr ' ' '\n' | sed -e 's/^%i$/0/' -e '/^\$AICHAT_SERVE_OPTS$/d'
+}
+
+# replica_start N [ARG...]: replica N (1..3) with the unit's options (none
+# with NO_UNIT_ARGS=1), on a free port, its port in PORTn, its stderr (the
+# request log) in $BATS_TEST_TMPDIR/rN.log.
 replica_start() {
-	local n=$1 log="$BATS_TEST_TMPDIR/r$1.log" line i pid
+	local n=$1 log="$BATS_TEST_TMPDIR/r$1.log" line i pid args=()
 	shift
-	"${REPLICA_WRAP[@]}" "$AICHAT_BIN" serve --port 0 --redis "unix://$REDIS_SOCK" \
-		--max-connections-per-ip 0 "$@" </dev/null >/dev/null 2>"$log" 3>&- &
+	if [ "${NO_UNIT_ARGS:-0}" = 1 ]; then
+		args=(--port 0)
+	else
+		mapfile -t args < <(unit_args)
+		[ "${#args[@]}" -ge 4 ]
+	fi
+	"${REPLICA_WRAP[@]}" "$AICHAT_BIN" serve "${args[@]}" --redis "unix://$REDIS_SOCK" \
+		"$@" </dev/null >/dev/null 2>"$log" 3>&- &
 	pid=$!
 	REPLICA_PIDS+=("$pid")
 	for ((i = 0; i < 100; i++)); do
@@ -178,7 +193,9 @@ served() {
 
 @test "deploy: --trust-proxy: the limit keys on the client address nginx sends, not on nginx, whatever X-Forwarded-For the client sends" {
 	FAKE_LINES=()
-	deploy_start --rate-limit 4/minute --trust-proxy 127.0.0.1
+	# (The unit's options: --trust-proxy 127.0.0.1.)
+	grep -q '^ExecStart=.* --trust-proxy 127.0.0.1 ' "$AICHAT_ROOT/contrib/aichat-serve@.service"
+	deploy_start --rate-limit 4/minute
 	# Two clients, from two loopback addresses: 4 each.  The first
 	# claims other addresses in X-Forwarded-For: nginx adds the real one
 	# last, and only that one counts.
@@ -209,7 +226,7 @@ served() {
 
 @test "deploy: --trust-proxy takes the last X-Forwarded-For item when it is an address, written as the server writes one" {
 	FAKE_LINES=()
-	deploy_start --trust-proxy 127.0.0.1 --trust-proxy ::1
+	NO_UNIT_ARGS=1 deploy_start --trust-proxy 127.0.0.1 --trust-proxy ::1
 	# Straight to replica 1, from 127.0.0.1 (a proxy it trusts).
 	for xff in '192.0.2.1, 192.0.2.2, 198.51.100.7' ' 192.0.2.1 ,  203.0.113.5 ' '2001:DB8:0::1' \
 		'192.0.2.1, unknown' '192.0.2.1,' '198.51.100.7 203.0.113.5' '[2001:db8::1]' \
@@ -222,7 +239,7 @@ served() {
 
 @test "deploy: without --trust-proxy every client behind nginx is nginx's address: one bucket, whatever X-Forwarded-For says" {
 	FAKE_LINES=()
-	deploy_start --rate-limit 4/minute
+	NO_UNIT_ARGS=1 deploy_start --rate-limit 4/minute
 	codes=""
 	for xff in 192.0.2.1 192.0.2.2 198.51.100.7 192.0.2.1 203.0.113.9 198.51.100.8; do
 		codes+="$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 \
