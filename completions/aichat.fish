@@ -117,6 +117,7 @@ complete -c aichat -n '__fish_seen_subcommand_from serve' -l api-key -x -d 'acce
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l api-key-file -r -F -d 'accept the API keys in FILE, one per line'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l insecure-no-auth -d 'allow a non-loopback address without any API key'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l rate-limit -x -d 'requests per client, e.g. 10/minute (keyed by API key, else address)'
+complete -c aichat -n '__fish_seen_subcommand_from serve' -l trust-proxy -x -d 'take the client address of a request from ADDR, a proxy such as nginx, from the last item of its X-Forwarded-For (repeatable)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l workers -x -d 'event loops, each on its own thread, serving as one server (also $AICHAT_WORKERS; default: the number of online cores, at most 64) (1..64)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-upstream -x -d 'concurrent upstream calls; 0 = no bound (0..1000000, default 0)'
 complete -c aichat -n '__fish_seen_subcommand_from serve' -l max-queue -x -d 'requests waiting for an upstream slot, or database writes waiting, before 503 (0..1000000, default 100)'

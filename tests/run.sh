@@ -69,10 +69,14 @@ count() {
 }
 
 # The tools the tests run.  tools/deps.sh installs every one of them.
-for tool in bats tmux node npm python3 curl ss sqlite3 zsh fish chromium redis-server redis-cli; do
+for tool in bats tmux node npm python3 curl ss sqlite3 zsh fish chromium redis-server redis-cli \
+	systemd-analyze; do
 	command -v "$tool" >/dev/null 2>&1 ||
 		fail "missing: $tool, which the tests need (tools/deps.sh installs it)"
 done
+# (nginx is in /usr/sbin, off the PATH of a user who is not root.)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] ||
+	fail "missing: nginx, which the tests need (tools/deps.sh installs it)"
 
 units=0
 for t in "$UNIT_DIR"/test_*; do

@@ -35,6 +35,11 @@ struct server_opts {
 	const char *const *allow_hosts;  /* Host values accepted besides
 					  * loopback when there is no key */
 	size_t nallow_hosts;
+	const char *const *trusted_proxies;  /* peers (addresses as inet_ntop
+					      * writes them) whose last
+					      * X-Forwarded-For item is the
+					      * client's address */
+	size_t ntrusted_proxies;
 	size_t max_body;             /* request body cap in bytes */
 	int64_t upstream_timeout_ms; /* non-streaming calls */
 	int64_t drain_ms;            /* SIGTERM: time given to in-flight work */

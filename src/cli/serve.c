@@ -13,6 +13,7 @@
 #include "aichat/xalloc.h"
 #include "aichat/trust.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 
 enum {
 	O_MODEL, O_HOST, O_ALLOW_HOST, O_PORT, O_UNIX, O_API_KEY, O_API_KEY_FILE, O_INSECURE, O_RATE_LIMIT,
+	O_TRUST_PROXY,
 	O_WORKERS, O_MAX_UPSTREAM, O_MAX_QUEUE, O_CORS, O_MAX_BODY, O_TIMEOUT, O_DRAIN,
 	O_MAX_CONN, O_MAX_CONN_IP, O_CLIENT_TIMEOUT, O_REQUEST_TIMEOUT, O_LOG_FORMAT, O_CACHE_TTL, O_CACHE_SIZE,
 	O_BATCH_CONC, O_RETRIES, O_RAG_SEARCH_TIMEOUT, O_RAG_EMBED_TIMEOUT, O_LOG_CONV,
@@ -45,6 +47,8 @@ const struct opt serve_opts[] = {
 			 "allow a non-loopback address without any API key" },
 	[O_RATE_LIMIT] = { 0, "rate-limit", "RATE", NULL,
 			   "requests per client, e.g. 10/minute (keyed by API key, else address)" },
+	[O_TRUST_PROXY] = { 0, "trust-proxy", "ADDR", NULL,
+			    "take the client address of a request from ADDR, a proxy such as nginx, from the last item of its X-Forwarded-For (repeatable)" },
 	[O_WORKERS] = { 0, "workers", "N", "workers",
 			"event loops, each on its own thread, serving as one server (also $AICHAT_WORKERS; default: the number of online cores, at most 64)" },
 	[O_MAX_UPSTREAM] = { 0, "max-upstream", "N", "max_upstream",
@@ -311,6 +315,8 @@ int cmd_serve(int argc, char **argv)
 	int64_t *budgets = NULL;
 	const char **allow = NULL;
 	size_t nallow = 0;
+	char **proxies = NULL;
+	size_t nproxies = 0;
 	cJSON *o = NULL;
 	struct err e;
 	double d;
@@ -407,6 +413,25 @@ int cmd_serve(int argc, char **argv)
 		}
 	so.allow_hosts = allow;
 	so.nallow_hosts = nallow;
+	for (size_t i = 0; i < r.ngiven; i++)
+		if (r.given[i].opt == O_TRUST_PROXY) {
+			const char *a = r.given[i].value;
+			unsigned char bin[sizeof(struct in6_addr)];
+			char text[INET6_ADDRSTRLEN];
+			int v4 = inet_pton(AF_INET, a, bin) == 1;
+			if (!v4 && inet_pton(AF_INET6, a, bin) != 1) {
+				fprintf(stderr, "aichat: serve: invalid value '%.64s' for '--trust-proxy': must be an IPv4 or IPv6 address\n",
+					a);
+				status = EXIT_USAGE;
+				goto cleanup;
+			}
+			/* As the server writes a peer's address, to compare. */
+			inet_ntop(v4 ? AF_INET : AF_INET6, bin, text, sizeof(text));
+			proxies = xrealloc(proxies, (nproxies + 1) * sizeof(*proxies));
+			proxies[nproxies++] = xstrdup(text);
+		}
+	so.trusted_proxies = (const char *const *)proxies;
+	so.ntrusted_proxies = nproxies;
 	so.tcp = !so.unix_path || r.seen[O_HOST] || r.seen[O_PORT];
 	if (env_get("AICHAT_SSE_KEEPALIVE_MS")) {
 		/* Below 100 ms a keep-alive is a flood, not a keep-alive. */
@@ -496,6 +521,9 @@ cleanup:
 	free(keys.v);
 	free(budgets);
 	free(allow);
+	for (size_t i = 0; i < nproxies; i++)
+		free(proxies[i]);
+	free(proxies);
 	cJSON_Delete(o);
 	config_release(&cfg);
 	opt_result_release(&r);

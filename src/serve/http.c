@@ -512,6 +512,49 @@ void new_request_id(struct server *srv, char *dst, size_t cap)
 		 (++srv->seq ^ rnd) & 0xffffff);
 }
 
+/* The item after the last comma of an X-Forwarded-For, spaces trimmed,
+ * as inet_ntop writes it, into dst; 0 when it is an address, else -1. */
+static int last_forwarded(const char *xff, char *dst, size_t cap)
+{
+	const char *p = strrchr(xff, ',');
+	char item[INET6_ADDRSTRLEN];
+	unsigned char bin[sizeof(struct in6_addr)];
+	size_t n;
+
+	p = p ? p + 1 : xff;
+	p += strspn(p, " \t");
+	n = strcspn(p, " \t");
+	if (!n || n >= sizeof(item) || p[n + strspn(p + n, " \t")])
+		return -1;
+	memcpy(item, p, n);
+	item[n] = '\0';
+	if (inet_pton(AF_INET, item, bin) == 1)
+		return inet_ntop(AF_INET, bin, dst, (socklen_t)cap) ? 0 : -1;
+	if (inet_pton(AF_INET6, item, bin) == 1)
+		return inet_ntop(AF_INET6, bin, dst, (socklen_t)cap) ? 0 : -1;
+	return -1;
+}
+
+/* A request from a proxy of --trust-proxy: the client is the address the
+ * proxy added last to X-Forwarded-For (the items before it are whatever
+ * the client sent, and prove nothing).  Without one that parses, the
+ * client stays the proxy. */
+static void forwarded_address(struct req *r)
+{
+	const struct server_opts *o = r->srv->o;
+	const char *xff;
+	char addr[INET6_ADDRSTRLEN];
+	size_t i;
+
+	for (i = 0; i < o->ntrusted_proxies; i++)
+		if (!strcmp(r->client, o->trusted_proxies[i]))
+			break;
+	if (i == o->ntrusted_proxies || !(xff = header(r, "X-Forwarded-For")))
+		return;
+	if (last_forwarded(xff, addr, sizeof(addr)) == 0)
+		snprintf(r->client, sizeof(r->client), "%s", addr);
+}
+
 void client_address(struct req *r)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -527,6 +570,7 @@ void client_address(struct req *r)
 	else if (sa && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
 			  r->client, sizeof(r->client));
+	forwarded_address(r);
 }
 
 /* ==== responses ==== */

@@ -327,7 +327,9 @@ void new_request_id(struct server *srv, char *dst, size_t cap);
  * to 64 of them kept), else a new "req_..." id. */
 void request_id(struct req *r);
 
-/* Sets r->client to the client's address, or "unknown". */
+/* Sets r->client to the client's address ("unix" on the unix socket), or
+ * "unknown"; for a peer of --trust-proxy, the last X-Forwarded-For item
+ * when it is an address. */
 void client_address(struct req *r);
 
 /* ==== http.c: responses ==== */
