@@ -836,8 +836,7 @@ void server_drain(struct server *srv)
 		worker_idle(srv);
 		return;
 	}
-	srv->drain_timer = loop_add_timer(srv->loop, srv->o->drain_ms,
-					  on_drain_timeout, srv);
+	srv->drain_timer = loop_add_timer(srv->loop, srv->o->drain_ms, on_drain_timeout, srv);
 }
 
 static void on_signal(struct loop *l, int fd, int events, void *data)
