@@ -388,6 +388,35 @@ served() {
 	[ ! -e "$AICHAT_HOME/aichat.db-wal" ]
 }
 
+@test "deploy: without --redis, a database shipped read-only turns background jobs off: 503 saying why, nothing written, and the start says so" {
+	command -v unshare >/dev/null
+	AICHAT_HOME="$BATS_TEST_TMPDIR/ship" aichat chat --no-log -m mock:echo hi >/dev/null
+	AICHAT_HOME="$BATS_TEST_TMPDIR/ship" aichat rag index -c g "$AICHAT_ROOT/README.md" 2>/dev/null
+	export AICHAT_HOME="$BATS_TEST_TMPDIR/ship"
+	sum=$(sha256sum "$AICHAT_HOME/aichat.db")
+	log="$BATS_TEST_TMPDIR/ro.log"
+	unshare -m sh -c 'mount --bind "$AICHAT_HOME" "$AICHAT_HOME" &&
+		mount -o remount,bind,ro "$AICHAT_HOME" && exec "$@"' _ \
+		"$AICHAT_BIN" serve --port 0 </dev/null >/dev/null 2>"$log" 3>&- &
+	REPLICA_PIDS+=("$!")
+	for ((i = 0; i < 100; i++)); do
+		line=$(grep -m1 -o 'listening on http://[^ ]*' "$log") && break
+		sleep 0.05
+	done
+	url=${line#listening on }
+	grep -q 'background jobs off: the database is read-only' "$log"
+	run curl -s -D "$BATS_TEST_TMPDIR/h" -w '\n%{http_code}' "$url/jobs" \
+		-d '{"model":"mock:echo","items":[{"id":"a","prompt":"x"}]}'
+	[ "${lines[1]}" = 503 ]
+	[[ $(json_get error.message <<<"${lines[0]}") == "background jobs are unavailable: the database could not be opened for writing"* ]]
+	run curl -s -w '\n%{http_code}' "$url/jobs"
+	[ "${lines[1]}" = 503 ]
+	# Searches still answer from it; the file is as it was.
+	run curl -s "$url/rag/search" -d '{"collection":"g","query":"replicas"}'
+	[ -n "$(json_get results.0.snippet <<<"$output")" ]
+	[ "$(sha256sum "$AICHAT_HOME/aichat.db")" = "$sum" ]
+}
+
 @test "deploy: contrib/nginx-aichat.conf in a copy of Debian's /etc/nginx, installed as its comment says, passes nginx -t" {
 	[ -f /etc/nginx/nginx.conf ]
 	e="$BATS_TEST_TMPDIR/etc-nginx"

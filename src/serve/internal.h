@@ -703,7 +703,7 @@ void jobq_free(struct jobq *q);
  * 503 when the jobs service is off or Redis is down. */
 void route_job(struct req *r);
 
-#define JOBS_OFF_MSG "background jobs are unavailable: the database could not be opened"
+#define JOBS_OFF_MSG "background jobs are unavailable: the database could not be opened for writing (the server's log says why)"
 
 /* The jobs call a /jobs route makes. */
 enum jobq_op job_route_op(enum route_response kind);

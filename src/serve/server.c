@@ -990,7 +990,12 @@ static int worker_init(struct server *srv, const struct shared_state *sh,
 			fprintf(stderr, "aichat: serve: background jobs off: %s\n", dbe.msg);
 		return 0;
 	}
-	if (srv->worker == 0 && !srv->redis) {
+	if (srv->worker == 0 && !srv->redis && store_read_only_why(srv->db)) {
+		/* A database shipped read-only (RAG collections): searches
+		 * work, jobs could not be kept. */
+		fprintf(stderr, "aichat: serve: background jobs off: the database is read-only (%s); --redis keeps them in Redis\n",
+			store_read_only_why(srv->db));
+	} else if (srv->worker == 0 && !srv->redis) {
 		struct jobs *j = jobs_new(srv->eng, srv->cfg, srv->writer, 2, &lo, &srv->gate);
 		jobs_set_spend(j, spend_job_item, srv);
 		jobs_resume(j);
