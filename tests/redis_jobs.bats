@@ -3,9 +3,9 @@
 # posted to one replica is seen, controlled and run by all of them, and
 # survives the replica that took it.
 #
-# Each test starts its own redis-server on a unix socket in its temp dir
-# (no TCP port), without persistence, and its replicas, and stops them by
-# PID.  The visibility timeout (AICHAT_JOB_LEASE_MS) is short here.
+# Each test starts its own redis-server (redis_start in helpers.bash: a
+# unix socket in its temp dir, no persistence) and its replicas, and stops
+# them by PID.  The visibility timeout (AICHAT_JOB_LEASE_MS) is short here.
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -29,32 +29,6 @@ teardown() {
 	redis_stop
 	serve_stop
 	fake_stop
-}
-
-# redis_start [ARG...]: redis-server on $REDIS_SOCK, answering PING
-# within 5 s.
-redis_start() {
-	local i
-	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
-		--save '' --appendonly no "$@" </dev/null \
-		>>"$BATS_TEST_TMPDIR/redis.log" 2>&1 3>&- &
-	REDIS_PID=$!
-	for ((i = 0; i < 100; i++)); do
-		[ -S "$REDIS_SOCK" ] && rcli PING 2>/dev/null | grep -q PONG && return 0
-		sleep 0.05
-	done
-	echo "redis_start: no PONG within 5 s" >&2
-	return 1
-}
-
-redis_stop() {
-	[ -n "$REDIS_PID" ] || return 0
-	stop_pid "$REDIS_PID"
-	REDIS_PID=
-}
-
-rcli() {
-	redis-cli -s "$REDIS_SOCK" "$@"
 }
 
 # replica_start VAR [ARG...]: one `aichat serve --redis` on a free port,
