@@ -306,6 +306,22 @@ rcli() {
 	redis-cli -s "${REDIS_SOCK:-$BATS_TEST_TMPDIR/redis.sock}" "$@"
 }
 
+# fake_peak_model MODEL: as fake_peak, for the requests whose body "model"
+# is MODEL only (each such log line carries "inflight_model").
+fake_peak_model() {
+	python3 - "${FAKE_LOG:-$BATS_TEST_TMPDIR/fake.log}" "$1" <<'EOF'
+import json, os, sys
+peak = 0
+if os.path.exists(sys.argv[1]):
+    for line in open(sys.argv[1]):
+        if line.strip():
+            d = json.loads(line)
+            if isinstance(d.get("body"), dict) and d["body"].get("model") == sys.argv[2]:
+                peak = max(peak, d.get("inflight_model", 0))
+print(peak)
+EOF
+}
+
 # jq-like field of a JSON document on stdin: json_get PATH
 json_get() {
 	python3 -c '
