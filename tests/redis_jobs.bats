@@ -328,6 +328,18 @@ print(len(ids), len(set(ids)), ids == ["i%d" % i for i in range(200)])' "$BATS_T
 	[ "$(rcli EXISTS aichat:jobs:parked "aichat:job:$x:wait" "aichat:job:$x:run")" = 0 ]
 }
 
+@test "redis jobs: the parked items of a job at its limit run as soon as its slots free, not at the next poll" {
+	redis_start
+	# No poll within the test: only a finished item makes the replica
+	# look again.
+	AICHAT_JOB_POLL_MS=60000 replica_start A --max-upstream 8
+	run post_job "$A" "{\"model\":\"mock:echo\",\"concurrency\":1,\"items\":$(items 300)}"
+	[ "${lines[1]}" = 202 ]
+	id=$(json_get id <<<"${lines[0]}")
+	wait_status "$A" "$id" done 10
+	[ "$(curl -sS "$A/jobs/$id/results" | wc -l)" -eq 300 ]
+}
+
 @test "redis jobs: a job at its limit on a replica that dies: its slots come back after the lease, no item is lost" {
 	redis_start
 	with_openai_fake '{"deltas":["ok"],"delay_ms":50}'

@@ -83,8 +83,9 @@ static const char submit_lua[] =
  * of a job at its limit is parked (see LUA_COMMON), so the items behind
  * it still run; one taken gets a lease in its job's ":run" set.  Drops
  * the items of jobs no longer queued or running and those with a result.
- * Looks at no more than 512 entries.  Creates no key while no job was
- * ever posted (the group again if it went missing: a flushed Redis).
+ * Looks at no more than 256 entries (a few ms of Redis' time).  Creates
+ * no key while no job was ever posted (the group again if it went
+ * missing: a flushed Redis).
  * Returns {items, more}: {entry, job, idx, item id, prompt, model,
  * temperature, max_tokens, api key} per item; more is 1 when the look
  * stopped at its bound, with new items maybe left. */
@@ -92,34 +93,51 @@ static const char take_lua[] =
 	LUA_COMMON
 	"local p, me, n, vis = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
 	"local q = p .. 'jobs:q'\n"
-	"local out, budget, now = {}, 512, now_ms()\n"
+	"local out, budget, now = {}, 256, now_ms()\n"
 	"if redis.call('EXISTS', q) == 0 then return {out, 0} end\n"
+	/* What the script knows of a job: nothing else writes while it
+	 * runs, so each is read once. */
+	"local jobs = {}\n"
+	"local function job(j)\n"
+	"  local o = jobs[j]\n"
+	"  if not o then\n"
+	"    local jk = p .. 'job:' .. j\n"
+	"    local v = redis.call('HMGET', jk, 'status', 'concurrency')\n"
+	"    o = {jk = jk, st = v[1], c = tonumber(v[2]) or 1}\n"
+	"    o.live = o.st == 'queued' or o.st == 'running'\n"
+	"    if o.live then o.n = running(jk, now) end\n"
+	"    jobs[j] = o\n"
+	"  end\n"
+	"  return o\n"
+	"end\n"
 	/* Returns 'run', 'park' or 'drop' for entry e, now this consumer's. */
 	"local function offer(e)\n"
 	"  budget = budget - 1\n"
 	"  local f = {}\n"
 	"  for k = 1, #e[2], 2 do f[e[2][k]] = e[2][k + 1] end\n"
-	"  local jk = p .. 'job:' .. (f.j or '')\n"
-	"  local st = redis.call('HGET', jk, 'status')\n"
-	"  if (st ~= 'queued' and st ~= 'running') or\n"
-	"     redis.call('HEXISTS', jk .. ':results', f.i or '') == 1 then\n"
+	"  local o = job(f.j or '')\n"
+	"  if not o.live or redis.call('HEXISTS', o.jk .. ':results', f.i or '') == 1 then\n"
 	"    redis.call('XACK', q, '" GROUP "', e[1])\n"
 	"    redis.call('XDEL', q, e[1])\n"
-	"    redis.call('ZREM', jk .. ':wait', e[1])\n"
+	"    redis.call('ZREM', o.jk .. ':wait', e[1])\n"
 	"    return 'drop'\n"
 	"  end\n"
-	"  local c = tonumber(redis.call('HGET', jk, 'concurrency')) or 1\n"
-	"  if #out >= n or running(jk, now) >= c then\n"
+	"  if #out >= n or o.n >= o.c then\n"
 	"    redis.call('XCLAIM', q, '" GROUP "', 'wait', 0, e[1], 'JUSTID')\n"
-	"    redis.call('ZADD', jk .. ':wait', tonumber(f.i) or 0, e[1])\n"
-	"    redis.call('SADD', p .. 'jobs:parked', f.j)\n"
+	"    redis.call('ZADD', o.jk .. ':wait', tonumber(f.i) or 0, e[1])\n"
+	"    if not o.parked then\n"
+	"      redis.call('SADD', p .. 'jobs:parked', f.j)\n"
+	"      o.parked = true\n"
+	"    end\n"
 	"    return 'park'\n"
 	"  end\n"
-	"  if st == 'queued' then\n"
-	"    redis.call('HSET', jk, 'status', 'running', 'started_at', ARGV[5])\n"
+	"  if o.st == 'queued' then\n"
+	"    redis.call('HSET', o.jk, 'status', 'running', 'started_at', ARGV[5])\n"
+	"    o.st = 'running'\n"
 	"  end\n"
-	"  redis.call('ZADD', jk .. ':run', now + vis, me .. ' ' .. e[1])\n"
-	"  local m = redis.call('HMGET', jk, 'model', 'temperature', 'max_tokens', 'api_key')\n"
+	"  o.n = o.n + 1\n"
+	"  redis.call('ZADD', o.jk .. ':run', now + vis, me .. ' ' .. e[1])\n"
+	"  local m = redis.call('HMGET', o.jk, 'model', 'temperature', 'max_tokens', 'api_key')\n"
 	"  out[#out + 1] = {e[1], f.j, f.i, f.n, f.p, m[1] or '', m[2] or '',\n"
 	"    m[3] or '', m[4] or ''}\n"
 	"  return 'run'\n"
@@ -141,13 +159,13 @@ static const char take_lua[] =
 	"end\n"
 	"for _, j in ipairs(redis.call('SMEMBERS', p .. 'jobs:parked')) do\n"
 	"  if #out >= n or budget <= 0 then break end\n"
-	"  local jk = p .. 'job:' .. j\n"
-	"  local st = redis.call('HGET', jk, 'status')\n"
-	"  if st ~= 'queued' and st ~= 'running' then\n"
+	"  local o = job(j)\n"
+	"  local jk = o.jk\n"
+	"  if not o.live then\n"
 	"    drop_parked(p, q, j)\n"
 	"  else\n"
-	"    local c = tonumber(redis.call('HGET', jk, 'concurrency')) or 1\n"
-	"    while #out < n and budget > 0 and running(jk, now) < c do\n"
+	"    o.parked = true\n"
+	"    while #out < n and budget > 0 and o.n < o.c do\n"
 	"      local w = redis.call('ZPOPMIN', jk .. ':wait')\n"
 	"      if #w == 0 then break end\n"
 	"      local got = redis.call('XCLAIM', q, '" GROUP "', me, 0, w[1])\n"
@@ -159,6 +177,7 @@ static const char take_lua[] =
 	"    end\n"
 	"    if redis.call('EXISTS', jk .. ':wait') == 0 then\n"
 	"      redis.call('SREM', p .. 'jobs:parked', j)\n"
+	"      o.parked = false\n"
 	"    end\n"
 	"  end\n"
 	"end\n"
@@ -327,6 +346,7 @@ struct rjobs {
 	struct ritem *head, *tail;    /* taken, not started */
 	struct ritem *running;        /* started: kept claimed */
 	struct redis_call *take;      /* the take under way */
+	int again;                    /* kicked while it was: take again */
 	struct loop_timer *poll, *beat;
 	struct cbsend *cbs;           /* callbacks held or being sent */
 	long long vis_ms, poll_ms;
@@ -756,11 +776,17 @@ static void poll_later(struct rjobs *q)
 		q->poll = loop_add_timer(engine_loop(q->eng), q->poll_ms, on_poll, q);
 }
 
-/* Looks now (a job was submitted here). */
+/* Looks now (a job was submitted here, or an item ended: its job may
+ * have parked items that can run).  With a take under way, once it
+ * answers: its answer may predate what changed. */
 static void kick(struct rjobs *q)
 {
 	if (q->stopping)
 		return;
+	if (q->take) {
+		q->again = 1;
+		return;
+	}
 	if (q->poll) {
 		loop_del_timer(engine_loop(q->eng), q->poll);
 		q->poll = NULL;
@@ -830,8 +856,8 @@ static void on_take(void *data, redisReply *rep, const char *why)
 		return;
 	if (got)
 		batch_refill(q->batch);
-	else if (more)
-		kick(q);        /* parked a long run of one job's items: go on */
+	else if (more || q->again)
+		kick(q);        /* more to look at, or something changed */
 	else
 		poll_later(q);
 }
@@ -856,6 +882,7 @@ static void take_more(struct rjobs *q, int n)
 	argv[2] = count;
 	argv[3] = vis;
 	argv[4] = when;
+	q->again = 0;
 	q->take = eval(q->rs, take_lua, on_take, q, 5, argv, NULL);
 	/* Failed at once: on_take() ran and will look again later. */
 }
@@ -1074,6 +1101,9 @@ static void on_item(void *ud, void *tag, const struct chat_result *res)
 	eval(q->rs, done_lua, on_done_reply, d, 9, argv, NULL);
 	free(line);
 	item_free(it);
+	/* Its job has room again: a parked item of it may run now, here
+	 * (the take reaches Redis after the result). */
+	kick(q);
 }
 
 static void on_batch_done(void *ud)
