@@ -17,33 +17,16 @@
 #
 # Usage: bench/redis.sh [SECONDS]   (default 5 per run; wrk, 2 x 32
 # connections, one thread each).  Everything started here is stopped by
-# PID on exit; nothing outlives the script.
+# PID on exit (bench/serve_lib.sh's cleanup); nothing outlives the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${1:-5}
 CONNS=${CONNS:-32}
 
-say() { printf '%s\n' "$*" >&2; }
-
-PIDS=()
-TMP=$(mktemp -d)
-cleanup() {
-	local pid i
-	for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-		for ((i = 0; i < 50; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# say, PIDS, TMP and the cleanup that kills every PID listed on exit.
+mkdir -p build/bench
+. bench/serve_lib.sh
 
 for tool in wrk redis-server redis-cli; do
 	command -v "$tool" >/dev/null || { say "redis.sh: $tool not found (tools/deps.sh installs it)"; exit 1; }
@@ -75,6 +58,7 @@ replica() {
 	./aichat serve --port 0 --rate-limit 1000000/second --log-format text "$@" \
 		</dev/null >/dev/null 2>"$TMP/$name.log" &
 	PIDS+=("$!")
+	REPLICAS+=("$!")
 	for ((i = 0; i < 100; i++)); do
 		line=$(grep -m1 -o 'listening on http://[^ ]*' "$TMP/$name.log" 2>/dev/null) && break
 		sleep 0.05
@@ -83,17 +67,15 @@ replica() {
 	echo "${line#listening on }" >"$TMP/$name.url"
 }
 
+REPLICAS=()
 stop_replicas() {
-	local keep=() pid
-	for pid in "${PIDS[@]}"; do
-		if [ "$pid" != "${REDIS_PID:-}" ]; then
-			kill "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-		else
-			keep+=("$pid")
-		fi
+	local pid
+	for pid in "${REPLICAS[@]+"${REPLICAS[@]}"}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		forget_pid "$pid"
 	done
-	PIDS=("${keep[@]+"${keep[@]}"}")
+	REPLICAS=()
 }
 
 cat >"$TMP/hits.lua" <<'EOF'
@@ -151,6 +133,8 @@ run() {
 	PIDS+=("$wa" "$wb")
 	wait "$wa" || true
 	wait "$wb" || true
+	forget_pid "$wa"
+	forget_pid "$wb"
 	for f in "$TMP/wrk.A" "$TMP/wrk.B"; do
 		reqs=$((reqs + $(awk '/requests in/ { print $1 }' "$f")))
 		rps=$(awk -v r="$rps" '/^Requests\/sec/ { printf "%.0f", r + $2 }' "$f")

@@ -1,4 +1,4 @@
-# bench/serve_lib.sh - what bench/serve.sh and bench/overload.sh share:
+# bench/serve_lib.sh - what bench/serve.sh, bench/overload.sh and the others share:
 # process bookkeeping (every process started is killed by PID on exit),
 # /proc readings, starting and stopping the mock upstream and aichat serve,
 # wrk and streams runs, the idle check.  Sourced, not run; the caller sets

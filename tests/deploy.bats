@@ -32,32 +32,12 @@ teardown() {
 	for p in "${REPLICA_PIDS[@]}"; do
 		stop_pid "$p"
 	done
-	if [ -n "$REDIS_PID" ]; then
-		stop_pid "$REDIS_PID"
-	fi
+	redis_stop
 	fake_stop
 }
 
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-redis_start() {
-	local i
-	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
-		--save '' --appendonly no </dev/null \
-		>>"$BATS_TEST_TMPDIR/redis.log" 2>&1 3>&- &
-	REDIS_PID=$!
-	for ((i = 0; i < 100; i++)); do
-		[ -S "$REDIS_SOCK" ] && rcli PING 2>/dev/null | grep -q PONG && return 0
-		sleep 0.05
-	done
-	echo "redis_start: no PONG within 5 s" >&2
-	return 1
-}
-
-rcli() {
-	redis-cli -s "$REDIS_SOCK" "$@"
 }
 
 # unit_args: the options of contrib/aichat-serve@.service's ExecStart,

@@ -155,6 +155,27 @@ event: message_stop" ]
 	[[ "$(fake_req -1)" == '{"n":2,'* ]]
 }
 
+@test "fake: inflight counts the requests being answered, inflight_model those of the same model" {
+	# Streamed: 150 ms between events, about 1 s a request.
+	fake_start '{"deltas":["a","b","c"],"delay_ms":150}'
+	post /v1/chat/completions '{"model":"a","stream":true,"messages":[{"role":"user","content":"x"}]}' >/dev/null &
+	p1=$!
+	sleep 0.1
+	post /v1/chat/completions '{"model":"a","stream":true,"messages":[{"role":"user","content":"y"}]}' >/dev/null &
+	p2=$!
+	sleep 0.1
+	post /v1/chat/completions '{"model":"b","stream":true,"messages":[{"role":"user","content":"z"}]}' >/dev/null
+	wait "$p1" "$p2"
+	post /v1/chat/completions '{"model":"a","stream":true,"messages":[{"role":"user","content":"w"}]}' >/dev/null
+	[ "$(fake_field 3 inflight)" = 3 ]
+	[ "$(fake_field 2 inflight_model)" = 2 ]
+	[ "$(fake_field 3 inflight_model)" = 1 ]
+	[ "$(fake_field 4 inflight_model)" = 1 ]
+	[ "$(fake_peak_model a)" = 2 ]
+	[ "$(fake_peak_model b)" = 1 ]
+	[ "$(fake_peak_model c)" = 0 ]
+}
+
 @test "fake: keep-alive serves two requests on one connection, close ends it" {
 	fake_start
 	curl -sS "$FAKE_URL/v1/models" "$FAKE_URL/v1/models" >/dev/null

@@ -261,6 +261,69 @@ stop_pid() {
 	wait "$pid" 2>/dev/null || STOPPED_STATUS=$?
 }
 
+# redis_start [ARG...]: a redis-server of this test's own, without
+# persistence, listening on the unix socket $REDIS_SOCK (default
+# $BATS_TEST_TMPDIR/redis.sock; no TCP port unless ARG gives one, e.g.
+# --port N --bind 127.0.0.1, as later arguments win), answering PING (or
+# NOAUTH, with --requirepass) within 5 s.  Its PID in REDIS_PID, its log
+# in $BATS_TEST_TMPDIR/redis.log.  Started again after redis_stop, it is
+# empty.
+redis_start() {
+	local i
+	: "${REDIS_SOCK:=$BATS_TEST_TMPDIR/redis.sock}"
+	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+		--save '' --appendonly no "$@" </dev/null \
+		>>"$BATS_TEST_TMPDIR/redis.log" 2>&1 3>&- &
+	REDIS_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		[ -S "$REDIS_SOCK" ] && rcli PING 2>/dev/null | grep -qE 'PONG|NOAUTH' &&
+			return 0
+		kill -0 "$REDIS_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "redis_start: no PONG within 5 s" >&2
+	cat "$BATS_TEST_TMPDIR/redis.log" >&2
+	return 1
+}
+
+# redis_stop: stops the redis-server of redis_start by its PID (woken
+# first if it was stopped with SIGSTOP).  Nothing when none runs.
+redis_stop() {
+	[ -n "${REDIS_PID:-}" ] || return 0
+	kill -CONT "$REDIS_PID" 2>/dev/null || true
+	stop_pid "$REDIS_PID"
+	REDIS_PID=
+}
+
+# redis_kill: SIGKILL to it, the way a crashed Redis goes.
+redis_kill() {
+	kill -KILL "$REDIS_PID"
+	wait "$REDIS_PID" 2>/dev/null || true
+	REDIS_PID=
+	rm -f "$REDIS_SOCK"
+}
+
+# rcli ARG...: redis-cli on that Redis.
+rcli() {
+	redis-cli -s "${REDIS_SOCK:-$BATS_TEST_TMPDIR/redis.sock}" "$@"
+}
+
+# fake_peak_model MODEL: as fake_peak, for the requests whose body "model"
+# is MODEL only (each such log line carries "inflight_model").
+fake_peak_model() {
+	python3 - "${FAKE_LOG:-$BATS_TEST_TMPDIR/fake.log}" "$1" <<'EOF'
+import json, os, sys
+peak = 0
+if os.path.exists(sys.argv[1]):
+    for line in open(sys.argv[1]):
+        if line.strip():
+            d = json.loads(line)
+            if isinstance(d.get("body"), dict) and d["body"].get("model") == sys.argv[2]:
+                peak = max(peak, d.get("inflight_model", 0))
+print(peak)
+EOF
+}
+
 # jq-like field of a JSON document on stdin: json_get PATH
 json_get() {
 	python3 -c '

@@ -3,8 +3,8 @@
 # rate limits and their response cache through one Redis, and a Redis that
 # is down or does not answer is a documented mode, not a crash.
 #
-# Each test starts its own redis-server on a unix socket in its temp dir
-# (no TCP port: --port 0), without persistence, and stops it by PID;
+# Each test starts its own redis-server (redis_start in helpers.bash: a
+# unix socket in its temp dir, no persistence) and stops it by PID;
 # replicas are `aichat serve` processes started here, stopped by PID.
 
 bats_require_minimum_version 1.5.0
@@ -24,44 +24,6 @@ teardown() {
 	done
 	redis_stop
 	fake_stop
-}
-
-# redis_start [ARG...]: redis-server on $REDIS_SOCK, answering PING within
-# 5 s.
-redis_start() {
-	local i
-	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
-		--save '' --appendonly no "$@" </dev/null \
-		>>"$BATS_TEST_TMPDIR/redis.log" 2>&1 3>&- &
-	REDIS_PID=$!
-	for ((i = 0; i < 100; i++)); do
-		[ -S "$REDIS_SOCK" ] && rcli PING 2>/dev/null | grep -qE 'PONG|NOAUTH' &&
-			return 0
-		sleep 0.05
-	done
-	echo "redis_start: no PONG within 5 s" >&2
-	cat "$BATS_TEST_TMPDIR/redis.log" >&2
-	return 1
-}
-
-# redis_stop: stops our redis-server (woken first if it was stopped).
-redis_stop() {
-	[ -n "$REDIS_PID" ] || return 0
-	kill -CONT "$REDIS_PID" 2>/dev/null || true
-	stop_pid "$REDIS_PID"
-	REDIS_PID=
-}
-
-# redis_kill: SIGKILL, the way a crashed Redis goes.
-redis_kill() {
-	kill -KILL "$REDIS_PID"
-	wait "$REDIS_PID" 2>/dev/null || true
-	REDIS_PID=
-	rm -f "$REDIS_SOCK"
-}
-
-rcli() {
-	redis-cli -s "$REDIS_SOCK" "$@"
 }
 
 # replica_start VAR [ARG...]: one `aichat serve` on a free port, its URL in
@@ -421,6 +383,12 @@ chat() {
 	AICHAT_JOB_POLL_MS=600000 replica_start A --workers 2 --redis "unix://$REDIS_SOCK" \
 		--rate-limit 100/minute --redis-timeout 0.2
 	health_wait "$A" ok
+	# The metrics add up both loops' connections: one connect each,
+	# whichever loop answers.
+	for i in 1 2 3 4 5 6; do
+		run curl -s "$A/metrics"
+		grep -qx 'aichat_redis_connects_total 2' <<<"$output"
+	done
 	kill -STOP "$REDIS_PID"
 	# One request: the loop it reaches waits on Redis and counts it down;
 	# the other loop has not sent anything.

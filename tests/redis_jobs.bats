@@ -3,14 +3,17 @@
 # posted to one replica is seen, controlled and run by all of them, and
 # survives the replica that took it.
 #
-# Each test starts its own redis-server on a unix socket in its temp dir
-# (no TCP port), without persistence, and its replicas, and stops them by
-# PID.  The visibility timeout (AICHAT_JOB_LEASE_MS) is short here.
+# Each test starts its own redis-server (redis_start in helpers.bash: a
+# unix socket in its temp dir, no persistence) and its replicas, and stops
+# them by PID.  The visibility timeout (AICHAT_JOB_LEASE_MS) is short here.
 
 bats_require_minimum_version 1.5.0
 load helpers
 
 KEY=sk-test-0123456789abcdef
+# A script rule: the callback (the only request with "counts" in its
+# body) is answered 200.
+HOOK_OK='{"match":"\"counts\"","body":{"ok":true}}'
 
 setup() {
 	aichat_env
@@ -29,32 +32,6 @@ teardown() {
 	redis_stop
 	serve_stop
 	fake_stop
-}
-
-# redis_start [ARG...]: redis-server on $REDIS_SOCK, answering PING
-# within 5 s.
-redis_start() {
-	local i
-	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
-		--save '' --appendonly no "$@" </dev/null \
-		>>"$BATS_TEST_TMPDIR/redis.log" 2>&1 3>&- &
-	REDIS_PID=$!
-	for ((i = 0; i < 100; i++)); do
-		[ -S "$REDIS_SOCK" ] && rcli PING 2>/dev/null | grep -q PONG && return 0
-		sleep 0.05
-	done
-	echo "redis_start: no PONG within 5 s" >&2
-	return 1
-}
-
-redis_stop() {
-	[ -n "$REDIS_PID" ] || return 0
-	stop_pid "$REDIS_PID"
-	REDIS_PID=
-}
-
-rcli() {
-	redis-cli -s "$REDIS_SOCK" "$@"
 }
 
 # replica_start VAR [ARG...]: one `aichat serve --redis` on a free port,
@@ -105,7 +82,7 @@ print(sum(1 for l in open(sys.argv[1]) if l.strip() and json.loads(l).get("path"
 @test "redis jobs: 200 items posted to A, A killed by SIGKILL midway: B and C finish them, one result each, one callback" {
 	redis_start
 	# Every answer takes ~0.2 s: the job is still running when A dies.
-	with_openai_fake '{"deltas":["ok"],"delay_ms":50}'
+	with_openai_fake "$HOOK_OK" '{"deltas":["ok"],"delay_ms":50}'
 	for v in A B C; do
 		replica_start "$v" --max-upstream 4
 	done
@@ -142,6 +119,9 @@ print(len(ids), len(set(ids)), ids == ["i%d" % i for i in range(200)])' "$BATS_T
 	done
 	sleep 0.5
 	[ "$(hook_count)" -eq 1 ]
+	run curl -sS "$C/jobs/$id"
+	[ "$(json_get callback_status <<<"$output")" = delivered ]
+	[ "$(json_get callback_attempts <<<"$output")" = 1 ]
 	# Nothing is left in the queue.
 	[ "$(rcli XLEN aichat:jobs:q)" = 0 ]
 	run rcli XPENDING aichat:jobs:q run
@@ -150,7 +130,7 @@ print(len(ids), len(set(ids)), ids == ["i%d" % i for i in range(200)])' "$BATS_T
 
 @test "redis jobs: a replica paused past the timeout comes back: the items it ran again are recorded once" {
 	redis_start
-	with_openai_fake '{"deltas":["ok"],"delay_ms":50}'
+	with_openai_fake "$HOOK_OK" '{"deltas":["ok"],"delay_ms":50}'
 	replica_start A --max-upstream 4
 	replica_start B --max-upstream 4
 	run post_job "$A" "{\"model\":\"openai:gpt-4o-mini\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 120)}"
@@ -312,4 +292,176 @@ print(len(ids), len(set(ids)), ids == ["i%d" % i for i in range(200)])' "$BATS_T
 	run curl -sS -w '\n%{http_code}' "$A/jobs/not-a-job"
 	[ "${lines[1]}" = 404 ]
 	[ "$(json_get error.code <<<"${lines[0]}")" = not_found ]
+}
+
+@test "redis jobs: a job's concurrency holds across replicas, and the items of another job run past it" {
+	redis_start
+	with_openai_fake '{"deltas":["ok"],"delay_ms":50}'
+	replica_start A --max-upstream 4
+	replica_start B --max-upstream 4
+	# X: 24 items, 2 at a time, queued first; Y: 16 items behind them.
+	run post_job "$A" "{\"model\":\"openai:gpt-x\",\"concurrency\":2,\"items\":$(items 24)}"
+	[ "${lines[1]}" = 202 ]
+	x=$(json_get id <<<"${lines[0]}")
+	run post_job "$B" "{\"model\":\"openai:gpt-y\",\"items\":$(items 16)}"
+	[ "${lines[1]}" = 202 ]
+	y=$(json_get id <<<"${lines[0]}")
+	# Y is done while X still runs: X's waiting items held up nothing.
+	wait_status "$A" "$y" done 20
+	[ "$(curl -sS "$B/jobs/$x" | json_get status)" = running ]
+	wait_status "$B" "$x" done 30
+	# Never more than 2 of X's calls at once, over both replicas; Y used
+	# the slots X could not.
+	[ "$(fake_peak_model gpt-x)" -eq 2 ]
+	[ "$(fake_peak_model gpt-y)" -ge 3 ]
+	# X's items ran on both replicas ...
+	[ "$(grep -c '"model":"gpt-x"' "$FAKE_LOG")" -eq 24 ]
+	run curl -sS "$A/jobs/$x"
+	[ "$(json_get counts.succeeded <<<"$output")" = 24 ]
+	[ "$(json_get concurrency <<<"$output")" = 2 ]
+	# ... each once, with one result each; nothing waits any more.
+	[ "$(curl -sS "$A/jobs/$x/results" | wc -l)" -eq 24 ]
+	[ "$(curl -sS "$A/jobs/$y/results" | wc -l)" -eq 16 ]
+	[ "$(rcli XLEN aichat:jobs:q)" = 0 ]
+	run rcli XPENDING aichat:jobs:q run
+	[ "${lines[0]}" = 0 ]
+	[ "$(rcli EXISTS aichat:jobs:parked "aichat:job:$x:wait" "aichat:job:$x:run")" = 0 ]
+}
+
+@test "redis jobs: the parked items of a job at its limit run as soon as its slots free, not at the next poll" {
+	redis_start
+	# No poll within the test: only a finished item makes the replica
+	# look again.
+	AICHAT_JOB_POLL_MS=60000 replica_start A --max-upstream 8
+	run post_job "$A" "{\"model\":\"mock:echo\",\"concurrency\":1,\"items\":$(items 300)}"
+	[ "${lines[1]}" = 202 ]
+	id=$(json_get id <<<"${lines[0]}")
+	wait_status "$A" "$id" done 10
+	[ "$(curl -sS "$A/jobs/$id/results" | wc -l)" -eq 300 ]
+}
+
+@test "redis jobs: a job at its limit on a replica that dies: its slots come back after the lease, no item is lost" {
+	redis_start
+	with_openai_fake '{"deltas":["ok"],"delay_ms":50}'
+	replica_start A --max-upstream 4
+	run post_job "$A" "{\"model\":\"openai:gpt-x\",\"concurrency\":2,\"items\":$(items 12)}"
+	[ "${lines[1]}" = 202 ]
+	x=$(json_get id <<<"${lines[0]}")
+	for ((i = 0; i < 100; i++)); do
+		[ "$(rcli ZCARD "aichat:job:$x:run")" -eq 2 ] && break
+		sleep 0.02
+	done
+	# A holds both of X's slots and dies; B comes up later.
+	kill -KILL "$A_PID"
+	wait "$A_PID" 2>/dev/null || true
+	[ "$(rcli ZCARD "aichat:job:$x:run")" -eq 2 ]
+	replica_start B --max-upstream 4
+	wait_status "$B" "$x" done 30
+	run curl -sS "$B/jobs/$x"
+	[ "$(json_get counts.succeeded <<<"$output")" = 12 ]
+	[ "$(fake_peak_model gpt-x)" -le 2 ]
+	run python3 -c 'import json,sys
+ids = [json.loads(l)["id"] for l in sys.stdin]
+print(len(ids), ids == ["i%d" % i for i in range(12)])' < <(curl -sS "$B/jobs/$x/results")
+	[ "$output" = "12 True" ]
+}
+
+@test "redis jobs: the replica that records the last result dies before the callback: another sends it" {
+	redis_start
+	fake_start "$HOOK_OK"
+	# Each replica waits 60 s before the callback of a job it finished.
+	AICHAT_TEST_CALLBACK_HOLD_MS=60000 replica_start A
+	AICHAT_TEST_CALLBACK_HOLD_MS=60000 replica_start B
+	run post_job "$A" "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 20)}"
+	[ "${lines[1]}" = 202 ]
+	id=$(json_get id <<<"${lines[0]}")
+	wait_status "$B" "$id" done
+	run curl -sS "$B/jobs/$id"
+	[ "$(json_get callback_status <<<"$output")" = pending ]
+	[ "$(json_get callback_attempts <<<"$output")" = 0 ]
+	# The one that recorded the last result holds the claim: killed.
+	holder=$(rcli GET "aichat:job:$id:callback")
+	pid=$(cut -d: -f2 <<<"$holder")
+	if [ "$pid" = "$A_PID" ]; then other=$B; else other=$A; fi
+	[ "$pid" = "$A_PID" ] || [ "$pid" = "$B_PID" ]
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	[ "$(hook_count)" -eq 0 ]
+	# The other one's sweep claims it once the claim lapses (1 s here).
+	for ((i = 0; i < 100; i++)); do
+		[ "$(hook_count)" -ge 1 ] && break
+		sleep 0.05
+	done
+	sleep 0.5
+	[ "$(hook_count)" -eq 1 ]
+	run curl -sS "$other/jobs/$id"
+	[ "$(json_get callback_status <<<"$output")" = delivered ]
+	[ "$(json_get callback_attempts <<<"$output")" = 1 ]
+	# It carried the job's final status.
+	run python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    d = json.loads(l)
+    if d["path"] == "/hook":
+        b = d["body"]
+        print(b["id"], b["status"], b["counts"]["succeeded"], "callback_status" in b)' "$FAKE_LOG"
+	[ "$output" = "$id done 20 False" ]
+	[ "$(rcli SCARD aichat:jobs:callbacks)" = 0 ]
+}
+
+@test "redis jobs: a callback answered 500 twice is tried again after a backoff; the third attempt delivers it" {
+	redis_start
+	fake_start '{"status":500}' '{"status":503}' '{"body":{"ok":true}}'
+	replica_start A
+	replica_start B
+	run post_job "$A" "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 3)}"
+	[ "${lines[1]}" = 202 ]
+	id=$(json_get id <<<"${lines[0]}")
+	wait_status "$B" "$id" done
+	fake_wait_count 1
+	t0=$(date +%s%N)
+	# After the first failure: pending, with what went wrong.
+	for ((i = 0; i < 40; i++)); do
+		[ "$(curl -sS "$A/jobs/$id" | json_get callback_attempts)" = 1 ] && break
+		sleep 0.05
+	done
+	run curl -sS "$A/jobs/$id"
+	[ "$(json_get callback_status <<<"$output")" = pending ]
+	[ "$(json_get callback_error <<<"$output")" = "HTTP 500" ]
+	for ((i = 0; i < 200; i++)); do
+		[ "$(curl -sS "$B/jobs/$id" | json_get callback_status)" = delivered ] && break
+		sleep 0.05
+	done
+	t1=$(date +%s%N)
+	run curl -sS "$B/jobs/$id"
+	[ "$(json_get callback_status <<<"$output")" = delivered ]
+	[ "$(json_get callback_attempts <<<"$output")" = 3 ]
+	[ "$(json_get callback_error <<<"$output")" = null ]
+	# Waited 1 s, then 2 s, between the attempts.
+	[ $(( (t1 - t0) / 1000000 )) -ge 2800 ]
+	sleep 1.5
+	[ "$(hook_count)" -eq 3 ]
+}
+
+@test "redis jobs: a callback that always fails is tried 5 times, then the job shows it failed" {
+	redis_start
+	fake_start '{"status":500}'
+	replica_start A
+	replica_start B
+	run post_job "$A" "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 2)}"
+	[ "${lines[1]}" = 202 ]
+	id=$(json_get id <<<"${lines[0]}")
+	# 1 + 2 + 4 + 8 s of backoff.
+	for ((i = 0; i < 500; i++)); do
+		[ "$(curl -sS "$B/jobs/$id" | json_get callback_status)" = failed ] && break
+		sleep 0.05
+	done
+	run curl -sS "$A/jobs/$id"
+	[ "$(json_get callback_status <<<"$output")" = failed ]
+	[ "$(json_get callback_attempts <<<"$output")" = 5 ]
+	[ "$(json_get callback_error <<<"$output")" = "HTTP 500" ]
+	[ "$(json_get status <<<"$output")" = done ]
+	sleep 1.5
+	[ "$(hook_count)" -eq 5 ]
+	[ "$(rcli SCARD aichat:jobs:callbacks)" = 0 ]
+	[ "$(rcli EXISTS "aichat:job:$id:callback")" = 0 ]
 }

@@ -173,6 +173,10 @@ static const char *const job_states[] = {
 	"queued", "running", "done", "failed", "cancelled", NULL
 };
 
+static const char *const callback_states[] = {
+	"pending", "delivered", "failed", NULL
+};
+
 static const struct field job_counts_fields[] = {
 	{ "total", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL, "items in the job" },
 	{ "done", FIELD_INTEGER, 1, NULL, NB, NB, NULL, NULL, "items finished" },
@@ -195,6 +199,13 @@ static const struct field job_status_fields[] = {
 	{ "created_at", FIELD_STRING, 1, NULL, NB, NB, NULL, NULL, "UTC, ISO 8601" },
 	{ "started_at", FIELD_STRING, 1, NULLABLE, NB, NB, NULL, NULL, "UTC, ISO 8601" },
 	{ "finished_at", FIELD_STRING, 1, NULLABLE, NB, NB, NULL, NULL, "UTC, ISO 8601" },
+	{ "callback_status", FIELD_STRING, 0, NULL, NB, NB, callback_states, NULL,
+	  "with --redis, once a job with a callback_url has ended: pending until a POST"
+	  " of its final status is answered 2xx (delivered) or 5 attempts failed (failed)" },
+	{ "callback_attempts", FIELD_INTEGER, 0, NULL, NB, NB, NULL, NULL,
+	  "with --redis: POSTs of the callback made so far" },
+	{ "callback_error", FIELD_STRING, 0, NULLABLE, NB, NB, NULL, NULL,
+	  "with --redis: why the last attempt failed (HTTP 500, a transport error)" },
 };
 
 static const struct schema schema_job_status = {

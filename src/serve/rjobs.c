@@ -1,10 +1,14 @@
 /*
  * rjobs.c - background jobs in Redis; see rjobs.h.
  *
- * Every step that must not be split (storing a job and queueing its items,
- * taking items and dropping those of cancelled jobs, recording a result
- * and finishing the job) is one Lua script, so it is atomic in Redis and
- * one round trip here.  The runner is one batch (batch.h) whose source is
+ * Every step that must not be split (storing a job and queueing its items;
+ * taking items with their leases, parking those of jobs at their limit
+ * and dropping those of cancelled jobs; recording a result and finishing
+ * the job with its callback's claim; counting a callback attempt) is one
+ * Lua script, so no other client sees it half done, and one round trip
+ * here.  (Redis does not undo a script that fails half way; these call
+ * only commands that fail on a wrong type, which no other client
+ * writes.)  The runner is one batch (batch.h) whose source is
  * the stream: it never ends, it answers "later" while it waits for Redis,
  * and it asks for as many items as it has free slots.  Everything runs on
  * the loop's thread.
@@ -25,6 +29,33 @@
 
 /* ==== the scripts ==== */
 
+/* Shared by the scripts below.  now_ms() is Redis' clock, so the
+ * replicas' clocks never need to agree.  running(jk, now) is how many
+ * items of job key jk run now: its ":run" set holds one lease per item
+ * under way ("consumer entry", scored by when it expires), and a lease
+ * not renewed in time (its replica died) drops out here.  park() hands
+ * an entry of a job at its limit to the group's consumer "wait" (it
+ * stays pending: nothing loses it) and indexes it in the job's ":wait"
+ * set, by item index, with the job in "jobs:parked". */
+#define LUA_COMMON \
+	"local function now_ms()\n" \
+	"  local t = redis.call('TIME')\n" \
+	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+	"end\n" \
+	"local function running(jk, now)\n" \
+	"  redis.call('ZREMRANGEBYSCORE', jk .. ':run', '-inf', now)\n" \
+	"  return redis.call('ZCARD', jk .. ':run')\n" \
+	"end\n" \
+	"local function drop_parked(p, q, j)\n" \
+	"  local jk = p .. 'job:' .. j\n" \
+	"  for _, e in ipairs(redis.call('ZRANGE', jk .. ':wait', 0, -1)) do\n" \
+	"    redis.call('XACK', q, '" GROUP "', e)\n" \
+	"    redis.call('XDEL', q, e)\n" \
+	"  end\n" \
+	"  redis.call('DEL', jk .. ':wait', jk .. ':run')\n" \
+	"  redis.call('SREM', p .. 'jobs:parked', j)\n" \
+	"end\n"
+
 /* ARGV: prefix, id, created_at, created ms, model, temperature,
  * max_tokens, concurrency, callback_url, api key number, total, then an
  * item id and a prompt per item.  Returns the number of items queued. */
@@ -44,77 +75,222 @@ static const char submit_lua[] =
 	"end\n"
 	"return n\n";
 
-/* ARGV: prefix, consumer, count, visibility ms, now (ISO).  Takes items
- * idle for the visibility timeout (their replica is gone), then new
- * ones; drops those of jobs no longer queued or running and those with a
- * result.  Creates no key while no job was ever posted (the group again
- * if it went missing: a flushed Redis).  Returns {entry, job, idx, item
- * id, prompt, model, temperature, max_tokens, api key} per item. */
+/* ARGV: prefix, consumer, count, visibility ms, now (ISO).  Takes up to
+ * count items a job's concurrency lets run, oldest first: items idle for
+ * the visibility timeout in another consumer's hands (its replica is
+ * gone; the group's summary names the consumers holding any), then
+ * parked items of jobs below their limit again, then new ones.  An item
+ * of a job at its limit is parked (see LUA_COMMON), so the items behind
+ * it still run; one taken gets a lease in its job's ":run" set.  Drops
+ * the items of jobs no longer queued or running and those with a result.
+ * Looks at no more than 256 entries (a few ms of Redis' time).  Creates
+ * no key while no job was ever posted (the group again if it went
+ * missing: a flushed Redis).
+ * Returns {items, more}: {entry, job, idx, item id, prompt, model,
+ * temperature, max_tokens, api key} per item; more is 1 when the look
+ * stopped at its bound, with new items maybe left. */
 static const char take_lua[] =
-	"local p, me, n = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+	LUA_COMMON
+	"local p, me, n, vis = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
 	"local q = p .. 'jobs:q'\n"
-	"local got, out = {}, {}\n"
-	"local r = redis.pcall('XAUTOCLAIM', q, '" GROUP "', me, ARGV[4], '0-0', 'COUNT', n)\n"
-	"if type(r) == 'table' and not r.err then\n"
-	"  for _, e in ipairs(r[2]) do if e and e[2] then got[#got + 1] = e end end\n"
-	"end\n"
-	"if #got < n and redis.call('EXISTS', q) == 1 then\n"
-	"  local x = redis.pcall('XREADGROUP', 'GROUP', '" GROUP "', me, 'COUNT', n - #got,\n"
-	"    'STREAMS', q, '>')\n"
-	"  if type(x) == 'table' and x.err then\n"
-	"    redis.pcall('XGROUP', 'CREATE', q, '" GROUP "', '0')\n"
-	"  elseif type(x) == 'table' then\n"
-	"    for _, e in ipairs(x[1][2]) do got[#got + 1] = e end\n"
+	"local out, budget, now = {}, 256, now_ms()\n"
+	"if redis.call('EXISTS', q) == 0 then return {out, 0} end\n"
+	/* What the script knows of a job: nothing else writes while it
+	 * runs, so each is read once. */
+	"local jobs = {}\n"
+	"local function job(j)\n"
+	"  local o = jobs[j]\n"
+	"  if not o then\n"
+	"    local jk = p .. 'job:' .. j\n"
+	"    local v = redis.call('HMGET', jk, 'status', 'concurrency')\n"
+	"    o = {jk = jk, st = v[1], c = tonumber(v[2]) or 1}\n"
+	"    o.live = o.st == 'queued' or o.st == 'running'\n"
+	"    if o.live then o.n = running(jk, now) end\n"
+	"    jobs[j] = o\n"
 	"  end\n"
+	"  return o\n"
 	"end\n"
-	"for _, e in ipairs(got) do\n"
+	/* Returns 'run', 'park' or 'drop' for entry e, now this consumer's. */
+	"local function offer(e)\n"
+	"  budget = budget - 1\n"
 	"  local f = {}\n"
 	"  for k = 1, #e[2], 2 do f[e[2][k]] = e[2][k + 1] end\n"
-	"  local jk = p .. 'job:' .. (f.j or '')\n"
-	"  local st = redis.call('HGET', jk, 'status')\n"
-	"  if (st ~= 'queued' and st ~= 'running') or\n"
-	"     redis.call('HEXISTS', jk .. ':results', f.i or '') == 1 then\n"
+	"  local o = job(f.j or '')\n"
+	"  if not o.live or redis.call('HEXISTS', o.jk .. ':results', f.i or '') == 1 then\n"
 	"    redis.call('XACK', q, '" GROUP "', e[1])\n"
 	"    redis.call('XDEL', q, e[1])\n"
-	"  else\n"
-	"    if st == 'queued' then\n"
-	"      redis.call('HSET', jk, 'status', 'running', 'started_at', ARGV[5])\n"
+	"    redis.call('ZREM', o.jk .. ':wait', e[1])\n"
+	"    return 'drop'\n"
+	"  end\n"
+	"  if #out >= n or o.n >= o.c then\n"
+	"    redis.call('XCLAIM', q, '" GROUP "', 'wait', 0, e[1], 'JUSTID')\n"
+	"    redis.call('ZADD', o.jk .. ':wait', tonumber(f.i) or 0, e[1])\n"
+	"    if not o.parked then\n"
+	"      redis.call('SADD', p .. 'jobs:parked', f.j)\n"
+	"      o.parked = true\n"
 	"    end\n"
-	"    local m = redis.call('HMGET', jk, 'model', 'temperature', 'max_tokens', 'api_key')\n"
-	"    out[#out + 1] = {e[1], f.j, f.i, f.n, f.p, m[1] or '', m[2] or '',\n"
-	"      m[3] or '', m[4] or ''}\n"
+	"    return 'park'\n"
+	"  end\n"
+	"  if o.st == 'queued' then\n"
+	"    redis.call('HSET', o.jk, 'status', 'running', 'started_at', ARGV[5])\n"
+	"    o.st = 'running'\n"
+	"  end\n"
+	"  o.n = o.n + 1\n"
+	"  redis.call('ZADD', o.jk .. ':run', now + vis, me .. ' ' .. e[1])\n"
+	"  local m = redis.call('HMGET', o.jk, 'model', 'temperature', 'max_tokens', 'api_key')\n"
+	"  out[#out + 1] = {e[1], f.j, f.i, f.n, f.p, m[1] or '', m[2] or '',\n"
+	"    m[3] or '', m[4] or ''}\n"
+	"  return 'run'\n"
+	"end\n"
+	"local sum = redis.pcall('XPENDING', q, '" GROUP "')\n"
+	"if type(sum) == 'table' and not sum.err and type(sum[4]) == 'table' then\n"
+	"  for _, c in ipairs(sum[4]) do\n"
+	"    if #out >= n or budget <= 0 then break end\n"
+	"    if c[1] ~= 'wait' then\n"
+	"      local pe = redis.call('XPENDING', q, '" GROUP "', 'IDLE', vis, '-', '+',\n"
+	"        math.min(n - #out, budget), c[1])\n"
+	"      for _, x in ipairs(pe) do\n"
+	"        for _, e in ipairs(redis.call('XCLAIM', q, '" GROUP "', me, vis, x[1])) do\n"
+	"          if e and e[2] then offer(e) end\n"
+	"        end\n"
+	"      end\n"
+	"    end\n"
 	"  end\n"
 	"end\n"
-	"return out\n";
+	"for _, j in ipairs(redis.call('SMEMBERS', p .. 'jobs:parked')) do\n"
+	"  if #out >= n or budget <= 0 then break end\n"
+	"  local o = job(j)\n"
+	"  local jk = o.jk\n"
+	"  if not o.live then\n"
+	"    drop_parked(p, q, j)\n"
+	"  else\n"
+	"    o.parked = true\n"
+	"    while #out < n and budget > 0 and o.n < o.c do\n"
+	"      local w = redis.call('ZPOPMIN', jk .. ':wait')\n"
+	"      if #w == 0 then break end\n"
+	"      local got = redis.call('XCLAIM', q, '" GROUP "', me, 0, w[1])\n"
+	"      if got[1] and got[1][2] then\n"
+	"        if offer(got[1]) == 'park' then break end\n"
+	"      else\n"
+	"        redis.call('XACK', q, '" GROUP "', w[1])\n"
+	"      end\n"
+	"    end\n"
+	"    if redis.call('EXISTS', jk .. ':wait') == 0 then\n"
+	"      redis.call('SREM', p .. 'jobs:parked', j)\n"
+	"      o.parked = false\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"local more = 0\n"
+	"while #out < n do\n"
+	"  if budget <= 0 then more = 1 break end\n"
+	"  local x = redis.pcall('XREADGROUP', 'GROUP', '" GROUP "', me, 'COUNT',\n"
+	"    math.min(n - #out, budget), 'STREAMS', q, '>')\n"
+	"  if type(x) == 'table' and x.err then\n"
+	"    redis.pcall('XGROUP', 'CREATE', q, '" GROUP "', '0')\n"
+	"    break\n"
+	"  elseif type(x) ~= 'table' then\n"
+	"    break\n"
+	"  end\n"
+	"  for _, e in ipairs(x[1][2]) do offer(e) end\n"
+	"end\n"
+	"return {out, more}\n";
 
 /* ARGV: prefix, job, idx, result line, 1 when it succeeded, entry, now
- * (ISO).  Returns {0} when nothing was recorded (a result was there, or
- * the job is over), {1} when it was, {2, job hash} when it was the last
- * one and the callback is this replica's to call. */
+ * (ISO), consumer, callback claim ms.  Ends the item's lease.  Returns
+ * {0} when nothing was recorded (a result was there, or the job is
+ * over), {1} when it was, {2, job hash} when it was the last one and the
+ * job's callback is pending, claimed by this consumer (see cb_sweep_lua
+ * for the rest of its life). */
 static const char done_lua[] =
+	LUA_COMMON
 	"local p = ARGV[1]\n"
 	"local jk, q = p .. 'job:' .. ARGV[2], p .. 'jobs:q'\n"
 	"redis.call('XACK', q, '" GROUP "', ARGV[6])\n"
 	"redis.call('XDEL', q, ARGV[6])\n"
+	"redis.call('ZREM', jk .. ':run', ARGV[8] .. ' ' .. ARGV[6])\n"
 	"local st = redis.call('HGET', jk, 'status')\n"
 	"if st ~= 'queued' and st ~= 'running' then return {0} end\n"
 	"if redis.call('HSETNX', jk .. ':results', ARGV[3], ARGV[4]) == 0 then return {0} end\n"
 	"redis.call('HINCRBY', jk, ARGV[5] == '1' and 'succeeded' or 'failed', 1)\n"
-	"local v = redis.call('HMGET', jk, 'succeeded', 'failed', 'total')\n"
+	"local v = redis.call('HMGET', jk, 'succeeded', 'failed', 'total', 'callback_url')\n"
 	"local s, f, t = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])\n"
 	"if s + f < t then return {1} end\n"
 	"redis.call('HSET', jk, 'status', (f == t) and 'failed' or 'done', 'finished_at', ARGV[7])\n"
-	"if redis.call('SET', jk .. ':callback', '1', 'NX') then\n"
+	"drop_parked(p, q, ARGV[2])\n"
+	"if not v[4] or v[4] == '' then return {1} end\n"
+	"redis.call('HSET', jk, 'callback_status', 'pending', 'callback_attempts', 0)\n"
+	"redis.call('SADD', p .. 'jobs:callbacks', ARGV[2])\n"
+	"if redis.call('SET', jk .. ':callback', ARGV[8], 'NX', 'PX', ARGV[9]) then\n"
 	"  return {2, redis.call('HGETALL', jk)}\n"
 	"end\n"
 	"return {1}\n";
 
-/* ARGV: prefix, job, now (ISO).  Returns the job hash after it. */
+/* ARGV: prefix, consumer, claim ms.  Claims the pending callbacks whose
+ * claim lapsed (its sender died, or a failed attempt's backoff is over)
+ * for claim ms, at most 16.  Returns their job hashes. */
+static const char cb_sweep_lua[] =
+	"local p = ARGV[1]\n"
+	"local set, out = p .. 'jobs:callbacks', {}\n"
+	"for _, id in ipairs(redis.call('SRANDMEMBER', set, 16)) do\n"
+	"  local jk = p .. 'job:' .. id\n"
+	"  if redis.call('HGET', jk, 'callback_status') ~= 'pending' then\n"
+	"    redis.call('SREM', set, id)\n"
+	"  elseif redis.call('SET', jk .. ':callback', ARGV[2], 'NX', 'PX', ARGV[3]) then\n"
+	"    out[#out + 1] = redis.call('HGETALL', jk)\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* ARGV: prefix, job, consumer, 1 when the attempt succeeded, what went
+ * wrong, attempts allowed, first backoff ms.  Counts the attempt: done
+ * (delivered) or the last one (failed), the callback leaves the pending
+ * set; otherwise this consumer's claim is held for the backoff (doubling
+ * each attempt), after which any replica's sweep tries again. */
+static const char cb_result_lua[] =
+	"local p, id = ARGV[1], ARGV[2]\n"
+	"local jk = p .. 'job:' .. id\n"
+	"if redis.call('HGET', jk, 'callback_status') ~= 'pending' then return 0 end\n"
+	"local a = redis.call('HINCRBY', jk, 'callback_attempts', 1)\n"
+	"if ARGV[4] == '1' then\n"
+	"  redis.call('HSET', jk, 'callback_status', 'delivered')\n"
+	"  redis.call('HDEL', jk, 'callback_error')\n"
+	"elseif a >= tonumber(ARGV[6]) then\n"
+	"  redis.call('HSET', jk, 'callback_status', 'failed', 'callback_error', ARGV[5])\n"
+	"else\n"
+	"  redis.call('HSET', jk, 'callback_error', ARGV[5])\n"
+	"  redis.call('SET', jk .. ':callback', ARGV[3], 'PX',\n"
+	"    math.floor(tonumber(ARGV[7]) * 2 ^ (a - 1)))\n"
+	"  return a\n"
+	"end\n"
+	"redis.call('SREM', p .. 'jobs:callbacks', id)\n"
+	"redis.call('DEL', jk .. ':callback')\n"
+	"return a\n";
+
+/* ARGV: prefix, consumer, lease end ms from now, then a job and an
+ * entry per item this consumer holds.  Keeps them claimed and their
+ * leases alive (a lease that already lapsed stays gone: the item may be
+ * another replica's now). */
+static const char beat_lua[] =
+	LUA_COMMON
+	"local p, me = ARGV[1], ARGV[2]\n"
+	"local until_ms = now_ms() + tonumber(ARGV[3])\n"
+	"for i = 4, #ARGV, 2 do\n"
+	"  redis.call('XCLAIM', p .. 'jobs:q', '" GROUP "', me, 0, ARGV[i + 1], 'JUSTID')\n"
+	"  redis.call('ZADD', p .. 'job:' .. ARGV[i] .. ':run', 'XX', until_ms,\n"
+	"    me .. ' ' .. ARGV[i + 1])\n"
+	"end\n"
+	"return 0\n";
+
+/* ARGV: prefix, job, now (ISO).  Drops the job's parked items; returns
+ * the job hash after it. */
 static const char cancel_lua[] =
+	LUA_COMMON
 	"local jk = ARGV[1] .. 'job:' .. ARGV[2]\n"
 	"local st = redis.call('HGET', jk, 'status')\n"
 	"if st == 'queued' or st == 'running' then\n"
 	"  redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', ARGV[3])\n"
+	"  drop_parked(ARGV[1], ARGV[1] .. 'jobs:q', ARGV[2])\n"
 	"end\n"
 	"return redis.call('HGETALL', jk)\n";
 
@@ -146,6 +322,18 @@ struct ritem {
 	struct ritem *next;
 };
 
+/* A callback to send (its claim is this replica's), waiting out the
+ * test hold or under way. */
+struct cbsend {
+	struct rjobs *q;
+	char job[24];
+	char *url, *body;
+	struct transfer *t;
+	struct loop_timer *hold;
+	int hopeless;                 /* not an http(s) URL: one attempt */
+	struct cbsend *next;
+};
+
 struct rjobs {
 	struct engine *eng;
 	const struct config *cfg;
@@ -158,8 +346,11 @@ struct rjobs {
 	struct ritem *head, *tail;    /* taken, not started */
 	struct ritem *running;        /* started: kept claimed */
 	struct redis_call *take;      /* the take under way */
+	int again;                    /* kicked while it was: take again */
 	struct loop_timer *poll, *beat;
+	struct cbsend *cbs;           /* callbacks held or being sent */
 	long long vis_ms, poll_ms;
+	long long cb_hold_ms;         /* $AICHAT_TEST_CALLBACK_HOLD_MS */
 	char me[96];                  /* this replica's consumer name */
 	int stopping;
 	jobs_spend_fn spend;
@@ -243,6 +434,12 @@ static cJSON *status_json(const redisReply *h)
 	add_str_or_null(o, "created_at", hget(h, "created_at"));
 	add_str_or_null(o, "started_at", hget(h, "started_at"));
 	add_str_or_null(o, "finished_at", hget(h, "finished_at"));
+	if (hget(h, "callback_status")) {
+		cJSON_AddStringToObject(o, "callback_status", hget(h, "callback_status"));
+		cJSON_AddNumberToObject(o, "callback_attempts",
+					(double)hget_long(h, "callback_attempts"));
+		add_str_or_null(o, "callback_error", hget(h, "callback_error"));
+	}
 	return o;
 }
 
@@ -579,11 +776,17 @@ static void poll_later(struct rjobs *q)
 		q->poll = loop_add_timer(engine_loop(q->eng), q->poll_ms, on_poll, q);
 }
 
-/* Looks now (a job was submitted here). */
+/* Looks now (a job was submitted here, or an item ended: its job may
+ * have parked items that can run).  With a take under way, once it
+ * answers: its answer may predate what changed. */
 static void kick(struct rjobs *q)
 {
 	if (q->stopping)
 		return;
+	if (q->take) {
+		q->again = 1;
+		return;
+	}
 	if (q->poll) {
 		loop_del_timer(engine_loop(q->eng), q->poll);
 		q->poll = NULL;
@@ -599,13 +802,20 @@ static const char *rstr(const redisReply *r)
 static void on_take(void *data, redisReply *rep, const char *why)
 {
 	struct rjobs *q = data;
+	const redisReply *items = NULL;
 	size_t got = 0;
+	int more = 0;
 
 	(void)why;
 	q->take = NULL;
-	if (rep && rep->type == REDIS_REPLY_ARRAY)
-		for (size_t i = 0; i < rep->elements; i++) {
-			const redisReply *e = rep->element[i];
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+		items = rep->element[0];
+		more = rep->element[1]->type == REDIS_REPLY_INTEGER &&
+		       rep->element[1]->integer == 1;
+	}
+	if (items && items->type == REDIS_REPLY_ARRAY)
+		for (size_t i = 0; i < items->elements; i++) {
+			const redisReply *e = items->element[i];
 			const char *entry, *job, *idx, *prompt;
 			struct ritem *it;
 
@@ -646,6 +856,8 @@ static void on_take(void *data, redisReply *rep, const char *why)
 		return;
 	if (got)
 		batch_refill(q->batch);
+	else if (more || q->again)
+		kick(q);        /* more to look at, or something changed */
 	else
 		poll_later(q);
 }
@@ -670,6 +882,7 @@ static void take_more(struct rjobs *q, int n)
 	argv[2] = count;
 	argv[3] = vis;
 	argv[4] = when;
+	q->again = 0;
 	q->take = eval(q->rs, take_lua, on_take, q, 5, argv, NULL);
 	/* Failed at once: on_take() ran and will look again later. */
 }
@@ -696,46 +909,148 @@ static enum batch_next next_item(void *ud, void **tag,
 	return BATCH_ITEM;
 }
 
+/* -- callbacks: at least once, under a claim -- */
+
+#define CB_ATTEMPTS 5
+#define CB_BACKOFF_MS 1000
+
+static void cb_free(struct cbsend *cb)
+{
+	struct rjobs *q = cb->q;
+
+	for (struct cbsend **pp = &q->cbs; *pp; pp = &(*pp)->next)
+		if (*pp == cb) {
+			*pp = cb->next;
+			break;
+		}
+	free(cb->url);
+	free(cb->body);
+	free(cb);
+}
+
+static void on_cb_result_reply(void *data, redisReply *rep, const char *why)
+{
+	(void)data;
+	(void)rep;
+	(void)why;
+	/* Not counted (Redis down): the claim lapses and a sweep sends it
+	 * again. */
+}
+
+static void callback_done(void *ud, struct transfer_result *r)
+{
+	struct cbsend *cb = ud;
+	struct rjobs *q = cb->q;
+	char what[160] = "", attempts[16], backoff[16];
+	const char *argv[7];
+	int ok = r->err.code == ERR_OK && r->status >= 200 && r->status < 300;
+
+	cb->t = NULL;
+	if (!ok && r->err.code != ERR_OK)
+		snprintf(what, sizeof(what), "%.150s", r->err.msg);
+	else if (!ok)
+		snprintf(what, sizeof(what), "HTTP %ld", r->status);
+	snprintf(attempts, sizeof(attempts), "%d", cb->hopeless ? 1 : CB_ATTEMPTS);
+	snprintf(backoff, sizeof(backoff), "%d", CB_BACKOFF_MS);
+	argv[0] = q->prefix;
+	argv[1] = cb->job;
+	argv[2] = q->me;
+	argv[3] = ok ? "1" : "0";
+	argv[4] = what;
+	argv[5] = attempts;
+	argv[6] = backoff;
+	if (redis_up(q->rs))
+		eval(q->rs, cb_result_lua, on_cb_result_reply, NULL, 7, argv, NULL);
+	cb_free(cb);
+}
+
+static const struct transfer_cbs callback_cbs = { .on_done = callback_done };
+
+/* POSTs cb's body to its URL; its answer is counted in callback_done. */
+static void cb_send(struct cbsend *cb)
+{
+	static const char *const headers[] = {
+		"Content-Type: application/json", NULL
+	};
+	struct transfer_req req = { 0 };
+	struct err e;
+
+	req.url = cb->url;
+	req.headers = headers;
+	req.body = cb->body;
+	req.body_len = strlen(cb->body);
+	/* Under the claim, so a live sender does not lose it. */
+	req.connect_ms = cb->q->vis_ms * 2 / 3 < 5000 ? cb->q->vis_ms * 2 / 3 : 5000;
+	req.total_ms = cb->q->vis_ms * 2 / 3 < 10000 ? cb->q->vis_ms * 2 / 3 : 10000;
+	err_clear(&e);
+	cb->t = transfer_start(cb->q->eng, &req, &callback_cbs, cb, &e);
+	if (!cb->t) {
+		struct transfer_result r = { 0 };
+		r.err = e;
+		callback_done(cb, &r);
+	}
+}
+
+static void on_cb_hold(struct loop *l, void *data)
+{
+	struct cbsend *cb = data;
+
+	(void)l;
+	cb->hold = NULL;
+	cb_send(cb);
+}
+
+/* Sends the callback of job hash h, claimed by this replica: its final
+ * status to its callback_url.  hold: wait the test hold first. */
+static void notify(struct rjobs *q, const redisReply *h, int hold)
+{
+	const char *url = hget(h, "callback_url"), *id = hget(h, "id");
+	struct cbsend *cb;
+	cJSON *status;
+
+	if (!url || !id || !jobs_valid_id(id) || !(status = status_json(h)))
+		return;
+	/* The callback's own state is not part of what it reports. */
+	cJSON_DeleteItemFromObject(status, "callback_status");
+	cJSON_DeleteItemFromObject(status, "callback_attempts");
+	cJSON_DeleteItemFromObject(status, "callback_error");
+	cb = xcalloc(1, sizeof(*cb));
+	cb->q = q;
+	snprintf(cb->job, sizeof(cb->job), "%s", id);
+	cb->url = xstrdup(url);
+	cb->body = json_print(status);
+	cJSON_Delete(status);
+	cb->next = q->cbs;
+	q->cbs = cb;
+	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
+		struct transfer_result r = { 0 };
+		err_set(&r.err, ERR_INVALID_REQUEST, "not an http(s) URL");
+		cb->hopeless = 1;
+		callback_done(cb, &r);
+	} else if (hold && q->cb_hold_ms > 0) {
+		cb->hold = loop_add_timer(engine_loop(q->eng), q->cb_hold_ms, on_cb_hold, cb);
+	} else {
+		cb_send(cb);
+	}
+}
+
+static void on_sweep_reply(void *data, redisReply *rep, const char *why)
+{
+	struct rjobs *q = data;
+
+	(void)why;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || q->stopping)
+		return;
+	for (size_t i = 0; i < rep->elements; i++)
+		notify(q, rep->element[i], 0);
+}
+
 /* -- one finished item -- */
 
 struct done_op {
 	struct rjobs *q;
 	char job[24];
 };
-
-static void callback_done(void *ud, struct transfer_result *r)
-{
-	(void)ud;
-	(void)r;
-}
-
-static const struct transfer_cbs callback_cbs = { .on_done = callback_done };
-
-/* POSTs the final status to the job's callback_url; fire and forget. */
-static void notify(struct rjobs *q, const redisReply *h)
-{
-	static const char *const headers[] = {
-		"Content-Type: application/json", NULL
-	};
-	const char *url = hget(h, "callback_url");
-	struct transfer_req req = { 0 };
-	cJSON *status;
-	char *body;
-
-	if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) ||
-	    !(status = status_json(h)))
-		return;
-	body = json_print(status);
-	cJSON_Delete(status);
-	req.url = url;
-	req.headers = headers;
-	req.body = body;
-	req.body_len = strlen(body);
-	req.connect_ms = 5000;
-	req.total_ms = 10000;
-	transfer_start(q->eng, &req, &callback_cbs, NULL, NULL);
-	free(body);
-}
 
 static void on_done_reply(void *data, redisReply *rep, const char *why)
 {
@@ -747,7 +1062,7 @@ static void on_done_reply(void *data, redisReply *rep, const char *why)
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 	    rep->element[0]->type == REDIS_REPLY_INTEGER &&
 	    rep->element[0]->integer == 2 && !d->q->stopping)
-		notify(d->q, rep->element[1]);
+		notify(d->q, rep->element[1], 1);
 	free(d);
 }
 
@@ -757,8 +1072,8 @@ static void on_item(void *ud, void *tag, const struct chat_result *res)
 	struct ritem *it = tag;
 	struct done_op *d = xcalloc(1, sizeof(*d));
 	cJSON *id = cJSON_CreateString(it->item_id), *o;
-	char *idjson, *line, idx[32], when[32];
-	const char *argv[7];
+	char *idjson, *line, idx[32], when[32], claim[32];
+	const char *argv[9];
 
 	unlink_running(q, it);
 	idjson = json_print(id);
@@ -780,9 +1095,15 @@ static void on_item(void *ud, void *tag, const struct chat_result *res)
 	argv[4] = res->err.code == ERR_OK ? "1" : "0";
 	argv[5] = it->entry;
 	argv[6] = when;
-	eval(q->rs, done_lua, on_done_reply, d, 7, argv, NULL);
+	argv[7] = q->me;
+	snprintf(claim, sizeof(claim), "%lld", q->vis_ms);
+	argv[8] = claim;
+	eval(q->rs, done_lua, on_done_reply, d, 9, argv, NULL);
 	free(line);
 	item_free(it);
+	/* Its job has room again: a parked item of it may run now, here
+	 * (the take reaches Redis after the result). */
+	kick(q);
 }
 
 static void on_batch_done(void *ud)
@@ -807,29 +1128,45 @@ static void on_beat_reply(void *data, redisReply *rep, const char *why)
 	(void)why;
 }
 
+/* The beat's period: a third of the visibility timeout, at most 1 s (it
+ * also sweeps the pending callbacks). */
+static long long beat_ms(const struct rjobs *q)
+{
+	return q->vis_ms / 3 < 1000 ? q->vis_ms / 3 : 1000;
+}
+
 static void on_beat(struct loop *l, void *data)
 {
 	struct rjobs *q = data;
 	const char **argv;
 	size_t n = 0, k = 0;
-	char key[128];
+	char vis[32];
 
-	q->beat = loop_add_timer(l, q->vis_ms / 3, on_beat, q);
+	q->beat = loop_add_timer(l, beat_ms(q), on_beat, q);
+	if (!redis_up(q->rs))
+		return;
+	snprintf(vis, sizeof(vis), "%lld", q->vis_ms);
+	/* Items taken and not started count as running: they hold a lease. */
 	for (struct ritem *it = q->running; it; it = it->next)
 		n++;
-	if (!n || !redis_up(q->rs))
-		return;
-	argv = xcalloc(n + 7, sizeof(*argv));
-	snprintf(key, sizeof(key), "%sjobs:q", q->prefix);
-	argv[k++] = "XCLAIM";
-	argv[k++] = key;
-	argv[k++] = GROUP;
+	for (struct ritem *it = q->head; it; it = it->next)
+		n++;
+	argv = xcalloc(2 * n + 3, sizeof(*argv));
+	argv[k++] = q->prefix;
 	argv[k++] = q->me;
-	argv[k++] = "0";
-	for (struct ritem *it = q->running; it; it = it->next)
-		argv[k++] = it->entry;
-	argv[k++] = "JUSTID";
-	redis_command(q->rs, on_beat_reply, NULL, (int)k, argv, NULL);
+	argv[k++] = vis;
+	if (n) {
+		for (struct ritem *it = q->running; it; it = it->next) {
+			argv[k++] = it->job;
+			argv[k++] = it->entry;
+		}
+		for (struct ritem *it = q->head; it; it = it->next) {
+			argv[k++] = it->job;
+			argv[k++] = it->entry;
+		}
+		eval(q->rs, beat_lua, on_beat_reply, NULL, (int)k, argv, NULL);
+	}
+	eval(q->rs, cb_sweep_lua, on_sweep_reply, q, 3, argv, NULL);
 	free(argv);
 }
 
@@ -860,6 +1197,7 @@ struct rjobs *rjobs_new(struct engine *eng, const struct config *cfg,
 	q->concurrency = concurrency > 0 ? concurrency : 1;
 	q->vis_ms = env_ms("AICHAT_JOB_LEASE_MS", 30000, 300);
 	q->poll_ms = env_ms("AICHAT_JOB_POLL_MS", 1000, 10);
+	q->cb_hold_ms = env_ms("AICHAT_TEST_CALLBACK_HOLD_MS", 0, 0);
 	if (gethostname(host, sizeof(host)) < 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
@@ -878,7 +1216,7 @@ void rjobs_start(struct rjobs *q)
 {
 	q->batch = batch_start(q->eng, q->cfg, q->concurrency, &q->o, &runner_cbs, q);
 	batch_set_gate(q->batch, q->gate, 0);
-	q->beat = loop_add_timer(engine_loop(q->eng), q->vis_ms / 3, on_beat, q);
+	q->beat = loop_add_timer(engine_loop(q->eng), beat_ms(q), on_beat, q);
 }
 
 void rjobs_stop(struct rjobs *q)
@@ -908,6 +1246,14 @@ void rjobs_stop(struct rjobs *q)
 		struct ritem *it = q->running;
 		q->running = it->next;
 		item_free(it);
+	}
+	/* Their claims lapse and another replica sends them. */
+	while (q->cbs) {
+		struct cbsend *cb = q->cbs;
+		if (cb->hold)
+			loop_del_timer(l, cb->hold);
+		transfer_cancel(cb->t);
+		cb_free(cb);
 	}
 }
 

@@ -8,13 +8,34 @@
  * PREFIX "jobs" lists the ids by submission time.  Its items wait in one
  * stream (PREFIX "jobs:q") read through the consumer group "run": each
  * replica takes as many as it has free upstream slots (the gate of
- * --max-upstream), and keeps the ones it runs claimed (XCLAIM) every third
- * of the visibility timeout.  An item whose replica died is idle for the
- * whole timeout and another replica takes it over (XAUTOCLAIM).  A result
- * is written with HSETNX, and the counters move only when that wrote, so
- * an item that ran twice counts once; the replica that writes a job's
- * last result calls its callback_url, guarded by SET NX, once.  A
- * cancelled job's items are dropped wherever they wait; items already
+ * --max-upstream), and keeps the ones it holds claimed (XCLAIM) every
+ * third of the visibility timeout.  An item whose replica died is idle
+ * for the whole timeout and another replica takes it over.
+ *
+ * A job's concurrency holds across all replicas: each item taken gets a
+ * lease in the job's ":run" set, renewed with its claim and ended with
+ * its result; a lease not renewed lapses after the visibility timeout,
+ * so a dead replica's slots come back with its items.  An item of a job
+ * at its limit is parked: it stays pending in the group, held by the
+ * consumer "wait" and listed in the job's ":wait" set, and the items
+ * behind it are taken; it is taken again, oldest first, once its job
+ * has room.  Taking is one script, so no item is given to two replicas;
+ * only a replica stalled past the timeout (its items taken over) runs
+ * calls that no lease counts.
+ *
+ * A result is written with HSETNX, and the counters move only when that
+ * wrote, so an item that ran twice counts once.  The job's last result
+ * also puts its id in PREFIX "jobs:callbacks" when it has a callback_url
+ * and claims the callback for the replica that wrote it (SET NX PX, the
+ * visibility timeout); that replica POSTs the final status.  A 2xx
+ * answer marks it delivered; a failure holds the claim for a backoff (1,
+ * 2, 4, 8 s), after which the beat of any replica claims and sends it
+ * again; the fifth failure marks it failed.  A sender that died loses its
+ * claim the same way.  So the callback is sent at least once (twice only
+ * when a sender outlives its claim), and GET /jobs/ID shows its state.
+ * $AICHAT_TEST_CALLBACK_HOLD_MS (tests only) delays the first attempt.
+ *
+ * A cancelled job's items are dropped wherever they wait; items already
  * running finish and their results are not recorded.  Nothing secret is
  * stored: the submitting API key is its number.
  */

@@ -34,6 +34,30 @@ static int log_fd = -1;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static long requests_seen;
 static long in_flight;        /* requests logged and not yet answered */
+/* The same, per body "model" (the first 32 models seen). */
+static struct {
+	char model[64];
+	long n;
+} model_flight[32];
+
+/* The in-flight counter of rq's body model, or NULL (none, or no room).
+ * Under log_lock. */
+static long *model_counter(const struct request *rq)
+{
+	const cJSON *m = rq->json ? cJSON_GetObjectItemCaseSensitive(rq->json, "model") : NULL;
+	size_t i;
+
+	if (!cJSON_IsString(m) || strlen(m->valuestring) >= sizeof(model_flight[0].model))
+		return NULL;
+	for (i = 0; i < sizeof(model_flight) / sizeof(model_flight[0]); i++) {
+		if (!model_flight[i].model[0])
+			snprintf(model_flight[i].model, sizeof(model_flight[i].model), "%s",
+				 m->valuestring);
+		if (!strcmp(model_flight[i].model, m->valuestring))
+			return &model_flight[i].n;
+	}
+	return NULL;
+}
 
 struct conn {
 	int fd;
@@ -48,7 +72,8 @@ static void on_signal(int sig)
 
 /*
  * Appends {"n","conn","inflight","method","path","headers","body"} for rq
- * to the log (inflight: the requests being answered, this one included),
+ * to the log (inflight: the requests being answered, this one included;
+ * with a body "model", also "inflight_model": those of the same model),
  * body parsed when it is JSON, else as a string.  One write per line, under
  * the lock, so lines never interleave and come in request-number order.
  */
@@ -58,6 +83,7 @@ static void log_request(const struct request *rq, long conn)
 	char *text;
 	size_t len, off = 0;
 	ssize_t n;
+	long *mc;
 
 	pthread_mutex_lock(&log_lock);
 	doc = cJSON_CreateObject();
@@ -66,6 +92,8 @@ static void log_request(const struct request *rq, long conn)
 	/* This one included: the peak over the log is the most requests
 	 * the fake ever held at once. */
 	cJSON_AddNumberToObject(doc, "inflight", (double)++in_flight);
+	if ((mc = model_counter(rq)))
+		cJSON_AddNumberToObject(doc, "inflight_model", (double)++*mc);
 	cJSON_AddStringToObject(doc, "method", rq->method);
 	cJSON_AddStringToObject(doc, "path", rq->target);
 	cJSON_AddItemToObject(doc, "headers", cJSON_Duplicate(rq->headers, 1));
@@ -113,6 +141,7 @@ static void *serve_conn(void *arg)
 	struct request rq;
 	struct reply rp;
 	cJSON *spec;
+	long *mc;
 	int rc, counted;
 
 	for (;;) {
@@ -138,6 +167,8 @@ static void *serve_conn(void *arg)
 			rp.stall_ms = 0;
 			pthread_mutex_lock(&log_lock);
 			in_flight--;
+			if ((mc = model_counter(&rq)))
+				--*mc;
 			pthread_mutex_unlock(&log_lock);
 			counted = 0;
 		}
@@ -145,6 +176,8 @@ static void *serve_conn(void *arg)
 		if (counted) {
 			pthread_mutex_lock(&log_lock);
 			in_flight--;
+			if ((mc = model_counter(&rq)))
+				--*mc;
 			pthread_mutex_unlock(&log_lock);
 		}
 		reply_release(&rp);
