@@ -8,7 +8,8 @@
  * in-process rate limiter and response cache (shared.c), budgets
  * (budget.c), /metrics (metrics.c), the connection limits (here, with
  * MHD's accept policy), the count of requests in flight (for draining).
- * Redis connections are one per worker (hiredis is not thread-safe).
+ * Redis connections are one per worker (hiredis is not thread-safe);
+ * /health and /metrics gather every worker's (redis_view()).
  *
  * Workers talk by message only: worker_post() queues a function for
  * another worker's loop and wakes it through an eventfd the loop
