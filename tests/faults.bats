@@ -114,7 +114,8 @@ one_round() {
 	port=$FAKE_PORT
 	fake_stop
 	export OPENAI_API_KEY=$KEY OPENAI_BASE_URL="http://127.0.0.1:$port/v1"
-	serve_start --retries 1
+	# One loop, as above: the baseline is the loop the request warmed.
+	serve_start --workers 1 --retries 1
 	post /v1/chat/completions "$V1" >/dev/null
 	fds=$(serve_fds)
 	start=$(date +%s%N)

@@ -122,6 +122,7 @@ static const struct {
 	{ "aichat_cache_hits_total", "counter", "aichat_cache_hits_total 0" },
 	{ "aichat_cache_misses_total", "counter", "aichat_cache_misses_total 0" },
 	{ "aichat_rate_limited_total", "counter", NULL },
+	{ "aichat_worker_connections_total", "counter", NULL },
 };
 
 static void test_fresh(void)
