@@ -79,7 +79,9 @@ say "  nginx: $NGINX_NOTE"
 # With it, the "1 loop" server says --workers 1 (the default is one loop
 # per core).
 HAVE_WORKERS=0 ONE_LOOP=()
-if "$ROOT/aichat" serve --help 2>&1 | grep -q -- '--workers'; then
+# (The help is read whole first: grep -q leaving early would be a SIGPIPE,
+# a failed pipeline under pipefail.)
+if grep -q -- '--workers' <<<"$("$ROOT/aichat" serve --help 2>&1)"; then
 	HAVE_WORKERS=1 ONE_LOOP=(--workers 1)
 fi
 start_upstream
