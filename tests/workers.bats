@@ -97,6 +97,26 @@ both_workers_used() {
 	both_workers_used 2
 }
 
+@test "--workers 2: GET /v1/models is listed once for both workers; askers during the listing share it" {
+	fake_start '{"models":["gpt-4o-mini"],"stall_ms":400}'
+	export OPENAI_API_KEY=sk-test OPENAI_BASE_URL="$FAKE_URL/v1" AICHAT_OLLAMA_PROBE=off
+	serve_start --workers 2
+	pids=()
+	for i in $(seq 12); do
+		curl -sS -o "$BATS_TEST_TMPDIR/list.$i" "$SERVE_URL/v1/models" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for i in $(seq 12) ; do
+		curl -sS -o "$BATS_TEST_TMPDIR/list.again.$i" "$SERVE_URL/v1/models"
+	done
+	for f in "$BATS_TEST_TMPDIR"/list.*; do
+		grep -q '"id":"openai:gpt-4o-mini"' "$f" || { cat "$f"; return 1; }
+	done
+	[ "$(fake_count)" -eq 1 ]
+	both_workers_used 4
+}
+
 @test "--workers 2: jobs submitted on either worker each run once" {
 	with_openai_fake
 	serve_start --workers 2

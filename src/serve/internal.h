@@ -131,9 +131,8 @@ struct server {
 	struct jobq *jq;             /* the background jobs (worker 0's), or
 				      * NULL when they are off */
 	struct searcher *searcher;   /* the rag routes' searches */
-	struct models_cache models;  /* GET /v1/models, for a minute */
-	struct models_job *models_job;  /* the listing under way, if any */
-	struct req *models_waiters;  /* requests waiting for it */
+	struct models_job *models_job;  /* the listing this worker runs */
+	struct req *models_waiters;  /* requests waiting for a listing */
 	struct req *reqs;            /* every request in flight */
 	size_t active;
 	int upstream_active;         /* --max-upstream slots held */
@@ -646,12 +645,15 @@ int v1_prepare(struct req *r, cJSON *j);
 const char *serve_default_model(const struct server *srv);
 
 /* GET /v1/models: what each configured provider reports, merged with
- * the aliases, each once; listed at most once a minute (the requests of
- * that minute share one listing). */
+ * the aliases, each once; listed at most once a minute for all the
+ * workers (the requests that come meanwhile, on any worker, share one
+ * listing). */
 void route_openai_models(struct req *r);
 
 /* Takes r out of the requests waiting for a model listing. */
 void models_unwait(struct req *r);
+/* Cancels the listing srv runs, if any (the server is stopping). */
+void models_stop(struct server *srv);
 
 /* ==== routes_embeddings.c: POST /v1/embeddings ==== */
 
@@ -773,6 +775,11 @@ struct hub {
 	struct ip_count *ips;        /* open connections per address */
 	size_t nips, capips;
 	unsigned conns;
+	/* GET /v1/models, for a minute (under lock), and whether a worker
+	 * is listing them now (its waiters and every other worker's are
+	 * answered when it is done). */
+	struct models_cache models;
+	int models_listing;
 };
 
 /* A message's handler, run on the loop of the worker it was posted to;

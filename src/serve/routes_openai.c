@@ -93,7 +93,9 @@ static void add_pricing(const struct config *cfg, cJSON *e, const char *id)
 	cJSON_AddNumberToObject(o, "cache_write", (double)p.cache_write / 1e6);
 }
 
-static void reply_models(struct req *r, const struct models_list *l)
+/* The answer for list l; under the hub's lock (another worker may
+ * replace the list). */
+static cJSON *models_json(const struct config *cfg, const struct models_list *l)
 {
 	cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
 
@@ -106,16 +108,39 @@ static void reply_models(struct req *r, const struct models_list *l)
 		cJSON_AddStringToObject(e, "object", "model");
 		cJSON_AddNumberToObject(e, "created", 0);
 		cJSON_AddStringToObject(e, "owned_by", m->provider ? m->provider : "aichat");
-		add_pricing(r->srv->cfg, e, m->id);
+		add_pricing(cfg, e, m->id);
 		cJSON_AddItemToArray(data, e);
 	}
-	reply_json(r, 200, o);
+	return o;
 }
 
+/* Answers srv's waiting requests with the list just put (whatever its
+ * age: they asked before it came). */
+static void models_ready(struct server *srv, void *data)
+{
+	struct req *r;
+
+	(void)data;
+	if (!srv)
+		return;
+	while ((r = srv->models_waiters)) {
+		cJSON *o;
+
+		srv->models_waiters = r->models_next;
+		r->models_waiting = 0;
+		pthread_mutex_lock(&srv->hub->lock);
+		o = models_json(srv->cfg, srv->hub->models.list);
+		pthread_mutex_unlock(&srv->hub->lock);
+		reply_json(r, 200, o);
+	}
+}
+
+/* The listing this worker ran for every worker: kept in the hub for
+ * all of them, and each one's waiters answered. */
 static void on_models(void *ud, struct models_list *l)
 {
 	struct server *srv = ud;
-	struct req *r;
+	struct hub *h = srv->hub;
 
 	srv->models_job = NULL;
 	/* A provider that failed is left out, and said so in the log. */
@@ -123,12 +148,25 @@ static void on_models(void *ud, struct models_list *l)
 		if (l->src[i].err.code != ERR_OK)
 			fprintf(stderr, "aichat: serve: models: %s: %s\n",
 				l->src[i].provider, l->src[i].err.msg);
-	models_cache_put(&srv->models, l, loop_now_ms());
-	while ((r = srv->models_waiters)) {
-		srv->models_waiters = r->models_next;
-		r->models_waiting = 0;
-		reply_models(r, l);
-	}
+	pthread_mutex_lock(&h->lock);
+	models_cache_put(&h->models, l, loop_now_ms());
+	h->models_listing = 0;
+	pthread_mutex_unlock(&h->lock);
+	for (unsigned i = 0; i < h->n; i++)
+		if (h->w[i] != srv)
+			worker_post(h->w[i], models_ready, NULL);
+	models_ready(srv, NULL);
+}
+
+void models_stop(struct server *srv)
+{
+	if (!srv->models_job)
+		return;
+	models_cancel(srv->models_job);
+	srv->models_job = NULL;
+	pthread_mutex_lock(&srv->hub->lock);
+	srv->hub->models_listing = 0;
+	pthread_mutex_unlock(&srv->hub->lock);
 }
 
 void models_unwait(struct req *r)
@@ -148,18 +186,32 @@ void models_unwait(struct req *r)
 void route_openai_models(struct req *r)
 {
 	struct server *srv = r->srv;
-	const struct models_list *l = models_cache_get(&srv->models, loop_now_ms());
+	struct hub *h = srv->hub;
+	const struct models_list *l;
+	cJSON *o = NULL;
+	int start = 0;
 	struct err e;
 
-	if (l) {
-		reply_models(r, l);
+	/* One list for every worker, and one listing at a time. */
+	pthread_mutex_lock(&h->lock);
+	l = models_cache_get(&h->models, loop_now_ms());
+	if (l)
+		o = models_json(srv->cfg, l);
+	else if (!h->models_listing)
+		start = h->models_listing = 1;
+	pthread_mutex_unlock(&h->lock);
+	if (o) {
+		reply_json(r, 200, o);
 		return;
 	}
-	if (!srv->models_job) {
+	if (start) {
 		err_clear(&e);
 		srv->models_job = models_start(srv->eng, srv->cfg, NULL, 0, on_models,
 					       srv, &e);
 		if (!srv->models_job) {
+			pthread_mutex_lock(&h->lock);
+			h->models_listing = 0;
+			pthread_mutex_unlock(&h->lock);
 			reply_error(r, &e);
 			return;
 		}

@@ -1051,8 +1051,7 @@ static void worker_free(struct server *srv)
 	jobq_stop(srv->jq);
 	writer_free(srv->writer);
 	free(srv->bwait);
-	models_cancel(srv->models_job);
-	models_cache_release(&srv->models);
+	models_stop(srv);
 	searcher_free(srv->searcher);
 	engine_free(srv->eng);
 	if (srv->redis) {

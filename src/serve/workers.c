@@ -145,6 +145,7 @@ void hub_release(struct hub *h)
 	free(h->waiters);
 	free(h->w);
 	free(h->ips);
+	models_cache_release(&h->models);
 	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->conn_lock);
 }
