@@ -818,7 +818,8 @@ static void on_item(void *ud, void *tag, const struct chat_result *res)
  * callback is pending; a server that stops ends it, one that dies lets it
  * run out, and the server that resumes jobs then claims the callback (see
  * cb_sweep) and sends it again.  So it comes twice only when a sender
- * outlives its lease, or stops between the POST and its answer.
+ * outlives its lease, or stops or dies between a POST and the record of
+ * its answer.
  */
 
 #define CB_ATTEMPTS 5
@@ -1228,7 +1229,8 @@ static void finish_done(void *arg, int rc, int cancelled)
 						&job_cbs, rj);
 			batch_set_gate(rj->batch, j->gate, 0);
 		} else {
-			if (f->status && rj->callback &&
+			/* Stopping: the next server sends it. */
+			if (f->status && rj->callback && !j->stopping &&
 			    cJSON_GetObjectItem(f->status, "callback_status"))
 				cb_start(j, rj->id, rj->callback, f->status, 1);
 			rj->lost = 1;     /* over, for this server */
