@@ -323,6 +323,33 @@ print(b["id"], b["status"], b["counts"]["succeeded"], [k for k in b if k.startsw
 	[ "$(fake_field 1 body.id)" = "$id" ]
 }
 
+@test "a job that ended before callbacks were kept (schema 10) migrates: no callback state, nothing sent again" {
+	fake_start '{"body":{"ok":true}}'
+	serve_start
+	id=$(submit "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 1)}")
+	wait_callback "$id" delivered
+	serve_stop
+	# As an older aichat left it: schema 10, its callback sent and forgotten.
+	python3 - "$AICHAT_HOME/aichat.db" <<-'EOF'
+	import sqlite3, sys
+	db = sqlite3.connect(sys.argv[1])
+	for stmt in ("DROP INDEX jobs_callbacks",
+	             "ALTER TABLE jobs DROP COLUMN callback_status",
+	             "ALTER TABLE jobs DROP COLUMN callback_attempts",
+	             "ALTER TABLE jobs DROP COLUMN callback_error",
+	             "PRAGMA user_version = 10"):
+	    db.execute(stmt)
+	db.commit()
+	EOF
+	serve_start
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(json_get status <<<"$output")" = done ]
+	[ "$(python3 -c 'import json,sys; print(sorted(k for k in json.load(sys.stdin) if k.startswith("callback")))' <<<"$output")" = "[]" ]
+	[ "$(sqlite3 "$AICHAT_HOME/aichat.db" 'PRAGMA user_version')" = 11 ]
+	sleep 0.5
+	[ "$(fake_count)" -eq 1 ]
+}
+
 @test "GET /jobs lists the jobs, the newest first, each with its status" {
 	serve_start
 	run curl -sS "$SERVE_URL/jobs"
