@@ -48,6 +48,15 @@ wait_callback() { # wait_callback ID CALLBACK_STATUS [SECONDS]
 	return 1
 }
 
+wait_hooks() { # wait_hooks N: until the fake has N requests, looked at every 10 ms
+	local i
+	for ((i = 0; i < 1000; i++)); do
+		[ "$(fake_count)" -ge "$1" ] && return 0
+		sleep 0.01
+	done
+	return 1
+}
+
 wait_callback_attempts() { # wait_callback_attempts ID N: at least N counted
 	local i n
 	for ((i = 0; i < 200; i++)); do
@@ -212,20 +221,23 @@ wait_callback_attempts() { # wait_callback_attempts ID N: at least N counted
 	[ "$(python3 -c 'import json,sys; print(sorted(k for k in json.load(sys.stdin) if k.startswith("callback")))' <<<"$output")" = "[]" ]
 }
 
-@test "a callback answered 500 twice is tried again after a backoff; the third attempt delivers it" {
-	fake_start '{"status":500}' '{"status":503}' '{"body":{"ok":true}}'
+@test "a callback answered 500 twice is tried again after 1 s, then 2 s; the third attempt delivers it" {
+	fake_start '{"status":500}' '{"status":500}' '{"body":{"ok":true}}'
 	serve_start
 	id=$(submit "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 3)}")
-	wait_status "$id" done
-	fake_wait_count 1
-	t0=$(date +%s%N)
+	wait_hooks 1
+	t1=$(date +%s%N)
 	# After the first failure: pending, with what went wrong.
 	wait_callback_attempts "$id" 1
 	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(json_get status <<<"$output")" = done ]
 	[ "$(json_get callback_status <<<"$output")" = pending ]
 	[ "$(json_get callback_error <<<"$output")" = "HTTP 500" ]
+	wait_hooks 2
+	t2=$(date +%s%N)
+	wait_hooks 3
+	t3=$(date +%s%N)
 	wait_callback "$id" delivered
-	t1=$(date +%s%N)
 	run curl -sS "$SERVE_URL/jobs/$id"
 	[ "$(json_get callback_attempts <<<"$output")" = 3 ]
 	[ "$(json_get callback_error <<<"$output")" = null ]
@@ -234,7 +246,8 @@ wait_callback_attempts() { # wait_callback_attempts ID N: at least N counted
 	[ "$(json_get data.0.callback_status <<<"$output")" = delivered ]
 	[ "$(json_get data.0.callback_attempts <<<"$output")" = 3 ]
 	# Waited 1 s, then 2 s, between the attempts.
-	[ $(( (t1 - t0) / 1000000 )) -ge 2800 ]
+	[ $(( (t2 - t1) / 1000000 )) -ge 800 ]
+	[ $(( (t3 - t2) / 1000000 )) -ge 1800 ]
 	sleep 1.5
 	[ "$(fake_count)" -eq 3 ]
 	[ "$(fake_field 3 body.id)" = "$id" ]
