@@ -41,6 +41,7 @@ struct job_item {
 	long idx;
 	char *item_id;
 	struct chat_request req;
+	struct job_item *prev, *next;  /* in rj->out while it runs */
 };
 
 struct run_job {
@@ -53,6 +54,8 @@ struct run_job {
 	struct batch *batch;
 	struct job_item *page[PAGE];
 	int npage, pos;
+	struct job_item *out;         /* handed to the batch, not finished: a
+				       * cancelled batch leaves them here */
 	long cursor;                  /* last idx handed out */
 	int exhausted, loading;
 	int writes;                   /* item results on their way to the db */
@@ -535,6 +538,11 @@ static void run_free(struct run_job *rj)
 	batch_cancel(rj->batch);
 	for (int k = rj->pos; k < rj->npage; k++)
 		item_free(rj->page[k]);
+	while (rj->out) {
+		struct job_item *it = rj->out;
+		rj->out = it->next;
+		item_free(it);
+	}
 	for (struct run_job **pp = &j->list; *pp; pp = &(*pp)->next)
 		if (*pp == rj) {
 			*pp = rj->next;
@@ -691,6 +699,10 @@ static enum batch_next next_item(void *ud, void **tag,
 	if (rj->pos == rj->npage)
 		return BATCH_END;
 	it = rj->page[rj->pos++];
+	it->next = rj->out;
+	if (rj->out)
+		rj->out->prev = it;
+	rj->out = it;
 	*tag = it;
 	*req = &it->req;
 	return BATCH_ITEM;
@@ -799,6 +811,12 @@ static void on_item(void *ud, void *tag, const struct chat_result *res)
 	w->owner = rj->j->owner;
 	w->idx = it->idx;
 	w->ok = res->err.code == ERR_OK;
+	if (it->prev)
+		it->prev->next = it->next;
+	else
+		rj->out = it->next;
+	if (it->next)
+		it->next->prev = it->prev;
 	if (rj->j->spend)
 		rj->j->spend(rj->j->spend_ud, rj->id, rj->key, res);
 	rj->writes++;
