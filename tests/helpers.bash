@@ -377,10 +377,10 @@ sys.stdout.write(out.decode("latin-1"))
 }
 
 # schema_back_to_7 DB: turns an aichat database back into schema 7 (before
-# the usage ledger, 8, rag languages, 9, and the key of a job, 10), as an
-# older aichat left it,
+# the usage ledger, 8, rag languages, 9, the key of a job, 10, and its
+# callback's state, 11), as an older aichat left it,
 # so that a test can see the next open migrate it.  Anything stored in
-# what 8 and 9 added is lost, as it would not exist.
+# what 8 to 11 added is lost, as it would not exist.
 schema_back_to_7() {
 	python3 - "$1" <<-'PYEOF'
 	import sqlite3, sys
@@ -397,6 +397,10 @@ schema_back_to_7() {
 	    "  VALUES ('delete', old.id, old.text); END",
 	    "DROP TABLE usage",
 	    "ALTER TABLE jobs DROP COLUMN api_key",
+	    "DROP INDEX jobs_callbacks",
+	    "ALTER TABLE jobs DROP COLUMN callback_status",
+	    "ALTER TABLE jobs DROP COLUMN callback_attempts",
+	    "ALTER TABLE jobs DROP COLUMN callback_error",
 	    "PRAGMA user_version = 7"):
 	    db.execute(stmt)
 	db.commit()

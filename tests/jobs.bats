@@ -38,6 +38,36 @@ wait_status() { # wait_status ID STATUS [SECONDS]
 	return 1
 }
 
+wait_callback() { # wait_callback ID CALLBACK_STATUS [SECONDS]
+	local i tries=$(( ${3:-10} * 20 ))
+	for ((i = 0; i < tries; i++)); do
+		[ "$(curl -sS "$SERVE_URL/jobs/$1" | json_get callback_status)" = "$2" ] && return 0
+		sleep 0.05
+	done
+	curl -sS "$SERVE_URL/jobs/$1" >&2
+	return 1
+}
+
+wait_hooks() { # wait_hooks N: until the fake has N requests, looked at every 10 ms
+	local i
+	for ((i = 0; i < 1000; i++)); do
+		[ "$(fake_count)" -ge "$1" ] && return 0
+		sleep 0.01
+	done
+	return 1
+}
+
+wait_callback_attempts() { # wait_callback_attempts ID N: at least N counted
+	local i n
+	for ((i = 0; i < 200; i++)); do
+		n=$(curl -sS "$SERVE_URL/jobs/$1" | json_get callback_attempts)
+		[[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	curl -sS "$SERVE_URL/jobs/$1" >&2
+	return 1
+}
+
 @test "a job's life: 202 queued, then done, counts, timestamps, results in order" {
 	serve_start
 	run curl -sS -w '\n%{http_code}' "$SERVE_URL/jobs" -d "{\"model\":\"mock:echo\",\"items\":$(items 5)}"
@@ -162,7 +192,9 @@ wait_status() { # wait_status ID STATUS [SECONDS]
 }
 
 @test "callback_url receives the final status" {
-	with_openai_fake
+	# The callback (the only request with "counts" in its body) is
+	# answered 200.
+	fake_start '{"match":"\"counts\"","body":{"ok":true}}'
 	serve_start
 	id=$(submit "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 2)}")
 	wait_status "$id" done
@@ -172,6 +204,163 @@ wait_status() { # wait_status ID STATUS [SECONDS]
 	[ "$(fake_field 1 body.id)" = "$id" ]
 	[ "$(fake_field 1 body.status)" = done ]
 	[ "$(fake_field 1 body.counts.succeeded)" = 2 ]
+	# The callback's own state is the job's, not part of what it sent.
+	[ "$(fake_field 1 body | python3 -c 'import json,sys; print(sorted(k for k in json.load(sys.stdin) if k.startswith("callback")))')" = "[]" ]
+	wait_callback "$id" delivered
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(json_get callback_attempts <<<"$output")" = 1 ]
+	[ "$(json_get callback_error <<<"$output")" = null ]
+	[ "$(fake_count)" -eq 1 ]
+}
+
+@test "a job without a callback_url shows no callback state" {
+	serve_start
+	id=$(submit "{\"model\":\"mock:echo\",\"items\":$(items 1)}")
+	wait_status "$id" done
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(python3 -c 'import json,sys; print(sorted(k for k in json.load(sys.stdin) if k.startswith("callback")))' <<<"$output")" = "[]" ]
+}
+
+@test "a callback answered 500 twice is tried again after 1 s, then 2 s; the third attempt delivers it" {
+	fake_start '{"status":500}' '{"status":500}' '{"body":{"ok":true}}'
+	serve_start
+	id=$(submit "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 3)}")
+	wait_hooks 1
+	t1=$(date +%s%N)
+	# After the first failure: pending, with what went wrong.
+	wait_callback_attempts "$id" 1
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(json_get status <<<"$output")" = done ]
+	[ "$(json_get callback_status <<<"$output")" = pending ]
+	[ "$(json_get callback_error <<<"$output")" = "HTTP 500" ]
+	wait_hooks 2
+	t2=$(date +%s%N)
+	wait_hooks 3
+	t3=$(date +%s%N)
+	wait_callback "$id" delivered
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(json_get callback_attempts <<<"$output")" = 3 ]
+	[ "$(json_get callback_error <<<"$output")" = null ]
+	# GET /jobs shows it the same.
+	run curl -sS "$SERVE_URL/jobs"
+	[ "$(json_get data.0.callback_status <<<"$output")" = delivered ]
+	[ "$(json_get data.0.callback_attempts <<<"$output")" = 3 ]
+	# Waited 1 s, then 2 s, between the attempts.
+	[ $(( (t2 - t1) / 1000000 )) -ge 800 ]
+	[ $(( (t3 - t2) / 1000000 )) -ge 1800 ]
+	sleep 1.5
+	[ "$(fake_count)" -eq 3 ]
+	[ "$(fake_field 3 body.id)" = "$id" ]
+	[ "$(fake_field 3 body.counts.succeeded)" = 3 ]
+}
+
+@test "a callback that always fails is tried 5 times, then the job shows it failed" {
+	fake_start '{"status":500}'
+	serve_start
+	id=$(submit "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 2)}")
+	# 1 + 2 + 4 + 8 s of backoff.
+	wait_callback "$id" failed 25
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(json_get callback_attempts <<<"$output")" = 5 ]
+	[ "$(json_get callback_error <<<"$output")" = "HTTP 500" ]
+	[ "$(json_get status <<<"$output")" = done ]
+	sleep 1.5
+	[ "$(fake_count)" -eq 5 ]
+	# Nothing left for a restart to send.
+	serve_start
+	sleep 1
+	[ "$(fake_count)" -eq 5 ]
+	[ "$(curl -sS "$SERVE_URL/jobs/$id" | json_get callback_status)" = failed ]
+}
+
+@test "a callback_url that is not http(s) fails at once, after one attempt, nothing sent" {
+	fake_start
+	serve_start
+	id=$(submit "{\"model\":\"mock:echo\",\"callback_url\":\"ftp://127.0.0.1:${FAKE_PORT}/hook\",\"items\":$(items 1)}")
+	wait_callback "$id" failed
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(json_get callback_attempts <<<"$output")" = 1 ]
+	[ "$(json_get callback_error <<<"$output")" = "not an http(s) URL" ]
+	[ "$(fake_count)" -eq 0 ]
+}
+
+@test "a server killed while its callback is pending: the restarted one delivers it" {
+	fake_start '{"status":500}'
+	serve_start
+	id=$(submit "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 4)}")
+	wait_status "$id" done
+	wait_callback_attempts "$id" 1
+	kill -KILL "$SERVE_PID"
+	wait "$SERVE_PID" 2>/dev/null || true
+	unset SERVE_PID
+	# Killed with the callback pending (after 1 attempt counted, or 2 on
+	# a slow machine; one more may have been under way).
+	[ "$(sqlite3 "$AICHAT_HOME/aichat.db" "SELECT callback_status FROM jobs")" = pending ]
+	counted=$(sqlite3 "$AICHAT_HOME/aichat.db" "SELECT callback_attempts FROM jobs")
+	[ "$counted" -ge 1 ]
+	# The receiver is back.
+	fake_script '{"body":{"ok":true}}'
+	sleep 0.5
+	before=$(fake_count)
+	serve_start
+	wait_callback "$id" delivered
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(json_get callback_attempts <<<"$output")" = $((counted + 1)) ]
+	[ "$(json_get callback_error <<<"$output")" = null ]
+	sleep 0.5
+	[ "$(fake_count)" -eq $((before + 1)) ]
+	# The same final status, without the callback's own state.
+	[ "$(fake_field -1 body | python3 -c 'import json,sys; b = json.load(sys.stdin)
+print(b["id"], b["status"], b["counts"]["succeeded"], [k for k in b if k.startswith("callback")])')" = "$id done 4 []" ]
+}
+
+@test "a server stopped before its first callback attempt: the next one sends it, once" {
+	fake_start '{"body":{"ok":true}}'
+	# It waits 60 s before the callback of a job it finished.
+	AICHAT_TEST_CALLBACK_HOLD_MS=60000 serve_start
+	id=$(submit "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 2)}")
+	wait_status "$id" done
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(json_get callback_status <<<"$output")" = pending ]
+	[ "$(json_get callback_attempts <<<"$output")" = 0 ]
+	[ "$(json_get callback_error <<<"$output")" = null ]
+	serve_stop
+	[ "$SERVE_STATUS" -eq 0 ]
+	[ "$(fake_count)" -eq 0 ]
+	# Its lease ended with it: the next server sends it at once.
+	serve_start
+	wait_callback "$id" delivered 3
+	[ "$(curl -sS "$SERVE_URL/jobs/$id" | json_get callback_attempts)" = 1 ]
+	sleep 0.5
+	[ "$(fake_count)" -eq 1 ]
+	[ "$(fake_field 1 body.id)" = "$id" ]
+}
+
+@test "a job that ended before callbacks were kept (schema 10) migrates: no callback state, nothing sent again" {
+	fake_start '{"body":{"ok":true}}'
+	serve_start
+	id=$(submit "{\"model\":\"mock:echo\",\"callback_url\":\"$FAKE_URL/hook\",\"items\":$(items 1)}")
+	wait_callback "$id" delivered
+	serve_stop
+	# As an older aichat left it: schema 10, its callback sent and forgotten.
+	python3 - "$AICHAT_HOME/aichat.db" <<-'EOF'
+	import sqlite3, sys
+	db = sqlite3.connect(sys.argv[1])
+	for stmt in ("DROP INDEX jobs_callbacks",
+	             "ALTER TABLE jobs DROP COLUMN callback_status",
+	             "ALTER TABLE jobs DROP COLUMN callback_attempts",
+	             "ALTER TABLE jobs DROP COLUMN callback_error",
+	             "PRAGMA user_version = 10"):
+	    db.execute(stmt)
+	db.commit()
+	EOF
+	serve_start
+	run curl -sS "$SERVE_URL/jobs/$id"
+	[ "$(json_get status <<<"$output")" = done ]
+	[ "$(python3 -c 'import json,sys; print(sorted(k for k in json.load(sys.stdin) if k.startswith("callback")))' <<<"$output")" = "[]" ]
+	[ "$(sqlite3 "$AICHAT_HOME/aichat.db" 'PRAGMA user_version')" = 11 ]
+	sleep 0.5
+	[ "$(fake_count)" -eq 1 ]
 }
 
 @test "GET /jobs lists the jobs, the newest first, each with its status" {

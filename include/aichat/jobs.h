@@ -13,7 +13,16 @@
  * or at once when the owner was a process of the same host that is gone.
  * Every change of a job's or an item's state is guarded by the state it
  * expects (and by the owner), so two servers on one database never run an
- * item twice nor count it twice.  Finished items are never redone.  Ids
+ * item twice nor count it twice.  Finished items are never redone.
+ *
+ * A job that ends (done or failed) with a callback_url has its callback
+ * pending in the same write; the owner POSTs the final status, counts
+ * each attempt (callback_attempts, callback_error) and tries again after
+ * 1, 2, 4 and 8 s until a 2xx answer (delivered) or the fifth failure
+ * (failed; a URL that is not http(s) fails at once).  It keeps the job's
+ * lease meanwhile, and a callback still pending when its owner is gone is
+ * sent by the server that takes it over, as a job is resumed.
+ * $AICHAT_TEST_CALLBACK_HOLD_MS (tests only) delays the first attempt.  Ids
  * are "job_" and 16 hex digits; anything else is refused before it
  * reaches a query.
  */

@@ -10,6 +10,9 @@
  * connection); their answers come back to the loop in the *_done
  * callbacks.  A write that fails is rolled back and tried again
  * (WRITER_RETRY), so no finished item is lost while the server lives.
+ * A job's callback is sent at least once: pending from the write of the
+ * final status, under the job's lease, until answered 2xx or out of
+ * attempts (see "callbacks" below).
  * Statements are prepared, ids are checked for their shape before any
  * query.
  */
@@ -38,6 +41,7 @@ struct job_item {
 	long idx;
 	char *item_id;
 	struct chat_request req;
+	struct job_item *prev, *next;  /* in rj->out while it runs */
 };
 
 struct run_job {
@@ -50,6 +54,8 @@ struct run_job {
 	struct batch *batch;
 	struct job_item *page[PAGE];
 	int npage, pos;
+	struct job_item *out;         /* handed to the batch, not finished: a
+				       * cancelled batch leaves them here */
 	long cursor;                  /* last idx handed out */
 	int exhausted, loading;
 	int writes;                   /* item results on their way to the db */
@@ -70,8 +76,10 @@ struct jobs {
 	struct llm_opts o;
 	struct run_job *list;
 	struct loop_timer *kick, *renew_timer;
-	int scanning, stopping;
+	struct cbsend *cbs;           /* callbacks held, under way or waiting */
+	int scanning, sweeping, stopping;
 	long long lease_ms;
+	long long cb_hold_ms;         /* $AICHAT_TEST_CALLBACK_HOLD_MS */
 	char owner[96];               /* "host:pid:random", this server */
 	char host[64];
 	jobs_spend_fn spend;
@@ -137,7 +145,8 @@ static int db_status(sqlite3 *db, const char *id, cJSON **out, struct err *e)
 	int rc;
 	static const char *sql =
 		"SELECT id, status, model, concurrency, total, succeeded, failed,"
-		" created_at, started_at, finished_at FROM jobs WHERE id = ?";
+		" created_at, started_at, finished_at, callback_status,"
+		" callback_attempts, callback_error FROM jobs WHERE id = ?";
 
 	*out = NULL;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -167,6 +176,17 @@ static int db_status(sqlite3 *db, const char *id, cJSON **out, struct err *e)
 				cJSON_AddStringToObject(o, name, (const char *)sqlite3_column_text(st, k));
 			else
 				cJSON_AddNullToObject(o, name);
+		}
+		/* A job with a callback, once it has ended. */
+		if (sqlite3_column_type(st, 10) != SQLITE_NULL) {
+			cJSON_AddStringToObject(o, "callback_status",
+						(const char *)sqlite3_column_text(st, 10));
+			cJSON_AddNumberToObject(o, "callback_attempts", sqlite3_column_int(st, 11));
+			if (sqlite3_column_type(st, 12) != SQLITE_NULL)
+				cJSON_AddStringToObject(o, "callback_error",
+							(const char *)sqlite3_column_text(st, 12));
+			else
+				cJSON_AddNullToObject(o, "callback_error");
 		}
 	} else if (rc != SQLITE_DONE) {
 		rc = db_fail(db, e);
@@ -518,6 +538,11 @@ static void run_free(struct run_job *rj)
 	batch_cancel(rj->batch);
 	for (int k = rj->pos; k < rj->npage; k++)
 		item_free(rj->page[k]);
+	while (rj->out) {
+		struct job_item *it = rj->out;
+		rj->out = it->next;
+		item_free(it);
+	}
 	for (struct run_job **pp = &j->list; *pp; pp = &(*pp)->next)
 		if (*pp == rj) {
 			*pp = rj->next;
@@ -674,6 +699,10 @@ static enum batch_next next_item(void *ud, void **tag,
 	if (rj->pos == rj->npage)
 		return BATCH_END;
 	it = rj->page[rj->pos++];
+	it->next = rj->out;
+	if (rj->out)
+		rj->out->prev = it;
+	rj->out = it;
 	*tag = it;
 	*req = &it->req;
 	return BATCH_ITEM;
@@ -782,6 +811,12 @@ static void on_item(void *ud, void *tag, const struct chat_result *res)
 	w->owner = rj->j->owner;
 	w->idx = it->idx;
 	w->ok = res->err.code == ERR_OK;
+	if (it->prev)
+		it->prev->next = it->next;
+	else
+		rj->out = it->next;
+	if (it->next)
+		it->next->prev = it->prev;
 	if (rj->j->spend)
 		rj->j->spend(rj->j->spend_ud, rj->id, rj->key, res);
 	rj->writes++;
@@ -789,35 +824,336 @@ static void on_item(void *ud, void *tag, const struct chat_result *res)
 	item_free(it);
 }
 
+/* -- callbacks: at least once, by the job's owner -- */
+
+/*
+ * A job that ends with a callback_url has its callback marked pending in
+ * the same write as its final status; the owner then POSTs that status
+ * (without the callback's own fields).  A 2xx answer marks it delivered;
+ * any other outcome is counted (attempts, error) and tried again after
+ * 1, 2, 4 and 8 s, the fifth failure marks it failed (a URL that is not
+ * http(s): the first).  The owner keeps the job's lease while its
+ * callback is pending; a server that stops ends it, one that dies lets it
+ * run out, and the server that resumes jobs then claims the callback (see
+ * cb_sweep) and sends it again.  So it comes twice only when a sender
+ * outlives its lease, or stops or dies between a POST and the record of
+ * its answer.
+ */
+
+#define CB_ATTEMPTS 5
+#define CB_BACKOFF_MS 1000
+#define CB_SWEEP 16                   /* pending callbacks claimed at once */
+
+struct cbsend {
+	struct jobs *j;
+	char id[40];
+	char *url, *body;
+	struct transfer *t;
+	struct loop_timer *timer;     /* the test hold, or a backoff */
+	int recording;                /* an attempt on its way to the db */
+	int lost;                     /* the lease went to another server */
+	int hopeless;                 /* not an http(s) URL: one attempt */
+	struct cbsend *next;
+};
+
+static int owner_gone(const struct jobs *j, const char *owner);
+
+static void cb_free(struct cbsend *cb)
+{
+	struct jobs *j = cb->j;
+
+	for (struct cbsend **pp = &j->cbs; *pp; pp = &(*pp)->next)
+		if (*pp == cb) {
+			*pp = cb->next;
+			break;
+		}
+	if (cb->timer)
+		loop_del_timer(engine_loop(j->eng), cb->timer);
+	transfer_cancel(cb->t);
+	free(cb->url);
+	free(cb->body);
+	free(cb);
+}
+
+/* cb is no longer ours: dropped now, or once its attempt is recorded. */
+static void cb_drop(struct cbsend *cb)
+{
+	if (cb->recording)
+		cb->lost = 1;
+	else
+		cb_free(cb);
+}
+
+struct cb_record_op {
+	struct cbsend *cb;
+	char id[40];
+	const char *owner;            /* the jobs' */
+	int ok, allowed;
+	char what[160];
+	int applied;                  /* 0: not pending, or not ours */
+	int attempts, pending;
+};
+
+/* Counts the attempt, guarded by the owner and the pending state. */
+static int cb_record_run(sqlite3 *db, void *arg)
+{
+	struct cb_record_op *o = arg;
+	sqlite3_stmt *st;
+	int rc;
+
+	o->applied = o->attempts = o->pending = 0;
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET callback_attempts = callback_attempts + 1,"
+			       " callback_status = CASE WHEN ?1 THEN 'delivered'"
+			       " WHEN callback_attempts + 1 >= ?2 THEN 'failed' ELSE 'pending' END,"
+			       " callback_error = CASE WHEN ?1 THEN NULL ELSE ?3 END"
+			       " WHERE id = ?4 AND owner = ?5 AND callback_status = 'pending'"
+			       " RETURNING callback_attempts, callback_status = 'pending'",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_retry(db);
+	sqlite3_bind_int(st, 1, o->ok);
+	sqlite3_bind_int(st, 2, o->allowed);
+	sqlite3_bind_text(st, 3, o->what, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, o->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, o->owner, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		o->applied = 1;
+		o->attempts = sqlite3_column_int(st, 0);
+		o->pending = sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		o->applied = 0;
+		return db_retry(db);
+	}
+	return 0;
+}
+
+static void cb_send(struct cbsend *cb);
+
+static void on_cb_timer(struct loop *l, void *data)
+{
+	struct cbsend *cb = data;
+
+	(void)l;
+	cb->timer = NULL;
+	cb_send(cb);
+}
+
+static void cb_record_done(void *arg, int rc, int cancelled)
+{
+	struct cb_record_op *o = arg;
+	struct cbsend *cb = o->cb;
+
+	if (!cancelled)
+		cb->recording = 0;
+	/* While the server stops, jobs_free() frees cb. */
+	if (!cancelled && !cb->j->stopping) {
+		if (rc == 0 && o->applied && o->pending && !cb->lost)
+			cb->timer = loop_add_timer(engine_loop(cb->j->eng),
+						   (int64_t)CB_BACKOFF_MS << (o->attempts - 1),
+						   on_cb_timer, cb);
+		else
+			cb_free(cb);   /* delivered, failed, or not ours */
+	}
+	free(o);
+}
+
+static const struct writer_ops cb_record_ops = { .run = cb_record_run,
+						 .done = cb_record_done };
+
+/* An attempt of cb is over: ok, or what went wrong. */
+static void cb_attempted(struct cbsend *cb, int ok, const char *what)
+{
+	struct cb_record_op *o = xcalloc(1, sizeof(*o));
+
+	o->cb = cb;
+	snprintf(o->id, sizeof(o->id), "%s", cb->id);
+	o->owner = cb->j->owner;
+	o->ok = ok;
+	o->allowed = cb->hopeless ? 1 : CB_ATTEMPTS;
+	snprintf(o->what, sizeof(o->what), "%s", what);
+	cb->recording = 1;
+	writer_submit(cb->j->w, &cb_record_ops, o, WRITER_ALWAYS);
+}
+
 static void callback_done(void *ud, struct transfer_result *r)
 {
-	(void)ud;
-	(void)r;
+	struct cbsend *cb = ud;
+	char what[160] = "";
+	int ok = r->err.code == ERR_OK && r->status >= 200 && r->status < 300;
+
+	cb->t = NULL;
+	if (!ok && r->err.code != ERR_OK)
+		snprintf(what, sizeof(what), "%.150s", r->err.msg);
+	else if (!ok)
+		snprintf(what, sizeof(what), "HTTP %ld", r->status);
+	cb_attempted(cb, ok, what);
 }
 
 static const struct transfer_cbs callback_cbs = { .on_done = callback_done };
 
-/* POSTs the final status to the job's callback_url; fire and forget. */
-static void notify(struct run_job *rj, const cJSON *status)
+/* POSTs cb's body to its URL; the answer is counted in callback_done. */
+static void cb_send(struct cbsend *cb)
 {
 	static const char *const headers[] = {
 		"Content-Type: application/json", NULL
 	};
 	struct transfer_req req = { 0 };
-	char *body;
+	struct err e;
 
-	if (!rj->callback || (strncmp(rj->callback, "http://", 7) &&
-			      strncmp(rj->callback, "https://", 8)))
-		return;
-	body = json_print(status);
-	req.url = rj->callback;
+	req.url = cb->url;
 	req.headers = headers;
-	req.body = body;
-	req.body_len = strlen(body);
+	req.body = cb->body;
+	req.body_len = strlen(cb->body);
 	req.connect_ms = 5000;
 	req.total_ms = 10000;
-	transfer_start(rj->j->eng, &req, &callback_cbs, NULL, NULL);
-	free(body);
+	err_clear(&e);
+	cb->t = transfer_start(cb->j->eng, &req, &callback_cbs, cb, &e);
+	if (!cb->t)
+		cb_attempted(cb, 0, e.msg);
+}
+
+/* Sends the pending callback of job id, whose lease is ours: status (the
+ * job's final status object, borrowed) to url.  hold: wait the test hold
+ * ($AICHAT_TEST_CALLBACK_HOLD_MS) first. */
+static void cb_start(struct jobs *j, const char *id, const char *url,
+		     const cJSON *status, int hold)
+{
+	struct cbsend *cb = xcalloc(1, sizeof(*cb));
+	cJSON *copy = cJSON_Duplicate(status, 1);
+
+	/* The callback's own state is not part of what it reports. */
+	cJSON_DeleteItemFromObject(copy, "callback_status");
+	cJSON_DeleteItemFromObject(copy, "callback_attempts");
+	cJSON_DeleteItemFromObject(copy, "callback_error");
+	cb->j = j;
+	snprintf(cb->id, sizeof(cb->id), "%s", id);
+	cb->url = xstrdup(url);
+	cb->body = json_print(copy);
+	cJSON_Delete(copy);
+	cb->next = j->cbs;
+	j->cbs = cb;
+	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
+		cb->hopeless = 1;
+		cb_attempted(cb, 0, "not an http(s) URL");
+	} else if (hold && j->cb_hold_ms > 0) {
+		cb->timer = loop_add_timer(engine_loop(j->eng), j->cb_hold_ms, on_cb_timer, cb);
+	} else {
+		cb_send(cb);
+	}
+}
+
+/* -- the pending callbacks of servers that are gone -- */
+
+struct cb_sweep_op {
+	struct jobs *j;
+	int n;
+	char id[CB_SWEEP][40];
+	char *url[CB_SWEEP];
+	cJSON *status[CB_SWEEP];
+};
+
+static void cb_sweep_clear(struct cb_sweep_op *s)
+{
+	for (int k = 0; k < s->n; k++) {
+		free(s->url[k]);
+		cJSON_Delete(s->status[k]);
+	}
+	s->n = 0;
+}
+
+/* Claims the pending callbacks whose owner's lease ran out (or whose
+ * owner was a process of this host that is gone), as claim_run() claims
+ * a job, with their final statuses. */
+static int cb_sweep_run(sqlite3 *db, void *arg)
+{
+	struct cb_sweep_op *s = arg;
+	struct jobs *j = s->j;
+	sqlite3_stmt *st;
+	long long now = wall_ms();
+	int rc = SQLITE_DONE;
+
+	cb_sweep_clear(s);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_retry(db);
+	if (sqlite3_prepare_v2(db, "SELECT id, owner, lease_until, callback_url FROM jobs"
+			       " WHERE callback_status = 'pending' AND (owner IS NULL OR owner != ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_retry(db);
+	sqlite3_bind_text(st, 1, j->owner, -1, SQLITE_STATIC);
+	while (s->n < CB_SWEEP && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *owner = (const char *)sqlite3_column_text(st, 1);
+		int expired = sqlite3_column_type(st, 2) == SQLITE_NULL ||
+			      sqlite3_column_int64(st, 2) < now;
+
+		if (sqlite3_column_type(st, 3) == SQLITE_NULL ||
+		    (owner && !expired && !owner_gone(j, owner)))
+			continue;     /* a live server sends it */
+		snprintf(s->id[s->n], sizeof(s->id[0]), "%s", (const char *)sqlite3_column_text(st, 0));
+		s->url[s->n] = xstrdup((const char *)sqlite3_column_text(st, 3));
+		s->status[s->n] = NULL;
+		s->n++;
+	}
+	sqlite3_finalize(st);
+	if (s->n < CB_SWEEP && rc != SQLITE_DONE) {
+		cb_sweep_clear(s);
+		return db_retry(db);
+	}
+	/* In one transaction with the read: nobody changed them since. */
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ?"
+			       " AND callback_status = 'pending'", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	for (int k = 0; k < s->n; k++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, j->owner, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, now + j->lease_ms);
+		sqlite3_bind_text(st, 3, s->id[k], -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			goto fail;
+		}
+		if (db_status(db, s->id[k], &s->status[k], NULL) != 0 || !s->status[k]) {
+			sqlite3_finalize(st);
+			goto fail;
+		}
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	return 0;
+fail:
+	cb_sweep_clear(s);
+	return db_retry(db);
+}
+
+static void cb_sweep_done(void *arg, int rc, int cancelled)
+{
+	struct cb_sweep_op *s = arg;
+	struct jobs *j = s->j;
+
+	if (!cancelled) {
+		j->sweeping = 0;
+		if (rc == 0 && !j->stopping)
+			for (int k = 0; k < s->n; k++)
+				cb_start(j, s->id[k], s->url[k], s->status[k], 0);
+	}
+	cb_sweep_clear(s);
+	free(s);
+}
+
+static const struct writer_ops cb_sweep_ops = { .run = cb_sweep_run, .done = cb_sweep_done };
+
+/* Looks for pending callbacks to take over, unless a look is under way. */
+static void cb_sweep(struct jobs *j)
+{
+	struct cb_sweep_op *s;
+
+	if (j->stopping || j->sweeping)
+		return;
+	s = xcalloc(1, sizeof(*s));
+	s->j = j;
+	j->sweeping = 1;
+	writer_submit(j->w, &cb_sweep_ops, s, WRITER_ALWAYS);
 }
 
 /* -- the end of a job -- */
@@ -864,7 +1200,13 @@ static int finish_run(sqlite3 *db, void *arg)
 		return 0;
 	}
 	jobs_now_iso(when, sizeof(when));
-	if (sqlite3_prepare_v2(db, "UPDATE jobs SET status = ?, finished_at = ?"
+	/* With a callback_url, its callback is pending from here, under the
+	 * lease this server keeps renewing. */
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET status = ?, finished_at = ?,"
+			       " callback_status = CASE WHEN callback_url IS NULL THEN NULL"
+			       " ELSE 'pending' END,"
+			       " callback_attempts = CASE WHEN callback_url IS NULL THEN NULL"
+			       " ELSE 0 END, callback_error = NULL"
 			       " WHERE id = ? AND status = 'running' AND owner = ?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_retry(db);
@@ -905,8 +1247,10 @@ static void finish_done(void *arg, int rc, int cancelled)
 						&job_cbs, rj);
 			batch_set_gate(rj->batch, j->gate, 0);
 		} else {
-			if (f->status)
-				notify(rj, f->status);
+			/* Stopping: the next server sends it. */
+			if (f->status && rj->callback && !j->stopping &&
+			    cJSON_GetObjectItem(f->status, "callback_status"))
+				cb_start(j, rj->id, rj->callback, f->status, 1);
 			rj->lost = 1;     /* over, for this server */
 			maybe_end(rj);
 		}
@@ -1125,8 +1469,9 @@ static int renew_run(sqlite3 *db, void *arg)
 	struct renew_op *r = arg;
 	sqlite3_stmt *st;
 
-	if (sqlite3_prepare_v2(db, "UPDATE jobs SET lease_until = ? WHERE id = ?"
-			       " AND owner = ? AND status = 'running'", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ?"
+			       " AND (status = 'running' OR callback_status = 'pending')",
+			       -1, &st, NULL) != SQLITE_OK)
 		return db_retry(db);
 	for (size_t i = 0; i < r->n; i++) {
 		sqlite3_reset(st);
@@ -1150,7 +1495,13 @@ static void renew_done(void *arg, int rc, int cancelled)
 	struct jobs *j = r->j;
 
 	if (!cancelled && rc == 0)
-		for (size_t i = 0; i < r->n; i++)
+		for (size_t i = 0; i < r->n; i++) {
+			for (struct cbsend *cb = j->cbs; cb; cb = cb->next)
+				if (!strcmp(cb->id, r->ids[i])) {
+					if (r->lost[i])
+						cb_drop(cb);
+					break;
+				}
 			for (struct run_job *rj = j->list; rj; rj = rj->next) {
 				if (strcmp(rj->id, r->ids[i]) || rj->lost || rj->finishing)
 					continue;
@@ -1164,6 +1515,7 @@ static void renew_done(void *arg, int rc, int cancelled)
 				}
 				break;
 			}
+		}
 	free(r->ids);
 	free(r->lost);
 	free(r->until);
@@ -1172,8 +1524,9 @@ static void renew_done(void *arg, int rc, int cancelled)
 
 static const struct writer_ops renew_ops = { .run = renew_run, .done = renew_done };
 
-/* Every third of a lease: renews this server's leases, and looks for
- * work (a job whose owner is gone). */
+/* Every third of a lease: renews this server's leases (of the jobs it
+ * runs and of the callbacks it sends), and looks for work (a job, or a
+ * pending callback, whose owner is gone). */
 static void on_renew(struct loop *l, void *data)
 {
 	struct jobs *j = data;
@@ -1183,6 +1536,8 @@ static void on_renew(struct loop *l, void *data)
 	j->renew_timer = loop_add_timer(l, j->lease_ms / 3, on_renew, j);
 	for (struct run_job *rj = j->list; rj; rj = rj->next)
 		n++;
+	for (struct cbsend *cb = j->cbs; cb; cb = cb->next)
+		n++;
 	if (n) {
 		r = xcalloc(1, sizeof(*r));
 		r->j = j;
@@ -1191,9 +1546,12 @@ static void on_renew(struct loop *l, void *data)
 		r->until = xcalloc(n, sizeof(*r->until));
 		for (struct run_job *rj = j->list; rj; rj = rj->next)
 			snprintf(r->ids[r->n++], sizeof(r->ids[0]), "%s", rj->id);
+		for (struct cbsend *cb = j->cbs; cb; cb = cb->next)
+			snprintf(r->ids[r->n++], sizeof(r->ids[0]), "%s", cb->id);
 		writer_submit(j->w, &renew_ops, r, WRITER_ALWAYS);
 	}
 	schedule(j);
+	cb_sweep(j);
 }
 
 void jobs_resume(struct jobs *j)
@@ -1202,6 +1560,7 @@ void jobs_resume(struct jobs *j)
 		j->renew_timer = loop_add_timer(engine_loop(j->eng), j->lease_ms / 3,
 						on_renew, j);
 	schedule(j);
+	cb_sweep(j);
 }
 
 /* -- stopping: the leases end, for the next server to resume at once -- */
@@ -1217,7 +1576,8 @@ static int release_run(sqlite3 *db, void *arg)
 	int rc;
 
 	if (sqlite3_prepare_v2(db, "UPDATE jobs SET lease_until = 0 WHERE owner = ?"
-			       " AND status = 'running'", -1, &st, NULL) != SQLITE_OK)
+			       " AND (status = 'running' OR callback_status = 'pending')",
+			       -1, &st, NULL) != SQLITE_OK)
 		return db_retry(db);
 	sqlite3_bind_text(st, 1, r->owner, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -1245,6 +1605,15 @@ void jobs_stop(struct jobs *j)
 		batch_cancel(rj->batch);
 		rj->batch = NULL;
 	}
+	/* Their attempts not counted: still pending, for the next server.
+	 * Freed by jobs_free(), once no write points to them. */
+	for (struct cbsend *cb = j->cbs; cb; cb = cb->next) {
+		if (cb->timer)
+			loop_del_timer(engine_loop(j->eng), cb->timer);
+		transfer_cancel(cb->t);
+		cb->timer = NULL;
+		cb->t = NULL;
+	}
 	if (j->kick)
 		loop_del_timer(engine_loop(j->eng), j->kick);
 	if (j->renew_timer)
@@ -1261,6 +1630,7 @@ struct jobs *jobs_new(struct engine *eng, const struct config *cfg,
 {
 	struct jobs *j = xcalloc(1, sizeof(*j));
 	const char *lease = env_get("AICHAT_JOB_LEASE_MS");
+	const char *hold = env_get("AICHAT_TEST_CALLBACK_HOLD_MS");
 	char rnd[17];
 
 	j->eng = eng;
@@ -1272,6 +1642,7 @@ struct jobs *jobs_new(struct engine *eng, const struct config *cfg,
 	j->lease_ms = lease ? atoll(lease) : 30000;
 	if (j->lease_ms < 300)
 		j->lease_ms = 300;
+	j->cb_hold_ms = hold && atoll(hold) > 0 ? atoll(hold) : 0;
 	if (gethostname(j->host, sizeof(j->host)) < 0)
 		snprintf(j->host, sizeof(j->host), "localhost");
 	j->host[sizeof(j->host) - 1] = '\0';
@@ -1289,5 +1660,7 @@ void jobs_free(struct jobs *j)
 		return;
 	while (j->list)
 		run_free(j->list);
+	while (j->cbs)
+		cb_free(j->cbs);
 	free(j);
 }

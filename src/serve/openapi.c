@@ -200,12 +200,12 @@ static const struct field job_status_fields[] = {
 	{ "started_at", FIELD_STRING, 1, NULLABLE, NB, NB, NULL, NULL, "UTC, ISO 8601" },
 	{ "finished_at", FIELD_STRING, 1, NULLABLE, NB, NB, NULL, NULL, "UTC, ISO 8601" },
 	{ "callback_status", FIELD_STRING, 0, NULL, NB, NB, callback_states, NULL,
-	  "with --redis, once a job with a callback_url has ended: pending until a POST"
+	  "once a job with a callback_url has ended (done or failed): pending until a POST"
 	  " of its final status is answered 2xx (delivered) or 5 attempts failed (failed)" },
 	{ "callback_attempts", FIELD_INTEGER, 0, NULL, NB, NB, NULL, NULL,
-	  "with --redis: POSTs of the callback made so far" },
+	  "POSTs of the callback made so far" },
 	{ "callback_error", FIELD_STRING, 0, NULLABLE, NB, NB, NULL, NULL,
-	  "with --redis: why the last attempt failed (HTTP 500, a transport error)" },
+	  "why the last attempt failed (HTTP 500, a transport error)" },
 };
 
 static const struct schema schema_job_status = {

@@ -189,6 +189,15 @@ static const char *const migrations[] = {
 	/* 10: the API key (its number in serve's list, from 1) that submitted
 	 * a job, whose spending its items count towards; NULL without keys. */
 	"ALTER TABLE jobs ADD COLUMN api_key INTEGER;",
+	/* 11: a job's callback, once the job has ended with a callback_url:
+	 * 'pending' until a POST of its final status is answered 2xx
+	 * ('delivered') or its last attempt failed ('failed'), the POSTs
+	 * made so far, and why the last one failed.  The pending ones are
+	 * found without a scan, by whichever server resumes them. */
+	"ALTER TABLE jobs ADD COLUMN callback_status TEXT;"
+	"ALTER TABLE jobs ADD COLUMN callback_attempts INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN callback_error TEXT;"
+	"CREATE INDEX jobs_callbacks ON jobs(id) WHERE callback_status = 'pending';",
 };
 
 char *store_home(void)
