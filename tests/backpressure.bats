@@ -248,6 +248,77 @@ route_holds_back() {
 
 # ---- the CLI ----
 
+# held N KIB ROUTE MODEL [EVENTS]: N streams with prompts of KIB KiB each
+# on ROUTE, held by the fake upstream (its answer stalls) until all N
+# reached it, and with EVENTS until each client has had an event; prints
+# the server's RSS growth over them, in KiB.
+held() {
+	local n=$1 kib=$2 route=$3 model=$4 events=${5:-} i before after
+	python3 - "$kib" "$route" "$model" >"$BATS_TEST_TMPDIR/big.json" <<-'EOF'
+	import json, sys
+	kib, route, model = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+	text = ("lorem ipsum dolor sit amet " * (kib * 1024 // 27 + 1))[:kib * 1024]
+	body = {"model": model, "stream": True,
+	        "messages": [{"role": "user", "content": text}]}
+	if route == "/v1/messages":
+	    body["max_tokens"] = 16
+	print(json.dumps(body))
+	EOF
+	before=$(awk '/^VmRSS/ { print $2 }' "/proc/$SERVE_PID/status")
+	for ((i = 0; i < n; i++)); do
+		curl -sN -o "$BATS_TEST_TMPDIR/held.$i" "$SERVE_URL$route" \
+			-d @"$BATS_TEST_TMPDIR/big.json" &
+	done
+	for ((i = 0; i < 200; i++)); do
+		if [ "$(fake_count)" -ge "$n" ] && { [ -z "$events" ] ||
+			[ "$(grep -l '^data: ' "$BATS_TEST_TMPDIR"/held.* 2>/dev/null | wc -l)" -ge "$n" ]; }; then
+			break
+		fi
+		sleep 0.05
+	done
+	[ "$(fake_count)" -ge "$n" ] || { echo "only $(fake_count) of $n reached the upstream" >&2; return 1; }
+	sleep 0.3
+	after=$(awk '/^VmRSS/ { print $2 }' "/proc/$SERVE_PID/status")
+	echo $((after - before))
+}
+
+@test "40 streams held with prompts of 256 KiB: the server keeps each prompt once, not in six copies" {
+	# Kept while the answer comes: the upstream's body (10 MiB in all).
+	# The rest of the growth is what the 40 uploads at once left to the
+	# allocator.  Before, the request's bytes, its tree, the messages read
+	# from it and the transfer's copy of the body were kept too: 60 MiB.
+	with_openai_fake '{"stall_ms":6000}'
+	serve_start --workers 1
+	grow=$(held 40 256 /v1/chat/completions openai:gpt-4o-mini)
+	echo "RSS grew by $grow KiB for 40 x 256 KiB of prompt" >&2
+	[ "$grow" -lt $((40 * 256 * 3)) ]
+	# What reached the upstream is the prompt, whole.
+	[ "$(fake_field 1 body.messages.0.content | wc -c)" -gt $((256 * 1024)) ]
+}
+
+@test "40 streams of prompts of 256 KiB held after their first event: the prompts are not kept" {
+	# The first event reached the client: no attempt can follow, and the
+	# body is all sent, so the upstream's body goes too.
+	with_openai_fake '{"stall_at":2,"stall_ms":6000}'
+	serve_start --workers 1
+	grow=$(held 40 256 /v1/chat/completions openai:gpt-4o-mini events)
+	echo "RSS grew by $grow KiB for 40 x 256 KiB of prompt" >&2
+	[ "$(grep -l '^data: ' "$BATS_TEST_TMPDIR"/held.* | wc -l)" -eq 40 ]
+	# Kept, they make 20 MB (the test above); gone, about 10 (the streams'
+	# own memory, curl's upload buffers, the allocator's).
+	[ "$grow" -lt $((40 * 256 * 3 / 2)) ]
+}
+
+@test "40 Anthropic streams held with prompts of 256 KiB on /v1/messages: each prompt kept once" {
+	fake_start '{"stall_ms":6000}'
+	export ANTHROPIC_API_KEY=$KEY ANTHROPIC_BASE_URL="$FAKE_URL"
+	serve_start --workers 1
+	grow=$(held 40 256 /v1/messages anthropic:claude-haiku-4-5)
+	echo "RSS grew by $grow KiB for 40 x 256 KiB of prompt" >&2
+	[ "$grow" -lt $((40 * 256 * 3)) ]
+	[ "$(fake_field 1 path)" = /v1/messages ]
+}
+
 @test "chat to a pipe nobody reads holds the upstream back; the answer is whole; the log keeps 16 MiB and says so" {
 	flood_start openai 25000
 	mkfifo "$BATS_TEST_TMPDIR/pipe"

@@ -39,6 +39,9 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 void buf_consume(struct buf *b, size_t n);
 /* Truncates to n bytes (n <= len). */
 void buf_truncate(struct buf *b, size_t n);
+/* Gives back the storage past the content, for a buffer that is done
+ * growing and is kept a long time (a held stream's request). */
+void buf_fit(struct buf *b);
 /*
  * Returns the content as an owned, NUL-terminated string (free() it) and
  * leaves the buffer empty.

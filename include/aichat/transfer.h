@@ -34,7 +34,10 @@ struct transfer_req {
 	/* Headers of this request only, sent before the shared ones: "Name:
 	 * value" strings, NULL-terminated (copied).  NULL = none. */
 	const char *const *headers;
-	const char *body;           /* POST body; NULL = GET */
+	/* POST body, NULL = GET: borrowed, unchanged, until on_done or
+	 * cancel, or until transfer_body_sent() (a held stream keeps no
+	 * second copy of its prompt). */
+	const char *body;
 	size_t body_len;
 	int64_t connect_ms;         /* 0 = no limit (each of these) */
 	int64_t first_byte_ms;      /* until the first response byte */
@@ -91,8 +94,9 @@ const struct transfer_headers *engine_keep_headers(struct engine *eng,
 						   struct transfer_headers *th);
 
 /*
- * Starts a transfer.  req and its strings are copied; cbs and ud are
- * borrowed until on_done returns or the transfer is cancelled.
+ * Starts a transfer.  req and its strings are copied, but for the body and
+ * the shared headers; those, cbs and ud are borrowed until on_done
+ * returns or the transfer is cancelled.
  * Returns NULL with e filled if curl refuses the request.
  */
 struct transfer *transfer_start(struct engine *eng,
@@ -101,6 +105,9 @@ struct transfer *transfer_start(struct engine *eng,
 				struct err *e);
 /* Stops the transfer at once; no callback runs afterwards. */
 void transfer_cancel(struct transfer *t);
+/* 1 once the whole request body has gone out (or there is none): curl
+ * reads it no more, and its owner may free it while the answer comes. */
+int transfer_body_sent(struct transfer *t);
 /*
  * on: no more on_data calls until transfer_pause(t, 0): curl keeps the
  * block it was about to deliver and stops reading the connection, so the

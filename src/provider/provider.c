@@ -809,6 +809,12 @@ static int on_data(void *ud, const char *p, size_t n)
 		buf_release(&c->whole);
 		buf_init(&c->whole, max);
 	}
+	/* Once the caller has a byte of the answer no attempt follows, so
+	 * the request's body has no more use when it is all sent: a stream
+	 * held for minutes does not hold its prompt. */
+	if ((c->committed || c->res.delta_bytes) && c->body.cap &&
+	    transfer_body_sent(c->tr))
+		buf_release(&c->body);
 	if (rc < 0) {
 		/* Not formatted into itself: the message is copied first. */
 		struct err why = e;
@@ -1015,6 +1021,8 @@ struct llm_call *llm_call_start(struct engine *eng, const struct model_ref *m,
 		return NULL;
 	}
 	c->url = buf_detach(&url);
+	/* Held as long as the call, and sent as it is (transfer.h). */
+	buf_fit(&c->body);
 	c->shared = shared_headers(c, m);
 	/* Seeded once: the retry jitter only needs processes to differ. */
 	static int seeded;   /* atomic: serve's workers start calls too */

@@ -263,6 +263,23 @@ void reply_call_error(struct req *r, const struct err *e, const char *model)
 	reply_error(r, e);
 }
 
+/* A /v1 request's prompt is in its call's body once the call started:
+ * the tree and the messages read from it are not used again (its cache
+ * key, if any, is made), so a request held while its answer comes keeps
+ * its prompt once, not three times. */
+static void drop_prompt(struct req *r)
+{
+	int stream = r->creq.stream;
+
+	if (r->route->response != RESP_OPENAI_CHAT &&
+	    r->route->response != RESP_ANTHROPIC)
+		return;
+	chat_request_release(&r->creq);
+	r->creq.stream = stream;
+	cJSON_Delete(r->json);
+	r->json = NULL;
+}
+
 void start_chat(struct req *r)
 {
 	struct llm_opts lo;
@@ -282,6 +299,7 @@ void start_chat(struct req *r)
 		return;
 	}
 	snprintf(r->model, sizeof(r->model), "%s", chat_progress(r->chat)->model);
+	drop_prompt(r);
 	if (r->creq.stream) {
 		start_stream(r, r->route->response == RESP_OPENAI_CHAT ? STREAM_OPENAI :
 			     r->route->response == RESP_ANTHROPIC ? STREAM_ANTHROPIC :

@@ -34,6 +34,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -237,6 +238,9 @@ static void route_body(struct req *r)
 		reply_json(r, 422, o);
 		return;
 	}
+	/* Read: a held stream keeps its prompt once, not once more as the
+	 * bytes it came in. */
+	buf_release(&r->body);
 	if (schema_validate(r->route->request, j, &ve)) {
 		reply_validation(r, &ve);
 		verrors_release(&ve);
@@ -1079,6 +1083,11 @@ int server_run(const struct server_opts *o, const struct config *cfg,
 	sigset_t mask, old;
 	int rc = -1, port = 0, ufd = -1, masked = 0;
 
+	/* A prompt of 128 KiB or more gets pages of its own, given back when
+	 * it is freed: without this, glibc raises the threshold after the
+	 * first such block is freed, and the bursts of big uploads leave
+	 * their memory to the process for good. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	if (o->tcp && !is_loopback(host) && !o->nkeys && !o->insecure_no_auth)
 		return err_set(e, ERR_USAGE,
 			       "refusing to listen on %s without an API key: set --api-key or AICHAT_API_KEYS, or pass --insecure-no-auth",

@@ -129,6 +129,18 @@ void buf_truncate(struct buf *b, size_t n)
 	}
 }
 
+void buf_fit(struct buf *b)
+{
+	if (!b->cap || b->cap == b->len + 1)
+		return;
+	if (!b->len) {
+		buf_release(b);
+		return;
+	}
+	b->ptr = xrealloc(b->ptr, b->len + 1);
+	b->cap = b->len + 1;
+}
+
 char *buf_detach(struct buf *b)
 {
 	char *p;

@@ -26,11 +26,12 @@ enum op {
 	OP_CLEAR,
 	OP_RELEASE,
 	OP_DETACH,      /* must return s */
+	OP_FIT,         /* buf_fit(b): cap must be len + 1 (0 when empty) */
 };
 
 static const char *const op_names[] = {
 	"end", "append", "appends", "putc", "printf", "grow", "consume",
-	"truncate", "clear", "release", "detach",
+	"truncate", "clear", "release", "detach", "fit",
 };
 
 struct step {
@@ -165,6 +166,17 @@ static const struct buf_case cases[] = {
 		DOL(OP_PRINTF, "", 0, -1, LONGSTR "", 64),
 		DOL(OP_APPENDS, LONGSTR, 0, -1, LONGSTR "", 64),
 	} },
+	{ "fit after growth, then growth again", 0, {
+		DO(OP_FIT, NULL, 0, 0, ""),
+		DO(OP_APPENDS, LONGSTR, 0, 0, LONGSTR),
+		DO(OP_TRUNCATE, NULL, 10, 0, "0123456789"),
+		DO(OP_FIT, NULL, 0, 0, "0123456789"),
+		DO(OP_FIT, NULL, 0, 0, "0123456789"),
+		DO(OP_PUTC, NULL, 'x', 0, "0123456789x"),
+		DO(OP_CLEAR, NULL, 0, 0, ""),
+		DO(OP_FIT, NULL, 0, 0, ""),
+		DO(OP_APPENDS, "ab", 0, 0, "ab"),
+	} },
 	{ "size overflow", 0, {
 		DO(OP_GROW, NULL, SIZE_MAX, -1, ""),
 		DO(OP_APPENDS, "a", 0, 0, "a"),
@@ -202,6 +214,9 @@ static int step_run(struct buf *b, const struct step *st, char **detached)
 		return 0;
 	case OP_DETACH:
 		*detached = buf_detach(b);
+		return 0;
+	case OP_FIT:
+		buf_fit(b);
 		return 0;
 	case OP_END:
 		break;
@@ -268,6 +283,8 @@ static void check_case(const struct buf_case *c)
 			why = "detach returned the wrong string";
 		if (!why && st->op == OP_DETACH && b.cap != 0)
 			why = "detach kept the storage";
+		if (!why && st->op == OP_FIT && b.cap != (b.len ? b.len + 1 : 0))
+			why = "fit kept room past the content";
 		if (!ok(!why, "%s: step %zu %s", c->name, i + 1, op_names[st->op]))
 			printf("#   %s (rc %d, len %zu, content '%s')\n", why, rc,
 			       b.len, b.ptr ? b.ptr : "(null)");
