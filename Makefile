@@ -123,9 +123,11 @@ bench: $(BIN) $(BUILD)/bench/ragbench
 	@bench/run.sh
 
 # The serve part alone: aichat serve against nginx and the mock upstream
-# (bench/serve.sh; installs Debian's nginx when it is missing).
+# (bench/serve.sh, then memory per held stream by prompt size,
+# bench/prompt_rss.sh; installs Debian's nginx when it is missing).
 bench-serve: $(BIN)
 	@bench/serve.sh
+	@bench/prompt_rss.sh
 
 # Times rag's own search code in one process (bench/rag.sh).
 $(BUILD)/bench/ragbench: bench/ragbench.c $(OBJS)

@@ -19,6 +19,9 @@ echo
 echo "== serve: aichat serve under load vs nginx as a pure proxy vs the same load straight to a mock upstream =="
 bench/serve.sh
 echo
+echo "== prompt_rss: memory per held stream by prompt size, aichat serve vs nginx =="
+bench/prompt_rss.sh
+echo
 echo "== batch: aichat batch against a 50 ms mock upstream vs the ideal wall time =="
 bench/batch.sh
 echo
