@@ -67,6 +67,28 @@ void jobs_free(struct jobs *j);
 int jobs_valid_id(const char *id);
 
 /*
+ * A job's callback, the same with either backend: its final status POSTed
+ * to its callback_url, until answered 2xx, at most JOBS_CB_ATTEMPTS
+ * times, JOBS_CB_BACKOFF_MS after the first failure and twice as long
+ * after each next one.
+ */
+#define JOBS_CB_ATTEMPTS 5
+#define JOBS_CB_BACKOFF_MS 1000
+/* The body: status without the callback's own state (owned; free()). */
+char *jobs_callback_body(const cJSON *status);
+/* 1 when the POST's answer r delivered the callback (2xx); else 0, and
+ * why in what ("HTTP 500", or the transport's error). */
+int jobs_callback_outcome(const struct transfer_result *r, char *what,
+			  size_t cap);
+/* POSTs body (borrowed until on_done or cancel) to url; the transfer, or
+ * NULL with e filled (no callback runs then). */
+struct transfer *jobs_callback_post(struct engine *eng, const char *url,
+				    const char *body, int64_t connect_ms,
+				    int64_t total_ms,
+				    const struct transfer_cbs *cbs, void *ud,
+				    struct err *e);
+
+/*
  * The answer of a call: status is the job's status object (owned by the
  * callee, NULL on error), results the finished items as JSON lines in
  * input order (jobs_results only), e the error when status is NULL.

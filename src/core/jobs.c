@@ -840,8 +840,6 @@ static void on_item(void *ud, void *tag, const struct chat_result *res)
  * its answer.
  */
 
-#define CB_ATTEMPTS 5
-#define CB_BACKOFF_MS 1000
 #define CB_SWEEP 16                   /* pending callbacks claimed at once */
 
 struct cbsend {
@@ -950,7 +948,7 @@ static void cb_record_done(void *arg, int rc, int cancelled)
 	if (!cancelled && !cb->j->stopping) {
 		if (rc == 0 && o->applied && o->pending && !cb->lost)
 			cb->timer = loop_add_timer(engine_loop(cb->j->eng),
-						   (int64_t)CB_BACKOFF_MS << (o->attempts - 1),
+						   (int64_t)JOBS_CB_BACKOFF_MS << (o->attempts - 1),
 						   on_cb_timer, cb);
 		else
 			cb_free(cb);   /* delivered, failed, or not ours */
@@ -970,7 +968,7 @@ static void cb_attempted(struct cbsend *cb, int ok, const char *what)
 	snprintf(o->id, sizeof(o->id), "%s", cb->id);
 	o->owner = cb->j->owner;
 	o->ok = ok;
-	o->allowed = cb->hopeless ? 1 : CB_ATTEMPTS;
+	o->allowed = cb->hopeless ? 1 : JOBS_CB_ATTEMPTS;
 	snprintf(o->what, sizeof(o->what), "%s", what);
 	cb->recording = 1;
 	writer_submit(cb->j->w, &cb_record_ops, o, WRITER_ALWAYS);
@@ -979,36 +977,70 @@ static void cb_attempted(struct cbsend *cb, int ok, const char *what)
 static void callback_done(void *ud, struct transfer_result *r)
 {
 	struct cbsend *cb = ud;
-	char what[160] = "";
-	int ok = r->err.code == ERR_OK && r->status >= 200 && r->status < 300;
+	char what[160];
+	int ok = jobs_callback_outcome(r, what, sizeof(what));
 
 	cb->t = NULL;
-	if (!ok && r->err.code != ERR_OK)
-		snprintf(what, sizeof(what), "%.150s", r->err.msg);
-	else if (!ok)
-		snprintf(what, sizeof(what), "HTTP %ld", r->status);
 	cb_attempted(cb, ok, what);
 }
 
 static const struct transfer_cbs callback_cbs = { .on_done = callback_done };
 
-/* POSTs cb's body to its URL; the answer is counted in callback_done. */
-static void cb_send(struct cbsend *cb)
+char *jobs_callback_body(const cJSON *status)
+{
+	cJSON *copy = cJSON_Duplicate(status, 1);
+	char *body;
+
+	cJSON_DeleteItemFromObject(copy, "callback_status");
+	cJSON_DeleteItemFromObject(copy, "callback_attempts");
+	cJSON_DeleteItemFromObject(copy, "callback_error");
+	body = json_print(copy);
+	cJSON_Delete(copy);
+	return body;
+}
+
+int jobs_callback_outcome(const struct transfer_result *r, char *what,
+			  size_t cap)
+{
+	int ok = r->err.code == ERR_OK && r->status >= 200 && r->status < 300;
+
+	if (cap)
+		*what = '\0';
+	if (!ok && r->err.code != ERR_OK)
+		snprintf(what, cap, "%.150s", r->err.msg);
+	else if (!ok)
+		snprintf(what, cap, "HTTP %ld", r->status);
+	return ok;
+}
+
+struct transfer *jobs_callback_post(struct engine *eng, const char *url,
+				    const char *body, int64_t connect_ms,
+				    int64_t total_ms,
+				    const struct transfer_cbs *cbs, void *ud,
+				    struct err *e)
 {
 	static const char *const headers[] = {
 		"Content-Type: application/json", NULL
 	};
 	struct transfer_req req = { 0 };
+
+	req.url = url;
+	req.headers = headers;
+	req.body = body;
+	req.body_len = strlen(body);
+	req.connect_ms = connect_ms;
+	req.total_ms = total_ms;
+	err_clear(e);
+	return transfer_start(eng, &req, cbs, ud, e);
+}
+
+/* POSTs cb's body to its URL; the answer is counted in callback_done. */
+static void cb_send(struct cbsend *cb)
+{
 	struct err e;
 
-	req.url = cb->url;
-	req.headers = headers;
-	req.body = cb->body;
-	req.body_len = strlen(cb->body);
-	req.connect_ms = 5000;
-	req.total_ms = 10000;
-	err_clear(&e);
-	cb->t = transfer_start(cb->j->eng, &req, &callback_cbs, cb, &e);
+	cb->t = jobs_callback_post(cb->j->eng, cb->url, cb->body, 5000, 10000,
+				   &callback_cbs, cb, &e);
 	if (!cb->t)
 		cb_attempted(cb, 0, e.msg);
 }
@@ -1020,17 +1052,11 @@ static void cb_start(struct jobs *j, const char *id, const char *url,
 		     const cJSON *status, int hold)
 {
 	struct cbsend *cb = xcalloc(1, sizeof(*cb));
-	cJSON *copy = cJSON_Duplicate(status, 1);
 
-	/* The callback's own state is not part of what it reports. */
-	cJSON_DeleteItemFromObject(copy, "callback_status");
-	cJSON_DeleteItemFromObject(copy, "callback_attempts");
-	cJSON_DeleteItemFromObject(copy, "callback_error");
 	cb->j = j;
 	snprintf(cb->id, sizeof(cb->id), "%s", id);
 	cb->url = xstrdup(url);
-	cb->body = json_print(copy);
-	cJSON_Delete(copy);
+	cb->body = jobs_callback_body(status);
 	cb->next = j->cbs;
 	j->cbs = cb;
 	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {

@@ -911,8 +911,6 @@ static enum batch_next next_item(void *ud, void **tag,
 
 /* -- callbacks: at least once, under a claim -- */
 
-#define CB_ATTEMPTS 5
-#define CB_BACKOFF_MS 1000
 
 static void cb_free(struct cbsend *cb)
 {
@@ -941,17 +939,13 @@ static void callback_done(void *ud, struct transfer_result *r)
 {
 	struct cbsend *cb = ud;
 	struct rjobs *q = cb->q;
-	char what[160] = "", attempts[16], backoff[16];
+	char what[160], attempts[16], backoff[16];
 	const char *argv[7];
-	int ok = r->err.code == ERR_OK && r->status >= 200 && r->status < 300;
+	int ok = jobs_callback_outcome(r, what, sizeof(what));
 
 	cb->t = NULL;
-	if (!ok && r->err.code != ERR_OK)
-		snprintf(what, sizeof(what), "%.150s", r->err.msg);
-	else if (!ok)
-		snprintf(what, sizeof(what), "HTTP %ld", r->status);
-	snprintf(attempts, sizeof(attempts), "%d", cb->hopeless ? 1 : CB_ATTEMPTS);
-	snprintf(backoff, sizeof(backoff), "%d", CB_BACKOFF_MS);
+	snprintf(attempts, sizeof(attempts), "%d", cb->hopeless ? 1 : JOBS_CB_ATTEMPTS);
+	snprintf(backoff, sizeof(backoff), "%d", JOBS_CB_BACKOFF_MS);
 	argv[0] = q->prefix;
 	argv[1] = cb->job;
 	argv[2] = q->me;
@@ -969,21 +963,14 @@ static const struct transfer_cbs callback_cbs = { .on_done = callback_done };
 /* POSTs cb's body to its URL; its answer is counted in callback_done. */
 static void cb_send(struct cbsend *cb)
 {
-	static const char *const headers[] = {
-		"Content-Type: application/json", NULL
-	};
-	struct transfer_req req = { 0 };
+	/* Under the claim, so a live sender does not lose it. */
+	int64_t within = cb->q->vis_ms * 2 / 3;
 	struct err e;
 
-	req.url = cb->url;
-	req.headers = headers;
-	req.body = cb->body;
-	req.body_len = strlen(cb->body);
-	/* Under the claim, so a live sender does not lose it. */
-	req.connect_ms = cb->q->vis_ms * 2 / 3 < 5000 ? cb->q->vis_ms * 2 / 3 : 5000;
-	req.total_ms = cb->q->vis_ms * 2 / 3 < 10000 ? cb->q->vis_ms * 2 / 3 : 10000;
-	err_clear(&e);
-	cb->t = transfer_start(cb->q->eng, &req, &callback_cbs, cb, &e);
+	cb->t = jobs_callback_post(cb->q->eng, cb->url, cb->body,
+				   within < 5000 ? within : 5000,
+				   within < 10000 ? within : 10000,
+				   &callback_cbs, cb, &e);
 	if (!cb->t) {
 		struct transfer_result r = { 0 };
 		r.err = e;
@@ -1010,15 +997,11 @@ static void notify(struct rjobs *q, const redisReply *h, int hold)
 
 	if (!url || !id || !jobs_valid_id(id) || !(status = status_json(h)))
 		return;
-	/* The callback's own state is not part of what it reports. */
-	cJSON_DeleteItemFromObject(status, "callback_status");
-	cJSON_DeleteItemFromObject(status, "callback_attempts");
-	cJSON_DeleteItemFromObject(status, "callback_error");
 	cb = xcalloc(1, sizeof(*cb));
 	cb->q = q;
 	snprintf(cb->job, sizeof(cb->job), "%s", id);
 	cb->url = xstrdup(url);
-	cb->body = json_print(status);
+	cb->body = jobs_callback_body(status);
 	cJSON_Delete(status);
 	cb->next = q->cbs;
 	q->cbs = cb;
