@@ -38,15 +38,6 @@ nginx_setup
 say "  nginx: $NGINX_NOTE"
 start_upstream
 
-sum_rss() {  # sum_rss PID[,PID...]: summed VmRSS, KiB
-	local p sum=0 v
-	for p in ${1//,/ }; do
-		v=$(status_kib "$p" VmRSS)
-		sum=$((sum + ${v:-0}))
-	done
-	echo "$sum"
-}
-
 # body KIB: a chat request, streamed, whose user message is KIB KiB of text.
 body() {
 	python3 - "$1" <<-'EOF'

@@ -100,14 +100,6 @@ SIDE_NAME[nginx-1]="nginx, 1 worker"
 SIDE_NAME[nginx-auto]="nginx, worker_processes auto ($NPROC)"
 SIDE_NAME[aichat]="aichat serve, 1 loop"
 SIDE_NAME[aichat-w2]="aichat serve --workers 2"
-sum_rss() {  # sum_rss PID[,PID...]: summed VmRSS, KiB
-	local p sum=0 v
-	for p in ${1//,/ }; do
-		v=$(status_kib "$p" VmRSS)
-		sum=$((sum + ${v:-0}))
-	done
-	echo "$sum"
-}
 if [ -n "$NGINX_BIN" ]; then
 	for w in 1 auto; do
 		if nginx_start "$w" "$w"; then

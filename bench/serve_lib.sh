@@ -81,6 +81,15 @@ status_kib() {  # status_kib PID FIELD
 	awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
 
+sum_rss() {  # sum_rss PID[,PID...]: summed VmRSS, KiB
+	local p sum=0 v
+	for p in ${1//,/ }; do
+		v=$(status_kib "$p" VmRSS)
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+
 # Machine-wide busy and total jiffies, "busy total".
 machine_jiffies() {
 	awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i;

@@ -760,6 +760,8 @@ void stop_work(struct req *r);
  * workers that wait for one (a message to their loop).  conn_lock guards
  * the connection counts of --max-connections and --max-connections-per-ip
  * (with several workers the server counts them, not each daemon).
+ * models_lock guards the model list, apart from the slots every request
+ * takes.
  */
 struct hub {
 	pthread_mutex_t lock;
@@ -775,9 +777,10 @@ struct hub {
 	struct ip_count *ips;        /* open connections per address */
 	size_t nips, capips;
 	unsigned conns;
-	/* GET /v1/models, for a minute (under lock), and whether a worker
-	 * is listing them now (its waiters and every other worker's are
-	 * answered when it is done). */
+	/* GET /v1/models, for a minute, and whether a worker is listing
+	 * them now (its waiters and every other worker's are answered when
+	 * it is done); under models_lock. */
+	pthread_mutex_t models_lock;
 	struct models_cache models;
 	int models_listing;
 };

@@ -911,7 +911,6 @@ static enum batch_next next_item(void *ud, void **tag,
 
 /* -- callbacks: at least once, under a claim -- */
 
-
 static void cb_free(struct cbsend *cb)
 {
 	struct rjobs *q = cb->q;

@@ -93,8 +93,8 @@ static void add_pricing(const struct config *cfg, cJSON *e, const char *id)
 	cJSON_AddNumberToObject(o, "cache_write", (double)p.cache_write / 1e6);
 }
 
-/* The answer for list l; under the hub's lock (another worker may
- * replace the list). */
+/* The answer for list l; under the hub's models_lock (another worker
+ * may replace the list). */
 static cJSON *models_json(const struct config *cfg, const struct models_list *l)
 {
 	cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
@@ -128,9 +128,9 @@ static void models_ready(struct server *srv, void *data)
 
 		srv->models_waiters = r->models_next;
 		r->models_waiting = 0;
-		pthread_mutex_lock(&srv->hub->lock);
+		pthread_mutex_lock(&srv->hub->models_lock);
 		o = models_json(srv->cfg, srv->hub->models.list);
-		pthread_mutex_unlock(&srv->hub->lock);
+		pthread_mutex_unlock(&srv->hub->models_lock);
 		reply_json(r, 200, o);
 	}
 }
@@ -148,10 +148,10 @@ static void on_models(void *ud, struct models_list *l)
 		if (l->src[i].err.code != ERR_OK)
 			fprintf(stderr, "aichat: serve: models: %s: %s\n",
 				l->src[i].provider, l->src[i].err.msg);
-	pthread_mutex_lock(&h->lock);
+	pthread_mutex_lock(&h->models_lock);
 	models_cache_put(&h->models, l, loop_now_ms());
 	h->models_listing = 0;
-	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_unlock(&h->models_lock);
 	for (unsigned i = 0; i < h->n; i++)
 		if (h->w[i] != srv)
 			worker_post(h->w[i], models_ready, NULL);
@@ -164,9 +164,9 @@ void models_stop(struct server *srv)
 		return;
 	models_cancel(srv->models_job);
 	srv->models_job = NULL;
-	pthread_mutex_lock(&srv->hub->lock);
+	pthread_mutex_lock(&srv->hub->models_lock);
 	srv->hub->models_listing = 0;
-	pthread_mutex_unlock(&srv->hub->lock);
+	pthread_mutex_unlock(&srv->hub->models_lock);
 }
 
 void models_unwait(struct req *r)
@@ -193,13 +193,13 @@ void route_openai_models(struct req *r)
 	struct err e;
 
 	/* One list for every worker, and one listing at a time. */
-	pthread_mutex_lock(&h->lock);
+	pthread_mutex_lock(&h->models_lock);
 	l = models_cache_get(&h->models, loop_now_ms());
 	if (l)
 		o = models_json(srv->cfg, l);
 	else if (!h->models_listing)
 		start = h->models_listing = 1;
-	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_unlock(&h->models_lock);
 	if (o) {
 		reply_json(r, 200, o);
 		return;
@@ -209,9 +209,9 @@ void route_openai_models(struct req *r)
 		srv->models_job = models_start(srv->eng, srv->cfg, NULL, 0, on_models,
 					       srv, &e);
 		if (!srv->models_job) {
-			pthread_mutex_lock(&h->lock);
+			pthread_mutex_lock(&h->models_lock);
 			h->models_listing = 0;
-			pthread_mutex_unlock(&h->lock);
+			pthread_mutex_unlock(&h->models_lock);
 			reply_error(r, &e);
 			return;
 		}

@@ -134,6 +134,7 @@ void hub_init(struct hub *h, unsigned n)
 	memset(h, 0, sizeof(*h));
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_init(&h->conn_lock, NULL);
+	pthread_mutex_init(&h->models_lock, NULL);
 	h->n = n;
 	h->waiters = xcalloc(n, sizeof(*h->waiters));
 	h->w = xcalloc(n, sizeof(*h->w));
@@ -146,6 +147,7 @@ void hub_release(struct hub *h)
 	free(h->w);
 	free(h->ips);
 	models_cache_release(&h->models);
+	pthread_mutex_destroy(&h->models_lock);
 	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->conn_lock);
 }
